@@ -1,0 +1,108 @@
+"""Face detection with OpenCV's Haar cascade (shipped inside the OpenCV wheel)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, ImageError
+
+CASCADE_FILE = "haarcascade_frontalface_default.xml"
+
+
+def cascade_path() -> Path:
+    import cv2
+
+    return Path(cv2.data.haarcascades) / CASCADE_FILE
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Haar cascade parameters. ``detect_width`` downscales wide frames before detection
+    (boxes are mapped back to full-size pixels); ``None`` detects on the full image."""
+
+    scale_factor: float = 1.1
+    min_neighbors: int = 5
+    min_size: int = 30  # smallest face, in pixels of the full-size image
+    detect_width: int | None = None
+
+    def validate(self) -> None:
+        if not 1.01 <= self.scale_factor <= 2.0:
+            raise ConfigError("scale_factor must lie between 1.01 and 2.0.")
+        if not 0 <= self.min_neighbors <= 50:
+            raise ConfigError("min_neighbors must lie between 0 and 50.")
+        if not 8 <= self.min_size <= 4096:
+            raise ConfigError("min_size must lie between 8 and 4096 pixels.")
+        if self.detect_width is not None and not 96 <= self.detect_width <= 8192:
+            raise ConfigError("detect_width must lie between 96 and 8192 pixels, or be None.")
+
+
+class FaceDetector:
+    """Find faces in an RGB or grey image; returns (x, y, w, h) boxes clipped to the image."""
+
+    def __init__(self, settings: DetectorSettings | None = None, **overrides):
+        import cv2
+
+        settings = settings or DetectorSettings()
+        if overrides:
+            settings = DetectorSettings(**{**settings.__dict__, **overrides})
+        settings.validate()
+        self.settings = settings
+        self._cascade = cv2.CascadeClassifier(str(cascade_path()))
+        if self._cascade.empty():
+            raise RuntimeError(f"OpenCV could not load {cascade_path()}; reinstall "
+                               "opencv-python-headless<5.")
+        # CascadeClassifier.detectMultiScale is not documented as thread-safe.
+        self._lock = threading.Lock()
+
+    def detect_grey(self, grey: np.ndarray) -> list[tuple[int, int, int, int]]:
+        import cv2
+
+        if grey.ndim != 2 or grey.size == 0:
+            raise ImageError("Face detection needs a non-empty image.")
+        height, width = grey.shape
+        s = self.settings
+        scale = 1.0
+        small = grey
+        if s.detect_width is not None and width > s.detect_width:
+            scale = s.detect_width / width
+            small = cv2.resize(grey, (s.detect_width, max(1, int(round(height * scale)))),
+                               interpolation=cv2.INTER_AREA)
+        min_side = max(8, int(round(s.min_size * scale)))
+        if min(small.shape) < min_side:
+            return []
+        with self._lock:
+            found = self._cascade.detectMultiScale(
+                small, scaleFactor=s.scale_factor, minNeighbors=s.min_neighbors,
+                minSize=(min_side, min_side))
+        boxes = []
+        for x, y, w, h in (found if len(found) else []):
+            x0, y0 = int(round(x / scale)), int(round(y / scale))
+            x1, y1 = int(round((x + w) / scale)), int(round((y + h) / scale))
+            x0, y0 = max(0, x0), max(0, y0)
+            x1, y1 = min(width, x1), min(height, y1)
+            if x1 - x0 >= 2 and y1 - y0 >= 2:
+                boxes.append((x0, y0, x1 - x0, y1 - y0))
+        boxes.sort(key=lambda b: (b[0], b[1]))
+        return boxes
+
+    def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
+        return self.detect_grey(to_grey(image))
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ImageError(f"Expected a uint8 image, got {image.dtype}. Use fer_core.read_image.")
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_RGBA2GRAY)
+    raise ImageError(f"Expected an (H, W, 3) RGB image, got shape {image.shape}.")
