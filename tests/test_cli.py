@@ -1,0 +1,46 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from tests.conftest import ROOT
+
+
+def _run(*args, timeout=600):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "fer_core", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_evaluate_private_test_prints_report(fer2013_path, tmp_path):
+    result = _run("evaluate", "--split", "PrivateTest", "--data", str(fer2013_path),
+                  "--json", str(tmp_path / "r.json"))
+    assert result.returncode == 0, result.stderr
+    assert "images: 3589" in result.stdout and "macro-F1" in result.stdout
+    assert "disgust" in result.stdout and "confusion matrix" in result.stdout
+
+
+def test_predict_folder_reports_and_skips_bad_files(tmp_path, astronaut):
+    from PIL import Image
+
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(astronaut).save(folder / "astronaut.png")
+    Image.fromarray(np.full((100, 100, 3), 90, np.uint8)).save(folder / "sub" / "blank.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    out = tmp_path / "results.csv"
+    result = _run("predict", str(folder), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "files: 3, processed: 2, faces: 1, failed: 1" in result.stdout
+    assert "broken.jpg" in result.stdout
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert table.loc[table["file"].str.endswith("astronaut.png"), "label"].item() == "happy"
+
+
+def test_bad_dataset_path_is_a_message_not_a_traceback(tmp_path):
+    result = _run("evaluate", "--data", str(tmp_path / "missing.csv"))
+    assert result.returncode == 2
+    assert "error:" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from fer_core import EMOTIONS, FaceResult, FaceTracker, Recognizer, draw_results
+from fer_core.recognizer import iou
+
+
+def test_shipped_model_card_and_fast_path(shipped_model):
+    assert shipped_model.backend == "litert"
+    card = shipped_model.card
+    assert card["test"]["split"] == "PrivateTest" and card["test"]["n"] == 3589
+    assert card["written_by"].startswith("python -m fer_core evaluate")
+
+
+def test_astronaut_is_happy(astronaut, shipped_model):
+    results = Recognizer(shipped_model).analyze(astronaut)
+    assert len(results) == 1
+    face = results[0]
+    assert face.label == "happy"
+    assert len(face.probs) == 7 and abs(sum(face.probs) - 1) < 1e-5
+    x, y, w, h = face.box
+    assert 0 <= x and x + w <= 512 and 0 <= y and y + h <= 512
+
+
+def test_no_face_is_an_empty_list(shipped_model):
+    assert Recognizer(shipped_model).analyze(np.full((240, 320, 3), 128, np.uint8)) == []
+
+
+def test_all_faces_go_in_one_batch(astronaut, shipped_model, monkeypatch):
+    tiled = np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)  # two faces
+    recognizer = Recognizer(shipped_model)
+    calls = []
+    original = shipped_model.predict_faces
+    monkeypatch.setattr(shipped_model, "predict_faces",
+                        lambda crops: calls.append(len(crops)) or original(crops))
+    results = recognizer.analyze(tiled)
+    assert len(results) == 2 and calls == [2]
+
+
+def test_live_preset_finds_the_face(astronaut, shipped_model):
+    import cv2
+
+    frame = cv2.resize(astronaut, (640, 480))
+    results = Recognizer(shipped_model, preset="live").analyze(frame)
+    assert len(results) == 1
+
+
+def test_tracker_keeps_ids_and_smooths():
+    tracker = FaceTracker(smoothing=0.5)
+    a = np.eye(7)[3]
+    b = np.eye(7)[0]
+    first = tracker.update([FaceResult((10, 10, 50, 50), a.copy())])
+    second = tracker.update([FaceResult((12, 11, 50, 50), b.copy()),
+                             FaceResult((200, 10, 50, 50), b.copy())])
+    assert first[0].face_id == 1
+    assert second[0].face_id == 1 and second[1].face_id == 2
+    np.testing.assert_allclose(second[0].probs, 0.5 * a + 0.5 * b)
+    np.testing.assert_allclose(second[1].probs, b)
+
+
+def test_iou_and_drawing(astronaut):
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+    face = FaceResult((100, 100, 80, 80), np.eye(7)[3])
+    drawn = draw_results(astronaut, [face])
+    assert drawn.shape == astronaut.shape and not np.array_equal(drawn, astronaut)
+    assert face.as_dict()["label"] == "happy" and set(EMOTIONS) <= set(face.as_dict())
+
+
+def test_unknown_preset():
+    from fer_core import ConfigError
+
+    with pytest.raises(ConfigError):
+        Recognizer(preset="turbo")
