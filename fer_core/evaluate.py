@@ -98,7 +98,8 @@ def write_model_card(model_path, test_report: dict, *, split: str, flip_average:
             "run": run_dir.name, "config": config,
             "epochs_done": len(history), "best_epoch": state.get("best_epoch"),
             "best_val_accuracy": state.get("best_val_accuracy"),
-            "train_seconds": state.get("train_seconds"),
+            # Sum of the finished epochs' wall time (resumed runs included).
+            "train_seconds": round(sum(row.get("seconds", 0.0) for row in history), 1),
             "data": "FER2013 Training split (28,709 images)",
             "selection_split": "PublicTest (3,589 images)",
             "seed": config.get("seed"),
