@@ -325,12 +325,22 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     If ``run_dir`` (or ``config.run_name``) names an existing run with a ``last.keras``, the
     run resumes from the epoch after its last finished one.
     """
+    import contextlib
+    import shutil
+
     import keras
 
     config.validate()
+    strategy, is_chief, worker_index = distribution_from_env()
+    if strategy is not None and run_dir is None and not config.run_name:
+        raise ConfigError("Multi-worker training (TF_CONFIG is set) needs a run name (--name), "
+                          "the same on every worker.")
     if run_dir is None:
         run_dir = new_run_dir(config)
-    run_dir = Path(run_dir)
+    # The chief (or the only process) writes the run folder. Other workers read the chief's
+    # folder to resume, and write to a scratch folder that is removed when they finish.
+    read_dir = Path(run_dir)
+    run_dir = read_dir if is_chief else read_dir.parent / f".{read_dir.name}.worker{worker_index}"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / STOP_FILE).unlink(missing_ok=True)
     if dataset is None:
@@ -338,28 +348,34 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     x_train, y_train, x_val, y_val = prepare_splits(dataset, config)
 
     keras.utils.set_random_seed(config.seed)
-    state = read_json(run_dir / "state.json", {}) or {}
-    last = run_dir / "last.keras"
+    state = read_json(read_dir / "state.json", {}) or {}
+    last = read_dir / "last.keras"
     initial_epoch = 0
-    if last.is_file() and state.get("epochs_done"):
-        training_model = keras.saving.load_model(last, safe_mode=True)
-        initial_epoch = int(state["epochs_done"])
-        saved = read_json(run_dir / "config.json", {})
-        if saved and saved.get("architecture") != config.architecture:
-            raise ConfigError(f"Run {run_dir.name} was trained as {saved.get('architecture')}; "
-                              f"cannot resume it as {config.architecture}.")
-        inner = training_model.get_layer(config.architecture)
-    else:
-        inner = build_model(config.architecture, **config.model_kwargs)
-        training_model = keras.Sequential([make_augmenter(config), inner], name="trainer")
-        training_model.build((None, 48, 48, 1))
-        optimizer = keras.optimizers.AdamW(learning_rate=config.learning_rate,
-                                           weight_decay=config.weight_decay)
-        training_model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-            metrics=["accuracy"])
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        if last.is_file() and state.get("epochs_done"):
+            training_model = keras.saving.load_model(last, safe_mode=True)
+            initial_epoch = int(state["epochs_done"])
+            saved = read_json(read_dir / "config.json", {})
+            if saved and saved.get("architecture") != config.architecture:
+                raise ConfigError(f"Run {read_dir.name} was trained as "
+                                  f"{saved.get('architecture')}; cannot resume it as "
+                                  f"{config.architecture}.")
+            inner = training_model.get_layer(config.architecture)
+        else:
+            inner = build_model(config.architecture, **config.model_kwargs)
+            training_model = keras.Sequential([make_augmenter(config), inner], name="trainer")
+            training_model.build((None, 48, 48, 1))
+            optimizer = keras.optimizers.AdamW(learning_rate=config.learning_rate,
+                                               weight_decay=config.weight_decay)
+            training_model.compile(
+                optimizer=optimizer,
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
+                metrics=["accuracy"])
     write_json(run_dir / "config.json", asdict(config))
+    if not is_chief:
+        for name in ("history.csv", "state.json"):
+            if (read_dir / name).is_file():
+                shutil.copyfile(read_dir / name, run_dir / name)
 
     # History: keep exactly the epochs the checkpoint holds (no gap, no duplicate).
     history = [r for r in _read_history(run_dir / "history.csv")
@@ -388,11 +404,19 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
                                         "best_epoch": best["epoch"], "pid": os.getpid(),
                                         "updated": time.time()})
     started = time.time()
-    training_model.fit(
-        as_model_input(x_train), y_train_hot, sample_weight=weights[y_train],
-        validation_data=(as_model_input(x_val), y_val_hot),
-        batch_size=config.batch_size, epochs=config.epochs, initial_epoch=initial_epoch,
-        shuffle=True, callbacks=callbacks, verbose=verbose)
+    if strategy is None:
+        training_model.fit(
+            as_model_input(x_train), y_train_hot, sample_weight=weights[y_train],
+            validation_data=(as_model_input(x_val), y_val_hot),
+            batch_size=config.batch_size, epochs=config.epochs, initial_epoch=initial_epoch,
+            shuffle=True, callbacks=callbacks, verbose=verbose)
+    else:
+        _fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
+                          as_model_input(x_train), y_train_hot, weights[y_train],
+                          as_model_input(x_val), y_val_hot)
+    if not is_chief:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return read_dir
     stopped = (run_dir / STOP_FILE).exists() or (should_stop is not None and should_stop())
     final_state = read_json(run_dir / "state.json", {}) or {}
     final_state.update(status="stopped" if stopped else "finished",
@@ -412,6 +436,94 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
                       epochs_done=len(history))
         write_json(run_dir / "metrics.json", report)
     return run_dir
+
+
+def distribution_from_env():
+    """(strategy, is_chief, worker_index). Without TF_CONFIG: (None, True, 0).
+
+    With TF_CONFIG set (TensorFlow's cluster description), training runs data-parallel under
+    ``tf.distribute.MultiWorkerMirroredStrategy``. The chief is the task of type "chief", or
+    worker 0 when the cluster names no chief.
+    """
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None, True, 0
+    try:
+        tf_config = json.loads(raw)
+        task = tf_config["task"]
+        task_type, index = task["type"], int(task["index"])
+        cluster = tf_config["cluster"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"TF_CONFIG is not a valid cluster description: {exc}") from exc
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise ConfigError("Multi-worker training needs the TensorFlow backend.")
+    import tensorflow as tf
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    is_chief = task_type == "chief" or (task_type == "worker" and index == 0
+                                        and "chief" not in cluster)
+    return strategy, is_chief, index
+
+
+def _fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
+                      x_train, y_train, w_train, x_val, y_val):
+    """Data-parallel training loop under MultiWorkerMirroredStrategy.
+
+    Keras 3's ``fit`` fails under this strategy (keras-team/keras#20585), so the step is
+    written out: each worker computes gradients on its shard, ``strategy.run`` all-reduces
+    them, and the same run callback as ``fit`` writes checkpoints and history (chief only).
+    """
+    import tensorflow as tf
+
+    optimizer = training_model.optimizer
+    per_example_loss = type(training_model.loss)(label_smoothing=config.label_smoothing,
+                                                 reduction=None)
+    global_batch = config.batch_size
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+
+    @tf.function
+    def train_step(batch):
+        def replica_step(x, y, w):
+            with tf.GradientTape() as tape:
+                probs = training_model(x, training=True)
+                loss = tf.nn.compute_average_loss(per_example_loss(y, probs) * w,
+                                                  global_batch_size=global_batch)
+            variables = training_model.trainable_variables
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            hits = tf.cast(tf.equal(tf.argmax(probs, 1), tf.argmax(y, 1)), tf.float32)
+            return loss, tf.reduce_sum(hits), tf.cast(tf.shape(x)[0], tf.float32)
+
+        results = strategy.run(replica_step, args=batch)
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in results]
+
+    callback.set_model(training_model)
+    for epoch in range(initial_epoch, config.epochs):
+        callback.on_epoch_begin(epoch)
+        data = tf.data.Dataset.from_tensor_slices((x_train, y_train, w_train))
+        data = data.shuffle(len(x_train), seed=config.seed + epoch).batch(global_batch)
+        loss_sum = hits = seen = 0.0
+        steps = 0
+        for batch in strategy.experimental_distribute_dataset(data.with_options(options)):
+            loss, batch_hits, batch_seen = train_step(batch)
+            loss_sum, hits, seen = loss_sum + float(loss), hits + float(batch_hits), \
+                seen + float(batch_seen)
+            callback.on_train_batch_end(steps)
+            steps += 1
+            if training_model.stop_training:
+                break
+        # Weights are identical on every worker after the all-reduce, so each evaluates alone.
+        probs = np.concatenate([np.asarray(training_model(x_val[i:i + 256], training=False))
+                                for i in range(0, len(x_val), 256)])
+        val_loss = float(np.mean(per_example_loss(y_val, probs)))
+        val_accuracy = float(np.mean(probs.argmax(1) == y_val.argmax(1)))
+        callback.on_epoch_end(epoch, {"loss": loss_sum / max(steps, 1),
+                                      "accuracy": hits / max(seen, 1.0),
+                                      "val_loss": val_loss, "val_accuracy": val_accuracy})
+        if training_model.stop_training:
+            break
 
 
 def request_stop(run_dir: str | Path) -> None:
