@@ -68,7 +68,8 @@ def _as_rows(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim < 2:
         raise ValueError(f"expected (N, H, W) images, got shape {images.shape}")
-    return np.ascontiguousarray(images.reshape(len(images), -1))
+    width = int(np.prod(images.shape[1:]))
+    return np.ascontiguousarray(images.reshape(len(images), width))
 
 
 def find_flaws(images: np.ndarray, labels: np.ndarray, usage: np.ndarray | None = None,

@@ -19,7 +19,6 @@ Run folder files written here::
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -27,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from .errors import ConfigError, DatasetError, FerError, ModelError
@@ -98,7 +98,8 @@ def _reap(pid: int) -> None:
         pass
 
 
-def _spawn(command: list[str], log_path: Path, job_path: Path, kind: str) -> dict:
+def _spawn(command: list[str], log_path: Path, job_path: Path, kind: str,
+           settings: dict | None = None) -> dict:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -115,7 +116,7 @@ def _spawn(command: list[str], log_path: Path, job_path: Path, kind: str) -> dic
     with _CHILDREN_LOCK:
         _CHILDREN[process.pid] = process
     job = {"kind": kind, "pid": process.pid, "command": command, "started": time.time(),
-           "log": log_path.name}
+           "log": log_path.name, "settings": settings or {}}
     write_json(job_path, job)
     return job
 
@@ -179,13 +180,43 @@ def start_training(*, data_path: str | os.PathLike, runs_dir: str | os.PathLike,
         command += ["--subset", str(config.train_subset)]
     if config.validation_subset:
         command += ["--val-subset", str(config.validation_subset)]
-    return _spawn(command, run_dir / TRAIN_LOG, run_dir / TRAIN_JOB, "train")
+    settings = {key: value for key, value in asdict(config).items()
+                if key not in ("runs_dir", "data_path", "model_kwargs")}
+    return _spawn(command, run_dir / TRAIN_LOG, run_dir / TRAIN_JOB, "train", settings)
 
 
 def _training_pid(run_dir: Path, job: dict | None, state: dict) -> int | None:
     if job and job.get("pid"):
         return int(job["pid"])
     return int(state["pid"]) if state.get("pid") else None
+
+
+def find_training_process(run_dir: str | os.PathLike) -> int | None:
+    """The pid of a ``python -m fer_core train`` process writing into ``run_dir``, found by
+    its command line (for runs started outside the app, e.g. from a terminal)."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover
+        return None
+    run_dir = Path(run_dir).resolve()
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            command = process.info["cmdline"] or []
+            if "fer_core" not in command or "train" not in command:
+                continue
+            if "--resume" in command:
+                target = command[command.index("--resume") + 1]
+            elif "--name" in command:
+                runs = command[command.index("--runs-dir") + 1] if "--runs-dir" in command \
+                    else "runs"
+                target = os.path.join(runs, command[command.index("--name") + 1])
+            else:
+                continue
+            if (Path(process.cwd()) / target).resolve() == run_dir:
+                return int(process.info["pid"])
+        except (psutil.Error, IndexError, OSError, ValueError):
+            continue
+    return None
 
 
 def is_training(run_dir: str | os.PathLike) -> bool:
@@ -237,7 +268,7 @@ def tail(path: str | os.PathLike, max_bytes: int = 4000, lines: int = 12) -> str
             text = handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    cleaned = [line.split("\r")[-1] for line in text.splitlines()]
+    cleaned = [line.split("\r")[-1] for line in text.split("\n")]
     cleaned = [line for line in cleaned if line.strip() and not _noise(line)]
     return "\n".join(cleaned[-lines:])
 
@@ -264,15 +295,21 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
     state = read_json(run_dir / "state.json", {}) or {}
     progress = read_json(run_dir / "progress.json", None)
     job = read_json(run_dir / TRAIN_JOB, None)
+    if not config and job:  # config.json is written once the data is loaded
+        config = dict(job.get("settings") or {})
     history = read_history(run_dir)
     pid = _training_pid(run_dir, job, state)
     alive = process_alive(pid)
+    if not alive and state.get("status") == "running" and run_dir.is_dir():
+        found = find_training_process(run_dir)  # a run started elsewhere, without job.json
+        if found:
+            pid, alive = found, True
     started = float(job["started"]) if job else None
     # Files from before this job started (a resumed run) do not describe it yet.
     fresh_state = bool(state) and (started is None or float(state.get("updated", 0)) >= started - 1)
     fresh_progress = bool(progress) and (started is None or
                                          float(progress.get("updated", 0)) >= started - 1)
-    epochs = int(state.get("epochs") or config.get("epochs") or
+    epochs = int(config.get("epochs") or state.get("epochs") or
                  (job_epochs(job) if job else 0) or 0)
     if alive:
         if (run_dir / STOP_FILE).exists():
@@ -283,15 +320,15 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
             phase = "starting"
     else:
         status = state.get("status")
-        if status in ("finished", "stopped") and fresh_state:
+        if job and not fresh_state:
+            # The latest job ended before it trained a batch: stopped by the user, or failed.
+            phase = "stopped" if job.get("terminated") else "failed"
+        elif status in ("finished", "stopped"):
             phase = status
-        elif status == "running" or (status in ("finished", "stopped") and not fresh_state
-                                      and len(history)):
-            phase = "interrupted" if status == "running" else status
-        elif job:
-            phase = "failed"
+        elif status == "running":
+            phase = "interrupted"
         else:
-            phase = status or "idle"
+            phase = "idle"
     epochs_done = int(state.get("epochs_done", len(history)) or 0)
     batch_fraction = None
     epoch_number = None
@@ -307,6 +344,13 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
             overall = min(epochs_done / epochs, 1.0)
     eta = estimate_eta(progress, history, epochs, now) if (
         fresh_progress and phase in ("training", "stopping")) else None
+    if eta is None and phase == "training" and history and epochs:
+        # No batch progress (a run from an older fer_core): whole epochs from their length.
+        recent = [float(row["seconds"]) for row in history[-3:] if row.get("seconds")]
+        if recent:
+            epoch_seconds = sum(recent) / len(recent)
+            elapsed = max(now - float(state.get("updated", now)), 0.0)
+            eta = max((epochs - epochs_done) * epoch_seconds - elapsed, 0.0)
     return {
         "name": run_dir.name, "path": str(run_dir), "phase": phase, "alive": alive, "pid": pid,
         "config": config, "state": state, "progress": progress if fresh_progress else None,
@@ -338,6 +382,9 @@ def stop_training(run_dir: str | os.PathLike) -> str:
         return "not running"
     if status["phase"] == "starting":
         # train() clears the STOP file when it starts, so a request now would be lost.
+        job = read_json(run_dir / TRAIN_JOB, None)
+        if job:
+            write_json(run_dir / TRAIN_JOB, {**job, "terminated": time.time()})
         _terminate(int(status["pid"]))
         return "terminated"
     request_stop(run_dir)

@@ -1,0 +1,206 @@
+"""The live page's frame processing, as plain Python (no streamlit here), so it is tested
+on real frames without a browser.
+
+``LiveProcessor`` is the ``video_frame_callback`` given to ``webrtc_streamer``: it runs on
+streamlit-webrtc's worker thread, analyses a frame (detect, classify, smooth per face), draws
+boxes and labels on it and publishes the latest result to a ``ResultHolder``. The page's
+script thread reads the holder a few times a second. Nothing here touches ``st.*``.
+
+Frames are dropped, not queued, when the model is slower than the camera: with
+``async_processing=True`` (streamlit-webrtc's default) the worker thread takes all frames
+that arrived while the previous one was processed and, as a ``video_frame_callback`` has no
+``recv_queued``, processes only the newest one (``CallbackAttachableProcessor.recv_queued``
+returns ``[self.recv(frames[-1])]``); the browser keeps getting the last processed frame
+in the meantime. The latency shown is therefore the time of one frame, never a growing queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fer_core import EMOTIONS, Recognizer, draw_results
+from fer_core.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+ICE_SERVERS_ENV = "FER_ICE_SERVERS"
+
+
+def rtc_configuration(environ=None) -> dict:
+    """The WebRTC configuration for both browser and server.
+
+    Default: no ICE servers at all (``{"iceServers": []}``): browser and app talk directly,
+    which works when both run on the same machine or LAN, and nothing is contacted outside.
+    Behind NAT or on a hosted server, set ``FER_ICE_SERVERS`` to a JSON list of ICE servers,
+    e.g. ``[{"urls": ["stun:stun.l.google.com:19302"]}]`` or, with TURN,
+    ``[{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}]``.
+    A list of URL strings is accepted too: ``["stun:stun.example.org:3478"]``.
+    """
+    environ = os.environ if environ is None else environ
+    raw = (environ.get(ICE_SERVERS_ENV) or "").strip()
+    if not raw:
+        return {"iceServers": []}
+    try:
+        servers = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{ICE_SERVERS_ENV} is not valid JSON ({exc}); expected a list such "
+                          'as [{"urls": ["stun:stun.l.google.com:19302"]}].') from exc
+    if isinstance(servers, dict) and "iceServers" in servers:
+        servers = servers["iceServers"]
+    if not isinstance(servers, list):
+        raise ConfigError(f"{ICE_SERVERS_ENV} must be a JSON list of ICE servers.")
+    normalised = []
+    for server in servers:
+        if isinstance(server, str):
+            server = {"urls": [server]}
+        if not isinstance(server, dict) or not server.get("urls"):
+            raise ConfigError(f"{ICE_SERVERS_ENV}: every ICE server needs \"urls\" "
+                              f"(got {server!r}).")
+        urls = server["urls"]
+        urls = [urls] if isinstance(urls, str) else list(urls)
+        if not all(isinstance(u, str) and u.split(":", 1)[0] in ("stun", "stuns", "turn", "turns")
+                   for u in urls):
+            raise ConfigError(f"{ICE_SERVERS_ENV}: ICE server URLs start with stun:, stuns:, "
+                              f"turn: or turns: (got {urls!r}).")
+        entry = {"urls": urls}
+        for key in ("username", "credential"):
+            if key in server:
+                entry[key] = str(server[key])
+        normalised.append(entry)
+    return {"iceServers": normalised}
+
+
+@dataclass
+class LiveSnapshot:
+    """The latest processed frame's results, as handed from the video thread to the page."""
+
+    faces: list[dict] = field(default_factory=list)  # face_id, box, label, confidence, probs
+    frame_index: int = 0
+    frame_size: tuple[int, int] = (0, 0)  # width, height
+    fps: float = 0.0  # frames processed per second (last few seconds)
+    latency_ms: float = 0.0  # one frame: decode, detect, classify, draw
+    detect_ms: float = 0.0
+    classify_ms: float = 0.0
+    updated: float = 0.0  # time.time() when published
+    error: str | None = None
+
+    @property
+    def top(self) -> dict | None:
+        """The most confident face (largest box on ties), or None."""
+        if not self.faces:
+            return None
+        return max(self.faces, key=lambda f: (f["box"][2] * f["box"][3], f["confidence"]))
+
+
+class ResultHolder:
+    """Lock-protected hand-over of the newest ``LiveSnapshot`` (the newest replaces the
+    older one: the page shows the present, not a backlog)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._snapshot: LiveSnapshot | None = None
+
+    def publish(self, snapshot: LiveSnapshot) -> None:
+        with self._lock:
+            self._snapshot = snapshot
+
+    def latest(self) -> LiveSnapshot | None:
+        with self._lock:
+            return self._snapshot
+
+    def clear(self) -> None:
+        with self._lock:
+            self._snapshot = None
+
+
+class LiveProcessor:
+    """``video_frame_callback``: av.VideoFrame in, annotated av.VideoFrame out.
+
+    ``model``: an EmotionModel, a path or None (the shipped model). One processor per viewer
+    (its face tracker follows one video stream).
+    """
+
+    def __init__(self, model=None, smoothing: float = 0.5, holder: ResultHolder | None = None,
+                 fps_window_s: float = 3.0):
+        self.recognizer = Recognizer(model, preset="live", smoothing=smoothing)
+        self.holder = holder or ResultHolder()
+        self._times: deque = deque()
+        self._fps_window_s = fps_window_s
+        self._lock = threading.Lock()
+        self.frames = 0
+
+    @property
+    def model(self):
+        return self.recognizer.model
+
+    def set_smoothing(self, smoothing: float) -> None:
+        self.recognizer.set_smoothing(float(smoothing))
+
+    def reset(self) -> None:
+        """Forget tracked faces and timings (e.g. when the stream restarts)."""
+        with self._lock:
+            self.recognizer.tracker.reset()
+            self._times.clear()
+            self.frames = 0
+        self.holder.clear()
+
+    def process(self, rgb: np.ndarray) -> tuple[np.ndarray, LiveSnapshot]:
+        """Analyse one RGB frame; returns the annotated frame and the published snapshot."""
+        started = time.perf_counter()
+        error = None
+        try:
+            results = self.recognizer.analyze_stream(rgb)
+            annotated = draw_results(rgb, results)
+        except Exception as exc:  # one bad frame must not end the stream; the page shows it
+            logger.exception("live frame failed")
+            results, annotated, error = [], rgb, f"{type(exc).__name__}: {exc}"
+        finished = time.perf_counter()
+        timings = dict(self.recognizer.last_timings)
+        with self._lock:
+            self.frames += 1
+            self._times.append(finished)
+            while self._times and finished - self._times[0] > self._fps_window_s:
+                self._times.popleft()
+            span = self._times[-1] - self._times[0] if len(self._times) > 1 else 0.0
+            fps = (len(self._times) - 1) / span if span > 0 else 0.0
+            index = self.frames
+        snapshot = LiveSnapshot(
+            faces=[{"face_id": r.face_id, "box": tuple(int(v) for v in r.box), "label": r.label,
+                    "confidence": float(r.confidence),
+                    "probs": [float(p) for p in r.probs]} for r in results],
+            frame_index=index, frame_size=(int(rgb.shape[1]), int(rgb.shape[0])), fps=fps,
+            latency_ms=(finished - started) * 1e3,
+            detect_ms=float(timings.get("detect_ms", 0.0)),
+            classify_ms=float(timings.get("classify_ms", 0.0)),
+            updated=time.time(), error=error)
+        self.holder.publish(snapshot)
+        return annotated, snapshot
+
+    def __call__(self, frame):
+        import av
+
+        rgb = frame.to_ndarray(format="rgb24")
+        annotated, _ = self.process(rgb)
+        out = av.VideoFrame.from_ndarray(np.ascontiguousarray(annotated), format="rgb24")
+        out.pts, out.time_base = frame.pts, frame.time_base
+        return out
+
+
+def describe_faces(snapshot: LiveSnapshot | None) -> list[str]:
+    """One line per face, most confident first: ``face #1: happy (88%)``."""
+    if snapshot is None:
+        return []
+    faces = sorted(snapshot.faces, key=lambda f: -f["confidence"])
+    return [f"face #{f['face_id']}: {f['label']} ({f['confidence'] * 100:.0f}%)" for f in faces]
+
+
+__all__ = ["LiveProcessor", "ResultHolder", "LiveSnapshot", "rtc_configuration",
+           "describe_faces", "ICE_SERVERS_ENV", "EMOTIONS"]

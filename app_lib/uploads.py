@@ -1,0 +1,156 @@
+"""Photo and video analysis for the upload page, as plain functions (no streamlit here)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fer_core import EMOTIONS, FerError, Recognizer, draw_results, read_image
+from fer_core.faces import DetectorSettings
+from fer_core.image import encode_png
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
+VIDEO_TYPES = ["mp4", "avi", "mov", "webm"]
+# Photos: the "photo" preset (full resolution, best recall) up to 2048 px wide; wider photos
+# are scaled down for detection only (a 24 MP photo would take many seconds otherwise).
+PHOTO_DETECTOR = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30,
+                                  detect_width=2048)
+VIDEO_DETECTOR = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30,
+                                  detect_width=960)
+PREVIEW_WIDTH = 1600  # annotated previews are scaled down to this width for the page
+RESULT_COLUMNS = ["file", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS]
+
+
+def kind_of(name: str) -> str:
+    """``"image"``, ``"video"`` or ``"unknown"`` from a file name's suffix."""
+    suffix = Path(name).suffix.lower().lstrip(".")
+    if suffix in IMAGE_TYPES:
+        return "image"
+    if suffix in VIDEO_TYPES:
+        return "video"
+    return "unknown"
+
+
+@dataclass
+class PhotoResult:
+    name: str
+    error: str | None = None  # why the file could not be analysed (a user-facing message)
+    width: int = 0
+    height: int = 0
+    faces: list[dict] = field(default_factory=list)  # FaceResult.as_dict() rows, face = 1..n
+    preview_png: bytes | None = None  # annotated, at most PREVIEW_WIDTH wide
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def rows(self) -> list[dict]:
+        return [{"file": self.name, **face} for face in self.faces]
+
+    def as_json(self, model_name: str = "") -> dict:
+        return {"file": self.name, "width": self.width, "height": self.height,
+                "model": model_name, "faces": self.faces, "error": self.error}
+
+
+def photo_recognizer(model) -> Recognizer:
+    return Recognizer(model, detector_settings=PHOTO_DETECTOR)
+
+
+def video_recognizer(model) -> Recognizer:
+    return Recognizer(model, detector_settings=VIDEO_DETECTOR)
+
+
+def _face_rows(results) -> list[dict]:
+    rows = []
+    for index, result in enumerate(results, start=1):
+        result.face_id = index
+        row = result.as_dict()
+        row.pop("face_id", None)
+        rows.append({"face": index, **row})
+    return rows
+
+
+def preview(rgb: np.ndarray, width: int = PREVIEW_WIDTH) -> np.ndarray:
+    import cv2
+
+    if rgb.shape[1] <= width:
+        return rgb
+    height = max(1, int(round(rgb.shape[0] * width / rgb.shape[1])))
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def analyze_photo(data: bytes, name: str, recognizer: Recognizer) -> PhotoResult:
+    """Decode and analyse one uploaded photo. A file that is not a readable image gives a
+    PhotoResult with ``error`` set (never an exception), so other files still get results."""
+    started = time.perf_counter()
+    try:
+        rgb = read_image(named_bytes(data, name))
+    except FerError as exc:
+        return PhotoResult(name, error=str(exc))
+    results = recognizer.analyze(rgb)
+    faces = _face_rows(results)
+    annotated = draw_results(rgb, results) if results else rgb
+    return PhotoResult(name, width=int(rgb.shape[1]), height=int(rgb.shape[0]), faces=faces,
+                       preview_png=encode_png(preview(annotated)),
+                       seconds=time.perf_counter() - started)
+
+
+def annotated_png(data: bytes, faces: list[dict]) -> bytes:
+    """Full-size annotated PNG of a photo from its bytes and analysed faces (for downloads)."""
+    from fer_core.recognizer import FaceResult
+
+    rgb = read_image(data)
+    results = [FaceResult((f["x"], f["y"], f["w"], f["h"]),
+                          np.array([f[e] for e in EMOTIONS], dtype=np.float64), f["face"])
+               for f in faces]
+    return encode_png(draw_results(rgb, results))
+
+
+def named_bytes(data: bytes, name: str) -> io.BytesIO:
+    """Bytes as a file object with a name, so error messages name the user's file."""
+    handle = io.BytesIO(data)
+    handle.name = name
+    return handle
+
+
+def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> bytes:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns or RESULT_COLUMNS)
+    return frame.to_csv(index=False).encode("utf-8")
+
+
+def to_json_bytes(payload) -> bytes:
+    def default(value):
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        raise TypeError(type(value).__name__)
+
+    return json.dumps(payload, indent=2, default=default).encode("utf-8")
+
+
+def frames_to_json(frames, info: dict, segments, model_name: str, every: int) -> bytes:
+    """Video results as JSON: the video's facts, per-frame faces and the segment summary."""
+    payload = {
+        "model": model_name, "every": every, "video": info,
+        "frames": json.loads(frames.to_json(orient="records")),
+        "segments": json.loads(segments.to_json(orient="records")),
+    }
+    return to_json_bytes(payload)
+
+
+def as_png_bytes(rgb: np.ndarray) -> bytes:
+    return encode_png(rgb)
+
+
+__all__ = ["IMAGE_TYPES", "VIDEO_TYPES", "PhotoResult", "analyze_photo", "annotated_png",
+           "rows_to_csv", "to_json_bytes", "frames_to_json", "kind_of", "photo_recognizer",
+           "video_recognizer", "named_bytes"]

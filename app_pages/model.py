@@ -1,0 +1,156 @@
+"""The model card: measured quality and speed, how it was trained, and what it cannot do."""
+
+import pandas as pd
+import streamlit as st
+
+from app_lib.charts import confusion_figure, per_class_figure
+from app_lib.common import active_model, card_metrics, percent
+from fer_core import EMOTIONS, FerError
+
+st.title("Model card")
+
+try:
+    active = active_model()
+except FerError as exc:
+    st.error(str(exc), icon=":material/error:")
+    st.stop()
+
+model = active.model
+card = active.card
+metrics = card_metrics(card)
+test = card.get("test") or {}
+split = metrics["split"] or "test"
+
+st.markdown(f"**{model.name}** · architecture `{card.get('architecture') or '?'}` · backend "
+            f"`{model.backend}` · "
+            + ("shipped with the app" if active.source == "shipped" else "trained in this app"))
+
+if not card:
+    st.info(f"This model has no model card ({model.path.stem}.card.json), so nothing about its "
+            "quality has been measured. Evaluate it on the Training page, or run "
+            f"`python -m fer_core evaluate --model {model.path} --write-card`.",
+            icon=":material/info:")
+else:
+    st.subheader(f"Quality on FER2013 {split}")
+    columns = st.columns(4)
+    columns[0].metric("Accuracy", percent(metrics["accuracy"]),
+                      help="Share of images whose most likely emotion is the labelled one.")
+    columns[1].metric("Macro-F1", f"{metrics['macro_f1']:.3f}"
+                      if metrics["macro_f1"] is not None else "—",
+                      help="F1 averaged over the seven classes: the rare ones count fully.")
+    columns[2].metric("Test images", f"{test.get('n', 0):,}")
+    columns[3].metric("Flip averaging", "on" if card.get("flip_average") else "off",
+                      help="Each face is also classified mirrored and the two results are "
+                           "averaged (decided on PublicTest).")
+    if split == "PrivateTest":
+        st.caption("PrivateTest was used for this report only: checkpoints and settings were "
+                   "chosen on PublicTest, as in every published FER2013 result. For scale: "
+                   "chance is 14%, always answering 'happy' scores 24.5%, human agreement with "
+                   "the labels is about 65%, and the best published models reach about 73-76%.")
+    elif split == "PublicTest":
+        st.caption("Measured on PublicTest, the split used to choose between runs. The figure "
+                   "to report is PrivateTest: run `python -m fer_core evaluate --split "
+                   "PrivateTest --write-card` on the final model.")
+
+    per_class = test.get("per_class") or {}
+    if per_class:
+        st.subheader("Per class")
+        table = pd.DataFrame([{"emotion": e, **per_class.get(e, {})} for e in EMOTIONS])
+        st.dataframe(table, hide_index=True, column_config={
+            "emotion": st.column_config.TextColumn("emotion"),
+            "precision": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
+                                                         format="percent"),
+            "recall": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
+                                                      format="percent"),
+            "f1": st.column_config.ProgressColumn("F1", min_value=0.0, max_value=1.0,
+                                                  format="%.3f"),
+            "support": st.column_config.NumberColumn("test images", format="%d")})
+        st.caption("Precision: of the faces the model calls X, the share that are X. "
+                   "Recall: of the X faces, the share it finds. F1 combines the two.")
+        st.plotly_chart(per_class_figure(per_class), key="per-class",
+                        config={"displayModeBar": False})
+
+    matrix = test.get("confusion_matrix")
+    if matrix:
+        st.subheader("Confusion matrix")
+        normalise = st.toggle("Show shares of each true class", value=True, key="cm_normalise")
+        st.plotly_chart(confusion_figure(matrix, normalise), key="confusion",
+                        config={"displayModeBar": False})
+        st.caption("Rows: the labelled emotion; columns: the model's answer. The diagonal is "
+                   "right; look off the diagonal for what gets confused (fear with sad and "
+                   "surprise, disgust with angry, sad with neutral).")
+
+    st.subheader("Speed and size")
+    latency = card.get("latency") or {}
+    columns = st.columns(4)
+    one = latency.get("batch_1") or {}
+    many = latency.get("batch_32") or {}
+    columns[0].metric("One face", f"{one['median_ms']:.2f} ms" if one else "—",
+                      help=f"Median of {one.get('repeats', '?')} calls; 90% of calls within "
+                           f"{one.get('p90_ms', 0):.2f} ms." if one else None)
+    columns[1].metric("Per face in a batch of 32",
+                      f"{many['median_ms_per_face']:.2f} ms" if many else "—")
+    columns[2].metric("Parameters", f"{card.get('parameters', 0):,}")
+    files = card.get("files") or {}
+    columns[3].metric("File size", f"{files.get('keras', {}).get('bytes', 0) / 1e6:.1f} MB")
+    machine = card.get("machine") or {}
+    st.caption(f"Classifier only (face detection comes on top), backend "
+               f"`{one.get('backend', '?')}`, measured on {machine.get('processor', '?')} "
+               f"({machine.get('platform', '?')}).")
+
+    training = card.get("training") or {}
+    st.subheader("Training")
+    if training:
+        config = training.get("config") or {}
+        rows = {
+            "data": training.get("data"),
+            "training images used": (f"{config['train_subset']:,} (stratified subset)"
+                                     if config.get("train_subset") else "all"),
+            "model chosen on": training.get("selection_split"),
+            "epochs trained": training.get("epochs_done"), "best epoch": training.get("best_epoch"),
+            "best validation accuracy": percent(training.get("best_val_accuracy")),
+            "training time": (f"{training['train_seconds'] / 60:.0f} min"
+                              if training.get("train_seconds") else None),
+            "batch size": config.get("batch_size"), "learning rate": config.get("learning_rate"),
+            "schedule": config.get("schedule"), "label smoothing": config.get("label_smoothing"),
+            "class weighting": config.get("class_weighting"),
+            "augmentation": (f"flip {config.get('horizontal_flip')}, rotation "
+                             f"{config.get('rotation_degrees')}°, shift "
+                             f"{config.get('shift_fraction')}, zoom {config.get('zoom_fraction')}")
+            if config else None,
+            "seed": training.get("seed"),
+        }
+        st.table(pd.DataFrame([(k, str(v)) for k, v in rows.items() if v is not None],
+                              columns=["setting", "value"]).set_index("setting"))
+    else:
+        st.caption("The card does not say how the model was trained.")
+    selection = card.get("selection") or {}
+    if selection:
+        st.caption(f"Flip averaging was chosen on {selection.get('split')}: accuracy "
+                   f"{percent(selection.get('accuracy_plain'))} plain vs "
+                   f"{percent(selection.get('accuracy_flip_average'))} flip-averaged.")
+    with st.expander("The full model card (JSON)"):
+        st.json(card, expanded=False)
+
+st.subheader("What this model cannot do")
+st.markdown("""
+- **It reads expressions, not feelings.** A smile is labelled *happy* whether or not the person
+  is happy. People mask, exaggerate and differ in how they show emotion.
+- **It learnt from FER2013**: 48×48 grey images gathered by a web image search, many of them
+  posed or acted, mostly frontal, with a small age range and a skew towards lighter skin. Faces
+  unlike these — in profile, tilted, in dim or harsh light, partly hidden by hands, masks,
+  glasses or hair, very young or old — are classified less reliably, and the face detector
+  (frontal Haar cascade) may not find them at all.
+- **Seven categories are a simplification.** Real expressions are mixed and subtle; the model
+  must always pick among seven, and *neutral* absorbs much that is not.
+- **Some classes are weak.** *Disgust* has only 436 training images and is often missed or
+  confused with *angry*; *fear* is confused with *sad* and *surprise*. See the recall column above.
+- **The labels themselves are noisy.** Humans agree with FER2013's labels only about 65% of the
+  time, and the data holds blank images, duplicates and contradicting labels (see the Dataset
+  page), so no score here is exact.
+- **Expressions differ across cultures and people.** Labels given by one group of annotators
+  do not transfer evenly to everyone.
+- **Not for decisions about people.** Do not use it to judge job candidates, students,
+  patients, suspects or customers, to infer anyone's mental state, or for surveillance. It is a
+  tool to learn and explore with.
+""")

@@ -1,0 +1,289 @@
+"""Training: start runs in the background, watch them learn, evaluate, choose the app's model."""
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from app_lib.charts import history_figure
+from app_lib.common import active_model, data_path, percent, runs_dir, user_errors
+from fer_core import FerError, available_architectures
+from fer_core.jobs import (activate_run, evaluation_status, new_run_name, run_status,
+                           start_evaluation, start_training, stop_training, use_shipped_model)
+from fer_core.train import get_active_model, list_runs
+
+POLL_SECONDS = 2.0
+WATCHED_KEY = "watched_run"
+RUN_CHOICE_KEY = "run_choice"
+PHASE_LABELS = {
+    "starting": ":material/hourglass_top: starting (loading data)",
+    "training": ":material/play_circle: training", "stopping": ":material/pause_circle: stopping",
+    "finished": ":material/check_circle: finished", "stopped": ":material/stop_circle: stopped",
+    "interrupted": ":material/error: interrupted", "failed": ":material/cancel: failed",
+    "idle": ":material/radio_button_unchecked: idle",
+}
+ACTIVE_PHASES = ("starting", "training", "stopping")
+
+st.title("Training")
+st.caption("Train a model on FER2013 in a background process: this page stays responsive, and "
+           "you can close it and come back. Validation uses PublicTest; PrivateTest is kept "
+           "for the final report only.")
+
+runs = runs_dir()
+dataset = data_path()
+
+
+def duration(seconds) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def active_run_dir() -> Path | None:
+    """The run whose exported model is the app's active model, if any."""
+    path = get_active_model(runs)
+    if path is None:
+        return None
+    return path.parent.parent if path.parent.name == "export" else path.parent
+
+
+# ----------------------------------------------------------------------------- new run
+
+with st.expander("Start a new run", expanded=True, icon=":material/add_circle:"):
+    if dataset:
+        st.caption(f"Data: `{dataset}` (change it on the Dataset page).")
+    else:
+        st.info("Tell the app where FER2013 is first: on the Dataset page, or with the "
+                "FER2013_PATH environment variable.", icon=":material/folder_open:")
+    architectures = available_architectures()
+    with st.form("new_run", border=False):
+        first = st.columns(4)
+        architecture = first[0].selectbox(
+            "Architecture", architectures,
+            index=architectures.index("cnn_gru") if "cnn_gru" in architectures else 0,
+            help="cnn_gru: the shipped model's design (CNN features read by a GRU). "
+                 "mini_xception: smaller and faster. cnn_wide: cnn_gru without the GRU.")
+        epochs = first[1].number_input("Epochs", min_value=1, max_value=500, value=3, step=1)
+        batch_size = first[2].select_slider("Batch size", [16, 32, 64, 128, 256], value=64)
+        learning_rate = first[3].number_input("Learning rate", min_value=1e-5, max_value=0.5,
+                                              value=2e-3, step=5e-4, format="%.4f")
+        second = st.columns(3)
+        subset = second[0].number_input(
+            "Training images (0 = all 28,709)", min_value=0, max_value=30000, value=2000,
+            step=500, help="A stratified subset of Training, so a run finishes in minutes on a "
+                           "CPU. The shipped model used all of it.")
+        val_subset = second[1].number_input(
+            "Validation images (0 = all 3,589)", min_value=0, max_value=4000, value=500,
+            step=100, help="A stratified subset of PublicTest, checked after every epoch.")
+        name = second[2].text_input("Run name", value="",
+                                    placeholder="automatic: architecture-date-time",
+                                    help="Letters, digits, '_', '-' and '.'. Leave it empty for "
+                                         "a name made of the architecture and the time.")
+        submitted = st.form_submit_button("Start training", type="primary",
+                                          icon=":material/play_arrow:", disabled=not dataset)
+    if submitted:
+        name = name.strip() or new_run_name(architecture)
+        try:
+            start_training(data_path=dataset, runs_dir=runs, name=name,
+                           architecture=architecture, epochs=int(epochs),
+                           batch_size=int(batch_size), learning_rate=float(learning_rate),
+                           subset=int(subset) or None, val_subset=int(val_subset) or None)
+        except (FerError, OSError) as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            st.session_state[WATCHED_KEY] = name
+            st.session_state[RUN_CHOICE_KEY] = name  # show the new run below
+            st.success(f"Started run {name}. It first loads the data (tens of seconds), "
+                       "then trains.", icon=":material/rocket_launch:")
+    st.caption(f"Runs are stored in `{runs.resolve()}` (set FER_RUNS_DIR to change it). "
+               f"This machine has {os.cpu_count()} CPU cores; runs started at the same time "
+               "share them.")
+
+# ----------------------------------------------------------------------------- runs table
+
+summaries = list_runs(runs)
+if not summaries:
+    st.info("No runs yet. Start one above.", icon=":material/model_training:")
+else:
+    statuses = {s["name"]: run_status(s["path"]) for s in summaries}
+    evaluations = {name: evaluation_status(status["path"]) for name, status in statuses.items()}
+    current_active = active_run_dir()
+    table = pd.DataFrame([{
+        "run": name,
+        "active": current_active is not None and Path(status["path"]).resolve() ==
+        current_active.resolve(),
+        "status": status["phase"],
+        "architecture": status["config"].get("architecture", "?"),
+        "epochs": f"{status['epochs_done']}/{status['epochs'] or '?'}",
+        "best val acc": status["best_val_accuracy"] if (status["best_val_accuracy"] or -1) >= 0
+        else None,
+        "val macro-F1": (status["metrics"] or {}).get("macro_f1"),
+        "PublicTest acc": ((evaluations[name]["report"] or {}).get("accuracy")
+                           if evaluations[name]["phase"] == "done" else None),
+        "train images": status["config"].get("train_subset") or "all",
+    } for name, status in statuses.items()])
+    st.subheader("Runs")
+    st.dataframe(table, hide_index=True, column_config={
+        "active": st.column_config.CheckboxColumn("app model", width="small"),
+        "best val acc": st.column_config.NumberColumn(format="percent"),
+        "val macro-F1": st.column_config.NumberColumn(format="%.3f"),
+        "PublicTest acc": st.column_config.NumberColumn(format="percent")})
+
+    names = list(statuses)
+    watched = st.session_state.get(WATCHED_KEY)
+    default = names.index(watched) if watched in names else next(
+        (i for i, n in enumerate(names) if statuses[n]["phase"] in ACTIVE_PHASES), 0)
+    if st.session_state.get(RUN_CHOICE_KEY) not in names:
+        st.session_state[RUN_CHOICE_KEY] = names[default]
+    chosen = st.selectbox("Run", names, key=RUN_CHOICE_KEY,
+                          format_func=lambda n: f"{n} ({statuses[n]['phase']})")
+    run_dir = Path(statuses[chosen]["path"])
+    was_busy = (statuses[chosen]["phase"] in ACTIVE_PHASES) or evaluations[chosen]["alive"]
+    initial_phases = (statuses[chosen]["phase"], evaluations[chosen]["phase"])
+
+    def run_panel():
+        status = run_status(run_dir)
+        evaluation = evaluation_status(run_dir)
+        if was_busy and (status["phase"], evaluation["phase"]) != initial_phases:
+            st.rerun()  # a job started training or ended: refresh the table and buttons too
+        config = status["config"]
+        head = st.columns([2, 1, 1, 1])
+        head[0].markdown(f"**{status['name']}** · {PHASE_LABELS.get(status['phase'], status['phase'])}")
+        head[1].metric("Epochs", f"{status['epochs_done']}/{status['epochs'] or '?'}")
+        best = status["best_val_accuracy"]
+        head[2].metric("Best val accuracy", percent(best) if best is not None and best >= 0
+                       else "—", help=f"epoch {status['best_epoch']}" if status["best_epoch"]
+                       else None)
+        head[3].metric("Time left", duration(status["eta_seconds"])
+                       if status["phase"] in ("training", "stopping") else "—")
+        if status["phase"] in ("training", "stopping"):
+            epoch = status["epoch"] or status["epochs_done"] + 1
+            st.progress(status["overall_fraction"] or 0.0,
+                        text=f"Run: {percent(status['overall_fraction'] or 0.0, 0)} · "
+                             f"ETA {duration(status['eta_seconds'])}")
+            progress = status["progress"]
+            if progress:
+                st.progress(status["batch_fraction"] or 0.0,
+                            text=f"Epoch {epoch}/{status['epochs']}: batch "
+                                 f"{progress.get('batch', 0)}/{progress.get('steps', '?')}")
+            else:
+                st.caption(f"Epoch {epoch}/{status['epochs']} is running; this run does not "
+                           "report its batches (it was started outside the app or by an older "
+                           "version), so progress moves one epoch at a time.")
+        elif status["phase"] == "starting":
+            st.progress(0.0, text="Loading FER2013 and building the model…")
+        if status["phase"] in ("failed", "interrupted"):
+            st.error("The training process ended before finishing"
+                     + (" (see the log below)." if status["log"] else ".")
+                     + (" Resume it to continue from its last full epoch."
+                        if status["epochs_done"] else ""), icon=":material/error:")
+        if status["history"]:
+            st.plotly_chart(history_figure(status["history"]), key=f"history-{status['name']}",
+                            config={"displayModeBar": False})
+        elif status["phase"] in ACTIVE_PHASES:
+            st.caption("The chart appears when the first epoch ends.")
+
+        buttons = [st.container(horizontal=True, gap="small")] * 3
+        if status["alive"]:
+            if buttons[0].button("Stop", key=f"stop-{status['name']}", icon=":material/stop:",
+                                 disabled=status["phase"] == "stopping",
+                                 help="Stops after the current batch; the last full epoch is "
+                                      "kept, and the run can be resumed."):
+                outcome = stop_training(run_dir)
+                st.toast({"requested": "Stopping after the current batch…",
+                          "terminated": "Stopped while loading data.",
+                          "not running": "The run had already ended."}[outcome])
+        elif status["epochs_done"] < (status["epochs"] or 0) and config:
+            if buttons[0].button("Resume", key=f"resume-{status['name']}",
+                                 icon=":material/play_arrow:", disabled=not dataset,
+                                 help="Continue from the last full epoch."):
+                try:
+                    start_training(
+                        data_path=dataset, runs_dir=runs, name=status["name"], resume=True,
+                        architecture=config.get("architecture", "cnn_gru"),
+                        epochs=int(config.get("epochs") or status["epochs"]),
+                        batch_size=int(config.get("batch_size", 64)),
+                        learning_rate=float(config.get("learning_rate", 2e-3)),
+                        subset=config.get("train_subset"), val_subset=config.get("validation_subset"))
+                    st.rerun()
+                except (FerError, OSError) as exc:
+                    st.error(str(exc), icon=":material/error:")
+        can_use_model = status["has_model"] and not evaluation["alive"]
+        if buttons[1].button("Evaluate on PublicTest", key=f"eval-{status['name']}",
+                             icon=":material/fact_check:",
+                             disabled=not (can_use_model and dataset and not status["alive"]),
+                             help="Accuracy, macro-F1, per-class scores and a model card for "
+                                  "this run's best model, in the background (about a minute)."):
+            try:
+                start_evaluation(run_dir, dataset, "PublicTest")
+                st.rerun()
+            except (FerError, OSError) as exc:
+                st.error(str(exc), icon=":material/error:")
+        if buttons[2].button("Use in the app", key=f"activate-{status['name']}",
+                             icon=":material/published_with_changes:", type="primary",
+                             disabled=not can_use_model,
+                             help="Exports the fast path of this run's best model and makes it "
+                                  "the model every page uses. The shipped model stays as it is."):
+            try:
+                with st.spinner("Exporting the fast path and switching the app's model…"):
+                    target = activate_run(run_dir, runs)
+                st.session_state["activation_message"] = f"The app now uses {target.stem}."
+                st.rerun(scope="app")
+            except (FerError, OSError) as exc:
+                st.error(str(exc), icon=":material/error:")
+
+        if evaluation["phase"] == "running":
+            st.info("Evaluating on PublicTest…  \n" + (evaluation["log"].splitlines()[-1]
+                                                       if evaluation["log"] else ""),
+                    icon=":material/hourglass_top:")
+        elif evaluation["phase"] == "failed":
+            st.error("The evaluation failed:\n\n```\n" + (evaluation["log"] or "no output")
+                     + "\n```", icon=":material/error:")
+        elif evaluation["phase"] == "done":
+            report = evaluation["report"]
+            st.markdown(f"**Evaluation on {report.get('split', 'PublicTest')}** "
+                        f"({report.get('n', 0):,} images): accuracy "
+                        f"**{percent(report.get('accuracy'))}**, macro-F1 "
+                        f"**{report.get('macro_f1', 0):.3f}**")
+            per_class = pd.DataFrame(report.get("per_class", {})).T
+            if not per_class.empty:
+                st.dataframe(per_class, column_config={
+                    c: st.column_config.NumberColumn(format="%.3f")
+                    for c in ("precision", "recall", "f1")})
+        if config:
+            with st.expander("Settings and log"):
+                shown = {k: v for k, v in config.items() if k not in ("model_kwargs",)}
+                st.json(shown, expanded=False)
+                if status["log"]:
+                    st.code(status["log"], language=None)
+
+    busy_now = was_busy
+    panel = st.fragment(run_panel, run_every=POLL_SECONDS) if busy_now else run_panel
+    with st.container(border=True):
+        panel()
+
+# ----------------------------------------------------------------------------- app model
+
+st.subheader("The app's model")
+message = st.session_state.pop("activation_message", None)
+if message:
+    st.success(message, icon=":material/check_circle:")
+with user_errors():
+    active = active_model()
+    if active.source == "run":
+        st.markdown(f"The app uses **{active.model.name}**, trained here.")
+        if st.button("Back to the shipped model", icon=":material/undo:"):
+            use_shipped_model(runs)
+            st.session_state["activation_message"] = "The app uses the shipped model again."
+            st.rerun()
+    else:
+        st.markdown(f"The app uses the shipped model **{active.model.name}**. Train a run and "
+                    "press *Use in the app* to switch; you can always come back.")

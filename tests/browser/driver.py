@@ -1,0 +1,236 @@
+"""Drive the app in Debian's Chromium with Playwright: one scenario per call, JSON result.
+
+Run by tests/browser/test_browser.py inside the test's network namespace (only ``lo``), e.g.::
+
+    ip netns exec fer-e2e python tests/browser/driver.py live --url http://127.0.0.1:8599 \
+        --out /tmp/shots --y4m /tmp/face.y4m
+
+Scenarios: ``pages`` (every page renders, no exception), ``upload`` (a photo gets a labelled
+face), ``live`` (fake webcam: START, then a box on the returned video, emotion bars and the
+top emotion). The last line printed is the JSON result; screenshots go to ``--out``.
+Waits are for elements or app states, never fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+# The first page is not the home page on purpose: the first visit after a server start goes
+# straight to a page URL (see app.py on why the pages are not in pages/).
+PAGES = ["model", "home", "live", "upload", "dataset", "training"]
+TITLES = {"home": "Facial emotion recognition", "live": "Live webcam",
+          "upload": "Photos & videos", "dataset": "Dataset explorer", "training": "Training",
+          "model": "Model card"}
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage"]
+WEBCAM_FLAGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                "--allow-loopback-in-peer-connection"]
+BOX_RGB = (40, 200, 80)  # fer_core.draw_results' box colour
+IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
+
+
+def launch(playwright, profile: str, y4m: str | None = None):
+    args = list(FLAGS)
+    if y4m:
+        args += WEBCAM_FLAGS + [f"--use-file-for-fake-video-capture={y4m}"]
+    # headless=True makes Playwright pass Chromium's (new) --headless mode.
+    return playwright.chromium.launch_persistent_context(
+        profile, executable_path=CHROMIUM, headless=True, args=args,
+        viewport={"width": 1400, "height": 1000}, ignore_default_args=["--mute-audio"])
+
+
+def wait_idle(page, timeout_s: float = 90.0) -> None:
+    """Wait until the Streamlit script has finished running (and was seen running or done)."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
+                           timeout=timeout_s * 1000, state="attached")
+
+
+def exceptions(page) -> list[str]:
+    return [e.inner_text()[:500] for e in page.query_selector_all('[data-testid="stException"]')]
+
+
+def errors(page) -> list[str]:
+    return [e.inner_text()[:300] for e in page.query_selector_all('[data-testid="stAlertContentError"]')]
+
+
+def shoot(page, path: Path) -> None:
+    """Screenshot the whole page: the viewport grows to the content's height first (Streamlit
+    scrolls inside its main container, so a plain full-page shot would stop at the fold)."""
+    charts = page.locator('[data-testid="stPlotlyChart"]')
+    for index in range(charts.count()):  # rendered charts have their SVG
+        chart = charts.nth(index)
+        if chart.is_visible():
+            chart.locator(".main-svg").first.wait_for(state="attached", timeout=30_000)
+    size = page.viewport_size
+    height = page.evaluate(
+        "Math.max(...Array.from(document.querySelectorAll('[data-testid=\"stMain\"], "
+        "[data-testid=\"stMainBlockContainer\"]')).map(e => e.scrollHeight), 0)")
+    page.set_viewport_size({"width": size["width"], "height": min(max(size["height"],
+                                                                       int(height) + 40), 9000)})
+    try:
+        # Let the resized layout paint: elements show skeletons until they are drawn.
+        try:
+            page.wait_for_function(
+                "!document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=15_000)
+        except Exception:  # a picture with a placeholder is still a picture
+            pass
+        page.wait_for_timeout(500)  # for the screenshot only, never for a test condition
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(size)
+
+
+def open_page(page, url: str, name: str, timeout_s: float = 90.0) -> None:
+    page.goto(f"{url}/{'' if name == 'home' else name}", wait_until="domcontentloaded",
+              timeout=timeout_s * 1000)
+    page.get_by_role("heading", name=TITLES[name]).first.wait_for(timeout=timeout_s * 1000)
+
+
+def scenario_pages(page, args) -> dict:
+    results = {}
+    for name in PAGES:
+        started = time.monotonic()
+        open_page(page, args.url, name)
+        if name != "live":  # the live page polls for results forever
+            wait_idle(page)
+        else:
+            page.wait_for_selector(IFRAME, timeout=60_000)
+        if name == "dataset" and args.expect_dataset:
+            page.get_by_text("Rows skipped").first.wait_for(timeout=120_000)
+            wait_idle(page)
+        shoot(page, Path(args.out) / f"{name}.png")
+        results[name] = {"exceptions": exceptions(page), "errors": errors(page),
+                         "seconds": round(time.monotonic() - started, 2),
+                         "sidebar": page.locator('[data-testid="stSidebar"]').inner_text()[:400]}
+    return {"pages": results}
+
+
+def scenario_upload(page, args) -> dict:
+    open_page(page, args.url, "upload")
+    wait_idle(page)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+        args.photo)
+    # The page writes the labels of the faces it found in bold above the bars.
+    label = page.locator('[data-testid="stMarkdownContainer"] strong', has_text=re.compile(r"#1 "))
+    label.first.wait_for(timeout=90_000)
+    wait_idle(page)
+    page.locator('[data-testid="stImage"] img').first.wait_for(timeout=30_000)
+    shoot(page, Path(args.out) / "upload_photo.png")
+    return {"labels": label.first.inner_text(), "exceptions": exceptions(page),
+            "errors": errors(page),
+            "charts": page.locator('[data-testid="stPlotlyChart"]').count(),
+            "downloads": page.locator('[data-testid="stDownloadButton"]').count()}
+
+
+def green_box_pixels(png: bytes) -> int:
+    """Pixels close to the box colour in a screenshot of the returned video."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    distance = np.abs(rgb - np.array(BOX_RGB)).sum(axis=2)
+    return int((distance < 90).sum())
+
+
+def scenario_live(page, args) -> dict:
+    open_page(page, args.url, "live")
+    page.wait_for_selector(IFRAME, timeout=90_000)
+    frame = page.frame_locator(IFRAME)
+    start = frame.get_by_role("button", name=re.compile(r"^start$", re.I))
+    start.wait_for(timeout=60_000)
+    started = time.monotonic()
+    start.click()
+    summary = page.locator(".st-key-live-summary")
+    # Within 30 s: the top emotion is shown, with the probability bars beside it.
+    summary.get_by_role("heading").first.wait_for(timeout=30_000)
+    bars = page.locator('[data-testid="stPlotlyChart"]')
+    bars.first.wait_for(timeout=30_000)
+    deadline = started + 30
+    top = summary.get_by_role("heading").first.inner_text().strip()
+    while top != "happy" and time.monotonic() < deadline:  # smoothing settles within frames
+        page.wait_for_timeout(250)
+        top = summary.get_by_role("heading").first.inner_text().strip()
+    seconds_to_result = round(time.monotonic() - started, 2)
+    video = frame.locator("video").first
+    video.wait_for(timeout=10_000)
+    # The box is drawn on the returned video: look for its colour in the video's pixels.
+    box_pixels = 0
+    while time.monotonic() < started + 45:
+        box_pixels = green_box_pixels(video.screenshot())
+        if box_pixels > 200:
+            break
+        page.wait_for_timeout(250)
+    page.screenshot(path=str(Path(args.out) / "live_streaming.png"), full_page=True)
+    metrics = page.locator('[data-testid="stMetric"]').all_inner_texts()
+    summary_text = summary.inner_text()
+    stop = frame.get_by_role("button", name=re.compile(r"^stop$", re.I))
+    if stop.count():
+        stop.first.click()
+    return {"top": top, "summary": summary_text, "bars": bars.count(),
+            "box_pixels": box_pixels, "seconds_to_result": seconds_to_result,
+            "metrics": metrics, "exceptions": exceptions(page), "errors": errors(page)}
+
+
+SCENARIOS = {"pages": scenario_pages, "upload": scenario_upload, "live": scenario_live}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--photo")
+    parser.add_argument("--y4m")
+    parser.add_argument("--expect-dataset", action="store_true")
+    args = parser.parse_args(argv)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    from playwright.sync_api import sync_playwright
+
+    profile = tempfile.mkdtemp(prefix="fer-chromium-")
+    result: dict = {"scenario": args.scenario}
+    try:
+        with sync_playwright() as playwright:
+            context = launch(playwright, profile, args.y4m if args.scenario == "live" else None)
+            try:
+                page = context.pages[0] if context.pages else context.new_page()
+                console: list[str] = []
+                page.on("console", lambda m: console.append(f"{m.type}: {m.text}"[:300])
+                        if m.type in ("error",) else None)
+                page.on("requestfailed", lambda r: console.append(
+                    f"request failed: {r.url[:200]} {r.failure}"))
+                page.on("response", lambda r: console.append(f"HTTP {r.status}: {r.url[:200]}")
+                        if r.status >= 400 else None)
+                try:
+                    result.update(SCENARIOS[args.scenario](page, args))
+                    result["ok"] = True
+                except Exception as exc:
+                    result.update(ok=False, error=f"{type(exc).__name__}: {exc}"[:3000],
+                                  traceback=traceback.format_exc()[-3000:])
+                    try:
+                        page.screenshot(path=str(Path(args.out) / f"{args.scenario}_failure.png"),
+                                        full_page=True)
+                        result["exceptions"] = exceptions(page)
+                    except Exception:
+                        pass
+                result["console_errors"] = console[-20:]
+            finally:
+                context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    print(json.dumps(result))
+    return 0 if result.get("ok") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

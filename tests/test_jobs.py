@@ -1,0 +1,221 @@
+"""fer_core.jobs: training and evaluation in background processes, read back from run folders."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fer_core.errors import ConfigError, DatasetError, ModelError
+from fer_core.jobs import (activate_run, active_model_choice, estimate_eta, evaluation_status,
+                           new_run_name, process_alive, run_status, start_evaluation,
+                           start_training, stop_training, tail, use_shipped_model)
+from fer_core.train import get_active_model
+
+
+def write_fer_csv(path: Path, per_class: int = 6, seed: int = 0) -> Path:
+    """A small FER2013-format CSV with every class in every split."""
+    rng = np.random.default_rng(seed)
+    lines = ["emotion,pixels,Usage"]
+    for usage in ("Training", "PublicTest", "PrivateTest"):
+        for label in range(7):
+            for _ in range(per_class):
+                # Class-dependent brightness, so a model can learn something.
+                pixels = np.clip(rng.normal(40 + 25 * label, 30, 48 * 48), 0, 255).astype(int)
+                lines.append(f"{label},{' '.join(map(str, pixels))},{usage}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def wait_until(condition, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def test_estimate_eta_from_batch_rate_and_epoch_length():
+    progress = {"epoch": 2, "epochs": 5, "batch": 10, "steps": 40, "epoch_started": 100.0,
+                "updated": 120.0}
+    history = [{"epoch": 1, "seconds": 100.0}]
+    # This epoch: 30 batches at 2 s, plus validation (100 - 40 * 2 = 20 s); then 3 x 100 s.
+    assert estimate_eta(progress, history, now=120.0) == pytest.approx(60 + 20 + 300)
+    assert estimate_eta(progress, history, now=130.0) == pytest.approx(370)
+    # Before any epoch finished: validation guessed at 10% of the training time.
+    assert estimate_eta(progress, [], now=120.0) == pytest.approx(60 + 8 + 3 * 88)
+    # The epoch's row is already written: only the later epochs remain.
+    done = {**progress, "batch": 40, "updated": 180.0}
+    assert estimate_eta(done, history + [{"epoch": 2, "seconds": 100.0}], now=180.0) == \
+        pytest.approx(300)
+    assert estimate_eta(None, history) is None
+    assert estimate_eta({"epoch": 1}, history) is None
+
+
+def fake_run(runs: Path, name: str, *, status="finished", epochs_done=2, epochs=2,
+             job_pid=None, job_started=None, updated=None) -> Path:
+    folder = runs / name
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"architecture": "cnn_gru",
+                                                    "epochs": epochs, "batch_size": 64}))
+    rows = ["epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds"]
+    rows += [f"{e},1.5,0.4,1.6,0.38,0.001,12.5" for e in range(1, epochs_done + 1)]
+    (folder / "history.csv").write_text("\n".join(rows) + "\n")
+    (folder / "state.json").write_text(json.dumps({
+        "epochs_done": epochs_done, "epochs": epochs, "best_val_accuracy": 0.38,
+        "best_epoch": epochs_done, "status": status, "updated": updated or time.time()}))
+    if job_pid is not None:
+        (folder / "job.json").write_text(json.dumps({
+            "pid": job_pid, "started": job_started or time.time() - 5,
+            "command": ["python", "-m", "fer_core", "train", "--epochs", str(epochs)]}))
+    return folder
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_run_status_phases_from_files(tmp_path):
+    finished = run_status(fake_run(tmp_path, "done"))
+    assert finished["phase"] == "finished" and not finished["alive"]
+    assert finished["epochs_done"] == 2 and finished["overall_fraction"] == 1.0
+    assert [row["epoch"] for row in finished["history"]] == [1.0, 2.0]
+    # A process that died while its state says "running": interrupted (resumable).
+    crashed = run_status(fake_run(tmp_path, "crashed", status="running", epochs_done=1,
+                                  epochs=3, job_pid=dead_pid(), job_started=time.time() - 60))
+    assert crashed["phase"] == "interrupted" and crashed["overall_fraction"] == pytest.approx(1 / 3)
+    # A job that ended before training started (nothing fresh in state.json): failed.
+    failed = fake_run(tmp_path, "failed", status="stopped", epochs_done=1, epochs=3,
+                      job_pid=dead_pid(), updated=time.time() - 3600)
+    (failed / "train.log").write_text("loading\rloading 50%\rerror: bad CSV row\n")
+    status = run_status(failed)
+    assert status["phase"] == "failed" and status["log"].endswith("error: bad CSV row")
+    assert stop_training(failed) == "not running"
+    assert run_status(tmp_path / "missing-folder")["phase"] == "idle"
+
+
+def test_tail_collapses_progress_lines(tmp_path):
+    log = tmp_path / "x.log"
+    log.write_text("I0000 oneDNN custom operations are on\nloading: 10%\rloading: 100%\nepoch 1\n")
+    assert tail(log) == "loading: 100%\nepoch 1"
+    assert tail(tmp_path / "nothing.log") == ""
+
+
+def test_start_training_refuses_bad_requests_before_starting(tmp_path):
+    data = write_fer_csv(tmp_path / "fer.csv", per_class=1)
+    runs = tmp_path / "runs"
+    with pytest.raises(DatasetError):
+        start_training(data_path=tmp_path / "missing.csv", runs_dir=runs, name="a")
+    with pytest.raises(DatasetError):
+        start_training(data_path="", runs_dir=runs, name="a")
+    with pytest.raises(ConfigError):
+        start_training(data_path=data, runs_dir=runs, name="../escape")
+    with pytest.raises(ConfigError):
+        start_training(data_path=data, runs_dir=runs, name="a", architecture="nope")
+    with pytest.raises(ConfigError):
+        start_training(data_path=data, runs_dir=runs, name="a", epochs=0)
+    with pytest.raises(ConfigError):
+        start_training(data_path=data, runs_dir=runs, name="a", resume=True)
+    (runs / "taken").mkdir(parents=True)
+    with pytest.raises(ConfigError):
+        start_training(data_path=data, runs_dir=runs, name="taken")
+    with pytest.raises(ModelError):
+        start_evaluation(runs / "taken", data)
+    assert not list((runs / "taken").iterdir())  # nothing was started
+    assert new_run_name("cnn_gru", 0).startswith("cnn_gru-19")
+
+
+def test_stopping_a_run_while_it_loads_ends_it(tmp_path):
+    data = write_fer_csv(tmp_path / "fer.csv", per_class=2)
+    runs = tmp_path / "runs"
+    job = start_training(data_path=data, runs_dir=runs, name="quick-stop", epochs=50)
+    assert process_alive(job["pid"])
+    assert run_status(runs / "quick-stop")["phase"] in ("starting", "training")
+    outcome = stop_training(runs / "quick-stop")
+    assert outcome in ("terminated", "requested")
+    wait_until(lambda: not process_alive(job["pid"]), 120, "the stopped run to end")
+    assert run_status(runs / "quick-stop")["phase"] == "stopped"
+
+
+@pytest.mark.timeout(900)
+def test_train_evaluate_activate_and_go_back(tmp_path):
+    """The Training page's whole path with real processes: a short run on a tiny CSV, its
+    evaluation, making it the app's model, and going back to the shipped model."""
+    data = write_fer_csv(tmp_path / "fer.csv")
+    runs = tmp_path / "runs"
+    job = start_training(data_path=data, runs_dir=runs, name="tiny", architecture="mini_xception",
+                         epochs=2, batch_size=16, learning_rate=0.01)
+    run_dir = runs / "tiny"
+    assert json.loads((run_dir / "job.json").read_text())["pid"] == job["pid"]
+    assert run_status(run_dir)["config"]["architecture"] == "mini_xception"  # before config.json
+    status = wait_until(lambda: (lambda s: s if s["phase"] not in ("starting", "training",
+                                                                   "stopping") else None)(
+        run_status(run_dir)), 600, "training to finish")
+    assert status["phase"] == "finished", status["log"]
+    assert status["epochs_done"] == 2 and len(status["history"]) == 2
+    assert set(status["history"][0]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert status["has_model"] and status["metrics"]["split"] == "PublicTest"
+    assert (run_dir / "train.log").read_text().count("epoch") >= 2
+
+    start_evaluation(run_dir, data)
+    with pytest.raises(ConfigError):
+        start_evaluation(run_dir, data)  # already running
+    evaluation = wait_until(lambda: (lambda e: e if e["phase"] != "running" else None)(
+        evaluation_status(run_dir)), 600, "the evaluation to finish")
+    assert evaluation["phase"] == "done", evaluation["log"]
+    assert evaluation["report"]["split"] == "PublicTest" and evaluation["report"]["n"] == 42
+    assert (run_dir / "best.card.json").is_file()
+
+    shipped = Path(__file__).resolve().parents[1] / "models" / "cnn_gru.keras"
+    shipped_stamp = shipped.stat().st_mtime_ns if shipped.exists() else None
+    target = activate_run(run_dir, runs)
+    assert target.parent == run_dir / "export" and target.suffix == ".keras"
+    assert target.with_suffix(".tflite").is_file()
+    card = json.loads(target.with_name(target.stem + ".card.json").read_text())
+    assert card["name"] == target.stem and card["test"]["split"] == "PublicTest"
+    assert get_active_model(runs) == target
+    assert active_model_choice(runs) == {"path": target, "problem": None}
+    from fer_core import Recognizer, load_model
+
+    model = load_model(target)
+    assert model.backend == "litert" and model.card["name"] == target.stem
+    assert Recognizer(model).analyze(np.full((120, 160, 3), 90, np.uint8)) == []
+    use_shipped_model(runs)
+    assert get_active_model(runs) is None
+    if shipped_stamp is not None:
+        assert shipped.stat().st_mtime_ns == shipped_stamp  # never overwritten
+
+
+def test_active_model_choice_reports_a_missing_model(tmp_path):
+    assert active_model_choice(tmp_path) == {"path": None, "problem": None}
+    (tmp_path / "active.json").write_text(json.dumps({"model": str(tmp_path / "gone.keras")}))
+    choice = active_model_choice(tmp_path)
+    assert choice["path"] is None and "no longer exists" in choice["problem"]
+    (tmp_path / "active.json").write_text("{not json")
+    assert "not a valid" in active_model_choice(tmp_path)["problem"]
+
+
+def test_a_run_started_elsewhere_is_followed_by_its_command_line(tmp_path):
+    """A run started from a terminal has no job.json and (after its first epoch) no pid in
+    state.json: its process is found by its command line instead."""
+    runs = tmp_path / "runs"
+    run_dir = fake_run(runs, "cli-run", status="running", epochs_done=1, epochs=4)
+    stand_in = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)", "-m", "fer_core", "train",
+         "--name", "cli-run", "--runs-dir", "runs"], cwd=str(tmp_path))
+    try:
+        status = run_status(run_dir)
+        assert status["phase"] == "training" and status["pid"] == stand_in.pid
+        assert status["eta_seconds"] == pytest.approx(3 * 12.5, abs=2)  # whole epochs left
+        assert run_status(fake_run(runs, "other", status="running"))["phase"] == "interrupted"
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+    assert run_status(run_dir)["phase"] == "interrupted"

@@ -1,0 +1,160 @@
+"""The live page's frame callback, as a plain function on real frames (no browser, no WebRTC)."""
+
+import asyncio
+import threading
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from app_lib.live import (ICE_SERVERS_ENV, LiveProcessor, ResultHolder, describe_faces,
+                          rtc_configuration)
+from fer_core import EMOTIONS
+from fer_core.errors import ConfigError
+
+BOX_RGB = np.array([40, 200, 80])  # the colour draw_results boxes faces with
+
+
+def webcam_frame(width=640, height=480) -> np.ndarray:
+    """The astronaut's smiling face as a 4:3 webcam frame."""
+    face = skimage.data.astronaut()[0:255, 60:400]
+    return cv2.resize(face, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def video_frame(rgb: np.ndarray, pts: int = 0) -> av.VideoFrame:
+    # A webcam frame as aiortc delivers it: YUV 4:2:0, with a timestamp.
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+    frame.pts = pts
+    frame.time_base = Fraction(1, 90000)
+    return frame
+
+
+def box_pixels(rgb: np.ndarray) -> int:
+    return int((np.abs(rgb.astype(int) - BOX_RGB).sum(axis=2) < 60).sum())
+
+
+@pytest.fixture(scope="module")
+def processor_factory():
+    def make(**kwargs):
+        return LiveProcessor(None, **kwargs)
+    return make
+
+
+def test_callback_draws_box_and_publishes_happy(processor_factory):
+    processor = processor_factory(smoothing=0.5)
+    rgb = webcam_frame()
+    out = processor(video_frame(rgb, pts=3000))
+    assert isinstance(out, av.VideoFrame)
+    assert (out.width, out.height) == (640, 480)
+    assert out.pts == 3000 and out.time_base is not None
+    annotated = out.to_ndarray(format="rgb24")
+    # A box of the box colour now surrounds the face; the input had no such pixels.
+    assert box_pixels(annotated) > 500 > box_pixels(rgb)
+    snapshot = processor.holder.latest()
+    assert snapshot is not None and snapshot.error is None
+    assert len(snapshot.faces) == 1
+    face = snapshot.faces[0]
+    assert face["label"] == "happy" and face["face_id"] == 1
+    assert len(face["probs"]) == len(EMOTIONS) and abs(sum(face["probs"]) - 1) < 1e-4
+    x, y, w, h = face["box"]
+    assert 150 < x + w / 2 < 500 and w > 100  # the face, in full-frame pixels
+    assert snapshot.frame_size == (640, 480)
+    assert snapshot.latency_ms > 0 and snapshot.detect_ms > 0 and snapshot.classify_ms > 0
+    assert snapshot.top["label"] == "happy"
+    assert describe_faces(snapshot)[0].startswith("face #1: happy")
+
+
+def test_stream_keeps_face_id_and_measures_fps(processor_factory):
+    processor = processor_factory(smoothing=0.8)
+    rgb = webcam_frame()
+    for index in range(4):
+        processor(video_frame(rgb, pts=index * 6000))
+    snapshot = processor.holder.latest()
+    assert snapshot.frame_index == 4
+    assert [f["face_id"] for f in snapshot.faces] == [1]  # tracked, not a new face each frame
+    assert snapshot.fps > 0
+    processor.set_smoothing(0.0)
+    assert processor.recognizer.tracker.smoothing == 0.0
+    with pytest.raises(ConfigError):
+        processor.set_smoothing(1.0)
+    processor.reset()
+    assert processor.holder.latest() is None and processor.frames == 0
+
+
+def test_frame_without_face_is_returned_unchanged(processor_factory):
+    processor = processor_factory()
+    grey = np.full((480, 640, 3), 120, np.uint8)
+    annotated, snapshot = processor.process(grey)
+    assert snapshot.faces == [] and snapshot.top is None
+    np.testing.assert_array_equal(annotated, grey)
+
+
+def test_a_failing_frame_does_not_end_the_stream(processor_factory):
+    processor = processor_factory()
+
+    def broken(_):
+        raise RuntimeError("detector exploded")
+
+    processor.recognizer.analyze_stream = broken
+    rgb = webcam_frame()
+    out = processor(video_frame(rgb))
+    assert (out.width, out.height) == (640, 480)
+    snapshot = processor.holder.latest()
+    assert "detector exploded" in snapshot.error and snapshot.faces == []
+
+
+def test_streamlit_webrtc_drops_stale_frames_instead_of_queueing(processor_factory):
+    """With async processing, a video_frame_callback sees only the newest of the frames that
+    queued up while it was busy (streamlit-webrtc's CallbackAttachableProcessor)."""
+    from streamlit_webrtc.models import CallbackAttachableProcessor
+
+    processor = processor_factory()
+    seen = []
+
+    def callback(frame):
+        seen.append(frame.pts)
+        return processor(frame)
+
+    wrapper = CallbackAttachableProcessor(callback, None, None)
+    rgb = webcam_frame()
+    queued = [video_frame(rgb, pts=pts) for pts in (0, 3000, 6000)]
+    out = asyncio.run(wrapper.recv_queued(queued))
+    assert seen == [6000] and len(out) == 1 and processor.frames == 1
+
+
+def test_result_holder_hands_over_the_latest_snapshot():
+    holder = ResultHolder()
+    assert holder.latest() is None
+    processor = LiveProcessor(None, holder=holder)
+    rgb = webcam_frame(320, 240)
+    threads = [threading.Thread(target=processor.process, args=(rgb,)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    snapshot = holder.latest()
+    assert snapshot.frame_index in (1, 2, 3) and processor.frames == 3
+    holder.clear()
+    assert holder.latest() is None
+
+
+def test_rtc_configuration_is_local_by_default_and_reads_the_environment():
+    assert rtc_configuration({}) == {"iceServers": []}
+    assert rtc_configuration({ICE_SERVERS_ENV: "  "}) == {"iceServers": []}
+    stun = rtc_configuration({ICE_SERVERS_ENV: '[{"urls": ["stun:stun.example.org:3478"]}]'})
+    assert stun == {"iceServers": [{"urls": ["stun:stun.example.org:3478"]}]}
+    turn = rtc_configuration({ICE_SERVERS_ENV: '[{"urls": "turn:t.example.org:3478", '
+                                                '"username": "u", "credential": "p"}]'})
+    assert turn == {"iceServers": [{"urls": ["turn:t.example.org:3478"], "username": "u",
+                                    "credential": "p"}]}
+    plain = rtc_configuration({ICE_SERVERS_ENV: '["stun:a.example.org", "stun:b.example.org"]'})
+    assert [s["urls"] for s in plain["iceServers"]] == [["stun:a.example.org"],
+                                                         ["stun:b.example.org"]]
+    wrapped = rtc_configuration({ICE_SERVERS_ENV: '{"iceServers": [{"urls": "stun:x.org"}]}'})
+    assert wrapped == {"iceServers": [{"urls": ["stun:x.org"]}]}
+    for bad in ("not json", '{"urls": "stun:x"}', '[{"username": "u"}]', '["http://x.org"]'):
+        with pytest.raises(ConfigError):
+            rtc_configuration({ICE_SERVERS_ENV: bad})

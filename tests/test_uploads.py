@@ -1,0 +1,77 @@
+"""app_lib.uploads: the photo analysis behind the upload page, as plain functions."""
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import skimage.data
+from PIL import Image
+
+from app_lib.uploads import (RESULT_COLUMNS, analyze_photo, annotated_png, kind_of,
+                             photo_recognizer, rows_to_csv, to_json_bytes)
+from fer_core import EMOTIONS
+
+
+def png_bytes(rgb) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_photo_with_a_face_and_its_downloads():
+    recognizer = photo_recognizer(None)
+    data = png_bytes(skimage.data.astronaut())
+    result = analyze_photo(data, "astronaut.png", recognizer)
+    assert result.ok and (result.width, result.height) == (512, 512)
+    assert [f["label"] for f in result.faces] == ["happy"] and result.faces[0]["face"] == 1
+    assert Image.open(io.BytesIO(result.preview_png)).size == (512, 512)
+    table = pd.read_csv(io.BytesIO(rows_to_csv(result.rows())))
+    assert list(table.columns) == RESULT_COLUMNS and table.loc[0, "file"] == "astronaut.png"
+    assert abs(table.loc[0, list(EMOTIONS)].sum() - 1) < 1e-3
+    payload = json.loads(to_json_bytes(result.as_json("cnn_gru")))
+    assert payload["faces"][0]["label"] == "happy" and payload["model"] == "cnn_gru"
+    full = np.asarray(Image.open(io.BytesIO(annotated_png(data, result.faces))))
+    assert full.shape == (512, 512, 3)
+    assert (np.abs(full.astype(int) - [40, 200, 80]).sum(axis=2) < 30).sum() > 300  # the box
+
+
+def test_bad_files_give_messages_not_exceptions():
+    recognizer = photo_recognizer(None)
+    corrupt = analyze_photo(b"\x89PNG\r\n\x1a\n" + b"x" * 64, "broken.png", recognizer)
+    assert not corrupt.ok and "broken.png" in corrupt.error
+    text = analyze_photo(b"hello, I am text", "notes.jpg", recognizer)
+    assert not text.ok and "notes.jpg" in text.error and "not an image" in text.error
+    empty = analyze_photo(b"", "empty.webp", recognizer)
+    assert "empty" in empty.error
+    blank = analyze_photo(png_bytes(np.full((100, 100, 3), 200, np.uint8)), "wall.png", recognizer)
+    assert blank.ok and blank.faces == [] and blank.preview_png
+    assert rows_to_csv(blank.rows()).decode().strip() == ",".join(RESULT_COLUMNS)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares its size but holds no pixels (what a decompression bomb looks like
+    to a decoder before it allocates memory)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(
+            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_huge_image_is_refused_before_decoding():
+    recognizer = photo_recognizer(None)
+    big = analyze_photo(png_header_only(8000, 7000), "big.png", recognizer)
+    assert not big.ok and "big.png" in big.error and "56 MP" in big.error
+    bomb = analyze_photo(png_header_only(12000, 9000), "bomb.png", recognizer)
+    assert not bomb.ok and "bomb.png" in bomb.error and "refused" in bomb.error
+
+
+def test_kind_of():
+    assert kind_of("a.JPG") == "image" and kind_of("b.webp") == "image"
+    assert kind_of("c.MOV") == "video" and kind_of("d.webm") == "video"
+    assert kind_of("e.txt") == "unknown"
