@@ -100,7 +100,9 @@ def write_model_card(model_path, test_report: dict, *, split: str, flip_average:
             "best_val_accuracy": state.get("best_val_accuracy"),
             # Sum of the finished epochs' wall time (resumed runs included).
             "train_seconds": round(sum(row.get("seconds", 0.0) for row in history), 1),
-            "data": "FER2013 Training split (28,709 images)",
+            "data": ("FER2013 Training split (28,709 images)" if not config.get("train_subset")
+                     else f"FER2013 Training split, stratified subset of "
+                          f"{config['train_subset']:,} images"),
             "selection_split": "PublicTest (3,589 images)",
             "seed": config.get("seed"),
         }

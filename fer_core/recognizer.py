@@ -55,6 +55,21 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def _affinity(track_box, box) -> float:
+    """IoU, or, for boxes of similar size whose centres are close (a face that moved between
+    sparsely sampled frames, or a box that jittered), a score just above the IoU threshold
+    scaled by how close the centres are."""
+    overlap = iou(track_box, box)
+    tx, ty, tw, th = track_box
+    x, y, w, h = box
+    size_ratio = min(tw, w) / max(tw, w, 1)
+    distance = np.hypot((tx + tw / 2) - (x + w / 2), (ty + th / 2) - (y + h / 2))
+    reach = 0.8 * max(tw, w)
+    if size_ratio >= 0.6 and distance < reach:
+        return max(overlap, 0.3 + 0.2 * (1 - distance / reach))
+    return overlap
+
+
 @dataclass
 class _Track:
     face_id: int
@@ -83,7 +98,7 @@ class FaceTracker:
         self._next_id = 1
 
     def update(self, results: list[FaceResult]) -> list[FaceResult]:
-        pairs = sorted(((iou(t.box, r.box), ti, ri) for ti, t in enumerate(self._tracks)
+        pairs = sorted(((_affinity(t.box, r.box), ti, ri) for ti, t in enumerate(self._tracks)
                         for ri, r in enumerate(results)), reverse=True)
         used_tracks, used_results = set(), set()
         for overlap, ti, ri in pairs:

@@ -72,3 +72,13 @@ def test_unknown_preset():
 
     with pytest.raises(ConfigError):
         Recognizer(preset="turbo")
+
+
+def test_tracker_follows_a_face_that_moved_between_sampled_frames():
+    tracker = FaceTracker(smoothing=0.5)
+    probs = np.eye(7)[3]
+    tracker.update([FaceResult((100, 100, 80, 80), probs.copy())])
+    moved = tracker.update([FaceResult((150, 115, 84, 84), probs.copy())])  # IoU 0.19
+    assert moved[0].face_id == 1
+    far = tracker.update([FaceResult((400, 100, 80, 80), probs.copy())])
+    assert far[0].face_id == 2
