@@ -16,6 +16,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -269,6 +270,94 @@ def bench_app_cold_start() -> dict:
             server.kill()
 
 
+def _write_test_video(path: Path, seconds: int, fps: int = 15, size=(320, 240)) -> None:
+    """A synthetic clip: the astronaut's face drifting across a grey frame."""
+    import av
+
+    frame_rgb = synthetic_frame(size[0] * 2, size[1], 1, 90)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for index in range(seconds * fps):
+            offset = int((index % (fps * 8)) / (fps * 8) * size[0])
+            image = np.ascontiguousarray(frame_rgb[:, offset:offset + size[0]])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _peak_rss_during(fn) -> tuple[float, float, object]:
+    """(peak RSS MiB, RSS before MiB, result) of fn(), sampling RSS every 20 ms."""
+    import threading
+
+    import psutil
+
+    process = psutil.Process()
+    before = process.memory_info().rss
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], process.memory_info().rss)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        result = fn()
+    finally:
+        done.set()
+        thread.join()
+    return peak[0] / 2**20, before / 2**20, result
+
+
+def bench_video(every: int) -> dict:
+    """Peak memory and speed of video analysis on a 1-minute and a 10-minute clip: memory
+    must not grow with the video's length (frames are streamed)."""
+    from fer_core import Recognizer
+    from fer_core.video import analyze_video
+
+    recognizer = Recognizer(preset="photo")
+    out = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for minutes in (1, 10):
+            path = Path(folder) / f"clip_{minutes}min.mp4"
+            _write_test_video(path, minutes * 60)
+            started = time.perf_counter()
+            peak, before, frame = _peak_rss_during(
+                lambda: analyze_video(path, recognizer=recognizer, every=every))
+            seconds = time.perf_counter() - started
+            out[f"{minutes}min_320x240_15fps"] = {
+                "every_nth_frame": every, "frames_analysed": int(frame["frame"].nunique()),
+                "face_rows": int(len(frame)), "seconds": round(seconds, 1),
+                "peak_rss_mib": round(peak, 1), "rss_growth_mib": round(peak - before, 1)}
+    return out
+
+
+def bench_batch_cli(count: int) -> dict:
+    """`python -m fer_core predict FOLDER --out results.csv` over ``count`` JPEG files."""
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as folder:
+        base = synthetic_frame(320, 240, 1, 110)
+        for index in range(count):
+            image = np.roll(base, index % 60, axis=1)
+            Image.fromarray(image).save(Path(folder) / f"img_{index:04d}.jpg", quality=90)
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        out_file = Path(folder) / "results.csv"
+        started = time.perf_counter()
+        result = subprocess.run([sys.executable, "-m", "fer_core", "predict", folder, "--out",
+                                 str(out_file)], cwd=ROOT, env=env, capture_output=True,
+                                text=True, timeout=600)
+        seconds = time.perf_counter() - started
+        summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+    return {"images": count, "seconds_including_start": round(seconds, 1),
+            "images_per_second": round(count / seconds, 1), "summary": summary,
+            "returncode": result.returncode}
+
+
 def print_table(results: dict) -> None:
     print(f"\nmachine: {results['machine']['cpu']} ({results['machine']['cores']} cores), "
           f"{results['machine']['date']}")
@@ -291,6 +380,14 @@ def print_table(results: dict) -> None:
     print("\ntraining throughput (batch 64)")
     for key, r in results["training"].items():
         print(f"  {key:<16} {r['images_per_second']:8.1f} images/s  ({r['parameters']:,} params)")
+    print("\nvideo analysis (streamed; peak memory)")
+    for key, r in results.get("video", {}).items():
+        print(f"  {key:<22} {r['frames_analysed']} frames in {r['seconds']} s, peak RSS "
+              f"{r['peak_rss_mib']} MiB (+{r['rss_growth_mib']} MiB)")
+    batch = results.get("batch_cli", {})
+    if batch:
+        print(f"\nbatch CLI: {batch['images']} images, {batch['images_per_second']} images/s "
+              f"({batch['summary']})")
     print("\nloading")
     for key, value in {**results["loading"], **results["app"]}.items():
         print(f"  {key}: {value}")
@@ -315,6 +412,10 @@ def main(argv=None) -> int:
     results["detection"] = bench_detection(Path(args.photos))
     print("training throughput...", flush=True)
     results["training"] = bench_training_throughput(4 if args.quick else 12)
+    print("video...", flush=True)
+    results["video"] = bench_video(every=5)
+    print("batch CLI...", flush=True)
+    results["batch_cli"] = bench_batch_cli(1000)
     print("loading...", flush=True)
     results["loading"] = bench_loading()
     results["app"] = {"skipped": "--no-app"} if args.no_app else bench_app_cold_start()
