@@ -151,3 +151,27 @@ def test_one_epoch_smoke_on_real_images(fer2013, tmp_path):
     metrics = _read(run / "metrics.json")
     assert metrics["split"] == "PublicTest" and metrics["n"] >= 190
     assert 0.0 <= metrics["accuracy"] <= 1.0
+
+
+def test_batches_are_full_and_even(tmp_path):
+    from fer_core.train import pad_to_full_batches
+
+    images = np.zeros((101, 48, 48), np.uint8)
+    labels = np.arange(101) % 7
+    padded_images, padded_labels = pad_to_full_batches(images, labels, 64, seed=0)
+    assert len(padded_labels) == 128 and len(padded_images) == 128
+    assert list(padded_labels[:101]) == list(labels)
+    with pytest.raises(ConfigError, match="even"):
+        TrainConfig(batch_size=33).validate()
+
+
+def test_mini_xception_trains_when_rows_do_not_fill_the_last_batch(tmp_path):
+    """Regression: a partial batch of odd size crashed TensorFlow's oneDNN kernels (SIGSEGV)."""
+    rows = synthetic_rows(5)  # 35 Training rows: a partial batch of 35 at batch size 64
+    csv = write_csv(tmp_path / "d.csv", rows)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-m", "fer_core", "train", "--data", str(csv), "-a", "mini_xception",
+         "--epochs", "1", "--batch-size", "64", "--runs-dir", str(tmp_path / "runs"),
+         "--name", "odd"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
