@@ -95,6 +95,16 @@ def active_model() -> ActiveModel:
     return ActiveModel(model, "shipped", problem)
 
 
+def require_active_model() -> ActiveModel:
+    """``active_model()`` for a page that cannot work without one: on failure the page shows
+    the error and stops."""
+    try:
+        return active_model()
+    except FerError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+
+
 def card_metrics(card: dict) -> dict:
     """Headline numbers of a model card (None where the card has none)."""
     test = (card or {}).get("test") or {}

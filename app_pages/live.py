@@ -5,7 +5,7 @@ import time
 import streamlit as st
 
 from app_lib.charts import probability_bars
-from app_lib.common import active_model, user_errors
+from app_lib.common import require_active_model, user_errors
 from app_lib.live import ICE_SERVERS_ENV, LiveProcessor, describe_faces, rtc_configuration
 from fer_core import FerError
 
@@ -17,11 +17,7 @@ st.caption("Press **START** and allow the camera. Each frame is analysed on this
            "the model is slower than the camera, frames are skipped (never queued), so what you "
            "see is always the present.")
 
-try:
-    active = active_model()
-except FerError as exc:
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
+active = require_active_model()
 
 try:
     rtc_config = rtc_configuration()

@@ -4,16 +4,12 @@ import pandas as pd
 import streamlit as st
 
 from app_lib.charts import confusion_figure, per_class_figure
-from app_lib.common import active_model, card_metrics, percent
-from fer_core import EMOTIONS, FerError
+from app_lib.common import card_metrics, percent, require_active_model
+from fer_core import EMOTIONS
 
 st.title("Model card")
 
-try:
-    active = active_model()
-except FerError as exc:
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
+active = require_active_model()
 
 model = active.model
 card = active.card

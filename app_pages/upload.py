@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from app_lib.charts import probability_bars, timeline_figure
-from app_lib.common import active_model, save_upload, user_errors
+from app_lib.common import require_active_model, save_upload, user_errors
 from app_lib.uploads import (IMAGE_TYPES, RESULT_COLUMNS, VIDEO_TYPES, PhotoResult,
                              analyze_photo, annotated_png, frames_to_json, kind_of,
                              photo_recognizer, rows_to_csv, to_json_bytes, video_recognizer)
@@ -20,11 +20,7 @@ st.title("Photos & videos")
 st.caption("Upload one or several photos (JPEG, PNG, WebP, BMP) or videos (MP4, AVI, MOV, "
            "WebM). Every face found is boxed and labelled with its most likely emotion.")
 
-try:
-    active = active_model()
-except FerError as exc:
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
+active = require_active_model()
 model = active.model
 model_key = f"{model.path}:{model.path.stat().st_mtime_ns if model.path.exists() else 0}"
 
