@@ -44,3 +44,25 @@ def test_bad_dataset_path_is_a_message_not_a_traceback(tmp_path):
     result = _run("evaluate", "--data", str(tmp_path / "missing.csv"))
     assert result.returncode == 2
     assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_predict_video_gives_per_frame_rows(tmp_path, astronaut):
+    import av
+    import pandas as pd
+
+    video = tmp_path / "clip.mp4"
+    with av.open(str(video), "w") as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 512, 512, "yuv420p"
+        for _ in range(20):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(astronaut, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out = tmp_path / "video.json"
+    result = _run("predict", str(video), "--every", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    table = pd.read_json(out)
+    assert sorted(table["frame"]) == list(range(0, 20, 2))
+    assert set(table["face_id"]) == {1} and set(table["label"]) == {"happy"}
+    assert (table["time_s"].diff().dropna() > 0).all()
