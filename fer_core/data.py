@@ -142,27 +142,24 @@ def _load_csv(path: Path, skip_bad: bool, progress: Progress | None) -> Fer2013:
         except (AttributeError, OSError, ValueError):
             return 0
 
-    try:
-        with handle:
-            try:
-                header = handle.readline()
-            except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
-                raise DatasetError(f"{path.name} cannot be read as text: {exc}.") from exc
-            if not header.strip():
-                raise DatasetError(f"{path.name} is empty. It should be the FER2013 CSV "
-                                   "with header emotion,pixels,Usage.")
-            names = tuple(h.strip().strip('"') for h in header.strip().split(","))
-            if names != EXPECTED_HEADER:
-                raise DatasetError(f"{path.name} has header {','.join(names)!r}; FER2013's is "
-                                   "'emotion,pixels,Usage'. Is this the right file?")
-            try:
-                images, labels, usages, rows, problems = _parse_rows(
-                    handle, path.name, skip_bad, progress, total, position)
-            except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
-                raise DatasetError(f"{path.name} is corrupt or truncated: {exc}. "
-                                   "Download it again.") from exc
-    except DatasetError:
-        raise
+    with handle:
+        try:
+            header = handle.readline()
+        except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
+            raise DatasetError(f"{path.name} cannot be read as text: {exc}.") from exc
+        if not header.strip():
+            raise DatasetError(f"{path.name} is empty. It should be the FER2013 CSV "
+                               "with header emotion,pixels,Usage.")
+        names = tuple(h.strip().strip('"') for h in header.strip().split(","))
+        if names != EXPECTED_HEADER:
+            raise DatasetError(f"{path.name} has header {','.join(names)!r}; FER2013's is "
+                               "'emotion,pixels,Usage'. Is this the right file?")
+        try:
+            images, labels, usages, rows, problems = _parse_rows(
+                handle, path.name, skip_bad, progress, total, position)
+        except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
+            raise DatasetError(f"{path.name} is corrupt or truncated: {exc}. "
+                               "Download it again.") from exc
     if not labels:
         raise DatasetError(f"{path.name} holds no valid rows.")
     if progress is not None:

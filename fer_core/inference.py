@@ -158,13 +158,6 @@ class EmotionModel:
             # Calling the model directly avoids predict()'s per-call set-up cost.
             return np.asarray(model(batch, training=False), dtype=np.float32)
 
-    def describe(self) -> dict:
-        card = self.card or {}
-        return {"name": self.name, "path": str(self.path), "backend": self.backend,
-                "architecture": card.get("architecture"),
-                "accuracy": card.get("test", {}).get("accuracy"),
-                "macro_f1": card.get("test", {}).get("macro_f1")}
-
 
 _CACHE: dict[tuple, EmotionModel] = {}
 _CACHE_LOCK = threading.Lock()

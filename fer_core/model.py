@@ -182,12 +182,8 @@ def save_keras_model(model, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    model.save(tmp, include_optimizer=False) if _accepts_include_optimizer(model) else model.save(tmp)
+    # A compiled model carries its optimizer state (the resume point needs it); the bare
+    # inner model saved as best.keras has none.
+    model.save(tmp)
     os.replace(tmp, path)
     return path
-
-
-def _accepts_include_optimizer(model) -> bool:
-    import inspect
-
-    return "include_optimizer" in inspect.signature(model.save).parameters
