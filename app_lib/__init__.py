@@ -12,3 +12,48 @@ try:  # pragma: no cover - import side effect only
     import pylibsrtp  # noqa: F401
 except ImportError:  # the live page will say that streamlit-webrtc is missing
     pass
+
+import gc as _gc
+import sys as _sys
+
+
+def _keep_streamlit_from_resetting_keras() -> None:
+    """Stop Streamlit from calling ``keras.backend.clear_session()`` after every script run.
+
+    Streamlit's script runner does that whenever ``keras`` is imported (an old workaround for
+    TensorFlow 1 graphs piling up). Here it costs a full garbage collection of a process that
+    holds TensorFlow, about 250 ms, after every run, and the Live page's panel reruns three
+    times a second: the script thread then holds the GIL nearly all the time, and the WebRTC
+    loop and the frame callback starve (measured: 22 fps fell to about 1 fps, 900 ms a
+    frame). It would also reset Keras's global state under models that other sessions are
+    using. Models here are loaded once and shared, so there is nothing to clear. The
+    matplotlib part of Streamlit's cleanup is kept.
+    """
+    try:
+        from streamlit.runtime.scriptrunner import script_runner
+    except ImportError:  # pragma: no cover - streamlit is a requirement of the app
+        return
+    if not hasattr(script_runner, "_clean_problem_modules"):
+        return  # a Streamlit without the hook; tests/test_app_runtime.py notices
+
+    def clean_problem_modules_except_keras() -> None:
+        pyplot = _sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            try:
+                pyplot.close("all")
+            except Exception:  # noqa: BLE001 - as Streamlit: never crash the app here
+                pass
+
+    script_runner._clean_problem_modules = clean_problem_modules_except_keras
+
+
+_keep_streamlit_from_resetting_keras()
+
+
+def freeze_long_lived_objects() -> None:
+    """Move every object alive now out of reach of the cyclic garbage collector.
+
+    Called once the heavy modules (TensorFlow) and the model are loaded: their hundreds of
+    thousands of objects live as long as the server, and without this each full collection
+    walks all of them (about 250 ms, holding the GIL, which stalls the live video)."""
+    _gc.freeze()

@@ -52,7 +52,11 @@ def _file_stamp(path: Path) -> tuple:
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
 def _load_model_cached(path: str, stamp: tuple) -> EmotionModel:
     # ``stamp`` (file times) makes a replaced model file load afresh.
-    return load_model(path)
+    from app_lib import freeze_long_lived_objects
+
+    model = load_model(path)
+    freeze_long_lived_objects()  # TensorFlow and the model now live as long as the server
+    return model
 
 
 @dataclass

@@ -80,7 +80,9 @@ def live_panel():
     if snapshot.error:
         st.error(f"The last frame could not be analysed: {snapshot.error}")
     fps_col, latency_col, faces_col = st.columns(3)
-    fps_col.metric("Processing", f"{snapshot.fps:.1f} fps",
+    # The unit sits in the label: a value like "15.1 fps" is cut to "15.1 …" in a third of
+    # the panel.
+    fps_col.metric("Frames/s", f"{snapshot.fps:.1f}",
                    help="Frames analysed per second over the last 3 seconds.")
     latency_col.metric("Latency", f"{snapshot.latency_ms:.0f} ms",
                        help=f"One frame: detection {snapshot.detect_ms:.0f} ms, classification "

@@ -56,7 +56,7 @@ def webcam_frame(width: int = 640, height: int = 480) -> np.ndarray:
     return cv2.resize(face, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def write_y4m(path: Path, rgb: np.ndarray, frames: int = 15, fps: int = 15) -> Path:
+def write_y4m(path: Path, rgb: np.ndarray, frames: int = 30, fps: int = 30) -> Path:
     import cv2
 
     height, width = rgb.shape[:2]

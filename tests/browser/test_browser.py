@@ -31,14 +31,12 @@ def test_uploaded_photo_gets_a_labelled_face(e2e):
     assert result["downloads"] == 3, "expected PNG, CSV and JSON downloads"
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Known bug, issue 4 left open: on an idle machine the fake-webcam stream never starts "
-    "after START (the component returns to START; no server or console error). The same test "
-    "passes when the CPU is busy (seen 4 times on 2026-11-26, and with two busy-loop "
-    "processes running), so it looks like a timing race in the WebRTC start-up."))
 def test_live_webcam_shows_box_bars_and_happy(e2e):
     result = e2e.run("live", "--y4m", str(e2e.media["y4m"]))
     assert result.get("ok"), _explain(result)
+    # Reported, not asserted (speed is measured in bench/): the page's own frame rate and
+    # latency for a 30 fps, 640x480 fake webcam, shown with `pytest -s` or on failure.
+    print("live page metrics:", result.get("metrics"))
     assert result["exceptions"] == [], _explain(result)
     assert result["bars"] >= 1, "no probability bars"
     assert result["top"] == "happy", f"top emotion {result['top']!r}; {result['summary']!r}"
