@@ -29,7 +29,9 @@ def _cmd_train(args) -> int:
                          schedule=args.schedule, label_smoothing=args.label_smoothing,
                          class_weighting=args.class_weighting,
                          early_stopping_patience=args.patience,
-                         weight_decay=args.weight_decay,
+                         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
+                         init_from=args.init_from, swa_start=args.swa_start,
+                         recalibrate_batch_norm=not args.no_recalibrate,
                          model_kwargs=json.loads(args.model_kwargs) if args.model_kwargs else {})
     config.validate()
     dataset = load_fer2013(args.data, skip_bad=args.skip_bad_rows,
@@ -41,7 +43,9 @@ def _cmd_train(args) -> int:
         print(f"epoch {int(row['epoch']):3d}/{config.epochs}  loss {row['loss']:.4f}  "
               f"acc {row['accuracy']:.4f}  val_loss {row['val_loss']:.4f}  "
               f"val_acc {row['val_accuracy']:.4f}  lr {row['learning_rate']:.2e}  "
-              f"{row['seconds']:.1f}s", flush=True)
+              f"{row['seconds']:.1f}s"
+              + (f"  swa_val_acc {row['swa_val_accuracy']:.4f}" if "swa_val_accuracy" in row
+                 else ""), flush=True)
 
     run_dir = train(config, dataset, run_dir=args.resume, on_epoch=on_epoch,
                     verbose=2 if args.verbose else 0)
@@ -98,6 +102,37 @@ def _cmd_evaluate(args) -> int:
     return 0
 
 
+def _cmd_recalibrate(args) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from .data import load_fer2013
+    from .train import (TrainConfig, prepare_splits, read_history, read_json, recalibrate_best,
+                        write_run_metrics)
+
+    run = Path(args.run)
+    if not (run / "best.keras").is_file():
+        print(f"error: {run} is not a run folder with a best.keras", file=sys.stderr)
+        return 2
+    saved = read_json(run / "config.json", {}) or {}
+    config = TrainConfig.from_dict(saved) if saved else TrainConfig()
+    dataset = load_fer2013(args.data or config.data_path, skip_bad=args.skip_bad_rows,
+                           progress=_progress_printer("loading FER2013"))
+    x_train, _, x_val, y_val = prepare_splits(dataset, config)
+    result = recalibrate_best(run, x_train, x_val, y_val)
+    print(f"validation accuracy: {result['val_accuracy_before']:.4f} as trained, "
+          f"{result['val_accuracy_after']:.4f} with BatchNorm statistics recomputed on "
+          f"{result['training_images']} training images -> "
+          + ("kept the recalibrated model" if result["kept"] else "kept the model as it was"))
+    if result["kept"]:
+        state = read_json(run / "state.json", {}) or {}
+        split = "PublicTest" if np.any(dataset.usage == "PublicTest") else "Training (held out)"
+        write_run_metrics(run, x_val, y_val, split, config.architecture,
+                          int(state.get("best_epoch", 0)), len(read_history(run)))
+    return 0
+
+
 def _cmd_export(args) -> int:
     from .inference import export_litert
 
@@ -121,7 +156,14 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=2e-3)
     p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--schedule", choices=["cosine", "plateau"], default="cosine")
+    p.add_argument("--schedule", choices=["cosine", "constant", "plateau"], default="cosine")
+    p.add_argument("--warmup-epochs", type=int, default=2)
+    p.add_argument("--init-from", default=None,
+                   help="fine-tune: start from the weights of this .keras file")
+    p.add_argument("--swa-start", type=int, default=0,
+                   help="average the weights of every epoch from this one on (SWA; 0: off)")
+    p.add_argument("--no-recalibrate", action="store_true",
+                   help="keep best.keras's BatchNorm statistics as training left them")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weighting", choices=["none", "sqrt", "inverse"], default="sqrt")
     p.add_argument("--patience", type=int, default=0, help="early stopping patience (0: off)")
@@ -149,6 +191,13 @@ def main(argv=None) -> int:
     p.add_argument("--run", default=None, help="run folder the model came from (for the card)")
     p.add_argument("--skip-bad-rows", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("recalibrate", help="recompute a run's best.keras BatchNorm statistics "
+                       "on plain Training images; kept only if validation accuracy improves")
+    p.add_argument("run", help="the run folder")
+    p.add_argument("--data", default=os.environ.get("FER2013_PATH"))
+    p.add_argument("--skip-bad-rows", action="store_true")
+    p.set_defaults(func=_cmd_recalibrate)
 
     p = sub.add_parser("export", help="export a .keras model to LiteRT (.tflite) beside it")
     p.add_argument("model")

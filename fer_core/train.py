@@ -5,6 +5,9 @@ Run folder layout (``runs/<name>/``):
     history.csv     one row per finished epoch (epoch, loss, accuracy, val_loss, val_accuracy, lr)
     last.keras      model + optimizer after the last finished epoch (resume point)
     best.keras      the model with the best validation accuracy so far (no optimizer)
+    swa.keras       runs with ``swa_start``: the running average of the weights (SWA)
+    best_before_recalibration.keras
+                    best.keras as training left it, when BatchNorm recalibration improved it
     state.json      epochs finished, best validation accuracy, status
     metrics.json    evaluation of best.keras on the validation split, when the run ends
 
@@ -35,7 +38,7 @@ RUN_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 STOP_FILE = "STOP"  # create this file in a run folder to stop it after the current batch
 ACTIVE_FILE = "active.json"  # in the runs folder: which model the app uses
 HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
-                  "seconds"]
+                  "seconds", "swa_val_accuracy"]
 
 
 @dataclass
@@ -48,7 +51,7 @@ class TrainConfig:
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     warmup_epochs: int = 2
-    schedule: str = "cosine"  # "cosine" or "plateau" (the seed's ReduceLROnPlateau)
+    schedule: str = "cosine"  # "cosine", "constant" or "plateau" (the seed's ReduceLROnPlateau)
     label_smoothing: float = 0.1
     class_weighting: str = "sqrt"  # "none", "sqrt" (1/sqrt(frequency)) or "inverse"
     train_subset: int | None = None  # stratified subset of Training, for short runs
@@ -61,6 +64,15 @@ class TrainConfig:
     seed: int = 1337
     runs_dir: str = "runs"
     run_name: str | None = None
+    # Fine-tuning: start from the weights of this .keras file (same architecture).
+    init_from: str | None = None
+    # Stochastic weight averaging: from this epoch (1-based) on, the weights at the end of each
+    # epoch join a running average, whose BatchNorm statistics are recomputed on Training and
+    # which competes with the plain weights for best.keras on the validation split. 0: off.
+    swa_start: int = 0
+    # When the run ends, recompute best.keras's BatchNorm statistics on the plain Training
+    # images, and keep that version if it scores higher on the validation split.
+    recalibrate_batch_norm: bool = True
 
     def validate(self) -> None:
         if self.architecture not in available_architectures():
@@ -77,8 +89,13 @@ class TrainConfig:
             raise ConfigError(f"batch_size must be even, got {self.batch_size}.")
         if not (0 < self.learning_rate < 1):
             raise ConfigError(f"learning_rate must lie between 0 and 1, got {self.learning_rate}.")
-        if self.schedule not in ("cosine", "plateau"):
-            raise ConfigError("schedule must be 'cosine' or 'plateau'.")
+        if self.schedule not in ("cosine", "constant", "plateau"):
+            raise ConfigError("schedule must be 'cosine', 'constant' or 'plateau'.")
+        if not isinstance(self.swa_start, int) or not 0 <= self.swa_start <= self.epochs:
+            raise ConfigError(f"swa_start must be 0 (off) or an epoch from 1 to {self.epochs}, "
+                              f"got {self.swa_start!r}.")
+        if self.init_from is not None and not Path(self.init_from).is_file():
+            raise ConfigError(f"init_from: {self.init_from} is not a model file.")
         if self.class_weighting not in ("none", "sqrt", "inverse"):
             raise ConfigError("class_weighting must be 'none', 'sqrt' or 'inverse'.")
         if not 0 <= self.label_smoothing < 1:
@@ -150,9 +167,12 @@ def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
 
 
 def learning_rate_at(config: TrainConfig, epoch: int) -> float:
-    """Cosine schedule with linear warm-up, a pure function of the epoch (so resume is exact)."""
+    """Cosine (or constant) schedule with linear warm-up, a pure function of the epoch (so
+    resume is exact)."""
     if epoch < config.warmup_epochs:
         return config.learning_rate * (epoch + 1) / (config.warmup_epochs + 1)
+    if config.schedule == "constant":
+        return config.learning_rate
     span = max(config.epochs - config.warmup_epochs, 1)
     progress = (epoch - config.warmup_epochs) / span
     return config.learning_rate * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
@@ -256,6 +276,82 @@ def new_run_dir(config: TrainConfig) -> Path:
     raise ConfigError(f"Could not create a new run folder under {runs}.")
 
 
+def recompute_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> int:
+    """Set every BatchNormalization layer's moving statistics to the exact mean over
+    ``images`` (float32, N x 48 x 48 x 1) of its per-batch statistics; return how many layers.
+
+    The statistics a model keeps from training were gathered on augmented images (rotated,
+    shifted, zoomed with reflected borders) under changing weights; recomputing them on the
+    plain images with the final weights matches what the model sees at test time.
+    """
+    from keras import layers
+
+    norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    if not norms:
+        return 0
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, np.float32))
+        layer.moving_variance.assign(np.ones(layer.moving_variance.shape, np.float32))
+    try:
+        for number, start in enumerate(range(0, len(images), batch_size), 1):
+            for layer in norms:
+                layer.momentum = 1.0 - 1.0 / number  # a cumulative mean over the batches
+            model(images[start:start + batch_size], training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+    return len(norms)
+
+
+class WeightAverage:
+    """Stochastic weight averaging (Izmailov et al., 2018) for a run.
+
+    ``update(model)`` adds the model's current trainable weights to a running mean, copies the
+    mean into a twin model, recomputes the twin's BatchNorm statistics with one pass over the
+    training images (a cumulative mean over batches, as the averaged weights never saw
+    statistics of their own), measures it on the validation images and saves it as
+    ``swa.keras``. The saved file is the resume point: its weights are the mean so far.
+    """
+
+    def __init__(self, template, run_dir: Path, x_train, x_val, y_val, count: int = 0,
+                 batch_size: int = 256):
+        import keras
+
+        self.run_dir = Path(run_dir)
+        self.x_train, self.x_val, self.y_val = x_train, x_val, y_val
+        self.batch_size = batch_size
+        self.count = count
+        saved = self.run_dir / "swa.keras"
+        if count and saved.is_file():
+            self.model = keras.saving.load_model(saved, safe_mode=True)
+        else:
+            self.count = 0
+            self.model = keras.models.clone_model(template)
+            self.model.set_weights(template.get_weights())
+        self.mean = [np.array(v) for v in self.model.trainable_variables]
+
+    def update(self, model) -> float:
+        current = [np.array(v) for v in model.trainable_variables]
+        self.count += 1
+        if self.count == 1:
+            self.mean = current
+        else:
+            self.mean = [m + (c - m) / self.count for m, c in zip(self.mean, current)]
+        for variable, value in zip(self.model.trainable_variables, self.mean):
+            variable.assign(value)
+        self.recompute_batch_norm()
+        accuracy = self.accuracy()
+        save_keras_model(self.model, self.run_dir / "swa.keras")
+        return accuracy
+
+    def recompute_batch_norm(self) -> None:
+        recompute_batch_norm(self.model, self.x_train, self.batch_size)
+
+    def accuracy(self) -> float:
+        return _accuracy(self.model, self.x_val, self.y_val, self.batch_size)
+
+
 class _RunCallback:
     """Keras callback: history rows, checkpoints and state, all written atomically."""
 
@@ -264,8 +360,9 @@ class _RunCallback:
 
         class Impl(keras.callbacks.Callback):
             def __init__(self, run_dir, config, inner_model, history, best, on_epoch,
-                         on_batch, steps_per_epoch, should_stop):
+                         on_batch, steps_per_epoch, should_stop, swa=None):
                 super().__init__()
+                self.swa = swa
                 self.run_dir = run_dir
                 self.config = config
                 self.inner_model = inner_model
@@ -283,7 +380,7 @@ class _RunCallback:
                 self.epoch_started = time.time()
                 self.current_epoch = epoch
                 lr = learning_rate_at(self.config, epoch)
-                if self.config.schedule == "cosine":
+                if self.config.schedule in ("cosine", "constant"):
                     self.model.optimizer.learning_rate.assign(lr)
 
             def on_train_batch_end(self, batch, logs=None):
@@ -318,9 +415,16 @@ class _RunCallback:
                 }
                 if self.model.stop_training and self._stop_requested():
                     return  # stopped mid-epoch: keep the last full checkpoint
-                improved = row["val_accuracy"] > self.best["val_accuracy"]
-                if improved:
-                    self.best.update(val_accuracy=row["val_accuracy"], epoch=epoch + 1)
+                if self.swa is not None and epoch + 1 >= self.config.swa_start:
+                    row["swa_val_accuracy"] = self.swa.update(self.inner_model)
+                    if (row["swa_val_accuracy"] > self.best["val_accuracy"]
+                            and row["swa_val_accuracy"] >= row["val_accuracy"]):
+                        self.best.update(val_accuracy=row["swa_val_accuracy"],
+                                         epoch=epoch + 1, kind="swa")
+                        save_keras_model(self.swa.model, self.run_dir / "best.keras")
+                if row["val_accuracy"] > self.best["val_accuracy"]:
+                    self.best.update(val_accuracy=row["val_accuracy"], epoch=epoch + 1,
+                                     kind="weights")
                     save_keras_model(self.inner_model, self.run_dir / "best.keras")
                 save_keras_model(self.model, self.run_dir / "last.keras")
                 self.history_rows.append(row)
@@ -328,8 +432,9 @@ class _RunCallback:
                 write_json(self.run_dir / "state.json", {
                     "epochs_done": epoch + 1, "epochs": self.config.epochs,
                     "best_val_accuracy": self.best["val_accuracy"],
-                    "best_epoch": self.best["epoch"], "status": "running",
-                    "updated": time.time()})
+                    "best_epoch": self.best["epoch"], "best_kind": self.best["kind"],
+                    "swa_count": self.swa.count if self.swa is not None else 0,
+                    "status": "running", "updated": time.time()})
                 if self.on_epoch is not None:
                     self.on_epoch(row)
 
@@ -383,6 +488,8 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
             inner = training_model.get_layer(config.architecture)
         else:
             inner = build_model(config.architecture, **config.model_kwargs)
+            if config.init_from:
+                _load_initial_weights(inner, config.init_from)
             training_model = keras.Sequential([make_augmenter(config), inner], name="trainer")
             training_model.build((None, 48, 48, 1))
             optimizer = keras.optimizers.AdamW(learning_rate=config.learning_rate,
@@ -401,15 +508,19 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     history = [r for r in _read_history(run_dir / "history.csv")
                if int(r["epoch"]) <= initial_epoch]
     best = {"val_accuracy": float(state.get("best_val_accuracy", -1.0)),
-            "epoch": int(state.get("best_epoch", 0))}
+            "epoch": int(state.get("best_epoch", 0)), "kind": state.get("best_kind", "weights")}
     if initial_epoch >= config.epochs:
         return run_dir
 
     weights = class_weights(y_train, config.class_weighting)
     x_train, y_train = pad_to_full_batches(x_train, y_train, config.batch_size, config.seed)
     steps = int(math.ceil(len(y_train) / config.batch_size))
+    swa = None
+    if config.swa_start:
+        swa = WeightAverage(inner, run_dir, as_model_input(x_train), as_model_input(x_val), y_val,
+                            count=int(state.get("swa_count", 0)))
     callback = _RunCallback(run_dir, config, inner, history, best, on_epoch, on_batch, steps,
-                            should_stop)
+                            should_stop, swa)
     callbacks = [callback]
     if config.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1,
@@ -445,18 +556,77 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
                                            + time.time() - started, 1), updated=time.time())
     final_state.pop("pid", None)
     write_json(run_dir / "state.json", final_state)
+    if config.recalibrate_batch_norm and not stopped and (run_dir / "best.keras").is_file():
+        recalibrate_best(run_dir, x_train, x_val, y_val)
     if (run_dir / "best.keras").is_file():
-        from .evaluate import evaluate_images
-        from .model import load_keras_model
-
-        model = load_keras_model(run_dir / "best.keras")
         split = "PublicTest" if np.any(dataset.usage == "PublicTest") else "Training (held out)"
-        report = evaluate_images(model, x_val, y_val)
-        report.update(split=split, architecture=config.architecture,
-                      parameters=int(model.count_params()), best_epoch=best["epoch"],
-                      epochs_done=len(history))
-        write_json(run_dir / "metrics.json", report)
+        write_run_metrics(run_dir, x_val, y_val, split, config.architecture, best["epoch"],
+                          len(history))
     return run_dir
+
+
+def write_run_metrics(run_dir: str | Path, x_val: np.ndarray, y_val: np.ndarray, split: str,
+                      architecture: str, best_epoch: int, epochs_done: int) -> dict:
+    """Evaluate the run's best.keras on the validation images into metrics.json."""
+    from .evaluate import evaluate_images
+    from .model import load_keras_model
+
+    model = load_keras_model(Path(run_dir) / "best.keras")
+    report = evaluate_images(model, x_val, y_val)
+    report.update(split=split, architecture=architecture, parameters=int(model.count_params()),
+                  best_epoch=best_epoch, epochs_done=epochs_done)
+    write_json(Path(run_dir) / "metrics.json", report)
+    return report
+
+
+def _accuracy(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 256) -> float:
+    probs = np.concatenate([np.asarray(model(images[i:i + batch_size], training=False))
+                            for i in range(0, len(images), batch_size)])
+    return float(np.mean(probs.argmax(1) == labels))
+
+
+def recalibrate_best(run_dir: str | Path, x_train: np.ndarray, x_val: np.ndarray,
+                     y_val: np.ndarray) -> dict:
+    """Recompute the BatchNorm statistics of a run's best.keras on the plain training images
+    (``recompute_batch_norm``) and keep the result only if it scores higher on the
+    validation images; the replaced file is kept as best_before_recalibration.keras.
+
+    Images are (N, 48, 48) uint8. The outcome is recorded in state.json under
+    "recalibration" and returned.
+    """
+    from .model import load_keras_model
+
+    run_dir = Path(run_dir)
+    best = run_dir / "best.keras"
+    model = load_keras_model(best)
+    train_input, val_input = as_model_input(x_train), as_model_input(x_val)
+    before = _accuracy(model, val_input, y_val)
+    layers_done = recompute_batch_norm(model, train_input)
+    after = _accuracy(model, val_input, y_val) if layers_done else before
+    result = {"val_accuracy_before": before, "val_accuracy_after": after,
+              "batch_norm_layers": layers_done, "kept": bool(after > before),
+              "training_images": int(len(x_train))}
+    if result["kept"]:
+        save_keras_model(load_keras_model(best), run_dir / "best_before_recalibration.keras")
+        save_keras_model(model, best)
+    state = read_json(run_dir / "state.json", {}) or {}
+    state["recalibration"] = result
+    if result["kept"]:
+        state["best_val_accuracy"] = after
+    write_json(run_dir / "state.json", state)
+    return result
+
+
+def _load_initial_weights(model, path: str | Path) -> None:
+    """Copy the weights of the model file at ``path`` into ``model`` (fine-tuning)."""
+    from .model import load_keras_model
+
+    source = load_keras_model(path)
+    try:
+        model.set_weights(source.get_weights())
+    except ValueError as exc:
+        raise ConfigError(f"init_from: {path} does not have this architecture's weights "
+                          f"({exc}).") from exc
 
 
 def distribution_from_env():
@@ -609,4 +779,5 @@ def read_history(run_dir: str | Path) -> list[dict]:
 
 __all__ = ["TrainConfig", "train", "list_runs", "read_history", "check_run_name",
            "request_stop", "set_active_model", "get_active_model",
-           "learning_rate_at", "class_weights", "EMOTIONS"]
+           "learning_rate_at", "class_weights", "recompute_batch_norm", "recalibrate_best",
+           "WeightAverage", "EMOTIONS"]

@@ -1,0 +1,121 @@
+"""Fine-tuning from a model file, the constant schedule, weight averaging (SWA) and the
+BatchNorm recalibration that every run ends with."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fer_core import ConfigError, load_fer2013
+from fer_core.model import build_model, load_keras_model, save_keras_model
+from fer_core.train import (TrainConfig, WeightAverage, learning_rate_at, read_history,
+                            recalibrate_best, recompute_batch_norm, train)
+from tests.conftest import synthetic_rows, write_csv
+
+
+def _config(tmp_path, **kw):
+    values = dict(architecture="mini_xception", epochs=3, batch_size=32,
+                  runs_dir=str(tmp_path / "runs"), rotation_degrees=5)
+    values.update(kw)
+    return TrainConfig(**values)
+
+
+def test_constant_schedule_and_swa_settings_are_checked(tmp_path):
+    config = TrainConfig(epochs=10, warmup_epochs=0, schedule="constant", learning_rate=3e-4)
+    assert {learning_rate_at(config, e) for e in range(10)} == {3e-4}
+    with pytest.raises(ConfigError, match="swa_start"):
+        TrainConfig(epochs=5, swa_start=6).validate()
+    with pytest.raises(ConfigError, match="init_from"):
+        TrainConfig(init_from=str(tmp_path / "missing.keras")).validate()
+
+
+def test_init_from_needs_the_same_architecture(tmp_path):
+    data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(4)))
+    other = save_keras_model(build_model("cnn_wide"), tmp_path / "wide.keras")
+    with pytest.raises(ConfigError, match="does not have this architecture"):
+        train(_config(tmp_path, epochs=1, init_from=str(other)), data)
+
+
+def test_recompute_batch_norm_gives_the_mean_of_batch_statistics():
+    import keras
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization()])
+    rng = np.random.default_rng(0)
+    images = rng.normal(5.0, 2.0, size=(1000, 3)).astype(np.float32)
+    assert recompute_batch_norm(model, images, batch_size=100) == 1
+    layer = model.layers[0]
+    batch_means = images.reshape(10, 100, 3).mean(axis=1)
+    batch_vars = images.reshape(10, 100, 3).var(axis=1)
+    np.testing.assert_allclose(np.asarray(layer.moving_mean), batch_means.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(layer.moving_variance), batch_vars.mean(0),
+                               rtol=1e-3)
+    assert layer.momentum == pytest.approx(0.99)  # restored
+
+
+def test_weight_average_is_the_running_mean_and_resumes(tmp_path):
+    import keras
+
+    def dense(value):
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        model.set_weights([np.full((2, 1), value, np.float32), np.full(1, value, np.float32)])
+        return model
+
+    x_train = np.zeros((8, 2), np.float32)
+    x_val, y_val = np.ones((4, 2), np.float32), np.zeros(4, int)
+    average = WeightAverage(dense(0.0), tmp_path, x_train, x_val, y_val)
+    for value in (1.0, 2.0, 6.0):
+        average.update(dense(value))
+    np.testing.assert_allclose(np.asarray(average.model.trainable_variables[0]), 3.0)
+    # The saved file is the resume point: one more update continues the same mean.
+    resumed = WeightAverage(dense(0.0), tmp_path, x_train, x_val, y_val, count=3)
+    resumed.update(dense(7.0))
+    np.testing.assert_allclose(np.asarray(resumed.model.trainable_variables[0]), 4.0)
+
+
+def test_swa_run_records_the_average_and_resumes(tmp_path):
+    data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(8)))
+    first = train(_config(tmp_path, run_name="base", epochs=1), data)
+    config = _config(tmp_path, run_name="swa", epochs=2, schedule="constant",
+                     warmup_epochs=0, learning_rate=3e-4, swa_start=1,
+                     init_from=str(first / "last.keras"))
+    run = train(config, data)
+    history = read_history(run)
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert all("swa_val_accuracy" in row for row in history)
+    state = json.loads((run / "state.json").read_text())
+    assert state["swa_count"] == 2 and state["best_kind"] in ("swa", "weights")
+    assert (run / "swa.keras").is_file()
+    # Two more epochs on the same run folder: the average continues from 2 snapshots.
+    config.epochs = 4
+    train(config, data, run_dir=run)
+    state = json.loads((run / "state.json").read_text())
+    assert state["swa_count"] == 4
+    assert [row["epoch"] for row in read_history(run)] == [1, 2, 3, 4]
+
+
+def test_recalibration_is_kept_only_when_validation_improves(tmp_path, monkeypatch):
+    import fer_core.train as train_module
+
+    data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(4)))
+    run = train(_config(tmp_path, run_name="r", epochs=1, recalibrate_batch_norm=False), data)
+    x_train, _ = data.split("Training")
+    x_val, y_val = data.split("PublicTest")
+    original = (run / "best.keras").read_bytes()
+
+    scores = iter([0.5, 0.4])  # worse after recalibration: nothing changes
+    monkeypatch.setattr(train_module, "_accuracy", lambda *a, **k: next(scores))
+    result = recalibrate_best(run, x_train, x_val, y_val)
+    assert result["kept"] is False
+    assert (run / "best.keras").read_bytes() == original
+    assert not (run / "best_before_recalibration.keras").exists()
+
+    scores = iter([0.4, 0.5])  # better: the new one is best.keras, the old one is kept
+    monkeypatch.setattr(train_module, "_accuracy", lambda *a, **k: next(scores))
+    result = recalibrate_best(run, x_train, x_val, y_val)
+    assert result["kept"] is True
+    assert (run / "best_before_recalibration.keras").is_file()
+    before = load_keras_model(run / "best_before_recalibration.keras")
+    after = load_keras_model(run / "best.keras")
+    assert any(not np.allclose(a, b) for a, b in zip(before.get_weights(), after.get_weights()))
+    state = json.loads((run / "state.json").read_text())
+    assert state["recalibration"]["kept"] is True and state["best_val_accuracy"] == 0.5
