@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import streamlit as st
+from streamlit.logger import get_logger
 
 from fer_core import FerError
 from fer_core.errors import ModelError
@@ -49,6 +50,9 @@ def _file_stamp(path: Path) -> tuple:
     return tuple(stamps)
 
 
+_logger = get_logger("fer_app")
+
+
 @st.cache_resource(show_spinner="Loading the emotion model…", max_entries=4)
 def _load_model_cached(path: str, stamp: tuple) -> EmotionModel:
     # ``stamp`` (file times) makes a replaced model file load afresh.
@@ -56,6 +60,9 @@ def _load_model_cached(path: str, stamp: tuple) -> EmotionModel:
 
     model = load_model(path)
     freeze_long_lived_objects()  # TensorFlow and the model now live as long as the server
+    # One line per load in the server's log: all sessions share this one model.
+    _logger.info("Loaded the emotion model %s (%s backend), shared by all sessions",
+                 path, model.backend)
     return model
 
 

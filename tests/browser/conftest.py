@@ -96,8 +96,10 @@ def _free_port() -> int:
 class E2E:
     """The app running in a namespace, and a way to run driver scenarios next to it."""
 
-    def __init__(self, namespace: str, url: str, work: Path, shots: Path, media: dict):
+    def __init__(self, namespace: str, url: str, work: Path, shots: Path, media: dict,
+                 log: Path):
         self.namespace = namespace
+        self.log = log
         self.url = url
         self.work = work
         self.shots = shots
@@ -115,6 +117,10 @@ class E2E:
         result = json.loads(lines[-1])
         result["_stderr"] = completed.stderr[-3000:]
         return result
+
+    def server_log(self) -> str:
+        """What the app's server has printed so far."""
+        return self.log.read_text(errors="replace")
 
 
 def _wait_for_server(namespace: str, url: str, process, log: Path, timeout_s: float = 120.0):
@@ -179,7 +185,7 @@ def e2e(tmp_path_factory):
                 cwd=str(ROOT), env=env, stdout=handle, stderr=subprocess.STDOUT,
                 start_new_session=True)
         _wait_for_server(namespace, url, process, log)
-        yield E2E(namespace, url, work, shots, media)
+        yield E2E(namespace, url, work, shots, media, log)
     finally:
         if process is not None and process.poll() is None:
             try:

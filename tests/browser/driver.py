@@ -7,7 +7,8 @@ Run by tests/browser/test_browser.py inside the test's network namespace (only `
 
 Scenarios: ``pages`` (every page renders, no exception), ``upload`` (a photo gets a labelled
 face), ``live`` (fake webcam: START, then a box on the returned video, emotion bars and the
-top emotion). The last line printed is the JSON result; screenshots go to ``--out``.
+top emotion), ``sessions`` (four tabs at once on the live and upload pages, then a camera
+unplugged and plugged back in, and a tab that reloads). The last line printed is the JSON result; screenshots go to ``--out``.
 Waits are for elements or app states, never fixed sleeps.
 """
 
@@ -119,15 +120,13 @@ def scenario_pages(page, args) -> dict:
 def scenario_upload(page, args) -> dict:
     open_page(page, args.url, "upload")
     wait_idle(page)
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-        args.photo)
+    upload_photo(page, args.photo)
     # The page writes the labels of the faces it found in bold above the bars.
-    label = page.locator('[data-testid="stMarkdownContainer"] strong', has_text=re.compile(r"#1 "))
-    label.first.wait_for(timeout=90_000)
+    labels = uploaded_labels(page, 90)
     wait_idle(page)
     page.locator('[data-testid="stImage"] img').first.wait_for(timeout=30_000)
     shoot(page, Path(args.out) / "upload_photo.png")
-    return {"labels": label.first.inner_text(), "exceptions": exceptions(page),
+    return {"labels": labels, "exceptions": exceptions(page),
             "errors": errors(page),
             "charts": page.locator('[data-testid="stPlotlyChart"]').count(),
             "downloads": page.locator('[data-testid="stDownloadButton"]').count()}
@@ -143,26 +142,59 @@ def green_box_pixels(png: bytes) -> int:
     return int((distance < 90).sum())
 
 
-def scenario_live(page, args) -> dict:
-    open_page(page, args.url, "live")
-    page.wait_for_selector(IFRAME, timeout=90_000)
-    frame = page.frame_locator(IFRAME)
-    start = frame.get_by_role("button", name=re.compile(r"^start$", re.I))
+# Records the camera tracks each frame opens, so a scenario can unplug the camera.
+TRACK_RECORDER = """
+(() => {
+  const devices = navigator.mediaDevices;
+  if (!devices || !devices.getUserMedia) return;
+  const original = devices.getUserMedia.bind(devices);
+  window.__ferTracks = [];
+  devices.getUserMedia = async (constraints) => {
+    const stream = await original(constraints);
+    window.__ferTracks.push(...stream.getTracks());
+    return stream;
+  };
+})();
+"""
+
+
+def camera_button(page, name: str):
+    return page.frame_locator(IFRAME).get_by_role("button", name=re.compile(rf"^{name}$", re.I))
+
+
+def start_camera(page) -> float:
+    """Press START in the webrtc component; return the time it was pressed."""
+    start = camera_button(page, "start")
     start.wait_for(timeout=60_000)
     started = time.monotonic()
     start.click()
+    return started
+
+
+def wait_for_emotion(page, started: float, expected: str = "happy",
+                     timeout_s: float = 30.0) -> dict:
+    """Wait until the live panel shows a top emotion and its bars; then until the top emotion
+    is ``expected`` (smoothing settles within frames) or the time is up."""
     summary = page.locator(".st-key-live-summary")
-    # Within 30 s: the top emotion is shown, with the probability bars beside it.
-    summary.get_by_role("heading").first.wait_for(timeout=30_000)
+    remaining = lambda: max(1.0, started + timeout_s - time.monotonic()) * 1000  # noqa: E731
+    summary.get_by_role("heading").first.wait_for(timeout=remaining())
     bars = page.locator('[data-testid="stPlotlyChart"]')
-    bars.first.wait_for(timeout=30_000)
-    deadline = started + 30
+    bars.first.wait_for(timeout=remaining())
     top = summary.get_by_role("heading").first.inner_text().strip()
-    while top != "happy" and time.monotonic() < deadline:  # smoothing settles within frames
+    while top != expected and time.monotonic() < started + timeout_s:
         page.wait_for_timeout(250)
         top = summary.get_by_role("heading").first.inner_text().strip()
-    seconds_to_result = round(time.monotonic() - started, 2)
-    video = frame.locator("video").first
+    return {"top": top, "summary": summary.inner_text(), "bars": bars.count(),
+            "seconds_to_result": round(time.monotonic() - started, 2)}
+
+
+def scenario_live(page, args) -> dict:
+    open_page(page, args.url, "live")
+    page.wait_for_selector(IFRAME, timeout=90_000)
+    started = start_camera(page)
+    # Within 30 s: the top emotion is shown, with the probability bars beside it.
+    result = wait_for_emotion(page, started)
+    video = page.frame_locator(IFRAME).locator("video").first
     video.wait_for(timeout=10_000)
     # The box is drawn on the returned video: look for its colour in the video's pixels.
     box_pixels = 0
@@ -172,17 +204,78 @@ def scenario_live(page, args) -> dict:
             break
         page.wait_for_timeout(250)
     page.screenshot(path=str(Path(args.out) / "live_streaming.png"), full_page=True)
-    metrics = page.locator('[data-testid="stMetric"]').all_inner_texts()
-    summary_text = summary.inner_text()
-    stop = frame.get_by_role("button", name=re.compile(r"^stop$", re.I))
+    result.update(box_pixels=box_pixels,
+                  metrics=page.locator('[data-testid="stMetric"]').all_inner_texts())
+    stop = camera_button(page, "stop")
     if stop.count():
         stop.first.click()
-    return {"top": top, "summary": summary_text, "bars": bars.count(),
-            "box_pixels": box_pixels, "seconds_to_result": seconds_to_result,
-            "metrics": metrics, "exceptions": exceptions(page), "errors": errors(page)}
+    return {**result, "exceptions": exceptions(page), "errors": errors(page)}
 
 
-SCENARIOS = {"pages": scenario_pages, "upload": scenario_upload, "live": scenario_live}
+def upload_photo(page, photo: str) -> None:
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(photo)
+
+
+def uploaded_labels(page, timeout_s: float) -> str:
+    label = page.locator('[data-testid="stMarkdownContainer"] strong', has_text=re.compile(r"#1 "))
+    label.first.wait_for(timeout=timeout_s * 1000)
+    return label.first.inner_text()
+
+
+def scenario_sessions(page, args) -> dict:
+    """Several sessions at once, in separate tabs (each tab is its own Streamlit session):
+    two on the live page with the fake webcam and two uploading a photo, all started before
+    any result is awaited. Then the cameras misbehave: one is unplugged (its tracks stopped)
+    and plugged back in (STOP, START), the other tab reloads (a new session) and starts
+    again."""
+    context = page.context
+    context.add_init_script(TRACK_RECORDER)
+    tabs = {"live_a": page, "live_b": context.new_page(), "upload_a": context.new_page(),
+            "upload_b": context.new_page()}
+    for name, tab in tabs.items():
+        open_page(tab, args.url, "live" if name.startswith("live") else "upload")
+    started = {}
+    for name in ("live_a", "live_b"):
+        tabs[name].wait_for_selector(IFRAME, timeout=90_000)
+        started[name] = start_camera(tabs[name])
+    for name in ("upload_a", "upload_b"):
+        wait_idle(tabs[name])
+        upload_photo(tabs[name], args.photo)
+    sessions = {}
+    for name in ("live_a", "live_b"):
+        sessions[name] = wait_for_emotion(tabs[name], started[name], timeout_s=60)
+    for name in ("upload_a", "upload_b"):
+        sessions[name] = {"labels": uploaded_labels(tabs[name], 90)}
+    for name, tab in tabs.items():
+        shoot(tab, Path(args.out) / f"sessions_{name}.png")
+
+    # Unplug live_a's camera: the panel says it waits for frames, and nothing breaks.
+    live_a = tabs["live_a"]
+    webrtc_frame = next(f for f in live_a.frames if "streamlit_webrtc" in (f.url or "")
+                        or f.name == "streamlit_webrtc")
+    stopped_tracks = webrtc_frame.evaluate(
+        "(window.__ferTracks || []).filter(t => t.readyState === 'live')"
+        ".map(t => { t.stop(); return t.kind; }).length")
+    live_a.get_by_text("Waiting for video frames").first.wait_for(timeout=30_000)
+    shoot(live_a, Path(args.out) / "sessions_unplugged.png")
+    # Plug it back in: STOP, then START opens the camera again.
+    camera_button(live_a, "stop").click()
+    replugged = wait_for_emotion(live_a, start_camera(live_a), timeout_s=60)
+
+    # live_b's tab reloads: a new session, the old one's stream ends with it.
+    live_b = tabs["live_b"]
+    live_b.reload(wait_until="domcontentloaded")
+    live_b.get_by_role("heading", name=TITLES["live"]).first.wait_for(timeout=90_000)
+    live_b.wait_for_selector(IFRAME, timeout=90_000)
+    reloaded = wait_for_emotion(live_b, start_camera(live_b), timeout_s=60)
+    return {"sessions": sessions, "stopped_tracks": stopped_tracks, "replugged": replugged,
+            "reloaded": reloaded,
+            "exceptions": {n: exceptions(t) for n, t in tabs.items()},
+            "errors": {n: errors(t) for n, t in tabs.items()}}
+
+
+SCENARIOS = {"pages": scenario_pages, "upload": scenario_upload, "live": scenario_live,
+             "sessions": scenario_sessions}
 
 
 def main(argv=None) -> int:
@@ -201,7 +294,8 @@ def main(argv=None) -> int:
     result: dict = {"scenario": args.scenario}
     try:
         with sync_playwright() as playwright:
-            context = launch(playwright, profile, args.y4m if args.scenario == "live" else None)
+            context = launch(playwright, profile,
+                             args.y4m if args.scenario in ("live", "sessions") else None)
             try:
                 page = context.pages[0] if context.pages else context.new_page()
                 console: list[str] = []

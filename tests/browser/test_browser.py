@@ -43,3 +43,25 @@ def test_live_webcam_shows_box_bars_and_happy(e2e):
     assert result["seconds_to_result"] <= 30, result["seconds_to_result"]
     assert result["box_pixels"] > 200, (
         f"no face box on the returned video ({result['box_pixels']} box-coloured pixels)")
+
+
+def test_concurrent_sessions_share_one_model_and_survive_camera_trouble(e2e):
+    result = e2e.run("sessions", "--y4m", str(e2e.media["y4m"]), "--photo",
+                     str(e2e.media["photo"]), timeout=500)
+    assert result.get("ok"), _explain(result)
+    for name, tab_exceptions in result["exceptions"].items():
+        assert tab_exceptions == [] and result["errors"][name] == [], _explain(result)
+    sessions = result["sessions"]
+    for name in ("live_a", "live_b"):
+        assert sessions[name]["top"] == "happy", f"{name}: {sessions[name]}"
+        assert sessions[name]["bars"] >= 1, f"{name}: no probability bars"
+    for name in ("upload_a", "upload_b"):
+        assert "#1 happy" in sessions[name]["labels"], f"{name}: {sessions[name]}"
+    # Unplugged (the page then said it was waiting for frames), plugged back in, reloaded.
+    assert result["stopped_tracks"] >= 1
+    assert result["replugged"]["top"] == "happy", result["replugged"]
+    assert result["reloaded"]["top"] == "happy", result["reloaded"]
+    log = e2e.server_log()
+    # One model in memory for every session (st.cache_resource), loaded once.
+    assert log.count("Loaded the emotion model") == 1, log[-3000:]
+    assert "Traceback" not in log, log[-5000:]
