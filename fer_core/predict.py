@@ -9,6 +9,7 @@ results, so it fits ``ray.data.Dataset.map_batches`` as well as the CLI::
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -112,8 +113,13 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
                 from .video import analyze_video
 
                 frame = analyze_video(path, recognizer=predictor.recognizer, every=every)
-                for record in frame.to_dict("records"):
-                    record["file"] = str(path)
+                records = frame.to_dict("records")
+                per_frame = Counter(record["frame"] for record in records)
+                numbered: Counter = Counter()
+                for record in records:  # as for photos: faces in the frame, and which one
+                    record.update(file=str(path), faces=per_frame[record["frame"]],
+                                  face=numbered[record["frame"]])
+                    numbered[record["frame"]] += 1
                     rows.append(record)
                 faces += int(frame["face_id"].notna().sum()) if len(frame) else 0
             else:

@@ -66,3 +66,4 @@ def test_predict_video_gives_per_frame_rows(tmp_path, astronaut):
     assert sorted(table["frame"]) == list(range(0, 20, 2))
     assert set(table["face_id"]) == {1} and set(table["label"]) == {"happy"}
     assert (table["time_s"].diff().dropna() > 0).all()
+    assert set(table["faces"]) == {1} and set(table["face"]) == {0}
