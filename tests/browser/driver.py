@@ -8,7 +8,8 @@ Run by tests/browser/test_browser.py inside the test's network namespace (only `
 Scenarios: ``pages`` (every page renders, no exception), ``upload`` (a photo gets a labelled
 face), ``live`` (fake webcam: START, then a box on the returned video, emotion bars and the
 top emotion), ``sessions`` (four tabs at once on the live and upload pages, then a camera
-unplugged and plugged back in, and a tab that reloads). The last line printed is the JSON result; screenshots go to ``--out``.
+unplugged and plugged back in, and a tab that reloads), ``soak`` (one live session for
+``--seconds``, for python -m bench.live_soak). The last line printed is the JSON result; screenshots go to ``--out``.
 Waits are for elements or app states, never fixed sleeps.
 """
 
@@ -274,8 +275,32 @@ def scenario_sessions(page, args) -> dict:
             "errors": {n: errors(t) for n, t in tabs.items()}}
 
 
+def scenario_soak(page, args) -> dict:
+    """One live session kept streaming for ``--seconds``; the page's own frame rate, latency
+    and top emotion are read every 10 s (the caller measures the server's memory)."""
+    open_page(page, args.url, "live")
+    page.wait_for_selector(IFRAME, timeout=90_000)
+    started = start_camera(page)
+    first = wait_for_emotion(page, started)
+    readings = []
+    while time.monotonic() < started + args.seconds:
+        page.wait_for_timeout(10_000)
+        metrics = dict(m.split("\n", 1) for m in
+                       page.locator('[data-testid="stMetric"]').all_inner_texts() if "\n" in m)
+        summary = page.locator(".st-key-live-summary")
+        top = (summary.get_by_role("heading").first.inner_text().strip()
+               if summary.count() else None)
+        readings.append({"t": round(time.monotonic() - started, 1), "top": top,
+                         **{k.strip(): v.strip() for k, v in metrics.items()}})
+        print(json.dumps(readings[-1]), file=sys.stderr, flush=True)
+    page.screenshot(path=str(Path(args.out) / "live_soak.png"), full_page=True)
+    camera_button(page, "stop").click()
+    return {"first": first, "readings": readings, "exceptions": exceptions(page),
+            "errors": errors(page)}
+
+
 SCENARIOS = {"pages": scenario_pages, "upload": scenario_upload, "live": scenario_live,
-             "sessions": scenario_sessions}
+             "sessions": scenario_sessions, "soak": scenario_soak}
 
 
 def main(argv=None) -> int:
@@ -286,6 +311,7 @@ def main(argv=None) -> int:
     parser.add_argument("--photo")
     parser.add_argument("--y4m")
     parser.add_argument("--expect-dataset", action="store_true")
+    parser.add_argument("--seconds", type=float, default=600.0, help="soak: how long to stream")
     args = parser.parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
@@ -295,7 +321,8 @@ def main(argv=None) -> int:
     try:
         with sync_playwright() as playwright:
             context = launch(playwright, profile,
-                             args.y4m if args.scenario in ("live", "sessions") else None)
+                             args.y4m if args.scenario in ("live", "sessions", "soak")
+                             else None)
             try:
                 page = context.pages[0] if context.pages else context.new_page()
                 console: list[str] = []

@@ -1,0 +1,176 @@
+"""The app served inside a network namespace that has only loopback, and the Chromium
+scenarios (driver.py) run next to it. Used by the browser tests (conftest.py) and by
+``python -m bench.live_soak``.
+
+Recipe (see the project's BROWSER_TESTS notes): Chromium with a fake webcam from a .y4m file
+and ``--allow-loopback-in-peer-connection``; the namespace's ``lo`` also carries 127.0.0.2,
+because aioice never offers 127.0.0.1 as an ICE candidate. Nothing leaves loopback, not even
+the machine's own address. The namespace is deleted afterwards, also after a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+DRIVER = Path(__file__).with_name("driver.py")
+CHROMIUM = "/usr/bin/chromium"
+# The fake webcam shows the astronaut's face, cropped to 4:3 so the face stays large even if
+# WebRTC starts the stream at a low resolution.
+FACE_CROP = (slice(0, 255), slice(60, 400))
+
+
+def webcam_frame(width: int = 640, height: int = 480) -> np.ndarray:
+    """An RGB frame with the astronaut's smiling face, for the fake webcam."""
+    import cv2
+    import skimage.data
+
+    face = skimage.data.astronaut()[FACE_CROP]
+    return cv2.resize(face, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def write_y4m(path: Path, rgb: np.ndarray, frames: int = 30, fps: int = 30) -> Path:
+    import cv2
+
+    height, width = rgb.shape[:2]
+    planes = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2YUV_I420).tobytes()
+    with open(path, "wb") as handle:
+        handle.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            handle.write(b"FRAME\n")
+            handle.write(planes)
+    return path
+
+
+def unavailable_reason() -> str | None:
+    """Why the app cannot be served in a namespace and driven here, or None."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return "browser tests need root: they run the app in a network namespace (CI runs as root)"
+    if not shutil.which("ip"):
+        return "browser tests need the `ip` command (iproute2) for a network namespace"
+    if not Path(CHROMIUM).is_file():
+        return f"browser tests need Chromium at {CHROMIUM} (make browser installs it)"
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return "browser tests need the playwright Python package (requirements-dev.txt)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class AppServer:
+    """A running app in its namespace: its URL, process and log; runs driver scenarios."""
+
+    def __init__(self, namespace: str, url: str, process: subprocess.Popen, log: Path):
+        self.namespace = namespace
+        self.url = url
+        self.process = process
+        self.log = log
+
+    def run(self, scenario: str, *extra: str, out: Path, timeout: float = 240.0) -> dict:
+        command = ["ip", "netns", "exec", self.namespace, sys.executable, str(DRIVER), scenario,
+                   "--url", self.url, "--out", str(out), *extra]
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                   cwd=str(ROOT))
+        return self._result(completed.stdout, completed.stderr, completed.returncode)
+
+    def start(self, scenario: str, *extra: str, out: Path) -> subprocess.Popen:
+        """Start a driver scenario without waiting; ``result(process)`` collects it."""
+        command = ["ip", "netns", "exec", self.namespace, sys.executable, str(DRIVER), scenario,
+                   "--url", self.url, "--out", str(out), *extra]
+        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=str(ROOT))
+
+    def result(self, process: subprocess.Popen, timeout: float | None = None) -> dict:
+        stdout, stderr = process.communicate(timeout=timeout)
+        return self._result(stdout, stderr, process.returncode)
+
+    @staticmethod
+    def _result(stdout: str, stderr: str, returncode: int) -> dict:
+        lines = [line for line in stdout.splitlines() if line.startswith("{")]
+        if not lines:
+            raise AssertionError(f"driver printed no result (rc {returncode}):\n"
+                                 f"{stdout[-2000:]}\n{stderr[-3000:]}")
+        result = json.loads(lines[-1])
+        result["_stderr"] = stderr[-3000:]
+        return result
+
+    def server_log(self) -> str:
+        """What the app's server has printed so far."""
+        return self.log.read_text(errors="replace")
+
+
+def _wait_for_server(namespace: str, url: str, process, log: Path, timeout_s: float = 120.0):
+    probe = ("import sys, urllib.request\n"
+             "try:\n"
+             f"    urllib.request.urlopen('{url}/_stcore/health', timeout=2).read()\n"
+             "except Exception:\n"
+             "    sys.exit(1)\n")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {process.returncode}:\n"
+                               f"{log.read_text()[-3000:]}")
+        if subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", probe],
+                          capture_output=True).returncode == 0:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"streamlit did not answer within {timeout_s:.0f} s:\n"
+                       f"{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def serve_app(log: Path, env: dict | None = None):
+    """Serve the app (``streamlit run app.py``) in a fresh namespace; yield an AppServer."""
+    namespace = f"fer-e2e-{os.getpid()}"
+    subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    process = None
+    try:
+        subprocess.run(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"],
+                       check=True)
+        # aioice skips 127.0.0.1 as a host candidate: give lo a second loopback address.
+        subprocess.run(["ip", "netns", "exec", namespace, "ip", "addr", "add", "127.0.0.2/8",
+                        "dev", "lo"], check=True)
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
+                        **(env or {}))
+        full_env.pop("FER_ICE_SERVERS", None)  # local only: no STUN/TURN
+        with open(log, "wb") as handle:
+            process = subprocess.Popen(
+                ["ip", "netns", "exec", namespace, sys.executable, "-m", "streamlit", "run",
+                 "app.py", "--server.headless", "true", "--server.address", "127.0.0.1",
+                 "--server.port", str(port), "--browser.gatherUsageStats", "false",
+                 "--server.fileWatcherType", "none"],
+                cwd=str(ROOT), env=full_env, stdout=handle, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        _wait_for_server(namespace, url, process, log)
+        yield AppServer(namespace, url, process, log)
+    finally:
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=20)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
