@@ -105,7 +105,23 @@ def write_model_card(model_path, test_report: dict, *, split: str, flip_average:
                           f"{config['train_subset']:,} images"),
             "selection_split": "PublicTest (3,589 images)",
             "seed": config.get("seed"),
+            # Which weights best.keras holds ("weights" of an epoch, or the "swa" average),
+            # and the BatchNorm recalibration that ended the run.
+            "best_kind": state.get("best_kind", "weights"),
+            "swa_snapshots": state.get("swa_count", 0),
+            "recalibration": state.get("recalibration"),
         }
+        init_from = config.get("init_from")
+        if init_from:  # a fine-tuning run: say what it started from, and count its time too
+            base_dir = Path(init_from).parent
+            if not base_dir.is_dir():  # a relative path from another folder: a sibling run
+                base_dir = run_dir.parent / base_dir.name
+            base_history = read_history(base_dir) if (base_dir / "history.csv").is_file() else []
+            base_seconds = round(sum(row.get("seconds", 0.0) for row in base_history), 1)
+            training["initialised_from"] = {"file": init_from, "run": base_dir.name,
+                                            "epochs_done": len(base_history),
+                                            "train_seconds": base_seconds}
+            training["total_train_seconds"] = round(training["train_seconds"] + base_seconds, 1)
     litert = litert_path_for(model_path)
     card = {
         "name": model_path.stem,

@@ -119,3 +119,29 @@ def test_recalibration_is_kept_only_when_validation_improves(tmp_path, monkeypat
     assert any(not np.allclose(a, b) for a, b in zip(before.get_weights(), after.get_weights()))
     state = json.loads((run / "state.json").read_text())
     assert state["recalibration"]["kept"] is True and state["best_val_accuracy"] == 0.5
+
+
+def test_model_card_of_a_fine_tuned_run_counts_the_base_run(tmp_path):
+    from fer_core.evaluate import evaluate_images, write_model_card
+
+    data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(4)))
+    base = train(_config(tmp_path, run_name="base", epochs=1), data)
+    config = _config(tmp_path, run_name="tuned", epochs=2, schedule="constant",
+                     warmup_epochs=0, learning_rate=3e-4, swa_start=1,
+                     init_from=str(base / "last.keras"))
+    run = train(config, data)
+    model_file = tmp_path / "shipped" / "model.keras"
+    save_keras_model(load_keras_model(run / "best.keras"), model_file)
+    x_test, y_test = data.split("PrivateTest")
+    report = evaluate_images(load_keras_model(model_file), x_test, y_test)
+    card = write_model_card(model_file, report, split="PrivateTest", flip_average=False,
+                            selection=None, run_dir=run)
+    training = card["training"]
+    assert training["run"] == "tuned" and training["epochs_done"] == 2
+    assert training["swa_snapshots"] == 2 and training["best_kind"] in ("swa", "weights")
+    assert training["recalibration"]["batch_norm_layers"] > 0
+    base_part = training["initialised_from"]
+    assert base_part["run"] == "base" and base_part["epochs_done"] == 1
+    assert training["total_train_seconds"] == pytest.approx(
+        training["train_seconds"] + base_part["train_seconds"], abs=0.11)
+    assert json.loads(model_file.with_suffix(".card.json").read_text())["training"] == training
