@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from app_lib.card import training_rows
 from app_lib.charts import confusion_figure, per_class_figure
 from app_lib.common import card_metrics, percent, require_active_model
 from fer_core import EMOTIONS
@@ -97,26 +98,8 @@ else:
     training = card.get("training") or {}
     st.subheader("Training")
     if training:
-        config = training.get("config") or {}
-        rows = {
-            "data": training.get("data"),
-            "training images used": (f"{config['train_subset']:,} (stratified subset)"
-                                     if config.get("train_subset") else "all"),
-            "model chosen on": training.get("selection_split"),
-            "epochs trained": training.get("epochs_done"), "best epoch": training.get("best_epoch"),
-            "best validation accuracy": percent(training.get("best_val_accuracy")),
-            "training time": (f"{training['train_seconds'] / 60:.0f} min"
-                              if training.get("train_seconds") else None),
-            "batch size": config.get("batch_size"), "learning rate": config.get("learning_rate"),
-            "schedule": config.get("schedule"), "label smoothing": config.get("label_smoothing"),
-            "class weighting": config.get("class_weighting"),
-            "augmentation": (f"flip {config.get('horizontal_flip')}, rotation "
-                             f"{config.get('rotation_degrees')}°, shift "
-                             f"{config.get('shift_fraction')}, zoom {config.get('zoom_fraction')}")
-            if config else None,
-            "seed": training.get("seed"),
-        }
-        st.table(pd.DataFrame([(k, str(v)) for k, v in rows.items() if v is not None],
+        rows = training_rows(training)
+        st.table(pd.DataFrame(list(rows.items()),
                               columns=["setting", "value"]).set_index("setting"))
     else:
         st.caption("The card does not say how the model was trained.")

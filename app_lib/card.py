@@ -1,0 +1,62 @@
+"""How the model card's training section reads on the Model page (plain functions, no
+streamlit, so they are tested directly)."""
+
+from __future__ import annotations
+
+
+def _percent(value) -> str | None:
+    return None if value is None else f"{value * 100:.1f}%"
+
+
+def _minutes(seconds) -> str | None:
+    return f"{seconds / 60:.0f} min" if seconds else None
+
+
+def training_rows(training: dict) -> dict[str, str]:
+    """Setting -> value for the card's ``training`` section, leaving out what it lacks.
+
+    A fine-tuned model (``initialised_from``) shows the run it started from, and the
+    training time counts both runs.
+    """
+    config = training.get("config") or {}
+    base = training.get("initialised_from") or {}
+    recalibration = training.get("recalibration") or {}
+    swa = training.get("swa_snapshots") or 0
+    rows = {
+        "data": training.get("data"),
+        "training images used": (f"{config['train_subset']:,} (stratified subset)"
+                                 if config.get("train_subset") else "all"),
+        "model chosen on": training.get("selection_split"),
+        "started from": (f"run {base.get('run')}: {base.get('epochs_done')} epochs, "
+                         f"{_minutes(base.get('train_seconds')) or 'time not recorded'}"
+                         if base else None),
+        "epochs trained": (f"{training.get('epochs_done')} more" if base
+                           else training.get("epochs_done")),
+        "best epoch": training.get("best_epoch"),
+        "weights": ({"swa": f"average of the epochs from {config.get('swa_start')} to "
+                            f"{training.get('best_epoch')} (stochastic weight averaging)",
+                     "weights": "one epoch's weights"}.get(training.get("best_kind"))
+                    if swa else None),
+        "BatchNorm statistics": (
+            (f"recomputed on plain Training images (validation "
+             f"{_percent(recalibration.get('val_accuracy_before'))} → "
+             f"{_percent(recalibration.get('val_accuracy_after'))})")
+            if recalibration.get("kept") else
+            ("as training left them (recomputing them did not help on validation)"
+             if recalibration else None)),
+        "best validation accuracy": _percent(training.get("best_val_accuracy")),
+        "training time": (f"{_minutes(training.get('total_train_seconds'))} in all"
+                          if training.get("total_train_seconds")
+                          else _minutes(training.get("train_seconds"))),
+        "batch size": config.get("batch_size"),
+        "learning rate": config.get("learning_rate"),
+        "schedule": config.get("schedule"),
+        "label smoothing": config.get("label_smoothing"),
+        "class weighting": config.get("class_weighting"),
+        "augmentation": (f"flip {config.get('horizontal_flip')}, rotation "
+                         f"{config.get('rotation_degrees')}°, shift "
+                         f"{config.get('shift_fraction')}, zoom {config.get('zoom_fraction')}")
+        if config else None,
+        "seed": training.get("seed"),
+    }
+    return {key: str(value) for key, value in rows.items() if value is not None}

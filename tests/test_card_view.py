@@ -1,0 +1,39 @@
+"""The Model page's reading of the card's training section."""
+
+import json
+from pathlib import Path
+
+from app_lib.card import training_rows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_plain_run():
+    rows = training_rows({"epochs_done": 80, "best_epoch": 72, "train_seconds": 5400,
+                          "best_val_accuracy": 0.6464, "config": {"batch_size": 64}})
+    assert rows["epochs trained"] == "80" and rows["training time"] == "90 min"
+    assert rows["best validation accuracy"] == "64.6%"
+    assert "started from" not in rows and "weights" not in rows
+    assert "BatchNorm statistics" not in rows
+
+
+def test_fine_tuned_averaged_recalibrated_run():
+    rows = training_rows({
+        "epochs_done": 30, "best_epoch": 28, "train_seconds": 2160, "best_kind": "swa",
+        "swa_snapshots": 29, "total_train_seconds": 7560,
+        "initialised_from": {"run": "base", "epochs_done": 80, "train_seconds": 5400},
+        "recalibration": {"kept": True, "val_accuracy_before": 0.6645,
+                          "val_accuracy_after": 0.6648},
+        "config": {"swa_start": 2}})
+    assert rows["started from"] == "run base: 80 epochs, 90 min"
+    assert rows["epochs trained"] == "30 more"
+    assert rows["weights"].startswith("average of the epochs from 2 to 28")
+    assert rows["BatchNorm statistics"].endswith("(validation 66.5% → 66.5%)")
+    assert rows["training time"] == "126 min in all"
+
+
+def test_the_shipped_card_reads_without_gaps():
+    card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())
+    rows = training_rows(card["training"])
+    assert "None" not in " ".join(rows.values())
+    assert rows["model chosen on"].startswith("PublicTest")
