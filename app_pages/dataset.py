@@ -140,9 +140,16 @@ with classes_tab:
                                                                    shares[emotion])]
     table["total"] = [f"{t:,}" for t in counts["total"]]
     st.dataframe(table)
-    st.caption("The classes are far from balanced: happy is about a quarter of the data and "
-               "disgust under 2%. Accuracy alone hides how badly a model does on rare "
-               "classes; the Model card page reports per-class recall and macro-F1.")
+    overall = counts[list(EMOTIONS)].sum()
+    if overall.sum():
+        shares_all = overall / overall.sum()
+        common, rare = shares_all.idxmax(), shares_all.idxmin()
+        balance = ("The classes are far from balanced"
+                   if shares_all[common] > 2 * shares_all[rare] else "The classes are about even")
+        st.caption(f"{balance} in this data: {common} is {shares_all[common] * 100:.1f}% of the "
+                   f"images and {rare} {shares_all[rare] * 100:.1f}%. Accuracy alone hides how "
+                   "badly a model does on rare classes; the Model card page reports per-class "
+                   "recall and macro-F1.")
 
 # ----------------------------------------------------------------------------- flaws (computed once)
 
