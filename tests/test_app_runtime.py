@@ -67,3 +67,14 @@ def test_freezing_leaves_objects_usable_and_out_of_the_collector():
         assert keep[999]["a"] == 999
     finally:
         gc.unfreeze()
+
+
+def test_config_fits_the_features_and_keeps_protections():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    server = config["server"]
+    # The uncompressed FER2013 CSV (301 MB) must fit; nothing far beyond what features need.
+    assert 302 <= server["maxUploadSize"] <= 1024
+    assert server.get("enableStaticServing", False) is False
+    assert server.get("enableXsrfProtection", True) is True
+    assert server.get("enableCORS", True) is True
+    assert config["browser"]["gatherUsageStats"] is False

@@ -111,6 +111,23 @@ class AppServer:
         result["_stderr"] = stderr[-3000:]
         return result
 
+    def fetch(self, path: str) -> tuple[int, bytes]:
+        """GET ``path`` (sent as written, no normalisation) from inside the namespace:
+        (status, body)."""
+        probe = ("import http.client, sys\n"
+                 f"c = http.client.HTTPConnection('127.0.0.1', {self.url.rsplit(':', 1)[1]}, "
+                 "timeout=20)\n"
+                 "c.request('GET', sys.argv[1])\n"
+                 "r = c.getresponse()\n"
+                 "body = r.read()\n"
+                 "sys.stdout.buffer.write(str(r.status).encode() + b'\\n' + body)\n")
+        completed = subprocess.run(["ip", "netns", "exec", self.namespace, sys.executable, "-c",
+                                    probe, path], capture_output=True, timeout=60)
+        if completed.returncode != 0:
+            raise AssertionError(f"GET {path} failed: {completed.stderr.decode()[-1000:]}")
+        status, _, body = completed.stdout.partition(b"\n")
+        return int(status), body
+
     def server_log(self) -> str:
         """What the app's server has printed so far."""
         return self.log.read_text(errors="replace")

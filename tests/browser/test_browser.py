@@ -65,3 +65,35 @@ def test_concurrent_sessions_share_one_model_and_survive_camera_trouble(e2e):
     # One model in memory for every session (st.cache_resource), loaded once.
     assert log.count("Loaded the emotion model") == 1, log[-3000:]
     assert "Traceback" not in log, log[-5000:]
+
+
+# Files of the project and of the machine that the app's server must never hand out.
+PRIVATE_FILES = ["app.py", ".streamlit/config.toml", "models/cnn_gru.keras",
+                 "models/cnn_gru.card.json", "fer_core/train.py", "requirements.txt"]
+
+
+def test_the_server_hands_out_no_project_or_system_files(e2e):
+    from tests.browser.appserver import ROOT
+
+    secrets = {name: (ROOT / name).read_bytes()[:200] for name in PRIVATE_FILES}
+    passwd = open("/etc/passwd", "rb").read()[:60]
+    paths = []
+    for name in PRIVATE_FILES:
+        paths += [f"/{name}", f"/app/static/{name}", f"/static/{name}", f"/media/{name}",
+                  f"/../{name}", f"/%2e%2e/{name}", f"/app/static/..%2f{name}",
+                  f"/component/streamlit_webrtc.component.webrtc_streamer/..%2f..%2f{name}"]
+    paths += ["/etc/passwd", "/app/static/../../../../etc/passwd",
+              "/static/..%2f..%2f..%2f..%2f..%2fetc%2fpasswd", "/media/..%2f..%2fetc%2fpasswd",
+              "/component/streamlit_webrtc.component.webrtc_streamer/..%2f..%2f..%2f..%2f"
+              "..%2f..%2f..%2f..%2fetc%2fpasswd"]
+    assert e2e.server.fetch("/_stcore/health") == (200, b"ok")  # the probe itself works
+    leaks = []
+    for path in paths:
+        status, body = e2e.server.fetch(path)
+        # Unknown paths get the app's own index page (status 200) or an error status;
+        # neither may carry a file's content.
+        if passwd in body or any(secret and secret in body for secret in secrets.values()):
+            leaks.append((path, status))
+    assert leaks == [], leaks
+    print(f"{len(paths)} paths tried, none served a private file")
+
