@@ -11,13 +11,7 @@ from fer_core.model import build_model, load_keras_model, save_keras_model
 from fer_core.train import (TrainConfig, WeightAverage, learning_rate_at, read_history,
                             recalibrate_best, recompute_batch_norm, train)
 from tests.conftest import synthetic_rows, write_csv
-
-
-def _config(tmp_path, **kw):
-    values = dict(architecture="mini_xception", epochs=3, batch_size=32,
-                  runs_dir=str(tmp_path / "runs"), rotation_degrees=5)
-    values.update(kw)
-    return TrainConfig(**values)
+from tests.test_train import _tiny_config as _config
 
 
 def test_constant_schedule_and_swa_settings_are_checked(tmp_path):
