@@ -10,6 +10,7 @@ from app_lib.live import ICE_SERVERS_ENV, LiveProcessor, describe_faces, rtc_con
 from fer_core import FerError
 
 PROCESSOR_KEY = "live_processor"
+WEBRTC_KEY = "live-emotions"
 REFRESH_SECONDS = 0.3  # the panel beside the video refreshes about three times a second
 
 st.title("Live webcam")
@@ -45,8 +46,19 @@ video_column, panel_column = st.columns([3, 2], gap="large")
 with video_column:
     from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
+    # streamlit-webrtc resets a context that it believes went unrendered for a script run
+    # (a visitor who left the page and came back). It decides that from Streamlit's count of
+    # finished runs, which the server updates asynchronously; with several sessions streaming
+    # at once the count can jump by two between consecutive runs, and the check then kills a
+    # stream that has just started: START does nothing (seen in the concurrent-sessions browser
+    # test). Returning to this page needs no such check: the browser closes the old
+    # connection, whose worker then stops itself, and the component comes back stopped, which
+    # streamlit-webrtc's own stop branch cleans up. So the check is switched off here.
+    previous = st.session_state.get(WEBRTC_KEY)
+    if previous is not None and hasattr(previous, "_last_rendered_run_count"):
+        previous._last_rendered_run_count = None
     context = webrtc_streamer(
-        key="live-emotions",
+        key=WEBRTC_KEY,
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=rtc_config,
         media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}},

@@ -228,7 +228,7 @@ def scenario_sessions(page, args) -> dict:
     two on the live page with the fake webcam and two uploading a photo, all started before
     any result is awaited. Then the cameras misbehave: one is unplugged (its tracks stopped)
     and plugged back in (STOP, START), the other tab reloads (a new session) and starts
-    again."""
+    again, and the first leaves for another page while streaming, returns and starts again."""
     context = page.context
     context.add_init_script(TRACK_RECORDER)
     tabs = {"live_a": page, "live_b": context.new_page(), "upload_a": context.new_page(),
@@ -269,8 +269,17 @@ def scenario_sessions(page, args) -> dict:
     live_b.get_by_role("heading", name=TITLES["live"]).first.wait_for(timeout=90_000)
     live_b.wait_for_selector(IFRAME, timeout=90_000)
     reloaded = wait_for_emotion(live_b, start_camera(live_b), timeout_s=60)
+    # live_a leaves for another page of the app while streaming, comes back (the same
+    # session) and starts again.
+    live_a.locator('[data-testid="stSidebarNav"] a', has_text="Photos & videos").first.click()
+    live_a.get_by_role("heading", name=TITLES["upload"]).first.wait_for(timeout=60_000)
+    wait_idle(live_a)
+    live_a.locator('[data-testid="stSidebarNav"] a', has_text="Live webcam").first.click()
+    live_a.get_by_role("heading", name=TITLES["live"]).first.wait_for(timeout=60_000)
+    live_a.wait_for_selector(IFRAME, timeout=90_000)
+    returned = wait_for_emotion(live_a, start_camera(live_a), timeout_s=60)
     return {"sessions": sessions, "stopped_tracks": stopped_tracks, "replugged": replugged,
-            "reloaded": reloaded,
+            "reloaded": reloaded, "returned": returned,
             "exceptions": {n: exceptions(t) for n, t in tabs.items()},
             "errors": {n: errors(t) for n, t in tabs.items()}}
 

@@ -61,6 +61,7 @@ def test_concurrent_sessions_share_one_model_and_survive_camera_trouble(e2e):
     assert result["stopped_tracks"] >= 1
     assert result["replugged"]["top"] == "happy", result["replugged"]
     assert result["reloaded"]["top"] == "happy", result["reloaded"]
+    assert result["returned"]["top"] == "happy", result["returned"]
     log = e2e.server_log()
     # One model in memory for every session (st.cache_resource), loaded once.
     assert log.count("Loaded the emotion model") == 1, log[-3000:]
