@@ -105,10 +105,12 @@ def write_model_card(model_path, test_report: dict, *, split: str, flip_average:
                           f"{config['train_subset']:,} images"),
             "selection_split": "PublicTest (3,589 images)",
             "seed": config.get("seed"),
-            # Which weights best.keras holds ("weights" of an epoch, or the "swa" average),
-            # and the BatchNorm recalibration that ended the run.
+            # Which weights best.keras holds ("weights" of an epoch, or the "swa" average of
+            # the epochs from swa_start to best_epoch), and the BatchNorm recalibration that
+            # ended the run.
             "best_kind": state.get("best_kind", "weights"),
-            "swa_snapshots": state.get("swa_count", 0),
+            "swa_snapshots": (int(state.get("best_epoch", 0)) - int(config.get("swa_start") or 0)
+                              + 1 if state.get("best_kind") == "swa" else 0),
             "recalibration": state.get("recalibration"),
         }
         init_from = config.get("init_from")
