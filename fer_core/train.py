@@ -316,6 +316,7 @@ class WeightAverage:
 
     def __init__(self, template, run_dir: Path, x_train, x_val, y_val, count: int = 0,
                  batch_size: int = 256):
+        # x_train: model input (N, 48, 48, 1) float32; x_val: (N, 48, 48) uint8 images.
         import keras
 
         self.run_dir = Path(run_dir)
@@ -340,16 +341,10 @@ class WeightAverage:
             self.mean = [m + (c - m) / self.count for m, c in zip(self.mean, current)]
         for variable, value in zip(self.model.trainable_variables, self.mean):
             variable.assign(value)
-        self.recompute_batch_norm()
-        accuracy = self.accuracy()
+        recompute_batch_norm(self.model, self.x_train, self.batch_size)
+        accuracy = _accuracy(self.model, self.x_val, self.y_val)
         save_keras_model(self.model, self.run_dir / "swa.keras")
         return accuracy
-
-    def recompute_batch_norm(self) -> None:
-        recompute_batch_norm(self.model, self.x_train, self.batch_size)
-
-    def accuracy(self) -> float:
-        return _accuracy(self.model, self.x_val, self.y_val, self.batch_size)
 
 
 class _RunCallback:
@@ -517,7 +512,7 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     steps = int(math.ceil(len(y_train) / config.batch_size))
     swa = None
     if config.swa_start:
-        swa = WeightAverage(inner, run_dir, as_model_input(x_train), as_model_input(x_val), y_val,
+        swa = WeightAverage(inner, run_dir, as_model_input(x_train), x_val, y_val,
                             count=int(state.get("swa_count", 0)))
     callback = _RunCallback(run_dir, config, inner, history, best, on_epoch, on_batch, steps,
                             should_stop, swa)
@@ -583,10 +578,11 @@ def write_run_metrics(run_dir: str | Path, x_val: np.ndarray, y_val: np.ndarray,
     return report
 
 
-def _accuracy(model, images: np.ndarray, labels: np.ndarray, batch_size: int = 256) -> float:
-    probs = np.concatenate([np.asarray(model(images[i:i + batch_size], training=False))
-                            for i in range(0, len(images), batch_size)])
-    return float(np.mean(probs.argmax(1) == labels))
+def _accuracy(model, images: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of a Keras model on (N, 48, 48) uint8 images."""
+    from .evaluate import predict_probabilities
+
+    return float(np.mean(predict_probabilities(model, images).argmax(1) == labels))
 
 
 def recalibrate_best(run_dir: str | Path, x_train: np.ndarray, x_val: np.ndarray,
@@ -603,10 +599,9 @@ def recalibrate_best(run_dir: str | Path, x_train: np.ndarray, x_val: np.ndarray
     run_dir = Path(run_dir)
     best = run_dir / "best.keras"
     model = load_keras_model(best)
-    train_input, val_input = as_model_input(x_train), as_model_input(x_val)
-    before = _accuracy(model, val_input, y_val)
-    layers_done = recompute_batch_norm(model, train_input)
-    after = _accuracy(model, val_input, y_val) if layers_done else before
+    before = _accuracy(model, x_val, y_val)
+    layers_done = recompute_batch_norm(model, as_model_input(x_train))
+    after = _accuracy(model, x_val, y_val) if layers_done else before
     result = {"val_accuracy_before": before, "val_accuracy_after": after,
               "batch_norm_layers": layers_done, "kept": bool(after > before),
               "training_images": int(len(x_train))}

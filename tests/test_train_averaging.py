@@ -14,6 +14,15 @@ from tests.conftest import synthetic_rows, write_csv
 from tests.test_train import _tiny_config as _config
 
 
+def _base_then_swa(tmp_path, data, name: str):
+    """A 1-epoch run "base", then a 2-epoch SWA fine-tune of it named ``name``."""
+    base = train(_config(tmp_path, run_name="base", epochs=1), data)
+    config = _config(tmp_path, run_name=name, epochs=2, schedule="constant",
+                     warmup_epochs=0, learning_rate=3e-4, swa_start=1,
+                     init_from=str(base / "last.keras"))
+    return config, train(config, data)
+
+
 def test_constant_schedule_and_swa_settings_are_checked(tmp_path):
     config = TrainConfig(epochs=10, warmup_epochs=0, schedule="constant", learning_rate=3e-4)
     assert {learning_rate_at(config, e) for e in range(10)} == {3e-4}
@@ -50,12 +59,14 @@ def test_weight_average_is_the_running_mean_and_resumes(tmp_path):
     import keras
 
     def dense(value):
-        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-        model.set_weights([np.full((2, 1), value, np.float32), np.full(1, value, np.float32)])
+        model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
+                                  keras.layers.Dense(1)])
+        model.set_weights([np.full((48 * 48, 1), value, np.float32),
+                           np.full(1, value, np.float32)])
         return model
 
-    x_train = np.zeros((8, 2), np.float32)
-    x_val, y_val = np.ones((4, 2), np.float32), np.zeros(4, int)
+    x_train = np.zeros((8, 48, 48, 1), np.float32)  # model input
+    x_val, y_val = np.ones((4, 48, 48), np.uint8), np.zeros(4, int)  # images
     average = WeightAverage(dense(0.0), tmp_path, x_train, x_val, y_val)
     for value in (1.0, 2.0, 6.0):
         average.update(dense(value))
@@ -68,11 +79,7 @@ def test_weight_average_is_the_running_mean_and_resumes(tmp_path):
 
 def test_swa_run_records_the_average_and_resumes(tmp_path):
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(8)))
-    first = train(_config(tmp_path, run_name="base", epochs=1), data)
-    config = _config(tmp_path, run_name="swa", epochs=2, schedule="constant",
-                     warmup_epochs=0, learning_rate=3e-4, swa_start=1,
-                     init_from=str(first / "last.keras"))
-    run = train(config, data)
+    config, run = _base_then_swa(tmp_path, data, "swa")
     history = read_history(run)
     assert [row["epoch"] for row in history] == [1, 2]
     assert all("swa_val_accuracy" in row for row in history)
@@ -119,11 +126,7 @@ def test_model_card_of_a_fine_tuned_run_counts_the_base_run(tmp_path):
     from fer_core.evaluate import evaluate_images, write_model_card
 
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(4)))
-    base = train(_config(tmp_path, run_name="base", epochs=1), data)
-    config = _config(tmp_path, run_name="tuned", epochs=2, schedule="constant",
-                     warmup_epochs=0, learning_rate=3e-4, swa_start=1,
-                     init_from=str(base / "last.keras"))
-    run = train(config, data)
+    _, run = _base_then_swa(tmp_path, data, "tuned")
     model_file = tmp_path / "shipped" / "model.keras"
     save_keras_model(load_keras_model(run / "best.keras"), model_file)
     x_test, y_test = data.split("PrivateTest")
