@@ -84,11 +84,8 @@ class AppServer:
         self.log = log
 
     def run(self, scenario: str, *extra: str, out: Path, timeout: float = 240.0) -> dict:
-        command = ["ip", "netns", "exec", self.namespace, sys.executable, str(DRIVER), scenario,
-                   "--url", self.url, "--out", str(out), *extra]
-        completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                                   cwd=str(ROOT))
-        return self._result(completed.stdout, completed.stderr, completed.returncode)
+        """Run a driver scenario to its end and return its JSON result."""
+        return self.result(self.start(scenario, *extra, out=out), timeout=timeout)
 
     def start(self, scenario: str, *extra: str, out: Path) -> subprocess.Popen:
         """Start a driver scenario without waiting; ``result(process)`` collects it."""
@@ -98,7 +95,12 @@ class AppServer:
                                 text=True, cwd=str(ROOT))
 
     def result(self, process: subprocess.Popen, timeout: float | None = None) -> dict:
-        stdout, stderr = process.communicate(timeout=timeout)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:  # as subprocess.run: never leave the driver behind
+            process.kill()
+            process.communicate()
+            raise
         return self._result(stdout, stderr, process.returncode)
 
     @staticmethod
