@@ -13,17 +13,17 @@ model fallback, for every visitor, until a restart. A folder with another name a
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parent
-if str(ROOT) not in sys.path:  # so pages can import fer_core and app_lib from any cwd
-    sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parent  # Streamlit puts this folder on the path for app_lib
 
 import streamlit as st  # noqa: E402
 
-from app_lib.common import PAGES, active_model, render_sidebar  # noqa: E402
+from app_lib.model_state import active_model  # noqa: E402
+from app_lib.navigation import PAGES  # noqa: E402
+from app_lib.sidebar import render_sidebar  # noqa: E402
+from app_lib.formatting import escape_markdown  # noqa: E402
 from fer_core import FerError  # noqa: E402
 
 
@@ -55,11 +55,11 @@ try:
     active = active_model()
     render_sidebar(active)
     if active.problem:
-        st.warning(active.problem, icon=":material/warning:")
+        st.warning(escape_markdown(active.problem), icon=":material/warning:")
 except FerError as exc:
     render_sidebar(None, str(exc))
 
 try:
     current.run()
 except FerError as exc:  # a user-caused problem the page did not handle itself
-    st.error(str(exc), icon=":material/error:")
+    st.error(escape_markdown(str(exc)), icon=":material/error:")

@@ -6,7 +6,8 @@ import numpy as np
 import streamlit as st
 
 from app_lib.charts import class_counts_figure
-from app_lib.common import data_path, save_upload, set_data_path, user_errors
+from app_lib.data_source import data_path, save_upload, set_data_path
+from app_lib.formatting import user_errors
 from fer_core import EMOTIONS, FerError, load_fer2013
 from fer_core.explore import class_counts, find_flaws, mean_faces
 

@@ -2,7 +2,9 @@
 
 import streamlit as st
 
-from app_lib.common import PAGES, active_model, card_metrics, percent, user_errors
+from app_lib.formatting import percent, user_errors
+from app_lib.model_state import active_model, card_metrics
+from app_lib.navigation import PAGES
 
 st.title("Facial emotion recognition")
 st.markdown(
@@ -29,8 +31,8 @@ with user_errors():
                  help="Median time of one classification (batch of one face), as measured "
                       "for the model card.")
     far.metric("Parameters", f"{metrics['parameters']:,}" if metrics["parameters"] else "—")
-    source = ("the shipped default model" if active.source == "shipped"
-              else "a model trained in this app")
+    source = {"shipped": "the shipped default model", "run": "a model trained in this app",
+              "session": "a model chosen for this session"}[active.source]
     st.markdown(f"**{active.model.name}** ({source}, architecture "
                 f"`{metrics['architecture'] or '?'}`, backend `{active.model.backend}`).")
     if metrics["accuracy"] is None:

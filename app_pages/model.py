@@ -5,7 +5,8 @@ import streamlit as st
 
 from app_lib.card import training_rows
 from app_lib.charts import confusion_figure, per_class_figure
-from app_lib.common import card_metrics, percent, require_active_model
+from app_lib.formatting import percent
+from app_lib.model_state import card_metrics, require_active_model
 from fer_core import EMOTIONS
 
 st.title("Model card")

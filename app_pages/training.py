@@ -6,12 +6,17 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_lib.access import is_admin, why_not_admin
 from app_lib.charts import history_figure
-from app_lib.common import active_model, data_path, percent, runs_dir, user_errors
+from app_lib.data_source import data_path
+from app_lib.formatting import duration, escape_markdown, percent, show_error, user_errors
+from app_lib.model_state import active_model, choose_for_session, runs_dir
 from fer_core import FerError, available_architectures
-from fer_core.jobs import (activate_run, evaluation_status, new_run_name, run_status,
-                           start_evaluation, start_training, stop_training, use_shipped_model)
-from fer_core.train import get_active_model, list_runs
+from fer_core.active import activate_run, get_active_model, use_shipped_model
+from fer_core.config import TrainConfig
+from fer_core.jobs import resume_training, start_evaluation, start_training, stop_training
+from fer_core.runs import list_runs, new_run_name
+from fer_core.status import evaluation_status, run_status
 
 POLL_SECONDS = 2.0
 WATCHED_KEY = "watched_run"
@@ -32,19 +37,10 @@ st.caption("Train a model on FER2013 in a background process: this page stays re
 
 runs = runs_dir()
 dataset = data_path()
-
-
-def duration(seconds) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+admin = is_admin()
+if not admin:
+    st.info(why_not_admin() + " You can still follow the runs and choose a trained model for "
+            "your own session below.", icon=":material/lock:")
 
 
 def active_run_dir() -> Path | None:
@@ -57,9 +53,10 @@ def active_run_dir() -> Path | None:
 
 # ----------------------------------------------------------------------------- new run
 
-with st.expander("Start a new run", expanded=True, icon=":material/add_circle:"):
+with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"):
     if dataset:
-        st.caption(f"Data: `{dataset}` (change it on the Dataset page).")
+        st.caption("Data (change it on the Dataset page):")
+        st.code(dataset, language=None)
     else:
         st.info("Tell the app where FER2013 is first: on the Dataset page, or with the "
                 "FER2013_PATH environment variable.", icon=":material/folder_open:")
@@ -88,24 +85,28 @@ with st.expander("Start a new run", expanded=True, icon=":material/add_circle:")
                                     help="Letters, digits, '_', '-' and '.'. Leave it empty for "
                                          "a name made of the architecture and the time.")
         submitted = st.form_submit_button("Start training", type="primary",
-                                          icon=":material/play_arrow:", disabled=not dataset)
+                                          icon=":material/play_arrow:",
+                                          disabled=not (dataset and admin))
     if submitted:
         name = name.strip() or new_run_name(architecture)
         try:
-            start_training(data_path=dataset, runs_dir=runs, name=name,
-                           architecture=architecture, epochs=int(epochs),
-                           batch_size=int(batch_size), learning_rate=float(learning_rate),
-                           subset=int(subset) or None, val_subset=int(val_subset) or None)
+            # The page writes the run's config.json; the process reads its settings from it.
+            start_training(TrainConfig(
+                architecture=architecture, epochs=int(epochs), batch_size=int(batch_size),
+                learning_rate=float(learning_rate), train_subset=int(subset) or None,
+                validation_subset=int(val_subset) or None, data_path=dataset,
+                runs_dir=str(runs), run_name=name))
         except (FerError, OSError) as exc:
-            st.error(str(exc), icon=":material/error:")
+            show_error(str(exc) if isinstance(exc, FerError) else
+                       f"Could not start the run ({type(exc).__name__}).")
         else:
             st.session_state[WATCHED_KEY] = name
             st.session_state[RUN_CHOICE_KEY] = name  # show the new run below
-            st.success(f"Started run {name}. It first loads the data (tens of seconds), "
+            st.success(f"Started run {escape_markdown(name)}. It first loads the data (tens of seconds), "
                        "then trains.", icon=":material/rocket_launch:")
-    st.caption(f"Runs are stored in `{runs.resolve()}` (set FER_RUNS_DIR to change it). "
-               f"This machine has {os.cpu_count()} CPU cores; runs started at the same time "
-               "share them.")
+    st.caption(f"This machine has {os.cpu_count()} CPU cores; runs started at the same time "
+               "share them. Runs are stored in the folder named by FER_RUNS_DIR (default: "
+               "`runs` where the app was started).")
 
 # ----------------------------------------------------------------------------- runs table
 
@@ -156,7 +157,7 @@ else:
             st.rerun()  # a job started training or ended: refresh the table and buttons too
         config = status["config"]
         head = st.columns([2, 1, 1, 1])
-        head[0].markdown(f"**{status['name']}** · {PHASE_LABELS.get(status['phase'], status['phase'])}")
+        head[0].markdown(f"**{escape_markdown(status['name'])}** · {PHASE_LABELS.get(status['phase'], status['phase'])}")
         head[1].metric("Epochs", f"{status['epochs_done']}/{status['epochs'] or '?'}")
         best = status["best_val_accuracy"]
         head[2].metric("Best val accuracy", percent(best) if best is not None and best >= 0
@@ -194,7 +195,7 @@ else:
         buttons = [st.container(horizontal=True, gap="small")] * 3
         if status["alive"]:
             if buttons[0].button("Stop", key=f"stop-{status['name']}", icon=":material/stop:",
-                                 disabled=status["phase"] == "stopping",
+                                 disabled=status["phase"] == "stopping" or not admin,
                                  help="Stops after the current batch; the last full epoch is "
                                       "kept, and the run can be resumed."):
                 outcome = stop_training(run_dir)
@@ -203,50 +204,59 @@ else:
                           "not running": "The run had already ended."}[outcome])
         elif status["epochs_done"] < (status["epochs"] or 0) and config:
             if buttons[0].button("Resume", key=f"resume-{status['name']}",
-                                 icon=":material/play_arrow:", disabled=not dataset,
-                                 help="Continue from the last full epoch."):
+                                 icon=":material/play_arrow:", disabled=not admin,
+                                 help="Continue from the last full epoch, with the run's own "
+                                      "settings (its config.json)."):
                 try:
-                    start_training(
-                        data_path=dataset, runs_dir=runs, name=status["name"], resume=True,
-                        architecture=config.get("architecture", "cnn_gru"),
-                        epochs=int(config.get("epochs") or status["epochs"]),
-                        batch_size=int(config.get("batch_size", 64)),
-                        learning_rate=float(config.get("learning_rate", 2e-3)),
-                        subset=config.get("train_subset"), val_subset=config.get("validation_subset"))
+                    resume_training(run_dir)
                     st.rerun()
                 except (FerError, OSError) as exc:
-                    st.error(str(exc), icon=":material/error:")
+                    show_error(str(exc) if isinstance(exc, FerError) else
+                               f"Could not resume the run ({type(exc).__name__}).")
         can_use_model = status["has_model"] and not evaluation["alive"]
         if buttons[1].button("Evaluate on PublicTest", key=f"eval-{status['name']}",
                              icon=":material/fact_check:",
-                             disabled=not (can_use_model and dataset and not status["alive"]),
+                             disabled=not (can_use_model and dataset and admin
+                                           and not status["alive"]),
                              help="Accuracy, macro-F1, per-class scores and a model card for "
                                   "this run's best model, in the background (about a minute)."):
             try:
                 start_evaluation(run_dir, dataset, "PublicTest")
                 st.rerun()
             except (FerError, OSError) as exc:
-                st.error(str(exc), icon=":material/error:")
+                show_error(str(exc) if isinstance(exc, FerError) else
+                           f"Could not start the evaluation ({type(exc).__name__}).")
         if buttons[2].button("Use in the app", key=f"activate-{status['name']}",
                              icon=":material/published_with_changes:", type="primary",
-                             disabled=not can_use_model,
+                             disabled=not (can_use_model and admin),
                              help="Exports the fast path of this run's best model and makes it "
-                                  "the model every page uses. The shipped model stays as it is."):
+                                  "the model every page uses, for every visitor. The shipped "
+                                  "model stays as it is."):
             try:
                 with st.spinner("Exporting the fast path and switching the app's model…"):
                     target = activate_run(run_dir, runs)
+                choose_for_session(None)
                 st.session_state["activation_message"] = f"The app now uses {target.stem}."
                 st.rerun(scope="app")
             except (FerError, OSError) as exc:
-                st.error(str(exc), icon=":material/error:")
+                show_error(str(exc) if isinstance(exc, FerError) else
+                           f"Could not switch the model ({type(exc).__name__}).")
+        exported = sorted((run_dir / "export").glob("*.keras")) if not admin else []
+        if exported and buttons[2].button(
+                "Use for me", key=f"session-{status['name']}", icon=":material/person:",
+                help="Use this run's exported model in your own session only."):
+            choose_for_session(exported[-1])
+            st.rerun(scope="app")
 
         if evaluation["phase"] == "running":
-            st.info("Evaluating on PublicTest…  \n" + (evaluation["log"].splitlines()[-1]
-                                                       if evaluation["log"] else ""),
-                    icon=":material/hourglass_top:")
+            st.info("Evaluating on PublicTest…", icon=":material/hourglass_top:")
+            if admin and evaluation["log"]:
+                st.code(evaluation["log"].splitlines()[-1], language=None)
         elif evaluation["phase"] == "failed":
-            st.error("The evaluation failed:\n\n```\n" + (evaluation["log"] or "no output")
-                     + "\n```", icon=":material/error:")
+            st.error("The evaluation failed" + (": its log follows." if admin else "."),
+                     icon=":material/error:")
+            if admin:
+                st.code(evaluation["log"] or "no output", language=None)
         elif evaluation["phase"] == "done":
             report = evaluation["report"]
             st.markdown(f"**Evaluation on {report.get('split', 'PublicTest')}** "
@@ -258,7 +268,7 @@ else:
                 st.dataframe(per_class, column_config={
                     c: st.column_config.NumberColumn(format="%.3f")
                     for c in ("precision", "recall", "f1")})
-        if config:
+        if config and admin:
             with st.expander("Settings and log"):
                 shown = {k: v for k, v in config.items() if k not in ("model_kwargs",)}
                 st.json(shown, expanded=False)
@@ -279,11 +289,17 @@ if message:
 with user_errors():
     active = active_model()
     if active.source == "run":
-        st.markdown(f"The app uses **{active.model.name}**, trained here.")
-        if st.button("Back to the shipped model", icon=":material/undo:"):
+        st.markdown(f"The app uses **{escape_markdown(active.model.name)}**, trained here.")
+        if st.button("Back to the shipped model", icon=":material/undo:", disabled=not admin):
             use_shipped_model(runs)
             st.session_state["activation_message"] = "The app uses the shipped model again."
             st.rerun()
     else:
-        st.markdown(f"The app uses the shipped model **{active.model.name}**. Train a run and "
-                    "press *Use in the app* to switch; you can always come back.")
+        st.markdown(f"The app uses the shipped model **{escape_markdown(active.model.name)}**. "
+                    "Train a run and press *Use in the app* to switch; you can always come back.")
+    if active.source == "session":
+        st.markdown(f"This session uses **{escape_markdown(active.model.name)}**, chosen for "
+                    "this session only.")
+        if st.button("Use what everyone uses", icon=":material/undo:"):
+            choose_for_session(None)
+            st.rerun(scope="app")

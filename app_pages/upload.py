@@ -7,7 +7,9 @@ import pandas as pd
 import streamlit as st
 
 from app_lib.charts import probability_bars, timeline_figure
-from app_lib.common import require_active_model, save_upload, user_errors
+from app_lib.data_source import save_upload
+from app_lib.formatting import user_errors
+from app_lib.model_state import require_active_model
 from app_lib.uploads import (IMAGE_TYPES, RESULT_COLUMNS, VIDEO_TYPES, PhotoResult,
                              analyze_photo, annotated_png, frames_to_json, kind_of,
                              photo_recognizer, rows_to_csv, to_json_bytes, video_recognizer)

@@ -1,12 +1,13 @@
-"""Command line: python -m fer_core train | evaluate | predict."""
+"""The ``fer`` command (also ``python -m fer_core``): train | evaluate | recalibrate |
+export | predict."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 
+from .config import TrainConfig, add_config_arguments, given_settings
+from .data import default_data_path
 from .errors import FerError
 
 
@@ -18,23 +19,49 @@ def _progress_printer(prefix: str):
     return progress
 
 
+def _train_config(args) -> TrainConfig:
+    """Settings: the run's config.json when it has one (else a --config file, else the
+    defaults), changed only by the flags actually given."""
+    from pathlib import Path
+
+    from .data import default_data_path
+    from .runs import Run
+
+    given = given_settings(args)
+    run_dir = args.run or args.resume
+    if run_dir:
+        run = Run(Path(run_dir))
+        given.update(run_name=run.name, runs_dir=str(run.path.parent))
+    elif given.get("run_name"):
+        run = Run(Path(given.get("runs_dir", "runs")) / given["run_name"])
+    else:
+        run = None
+    if run is not None and run.config_path.is_file():
+        base = TrainConfig.from_file(run.config_path).to_dict()
+        changed = sorted(key for key, value in given.items()
+                         if key not in ("run_name", "runs_dir") and base.get(key) != value)
+        if changed:
+            print(f"run {run.name}: changing {', '.join(changed)} from the command line",
+                  file=sys.stderr)
+    elif args.config:
+        base = TrainConfig.from_file(args.config).to_dict()
+    else:
+        base = {}
+    config = TrainConfig.from_dict({**base, **given})
+    if config.data_path is None:
+        config.data_path = default_data_path()
+    if config.data_path is not None:
+        config.data_path = str(Path(config.data_path).expanduser().resolve())
+    return config
+
+
 def _cmd_train(args) -> int:
     from .data import load_fer2013
-    from .train import TrainConfig, train
+    from .train import train
 
-    config = TrainConfig(architecture=args.architecture, data_path=args.data, epochs=args.epochs,
-                         batch_size=args.batch_size, learning_rate=args.learning_rate,
-                         train_subset=args.subset, validation_subset=args.val_subset,
-                         seed=args.seed, runs_dir=args.runs_dir, run_name=args.name,
-                         schedule=args.schedule, label_smoothing=args.label_smoothing,
-                         class_weighting=args.class_weighting,
-                         early_stopping_patience=args.patience,
-                         weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
-                         init_from=args.init_from, swa_start=args.swa_start,
-                         recalibrate_batch_norm=not args.no_recalibrate,
-                         model_kwargs=json.loads(args.model_kwargs) if args.model_kwargs else {})
+    config = _train_config(args)
     config.validate()
-    dataset = load_fer2013(args.data, skip_bad=args.skip_bad_rows,
+    dataset = load_fer2013(config.data_path, skip_bad=args.skip_bad_rows,
                            progress=_progress_printer("loading FER2013"))
     if dataset.skipped:
         print(f"skipped {len(dataset.skipped)} bad rows; first: {dataset.skipped[0]}", file=sys.stderr)
@@ -47,15 +74,15 @@ def _cmd_train(args) -> int:
               + (f"  swa_val_acc {row['swa_val_accuracy']:.4f}" if "swa_val_accuracy" in row
                  else ""), flush=True)
 
-    run_dir = train(config, dataset, run_dir=args.resume, on_epoch=on_epoch,
-                    verbose=2 if args.verbose else 0)
+    run_dir = train(config, dataset, on_epoch=on_epoch, verbose=2 if args.verbose else 0)
     print(f"run folder: {run_dir}")
     return 0
 
 
 def _cmd_evaluate(args) -> int:
     from .data import load_fer2013
-    from .evaluate import evaluate_images, format_report, write_model_card
+    from .card import write_model_card
+    from .evaluate import evaluate_images, format_report
     from .inference import DEFAULT_MODEL, EmotionModel
 
     model_path = args.model or DEFAULT_MODEL
@@ -86,7 +113,7 @@ def _cmd_evaluate(args) -> int:
     print(f"split: {args.split}")
     print(format_report(report))
     if args.json:
-        from .train import write_json
+        from .runs import write_json
 
         write_json(args.json, {"model": str(model.path), "split": args.split, **report})
     if args.write_card:
@@ -105,31 +132,28 @@ def _cmd_evaluate(args) -> int:
 def _cmd_recalibrate(args) -> int:
     from pathlib import Path
 
-    import numpy as np
-
     from .data import load_fer2013
-    from .train import (TrainConfig, prepare_splits, read_history, read_json, recalibrate_best,
-                        write_run_metrics)
+    from .runs import Run
+    from .train import prepare_splits, recalibrate_best, write_run_metrics
 
-    run = Path(args.run)
-    if not (run / "best.keras").is_file():
-        print(f"error: {run} is not a run folder with a best.keras", file=sys.stderr)
+    run = Run(Path(args.run))
+    if not run.best_model.is_file():
+        print(f"error: {run.path} is not a run folder with a {run.best_model.name}",
+              file=sys.stderr)
         return 2
-    saved = read_json(run / "config.json", {}) or {}
+    saved = run.config()
     config = TrainConfig.from_dict(saved) if saved else TrainConfig()
     dataset = load_fer2013(args.data or config.data_path, skip_bad=args.skip_bad_rows,
                            progress=_progress_printer("loading FER2013"))
-    x_train, _, x_val, y_val = prepare_splits(dataset, config)
-    result = recalibrate_best(run, x_train, x_val, y_val)
+    x_train, _, x_val, y_val, split = prepare_splits(dataset, config)
+    result = recalibrate_best(run.path, x_train, x_val, y_val)
     print(f"validation accuracy: {result['val_accuracy_before']:.4f} as trained, "
           f"{result['val_accuracy_after']:.4f} with BatchNorm statistics recomputed on "
           f"{result['training_images']} training images -> "
           + ("kept the recalibrated model" if result["kept"] else "kept the model as it was"))
     if result["kept"]:
-        state = read_json(run / "state.json", {}) or {}
-        split = "PublicTest" if np.any(dataset.usage == "PublicTest") else "Training (held out)"
-        write_run_metrics(run, x_val, y_val, split, config.architecture,
-                          int(state.get("best_epoch", 0)), len(read_history(run)))
+        write_run_metrics(run.path, x_val, y_val, split, config.architecture,
+                          int(run.state().get("best_epoch", 0)), len(run.history()))
     return 0
 
 
@@ -143,43 +167,25 @@ def _cmd_export(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fer_core",
+    parser = argparse.ArgumentParser(prog="fer",
                                      description="Facial emotion recognition on FER2013.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a model; writes a resumable run folder")
-    p.add_argument("--data", default=os.environ.get("FER2013_PATH"),
-                   help="fer2013.csv(.gz) or Kaggle folder (default: $FER2013_PATH)")
-    p.add_argument("--architecture", "-a", default="cnn_gru")
-    p.add_argument("--model-kwargs", default=None, help='JSON, e.g. \'{"width": 24}\'')
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--learning-rate", type=float, default=2e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--schedule", choices=["cosine", "constant", "plateau"], default="cosine")
-    p.add_argument("--warmup-epochs", type=int, default=2)
-    p.add_argument("--init-from", default=None,
-                   help="fine-tune: start from the weights of this .keras file")
-    p.add_argument("--swa-start", type=int, default=0,
-                   help="average the weights of every epoch from this one on (SWA; 0: off)")
-    p.add_argument("--no-recalibrate", action="store_true",
-                   help="keep best.keras's BatchNorm statistics as training left them")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--class-weighting", choices=["none", "sqrt", "inverse"], default="sqrt")
-    p.add_argument("--patience", type=int, default=0, help="early stopping patience (0: off)")
-    p.add_argument("--subset", type=int, default=None, help="train on a stratified subset")
-    p.add_argument("--val-subset", type=int, default=None)
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--runs-dir", default="runs")
-    p.add_argument("--name", default=None, help="run folder name (resumes if it exists)")
-    p.add_argument("--resume", default=None, help="run folder to resume")
+    p = sub.add_parser("train", help="train a model; writes a resumable run folder",
+                       description="Train a model. A run's settings live in its config.json: "
+                                   "--run DIR (or --name NAME) of an existing run resumes it "
+                                   "with those settings, and only the flags given change them.")
+    p.add_argument("--run", default=None, help="run folder to train: resumes it if it exists")
+    p.add_argument("--resume", default=None, help="the same as --run")
+    p.add_argument("--config", default=None, help="JSON file of settings for a new run")
+    add_config_arguments(p)
     p.add_argument("--skip-bad-rows", action="store_true")
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class report, confusion matrix")
     p.add_argument("--model", default=None, help="a .keras file (default: the shipped model)")
-    p.add_argument("--data", default=os.environ.get("FER2013_PATH"))
+    p.add_argument("--data", default=default_data_path(), help="FER2013 (default: $FER2013_PATH)")
     p.add_argument("--split", default="PrivateTest",
                    choices=["Training", "PublicTest", "PrivateTest"])
     p.add_argument("--flip", action="store_true", help="average with the mirrored face")
@@ -195,7 +201,7 @@ def main(argv=None) -> int:
     p = sub.add_parser("recalibrate", help="recompute a run's best.keras BatchNorm statistics "
                        "on plain Training images; kept only if validation accuracy improves")
     p.add_argument("run", help="the run folder")
-    p.add_argument("--data", default=os.environ.get("FER2013_PATH"))
+    p.add_argument("--data", default=default_data_path(), help="FER2013 (default: $FER2013_PATH)")
     p.add_argument("--skip-bad-rows", action="store_true")
     p.set_defaults(func=_cmd_recalibrate)
 

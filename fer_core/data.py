@@ -214,6 +214,14 @@ def _load_folders(root: Path, skip_bad: bool, progress: Progress | None) -> Fer2
                    str(root), problems)
 
 
+DATA_ENV = "FER2013_PATH"  # the one place that names the environment variable
+
+
+def default_data_path() -> str | None:
+    """The FER2013 path from ``$FER2013_PATH``, or None when it is unset."""
+    return os.environ.get(DATA_ENV) or None
+
+
 def load_fer2013(path: str | os.PathLike | None = None, *, skip_bad: bool = False,
                  progress: Progress | None = None) -> Fer2013:
     """Load FER2013 from a CSV (optionally gzipped) or a Kaggle-style folder.
@@ -222,7 +230,7 @@ def load_fer2013(path: str | os.PathLike | None = None, *, skip_bad: bool = Fals
     message)`` is called while loading. Raises ``DatasetError`` naming the row or file at fault.
     """
     if path is None:
-        path = os.environ.get("FER2013_PATH")
+        path = default_data_path()
         if not path:
             raise DatasetError("No FER2013 path given and FER2013_PATH is not set. Download "
                                "fer2013.csv from Kaggle and pass its path.")

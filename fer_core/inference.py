@@ -13,8 +13,17 @@ import numpy as np
 
 from .errors import ModelError
 from .labels import EMOTIONS, INPUT_SIZE, NUM_CLASSES
+from .runs import atomic_path
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+def _models_dir() -> Path:
+    """The shipped model's folder: inside the installed package (``pip install .``), or the
+    repository's ``models/`` (a checkout, or an editable install)."""
+    installed = Path(__file__).resolve().parent / "shipped"
+    return installed if (installed / "cnn_gru.keras").is_file() else \
+        Path(__file__).resolve().parent.parent / "models"
+
+
+MODELS_DIR = _models_dir()
 DEFAULT_MODEL = MODELS_DIR / "cnn_gru.keras"
 FAST_PATH_TOLERANCE = 1e-4
 
@@ -188,23 +197,21 @@ def export_litert(keras_path: str | Path, check_images: np.ndarray | None = None
     keras_path = Path(keras_path)
     model = load_keras_model(keras_path)
     target = litert_path_for(keras_path)
-    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.tflite")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.export(str(tmp), format="litert", verbose=False)
     if check_images is None:
         rng = np.random.default_rng(0)
         check_images = rng.integers(0, 256, (64, INPUT_SIZE, INPUT_SIZE), dtype=np.uint8)
     batch = np.asarray(check_images, dtype=np.float32)[..., None]
     expected = np.asarray(model(batch, training=False))
-    runner = _LiteRTRunner(tmp)
-    got = np.concatenate([runner(batch[i:i + 1]) for i in range(len(batch))])
-    difference = float(np.abs(expected - got).max())
-    if difference > FAST_PATH_TOLERANCE:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(f"The LiteRT export differs from Keras by {difference:.2e} "
-                         f"(> {FAST_PATH_TOLERANCE}); not using it.")
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.export(str(tmp), format="litert", verbose=False)
+        runner = _LiteRTRunner(tmp)
+        got = np.concatenate([runner(batch[i:i + 1]) for i in range(len(batch))])
+        difference = float(np.abs(expected - got).max())
+        if difference > FAST_PATH_TOLERANCE:
+            raise ModelError(f"The LiteRT export differs from Keras by {difference:.2e} "
+                             f"(> {FAST_PATH_TOLERANCE}); not using it.")
     return {"path": str(target), "max_abs_difference": difference, "checked": int(len(batch)),
             "bytes": target.stat().st_size}
 

@@ -176,14 +176,13 @@ def load_keras_model(path: str | Path):
 
 
 def save_keras_model(model, path: str | Path) -> Path:
-    """Save atomically: write to a temporary file beside the target, then rename into place."""
-    import os
+    """Save atomically: a temporary file beside the target, then renamed into place."""
+    from .runs import atomic_path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
     # A compiled model carries its optimizer state (the resume point needs it); the bare
     # inner model saved as best.keras has none.
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
     return path

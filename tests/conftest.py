@@ -1,14 +1,11 @@
 import gzip
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # As in the app: app_lib imports pylibsrtp, which segfaults when imported after TensorFlow,

@@ -10,10 +10,17 @@ import numpy as np
 import pytest
 
 from fer_core.errors import ConfigError, DatasetError, ModelError
-from fer_core.jobs import (activate_run, active_model_choice, estimate_eta, evaluation_status,
-                           new_run_name, process_alive, run_status, start_evaluation,
-                           start_training, stop_training, tail, use_shipped_model)
-from fer_core.train import get_active_model
+from fer_core.active import (ActiveChoice, activate_run, active_choice, get_active_model,
+                             use_shipped_model)
+from fer_core.config import TrainConfig
+from fer_core.jobs import (process_alive, resume_training, start_evaluation, start_training,
+                           stop_training)
+from fer_core.runs import new_run_name, read_history
+from fer_core.status import estimate_eta, evaluation_status, run_status, tail
+
+
+def _config(data, runs, name, **settings) -> TrainConfig:
+    return TrainConfig(data_path=str(data), runs_dir=str(runs), run_name=name, **settings)
 
 
 def write_fer_csv(path: Path, per_class: int = 6, seed: int = 0) -> Path:
@@ -112,30 +119,31 @@ def test_start_training_refuses_bad_requests_before_starting(tmp_path):
     data = write_fer_csv(tmp_path / "fer.csv", per_class=1)
     runs = tmp_path / "runs"
     with pytest.raises(DatasetError):
-        start_training(data_path=tmp_path / "missing.csv", runs_dir=runs, name="a")
+        start_training(_config(tmp_path / "missing.csv", runs, "a"))
     with pytest.raises(DatasetError):
-        start_training(data_path="", runs_dir=runs, name="a")
+        start_training(_config("", runs, "a"))
     with pytest.raises(ConfigError):
-        start_training(data_path=data, runs_dir=runs, name="../escape")
+        start_training(_config(data, runs, "../escape"))
     with pytest.raises(ConfigError):
-        start_training(data_path=data, runs_dir=runs, name="a", architecture="nope")
+        start_training(_config(data, runs, "a", architecture="nope"))
     with pytest.raises(ConfigError):
-        start_training(data_path=data, runs_dir=runs, name="a", epochs=0)
+        start_training(_config(data, runs, "a", epochs=0))
     with pytest.raises(ConfigError):
-        start_training(data_path=data, runs_dir=runs, name="a", resume=True)
+        resume_training(runs / "a")
     (runs / "taken").mkdir(parents=True)
     with pytest.raises(ConfigError):
-        start_training(data_path=data, runs_dir=runs, name="taken")
+        start_training(_config(data, runs, "taken"))
     with pytest.raises(ModelError):
         start_evaluation(runs / "taken", data)
     assert not list((runs / "taken").iterdir())  # nothing was started
+    assert sorted(p.name for p in runs.iterdir()) == ["taken"]  # and no folder left behind
     assert new_run_name("cnn_gru", 0).startswith("cnn_gru-19")
 
 
 def test_stopping_a_run_while_it_loads_ends_it(tmp_path):
     data = write_fer_csv(tmp_path / "fer.csv", per_class=2)
     runs = tmp_path / "runs"
-    job = start_training(data_path=data, runs_dir=runs, name="quick-stop", epochs=50)
+    job = start_training(_config(data, runs, "quick-stop", epochs=50))
     assert process_alive(job["pid"])
     assert run_status(runs / "quick-stop")["phase"] in ("starting", "training")
     outcome = stop_training(runs / "quick-stop")
@@ -150,8 +158,8 @@ def test_train_evaluate_activate_and_go_back(tmp_path):
     evaluation, making it the app's model, and going back to the shipped model."""
     data = write_fer_csv(tmp_path / "fer.csv")
     runs = tmp_path / "runs"
-    job = start_training(data_path=data, runs_dir=runs, name="tiny", architecture="mini_xception",
-                         epochs=2, batch_size=16, learning_rate=0.01)
+    job = start_training(_config(data, runs, "tiny", architecture="mini_xception", epochs=2,
+                                 batch_size=16, learning_rate=0.01))
     run_dir = runs / "tiny"
     assert json.loads((run_dir / "job.json").read_text())["pid"] == job["pid"]
     assert run_status(run_dir)["config"]["architecture"] == "mini_xception"  # before config.json
@@ -181,7 +189,7 @@ def test_train_evaluate_activate_and_go_back(tmp_path):
     card = json.loads(target.with_name(target.stem + ".card.json").read_text())
     assert card["name"] == target.stem and card["test"]["split"] == "PublicTest"
     assert get_active_model(runs) == target
-    assert active_model_choice(runs) == {"path": target, "problem": None}
+    assert active_choice(runs) == ActiveChoice(target, "run")
     from fer_core import Recognizer, load_model
 
     model = load_model(target)
@@ -194,12 +202,13 @@ def test_train_evaluate_activate_and_go_back(tmp_path):
 
 
 def test_active_model_choice_reports_a_missing_model(tmp_path):
-    assert active_model_choice(tmp_path) == {"path": None, "problem": None}
+    assert active_choice(tmp_path) == ActiveChoice(None, "shipped")
     (tmp_path / "active.json").write_text(json.dumps({"model": str(tmp_path / "gone.keras")}))
-    choice = active_model_choice(tmp_path)
-    assert choice["path"] is None and "no longer exists" in choice["problem"]
+    choice = active_choice(tmp_path)
+    assert choice.path is None and "no longer exists" in choice.problem
+    assert str(tmp_path) not in choice.problem  # names the file, not where the server keeps it
     (tmp_path / "active.json").write_text("{not json")
-    assert "not a valid" in active_model_choice(tmp_path)["problem"]
+    assert "not valid" in active_choice(tmp_path).problem
 
 
 def test_a_run_started_elsewhere_is_followed_by_its_command_line(tmp_path):
@@ -219,3 +228,104 @@ def test_a_run_started_elsewhere_is_followed_by_its_command_line(tmp_path):
         stand_in.kill()
         stand_in.wait()
     assert run_status(run_dir)["phase"] == "interrupted"
+
+
+@pytest.mark.timeout(900)
+def test_resume_keeps_the_runs_own_settings_and_its_finished_epochs(tmp_path):
+    """A run with a non-default schedule, weight averaging and no warm-up is stopped after
+    its first epoch and resumed the way the Training page does it: its config.json is
+    unchanged, the settings are in effect (the learning rate logged for every epoch), and the
+    epoch trained before the stop is kept as it was, not trained again."""
+    data = write_fer_csv(tmp_path / "fer.csv", per_class=4)
+    runs = tmp_path / "runs"
+    config = _config(data, runs, "settings", architecture="mini_xception", epochs=3,
+                     batch_size=16, schedule="constant", swa_start=2, warmup_epochs=0,
+                     learning_rate=0.0007, recalibrate_batch_norm=False)
+    job = start_training(config)
+    run_dir = runs / "settings"
+    written = json.loads((run_dir / "config.json").read_text())
+    wait_until(lambda: len(read_history(run_dir)) >= 1, 600, "the first epoch to finish")
+    stop_training(run_dir)
+    wait_until(lambda: not process_alive(job["pid"]), 300, "the run to stop")
+    before = (run_dir / "history.csv").read_text().splitlines()
+    assert len(before) == 2  # header + epoch 1 (stopped during epoch 2)
+    log_before = (run_dir / "train.log").read_text()
+
+    resumed = resume_training(run_dir)
+    assert resumed["command"][-2:] == ["--run", str(run_dir.resolve())]  # no settings passed
+    status = wait_until(lambda: (lambda s: s if s["phase"] not in ("starting", "training",
+                                                                   "stopping") else None)(
+        run_status(run_dir)), 600, "the resumed run to finish")
+    assert status["phase"] == "finished", status["log"]
+    assert json.loads((run_dir / "config.json").read_text()) == written
+    history = read_history(run_dir)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert [row["learning_rate"] for row in history] == pytest.approx([0.0007] * 3)
+    assert [("swa_val_accuracy" in row) for row in history] == [False, True, True]
+    # The epoch before the stop is the same row, byte for byte: a restart from scratch would
+    # have trained epoch 1 again and rewritten it (its loss and time would differ).
+    assert (run_dir / "history.csv").read_text().splitlines()[:2] == before
+    resumed_log = (run_dir / "train.log").read_text()[len(log_before):]
+    assert "epoch   1/3" not in resumed_log and "epoch   2/3" in resumed_log
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["swa_count"] == 2 and state["epochs_done"] == 3
+
+
+def test_two_simultaneous_resumes_start_one_trainer(tmp_path):
+    """The run's lock: of two resumes at once, exactly one starts a process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = write_fer_csv(tmp_path / "fer.csv", per_class=1)
+    runs = tmp_path / "runs"
+    run_dir = fake_run(runs, "twice", status="stopped", epochs_done=1, epochs=3)
+    config = _config(data, runs, "twice", epochs=3)
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict()))
+    started, refused = [], []
+
+    def resume(_):
+        try:
+            started.append(resume_training(run_dir, python=SLEEPER))
+        except ConfigError as exc:
+            refused.append(str(exc))
+
+    try:
+        for trial in range(100):
+            started.clear(), refused.clear()
+            with ThreadPoolExecutor(2) as pool:
+                list(pool.map(resume, range(2)))
+            assert len(started) == 1 and len(refused) == 1, (trial, refused)
+            assert "training already" in refused[0]
+            _kill(started[0]["pid"])
+    finally:
+        for job in started:
+            _kill(job["pid"])
+
+
+# A stand-in for the Python interpreter: a process that looks like `fer train` and sleeps.
+SLEEPER = str(Path(__file__).with_name("fake_python.py"))
+
+
+def _kill(pid):
+    import os
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    wait_until(lambda: not process_alive(pid), 10, "the stand-in to end")
+
+
+def test_at_most_the_configured_number_of_runs_train_at_once(tmp_path, monkeypatch):
+    data = write_fer_csv(tmp_path / "fer.csv", per_class=1)
+    runs = tmp_path / "runs"
+    first = start_training(_config(data, runs, "first", epochs=3), python=SLEEPER)
+    try:
+        with pytest.raises(ConfigError, match="at most 1 at a time"):
+            start_training(_config(data, runs, "second", epochs=3), python=SLEEPER)
+        assert not (runs / "second").exists()
+        monkeypatch.setenv("FER_MAX_TRAINING_JOBS", "2")
+        second = start_training(_config(data, runs, "second", epochs=3), python=SLEEPER)
+        _kill(second["pid"])
+    finally:
+        _kill(first["pid"])

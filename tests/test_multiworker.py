@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from fer_core.model import load_keras_model
-from fer_core.train import read_history
+from fer_core.runs import read_history
 from tests.conftest import ROOT
 
 
@@ -23,7 +23,7 @@ def test_two_workers_one_short_epoch_on_real_data(fer2013_path, tmp_path):
     runs = tmp_path / "runs"
     processes = []
     for index in range(2):
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
                "TF_CONFIG": json.dumps({"cluster": cluster,
                                         "task": {"type": "worker", "index": index}})}
         processes.append(subprocess.Popen(

@@ -3,8 +3,10 @@ with st.error (never a traceback). The live page's webrtc component cannot run u
 its frame callback is tested in test_live_processor.py and the page itself in the browser."""
 
 import io
+import contextlib
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -52,7 +54,22 @@ def app_env(tmp_path, monkeypatch):
     monkeypatch.setenv("FER_RUNS_DIR", str(runs))
     monkeypatch.setenv("FER2013_PATH", str(data))
     monkeypatch.delenv("FER_ICE_SERVERS", raising=False)
-    return {"runs": runs, "data": data, "tmp": tmp_path}
+    monkeypatch.delenv("FER_ADMIN_PASSWORD", raising=False)
+    with listening_on("127.0.0.1"):  # as `make run`: local only, so every visitor is admin
+        yield {"runs": runs, "data": data, "tmp": tmp_path}
+
+
+@contextlib.contextmanager
+def listening_on(address: str):
+    """As if the server were started with ``--server.address address``."""
+    from streamlit import config as st_config
+
+    old = st_config.get_option("server.address")
+    st_config.set_option("server.address", address)
+    try:
+        yield
+    finally:
+        st_config.set_option("server.address", old)
 
 
 def run_page(page: str | None = None) -> AppTest:
@@ -69,7 +86,8 @@ def assert_clean(at: AppTest) -> None:
 
 
 def texts(elements) -> str:
-    return "\n".join(str(e.value) for e in elements)
+    """The elements' text as a reader sees it (Markdown escapes removed)."""
+    return "\n".join(re.sub(r"\\(.)", r"\1", str(e.value)) for e in elements)
 
 
 def test_home_shows_the_model_and_its_measured_quality(app_env):
@@ -258,3 +276,41 @@ def test_training_page_lists_runs_and_validates_the_form(app_env):
     assert_clean(at)
     assert "is not allowed" in texts(at.error)
     assert not (app_env["runs"].parent / "outside").exists()
+
+
+def _button(at, label):
+    return [b for b in at.button if b.label == label][0]
+
+
+def test_a_visitor_who_is_not_admin_cannot_change_what_everyone_sees(app_env, monkeypatch):
+    """With an administrator password set, a visitor who has not signed in cannot start,
+    stop or resume a run, read its log, or switch the model for everyone; after signing in
+    with the right password (and only then) they can."""
+    fake_finished_run(app_env["runs"], "finished-run")
+    monkeypatch.setenv("FER_ADMIN_PASSWORD", "s3cret-for-tests")
+    with listening_on("0.0.0.0"):
+        at = run_page("app_pages/training.py")
+        assert_clean(at)
+        assert "Only an administrator can do this" in texts(at.info)
+        assert _button(at, "Start training").disabled
+        assert not [e for e in at.expander if e.label == "Settings and log"]
+        assert not at.code or "epoch" not in texts(at.code)  # no log
+        # A wrong password changes nothing; the right one signs this session in.
+        at.sidebar.text_input[0].set_value("wrong")
+        at.sidebar.button[0].click()
+        at.run()
+        assert "Wrong password" in texts(at.sidebar.error)
+        assert _button(at, "Start training").disabled
+        at.sidebar.text_input[0].set_value("s3cret-for-tests")
+        at.sidebar.button[0].click()
+        at.run()
+        assert_clean(at)
+        assert not _button(at, "Start training").disabled
+        assert [e for e in at.expander if e.label == "Settings and log"]
+    # Listening on a network address with no password: nobody is administrator.
+    monkeypatch.delenv("FER_ADMIN_PASSWORD")
+    with listening_on("0.0.0.0"):
+        at = run_page("app_pages/training.py")
+        assert_clean(at)
+        assert "this server has none" in texts(at.info)
+        assert _button(at, "Start training").disabled

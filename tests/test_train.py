@@ -11,14 +11,14 @@ import pytest
 
 from fer_core import ConfigError, load_fer2013
 from fer_core.model import load_keras_model
-from fer_core.train import (TrainConfig, check_run_name, class_weights, get_active_model,
-                            learning_rate_at, list_runs, new_run_dir, read_history,
-                            set_active_model, train)
+from fer_core.active import get_active_model, set_active_model
+from fer_core.runs import Run, check_run_name, list_runs, read_history
+from fer_core.train import TrainConfig, class_weights, learning_rate_at, train
 from tests.conftest import ROOT, synthetic_rows, write_csv
 
 
 @pytest.mark.parametrize("name", ["../escape", "/etc/passwd", "a/b", "..", "", ".hidden",
-                                  "x" * 100])
+                                  "x" * 100, "run\n", "run\r", "a\n../b"])
 def test_run_names_cannot_escape(name):
     with pytest.raises(ConfigError):
         check_run_name(name)
@@ -79,7 +79,7 @@ def test_stop_keeps_last_full_epoch(tmp_path):
     run = train(config, data, should_stop=stop_in_second_epoch)
     history = read_history(run)
     assert [int(r["epoch"]) for r in history] == [1]
-    from fer_core.train import read_json
+    from fer_core.runs import read_json
 
     assert read_json(run / "state.json")["status"] == "stopped"
 
@@ -87,7 +87,8 @@ def test_stop_keeps_last_full_epoch(tmp_path):
 def test_parallel_runs_get_distinct_folders(tmp_path):
     config = _tiny_config(tmp_path)
     with ThreadPoolExecutor(8) as pool:
-        folders = list(pool.map(lambda _: new_run_dir(config), range(8)))
+        folders = list(pool.map(lambda _: Run.create_unique(config.runs_dir, "same").path,
+                                range(8)))
     assert len(set(folders)) == 8
 
 
@@ -109,7 +110,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     command = [sys.executable, "-m", "fer_core", "train", "--data", str(csv), "-a",
                "mini_xception", "--epochs", "4", "--batch-size", "16", "--runs-dir", str(runs),
                "--name", "killme"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     run = runs / "killme"
@@ -169,7 +170,7 @@ def test_mini_xception_trains_when_rows_do_not_fill_the_last_batch(tmp_path):
     """Regression: a partial batch of odd size crashed TensorFlow's oneDNN kernels (SIGSEGV)."""
     rows = synthetic_rows(5)  # 35 Training rows: a partial batch of 35 at batch size 64
     csv = write_csv(tmp_path / "d.csv", rows)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
         [sys.executable, "-m", "fer_core", "train", "--data", str(csv), "-a", "mini_xception",
          "--epochs", "1", "--batch-size", "64", "--runs-dir", str(tmp_path / "runs"),

@@ -8,8 +8,9 @@ import pytest
 
 from fer_core import ConfigError, load_fer2013
 from fer_core.model import build_model, load_keras_model, save_keras_model
-from fer_core.train import (TrainConfig, WeightAverage, learning_rate_at, read_history,
-                            recalibrate_best, recompute_batch_norm, train)
+from fer_core.averaging import WeightAverage, recompute_batch_norm
+from fer_core.runs import read_history
+from fer_core.train import TrainConfig, learning_rate_at, recalibrate_best, train
 from tests.conftest import synthetic_rows, write_csv
 from tests.test_train import _tiny_config as _config
 
@@ -65,14 +66,12 @@ def test_weight_average_is_the_running_mean_and_resumes(tmp_path):
                            np.full(1, value, np.float32)])
         return model
 
-    x_train = np.zeros((8, 48, 48, 1), np.float32)  # model input
-    x_val, y_val = np.ones((4, 48, 48), np.uint8), np.zeros(4, int)  # images
-    average = WeightAverage(dense(0.0), tmp_path, x_train, x_val, y_val)
+    average = WeightAverage(dense(0.0))
     for value in (1.0, 2.0, 6.0):
-        average.update(dense(value))
-    np.testing.assert_allclose(np.asarray(average.model.trainable_variables[0]), 3.0)
-    # The saved file is the resume point: one more update continues the same mean.
-    resumed = WeightAverage(dense(0.0), tmp_path, x_train, x_val, y_val, count=3)
+        averaged = average.update(dense(value))
+    np.testing.assert_allclose(np.asarray(averaged.trainable_variables[0]), 3.0)
+    # Resuming from a model holding the mean of 3 snapshots continues the same mean.
+    resumed = WeightAverage(dense(0.0), resume_from=dense(3.0), count=3)
     resumed.update(dense(7.0))
     np.testing.assert_allclose(np.asarray(resumed.model.trainable_variables[0]), 4.0)
 
@@ -104,14 +103,14 @@ def test_recalibration_is_kept_only_when_validation_improves(tmp_path, monkeypat
     original = (run / "best.keras").read_bytes()
 
     scores = iter([0.5, 0.4])  # worse after recalibration: nothing changes
-    monkeypatch.setattr(train_module, "_accuracy", lambda *a, **k: next(scores))
+    monkeypatch.setattr(train_module, "accuracy", lambda *a, **k: next(scores))
     result = recalibrate_best(run, x_train, x_val, y_val)
     assert result["kept"] is False
     assert (run / "best.keras").read_bytes() == original
     assert not (run / "best_before_recalibration.keras").exists()
 
     scores = iter([0.4, 0.5])  # better: the new one is best.keras, the old one is kept
-    monkeypatch.setattr(train_module, "_accuracy", lambda *a, **k: next(scores))
+    monkeypatch.setattr(train_module, "accuracy", lambda *a, **k: next(scores))
     result = recalibrate_best(run, x_train, x_val, y_val)
     assert result["kept"] is True
     assert (run / "best_before_recalibration.keras").is_file()
@@ -123,7 +122,8 @@ def test_recalibration_is_kept_only_when_validation_improves(tmp_path, monkeypat
 
 
 def test_model_card_of_a_fine_tuned_run_counts_the_base_run(tmp_path):
-    from fer_core.evaluate import evaluate_images, write_model_card
+    from fer_core.card import write_model_card
+    from fer_core.evaluate import evaluate_images
 
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(4)))
     _, run = _base_then_swa(tmp_path, data, "tuned")

@@ -1,0 +1,97 @@
+"""Which model the app uses: the shipped one, or a run's model that someone made active.
+
+One pointer file (``runs/active.json``) says which; switching is one atomic rename, and the
+model files themselves are never overwritten. ``active_choice`` is the one place that reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError, ModelError
+from .runs import ACTIVE, Run, read_json, store_by_digest, write_json
+
+
+@dataclass(frozen=True)
+class ActiveChoice:
+    """``path`` None means the shipped model; ``problem`` says why a chosen model that cannot
+    be used was passed over (the shipped model is used instead)."""
+
+    path: Path | None
+    source: str  # "shipped" or "run"
+    problem: str | None = None
+
+
+def active_choice(runs_dir: str | os.PathLike = "runs") -> ActiveChoice:
+    pointer = Path(runs_dir) / ACTIVE
+    if not pointer.exists():
+        return ActiveChoice(None, "shipped")
+    chosen = read_json(pointer, None)
+    if not isinstance(chosen, dict) or not isinstance(chosen.get("model"), str):
+        return ActiveChoice(None, "shipped", "The active-model file is not valid.")
+    path = Path(chosen["model"])
+    if not path.is_file():
+        return ActiveChoice(None, "shipped", f"The active model {path.name} no longer exists.")
+    return ActiveChoice(path, "run")
+
+
+def set_active_model(model_path: str | os.PathLike | None,
+                     runs_dir: str | os.PathLike = "runs") -> None:
+    """Make ``model_path`` the app's active model (``None``: back to the shipped default)."""
+    runs_dir = Path(runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    if model_path is None:
+        (runs_dir / ACTIVE).unlink(missing_ok=True)
+        return
+    model_path = Path(model_path).resolve()
+    if not model_path.is_file():
+        raise ConfigError(f"{model_path.name} does not exist.")
+    write_json(runs_dir / ACTIVE, {"model": str(model_path), "since": time.time()})
+
+
+def get_active_model(runs_dir: str | os.PathLike = "runs") -> Path | None:
+    """The chosen model's path, or None for the shipped default."""
+    return active_choice(runs_dir).path
+
+
+def activate_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike = "runs") -> Path:
+    """Make a run's best model the app's active model.
+
+    best.keras is copied to ``export/<run>-<sha16>.keras`` (a file that never changes again,
+    even if the run is resumed), its LiteRT fast path is exported and checked beside it, the
+    run's model card is carried over when it describes exactly this model, and only then is
+    the active-model pointer switched. The shipped model is never touched.
+    """
+    from .inference import card_path_for, export_litert, file_sha256, litert_path_for
+
+    run = Run(Path(run_dir).resolve())
+    if not run.best_model.is_file():
+        raise ModelError(f"Run {run.name} has no best.keras yet: it needs one finished epoch.")
+    # A copy named by its content: a file that never changes, even if best.keras is
+    # replaced while this runs or the run is resumed later.
+    target, digest = store_by_digest(run.best_model, run.export_dir, f"{run.name}-", ".keras")
+    if not litert_path_for(target).is_file():
+        export_litert(target)  # raises ModelError if the fast path disagrees with Keras
+    card = read_json(card_path_for(run.best_model), None)
+    if card and card.get("files", {}).get("keras", {}).get("sha256") == digest:
+        litert = litert_path_for(target)
+        card["name"] = target.stem
+        card["files"] = {
+            "keras": {"file": target.name, "bytes": target.stat().st_size, "sha256": digest},
+            "litert": {"file": litert.name, "bytes": litert.stat().st_size,
+                       "sha256": file_sha256(litert)},
+        }
+        write_json(card_path_for(target), card)
+    set_active_model(target, runs_dir)
+    return target
+
+
+def use_shipped_model(runs_dir: str | os.PathLike = "runs") -> None:
+    set_active_model(None, runs_dir)
+
+
+__all__ = ["ActiveChoice", "active_choice", "set_active_model", "get_active_model",
+           "activate_run", "use_shipped_model"]

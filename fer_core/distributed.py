@@ -1,0 +1,105 @@
+"""Training on several machines: TensorFlow's MultiWorkerMirroredStrategy, from TF_CONFIG.
+
+Keras 3's ``fit`` fails under this strategy (keras-team/keras#20585), so the step is written
+out here; ``fer_core.train`` calls it instead of ``fit`` when TF_CONFIG describes a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from .errors import ConfigError
+
+
+def distribution_from_env():
+    """(strategy, is_chief, worker_index). Without TF_CONFIG: (None, True, 0).
+
+    With TF_CONFIG set (TensorFlow's cluster description), training runs data-parallel under
+    ``tf.distribute.MultiWorkerMirroredStrategy``. The chief is the task of type "chief", or
+    worker 0 when the cluster names no chief.
+    """
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return None, True, 0
+    try:
+        tf_config = json.loads(raw)
+        task = tf_config["task"]
+        task_type, index = task["type"], int(task["index"])
+        cluster = tf_config["cluster"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"TF_CONFIG is not a valid cluster description: {exc}") from exc
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise ConfigError("Multi-worker training needs the TensorFlow backend.")
+    import tensorflow as tf
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    is_chief = task_type == "chief" or (task_type == "worker" and index == 0
+                                        and "chief" not in cluster)
+    return strategy, is_chief, index
+
+
+def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
+                      x_train, y_train, w_train, x_val, y_val):
+    """Data-parallel training loop under MultiWorkerMirroredStrategy.
+
+    Keras 3's ``fit`` fails under this strategy (keras-team/keras#20585), so the step is
+    written out: each worker computes gradients on its shard, ``strategy.run`` all-reduces
+    them, and the same run callback as ``fit`` writes checkpoints and history (chief only).
+    """
+    import tensorflow as tf
+
+    optimizer = training_model.optimizer
+    per_example_loss = type(training_model.loss)(label_smoothing=config.label_smoothing,
+                                                 reduction=None)
+    global_batch = config.batch_size
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+
+    @tf.function
+    def train_step(batch):
+        def replica_step(x, y, w):
+            with tf.GradientTape() as tape:
+                probs = training_model(x, training=True)
+                loss = tf.nn.compute_average_loss(per_example_loss(y, probs) * w,
+                                                  global_batch_size=global_batch)
+            variables = training_model.trainable_variables
+            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+            hits = tf.cast(tf.equal(tf.argmax(probs, 1), tf.argmax(y, 1)), tf.float32)
+            return loss, tf.reduce_sum(hits), tf.cast(tf.shape(x)[0], tf.float32)
+
+        results = strategy.run(replica_step, args=batch)
+        return [strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in results]
+
+    callback.set_model(training_model)
+    for epoch in range(initial_epoch, config.epochs):
+        callback.on_epoch_begin(epoch)
+        data = tf.data.Dataset.from_tensor_slices((x_train, y_train, w_train))
+        data = data.shuffle(len(x_train), seed=config.seed + epoch).batch(global_batch)
+        loss_sum = hits = seen = 0.0
+        steps = 0
+        for batch in strategy.experimental_distribute_dataset(data.with_options(options)):
+            loss, batch_hits, batch_seen = train_step(batch)
+            loss_sum, hits, seen = loss_sum + float(loss), hits + float(batch_hits), \
+                seen + float(batch_seen)
+            callback.on_train_batch_end(steps)
+            steps += 1
+            if training_model.stop_training:
+                break
+        # Weights are identical on every worker after the all-reduce, so each evaluates alone.
+        probs = np.concatenate([np.asarray(training_model(x_val[i:i + 256], training=False))
+                                for i in range(0, len(x_val), 256)])
+        val_loss = float(np.mean(per_example_loss(y_val, probs)))
+        val_accuracy = float(np.mean(probs.argmax(1) == y_val.argmax(1)))
+        callback.on_epoch_end(epoch, {"loss": loss_sum / max(steps, 1),
+                                      "accuracy": hits / max(seen, 1.0),
+                                      "val_loss": val_loss, "val_accuracy": val_accuracy})
+        if training_model.stop_training:
+            break
+
+
+__all__ = ["distribution_from_env", "fit_multi_worker"]
