@@ -13,6 +13,7 @@ import numpy as np
 from fer_core import EMOTIONS, FerError, Recognizer, draw_results, read_image
 from fer_core.faces import DetectorSettings
 from fer_core.image import encode_png
+from fer_core.results import PHOTO_COLUMNS, face_rows
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
 VIDEO_TYPES = ["mp4", "avi", "mov", "webm"]
@@ -23,7 +24,7 @@ PHOTO_DETECTOR = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30
 VIDEO_DETECTOR = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30,
                                   detect_width=960)
 PREVIEW_WIDTH = 1600  # annotated previews are scaled down to this width for the page
-RESULT_COLUMNS = ["file", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS]
+RESULT_COLUMNS = PHOTO_COLUMNS  # fer_core.results: the one row schema
 
 
 def kind_of(name: str) -> str:
@@ -67,13 +68,9 @@ def video_recognizer(model) -> Recognizer:
 
 
 def _face_rows(results) -> list[dict]:
-    rows = []
-    for index, result in enumerate(results, start=1):
-        result.face_id = index
-        row = result.as_dict()
-        row.pop("face_id", None)
-        rows.append({"face": index, **row})
-    return rows
+    for number, result in enumerate(results, start=1):
+        result.face_id = number  # a photo has no tracker: its faces are numbered, as drawn
+    return face_rows(results)
 
 
 def preview(rgb: np.ndarray, width: int = PREVIEW_WIDTH) -> np.ndarray:

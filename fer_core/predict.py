@@ -9,7 +9,6 @@ results, so it fits ``ray.data.Dataset.map_batches`` as well as the CLI::
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -17,7 +16,7 @@ import numpy as np
 
 from .errors import FerError
 from .image import read_image
-from .labels import EMOTIONS
+from .results import FILE_VIDEO_COLUMNS, PHOTO_COLUMNS, face_rows
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v"}
@@ -46,20 +45,11 @@ class FacePredictor:
             if rows else {key: np.array([]) for key in _columns()}
 
     def rows_for(self, path: str, rgb: np.ndarray) -> list[dict]:
-        results = self.recognizer.analyze(rgb)
-        if not results:
-            return [{"file": path, "faces": 0, "face": None}]
-        rows = []
-        for index, result in enumerate(results):
-            row = {"file": path, "faces": len(results), "face": index}
-            row.update(result.as_dict())
-            row.pop("face_id", None)
-            rows.append(row)
-        return rows
+        return face_rows(self.recognizer.analyze(rgb), file=path)
 
 
 def _columns() -> list[str]:
-    return ["file", "faces", "face", "x", "y", "w", "h", "label", "confidence", *EMOTIONS]
+    return PHOTO_COLUMNS
 
 
 def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -106,21 +96,14 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
     rows: list[dict] = []
     faces = 0
     done = 0
-    columns = ["file", "frame", "time_s", *_columns()[1:]]
+    columns = FILE_VIDEO_COLUMNS
     for index, path in enumerate(files, start=1):
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES:
                 from .video import analyze_video
 
                 frame = analyze_video(path, recognizer=predictor.recognizer, every=every)
-                records = frame.to_dict("records")
-                per_frame = Counter(record["frame"] for record in records)
-                numbered: Counter = Counter()
-                for record in records:  # as for photos: faces in the frame, and which one
-                    record.update(file=str(path), faces=per_frame[record["frame"]],
-                                  face=numbered[record["frame"]])
-                    numbered[record["frame"]] += 1
-                    rows.append(record)
+                rows.extend({"file": str(path), **record} for record in frame.to_dict("records"))
                 faces += int(frame["face_id"].notna().sum()) if len(frame) else 0
             else:
                 new_rows = predictor.rows_for(str(path), read_image(path))
@@ -133,8 +116,7 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
     if files:
         print(file=stream)
     if out_path is not None:
-        extra = [c for c in ("face_id",) if any(c in r for r in rows)]
-        write_table(rows, out_path, columns + extra)
+        write_table(rows, out_path, columns)
     summary = {"files": len(files) + sum(1 for f in failures if f[1] == "does not exist"),
                "processed": done, "faces": faces, "failed": failures}
     return {"summary": summary, "rows": rows}

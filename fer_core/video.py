@@ -8,9 +8,9 @@ from typing import Callable
 import numpy as np
 
 from .errors import FerError, ImageError
-from .labels import EMOTIONS
+from .results import VIDEO_COLUMNS, face_rows
 
-COLUMNS = ["frame", "time_s", "face_id", "x", "y", "w", "h", "label", "confidence", *EMOTIONS]
+COLUMNS = VIDEO_COLUMNS  # fer_core.results: the one row schema
 
 
 def iter_frames(path: str | Path, every: int = 1):
@@ -80,10 +80,7 @@ def analyze_video(path: str | Path, recognizer=None, every: int = 1,
     rows = []
     for index, seconds, rgb in iter_frames(path, every):
         results = recognizer.analyze_stream(rgb)
-        for result in results:
-            row = {"frame": index, "time_s": round(seconds, 4)}
-            row.update(result.as_dict())
-            rows.append(row)
+        rows.extend(face_rows(results, frame=index, time_s=round(seconds, 4)))
         if on_frame is not None:
             on_frame(index, rgb, results)
         if progress is not None and total:

@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 
+from fer_core.results import FILE_VIDEO_COLUMNS
 from tests.conftest import ROOT
 
 
@@ -66,4 +67,5 @@ def test_predict_video_gives_per_frame_rows(tmp_path, astronaut):
     assert sorted(table["frame"]) == list(range(0, 20, 2))
     assert set(table["face_id"]) == {1} and set(table["label"]) == {"happy"}
     assert (table["time_s"].diff().dropna() > 0).all()
-    assert set(table["faces"]) == {1} and set(table["face"]) == {0}
+    assert set(table["faces"]) == {1} and set(table["face"]) == {1}  # 1-based, as photos
+    assert list(table.columns) == FILE_VIDEO_COLUMNS
