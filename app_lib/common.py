@@ -1,12 +1,10 @@
 """What every page shares: the active model (loaded once with st.cache_resource), the runs
-folder, the FER2013 path the user chose, the sidebar, and error display."""
+folder, the sidebar, and error display. (The dataset path lives in ``app_lib.data_source``,
+uploads in ``app_lib.session_files``.)"""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +17,6 @@ from fer_core.inference import DEFAULT_MODEL, EmotionModel, litert_path_for, loa
 from fer_core.jobs import active_model_choice
 from fer_core.jobs import runs_dir as _runs_dir
 
-DATA_PATH_KEY = "fer2013_path"  # session_state: the FER2013 path the user chose (any page)
-UPLOAD_DIR = Path(tempfile.gettempdir()) / "fer_app_uploads"
 
 PAGES = {  # file -> (title, material icon, url path); app.py builds the navigation from this
     "app_pages/home.py": ("Home", ":material/home:", "home"),
@@ -165,40 +161,3 @@ def user_errors(prefix: str = ""):
         yield
     except FerError as exc:
         st.error(f"{prefix}{exc}", icon=":material/error:")
-
-
-# ----------------------------------------------------------------------------- dataset path
-
-
-def data_path() -> str:
-    """The FER2013 path chosen on the Dataset page, else ``$FER2013_PATH``, else ''."""
-    if DATA_PATH_KEY not in st.session_state:
-        st.session_state[DATA_PATH_KEY] = os.environ.get("FER2013_PATH", "")
-    return st.session_state[DATA_PATH_KEY] or ""
-
-
-def set_data_path(path: str) -> None:
-    st.session_state[DATA_PATH_KEY] = (path or "").strip()
-
-
-def save_upload(uploaded) -> Path:
-    """Store an uploaded file on disk (by content hash, so the same upload is stored once)
-    and return its path; the name keeps the original suffix (``.csv``, ``.gz``, ``.mp4``)."""
-    digest = hashlib.sha256()
-    uploaded.seek(0)
-    for chunk in iter(lambda: uploaded.read(1 << 22), b""):
-        digest.update(chunk)
-    folder = UPLOAD_DIR / digest.hexdigest()[:20]
-    folder.mkdir(parents=True, exist_ok=True)
-    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(uploaded.name).name)
-    target = folder / (safe_name or "upload")
-    if not target.is_file():
-        tmp = folder / f".{safe_name}.{os.getpid()}.tmp"
-        uploaded.seek(0)
-        with open(tmp, "wb") as handle:
-            for chunk in iter(lambda: uploaded.read(1 << 22), b""):
-                handle.write(chunk)
-        os.replace(tmp, target)
-    uploaded.seek(0)
-    return target
-

@@ -1,0 +1,46 @@
+"""The FER2013 path a browser session chose (Dataset page; the Training page reads it).
+
+Only paths inside the allowed data folders (``fer_core.paths``: ``FER_DATA_DIRS``, else the
+project's ``data/``; plus ``FER2013_PATH``) and the session's own upload folder are kept.
+``data_path()`` therefore never returns a path a visitor typed to reach elsewhere on the
+server's disk.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from app_lib.session_files import session_folder
+from fer_core.paths import allowed_data_roots, resolve_user_path
+
+DATA_PATH_KEY = "fer2013_path"  # session_state: the accepted FER2013 path ("" if none)
+
+
+def allowed_roots() -> list[Path]:
+    """Where this session may read data: the configured data folders and its uploads."""
+    return allowed_data_roots() + [session_folder()]
+
+
+def data_path() -> str:
+    """The FER2013 path chosen on the Dataset page, else ``$FER2013_PATH``, else ''."""
+    if DATA_PATH_KEY not in st.session_state:
+        st.session_state[DATA_PATH_KEY] = os.environ.get("FER2013_PATH", "").strip()
+    return st.session_state[DATA_PATH_KEY] or ""
+
+
+def set_data_path(text: str) -> str:
+    """Accept ``text`` as the session's dataset path if it lies in ``allowed_roots()``.
+
+    Returns the resolved path ('' for an empty ``text``). Raises ``fer_core.paths.
+    DataPathError`` (a FerError) otherwise, and the session then has no dataset path, so no
+    page goes on reading the previous one by mistake."""
+    text = (text or "").strip()
+    st.session_state[DATA_PATH_KEY] = ""
+    if not text:
+        return ""
+    resolved = str(resolve_user_path(text, allowed_roots()))
+    st.session_state[DATA_PATH_KEY] = resolved
+    return resolved
