@@ -5,8 +5,9 @@
   session disconnects or is closed (``st.cache_resource(scope="session", on_release=...)``,
   called from ``AppSession.clear_session_caches``), and the folder is deleted then. A session
   that reconnects gets a fresh, empty folder: its earlier uploads must be uploaded again.
-- When the server starts (this module is imported), folders of server processes that are no
-  longer running are deleted: a server that was killed leaves nothing behind for long.
+- When the server starts (``app_lib`` is imported by the first script run), folders of
+  server processes that are no longer running are deleted: a killed server's uploads do not
+  stay behind past the next start.
 - Names on disk come from the content's SHA-256 and a known suffix, never from the name the
   user gave (a 240-character name, ``../``, or Markdown in it change nothing on disk).
 - Every write goes to a unique temporary file in the target folder and is renamed into place,
@@ -131,8 +132,8 @@ _server_folder_path: Path | None = None
 
 
 def server_folder() -> Path:
-    """This server process's upload folder; stale folders of dead servers are removed the
-    first time (at start: this module is imported by the pages)."""
+    """This server process's upload folder (stale folders of dead servers are removed again
+    the first time, in case the upload root was changed)."""
     global _server_folder_path
     with _server_lock:
         if _server_folder_path is None:
@@ -227,7 +228,3 @@ __all__ = ["UploadError", "session_folder", "server_folder", "remove_stale_folde
            "save_upload", "write_atomically", "check_upload_size", "max_photo_mb",
            "max_video_mb", "max_video_seconds", "max_dataset_mb", "upload_root"]
 
-
-# A server start: folders left by servers that no longer run go now, not at the first upload.
-with contextlib.suppress(OSError):
-    remove_stale_folders()
