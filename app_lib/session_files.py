@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -89,6 +90,9 @@ def upload_root() -> Path:
     return Path(configured) if configured else Path(tempfile.gettempdir()) / "fer_app_uploads"
 
 
+SERVER_FOLDER_NAME = re.compile(r"[0-9]{1,10}-[0-9]{1,12}")
+
+
 def _process_tag(pid: int) -> str | None:
     """``<pid>-<start time>`` of a running process, or None (a reused pid gets a new tag)."""
     try:
@@ -109,7 +113,8 @@ def _private_folder(path: Path) -> Path:
 
 
 def remove_stale_folders(root: Path | None = None) -> list[Path]:
-    """Delete the upload folders of server processes that no longer run; returns them."""
+    """Delete the upload folders (named ``<pid>-<start time>``) of server processes that no
+    longer run; returns them. Nothing else under ``root`` is touched."""
     root = root or upload_root()
     removed: list[Path] = []
     try:
@@ -117,11 +122,12 @@ def remove_stale_folders(root: Path | None = None) -> list[Path]:
     except OSError:
         return removed
     for child in children:
-        if child.is_symlink() or not child.is_dir():
+        # Only folders this module makes ("<pid>-<start time>"): FER_UPLOAD_DIR may be set to
+        # a folder that holds other things, and those are never touched.
+        if child.is_symlink() or not child.is_dir() or not SERVER_FOLDER_NAME.fullmatch(child.name):
             continue
         pid_text, _, _ = child.name.partition("-")
-        alive = pid_text.isdigit() and _process_tag(int(pid_text)) == child.name
-        if not alive:
+        if _process_tag(int(pid_text)) != child.name:
             shutil.rmtree(child, ignore_errors=True)
             removed.append(child)
     return removed

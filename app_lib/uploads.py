@@ -148,6 +148,10 @@ def frames_to_json(frames, info: dict, segments, model_name: str, every: int) ->
     return to_json_bytes(payload)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
+
+
 def analyse_video_file(path: Path, out_folder: Path, recognizer: Recognizer, every: int = 3,
                        write_video: bool = True, progress=None,
                        max_seconds: float | None = None) -> dict:
@@ -166,8 +170,8 @@ def analyse_video_file(path: Path, out_folder: Path, recognizer: Recognizer, eve
     info = video_info(path)
     duration = info.get("duration_s")
     if max_seconds is not None and duration and duration > max_seconds + 0.5:
-        raise ImageError(f"The video is {duration / 60:.1f} minutes long; this app analyses "
-                         f"videos up to {max_seconds / 60:g} minutes (FER_MAX_VIDEO_SECONDS). "
+        raise ImageError(f"The video is {_duration(duration)} long; this app analyses videos "
+                         f"up to {_duration(max_seconds)} (FER_MAX_VIDEO_SECONDS). "
                          "Cut it shorter, or use the command line: python -m fer_core predict "
                          "VIDEO --out results.csv.")
     writer = None

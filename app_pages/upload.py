@@ -1,6 +1,7 @@
 """Photos and videos: every face boxed and labelled, probabilities, tables and downloads."""
 
 import hashlib
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -30,10 +31,11 @@ model_key = f"{model.path}:{model.path.stat().st_mtime_ns if model.path.exists()
 
 uploads = st.file_uploader("Photos or videos", type=IMAGE_TYPES + VIDEO_TYPES,
                            accept_multiple_files=True, key="upload_files",
-                           max_upload_size=int(max(max_photo_mb(), max_video_mb())),
+                           max_upload_size=max(1, math.ceil(max(max_photo_mb(),
+                                                                max_video_mb()))),
                            help=f"Photos up to {max_photo_mb():g} MB; videos up to "
-                                f"{max_video_mb():g} MB and {max_video_seconds() / 60:g} "
-                                "minutes. Files are kept only while this browser tab is open.")
+                                f"{max_video_mb():g} MB and {max_video_seconds():g} s. Files "
+                                "are kept only while this browser tab is open.")
 
 with st.expander("Video settings", expanded=False):
     every = st.number_input("Analyse every N-th frame", min_value=1, max_value=120, value=3,

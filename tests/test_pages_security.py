@@ -187,9 +187,11 @@ def test_stale_upload_folders_are_removed_at_start(tmp_path):
     reused_pid.mkdir()
     live = tmp_path / _process_tag(os.getpid())
     live.mkdir()
+    unrelated = tmp_path / "notes"  # FER_UPLOAD_DIR may hold other things: never touched
+    unrelated.mkdir()
     removed = remove_stale_folders(tmp_path)
     assert sorted(removed) == sorted([dead.parent, reused_pid])
-    assert live.is_dir() and not dead.parent.exists()
+    assert live.is_dir() and unrelated.is_dir() and not dead.parent.exists()
 
 
 class FakeUpload(io.BytesIO):
@@ -278,7 +280,7 @@ def test_long_names_truncated_videos_and_caps(secure_env, monkeypatch):
     assert_clean(at)
     errors = plain(texts(at.error))
     assert "limit for photos is 0.01 MB" in errors and "FER_MAX_PHOTO_MB" in errors
-    assert "0.1 minutes long" in errors and "up to 0.0333333 minutes" in errors
+    assert "The video is 4.0 s long" in errors and "up to 2.0 s" in errors
 
 
 # ----------------------------------------------------------------------------- item 4
