@@ -304,3 +304,18 @@ def test_names_and_messages_are_text_not_markdown(secure_env):
     assert_clean(at)
     assert "not inside a data folder" in texts(at.error)
     assert not live_markdown_links(all_markdown_sources(at))
+
+
+def test_video_and_dataset_size_caps_say_what_to_do(monkeypatch):
+    from app_lib.session_files import UploadError, check_upload_size, max_video_mb
+
+    monkeypatch.setenv("FER_MAX_VIDEO_MB", "1")
+    big = FakeUpload(b"\0" * (2 * 2**20), "clip.mp4")
+    with pytest.raises(UploadError) as info:
+        check_upload_size(big, max_video_mb(), "video", "FER_MAX_VIDEO_MB")
+    message = str(info.value)
+    assert "2.0 MB" in message and "limit for videos is 1 MB" in message
+    assert "FER_MAX_VIDEO_MB" in message and "command line" in message
+    check_upload_size(FakeUpload(b"\0" * 2**20, "clip.mp4"), max_video_mb(), "video", None)
+    with pytest.raises(UploadError, match="limit for datasets is 1 MB"):
+        check_upload_size(big, 1, "dataset", "server.maxUploadSize")
