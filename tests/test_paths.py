@@ -4,7 +4,6 @@ may read, and that nothing read from it can exhaust memory, block, or leak its c
 import os
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import psutil
