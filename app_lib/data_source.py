@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_lib.session_files import session_folder
-from fer_core.paths import allowed_data_roots, resolve_user_path
+from fer_core.paths import allowed_data_roots, is_within, resolve_user_path
 
 DATA_PATH_KEY = "fer2013_path"  # session_state: the accepted FER2013 path ("" if none)
 
@@ -22,6 +22,14 @@ DATA_PATH_KEY = "fer2013_path"  # session_state: the accepted FER2013 path ("" i
 def allowed_roots() -> list[Path]:
     """Where this session may read data: the configured data folders and its uploads."""
     return allowed_data_roots() + [session_folder()]
+
+
+def roots_for(path: str) -> tuple[str, ...]:
+    """The allowed roots that hold ``path`` (what loading it may read). Sessions reading the
+    same shared dataset get the same answer, so they share one cached copy; a session's
+    upload is under its own folder, which no other session's answer contains."""
+    resolved = Path(os.path.realpath(path))
+    return tuple(str(root) for root in allowed_roots() if is_within(resolved, [root]))
 
 
 def data_path() -> str:

@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from app_lib.charts import class_counts_figure
-from app_lib.data_source import allowed_roots, data_path, set_data_path
+from app_lib.data_source import data_path, roots_for, set_data_path
 from app_lib.session_files import check_upload_size, max_dataset_mb, save_upload
 from app_lib.text import escape_markdown, show_error, shorten
 from fer_core import EMOTIONS, FerError, load_fer2013
@@ -36,8 +36,8 @@ def _stamp(path: str) -> tuple:
 @st.cache_data(show_spinner=False, max_entries=2)
 def load_dataset(path: str, stamp: tuple, within: tuple[str, ...]):
     """Read FER2013 once per path (and file version), with a progress bar. ``within``: the
-    folders this session may read (part of the cache key, so no session reaches another's
-    uploads through the cache)."""
+    allowed folders holding ``path`` (part of the cache key: sessions share a dataset from the
+    data folders, and no session reaches another's upload through the cache)."""
     name = escape_markdown(shorten(Path(path).name or path))
     bar = st.progress(0.0, text=f"Reading {name}…")
     try:
@@ -126,7 +126,7 @@ if not path:
             "Recognition\".", icon=":material/folder_open:")
     st.stop()
 
-within = tuple(str(root) for root in allowed_roots())
+within = roots_for(path)  # the folders this read may touch (part of the cache key)
 try:
     data = load_dataset(path, _stamp(path), within)
 except FerError as exc:

@@ -319,3 +319,26 @@ def test_video_and_dataset_size_caps_say_what_to_do(monkeypatch):
     check_upload_size(FakeUpload(b"\0" * 2**20, "clip.mp4"), max_video_mb(), "video", None)
     with pytest.raises(UploadError, match="limit for datasets is 1 MB"):
         check_upload_size(big, 1, "dataset", "server.maxUploadSize")
+
+
+def test_sessions_share_one_cached_copy_of_a_shared_dataset(secure_env, monkeypatch):
+    """The allowed folders are part of the loader's cache key; a session's own upload folder
+    must not be, or every session would read (and keep) its own copy of FER2013."""
+    import fer_core
+
+    shared = write_fer_csv(secure_env["data"] / "fer2013_shared.csv")
+    calls = []
+    real = fer_core.load_fer2013
+
+    def counting(*args, **kwargs):
+        calls.append(args[0] if args else kwargs.get("path"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fer_core, "load_fer2013", counting)
+    for _ in range(2):  # two sessions, one after the other
+        at = page("app_pages/dataset.py")
+        at.text_input(key="dataset_path_input").set_value(str(shared)).run()
+        assert_clean(at)
+        assert not at.error, texts(at.error)
+        end_apptest_session()
+    assert calls == [str(shared)]
