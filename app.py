@@ -23,7 +23,7 @@ import streamlit as st  # noqa: E402
 from app_lib.model_state import active_model  # noqa: E402
 from app_lib.navigation import PAGES  # noqa: E402
 from app_lib.sidebar import render_sidebar  # noqa: E402
-from app_lib.formatting import escape_markdown  # noqa: E402
+from app_lib.text import escape_markdown  # noqa: E402
 from fer_core import FerError  # noqa: E402
 
 

@@ -57,3 +57,17 @@ def freeze_long_lived_objects() -> None:
     thousands of objects live as long as the server, and without this each full collection
     walks all of them (about 250 ms, holding the GIL, which stalls the live video)."""
     _gc.freeze()
+
+
+def _remove_stale_uploads() -> None:
+    """At server start (app.py imports app_lib on the first script run), delete the upload
+    folders that servers no longer running left behind (see app_lib.session_files)."""
+    try:
+        from app_lib.session_files import remove_stale_folders
+
+        remove_stale_folders()
+    except Exception:  # noqa: BLE001 - never keep the app from starting over old temp files
+        pass
+
+
+_remove_stale_uploads()

@@ -1,35 +1,55 @@
-"""The FER2013 path a session works with (any page), and storing uploaded files."""
+"""The FER2013 path a browser session chose (Dataset page; the Training page reads it).
+
+Only paths inside the allowed data folders (``fer_core.paths``: ``FER_DATA_DIRS``, else the
+project's ``data/``; plus ``FER2013_PATH``) and the session's own upload folder are kept.
+``data_path()`` therefore never returns a path a visitor typed to reach elsewhere on the
+server's disk.
+"""
 
 from __future__ import annotations
 
-import tempfile
+import os
 from pathlib import Path
 
 import streamlit as st
 
+from app_lib.session_files import session_folder
 from fer_core.data import default_data_path
-from fer_core.runs import store_by_digest
+from fer_core.paths import allowed_data_roots, is_within, resolve_user_path
 
-DATA_PATH_KEY = "fer2013_path"  # session_state: the FER2013 path the user chose (any page)
-UPLOAD_DIR = Path(tempfile.gettempdir()) / "fer_app_uploads"
+DATA_PATH_KEY = "fer2013_path"  # session_state: the accepted FER2013 path ("" if none)
+
+
+def allowed_roots() -> list[Path]:
+    """Where this session may read data: the configured data folders and its uploads."""
+    return allowed_data_roots() + [session_folder()]
+
+
+def roots_for(path: str) -> tuple[str, ...]:
+    """The allowed roots that hold ``path`` (what loading it may read). Sessions reading the
+    same shared dataset get the same answer, so they share one cached copy; a session's
+    upload is under its own folder, which no other session's answer contains."""
+    resolved = Path(os.path.realpath(path))
+    return tuple(str(root) for root in allowed_roots() if is_within(resolved, [root]))
 
 
 def data_path() -> str:
     """The FER2013 path chosen on the Dataset page, else ``$FER2013_PATH``, else ''."""
     if DATA_PATH_KEY not in st.session_state:
-        st.session_state[DATA_PATH_KEY] = default_data_path() or ""
+        st.session_state[DATA_PATH_KEY] = (default_data_path() or "").strip()
     return st.session_state[DATA_PATH_KEY] or ""
 
 
-def set_data_path(path: str) -> None:
-    st.session_state[DATA_PATH_KEY] = (path or "").strip()
+def set_data_path(text: str) -> str:
+    """Accept ``text`` as the session's dataset path if it lies in ``allowed_roots()``.
 
-
-def save_upload(uploaded) -> Path:
-    """Store an uploaded file on disk under a name made from its content's hash (never the
-    user's name) and the original suffix (``.csv``, ``.gz``, ``.mp4``); return its path."""
-    suffix = "".join(c for c in Path(uploaded.name).suffix.lower() if c.isalnum() or c == ".")
-    uploaded.seek(0)
-    path, _ = store_by_digest(uploaded, UPLOAD_DIR, "upload-", suffix[:10])
-    uploaded.seek(0)
-    return path
+    Returns the resolved path ('' for an empty ``text``). Raises ``fer_core.paths.
+    DataPathError`` (a FerError) otherwise, and the session then has no dataset path, so no
+    page goes on reading the previous one by mistake."""
+    text = (text or "").strip()
+    st.session_state[DATA_PATH_KEY] = ""
+    if not text:
+        return ""
+    resolved = str(resolve_user_path(text, allowed_roots()))
+    st.session_state[DATA_PATH_KEY] = resolved
+    return resolved

@@ -6,7 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from app_lib.access import render_admin_panel
-from app_lib.formatting import escape_markdown, percent
+from app_lib.formatting import percent
+from app_lib.text import escape_markdown
 from app_lib.model_state import ActiveModel, card_metrics
 
 SOURCES = {"shipped": "shipped default", "run": "trained here",

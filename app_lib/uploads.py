@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,10 +145,58 @@ def frames_to_json(frames, info: dict, segments, model_name: str, every: int) ->
     return to_json_bytes(payload)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
+
+
+def analyse_video_file(path: Path, out_folder: Path, recognizer: Recognizer, every: int = 3,
+                       write_video: bool = True, progress=None,
+                       max_seconds: float | None = None) -> dict:
+    """Analyse a stored video; the annotated copy (if asked for) is written into
+    ``out_folder`` under a new random name, so two analyses of one video never share a file and
+    the user's file name (any length) never reaches the disk.
+
+    A video longer than ``max_seconds`` is refused (``ImageError`` saying what to do); when its
+    length is unknown, analysis stops at ``max_seconds``. ``cut_short`` says why results end
+    before the video does (a truncated file, or the cap), else None. The annotated video stays
+    on disk: ``video_path`` (None without one)."""
+    from fer_core.errors import ImageError
+    from fer_core.video import analyze_video, video_info
+    from fer_core.video_writer import AnnotatedVideoWriter
+
+    info = video_info(path)
+    duration = info.get("duration_s")
+    if max_seconds is not None and duration and duration > max_seconds + 0.5:
+        raise ImageError(f"The video is {_duration(duration)} long; this app analyses videos "
+                         f"up to {_duration(max_seconds)} (FER_MAX_VIDEO_SECONDS). "
+                         "Cut it shorter, or use the command line: python -m fer_core predict "
+                         "VIDEO --out results.csv.")
+    writer = None
+    if write_video:
+        writer = AnnotatedVideoWriter(out_folder / f"annotated-{secrets.token_hex(8)}",
+                                      fps=(info["fps"] or 25.0) / every)
+    video_path = None
+    try:
+        frames = analyze_video(path, recognizer=recognizer, every=int(every), progress=progress,
+                               on_frame=writer.on_frame if writer else None,
+                               max_seconds=max_seconds)
+    except BaseException:
+        if writer is not None:
+            try:
+                writer.close()
+            finally:
+                writer.path.unlink(missing_ok=True)
+        raise
+    if writer is not None:
+        video_path = writer.close()
+    return {"frames": frames, "info": info, "cut_short": frames.attrs.get("cut_short"),
+            "video_path": video_path, "video_mime": writer.mime if writer else None}
+
+
 def as_png_bytes(rgb: np.ndarray) -> bytes:
     return encode_png(rgb)
 
 
 __all__ = ["IMAGE_TYPES", "VIDEO_TYPES", "PhotoResult", "analyze_photo", "annotated_png",
            "rows_to_csv", "to_json_bytes", "frames_to_json", "kind_of", "photo_recognizer",
-           "video_recognizer", "named_bytes"]
+           "video_recognizer", "named_bytes", "analyse_video_file"]

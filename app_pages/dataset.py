@@ -6,13 +6,17 @@ import numpy as np
 import streamlit as st
 
 from app_lib.charts import class_counts_figure
-from app_lib.data_source import data_path, save_upload, set_data_path
-from app_lib.formatting import user_errors
+from app_lib.data_source import data_path, roots_for, set_data_path
+from app_lib.session_files import check_upload_size, max_dataset_mb, save_upload
+from app_lib.text import escape_markdown, show_error, shorten
 from fer_core import EMOTIONS, FerError, load_fer2013
 from fer_core.explore import class_counts, find_flaws, mean_faces
 
 PAGE_SIZE = 48
 PATH_INPUT_KEY = "dataset_path_input"
+UPLOAD_KEY = "dataset_upload"
+SOURCE_ERROR_KEY = "dataset_source_error"  # why the last path or upload was refused
+UPLOAD_NAME_KEY = "dataset_upload_name"  # the user's name of the uploaded CSV (display only)
 
 st.title("Dataset explorer")
 st.caption("FER2013: 35,887 grey 48×48 faces in seven classes, split into Training, PublicTest "
@@ -30,12 +34,14 @@ def _stamp(path: str) -> tuple:
 
 
 @st.cache_data(show_spinner=False, max_entries=2)
-def load_dataset(path: str, stamp: tuple):
-    """Read FER2013 once per path (and file version), with a progress bar."""
-    name = Path(path).name or path
+def load_dataset(path: str, stamp: tuple, within: tuple[str, ...]):
+    """Read FER2013 once per path (and file version), with a progress bar. ``within``: the
+    allowed folders holding ``path`` (part of the cache key: sessions share a dataset from the
+    data folders, and no session reaches another's upload through the cache)."""
+    name = escape_markdown(shorten(Path(path).name or path))
     bar = st.progress(0.0, text=f"Reading {name}…")
     try:
-        return load_fer2013(path, skip_bad=True,
+        return load_fer2013(path, skip_bad=True, within=[Path(w) for w in within],
                             progress=lambda fraction, message: bar.progress(
                                 min(max(fraction, 0.0), 1.0), text=f"Reading {name}: {message}"))
     finally:
@@ -44,8 +50,8 @@ def load_dataset(path: str, stamp: tuple):
 
 @st.cache_data(show_spinner="Looking for blank images, duplicates and label conflicts…",
                max_entries=2)
-def dataset_flaws(path: str, stamp: tuple):
-    data = load_dataset(path, stamp)
+def dataset_flaws(path: str, stamp: tuple, within: tuple[str, ...]):
+    data = load_dataset(path, stamp, within)
     return find_flaws(data.images, data.labels, data.usage, data.row_numbers)
 
 
@@ -66,34 +72,51 @@ def stretched(image: np.ndarray) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- the source
 
-current = data_path()
-if PATH_INPUT_KEY not in st.session_state:
-    st.session_state[PATH_INPUT_KEY] = current
-
-
 def _path_changed():
-    set_data_path(st.session_state[PATH_INPUT_KEY])
+    try:
+        set_data_path(st.session_state[PATH_INPUT_KEY])
+        st.session_state.pop(SOURCE_ERROR_KEY, None)
+    except FerError as exc:
+        st.session_state[SOURCE_ERROR_KEY] = str(exc)
+    st.session_state.pop(UPLOAD_NAME_KEY, None)
 
+
+def _upload_changed():
+    """Store the uploaded CSV and point the path box at it. This runs as the uploader's
+    on_change callback, before any widget of the rerun exists: writing the path box's state
+    after the box was created raised StreamlitWidgetAlreadyInstantiatedError."""
+    uploaded = st.session_state.get(UPLOAD_KEY)
+    if uploaded is None:
+        return
+    try:
+        check_upload_size(uploaded, max_dataset_mb(), "dataset", "server.maxUploadSize")
+        saved = set_data_path(str(save_upload(uploaded)))
+        st.session_state[PATH_INPUT_KEY] = saved
+        st.session_state[UPLOAD_NAME_KEY] = uploaded.name
+        st.session_state.pop(SOURCE_ERROR_KEY, None)
+    except FerError as exc:
+        st.session_state[SOURCE_ERROR_KEY] = str(exc)
+
+
+if PATH_INPUT_KEY not in st.session_state:
+    st.session_state[PATH_INPUT_KEY] = data_path()
 
 path_column, upload_column = st.columns([3, 2], gap="large")
 with path_column:
     st.text_input("Path to fer2013.csv, fer2013.csv.gz or a folder with train/ and test/",
                   key=PATH_INPUT_KEY, on_change=_path_changed,
                   placeholder="/data/fer2013/fer2013.csv",
-                  help="Remembered while this browser tab is open; the Training page uses it "
-                       "too. The FER2013_PATH environment variable sets the default.")
+                  help="A path on the server, inside the data folders it allows "
+                       "(FER_DATA_DIRS). Remembered while this browser tab is open; the "
+                       "Training page uses it too. FER2013_PATH sets the default.")
 with upload_column:
-    uploaded = st.file_uploader("…or upload fer2013.csv (.gz)", type=["csv", "gz"],
-                                key="dataset_upload",
-                                help="Up to 400 MB: the uncompressed CSV (301 MB) fits.")
-    if uploaded is not None:
-        with user_errors():
-            with st.spinner(f"Storing {uploaded.name}…"):
-                saved = str(save_upload(uploaded))
-            if saved != data_path():
-                set_data_path(saved)
-                st.session_state[PATH_INPUT_KEY] = saved
-                st.rerun()
+    st.file_uploader("…or upload fer2013.csv (.gz)", type=["csv", "gz"], key=UPLOAD_KEY,
+                     on_change=_upload_changed,
+                     help=f"Up to {max_dataset_mb():g} MB: the uncompressed CSV (301 MB) fits. "
+                          "Kept only while this browser tab is open.")
+
+if st.session_state.get(SOURCE_ERROR_KEY):
+    show_error(st.session_state[SOURCE_ERROR_KEY])
 
 path = data_path()
 if not path:
@@ -103,10 +126,11 @@ if not path:
             "Recognition\".", icon=":material/folder_open:")
     st.stop()
 
+within = roots_for(path)  # the folders this read may touch (part of the cache key)
 try:
-    data = load_dataset(path, _stamp(path))
+    data = load_dataset(path, _stamp(path), within)
 except FerError as exc:
-    st.error(str(exc), icon=":material/error:")
+    show_error(exc)
     st.stop()
 
 splits = data.splits_present()
@@ -120,7 +144,9 @@ metric_columns[2].metric("Rows skipped", f"{len(data.skipped):,}",
 metric_columns[3].metric("Rarest class", f"{counts[list(EMOTIONS)].sum().idxmin()}",
                          f"{counts[list(EMOTIONS)].sum().min() / len(data) * 100:.1f}% of images",
                          delta_color="off", delta_arrow="off")
-st.caption(f"Source: `{data.source}`")
+upload_name = st.session_state.get(UPLOAD_NAME_KEY)
+st.caption("Source: " + escape_markdown(
+    f"{shorten(upload_name)} (uploaded)" if upload_name else data.source))
 if data.skipped:
     with st.expander(f"{len(data.skipped):,} rows skipped"):
         st.code("\n".join(data.skipped[:200]) + ("\n…" if len(data.skipped) > 200 else ""),
@@ -155,10 +181,10 @@ with classes_tab:
 # ----------------------------------------------------------------------------- flaws (computed once)
 
 try:
-    flaws = dataset_flaws(path, _stamp(path))
+    flaws = dataset_flaws(path, _stamp(path), within)
 except FerError as exc:
     flaws = None
-    st.error(str(exc))
+    show_error(exc)
 
 # ----------------------------------------------------------------------------- samples
 

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from app_lib.formatting import percent, user_errors
+from app_lib.formatting import percent
+from app_lib.text import user_errors
 from app_lib.model_state import active_model, card_metrics
 from app_lib.navigation import PAGES
 

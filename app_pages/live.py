@@ -5,7 +5,7 @@ import time
 import streamlit as st
 
 from app_lib.charts import probability_bars
-from app_lib.formatting import user_errors
+from app_lib.text import user_errors
 from app_lib.model_state import require_active_model
 from app_lib.live import ICE_SERVERS_ENV, LiveProcessor, describe_faces, rtc_configuration
 from fer_core import FerError

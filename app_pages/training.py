@@ -9,7 +9,8 @@ import streamlit as st
 from app_lib.access import is_admin, why_not_admin
 from app_lib.charts import history_figure
 from app_lib.data_source import data_path
-from app_lib.formatting import duration, escape_markdown, percent, show_error, user_errors
+from app_lib.formatting import duration, percent
+from app_lib.text import escape_markdown, show_error, user_errors
 from app_lib.model_state import active_model, choose_for_session, runs_dir
 from fer_core import FerError, available_architectures
 from fer_core.active import activate_run, get_active_model, use_shipped_model

@@ -1,18 +1,21 @@
 """Photos and videos: every face boxed and labelled, probabilities, tables and downloads."""
 
 import hashlib
+import math
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from app_lib.charts import probability_bars, timeline_figure
-from app_lib.data_source import save_upload
-from app_lib.formatting import user_errors
 from app_lib.model_state import require_active_model
+from app_lib.session_files import (check_upload_size, max_photo_mb, max_video_mb,
+                                   max_video_seconds, save_upload, session_folder)
+from app_lib.text import escape_markdown, show_error, shorten, user_errors
 from app_lib.uploads import (IMAGE_TYPES, RESULT_COLUMNS, VIDEO_TYPES, PhotoResult,
-                             analyze_photo, annotated_png, frames_to_json, kind_of,
-                             photo_recognizer, rows_to_csv, to_json_bytes, video_recognizer)
+                             analyse_video_file, analyze_photo, annotated_png, frames_to_json,
+                             kind_of, photo_recognizer, rows_to_csv, to_json_bytes,
+                             video_recognizer)
 from fer_core import EMOTIONS, FerError
 from fer_core.timeline import face_summary, segment_summary
 
@@ -27,7 +30,12 @@ model = active.model
 model_key = f"{model.path}:{model.path.stat().st_mtime_ns if model.path.exists() else 0}"
 
 uploads = st.file_uploader("Photos or videos", type=IMAGE_TYPES + VIDEO_TYPES,
-                           accept_multiple_files=True, key="upload_files")
+                           accept_multiple_files=True, key="upload_files",
+                           max_upload_size=max(1, math.ceil(max(max_photo_mb(),
+                                                                max_video_mb()))),
+                           help=f"Photos up to {max_photo_mb():g} MB; videos up to "
+                                f"{max_video_mb():g} MB and {max_video_seconds():g} s. Files "
+                                "are kept only while this browser tab is open.")
 
 with st.expander("Video settings", expanded=False):
     every = st.number_input("Analyse every N-th frame", min_value=1, max_value=120, value=3,
@@ -52,22 +60,28 @@ def cached_photo(data: bytes, name: str, model_key: str) -> PhotoResult:
     return analyze_photo(data, name, photo_recognizer(model))
 
 
+def download_stem(name: str) -> str:
+    """The user's file name without suffix, cut short, for download names."""
+    return shorten(Path(name).stem, 60).replace("…", "")
+
+
 def show_photo(upload, data: bytes, result: PhotoResult) -> None:
-    st.subheader(upload.name, divider="gray")
+    st.subheader(escape_markdown(shorten(upload.name)), divider="gray")
     if not result.ok:
-        st.error(f"{result.error}", icon=":material/broken_image:")
+        show_error(result.error, icon=":material/broken_image:")
         return
     image_column, side_column = st.columns([3, 2], gap="large")
     with image_column:
-        st.image(result.preview_png, caption=f"{upload.name}: {result.width}×{result.height} px, "
+        st.image(result.preview_png, caption=f"{result.width}×{result.height} px, "
                  f"{len(result.faces)} face{'s' if len(result.faces) != 1 else ''}, "
                  f"{result.seconds:.2f} s", width="stretch")
     titles = [f"face #{f['face']}: {f['label']}" for f in result.faces]
     probabilities = [[f[e] for e in EMOTIONS] for f in result.faces]
     with side_column:
         if not result.faces:
-            st.info(f"No face found in {upload.name}. The detector finds frontal faces at "
-                    "least about 30 pixels wide; try a sharper, frontal, well-lit photo.",
+            st.info(f"No face found in {escape_markdown(shorten(upload.name))}. The detector "
+                    "finds frontal faces at least about 30 pixels wide; try a sharper, "
+                    "frontal, well-lit photo.",
                     icon=":material/face:")
         else:
             labels = ", ".join(f"#{f['face']} {f['label']}" for f in result.faces)
@@ -84,7 +98,7 @@ def show_photo(upload, data: bytes, result: PhotoResult) -> None:
             "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0,
                                                           max_value=1.0, format="percent"),
             **{e: st.column_config.NumberColumn(e, format="%.3f") for e in EMOTIONS}})
-    stem = Path(upload.name).stem
+    stem = download_stem(upload.name)
     columns = st.columns(3)
     if result.faces:
         columns[0].download_button(
@@ -102,58 +116,53 @@ def show_photo(upload, data: bytes, result: PhotoResult) -> None:
 
 
 def analyse_video(upload, data_key: str) -> dict:
-    """Analyse an uploaded video once (per settings); results live in session_state."""
-    from fer_core.video import analyze_video, video_info
-    from fer_core.video_writer import AnnotatedVideoWriter
-
+    """Analyse an uploaded video once (per settings); results live in session_state, the
+    annotated video in the session's folder on disk (never its bytes in memory)."""
     store = st.session_state.setdefault(VIDEO_RESULTS_KEY, {})
     key = (data_key, int(every), bool(write_video), model_key)
-    if key in store:
+    if key in store and (store[key]["video_path"] is None or store[key]["video_path"].exists()):
         return store[key]
+    check_upload_size(upload, max_video_mb(), "video", "FER_MAX_VIDEO_MB")
     path = save_upload(upload)
-    info = video_info(path)
-    progress = st.progress(0.0, text=f"Analysing {upload.name}…")
+    name = escape_markdown(shorten(upload.name, 60))
+    progress = st.progress(0.0, text=f"Analysing {name}…")
 
     def on_progress(fraction: float, message: str) -> None:
-        progress.progress(min(max(fraction, 0.0), 1.0), text=f"{upload.name}: {message}")
+        progress.progress(min(max(fraction, 0.0), 1.0), text=f"{name}: {message}")
 
-    writer = None
-    if write_video:
-        writer = AnnotatedVideoWriter(path.with_name(path.stem + f"_annotated_every{every}"),
-                                      fps=(info["fps"] or 25.0) / every)
     try:
-        frames = analyze_video(path, recognizer=video_recognizer(model), every=int(every),
-                               progress=on_progress,
-                               on_frame=writer.on_frame if writer else None)
+        result = analyse_video_file(path, session_folder(), video_recognizer(model),
+                                    every=int(every), write_video=bool(write_video),
+                                    progress=on_progress, max_seconds=max_video_seconds())
     finally:
-        video_path = writer.close() if writer else None
-    progress.empty()
-    result = {"frames": frames, "info": info,
-              "video": video_path.read_bytes() if video_path else None,
-              "video_mime": writer.mime if writer else None,
-              "video_name": video_path.name if video_path else None}
+        progress.empty()
     store[key] = result
-    # Keep the last few videos only (each holds its annotated copy in memory).
+    # Keep the last few results only; an evicted result's annotated video is deleted.
     while len(store) > 4:
-        store.pop(next(iter(store)))
+        evicted = store.pop(next(iter(store)))
+        if evicted.get("video_path") is not None:
+            evicted["video_path"].unlink(missing_ok=True)
     return result
 
 
 def show_video(upload) -> None:
-    st.subheader(upload.name, divider="gray")
+    st.subheader(escape_markdown(shorten(upload.name)), divider="gray")
     digest = hashlib.sha256(upload.getbuffer()).hexdigest()
     try:
         result = analyse_video(upload, digest)
     except FerError as exc:
-        st.error(str(exc), icon=":material/broken_image:")
+        show_error(exc, icon=":material/broken_image:")
         return
     frames, info = result["frames"], result["info"]
+    if result.get("cut_short"):
+        st.warning(escape_markdown(result["cut_short"]), icon=":material/warning:")
     duration = info.get("duration_s")
     st.caption(f"{info['width']}×{info['height']} px, {info['fps']:.2f} fps"
                + (f", {duration:.1f} s" if duration else "")
                + f"; analysed every {int(every)} frame{'s' if every > 1 else ''}.")
     if frames.empty:
-        st.info(f"No face found in any analysed frame of {upload.name}.", icon=":material/face:")
+        st.info("No face found in any analysed frame of "
+                f"{escape_markdown(shorten(upload.name))}.", icon=":material/face:")
     else:
         faces = face_summary(frames)
         st.markdown("**Faces** (ids follow a face from frame to frame)")
@@ -171,10 +180,11 @@ def show_video(upload) -> None:
             "end_s": st.column_config.NumberColumn("end (s)", format="%.2f"),
             "mean_probability": st.column_config.NumberColumn(format="%.2f"),
             **{e: st.column_config.NumberColumn(e, format="%.2f") for e in EMOTIONS}})
-    if result["video"]:
+    video_path = result["video_path"]
+    if video_path is not None:
         with st.expander("Annotated video", expanded=not frames.empty):
-            st.video(result["video"], format=result["video_mime"])
-    stem = Path(upload.name).stem
+            st.video(video_path, format=result["video_mime"])  # a file on disk
+    stem = download_stem(upload.name)
     columns = st.columns(3)
     columns[0].download_button(
         "Per-frame CSV", data=frames.to_csv(index=False).encode(),
@@ -184,28 +194,29 @@ def show_video(upload) -> None:
         "Results JSON", data=frames_to_json(frames, info, segments, model.name, int(every)),
         file_name=f"{stem}_emotions.json", mime="application/json", on_click="ignore",
         key=f"vjson-{upload.file_id}", icon=":material/data_object:")
-    if result["video"]:
+    if video_path is not None:
         columns[2].download_button(
-            "Annotated video", data=result["video"], file_name=result["video_name"],
-            mime=result["video_mime"], on_click="ignore", key=f"vvid-{upload.file_id}",
-            icon=":material/movie:")
+            "Annotated video", data=video_path.read_bytes,  # read when clicked, not now
+            file_name=f"{stem}_annotated{video_path.suffix}", mime=result["video_mime"],
+            on_click="ignore", key=f"vvid-{upload.file_id}", icon=":material/movie:")
 
 
 photo_results: list[PhotoResult] = []
 for upload in uploads:
     kind = kind_of(upload.name)
-    with user_errors(f"{upload.name}: "):
+    with user_errors(f"{shorten(upload.name)}: "):
         if kind == "image":
+            check_upload_size(upload, max_photo_mb(), "photo", "FER_MAX_PHOTO_MB")
             data = upload.getvalue()
-            with st.spinner(f"Analysing {upload.name}…"):
+            with st.spinner(f"Analysing {escape_markdown(shorten(upload.name))}…"):
                 result = cached_photo(data, upload.name, model_key)
             photo_results.append(result)
             show_photo(upload, data, result)
         elif kind == "video":
             show_video(upload)
         else:
-            st.error(f"{upload.name}: not a supported file type. Upload photos "
-                     f"({', '.join(IMAGE_TYPES)}) or videos ({', '.join(VIDEO_TYPES)}).")
+            show_error(f"{shorten(upload.name)}: not a supported file type. Upload photos "
+                       f"({', '.join(IMAGE_TYPES)}) or videos ({', '.join(VIDEO_TYPES)}).")
 
 if len(photo_results) > 1:
     st.subheader("All photos", divider="gray")

@@ -12,12 +12,13 @@ import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from .errors import DatasetError
 from .labels import EMOTIONS, INPUT_SIZE, USAGES
+from .paths import DataPathError, is_within, open_regular_file, require_regular_file
 
 PIXELS_PER_IMAGE = INPUT_SIZE * INPUT_SIZE
 EXPECTED_HEADER = ("emotion", "pixels", "Usage")
@@ -26,6 +27,15 @@ EXPECTED_HEADER = ("emotion", "pixels", "Usage")
 FOLDER_USAGE = {"train": "Training", "test": "PrivateTest"}
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 MAX_REPORTED_PROBLEMS = 20
+# Bounded reads: a FER2013 row is about 9 KB (2,304 values of up to 3 digits), the header 20
+# bytes, the whole CSV 301 MB. Anything far beyond that is not FER2013 and is refused before it
+# is read into memory (a newline-free file, a gzip bomb, an endless file).
+MAX_HEADER_CHARS = 1024
+MAX_LINE_CHARS = 64 * 1024
+MAX_CSV_BYTES = 512 * 1024 * 1024  # on disk and, for .gz, after decompression
+MAX_IMAGE_FILE_BYTES = 4 * 1024 * 1024  # one image of the folder layout (FER2013's are ~2 KB)
+MAX_IMAGE_SIDE = 4096  # decoded width or height of one image of the folder layout
+MAX_FOLDER_FILES = 500_000
 
 Progress = Callable[[float, str], None]
 
@@ -55,13 +65,41 @@ class Fer2013:
 
 
 def _open_text(path: Path):
-    with open(path, "rb") as probe:
-        magic = probe.read(2)
-    if magic == b"\x1f\x8b":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    if path.suffix == ".gz":
-        raise DatasetError(f"{path.name} ends in .gz but is not a gzip file. Download it again.")
-    return open(path, "r", encoding="utf-8", newline="")
+    """A text handle on ``path`` (gzip or plain), opened only if it is a regular file."""
+    raw = open_regular_file(path)
+    try:
+        magic = raw.read(2)
+        raw.seek(0)
+        if magic == b"\x1f\x8b":
+            return io.TextIOWrapper(gzip.GzipFile(fileobj=raw, mode="rb"), encoding="utf-8",
+                                    newline=""), raw
+        if path.suffix == ".gz":
+            raise DatasetError(f"{path.name} ends in .gz but is not a gzip file. "
+                               "Download it again.")
+        return io.TextIOWrapper(raw, encoding="utf-8", newline=""), raw
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _bounded_lines(handle, name: str, first_line: int):
+    """Lines of ``handle``, each read with a length limit, the total capped at MAX_CSV_BYTES
+    characters: nothing unbounded is ever read into memory."""
+    total = 0
+    number = first_line
+    while True:
+        line = handle.readline(MAX_LINE_CHARS)
+        if not line:
+            return
+        number += 1
+        if len(line) >= MAX_LINE_CHARS and not line.endswith("\n"):
+            raise DatasetError(f"{name} line {number} is longer than {MAX_LINE_CHARS // 1024} "
+                               "KB: this is not FER2013 (a row is about 9 KB). Check the file.")
+        total += len(line)
+        if total > MAX_CSV_BYTES:
+            raise DatasetError(f"{name} holds more than {MAX_CSV_BYTES // 2**20} MB of text; "
+                               "FER2013 is 301 MB. This is not the FER2013 CSV.")
+        yield line
 
 
 def _problem(problems: list[str], message: str, skip_bad: bool) -> None:
@@ -93,13 +131,13 @@ def _parse_rows(lines: Iterable[str], name: str, skip_bad: bool, progress: Progr
         try:
             emotion = int(emotion_text)
         except ValueError:
-            _problem(problems, f"{where}: emotion {emotion_text!r} is not an integer 0-6.", skip_bad)
+            _problem(problems, f"{where}: the emotion field is not an integer 0-6.", skip_bad)
             continue
         if not 0 <= emotion < len(EMOTIONS):
             _problem(problems, f"{where}: emotion {emotion} is outside 0-6.", skip_bad)
             continue
         if usage not in usage_set:
-            _problem(problems, f"{where}: Usage {usage!r} is not one of {', '.join(USAGES)}.",
+            _problem(problems, f"{where}: the Usage field is not one of {', '.join(USAGES)}.",
                      skip_bad)
             continue
         tokens = pixel_text.split()
@@ -110,8 +148,8 @@ def _parse_rows(lines: Iterable[str], name: str, skip_bad: bool, progress: Progr
         try:
             values = np.array(tokens, dtype=np.int32)
         except ValueError:
-            bad = next(t for t in tokens if not t.lstrip("-").isdigit())
-            _problem(problems, f"{where}: pixel value {bad!r} is not an integer.", skip_bad)
+            bad = next(i for i, t in enumerate(tokens, start=1) if not t.lstrip("-").isdigit())
+            _problem(problems, f"{where}: pixel value number {bad} is not an integer.", skip_bad)
             continue
         if values.min() < 0 or values.max() > 255:
             _problem(problems, f"{where}: pixel values must lie in 0-255, found "
@@ -127,38 +165,46 @@ def _parse_rows(lines: Iterable[str], name: str, skip_bad: bool, progress: Progr
 
 
 def _load_csv(path: Path, skip_bad: bool, progress: Progress | None) -> Fer2013:
+    # Messages name the file and the line, never repeat what the file holds (a wrong file could
+    # be a secret), and never quote a decoder's message (gzip's quotes the first bytes).
+    info = require_regular_file(path)
+    if info.st_size == 0:
+        raise DatasetError(f"{path.name} is empty (0 bytes). Download FER2013 again.")
+    if info.st_size > MAX_CSV_BYTES:
+        raise DatasetError(f"{path.name} is {info.st_size / 2**20:,.0f} MB; FER2013 is 301 MB "
+                           f"and files over {MAX_CSV_BYTES // 2**20} MB are refused. Is this the "
+                           "right file?")
     try:
-        handle = _open_text(path)
+        handle, raw = _open_text(path)
     except OSError as exc:
-        raise DatasetError(f"Cannot open {path}: {exc.strerror or exc}.") from exc
-    raw = getattr(handle, "buffer", None)
-    total = path.stat().st_size
+        raise DatasetError(f"Cannot open {path}: {exc.strerror or type(exc).__name__}.") from exc
+    total = info.st_size
 
     def position() -> int:
         try:
-            # gzip: position of the compressed stream; plain: the file offset.
-            inner = getattr(raw, "fileobj", None) or getattr(raw, "raw", None) or raw
-            return inner.tell()
+            return raw.tell()  # plain: the file offset; gzip: the compressed stream's
         except (AttributeError, OSError, ValueError):
             return 0
 
-    with handle:
+    with raw, handle:  # (a GzipFile does not close the file under it)
         try:
-            header = handle.readline()
+            header = handle.readline(MAX_HEADER_CHARS)
         except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
-            raise DatasetError(f"{path.name} cannot be read as text: {exc}.") from exc
+            raise DatasetError(f"{path.name} cannot be read as text ({type(exc).__name__}). "
+                               "FER2013 is a UTF-8 CSV.") from exc
         if not header.strip():
             raise DatasetError(f"{path.name} is empty. It should be the FER2013 CSV "
                                "with header emotion,pixels,Usage.")
         names = tuple(h.strip().strip('"') for h in header.strip().split(","))
-        if names != EXPECTED_HEADER:
-            raise DatasetError(f"{path.name} has header {','.join(names)!r}; FER2013's is "
+        if not header.endswith("\n") or names != EXPECTED_HEADER:
+            raise DatasetError(f"{path.name} does not start with FER2013's header line "
                                "'emotion,pixels,Usage'. Is this the right file?")
         try:
             images, labels, usages, rows, problems = _parse_rows(
-                handle, path.name, skip_bad, progress, total, position)
+                _bounded_lines(handle, path.name, 1), path.name, skip_bad, progress, total,
+                position)
         except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
-            raise DatasetError(f"{path.name} is corrupt or truncated: {exc}. "
+            raise DatasetError(f"{path.name} is corrupt or truncated ({type(exc).__name__}). "
                                "Download it again.") from exc
     if not labels:
         raise DatasetError(f"{path.name} holds no valid rows.")
@@ -168,7 +214,37 @@ def _load_csv(path: Path, skip_bad: bool, progress: Progress | None) -> Fer2013:
                    str(path), problems, np.array(rows, dtype=np.int64))
 
 
-def _load_folders(root: Path, skip_bad: bool, progress: Progress | None) -> Fer2013:
+def _read_image_file(image_path: Path) -> bytes | str:
+    """The bytes of one image of the folder layout, or why it is refused (a FIFO, a device,
+    a huge file: checked before it is opened, and read with a limit)."""
+    try:
+        with open_regular_file(image_path) as handle:
+            data = handle.read(MAX_IMAGE_FILE_BYTES + 1)
+    except DataPathError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{image_path}: cannot be read ({exc.strerror or type(exc).__name__})."
+    if len(data) > MAX_IMAGE_FILE_BYTES:
+        return (f"{image_path}: larger than {MAX_IMAGE_FILE_BYTES // 2**20} MB, not a FER2013 "
+                "image.")
+    return data
+
+
+def _image_too_large(data: bytes) -> bool:
+    """Whether the image header declares a size over MAX_IMAGE_SIDE (a decompression bomb)
+    or is unreadable; decided without decoding the pixels."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Exception:  # noqa: BLE001 - PIL raises many types; OpenCV decides below
+        return False
+    return width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE
+
+
+def _load_folders(root: Path, skip_bad: bool, progress: Progress | None,
+                  within: Sequence[Path] | None = None) -> Fer2013:
     import cv2
 
     split_dirs = [(root / name, usage) for name, usage in FOLDER_USAGE.items()
@@ -189,13 +265,28 @@ def _load_folders(root: Path, skip_bad: bool, progress: Progress | None) -> Fer2
                 continue
             for image_path in sorted(class_dir.iterdir()):
                 files.append((image_path, EMOTIONS.index(name), usage))
+                if len(files) > MAX_FOLDER_FILES:
+                    raise DatasetError(f"{root} holds more than {MAX_FOLDER_FILES:,} files; "
+                                       "FER2013 has 35,887 images. Is this the right folder?")
     images, labels, usages = [], [], []
     for index, (image_path, label, usage) in enumerate(files):
         if image_path.suffix.lower() not in IMAGE_SUFFIXES:
             _problem(problems, f"{image_path}: not an image file.", skip_bad)
             continue
-        data = np.fromfile(image_path, dtype=np.uint8)
-        grey = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE) if data.size else None
+        if within is not None and not is_within(Path(os.path.realpath(image_path)), within):
+            _problem(problems, f"{image_path}: links outside the allowed data folders.",
+                     skip_bad)
+            continue
+        data = _read_image_file(image_path)  # each file checked: a FIFO is never opened
+        if isinstance(data, str):
+            _problem(problems, data, skip_bad)
+            continue
+        if data and _image_too_large(data):
+            _problem(problems, f"{image_path}: larger than {MAX_IMAGE_SIDE} pixels on a side, "
+                     "not a FER2013 image.", skip_bad)
+            continue
+        array = np.frombuffer(data, dtype=np.uint8)
+        grey = cv2.imdecode(array, cv2.IMREAD_GRAYSCALE) if array.size else None
         if grey is None:
             _problem(problems, f"{image_path}: empty or corrupt image.", skip_bad)
             continue
@@ -223,17 +314,27 @@ def default_data_path() -> str | None:
 
 
 def load_fer2013(path: str | os.PathLike | None = None, *, skip_bad: bool = False,
-                 progress: Progress | None = None) -> Fer2013:
+                 progress: Progress | None = None,
+                 within: Sequence[Path] | None = None) -> Fer2013:
     """Load FER2013 from a CSV (optionally gzipped) or a Kaggle-style folder.
 
     ``path=None`` reads the ``FER2013_PATH`` environment variable. ``progress(fraction,
     message)`` is called while loading. Raises ``DatasetError`` naming the row or file at fault.
+
+    ``within``: resolved folders (see ``fer_core.paths.allowed_data_roots``) that the path and
+    every file read must lie in, for paths typed by users of a shared app. Outside them the
+    refusal does not say whether the path exists. Reads are bounded either way: only regular
+    files are opened, lines and files have size limits, and messages never quote file content.
     """
     if path is None:
         path = default_data_path()
         if not path:
             raise DatasetError("No FER2013 path given and FER2013_PATH is not set. Download "
                                "fer2013.csv from Kaggle and pass its path.")
+    if within is not None:
+        from .paths import resolve_user_path
+
+        path = resolve_user_path(str(path), list(within))
     path = Path(path).expanduser()
     if not path.exists():
         raise DatasetError(f"{path} does not exist. Give the path of fer2013.csv, "
@@ -241,10 +342,12 @@ def load_fer2013(path: str | os.PathLike | None = None, *, skip_bad: bool = Fals
     if path.is_dir():
         for candidate in ("fer2013.csv", "fer2013.csv.gz"):
             if (path / candidate).is_file():
+                if within is not None and not is_within(
+                        Path(os.path.realpath(path / candidate)), within):
+                    raise DatasetError(f"{path / candidate} links outside the allowed data "
+                                       "folders: refused.")
                 return _load_csv(path / candidate, skip_bad, progress)
-        return _load_folders(path, skip_bad, progress)
-    if path.stat().st_size == 0:
-        raise DatasetError(f"{path.name} is empty (0 bytes). Download FER2013 again.")
+        return _load_folders(path, skip_bad, progress, within)
     return _load_csv(path, skip_bad, progress)
 
 

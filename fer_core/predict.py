@@ -8,18 +8,21 @@ results, so it fits ``ray.data.Dataset.map_batches`` as well as the CLI::
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from .errors import FerError
+from .errors import ConfigError, FerError
 from .image import read_image
+from .runs import atomic_writer, temporary_beside
 from .results import FILE_VIDEO_COLUMNS, PHOTO_COLUMNS, face_rows
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v"}
+OUT_SUFFIXES = (".csv", ".json", ".parquet")
 
 
 class FacePredictor:
@@ -68,29 +71,66 @@ def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[tuple[str, st
     return files, missing
 
 
+def check_out(out: str | os.PathLike) -> Path:
+    """Check ``--out`` before any work starts: a results file name (.csv, .json, .parquet)
+    that is not a folder, not a symbolic link, not a FIFO or device, in a folder this process
+    can create files in (made if missing). Raises FerError saying what to do."""
+    path = Path(out)
+    if path.suffix.lower() not in OUT_SUFFIXES:
+        raise FerError(f"--out must end in .csv, .json or .parquet, not {path.name!r}.")
+    if path.is_symlink():
+        raise FerError(f"--out {path} is a symbolic link; it is not replaced (it could point "
+                       "anywhere). Remove the link or give another file name.")
+    if path.is_dir():
+        raise FerError(f"--out {path} is a folder; give a file name, e.g. {path / 'results.csv'}.")
+    if path.exists() and not path.is_file():
+        raise FerError(f"--out {path} exists and is not a regular file (a FIFO or device?); "
+                       "give another file name.")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FerError(f"Cannot create the folder {folder} for --out: "
+                       f"{exc.strerror or type(exc).__name__}. Choose another --out.") from None
+    try:  # a real probe: access() says yes to root even on a read-only file system
+        with temporary_beside(folder / ".fer-out-check"):
+            pass
+    except OSError as exc:
+        raise FerError(f"Cannot write in {folder} ({exc.strerror or type(exc).__name__}). "
+                       "Give an --out in a folder you may write to.") from None
+    return path
+
+
 def write_table(rows: list[dict], out: Path, columns: list[str]) -> None:
+    """Write the results through a unique temporary file in ``out``'s folder, renamed into
+    place: ``out`` is either the complete new table or untouched, and the temporary file is
+    removed whatever happens (a full disk included). A symbolic link is never replaced."""
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
-    out.parent.mkdir(parents=True, exist_ok=True)
     suffix = out.suffix.lower()
-    tmp = out.with_name(f".{out.name}.tmp")
-    if suffix == ".csv":
-        frame.to_csv(tmp, index=False)
-    elif suffix == ".json":
-        frame.to_json(tmp, orient="records", indent=1)
-    elif suffix == ".parquet":
-        frame.to_parquet(tmp, index=False)
-    else:
+    if suffix not in OUT_SUFFIXES:
         raise FerError(f"Unknown output format {suffix!r}; use .csv, .json or .parquet.")
-    tmp.replace(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_writer(out, "wb") as handle:
+            if suffix == ".csv":
+                frame.to_csv(handle, index=False)
+            elif suffix == ".json":
+                handle.write(frame.to_json(orient="records", indent=1).encode("utf-8"))
+            else:
+                frame.to_parquet(handle, index=False)
+    except ConfigError as exc:  # the target is (or became) a symbolic link
+        raise FerError(f"--out {out}: {exc} Remove the link and run again.") from None
+    except OSError as exc:
+        raise FerError(f"Could not write the results to {out}: "
+                       f"{exc.strerror or type(exc).__name__}. Nothing was written there; "
+                       "free some space or choose another --out.") from None
 
 
 def run_predict(paths: list[str], out: str | None, model: str | None, every: int,
                 preset: str, stream=sys.stderr) -> dict:
-    out_path = Path(out) if out else None
-    if out_path is not None and out_path.suffix.lower() not in (".csv", ".json", ".parquet"):
-        raise FerError(f"--out must end in .csv, .json or .parquet, not {out_path.name!r}.")
+    out_path = check_out(out) if out else None  # before any work: refuse a bad --out now
     files, failures = collect_inputs(paths)
     predictor = FacePredictor(model, preset=preset)
     rows: list[dict] = []
@@ -148,4 +188,9 @@ def _cmd_predict(args) -> int:
           + (f", results: {args.out}" if args.out else ""))
     for path, reason in summary["failed"]:
         print(f"  failed: {path}: {reason}")
-    return 0 if summary["processed"] or not summary["files"] else 1
+    failed = len(summary["failed"])
+    if failed:
+        print(f"{failed} of {summary['files']} input{'s' if summary['files'] != 1 else ''} "
+              "failed (listed above).", file=sys.stderr)
+        return 1
+    return 0

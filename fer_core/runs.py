@@ -94,6 +94,8 @@ def atomic_path(path: str | os.PathLike):
         raise ConfigError(f"{path.name} is a symbolic link; refusing to replace it.")
     with temporary_beside(path) as tmp:
         yield tmp
+        if path.is_symlink():  # it became one while the work was done
+            raise ConfigError(f"{path.name} is a symbolic link; refusing to replace it.")
         os.replace(tmp, path)
 
 

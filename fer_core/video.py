@@ -10,11 +10,21 @@ import numpy as np
 from .errors import FerError, ImageError
 from .results import VIDEO_COLUMNS, face_rows
 
+def _reason(exc: Exception) -> str:
+    """A decoder error without the file's full path (FFmpeg's messages end with it)."""
+    if isinstance(exc, IndexError):
+        return "it has no video stream"
+    return getattr(exc, "strerror", None) or type(exc).__name__
+
+
 COLUMNS = VIDEO_COLUMNS  # fer_core.results: the one row schema
 
 
-def iter_frames(path: str | Path, every: int = 1):
-    """Yield (frame_index, time_seconds, rgb uint8) for every ``every``-th decoded frame."""
+def iter_frames(path: str | Path, every: int = 1, report: dict | None = None):
+    """Yield (frame_index, time_seconds, rgb uint8) for every ``every``-th decoded frame.
+
+    ``report`` (a dict), if given, receives ``decoded`` (frames decoded) and, when decoding
+    stopped on damaged data after some frames, ``decode_error``."""
     import av
 
     if every < 1:
@@ -22,7 +32,8 @@ def iter_frames(path: str | Path, every: int = 1):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise ImageError(f"{Path(path).name} is not a video we can read: {exc}") from exc
+        raise ImageError(f"{Path(path).name} is not a video we can read: "
+                         f"{_reason(exc)}.") from exc
     try:
         if not container.streams.video:
             raise ImageError(f"{Path(path).name} has no video stream.")
@@ -32,6 +43,8 @@ def iter_frames(path: str | Path, every: int = 1):
         try:
             for frame in container.decode(stream):
                 index += 1
+                if report is not None:
+                    report["decoded"] = index + 1
                 if index % every:
                     continue
                 seconds = float(frame.time) if frame.time is not None else index / float(
@@ -39,8 +52,11 @@ def iter_frames(path: str | Path, every: int = 1):
                 yield index, seconds, frame.to_ndarray(format="rgb24")
         except av.error.FFmpegError as exc:
             if index < 0:
-                raise ImageError(f"{Path(path).name}: no frame could be decoded ({exc}).") from exc
-            # A truncated file: keep what was decoded.
+                raise ImageError(f"{Path(path).name}: no frame could be decoded "
+                                 f"({_reason(exc)}).") from exc
+            # A truncated file: keep what was decoded, and say so.
+            if report is not None:
+                report["decode_error"] = type(exc).__name__
     finally:
         container.close()
 
@@ -57,13 +73,18 @@ def video_info(path: str | Path) -> dict:
                     "fps": float(stream.average_rate or 0), "frames": stream.frames or None,
                     "duration_s": duration}
     except (av.error.FFmpegError, OSError, IndexError, ValueError) as exc:
-        raise ImageError(f"{Path(path).name} is not a video we can read: {exc}") from exc
+        raise ImageError(f"{Path(path).name} is not a video we can read: "
+                         f"{_reason(exc)}.") from exc
 
 
 def analyze_video(path: str | Path, recognizer=None, every: int = 1,
                   progress: Callable[[float, str], None] | None = None,
-                  on_frame: Callable[[int, np.ndarray, list], None] | None = None):
+                  on_frame: Callable[[int, np.ndarray, list], None] | None = None,
+                  max_seconds: float | None = None):
     """Analyse a video; returns a DataFrame with one row per face per analysed frame.
+
+    ``frame.attrs["cut_short"]`` is None, or a sentence saying why the results stop before the
+    video's declared end: the file is truncated or damaged, or ``max_seconds`` was reached.
 
     Faces are tracked across frames (``face_id``) and their probabilities smoothed as on the
     live page. ``on_frame(index, rgb, results)`` receives each analysed frame (e.g. to write an
@@ -78,7 +99,12 @@ def analyze_video(path: str | Path, recognizer=None, every: int = 1,
     info = video_info(path)
     total = info.get("frames") or 0
     rows = []
-    for index, seconds, rgb in iter_frames(path, every):
+    report: dict = {}
+    stopped_at = None
+    for index, seconds, rgb in iter_frames(path, every, report):
+        if max_seconds is not None and seconds > max_seconds:
+            stopped_at = seconds
+            break
         results = recognizer.analyze_stream(rgb)
         rows.extend(face_rows(results, frame=index, time_s=round(seconds, 4)))
         if on_frame is not None:
@@ -87,4 +113,18 @@ def analyze_video(path: str | Path, recognizer=None, every: int = 1,
             progress(min((index + 1) / total, 1.0), f"frame {index + 1:,} of {total:,}")
     if progress is not None:
         progress(1.0, "done")
-    return pd.DataFrame(rows, columns=COLUMNS)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    decoded = report.get("decoded", 0)
+    cut_short = None
+    if stopped_at is not None:
+        cut_short = (f"Only the first {max_seconds:g} s were analysed: that is the longest "
+                     "video this app analyses.")
+    elif report.get("decode_error") or (total and decoded < total * 0.98 and decoded < total - 1):
+        fps = info.get("fps") or 0
+        cut_short = (f"The video is cut short: only {decoded:,} of the {total:,} frames it "
+                     "declares could be decoded" if total else
+                     f"The video is damaged: decoding stopped after {decoded:,} frames")
+        cut_short += ((f" (the first {decoded / fps:.1f} s)" if fps else "")
+                      + ". The file is truncated or damaged; results cover only that part.")
+    frame.attrs["cut_short"] = cut_short
+    return frame

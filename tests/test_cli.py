@@ -32,8 +32,9 @@ def test_predict_folder_reports_and_skips_bad_files(tmp_path, astronaut):
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     out = tmp_path / "results.csv"
     result = _run("predict", str(folder), "--out", str(out))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # a failed input is a failed run (issue 15)
     assert "files: 3, processed: 2, faces: 1, failed: 1" in result.stdout
+    assert "1 of 3 inputs failed" in result.stderr
     assert "broken.jpg" in result.stdout
     import pandas as pd
 

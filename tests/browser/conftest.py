@@ -71,6 +71,14 @@ def e2e(tmp_path_factory):
     runs = work / "runs"
     runs.mkdir()
 
-    env = {"FER_RUNS_DIR": str(runs), "FER2013_PATH": str(media["fer"])}
+    # Uploads in a folder of the test's own, with a folder left by a server that no longer
+    # runs: the app must delete that one when it starts.
+    uploads = work / "uploads"
+    stale = uploads / "999999999-1" / "0123456789abcdef"
+    stale.mkdir(parents=True)
+    (stale / "old.csv").write_text("left behind\n")
+    media["uploads"], media["stale"] = uploads, stale.parent
+    env = {"FER_RUNS_DIR": str(runs), "FER2013_PATH": str(media["fer"]),
+           "FER_UPLOAD_DIR": str(uploads)}
     with serve_app(work / "streamlit.log", env) as server:
         yield E2E(server, work, shots, media)

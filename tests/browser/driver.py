@@ -9,7 +9,8 @@ Scenarios: ``pages`` (every page renders, no exception), ``upload`` (a photo get
 face), ``live`` (fake webcam: START, then a box on the returned video, emotion bars and the
 top emotion), ``sessions`` (four tabs at once on the live and upload pages, then a camera
 unplugged and plugged back in, and a tab that reloads), ``soak`` (one live session for
-``--seconds``, for python -m bench.live_soak). The last line printed is the JSON result; screenshots go to ``--out``.
+``--seconds``, for python -m bench.live_soak), ``session_end`` (uploads with a Markdown name,
+then the tab closes and the session's upload folder must go). The last line printed is the JSON result; screenshots go to ``--out``.
 Waits are for elements or app states, never fixed sleeps.
 """
 
@@ -308,8 +309,49 @@ def scenario_soak(page, args) -> dict:
             "errors": errors(page)}
 
 
+def _session_files(uploads: Path) -> list[str]:
+    """The files in every session folder under ``uploads/<server>/<session>/``."""
+    return sorted(str(f.relative_to(uploads)) for f in uploads.glob("*/*/*"))
+
+
+def scenario_session_end(page, args) -> dict:
+    """Upload a photo whose name is Markdown for a remote image, look at how the name is
+    shown, then close the tab and watch the session's upload folder go."""
+    uploads = Path(args.uploads)
+    open_page(page, args.url, "upload")
+    wait_idle(page)
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url) if "example.invalid" in r.url else None)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+        {"name": args.name, "mimeType": "image/png", "buffer": Path(args.photo).read_bytes()})
+    labels = uploaded_labels(page, 90)
+    wait_idle(page)
+    subheader = page.locator("h3").filter(has_text="example.invalid").first.inner_text()
+    remote_images = page.locator('img[src*="example.invalid"]').count()
+    # The upload page keeps photos in memory; the Dataset page stores its CSV in the session
+    # folder, so the folder has a file to lose.
+    open_page(page, args.url, "dataset")
+    wait_idle(page)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+        args.csv)
+    page.get_by_text("(uploaded)").first.wait_for(timeout=120_000)
+    wait_idle(page)
+    while_open = _session_files(uploads)
+    page.close()  # the tab goes: its websocket closes and Streamlit ends the session
+    deadline = time.monotonic() + 60
+    after = _session_files(uploads)
+    while after and time.monotonic() < deadline:
+        time.sleep(0.25)
+        after = _session_files(uploads)
+    return {"labels": labels, "subheader": subheader, "remote_images": remote_images,
+            "remote_requests": requested, "while_open": while_open, "after_close": after,
+            "seconds_to_removal": round(60 - (deadline - time.monotonic()), 2),
+            "exceptions": [], "errors": []}
+
+
 SCENARIOS = {"pages": scenario_pages, "upload": scenario_upload, "live": scenario_live,
-             "sessions": scenario_sessions, "soak": scenario_soak}
+             "sessions": scenario_sessions, "soak": scenario_soak,
+             "session_end": scenario_session_end}
 
 
 def main(argv=None) -> int:
@@ -320,6 +362,9 @@ def main(argv=None) -> int:
     parser.add_argument("--photo")
     parser.add_argument("--y4m")
     parser.add_argument("--expect-dataset", action="store_true")
+    parser.add_argument("--uploads", help="session_end: the app's FER_UPLOAD_DIR")
+    parser.add_argument("--csv", help="session_end: a FER2013-format CSV to upload")
+    parser.add_argument("--name", help="session_end: the file name the photo is uploaded as")
     parser.add_argument("--seconds", type=float, default=600.0, help="soak: how long to stream")
     args = parser.parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)

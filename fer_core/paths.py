@@ -1,0 +1,151 @@
+"""Which files a user of the app may make the server read, and how they are opened.
+
+The app is shared: a path typed into a page is a request to read a file *on the server*, so it
+is accepted only inside the configured data folders (``FER_DATA_DIRS``), plus whatever
+folders the caller adds (the session's own upload folder). The refusal is the same message
+whether or not the path exists, so the path box cannot be used to probe the server's disk.
+
+``FER_DATA_DIRS`` is a list of folders (or single files) separated by ``os.pathsep`` (``:`` on
+Linux). When it is unset or empty the default is the project's ``data/`` folder; the file or
+folder named by ``FER2013_PATH`` is always allowed (the owner set it). ``/`` is never an
+allowed root, even when listed: that would be every file on the machine.
+
+Files are opened only when they are regular files (``open_regular_file``): a FIFO would block
+the reading thread forever and a device can be endless, so both are refused before reading.
+
+The command line (``python -m fer_core ... --data``) is run by the machine's owner and reads any
+path given; it still gets the bounded reads of ``fer_core.data``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from .errors import DatasetError
+
+DATA_DIRS_ENV = "FER_DATA_DIRS"
+PROJECT_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
+
+class DataPathError(DatasetError):
+    """A path the user gave is not one the app may read (outside the data folders, or not a
+    regular file)."""
+
+
+def _absolute(entry: str) -> Path | None:
+    entry = entry.strip()
+    if not entry or "\0" in entry:
+        return None
+    try:
+        path = Path(os.path.realpath(Path(entry).expanduser()))
+    except (OSError, RuntimeError, ValueError):
+        return None
+    if path == Path(path.anchor):  # "/" (or a symlink to it): never every file on the machine
+        return None
+    return path
+
+
+def allowed_data_roots(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """The folders (or single files) typed paths may point into, resolved, without repeats."""
+    environ = os.environ if environ is None else environ
+    configured = environ.get(DATA_DIRS_ENV, "")
+    entries = [e for e in configured.split(os.pathsep) if e.strip()]
+    if not entries:
+        entries = [str(PROJECT_DATA_DIR)]
+    if environ.get("FER2013_PATH", "").strip():
+        entries.append(environ["FER2013_PATH"])
+    roots: list[Path] = []
+    for entry in entries:
+        path = _absolute(entry)
+        if path is not None and path not in roots:
+            roots.append(path)
+    return roots
+
+
+def is_within(path: Path, roots: Iterable[Path]) -> bool:
+    """Whether the resolved ``path`` is one of ``roots`` or lies under one of them."""
+    return any(path == root or path.is_relative_to(root) for root in roots)
+
+
+def refusal(text: str, roots: Sequence[Path]) -> DataPathError:
+    folders = ", ".join(str(r) for r in roots) or "none configured"
+    return DataPathError(
+        f"{text} is not inside a data folder this app may read (allowed: {folders}). Put the "
+        f"dataset in one of those folders, upload it, or ask whoever runs the app to add its "
+        f"folder to {DATA_DIRS_ENV}.")
+
+
+def resolve_user_path(text: str, roots: Sequence[Path]) -> Path:
+    """The resolved path for ``text`` if it lies inside ``roots`` (symlinks and ``..``
+    followed first); raises ``DataPathError`` otherwise. Nothing is opened, and the message is
+    the same whether or not the path exists."""
+    text = (text or "").strip()
+    if not text:
+        raise DataPathError("Give the path of fer2013.csv, fer2013.csv.gz or the folder "
+                            "holding train/ and test/.")
+    shown = text if len(text) <= 300 else text[:300] + "…"
+    if "\0" in text:
+        raise refusal(repr(shown), roots)
+    try:
+        resolved = Path(os.path.realpath(Path(text).expanduser()))
+    except (OSError, RuntimeError, ValueError):
+        raise refusal(shown, roots) from None
+    if not is_within(resolved, roots):
+        raise refusal(shown, roots)
+    return resolved
+
+
+def describe_kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "not a regular file"
+
+
+def require_regular_file(path: Path) -> os.stat_result:
+    """``os.stat(path)`` when ``path`` is a regular file; raises ``DataPathError`` for a FIFO,
+    device, socket or folder (checked before anything opens it)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise DataPathError(f"{path} does not exist.") from None
+    except OSError as exc:
+        raise DataPathError(f"Cannot read {path}: {exc.strerror or type(exc).__name__}.") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise DataPathError(f"{path} is {describe_kind(info.st_mode)}, not a regular file: "
+                            "refused. Give a plain file.")
+    return info
+
+
+def open_regular_file(path: Path):
+    """Open ``path`` for binary reading only if it is a regular file.
+
+    The path is checked with ``stat`` first (a device is never opened), then opened with
+    ``O_NONBLOCK`` (a FIFO swapped in between cannot block the open) and checked again on
+    the open descriptor."""
+    require_regular_file(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise DataPathError(f"Cannot open {path}: {exc.strerror or type(exc).__name__}.") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise DataPathError(f"{path} is {describe_kind(mode)}, not a regular file: refused.")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+__all__ = ["DATA_DIRS_ENV", "PROJECT_DATA_DIR", "DataPathError", "allowed_data_roots",
+           "is_within", "resolve_user_path", "require_regular_file", "open_regular_file"]

@@ -1,0 +1,345 @@
+"""Issue 15 on the pages: typed paths stay inside the data folders, uploads live in a private
+per-session folder that goes when the session ends, names are shown as text, and uploads with
+hostile names, sizes or content get a message, never a traceback."""
+
+import hashlib
+import io
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from tests.test_pages import APP, TIMEOUT, assert_clean, write_fer_csv
+from tests.test_pages import sources as texts  # Markdown source: escapes are the point here
+
+MARKDOWN_IMAGE_NAME = "![](http://example.invalid/x.png).jpg"
+APPTEST_SESSION_ID = "test session id"  # streamlit.testing's LocalScriptRunner uses this one
+
+
+@pytest.fixture
+def secure_env(tmp_path, monkeypatch):
+    from app_lib import session_files
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    uploads = tmp_path / "uploads"
+    monkeypatch.setenv("FER_RUNS_DIR", str(runs))
+    monkeypatch.setenv("FER_DATA_DIRS", str(data_dir))
+    monkeypatch.setenv("FER_UPLOAD_DIR", str(uploads))
+    monkeypatch.delenv("FER2013_PATH", raising=False)
+    monkeypatch.delenv("FER_ICE_SERVERS", raising=False)
+    monkeypatch.setattr(session_files, "_server_folder_path", None)
+    end_apptest_session()  # every AppTest runs as the same session id: start afresh
+    yield {"tmp": tmp_path, "data": data_dir, "uploads": uploads, "runs": runs}
+    end_apptest_session()
+
+
+def end_apptest_session() -> None:
+    """What Streamlit does when a session ends (AppSession.shutdown and disconnect_session
+    call clear_session_caches): release the session's session-scoped resources."""
+    from streamlit.runtime import caching
+
+    caching.clear_session_resource_cache(APPTEST_SESSION_ID)
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    at.switch_page(name)
+    at.run()
+    return at
+
+
+def png_bytes(rgb) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def live_markdown_links(source: str) -> list[str]:
+    """Image or link syntax that Markdown would act on: '![' or '](' not escaped."""
+    import re
+
+    return re.findall(r"(?<!\\)!(?=\[)|(?<!\\)\]\(", source)
+
+
+def all_markdown_sources(at: AppTest) -> str:
+    """The source text of every element Streamlit renders as Markdown."""
+    kinds = ("markdown", "caption", "error", "warning", "info", "success", "subheader",
+             "header", "title")
+    return "\n".join(texts(getattr(at, kind)) for kind in kinds)
+
+
+# ----------------------------------------------------------------------------- item 2
+
+
+def test_dataset_csv_upload_first_time_in_a_tab(secure_env):
+    """The first CSV upload in a tab raised StreamlitWidgetAlreadyInstantiatedError."""
+    csv = write_fer_csv(secure_env["tmp"] / "mine.csv")
+    at = page("app_pages/dataset.py")
+    assert_clean(at)
+    at.file_uploader(key="dataset_upload").set_value(
+        [("fer2013.csv", csv.read_bytes(), "text/csv")])
+    at.run()
+    assert_clean(at)
+    assert not at.error, texts(at.error)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Images"] == f"{3 * 7 * 3 + 2}"
+    stored = Path(at.text_input(key="dataset_path_input").value)
+    assert stored.read_bytes() == csv.read_bytes()
+    assert stored.is_relative_to(secure_env["uploads"])
+    assert stored.name.startswith(hashlib.sha256(csv.read_bytes()).hexdigest()[:16])
+
+
+# ----------------------------------------------------------------------------- item 1 on the page
+
+
+def test_dataset_path_box_refuses_paths_outside_the_data_folders(secure_env):
+    outside = secure_env["tmp"] / "outside"
+    outside.mkdir()
+    (outside / ".env").write_text("SECRET=hunter2\n")
+    at = page("app_pages/dataset.py")
+    refusals = []
+    for typed in ("/etc/passwd", str(outside / ".env"), str(outside / "missing.csv")):
+        at.text_input(key="dataset_path_input").set_value(typed).run()
+        assert_clean(at)
+        message = texts(at.error)
+        assert "not inside a data folder" in message
+        assert "hunter2" not in message and "root:" not in message
+        assert at.session_state["fer2013_path"] == ""  # the Training page gets nothing
+        refusals.append(message.replace(escape(typed), "<PATH>"))
+    assert refusals[1] == refusals[2]  # an existing and a missing file: the same answer
+    # Inside the allowed folder, it loads.
+    inside = write_fer_csv(secure_env["data"] / "fer2013.csv")
+    at.text_input(key="dataset_path_input").set_value(str(inside)).run()
+    assert_clean(at)
+    assert not at.error, texts(at.error)
+    assert {m.label: m.value for m in at.metric}["Images"] == f"{3 * 7 * 3 + 2}"
+
+
+def plain(markdown: str) -> str:
+    """What an escaped Markdown source shows: the text without its backslash escapes."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def escape(text: str) -> str:
+    from app_lib.text import escape_markdown
+
+    return escape_markdown(text)
+
+
+# ----------------------------------------------------------------------------- item 3
+
+
+def make_clip(path: Path, frames: int = 12, fps: int = 10) -> Path:
+    from fer_core.video_writer import AnnotatedVideoWriter
+
+    face = cv2.resize(skimage.data.astronaut()[0:255, 60:400], (320, 240))
+    writer = AnnotatedVideoWriter(path, fps=fps)
+    for shift in range(frames):
+        writer.write(np.roll(face, shift, axis=1))
+    return writer.close()
+
+
+def session_folders(uploads: Path) -> list[Path]:
+    return [p for server in uploads.iterdir() if server.is_dir() for p in server.iterdir()]
+
+
+def test_upload_folder_is_private_to_the_session_and_removed_when_it_ends(secure_env):
+    clip = make_clip(secure_env["tmp"] / "clip")
+    at = page("app_pages/upload.py")
+    at.number_input(key="video_every").set_value(3)
+    at.file_uploader(key="upload_files").set_value(
+        [("holiday clip.mp4", clip.read_bytes(), "video/mp4")])
+    at.run()
+    assert_clean(at)
+    assert not at.error, texts(at.error)
+    folders = session_folders(secure_env["uploads"])
+    assert len(folders) == 1
+    stored = sorted(p.name for p in folders[0].iterdir())
+    digest = hashlib.sha256(clip.read_bytes()).hexdigest()[:16]
+    assert f"{digest}.mp4" in stored  # named by content, not by the user's name
+    assert not any("holiday" in name for name in stored)
+    # The annotated video is a file in the session's folder; no bytes are kept in the session.
+    (result,) = at.session_state["video_results"].values()
+    assert result["video_path"].parent == folders[0] and result["video_path"].is_file()
+    assert not any(isinstance(v, (bytes, bytearray)) for v in result.values())
+    assert (folders[0].stat().st_mode & 0o777) == 0o700
+    end_apptest_session()
+    assert not folders[0].exists()
+
+
+def test_stale_upload_folders_are_removed_at_start(tmp_path):
+    from app_lib.session_files import _process_tag, remove_stale_folders
+
+    dead = tmp_path / "999999999-1" / "abc"
+    dead.mkdir(parents=True)
+    (dead / "x.mp4").write_bytes(b"old")
+    reused_pid = tmp_path / f"{os.getpid()}-1"  # this pid, but another process's start time
+    reused_pid.mkdir()
+    live = tmp_path / _process_tag(os.getpid())
+    live.mkdir()
+    unrelated = tmp_path / "notes"  # FER_UPLOAD_DIR may hold other things: never touched
+    unrelated.mkdir()
+    removed = remove_stale_folders(tmp_path)
+    assert sorted(removed) == sorted([dead.parent, reused_pid])
+    assert live.is_dir() and unrelated.is_dir() and not dead.parent.exists()
+
+
+class FakeUpload(io.BytesIO):
+    """What st.file_uploader hands the page: a binary file object with a name and size."""
+
+    def __init__(self, data: bytes, name: str):
+        super().__init__(data)
+        self.name = name
+        self.size = len(data)
+
+
+def test_two_simultaneous_uploads_of_one_video_both_succeed(tmp_path):
+    """The temp name was '.<name>.<pid>.tmp', the same for every thread of the server: one
+    upload's rename took the other's file (FileNotFoundError in 2 to 9 of 30)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from app_lib.session_files import save_upload
+
+    data = os.urandom(3 * 2**20)
+    barrier = Barrier(2)
+
+    def store(round_number):
+        folder = tmp_path / f"round{round_number}"
+        folder.mkdir(exist_ok=True)
+        barrier.wait()
+        return save_upload(FakeUpload(data, "clip.mp4"), folder)
+
+    with ThreadPoolExecutor(2) as pool:
+        for round_number in range(30):
+            paths = list(pool.map(store, [round_number, round_number]))
+            assert paths[0] == paths[1] and paths[0].read_bytes() == data
+            assert sorted(p.name for p in paths[0].parent.iterdir()) == [paths[0].name]
+
+
+def test_two_simultaneous_analyses_of_one_video(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from app_lib.session_files import save_upload
+    from app_lib.uploads import analyse_video_file, video_recognizer
+
+    clip = make_clip(tmp_path / "clip", frames=6)
+    folder = tmp_path / "session"
+    folder.mkdir()
+    barrier = Barrier(2)
+
+    def analyse(_):
+        barrier.wait()
+        path = save_upload(FakeUpload(clip.read_bytes(), "clip.mp4"), folder)
+        return analyse_video_file(path, folder, video_recognizer(None), every=2)
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(analyse, range(2))
+    assert first["video_path"] != second["video_path"]
+    for result in (first, second):
+        assert list(result["frames"]["frame"].unique()) == [0, 2, 4]
+        assert result["video_path"].stat().st_size > 0 and result["cut_short"] is None
+
+
+def test_long_names_truncated_videos_and_caps(secure_env, monkeypatch):
+    clip = make_clip(secure_env["tmp"] / "clip", frames=40)
+    long_name = "a" * 236 + ".mp4"  # 240 characters: legal on Linux, 255 bytes is the limit
+    truncated = clip.read_bytes()[:int(clip.stat().st_size * 0.8)]
+    at = page("app_pages/upload.py")
+    at.number_input(key="video_every").set_value(5)
+    at.file_uploader(key="upload_files").set_value([
+        (long_name, clip.read_bytes(), "video/mp4"),
+        ("cut.mp4", truncated, "video/mp4")])
+    at.run()
+    assert_clean(at)
+    assert not at.error, texts(at.error)
+    assert len(at.dataframe) == 4  # faces and segments, for each video
+    warning = plain(texts(at.warning))
+    assert "cut short" in warning and "of the 40 frames" in warning
+    assert at.warning[0].value.count("cut short") == 1 and len(at.warning) == 1
+
+    # Caps: a photo over FER_MAX_PHOTO_MB and a video over FER_MAX_VIDEO_SECONDS.
+    monkeypatch.setenv("FER_MAX_PHOTO_MB", "0.01")
+    monkeypatch.setenv("FER_MAX_VIDEO_SECONDS", "2")
+    at = page("app_pages/upload.py")
+    at.file_uploader(key="upload_files").set_value([
+        ("big.png", png_bytes(skimage.data.astronaut()), "image/png"),
+        ("long.mp4", clip.read_bytes(), "video/mp4")])
+    at.run()
+    assert_clean(at)
+    errors = plain(texts(at.error))
+    assert "limit for photos is 0.01 MB" in errors and "FER_MAX_PHOTO_MB" in errors
+    assert "The video is 4.0 s long" in errors and "up to 2.0 s" in errors
+
+
+# ----------------------------------------------------------------------------- item 4
+
+
+def test_names_and_messages_are_text_not_markdown(secure_env):
+    at = page("app_pages/upload.py")
+    at.file_uploader(key="upload_files").set_value([
+        (MARKDOWN_IMAGE_NAME, png_bytes(skimage.data.astronaut()), "image/png"),
+        ("[x](http://example.invalid).png", b"not an image", "image/png"),
+        ("![](http://example.invalid/y.png).mp4", b"not a video", "video/mp4")])
+    at.run()
+    assert_clean(at)
+    rendered = all_markdown_sources(at)
+    assert not live_markdown_links(rendered), rendered
+    assert escape(MARKDOWN_IMAGE_NAME) in texts(at.subheader)
+    assert len(at.error) == 2  # the broken photo and the broken video, each with a message
+
+    at = page("app_pages/dataset.py")
+    at.text_input(key="dataset_path_input").set_value("![](http://example.invalid/z.png)").run()
+    assert_clean(at)
+    assert "not inside a data folder" in texts(at.error)
+    assert not live_markdown_links(all_markdown_sources(at))
+
+
+def test_video_and_dataset_size_caps_say_what_to_do(monkeypatch):
+    from app_lib.session_files import UploadError, check_upload_size, max_video_mb
+
+    monkeypatch.setenv("FER_MAX_VIDEO_MB", "1")
+    big = FakeUpload(b"\0" * (2 * 2**20), "clip.mp4")
+    with pytest.raises(UploadError) as info:
+        check_upload_size(big, max_video_mb(), "video", "FER_MAX_VIDEO_MB")
+    message = str(info.value)
+    assert "2.0 MB" in message and "limit for videos is 1 MB" in message
+    assert "FER_MAX_VIDEO_MB" in message and "command line" in message
+    check_upload_size(FakeUpload(b"\0" * 2**20, "clip.mp4"), max_video_mb(), "video", None)
+    with pytest.raises(UploadError, match="limit for datasets is 1 MB"):
+        check_upload_size(big, 1, "dataset", "server.maxUploadSize")
+
+
+def test_sessions_share_one_cached_copy_of_a_shared_dataset(secure_env, monkeypatch):
+    """The allowed folders are part of the loader's cache key; a session's own upload folder
+    must not be, or every session would read (and keep) its own copy of FER2013."""
+    import fer_core
+
+    shared = write_fer_csv(secure_env["data"] / "fer2013_shared.csv")
+    calls = []
+    real = fer_core.load_fer2013
+
+    def counting(*args, **kwargs):
+        calls.append(args[0] if args else kwargs.get("path"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fer_core, "load_fer2013", counting)
+    for _ in range(2):  # two sessions, one after the other
+        at = page("app_pages/dataset.py")
+        at.text_input(key="dataset_path_input").set_value(str(shared)).run()
+        assert_clean(at)
+        assert not at.error, texts(at.error)
+        end_apptest_session()
+    assert calls == [str(shared)]
