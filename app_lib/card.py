@@ -60,3 +60,41 @@ def training_rows(training: dict) -> dict[str, str]:
         "seed": training.get("seed"),
     }
     return {key: str(value) for key, value in rows.items() if value is not None}
+
+
+def top_confusions(matrix, labels, count: int = 3) -> list[tuple[str, str, float]]:
+    """The ``count`` largest off-diagonal shares of the confusion matrix: (true, predicted,
+    share of the true class), largest first."""
+    pairs = []
+    for i, row in enumerate(matrix):
+        total = sum(row)
+        for j, value in enumerate(row):
+            if i != j and total:
+                pairs.append((labels[i], labels[j], value / total))
+    return sorted(pairs, key=lambda pair: pair[2], reverse=True)[:count]
+
+
+def weak_classes(test: dict, count: int = 3) -> list[str]:
+    """Sentences about the classes with the lowest recall in the card's test report: recall,
+    test images, and what they are mistaken for most often (all read from the card)."""
+    per_class = test.get("per_class") or {}
+    matrix = test.get("confusion_matrix")
+    labels = test.get("labels") or list(per_class)
+    if not per_class:
+        return []
+    ranked = sorted(per_class.items(), key=lambda item: item[1].get("recall", 0.0))[:count]
+    lines = []
+    for emotion, scores in ranked:
+        line = (f"*{emotion}*: recall {_percent(scores.get('recall'))} on "
+                f"{scores.get('support', 0):,} test images")
+        if matrix and emotion in labels:
+            i = labels.index(emotion)
+            row = matrix[i]
+            total = sum(row) or 1
+            mistakes = sorted(((row[j] / total, labels[j]) for j in range(len(row)) if j != i),
+                              reverse=True)[:2]
+            named = [f"*{label}* ({_percent(share)})" for share, label in mistakes if share > 0]
+            if named:
+                line += ", most often taken for " + " or ".join(named)
+        lines.append(line)
+    return lines

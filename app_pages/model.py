@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app_lib.card import training_rows
+from app_lib.card import top_confusions, training_rows, weak_classes
 from app_lib.charts import confusion_figure, per_class_figure
 from app_lib.formatting import percent
 from app_lib.model_state import card_metrics, require_active_model
@@ -74,9 +74,11 @@ else:
         normalise = st.toggle("Show shares of each true class", value=True, key="cm_normalise")
         st.plotly_chart(confusion_figure(matrix, normalise), key="confusion",
                         config={"displayModeBar": False})
+        confused = top_confusions(matrix, test.get("labels") or list(EMOTIONS))
         st.caption("Rows: the labelled emotion; columns: the model's answer. The diagonal is "
-                   "right; look off the diagonal for what gets confused (fear with sad and "
-                   "surprise, disgust with angry, sad with neutral).")
+                   "right; off the diagonal, the largest confusions here are "
+                   + ", ".join(f"{true} taken for {predicted} ({percent(share, 0)})"
+                               for true, predicted, share in confused) + ".")
 
     st.subheader("Speed and size")
     latency = card.get("latency") or {}
@@ -113,7 +115,11 @@ else:
         st.json(card, expanded=False)
 
 st.subheader("What this model cannot do")
-st.markdown("""
+weak = weak_classes(card.get("test") or {})
+weak = ("- **Some classes are weak.** The lowest recall on the test split: "
+        + "; ".join(weak) + "." if weak else
+        "- **Some classes may be weak.** This model has no per-class report yet.")
+st.markdown(f"""
 - **It reads expressions, not feelings.** A smile is labelled *happy* whether or not the person
   is happy. People mask, exaggerate and differ in how they show emotion.
 - **It learnt from FER2013**: 48×48 grey images gathered by a web image search, many of them
@@ -123,8 +129,7 @@ st.markdown("""
   (frontal Haar cascade) may not find them at all.
 - **Seven categories are a simplification.** Real expressions are mixed and subtle; the model
   must always pick among seven, and *neutral* absorbs much that is not.
-- **Some classes are weak.** *Disgust* has only 436 training images and is often missed or
-  confused with *angry*; *fear* is confused with *sad* and *surprise*. See the recall column above.
+{weak}
 - **The labels themselves are noisy.** Humans agree with FER2013's labels only about 65% of the
   time, and the data holds blank images, duplicates and contradicting labels (see the Dataset
   page), so no score here is exact.

@@ -37,3 +37,27 @@ def test_the_shipped_card_reads_without_gaps():
     rows = training_rows(card["training"])
     assert "None" not in " ".join(rows.values())
     assert rows["model chosen on"].startswith("PublicTest")
+
+
+def test_limits_text_is_computed_from_the_cards_confusion_matrix():
+    from app_lib.card import top_confusions, weak_classes
+
+    card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())
+    test = card["test"]
+    lines = weak_classes(test)
+    recalls = {e: v["recall"] for e, v in test["per_class"].items()}
+    weakest = sorted(recalls, key=recalls.get)[:3]
+    assert [line.split("*")[1] for line in lines] == weakest
+    assert all(e not in weakest for e in ("disgust", "happy"))  # recalls 0.76 and 0.88
+    matrix = test["confusion_matrix"]
+    labels = test["labels"]
+    true, predicted, share = top_confusions(matrix, labels, 1)[0]
+    i, j = labels.index(true), labels.index(predicted)
+    assert share == max(matrix[a][b] / sum(matrix[a]) for a in range(7) for b in range(7)
+                        if a != b) == matrix[i][j] / sum(matrix[i])
+    # A made-up card where disgust is weak says so, with its real confusion.
+    fake = {"labels": ["angry", "disgust"], "confusion_matrix": [[9, 1], [6, 4]],
+            "per_class": {"angry": {"recall": 0.9, "support": 10},
+                          "disgust": {"recall": 0.4, "support": 10}}}
+    assert weak_classes(fake, 1) == ["*disgust*: recall 40.0% on 10 test images, most often "
+                                     "taken for *angry* (60.0%)"]
