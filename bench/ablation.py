@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fer_core.runs import Run
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "ablation.json"
 ARCHITECTURES = ["mini_xception", "cnn_wide", "cnn_gru"]
@@ -31,7 +33,7 @@ def main(argv=None) -> int:
     if not args.data:
         print("set FER2013_PATH or pass --data", file=sys.stderr)
         return 2
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     results = json.loads(OUT.read_text()) if OUT.is_file() else {}
     for architecture in args.architectures:
         name = f"ablation-{architecture}-{args.epochs}ep"
@@ -41,7 +43,7 @@ def main(argv=None) -> int:
                         args.runs_dir, "--name", name], cwd=ROOT, env=env, check=True)
         report_path = run / "private_test.json"
         subprocess.run([sys.executable, "-m", "fer_core", "evaluate", "--data", args.data,
-                        "--model", str(run / "best.keras"), "--split", "PrivateTest",
+                        "--model", str(Run(run).best_model), "--split", "PrivateTest",
                         "--json", str(report_path)], cwd=ROOT, env=env, check=True,
                        stdout=subprocess.DEVNULL)
         report = json.loads(report_path.read_text())

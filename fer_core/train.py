@@ -148,6 +148,9 @@ class _RunCallback:
             def on_train_batch_end(self, batch, logs=None):
                 if self.hooks["on_batch"] is not None:
                     self.hooks["on_batch"](self.current_epoch, batch + 1, self.steps_per_epoch)
+                if not self.run.path.is_dir():  # the run was deleted: end, write nothing
+                    self.model.stop_training = True
+                    return
                 now = time.time()
                 if now - self.last_progress >= 1.0 or batch + 1 == self.steps_per_epoch:
                     self.last_progress = now
@@ -168,8 +171,9 @@ class _RunCallback:
                        for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
                 row.update(epoch=epoch + 1, seconds=round(time.time() - self.epoch_started, 2),
                            learning_rate=float(np.asarray(self.model.optimizer.learning_rate)))
-                if self.model.stop_training and self.stop_requested():
-                    return  # stopped mid-epoch: keep the last full checkpoint
+                if not self.run.path.is_dir() or (self.model.stop_training
+                                                  and self.stop_requested()):
+                    return  # deleted, or stopped mid-epoch: keep the last full checkpoint
                 if self.swa is not None and epoch + 1 >= self.config.swa_start:
                     averaged = self.swa.update(self.inner_model)
                     recompute_batch_norm(averaged, self.x_swa)
@@ -200,15 +204,11 @@ class _RunCallback:
 
 
 def _open_run(config: TrainConfig, run_dir) -> Run:
-    if run_dir is not None:
-        run = Run(run_dir)
-        run.path.mkdir(parents=True, exist_ok=True)
-        return run
-    if config.run_name:
-        run = Run(Path(config.runs_dir) / config.run_name)
-        run.path.mkdir(parents=True, exist_ok=True)
-        return run
-    return Run.create_unique(config.runs_dir, new_run_name(config.architecture))
+    if run_dir is None and not config.run_name:
+        return Run.create_unique(config.runs_dir, new_run_name(config.architecture))
+    run = Run(run_dir if run_dir is not None else Path(config.runs_dir) / config.run_name)
+    run.path.mkdir(parents=True, exist_ok=True)
+    return run
 
 
 def _build_training_model(config: TrainConfig):
@@ -279,9 +279,9 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
             training_model, inner = _build_training_model(config)
     run.write_config(config.to_dict())
     if not is_chief:
-        for name in ("history.csv", "state.json"):
-            if source.file(name).is_file():
-                shutil.copyfile(source.file(name), run.file(name))
+        for kept in (source.history_path, source.state_path):
+            if kept.is_file():
+                shutil.copyfile(kept, run.file(kept.name))
 
     # History: keep exactly the epochs the checkpoint holds (no gap, no duplicate).
     history = [r for r in run.history_rows() if int(r["epoch"]) <= initial_epoch]
@@ -335,6 +335,9 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     if not is_chief:
         shutil.rmtree(run.path, ignore_errors=True)
         return source.path
+    if not run.path.is_dir():
+        print(f"run folder {run.path} was deleted: training ended", flush=True)
+        return run.path
     stopped = run.stop_requested() or (should_stop is not None and should_stop())
     final_state = run.state()
     final_state.update(status="stopped" if stopped else "finished",

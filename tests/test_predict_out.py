@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 
 
 def _run(*args, timeout=600):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([sys.executable, "-m", "fer_core", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

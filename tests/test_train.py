@@ -176,3 +176,22 @@ def test_mini_xception_trains_when_rows_do_not_fill_the_last_batch(tmp_path):
          "--epochs", "1", "--batch-size", "64", "--runs-dir", str(tmp_path / "runs"),
          "--name", "odd"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_run_whose_folder_is_deleted_ends_instead_of_training_on(tmp_path):
+    """Deleting a run's folder ends its trainer at the next batch (no zombie training on,
+    and the folder is not recreated)."""
+    import shutil
+
+    data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(8)))
+    config = _tiny_config(tmp_path, run_name="doomed", epochs=20)
+    batches = []
+
+    def delete_during_second_epoch(epoch, batch, steps):
+        batches.append((epoch, batch))
+        if epoch == 1 and batch == 1:
+            shutil.rmtree(tmp_path / "runs" / "doomed")
+
+    train(config, data, on_batch=delete_during_second_epoch)
+    assert not (tmp_path / "runs" / "doomed").exists()
+    assert max(epoch for epoch, _ in batches) == 1  # nothing after the deletion's epoch
