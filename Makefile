@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
+# 127.0.0.1: only this machine reaches the app, and its users may train and switch the model.
+# To share it, see the README's threat model (ADDRESS=0.0.0.0 with FER_ADMIN_PASSWORD set).
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test install install-dev browser bench clean
 
@@ -25,7 +28,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
-	$(BIN)/streamlit run app.py --server.port $(PORT)
+	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 # Chromium for the real-browser tests (Debian packages; never a browser downloaded by a test tool).
 browser:
