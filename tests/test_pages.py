@@ -313,6 +313,23 @@ def test_a_visitor_who_is_not_admin_cannot_change_what_everyone_sees(app_env, mo
         assert_clean(at)
         assert not _button(at, "Start training").disabled
         assert [e for e in at.expander if e.label == "Settings and log"]
+    # A run that is training: a visitor who is not signed in cannot stop it.
+    from fer_core.config import TrainConfig
+    from fer_core.jobs import process_alive, start_training
+    from tests.test_jobs import SLEEPER, _kill
+
+    job = start_training(TrainConfig(data_path=str(app_env["data"]),
+                                     runs_dir=str(app_env["runs"]), run_name="busy"),
+                         python=SLEEPER)
+    try:
+        with listening_on("0.0.0.0"):
+            at = run_page("app_pages/training.py")
+            at.selectbox(key="run_choice").set_value("busy").run()
+            assert_clean(at)
+            assert _button(at, "Stop").disabled
+            assert process_alive(job["pid"])
+    finally:
+        _kill(job["pid"])
     # Listening on a network address with no password: nobody is administrator.
     monkeypatch.delenv("FER_ADMIN_PASSWORD")
     with listening_on("0.0.0.0"):
@@ -320,3 +337,22 @@ def test_a_visitor_who_is_not_admin_cannot_change_what_everyone_sees(app_env, mo
         assert_clean(at)
         assert "this server has none" in texts(at.info)
         assert _button(at, "Start training").disabled
+
+
+def test_a_model_chosen_for_one_session_is_not_seen_by_another(app_env):
+    """A visitor's own model choice stays in their session: everyone else keeps the model the
+    administrator chose (here the shipped one)."""
+    from fer_core.inference import DEFAULT_MODEL
+
+    copy = app_env["tmp"] / "mine" / "mine.keras"
+    copy.parent.mkdir()
+    for suffix in (".keras", ".tflite"):
+        copy.with_suffix(suffix).write_bytes(DEFAULT_MODEL.with_suffix(suffix).read_bytes())
+    mine = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    mine.session_state["fer_session_model"] = str(copy)
+    mine.run()
+    assert_clean(mine)
+    assert "chosen for this session" in texts(mine.sidebar.markdown)
+    other = run_page()
+    assert "shipped default" in texts(other.sidebar.markdown)
+    assert not (app_env["runs"] / "active.json").exists()
