@@ -55,9 +55,11 @@ def active_run_dir() -> Path | None:
 # ----------------------------------------------------------------------------- new run
 
 with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"):
-    if dataset:
+    if dataset and admin:  # where the server keeps its data is the administrator's business
         st.caption("Data (change it on the Dataset page):")
         st.code(dataset, language=None)
+    elif dataset:
+        st.caption("Data: the dataset chosen on the Dataset page.")
     else:
         st.info("Tell the app where FER2013 is first: on the Dataset page, or with the "
                 "FER2013_PATH environment variable.", icon=":material/folder_open:")

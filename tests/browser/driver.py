@@ -349,7 +349,35 @@ def scenario_session_end(page, args) -> dict:
             "exceptions": [], "errors": []}
 
 
-SCENARIOS = {"pages": scenario_pages, "upload": scenario_upload, "live": scenario_live,
+def scenario_roles(page, args) -> dict:
+    """On a server with an administrator password: the Training page's Start button is off
+    for a visitor, a wrong password changes nothing, the right one turns it on."""
+    open_page(page, args.url, "training")
+    wait_idle(page)
+    page.get_by_text("Start a new run").first.click()  # folded for a visitor
+    start = page.get_by_role("button", name="Start training")
+    start.wait_for(timeout=30_000)
+    before = start.is_disabled()
+    shoot(page, Path(args.out) / "roles_visitor.png")
+    box = page.get_by_label("Administrator password")
+    outcomes = {}
+    for attempt in ("wrong-password", args.name):
+        box.fill(attempt)
+        page.get_by_role("button", name="Sign in").click()
+        time.sleep(0.5)
+        wait_idle(page)
+        outcomes[attempt == args.name] = {
+            "wrong": page.get_by_text("Wrong password").count() > 0,
+            "disabled": page.get_by_role("button", name="Start training").is_disabled()}
+        if attempt != args.name:
+            box = page.get_by_label("Administrator password")
+    shoot(page, Path(args.out) / "roles_admin.png")
+    return {"visitor_disabled": before, "wrong": outcomes[False], "right": outcomes[True],
+            "signed_in": page.get_by_text("Signed in as administrator").count() > 0,
+            "exceptions": exceptions(page), "errors": []}
+
+
+SCENARIOS = {"pages": scenario_pages, "roles": scenario_roles, "upload": scenario_upload, "live": scenario_live,
              "sessions": scenario_sessions, "soak": scenario_soak,
              "session_end": scenario_session_end}
 
@@ -364,7 +392,8 @@ def main(argv=None) -> int:
     parser.add_argument("--expect-dataset", action="store_true")
     parser.add_argument("--uploads", help="session_end: the app's FER_UPLOAD_DIR")
     parser.add_argument("--csv", help="session_end: a FER2013-format CSV to upload")
-    parser.add_argument("--name", help="session_end: the file name the photo is uploaded as")
+    parser.add_argument("--name", help="session_end: the file name the photo is uploaded as; "
+                        "roles: the administrator password")
     parser.add_argument("--seconds", type=float, default=600.0, help="soak: how long to stream")
     args = parser.parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)
