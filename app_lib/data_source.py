@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_lib.session_files import session_folder
-from fer_core.data import default_data_path
+from fer_core.paths import default_data_path
 from fer_core.paths import allowed_data_roots, is_within, resolve_user_path
 
 DATA_PATH_KEY = "fer2013_path"  # session_state: the accepted FER2013 path ("" if none)

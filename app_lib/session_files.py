@@ -35,6 +35,7 @@ from pathlib import Path
 import psutil
 import streamlit as st
 
+from fer_core.media import DATASET_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_core.runs import store_by_digest
 from fer_core import FerError
 
@@ -76,8 +77,7 @@ def max_dataset_mb() -> float:
 
 
 # Suffixes kept on disk (lower case); anything else is stored as ``.bin``.
-KNOWN_SUFFIXES = {".csv", ".gz", ".jpg", ".jpeg", ".png", ".webp", ".bmp",
-                  ".mp4", ".avi", ".mov", ".webm"}
+KNOWN_SUFFIXES = {*DATASET_SUFFIXES, *IMAGE_SUFFIXES, *VIDEO_SUFFIXES}
 
 
 # ----------------------------------------------------------------------------- folders

@@ -14,10 +14,11 @@ import numpy as np
 from fer_core import EMOTIONS, FerError, Recognizer, draw_results, read_image
 from fer_core.faces import DetectorSettings
 from fer_core.image import encode_png
+from fer_core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, kind_of, without_dots
 from fer_core.results import PHOTO_COLUMNS, face_rows
 
-IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp"]
-VIDEO_TYPES = ["mp4", "avi", "mov", "webm"]
+IMAGE_TYPES = without_dots(IMAGE_SUFFIXES)  # for st.file_uploader; fer_core.media decides
+VIDEO_TYPES = without_dots(VIDEO_SUFFIXES)
 # Photos: the "photo" preset (full resolution, best recall) up to 2048 px wide; wider photos
 # are scaled down for detection only (a 24 MP photo would take many seconds otherwise).
 PHOTO_DETECTOR = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30,
@@ -26,16 +27,6 @@ VIDEO_DETECTOR = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30
                                   detect_width=960)
 PREVIEW_WIDTH = 1600  # annotated previews are scaled down to this width for the page
 RESULT_COLUMNS = PHOTO_COLUMNS  # fer_core.results: the one row schema
-
-
-def kind_of(name: str) -> str:
-    """``"image"``, ``"video"`` or ``"unknown"`` from a file name's suffix."""
-    suffix = Path(name).suffix.lower().lstrip(".")
-    if suffix in IMAGE_TYPES:
-        return "image"
-    if suffix in VIDEO_TYPES:
-        return "video"
-    return "unknown"
 
 
 @dataclass

@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from .config import TrainConfig, add_config_arguments, given_settings
-from .data import default_data_path
+from .paths import default_data_path
 from .errors import FerError
 
 
@@ -24,7 +24,6 @@ def _train_config(args) -> TrainConfig:
     defaults), changed only by the flags actually given."""
     from pathlib import Path
 
-    from .data import default_data_path
     from .runs import Run
 
     given = given_settings(args)

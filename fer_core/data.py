@@ -17,15 +17,15 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .errors import DatasetError
+from .media import IMAGE_SUFFIXES
 from .labels import EMOTIONS, INPUT_SIZE, USAGES
-from .paths import DataPathError, is_within, open_regular_file, require_regular_file
+from .paths import DataPathError, default_data_path, is_within, open_regular_file, require_regular_file
 
 PIXELS_PER_IMAGE = INPUT_SIZE * INPUT_SIZE
 EXPECTED_HEADER = ("emotion", "pixels", "Usage")
 # The Kaggle folder layout has no PublicTest/PrivateTest distinction: its test/ folder is
 # reported as PrivateTest (the held-out split) and validation is carved from Training.
 FOLDER_USAGE = {"train": "Training", "test": "PrivateTest"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 MAX_REPORTED_PROBLEMS = 20
 # Bounded reads: a FER2013 row is about 9 KB (2,304 values of up to 3 digits), the header 20
 # bytes, the whole CSV 301 MB. Anything far beyond that is not FER2013 and is refused before it
@@ -303,14 +303,6 @@ def _load_folders(root: Path, skip_bad: bool, progress: Progress | None,
         progress(1.0, f"Read {len(labels):,} images")
     return Fer2013(np.stack(images), np.array(labels, dtype=np.int64), np.array(usages),
                    str(root), problems)
-
-
-DATA_ENV = "FER2013_PATH"  # the one place that names the environment variable
-
-
-def default_data_path() -> str | None:
-    """The FER2013 path from ``$FER2013_PATH``, or None when it is unset."""
-    return os.environ.get(DATA_ENV) or None
 
 
 def load_fer2013(path: str | os.PathLike | None = None, *, skip_bad: bool = False,

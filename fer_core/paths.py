@@ -48,6 +48,14 @@ def _absolute(entry: str) -> Path | None:
     return path
 
 
+DATA_ENV = "FER2013_PATH"  # the one place that names the default dataset's variable
+
+
+def default_data_path() -> str | None:
+    """The FER2013 path from ``$FER2013_PATH``, or None when it is unset."""
+    return os.environ.get(DATA_ENV) or None
+
+
 def allowed_data_roots(environ: Mapping[str, str] | None = None) -> list[Path]:
     """The folders (or single files) typed paths may point into, resolved, without repeats."""
     environ = os.environ if environ is None else environ
@@ -55,8 +63,8 @@ def allowed_data_roots(environ: Mapping[str, str] | None = None) -> list[Path]:
     entries = [e for e in configured.split(os.pathsep) if e.strip()]
     if not entries:
         entries = [str(PROJECT_DATA_DIR)]
-    if environ.get("FER2013_PATH", "").strip():
-        entries.append(environ["FER2013_PATH"])
+    if environ.get(DATA_ENV, "").strip():
+        entries.append(environ[DATA_ENV])
     roots: list[Path] = []
     for entry in entries:
         path = _absolute(entry)

@@ -17,11 +17,10 @@ import numpy as np
 
 from .errors import ConfigError, FerError
 from .image import read_image
+from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .runs import atomic_writer, temporary_beside
 from .results import FILE_VIDEO_COLUMNS, PHOTO_COLUMNS, face_rows
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v"}
 OUT_SUFFIXES = (".csv", ".json", ".parquet")
 
 
@@ -63,7 +62,7 @@ def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[tuple[str, st
         path = Path(raw)
         if path.is_dir():
             files.extend(sorted(p for p in path.rglob("*")
-                                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES))
+                                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES))
         elif path.is_file():
             files.append(path)
         else:

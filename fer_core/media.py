@@ -1,0 +1,30 @@
+"""Which files are photos, videos and datasets, by suffix: the one list the CLI, the dataset
+reader and the app's uploaders share (lower case, with the dot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".webm", ".mkv", ".m4v")
+DATASET_SUFFIXES = (".csv", ".gz")
+
+
+def kind_of(name: str | Path) -> str:
+    """``"image"``, ``"video"``, ``"dataset"`` or ``"unknown"`` from a file name's suffix."""
+    suffix = Path(str(name)).suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if suffix in DATASET_SUFFIXES:
+        return "dataset"
+    return "unknown"
+
+
+def without_dots(suffixes) -> list[str]:
+    """``[".jpg", ...]`` -> ``["jpg", ...]`` (what ``st.file_uploader(type=...)`` takes)."""
+    return [suffix.lstrip(".") for suffix in suffixes]
+
+
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "DATASET_SUFFIXES", "kind_of", "without_dots"]
