@@ -43,13 +43,25 @@ def distribution_from_env():
     return strategy, is_chief, index
 
 
+TRACE_ENV = "FER_TRACE_WEIGHTS"  # a folder: each worker logs a hash of its weights per step
+
+
 def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
-                      x_train, y_train, w_train, x_val, y_val):
+                     x_train, y_train, w_train, x_val, y_val, worker_index: int = 0):
     """Data-parallel training loop under MultiWorkerMirroredStrategy.
 
     Keras 3's ``fit`` fails under this strategy (keras-team/keras#20585), so the step is
     written out: each worker computes gradients on its shard, ``strategy.run`` all-reduces
     them, and the same run callback as ``fit`` writes checkpoints and history (chief only).
+
+    Stopping is agreed: after every batch the workers all-reduce their "stop" flags (a stop
+    request in the run folder, which every worker reads), so all of them leave the loop after
+    the same batch. A worker that left alone would leave the others waiting forever in the
+    next all-reduce.
+
+    With ``$FER_TRACE_WEIGHTS`` set to a folder, each worker appends ``epoch,step,sha1`` of
+    its trainable weights after every step to ``worker<index>.csv`` there: identical lines
+    on every worker show that the gradients really were all-reduced.
     """
     import tensorflow as tf
 
@@ -75,6 +87,13 @@ def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
         results = strategy.run(replica_step, args=batch)
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in results]
 
+    @tf.function
+    def agreed_stop(flag):
+        votes = strategy.run(lambda value: tf.identity(value), args=(flag,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None) > 0
+
+    trace = _weight_trace(worker_index)
+
     callback.set_model(training_model)
     for epoch in range(initial_epoch, config.epochs):
         callback.on_epoch_begin(epoch)
@@ -88,6 +107,10 @@ def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
                 seen + float(batch_seen)
             callback.on_train_batch_end(steps)
             steps += 1
+            if trace is not None:
+                trace(epoch + 1, steps, training_model)
+            stop = agreed_stop(tf.constant(1.0 if training_model.stop_training else 0.0))
+            training_model.stop_training = bool(stop)
             if training_model.stop_training:
                 break
         # Weights are identical on every worker after the all-reduce, so each evaluates alone.
@@ -102,4 +125,22 @@ def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
             break
 
 
-__all__ = ["distribution_from_env", "fit_multi_worker"]
+def _weight_trace(worker_index: int):
+    folder = os.environ.get(TRACE_ENV)
+    if not folder:
+        return None
+    import hashlib
+
+    path = os.path.join(folder, f"worker{worker_index}.csv")
+
+    def trace(epoch: int, step: int, model) -> None:
+        digest = hashlib.sha1()
+        for variable in model.trainable_variables:
+            digest.update(np.ascontiguousarray(np.asarray(variable)).tobytes())
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{epoch},{step},{digest.hexdigest()}\n")
+
+    return trace
+
+
+__all__ = ["distribution_from_env", "fit_multi_worker", "TRACE_ENV"]

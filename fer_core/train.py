@@ -130,14 +130,13 @@ class _RunCallback:
 
         class Impl(keras.callbacks.Callback):
             def __init__(self, run: Run, config, inner_model, history, best, hooks, steps,
-                         swa=None, x_swa=None, val=None):
+                         swa=None, x_swa=None, val=None, shared: Run | None = None):
                 super().__init__()
                 self.run, self.config, self.inner_model = run, config, inner_model
+                self.shared = shared or run  # the chief's folder: every worker's stop flag
                 self.history_rows, self.best, self.hooks = history, best, hooks
                 self.steps_per_epoch, self.swa, self.x_swa, self.val = steps, swa, x_swa, val
-                self.epoch_started = time.time()
-                self.current_epoch = 0
-                self.last_progress = 0.0
+                self.epoch_started, self.current_epoch, self.last_progress = time.time(), 0, 0.0
 
             def on_epoch_begin(self, epoch, logs=None):
                 self.epoch_started = time.time()
@@ -163,7 +162,8 @@ class _RunCallback:
 
             def stop_requested(self):
                 should_stop = self.hooks["should_stop"]
-                return self.run.stop_requested() or (should_stop is not None and should_stop())
+                return (self.shared.stop_requested() or self.run.stop_requested()
+                        or (should_stop is not None and should_stop()))
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = dict(logs or {})
@@ -303,7 +303,7 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
         swa = WeightAverage(inner, resume_from=resumed, count=count if resumed else 0)
     hooks = {"on_epoch": on_epoch, "on_batch": on_batch, "should_stop": should_stop}
     callback = _RunCallback(run, config, inner, history, best, hooks, steps, swa,
-                            as_model_input(x_train), (x_val, y_val))
+                            as_model_input(x_train), (x_val, y_val), source)
     callbacks = [callback]
     if config.schedule == "plateau":
         # As the seed: cut the rate tenfold after a quarter of the early-stopping patience
@@ -331,7 +331,7 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     else:
         fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
                          as_model_input(x_train), y_train_hot, weights[y_train],
-                         as_model_input(x_val), y_val_hot)
+                         as_model_input(x_val), y_val_hot, worker_index)
     if not is_chief:
         shutil.rmtree(run.path, ignore_errors=True)
         return source.path

@@ -46,3 +46,75 @@ def test_two_workers_one_short_epoch_on_real_data(fer2013_path, tmp_path):
     assert [int(r["epoch"]) for r in read_history(run)] == [1]
     load_keras_model(run / "best.keras")
     assert not (runs / ".pair.worker1").exists()  # the worker's scratch folder is gone
+
+
+def _start_pair(fer2013_path, runs, trace, epochs):
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    processes = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "FER_TRACE_WEIGHTS": str(trace),
+               "TF_CONFIG": json.dumps({"cluster": cluster,
+                                        "task": {"type": "worker", "index": index}})}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "fer_core", "train", "--data", str(fer2013_path),
+             "-a", "mini_xception", "--epochs", str(epochs), "--subset", "400",
+             "--val-subset", "200", "--batch-size", "32", "--runs-dir", str(runs),
+             "--name", "pair", "--no-recalibrate"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    return processes
+
+
+def _finish(processes, timeout=600):
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=timeout)[0])
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    for index, process in enumerate(processes):
+        assert process.returncode == 0, f"worker {index}:\n{outputs[index][-3000:]}"
+    return outputs
+
+
+def _trace(trace, index):
+    path = trace / f"worker{index}.csv"
+    return [tuple(line.split(",")) for line in path.read_text().splitlines()] \
+        if path.is_file() else []
+
+
+def test_two_workers_stop_together_and_resume_in_step(fer2013_path, tmp_path):
+    """A stop request during the second epoch ends both workers after the same batch (no
+    worker left waiting in an all-reduce); resuming both trains the second epoch again from
+    the first epoch's checkpoint, and after every step both workers hold identical weights."""
+    import time
+
+    runs, trace = tmp_path / "runs", tmp_path / "trace"
+    trace.mkdir()
+    run = runs / "pair"
+    processes = _start_pair(fer2013_path, runs, trace, epochs=2)
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        steps = _trace(trace, 0)
+        if read_history(run) and any(int(epoch) == 2 and int(step) >= 2
+                                     for epoch, step, _ in steps):
+            break
+        if any(process.poll() is not None for process in processes):
+            break
+        time.sleep(0.2)
+    (run / "STOP").touch()
+    _finish(processes)
+    first, second = _trace(trace, 0), _trace(trace, 1)
+    assert first and first == second  # the same steps, the same weights, the same last batch
+    assert int(first[-1][0]) == 2 and int(first[-1][1]) < 13  # stopped inside epoch 2
+    assert [int(r["epoch"]) for r in read_history(run)] == [1]
+    stopped_at = len(first)
+
+    _finish(_start_pair(fer2013_path, runs, trace, epochs=2))  # the same command: resume
+    first, second = _trace(trace, 0), _trace(trace, 1)
+    assert first == second and len(first) == stopped_at + 13
+    assert [(int(e), int(s)) for e, s, _ in first[stopped_at:]] == [(2, s) for s in range(1, 14)]
+    assert [int(r["epoch"]) for r in read_history(run)] == [1, 2]  # no gap, no repeat
+    load_keras_model(run / "best.keras")
