@@ -25,11 +25,18 @@ OUT_SUFFIXES = (".csv", ".json", ".parquet")
 
 
 class FacePredictor:
-    """Callable: ``{"image": [rgb arrays], "path": [...]}`` -> rows of per-face results.
+    """A batch of images -> a table of per-face rows, for batch engines and the CLI.
 
-    With Ray Data: ``ds.map_batches(FacePredictor, fn_constructor_kwargs={...},
-    batch_format="numpy", concurrency=4)``. Images without faces give one row with
-    ``faces == 0`` so that nothing disappears silently.
+    The model is loaded once per instance (once per worker under Ray Data), and the faces of
+    all images in a batch are classified in one model call. A batch is a dict or DataFrame
+    with ``path`` and either ``bytes`` (encoded files, as ``ray.data.read_binary_files``
+    gives them, so that a broken file is a row with an ``error``, not a failed job) or
+    ``image`` (decoded RGB arrays). The result has ``TABLE_COLUMNS`` with typed, nullable
+    columns (no object cells: Arrow stores them as they are). An image without faces gives one
+    row with ``faces == 0`` so that nothing disappears silently::
+
+        ray.data.read_binary_files("photos/", include_paths=True) \\
+            .map_batches(FacePredictor, batch_format="pandas", concurrency=4)
     """
 
     def __init__(self, model_path: str | None = None, preset: str = "photo"):
@@ -37,17 +44,51 @@ class FacePredictor:
 
         self.recognizer = Recognizer(model_path, preset=preset)
 
-    def __call__(self, batch: dict) -> dict:
-        images = batch["image"]
-        paths = batch.get("path", [f"image_{i}" for i in range(len(images))])
-        rows: list[dict] = []
-        for path, image in zip(paths, images):
-            rows.extend(self.rows_for(str(path), np.asarray(image)))
-        return {key: np.array([row.get(key) for row in rows]) for key in _columns()} \
-            if rows else {key: np.array([]) for key in _columns()}
+    def __call__(self, batch):
+        paths = [str(p) for p in batch["path"]]
+        rows_by_index: dict[int, list[dict]] = {}
+        images, where = [], []
+        for index, path in enumerate(paths):
+            try:
+                if "bytes" in batch:
+                    images.append(read_image(_named(batch["bytes"][index], path)))
+                else:
+                    images.append(np.asarray(batch["image"][index]))
+                where.append(index)
+            except FerError as exc:
+                rows_by_index[index] = [{"file": path, "faces": 0, "face": None,
+                                         "error": str(exc)}]
+        for index, results in zip(where, self.recognizer.analyze_many(images)):
+            rows_by_index[index] = face_rows(results, file=paths[index])
+        return as_table([row for index in range(len(paths)) for row in rows_by_index[index]])
 
     def rows_for(self, path: str, rgb: np.ndarray) -> list[dict]:
         return face_rows(self.recognizer.analyze(rgb), file=path)
+
+
+TABLE_COLUMNS = [*PHOTO_COLUMNS, "error"]
+_TEXT_COLUMNS = {"file", "label", "error"}
+_INT_COLUMNS = {"faces", "face", "face_id", "x", "y", "w", "h"}
+
+
+def as_table(rows: list[dict]):
+    """Rows -> a DataFrame with ``TABLE_COLUMNS``: strings, nullable integers and floats."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    for column in TABLE_COLUMNS:
+        kind = ("string" if column in _TEXT_COLUMNS else "Int64" if column in _INT_COLUMNS
+                else "float64")
+        frame[column] = frame[column].astype(kind)
+    return frame
+
+
+def _named(data, path: str):
+    import io
+
+    handle = io.BytesIO(bytes(data))
+    handle.name = Path(path).name
+    return handle
 
 
 def _columns() -> list[str]:
@@ -128,9 +169,12 @@ def write_table(rows: list[dict], out: Path, columns: list[str]) -> None:
 
 
 def run_predict(paths: list[str], out: str | None, model: str | None, every: int,
-                preset: str, stream=sys.stderr) -> dict:
+                preset: str, stream=sys.stderr, engine: str = "local",
+                concurrency: int = 1) -> dict:
     out_path = check_out(out) if out else None  # before any work: refuse a bad --out now
     files, failures = collect_inputs(paths)
+    if engine == "ray":
+        return _run_on_ray(files, failures, out_path, model, preset, concurrency)
     predictor = FacePredictor(model, preset=preset)
     rows: list[dict] = []
     faces = 0
@@ -161,6 +205,28 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
     return {"summary": summary, "rows": rows}
 
 
+def _run_on_ray(files, failures, out_path, model, preset, concurrency) -> dict:
+    from .batch import predict_with_ray
+
+    videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
+    failures += [(str(f), "videos are analysed with --engine local") for f in videos]
+    photos = [f for f in files if f not in videos]
+    table, timing = predict_with_ray(photos, model, preset, concurrency) if photos else \
+        (as_table([]), {"seconds": 0.0, "seconds_after_start": 0.0})
+    broken = table["error"].notna()
+    failures += [(str(f), str(e)) for f, e in zip(table.loc[broken, "file"],
+                                                   table.loc[broken, "error"])]
+    table = table[~broken].drop(columns="error")
+    if out_path is not None:
+        write_table(table.to_dict("records"), out_path, PHOTO_COLUMNS)
+    rows = [{k: (None if v is None or v != v else v) for k, v in row.items()}
+            for row in table.astype(object).to_dict("records")]
+    summary = {"files": len(files) + sum(1 for f in failures if f[1] == "does not exist"),
+               "processed": len(photos) - int(broken.sum()),
+               "faces": int(table["face"].notna().sum()), "failed": failures, **timing}
+    return {"summary": summary, "rows": rows}
+
+
 def add_predict_parser(sub) -> None:
     p = sub.add_parser("predict", help="emotions of every face in images, folders and videos")
     p.add_argument("paths", nargs="+", help="image files, folders (recursive) or video files")
@@ -168,11 +234,16 @@ def add_predict_parser(sub) -> None:
     p.add_argument("--model", default=None, help="a .keras file (default: the shipped model)")
     p.add_argument("--preset", default="photo", choices=["photo", "live"])
     p.add_argument("--every", type=int, default=1, help="videos: analyse every N-th frame")
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="ray: photos on Ray Data (a local Ray, or the cluster at $RAY_ADDRESS)")
+    p.add_argument("--concurrency", type=int, default=2,
+                   help="ray: how many workers, each with its own model")
     p.set_defaults(func=_cmd_predict)
 
 
 def _cmd_predict(args) -> int:
-    result = run_predict(args.paths, args.out, args.model, args.every, args.preset)
+    result = run_predict(args.paths, args.out, args.model, args.every, args.preset,
+                         engine=args.engine, concurrency=args.concurrency)
     summary = result["summary"]
     if args.out is None:
         for row in result["rows"]:

@@ -146,20 +146,32 @@ class Recognizer:
 
     def analyze(self, rgb_image: np.ndarray) -> list[FaceResult]:
         """All faces in one image, each with box, probabilities and label. No face: []."""
+        return self.analyze_many([rgb_image])[0]
+
+    def analyze_many(self, rgb_images) -> list[list[FaceResult]]:
+        """``analyze`` for several images, with the faces of all of them classified in one
+        model call (a batch engine's batch of photos)."""
         started = time.perf_counter()
-        grey = to_grey(rgb_image)
-        boxes = self.detector.detect_grey(grey)
+        found = [self._faces(rgb) for rgb in rgb_images]
         detected = time.perf_counter()
-        if not boxes:
-            self.last_timings = {"detect_ms": (detected - started) * 1e3, "classify_ms": 0.0}
-            return []
-        crops = crop_faces(grey, boxes, self.margin)
-        probs = self.model.predict_faces(crops)
+        crops = [crop for boxes, crop in found if len(boxes)]
+        probs = self.model.predict_faces(np.concatenate(crops)) if crops else None
         finished = time.perf_counter()
         self.last_timings = {"detect_ms": (detected - started) * 1e3,
                              "classify_ms": (finished - detected) * 1e3}
-        return [FaceResult(tuple(int(v) for v in box), p.astype(np.float64) / p.sum())
-                for box, p in zip(boxes, probs)]
+        results, used = [], 0
+        for boxes, _ in found:
+            mine = probs[used:used + len(boxes)] if len(boxes) else []
+            used += len(boxes)
+            results.append([FaceResult(tuple(int(v) for v in box), p.astype(np.float64) / p.sum())
+                            for box, p in zip(boxes, mine)])
+        return results
+
+    def _faces(self, rgb_image: np.ndarray):
+        """(boxes, crops) of one image."""
+        grey = to_grey(rgb_image)
+        boxes = self.detector.detect_grey(grey)
+        return boxes, (crop_faces(grey, boxes, self.margin) if boxes else None)
 
     def analyze_stream(self, rgb_frame: np.ndarray) -> list[FaceResult]:
         """Like ``analyze``, for consecutive frames: faces get ids and smoothed probabilities."""
