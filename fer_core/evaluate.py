@@ -8,9 +8,25 @@ from .labels import EMOTIONS, NUM_CLASSES
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size: int = 256,
-                          flip_average: bool = False) -> np.ndarray:
-    """Probabilities for (N, 48, 48) uint8 images with a Keras model or an EmotionModel."""
+                          flip_average: bool = False, calibrated: bool = True,
+                          progress=None) -> np.ndarray:
+    """Probabilities for (N, 48, 48) uint8 images with a Keras model or an EmotionModel
+    (``calibrated=False``: an EmotionModel's raw probabilities, before its card's calibration).
+    ``progress(done, total)`` is called after each batch."""
     predict = getattr(model, "predict_faces", None)
+    if predict is not None and not calibrated:
+        predict_calibrated = predict
+
+        def predict(batch):
+            return predict_calibrated(batch, calibrated=False)
+    if progress is not None and predict is not None:
+        inner, done = predict, [0]
+
+        def predict(batch):
+            result = inner(batch)
+            done[0] += len(batch)
+            progress(done[0], len(images) * (2 if flip_average else 1))
+            return result
     if predict is None:
         def predict(batch):
             return np.asarray(model.predict(batch.astype(np.float32)[..., None],
