@@ -84,9 +84,21 @@ def activate_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike = "runs
             "litert": {"file": litert.name, "bytes": litert.stat().st_size,
                        "sha256": file_sha256(litert)},
         }
+        # The run's card timed best.keras with Keras (a run folder has no fast path); the app
+        # runs this copy through LiteRT, so its latency is measured again, on what runs.
+        card["latency"] = _measure_latency(target, card.get("flip_average"))
         write_json(card_path_for(target), card)
     set_active_model(target, runs_dir)
     return target
+
+
+def _measure_latency(model_path: Path, flip_average) -> dict:
+    from .inference import EmotionModel
+    from .latency import measure_classifier_latency
+
+    model = EmotionModel(model_path, flip_average=bool(flip_average))
+    return {"batch_1": measure_classifier_latency(model, 1),
+            "batch_32": measure_classifier_latency(model, 32, repeats=100)}
 
 
 def use_shipped_model(runs_dir: str | os.PathLike = "runs") -> None:
