@@ -48,7 +48,10 @@ class FacePredictor:
             if rows else {key: np.array([]) for key in _columns()}
 
     def rows_for(self, path: str, rgb: np.ndarray) -> list[dict]:
-        return face_rows(self.recognizer.analyze(rgb), file=path)
+        from .uncertainty import threshold_of
+
+        return face_rows(self.recognizer.analyze(rgb), file=path,
+                         uncertain_below=threshold_of(self.recognizer.model))
 
 
 def _columns() -> list[str]:
@@ -128,9 +131,33 @@ def write_table(rows: list[dict], out: Path, columns: list[str]) -> None:
                        "free some space or choose another --out.") from None
 
 
+def check_explain(folder: str | os.PathLike) -> Path:
+    """Check ``--explain DIR`` before any work: a folder (made if missing), not a file."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise FerError(f"--explain {path} is not a folder; give a folder for the PNGs.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FerError(f"Cannot create the folder {path} for --explain: "
+                       f"{exc.strerror or type(exc).__name__}. Choose another folder.") from None
+    return path
+
+
+def _safe_stem(index: int, path: Path) -> str:
+    """A file-name stem for explanation PNGs: numbered (two inputs may share a name) and made
+    of safe characters only."""
+    import re
+
+    return f"{index:03d}_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem)[:60] or "image")
+
+
 def run_predict(paths: list[str], out: str | None, model: str | None, every: int,
-                preset: str, stream=sys.stderr) -> dict:
+                preset: str, stream=None, explain: str | None = None) -> dict:
+    stream = stream or sys.stderr  # at call time: a default bound at import goes stale
     out_path = check_out(out) if out else None  # before any work: refuse a bad --out now
+    explain_dir = check_explain(explain) if explain else None
+    explained: list[Path] = []
     files, failures = collect_inputs(paths)
     predictor = FacePredictor(model, preset=preset)
     rows: list[dict] = []
@@ -146,8 +173,16 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
                 rows.extend({"file": str(path), **record} for record in frame.to_dict("records"))
                 faces += int(frame["face_id"].notna().sum()) if len(frame) else 0
             else:
-                new_rows = predictor.rows_for(str(path), read_image(path))
+                rgb = read_image(path)
+                new_rows = predictor.rows_for(str(path), rgb)
                 faces += sum(1 for r in new_rows if r.get("face") is not None)
+                if explain_dir is not None:
+                    from .explain import write_explanations
+
+                    boxes = [(r["x"], r["y"], r["w"], r["h"]) for r in new_rows
+                             if r.get("face") is not None]
+                    explained += write_explanations(predictor.recognizer.model, rgb, boxes,
+                                                    explain_dir, _safe_stem(index, path))
                 rows.extend(new_rows)
             done += 1
         except FerError as exc:
@@ -158,7 +193,8 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
     if out_path is not None:
         write_table(rows, out_path, columns)
     summary = {"files": len(files) + sum(1 for f in failures if f[1] == "does not exist"),
-               "processed": done, "faces": faces, "failed": failures}
+               "processed": done, "faces": faces, "failed": failures,
+               "explanations": [str(p) for p in explained]}
     return {"summary": summary, "rows": rows}
 
 
@@ -169,12 +205,19 @@ def add_predict_parser(sub) -> None:
     p.add_argument("--model", default=None, help="a .keras file (default: the shipped model)")
     p.add_argument("--preset", default="photo", choices=["photo", "live"])
     p.add_argument("--every", type=int, default=1, help="videos: analyse every N-th frame")
+    p.add_argument("--explain", default=None, metavar="DIR",
+                   help="photos: write, per face, the 48x48 crop the model saw and an "
+                        "occlusion-sensitivity overlay (where hiding the face changes the "
+                        "answer most) as PNGs into DIR")
     p.set_defaults(func=_cmd_predict)
 
 
 def _cmd_predict(args) -> int:
-    result = run_predict(args.paths, args.out, args.model, args.every, args.preset)
+    result = run_predict(args.paths, args.out, args.model, args.every, args.preset,
+                         explain=args.explain)
     summary = result["summary"]
+    if args.explain:
+        print(f"explanations: {len(summary['explanations'])} PNGs in {args.explain}")
     if args.out is None:
         for row in result["rows"]:
             if row.get("label"):

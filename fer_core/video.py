@@ -9,6 +9,7 @@ import numpy as np
 
 from .errors import FerError, ImageError
 from .results import VIDEO_COLUMNS, face_rows
+from .uncertainty import threshold_of
 
 def _reason(exc: Exception) -> str:
     """A decoder error without the file's full path (FFmpeg's messages end with it)."""
@@ -96,6 +97,7 @@ def analyze_video(path: str | Path, recognizer=None, every: int = 1,
 
     recognizer = recognizer or Recognizer(preset="photo")
     recognizer.tracker.reset()
+    threshold = threshold_of(recognizer.model)
     info = video_info(path)
     total = info.get("frames") or 0
     rows = []
@@ -106,7 +108,8 @@ def analyze_video(path: str | Path, recognizer=None, every: int = 1,
             stopped_at = seconds
             break
         results = recognizer.analyze_stream(rgb)
-        rows.extend(face_rows(results, frame=index, time_s=round(seconds, 4)))
+        rows.extend(face_rows(results, frame=index, time_s=round(seconds, 4),
+                              uncertain_below=threshold))
         if on_frame is not None:
             on_frame(index, rgb, results)
         if progress is not None and total:

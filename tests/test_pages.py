@@ -320,3 +320,48 @@ def test_a_visitor_who_is_not_admin_cannot_change_what_everyone_sees(app_env, mo
         assert_clean(at)
         assert "this server has none" in texts(at.info)
         assert _button(at, "Start training").disabled
+
+
+def test_upload_a_photo_of_30_faces_drop_boxes_and_explain(app_env):
+    """Bug 1: 25 or more faces crashed the page (Plotly's vertical_spacing); the other photos,
+    the summary and the downloads then never rendered."""
+    from tests.media import crowd
+
+    at = run_page("app_pages/upload.py")
+    at.file_uploader(key="upload_files").set_value([
+        ("crowd.png", png_bytes(crowd()), "image/png"),
+        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.run()
+    assert_clean(at)
+    assert "#30 happy" in texts(at.markdown)
+    assert len(at.get("plotly_chart")) == 31  # a panel per face, both photos
+    assert len(at.dataframe[0].value) == 30
+    assert list(at.dataframe[-1].value["file"]) == ["crowd.png", "astronaut.png"]
+    drop = at.multiselect[0]
+    drop.set_value([2, 30]).run()
+    assert_clean(at)
+    assert len(at.dataframe[0].value) == 28
+    labels = texts(at.markdown)
+    assert not re.search(r"#2 |#30 ", labels) and "#29 happy" in labels
+    assert sorted(set(at.dataframe[0].value["faces"])) == [28]
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert any("28 faces (2 dropped)" in c for c in captions), captions
+    at.toggle[0].set_value(True).run()
+    assert_clean(at)
+    assert "occlusion sensitivity" in texts(at.caption)
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert "#1 crop" in captions and "#1 happy" in captions and "#29 crop" in captions
+    assert "#2 crop" not in captions  # a dropped box is not explained
+
+
+def test_upload_labels_an_unsure_face_uncertain(app_env):
+    from tests.media import masked_astronaut
+
+    at = run_page("app_pages/upload.py")
+    at.file_uploader(key="upload_files").set_value([
+        ("masked.png", png_bytes(masked_astronaut()), "image/png")])
+    at.run()
+    assert_clean(at)
+    assert "**#1 uncertain: happy/fear**" in texts(at.markdown)
+    assert "below 53%" in texts(at.caption)  # the card's threshold, not a typed number
+    assert list(at.dataframe[0].value["uncertain"]) == [True]
