@@ -156,3 +156,38 @@ def timeline_figure(frames, max_faces: int = 6):
     figure.update_layout(height=max(260, 200 * rows + 60), margin=dict(l=10, r=10, t=40, b=10),
                          legend=dict(title_text="emotion", tracegroupgap=2))
     return figure
+
+
+def reliability_figure(calibration: dict):
+    """The reliability diagram of a model card's ``calibration`` section: per bin of the top
+    probability, how often the top guess was right, before and after calibration, against the
+    diagonal of perfect calibration; marker size follows the number of faces in the bin."""
+    import plotly.graph_objects as go
+
+    test = calibration.get("test") or {}
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                                line=dict(color="#999999", dash="dot"), hoverinfo="skip"))
+    for key, name, colour, ece_key in (
+            ("reliability_before", "as trained", "#f58518", "ece_before"),
+            ("reliability_after", "calibrated (shown in the app)", "#4c78a8", "ece_after")):
+        bins = [row for row in test.get(key) or [] if row.get("count")]
+        if not bins:
+            continue
+        ece = test.get(ece_key)
+        figure.add_trace(go.Scatter(
+            x=[row["confidence"] for row in bins], y=[row["accuracy"] for row in bins],
+            mode="lines+markers", name=f"{name}: ECE {ece:.3f}" if ece is not None else name,
+            line=dict(color=colour),
+            marker=dict(size=[6 + 14 * (row["count"] / max(r["count"] for r in bins)) ** 0.5
+                              for row in bins]),
+            customdata=[[row["count"], row["low"], row["high"]] for row in bins],
+            hovertemplate=("top probability %{customdata[1]:.2f}–%{customdata[2]:.2f}: "
+                           "%{customdata[0]} faces, mean %{x:.1%}, right %{y:.1%}"
+                           "<extra></extra>")))
+    figure.update_layout(height=420, xaxis=dict(title="top probability (mean in bin)",
+                                                range=[0, 1], tickformat=".0%"),
+                         yaxis=dict(title="share right", range=[0, 1], tickformat=".0%"),
+                         margin=dict(l=10, r=10, t=30, b=10),
+                         legend=dict(orientation="h", y=1.12))
+    return figure

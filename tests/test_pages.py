@@ -156,6 +156,19 @@ def test_model_card_page(app_env):
     assert_clean(at)
 
 
+def test_model_card_shows_calibration_read_from_the_card(app_env):
+    card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())["calibration"]
+    at = run_page("app_pages/model.py")
+    assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["ECE as trained"] == f"{card['test']['ece_before']:.3f}"
+    assert metrics["ECE calibrated"] == f"{card['test']['ece_after']:.3f}"
+    assert any(h.value.startswith("Calibration") for h in at.subheader)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    reliability = [c for c in charts if any("ECE" in (t.get("name") or "") for t in c["data"])]
+    assert len(reliability) == 1 and len(reliability[0]["data"]) == 3
+
+
 def test_upload_photos_each_get_a_result_or_a_message(app_env):
     at = run_page("app_pages/upload.py")
     assert texts(at.info).startswith("Drop photos")
