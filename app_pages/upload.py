@@ -116,7 +116,7 @@ def show_explanations(data: bytes, name: str, faces: list[dict], key: str) -> No
             with column:
                 st.image([item["crop_png"], item["overlay_png"]],
                          caption=[f"#{item['face']} crop", f"#{item['face']} {item['emotion']}"],
-                         width=96)
+                         width=144)
 
 
 def show_photo(upload, data: bytes, result: PhotoResult) -> list[dict]:
@@ -274,6 +274,7 @@ def show_video(upload) -> None:
 
 photo_results: list[PhotoResult] = []
 photo_rows: list[dict] = []
+photo_ids: list[str] = []
 for upload in uploads:
     kind = kind_of(upload.name)
     with user_errors(f"{shorten(upload.name)}: "):
@@ -283,6 +284,7 @@ for upload in uploads:
             with st.spinner(f"Analysing {escape_markdown(shorten(upload.name))}…"):
                 result = cached_photo(data, upload.name, model_key)
             photo_results.append(result)
+            photo_ids.append(upload.file_id)
             photo_rows.extend(show_photo(upload, data, result))
         elif kind == "video":
             show_video(upload)
@@ -292,10 +294,12 @@ for upload in uploads:
 
 if len(photo_results) > 1:
     st.subheader("All photos", divider="gray")
-    summary = pd.DataFrame([{"file": r.name, "faces": len(r.faces) if r.ok else None,
-                             "labels": ", ".join(f["label"] for f in r.faces) if r.ok else "",
-                             "problem": r.error or ("no face found" if not r.faces else "")}
-                            for r in photo_results])
+    summary = pd.DataFrame([{"file": r.name, "faces": len(kept) if r.ok else None,
+                             "labels": ", ".join(shown_label(f) for f in kept) if r.ok else "",
+                             "problem": r.error or ("no face found" if not r.faces else
+                                                    "all boxes dropped" if not kept else "")}
+                            for r, kept in ((r, r.kept(st.session_state.get(f"drop-{i}") or []))
+                                            for r, i in zip(photo_results, photo_ids))])
     st.dataframe(summary, hide_index=True)
     left, right = st.columns(2)
     # Every photo has rows here: one per face kept, or one saying why it has none.

@@ -378,3 +378,9 @@ def test_upload_labels_an_unsure_face_uncertain(app_env):
     assert "**#1 uncertain: happy/fear**" in texts(at.markdown)
     assert "below 53%" in texts(at.caption)  # the card's threshold, not a typed number
     assert list(at.dataframe[0].value["uncertain"]) == [True]
+    at.file_uploader(key="upload_files").set_value([
+        ("masked.png", png_bytes(masked_astronaut()), "image/png"),
+        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.run()
+    summary = at.dataframe[-1].value
+    assert list(summary["labels"]) == ["uncertain: happy/fear", "happy"]
