@@ -172,7 +172,10 @@ else:
                         text=f"Run: {percent(status['overall_fraction'] or 0.0, 0)} · "
                              f"ETA {duration(status['eta_seconds'])}")
             progress = status["progress"]
-            if progress:
+            if progress and not progress.get("batch"):
+                st.progress(0.0, text=f"Epoch {epoch}/{status['epochs']}: building the model "
+                                      "for its first batch…")
+            elif progress:
                 st.progress(status["batch_fraction"] or 0.0,
                             text=f"Epoch {epoch}/{status['epochs']}: batch "
                                  f"{progress.get('batch', 0)}/{progress.get('steps', '?')}")

@@ -31,7 +31,14 @@ def estimate_eta(progress: dict | None, history: list[dict], epochs: int | None 
         return None
     if batch <= 0 or steps <= 0 or elapsed < 0:
         return None
-    per_batch = elapsed / batch
+    first_end = progress.get("first_batch_end")
+    if first_end is not None:
+        # The first batch builds the graph (seconds): the rate is measured after it.
+        if batch < 2:
+            return None
+        per_batch = max(float(progress["updated"]) - float(first_end), 0.0) / (batch - 1)
+    else:
+        per_batch = elapsed / batch
     recent = [float(row["seconds"]) for row in history[-3:] if row.get("seconds")]
     epoch_seconds = sum(recent) / len(recent) if recent else per_batch * steps * 1.1
     # Validation takes the part of an epoch that is not training batches.

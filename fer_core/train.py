@@ -142,6 +142,11 @@ class _RunCallback:
             def on_epoch_begin(self, epoch, logs=None):
                 self.epoch_started = time.time()
                 self.current_epoch = epoch
+                self.first_batch_end = None
+                # Batch 0 at once: the page knows the epoch has begun (the first batch builds
+                # the graph and can take many seconds) instead of thinking that this run
+                # does not report its batches.
+                self._write_progress(0, self.epoch_started)
                 if self.config.schedule in ("cosine", "constant"):
                     self.model.optimizer.learning_rate.assign(learning_rate_at(self.config, epoch))
 
@@ -149,14 +154,23 @@ class _RunCallback:
                 if self.hooks["on_batch"] is not None:
                     self.hooks["on_batch"](self.current_epoch, batch + 1, self.steps_per_epoch)
                 now = time.time()
-                if now - self.last_progress >= 1.0 or batch + 1 == self.steps_per_epoch:
+                if self.first_batch_end is None:
+                    self.first_batch_end = now
+                if now - self.last_progress >= 1.0 or batch + 1 == self.steps_per_epoch \
+                        or batch == 0:
                     self.last_progress = now
-                    self.run.write_progress({
-                        "epoch": self.current_epoch + 1, "epochs": self.config.epochs,
-                        "batch": batch + 1, "steps": self.steps_per_epoch,
-                        "epoch_started": self.epoch_started, "updated": now})
+                    self._write_progress(batch + 1, now)
                 if self.stop_requested():
                     self.model.stop_training = True
+
+            def _write_progress(self, batch, now):
+                # ``first_batch_end``: the batch rate is measured from there, without the
+                # first batch's graph building (the ETA jumped from 11 to 2 minutes).
+                self.run.write_progress({
+                    "epoch": self.current_epoch + 1, "epochs": self.config.epochs,
+                    "batch": batch, "steps": self.steps_per_epoch,
+                    "epoch_started": self.epoch_started, "updated": now,
+                    "first_batch_end": getattr(self, "first_batch_end", None)})
 
             def stop_requested(self):
                 should_stop = self.hooks["should_stop"]

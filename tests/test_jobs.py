@@ -329,3 +329,37 @@ def test_at_most_the_configured_number_of_runs_train_at_once(tmp_path, monkeypat
         _kill(second["pid"])
     finally:
         _kill(first["pid"])
+
+
+def test_eta_is_measured_after_the_first_batch_which_builds_the_graph():
+    """Bug 4: the ETA jumped from 11 to 2 minutes, the first batch's seconds of graph building
+    being counted as the batch rate."""
+    progress = {"epoch": 1, "epochs": 3, "batch": 11, "steps": 40, "epoch_started": 100.0,
+                "first_batch_end": 110.0, "updated": 120.0}
+    # 1 s a batch after the first: 29 batches + 10% validation, then 2 epochs of 44 s.
+    assert estimate_eta(progress, [], now=120.0) == pytest.approx(29 + 4 + 2 * 44)
+    assert estimate_eta({**progress, "batch": 1, "updated": 110.0}, [], now=110.0) is None
+
+
+def test_a_new_epoch_reports_batch_zero_before_its_first_batch(tmp_path):
+    """Bug 4: for its first ~10 s a run started in the app said that it 'does not report its
+    batches'; the epoch now reports itself before the first batch (which builds the graph)."""
+    from types import SimpleNamespace
+
+    from fer_core.runs import Run
+    from fer_core.train import _RunCallback
+
+    run = Run(tmp_path / "r")
+    run.path.mkdir()
+    callback = _RunCallback(run, SimpleNamespace(schedule="none", epochs=3), None, [], None,
+                            {"on_batch": None, "should_stop": None}, 40)
+    callback.on_epoch_begin(0)
+    first = run.progress()
+    assert first["epoch"] == 1 and first["batch"] == 0 and first["steps"] == 40
+    callback.on_train_batch_end(0)
+    after = run.progress()
+    assert after["batch"] == 1 and after["first_batch_end"] >= first["epoch_started"]
+    (run.path / "state.json").write_text(json.dumps({"status": "running", "epochs": 3,
+                                                     "updated": time.time()}))
+    status = run_status(run.path)
+    assert status["progress"] is not None  # so the page shows the epoch's progress bar
