@@ -384,3 +384,30 @@ def test_upload_labels_an_unsure_face_uncertain(app_env):
     at.run()
     summary = at.dataframe[-1].value
     assert list(summary["labels"]) == ["uncertain: happy/fear", "happy"]
+
+
+def test_activating_a_worse_model_asks_first_and_shows_both_numbers(app_env):
+    """Bug 10: one click replaced the 69% model with an 18% one, with no warning."""
+    from fer_core.active import get_active_model
+    from fer_core.model import build_model, save_keras_model
+
+    run = fake_finished_run(app_env["runs"], "weak-run")
+    save_keras_model(build_model("mini_xception"), run / "best.keras")
+    shipped = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())["selection"]
+    at = run_page("app_pages/training.py")
+    _button(at, "Use in the app").click()
+    at.run()
+    assert_clean(at)
+    warning = texts(at.warning)
+    assert "weak-run: 30.0% on PublicTest (its evaluation), 100 images" in warning
+    assert f"{shipped['accuracy_flip_average'] * 100:.1f}% on PublicTest" in warning
+    assert get_active_model(app_env["runs"]) is None  # nothing switched yet
+    _button(at, "Keep the current model").click()
+    at.run()
+    assert not at.warning and get_active_model(app_env["runs"]) is None
+    _button(at, "Use in the app").click()
+    at.run()
+    _button(at, "Use it anyway").click()
+    at.run()
+    assert_clean(at)
+    assert get_active_model(app_env["runs"]).parent == run / "export"
