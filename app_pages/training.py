@@ -16,7 +16,8 @@ from fer_core import FerError, available_architectures
 from fer_core.active import (activate_run, activation_warning, card_public_score,
                              get_active_model, run_public_score, use_shipped_model)
 from fer_core.config import TrainConfig
-from fer_core.jobs import resume_training, start_evaluation, start_training, stop_training
+from fer_core.jobs import (resume_training, start_evaluation, start_training, stop_evaluation,
+                           stop_training)
 from fer_core.runs import list_runs, new_run_name
 from fer_core.status import evaluation_status, run_status
 
@@ -225,7 +226,8 @@ else:
                              disabled=not (can_use_model and dataset and admin
                                            and not status["alive"]),
                              help="Accuracy, macro-F1, per-class scores and a model card for "
-                                  "this run's best model, in the background (about a minute)."):
+                                  "this run's best model, in the background; its progress "
+                                  "and time left show here, and it can be cancelled."):
             try:
                 start_evaluation(run_dir, dataset, "PublicTest")
                 st.rerun()
@@ -255,9 +257,18 @@ else:
             st.rerun(scope="app")
 
         if evaluation["phase"] == "running":
-            st.info("Evaluating on PublicTest…", icon=":material/hourglass_top:")
-            if admin and evaluation["log"]:
-                st.code(evaluation["log"].splitlines()[-1], language=None)
+            progress = evaluation["progress"] or {}
+            eta = progress.get("eta_seconds")
+            st.progress(progress.get("fraction", 0.0),
+                        text=f"Evaluating on PublicTest: {progress.get('stage', '')}"
+                             + (f" · ETA {duration(eta)}" if eta is not None else ""))
+            if st.button("Cancel the evaluation", key=f"stop-eval-{status['name']}",
+                         icon=":material/cancel:", disabled=not admin):
+                stop_evaluation(run_dir)
+                st.rerun()
+        elif evaluation["phase"] == "stopped":
+            st.info("The evaluation was cancelled; nothing was written. Evaluate again when "
+                    "you like.", icon=":material/cancel:")
         elif evaluation["phase"] == "failed":
             st.error("The evaluation failed" + (": its log follows." if admin else "."),
                      icon=":material/error:")

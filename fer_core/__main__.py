@@ -144,8 +144,10 @@ def _cmd_evaluate(args) -> int:
     if args.write_card:
         from .latency import measure_classifier_latency
 
-        latency = {"batch_1": measure_classifier_latency(model, 1),
-                   "batch_32": measure_classifier_latency(model, 32, repeats=100)}
+        print("measuring latency", file=sys.stderr, flush=True)
+        latency = {"batch_1": measure_classifier_latency(model, 1, max_seconds=10),
+                   "batch_32": measure_classifier_latency(model, 32, repeats=100,
+                                                          max_seconds=10)}
         write_model_card(model.path, report, split=args.split, flip_average=model.flip_average,
                          selection=selection, run_dir=args.run, latency=latency,
                          data_source=str(dataset.source), calibration=calibration,

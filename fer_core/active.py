@@ -97,8 +97,8 @@ def _measure_latency(model_path: Path, flip_average) -> dict:
     from .latency import measure_classifier_latency
 
     model = EmotionModel(model_path, flip_average=bool(flip_average))
-    return {"batch_1": measure_classifier_latency(model, 1),
-            "batch_32": measure_classifier_latency(model, 32, repeats=100)}
+    return {"batch_1": measure_classifier_latency(model, 1, max_seconds=10),
+            "batch_32": measure_classifier_latency(model, 32, repeats=100, max_seconds=10)}
 
 
 def card_public_score(card: dict | None) -> dict | None:
