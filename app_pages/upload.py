@@ -2,6 +2,7 @@
 
 import hashlib
 import math
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ from app_lib.model_state import require_active_model
 from app_lib.session_files import (check_upload_size, max_photo_mb, max_video_mb,
                                    max_video_seconds, save_upload, session_folder)
 from app_lib.text import escape_markdown, show_error, shorten, user_errors
-from app_lib.formatting import percent
+from app_lib.formatting import duration, percent
 from app_lib.uploads import (ALL_PHOTO_COLUMNS, IMAGE_TYPES, PREVIEW_WIDTH, RESULT_COLUMNS,
                              VIDEO_TYPES, PhotoResult, analyse_video_file, analyze_photo,
                              annotated_png, explain_photo, frames_to_json, kind_of,
@@ -22,6 +23,8 @@ from fer_core.uncertainty import short_label, threshold_of
 from fer_core.timeline import face_summary, segment_summary
 
 VIDEO_RESULTS_KEY = "video_results"
+KEPT_UPLOADS_KEY = "kept_uploads"
+CANCELLED_KEY = "video_cancelled"  # keys of video analyses the visitor cancelled
 
 st.title("Photos & videos")
 st.caption("Upload one or several photos (JPEG, PNG, WebP, BMP, GIF, TIFF) or videos (MP4, "
@@ -51,6 +54,19 @@ with st.expander("Video settings", expanded=False):
                                       key="video_segment")
     write_video = st.checkbox("Make an annotated video to download", value=True,
                               key="video_write")
+
+# The uploader forgets its files when the visitor goes to another page; the files (and so
+# their cached results) are kept for this tab, and shown again on return.
+if uploads:
+    st.session_state[KEPT_UPLOADS_KEY] = list(uploads)
+elif st.session_state.get(KEPT_UPLOADS_KEY):
+    uploads = st.session_state[KEPT_UPLOADS_KEY]
+    note = st.container(horizontal=True, vertical_alignment="center")
+    note.caption(f"Your last upload ({len(uploads)} file{'s' if len(uploads) != 1 else ''}), "
+                 "kept while this tab is open.")
+    if note.button("Clear", icon=":material/delete:", key="clear_kept_uploads"):
+        st.session_state.pop(KEPT_UPLOADS_KEY, None)
+        st.rerun()
 
 if not uploads:
     st.info("Drop photos or videos above. Try a clear, frontal face in good light.",
@@ -186,6 +202,12 @@ def show_photo(upload, data: bytes, result: PhotoResult) -> list[dict]:
     return result.rows(dropped)
 
 
+class AnalysisCancelled(Exception):
+    def __init__(self, key):
+        super().__init__("cancelled")
+        self.key = key
+
+
 def analyse_video(upload, data_key: str) -> dict:
     """Analyse an uploaded video once (per settings); results live in session_state, the
     annotated video in the session's folder on disk (never its bytes in memory)."""
@@ -194,12 +216,25 @@ def analyse_video(upload, data_key: str) -> dict:
     if key in store and (store[key]["video_path"] is None or store[key]["video_path"].exists()):
         return store[key]
     check_upload_size(upload, max_video_mb(), "video", "FER_MAX_VIDEO_MB")
-    path = save_upload(upload)
+    cancelled = st.session_state.setdefault(CANCELLED_KEY, set())
     name = escape_markdown(shorten(upload.name, 60))
+    if key in cancelled:
+        raise AnalysisCancelled(key)
+    path = save_upload(upload)
     progress = st.progress(0.0, text=f"Analysing {name}…")
+    # A click stops this script run at its next progress update (Streamlit reruns at once);
+    # the rerun sees the flag and skips the analysis. The partial annotated video is deleted.
+    cancel_slot = st.empty()
+    cancel_slot.button("Cancel the analysis", key=f"cancel-{upload.file_id}",
+                       icon=":material/cancel:", on_click=cancelled.add, args=(key,))
+    started = time.monotonic()
 
     def on_progress(fraction: float, message: str) -> None:
-        progress.progress(min(max(fraction, 0.0), 1.0), text=f"{name}: {message}")
+        fraction = min(max(fraction, 0.0), 1.0)
+        elapsed = time.monotonic() - started
+        eta = (f" · {duration(elapsed / fraction * (1 - fraction))} left"
+               if 0.02 <= fraction < 1 else "")
+        progress.progress(fraction, text=f"{name}: {message}{eta}")
 
     try:
         result = analyse_video_file(path, session_folder(), video_recognizer(model),
@@ -207,6 +242,7 @@ def analyse_video(upload, data_key: str) -> dict:
                                     progress=on_progress, max_seconds=max_video_seconds())
     finally:
         progress.empty()
+        cancel_slot.empty()
     store[key] = result
     # Keep the last few results only; an evicted result's annotated video is deleted.
     while len(store) > 4:
@@ -221,6 +257,12 @@ def show_video(upload) -> None:
     digest = hashlib.sha256(upload.getbuffer()).hexdigest()
     try:
         result = analyse_video(upload, digest)
+    except AnalysisCancelled as cancelled:
+        st.info("Analysis cancelled.", icon=":material/cancel:")
+        if st.button("Analyse it", key=f"again-{upload.file_id}", icon=":material/replay:"):
+            st.session_state[CANCELLED_KEY].discard(cancelled.key)
+            st.rerun()
+        return
     except FerError as exc:
         show_error(exc, icon=":material/broken_image:")
         return

@@ -411,3 +411,48 @@ def test_activating_a_worse_model_asks_first_and_shows_both_numbers(app_env):
     at.run()
     assert_clean(at)
     assert get_active_model(app_env["runs"]).parent == run / "export"
+
+
+def test_photo_results_survive_going_to_another_page_and_back(app_env):
+    at = run_page("app_pages/upload.py")
+    at.file_uploader(key="upload_files").set_value([
+        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.run()
+    assert "**#1 happy**" in texts(at.markdown)
+    at.switch_page("app_pages/model.py")
+    at.run()
+    at.switch_page("app_pages/upload.py")
+    at.run()
+    assert_clean(at)
+    assert "**#1 happy**" in texts(at.markdown)
+    assert "Your last upload (1 file)" in texts(at.caption)
+    _button(at, "Clear").click()
+    at.run()
+    assert texts(at.info).startswith("Drop photos")
+
+
+def test_a_video_analysis_can_be_cancelled_and_started_again(app_env):
+    from fer_core.video_writer import AnnotatedVideoWriter
+
+    face = cv2.resize(skimage.data.astronaut()[0:255, 60:400], (320, 240))
+    writer = AnnotatedVideoWriter(app_env["tmp"] / "clip", fps=10)
+    for shift in range(6):
+        writer.write(np.roll(face, shift, axis=1))
+    path = writer.close()
+    at = run_page("app_pages/upload.py")
+    at.file_uploader(key="upload_files").set_value(
+        [(f"clip{path.suffix}", path.read_bytes(), writer.mime)])
+    at.run()
+    assert_clean(at)
+    # Pressing Cancel while it runs: Streamlit reruns with the button's callback done.
+    key = next(iter(at.session_state["video_results"]))
+    at.session_state["video_results"] = {}
+    at.session_state["video_cancelled"] = {key}
+    at.run()
+    assert_clean(at)
+    assert "Analysis cancelled." in texts(at.info)
+    assert not at.dataframe
+    _button(at, "Analyse it").click()
+    at.run()
+    assert_clean(at)
+    assert list(at.dataframe[0].value["dominant"]) == ["happy"]
