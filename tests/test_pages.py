@@ -456,3 +456,28 @@ def test_a_video_analysis_can_be_cancelled_and_started_again(app_env):
     at.run()
     assert_clean(at)
     assert list(at.dataframe[0].value["dominant"]) == ["happy"]
+
+
+def test_a_new_tab_keeps_the_dataset_an_administrator_chose(app_env, monkeypatch):
+    """Bug 9: in a new browser tab the Training page's buttons stayed disabled until the
+    dataset path was typed again."""
+    monkeypatch.setenv("FER_DATA_DIRS", str(app_env["tmp"]))
+    monkeypatch.delenv("FER2013_PATH")
+    at = run_page("app_pages/training.py")
+    assert _button(at, "Start training").disabled  # no dataset known yet
+    at = run_page("app_pages/dataset.py")
+    at.text_input(key="dataset_path_input").set_value(str(app_env["data"])).run()
+    assert_clean(at)
+    new_tab = run_page("app_pages/training.py")  # a new session
+    assert_clean(new_tab)
+    assert not _button(new_tab, "Start training").disabled
+    assert str(app_env["data"]) in texts(new_tab.code)
+    # A visitor who is not administrator changes only their own tab.
+    other = app_env["tmp"] / "other.csv"
+    other.write_bytes(app_env["data"].read_bytes())
+    monkeypatch.setenv("FER_ADMIN_PASSWORD", "s3cret-for-tests")
+    with listening_on("0.0.0.0"):
+        visitor = run_page("app_pages/dataset.py")
+        visitor.text_input(key="dataset_path_input").set_value(str(other)).run()
+    monkeypatch.delenv("FER_ADMIN_PASSWORD")
+    assert str(other) not in texts(run_page("app_pages/training.py").code)
