@@ -103,10 +103,14 @@ else:
         st.plotly_chart(reliability_figure(calibration), key="reliability",
                         config={"displayModeBar": False})
         threshold = calibration.get("uncertain_below")
+        same_split = calibration_test["split"] == calibration.get("fitted_on")
         st.caption(f"Reliability on {calibration_test['split']} "
-                   f"({calibration_test.get('n', 0):,} images); the calibration was fitted on "
-                   f"{calibration.get('fitted_on')} only. On the diagonal, a face shown at 70% "
-                   "is right 70% of the time."
+                   f"({calibration_test.get('n', 0):,} images); "
+                   + (f"the calibration was fitted on these same images, so the calibrated "
+                      "ECE is optimistic: evaluate on PrivateTest for the figure to report. "
+                      if same_split else
+                      f"the calibration was fitted on {calibration.get('fitted_on')} only. ")
+                   + "On the diagonal, a face shown at 70% is right 70% of the time."
                    + (f" Faces whose top probability is below {percent(threshold, 0)} are "
                       "labelled *uncertain* with their two leading emotions: below it, the top "
                       f"guess was wrong more often than right on {calibration.get('fitted_on')}."
