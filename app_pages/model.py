@@ -85,7 +85,7 @@ else:
     if calibration_test:
         st.subheader("Calibration: can its probabilities be taken at their word?")
         columns = st.columns(3)
-        columns[0].metric(f"ECE as trained", f"{calibration_test['ece_before']:.3f}",
+        columns[0].metric("ECE as trained", f"{calibration_test['ece_before']:.3f}",
                           help=f"Expected calibration error on {calibration_test['split']}: "
                                "the average gap between how sure the model is and how often "
                                f"it is right, over {calibration.get('bins')} bins of its top "
@@ -106,7 +106,7 @@ else:
         same_split = calibration_test["split"] == calibration.get("fitted_on")
         st.caption(f"Reliability on {calibration_test['split']} "
                    f"({calibration_test.get('n', 0):,} images); "
-                   + (f"the calibration was fitted on these same images, so the calibrated "
+                   + ("the calibration was fitted on these same images, so the calibrated "
                       "ECE is optimistic: evaluate on PrivateTest for the figure to report. "
                       if same_split else
                       f"the calibration was fitted on {calibration.get('fitted_on')} only. ")

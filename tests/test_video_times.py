@@ -4,7 +4,6 @@ timestamps start at 0.85 s gave a CSV starting at 0.852 s and 'last seen 9.96 s'
 from fractions import Fraction
 
 import cv2
-import numpy as np
 import pytest
 import skimage.data
 
