@@ -62,7 +62,9 @@ def tail(path: str | os.PathLike, max_bytes: int = 4000, lines: int = 12) -> str
             text = handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    cleaned = [line.split("\r")[-1] for line in text.split("\n")]
+    # A progress line is redrawn after '\r'; its last drawn state is the last non-empty part.
+    cleaned = [([part for part in line.split("\r") if part.strip()] or [""])[-1]
+               for line in text.split("\n")]
     cleaned = [line for line in cleaned if line.strip() and not _noise(line)]
     return "\n".join(cleaned[-lines:])
 

@@ -481,3 +481,41 @@ def test_a_new_tab_keeps_the_dataset_an_administrator_chose(app_env, monkeypatch
         visitor.text_input(key="dataset_path_input").set_value(str(other)).run()
     monkeypatch.delenv("FER_ADMIN_PASSWORD")
     assert str(other) not in texts(run_page("app_pages/training.py").code)
+
+
+@pytest.mark.timeout(120)
+def test_a_running_evaluation_shows_progress_and_can_be_cancelled(app_env):
+    """Bug 6: Evaluate ran 166 s with no progress; now its stage, share done and time left
+    show, and Cancel ends it."""
+    import subprocess
+    import sys
+
+    from fer_core.runs import EVAL_JOB, EVAL_LOG
+
+    run = fake_finished_run(app_env["runs"], "evaluating-run")
+    (run / "evaluation.json").unlink()
+    (run / "best.keras").write_bytes(b"x")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)  # fer_core"],
+                               start_new_session=True)
+    try:
+        (run / EVAL_JOB).write_text(json.dumps({"kind": "evaluate", "pid": sleeper.pid,
+                                                "started": time.time() - 30}))
+        # As the evaluate command writes it: each update starts with '\r'.
+        (run / EVAL_LOG).write_text("\rloading FER2013:  50.0%  Read 17,000 rows"
+                                    "\rloading FER2013: 100.0%  Read 35,887 rows\n"
+                                    "\revaluating on PublicTest:  25.0%  896/3,589 images"
+                                    "\revaluating on PublicTest:  50.0%  1,792/3,589 images")
+        at = run_page("app_pages/training.py")
+        assert_clean(at)
+        bars = [p for p in at.get("progress") if "Evaluating on PublicTest" in p.proto.text]
+        assert bars and "evaluating on PublicTest:  50.0%" in bars[0].proto.text
+        assert "ETA" in bars[0].proto.text
+        _button(at, "Cancel the evaluation").click()
+        at.run()
+        sleeper.wait(timeout=10)
+        at.run()
+        assert_clean(at)
+        assert "The evaluation was cancelled" in texts(at.info)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
