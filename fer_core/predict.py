@@ -222,8 +222,10 @@ def _cmd_predict(args) -> int:
         for row in result["rows"]:
             if row.get("label"):
                 where = f" frame {row['frame']}" if row.get("frame") is not None else ""
+                label = (f"uncertain: {row['label']}/{row['second']}" if row.get("uncertain")
+                         else row["label"])
                 print(f"{row['file']}{where}: face at ({row['x']}, {row['y']}, {row['w']}, "
-                      f"{row['h']}) -> {row['label']} ({row['confidence'] * 100:.1f}%)")
+                      f"{row['h']}) -> {label} ({row['confidence'] * 100:.1f}%)")
             elif row.get("faces") == 0:
                 print(f"{row['file']}: no face found")
     print(f"files: {summary['files']}, processed: {summary['processed']}, faces: "

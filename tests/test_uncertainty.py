@@ -89,3 +89,19 @@ def test_predict_explain_writes_a_crop_and_an_overlay_per_face(astronaut, tmp_pa
     (tmp_path / "afile").write_text("x")
     assert main(["predict", str(tmp_path / "wall.png"), "--explain",
                  str(tmp_path / "afile")]) == 2
+
+
+def test_predict_prints_an_unsure_face_as_uncertain(tmp_path, capsys):
+    from PIL import Image
+
+    from fer_core.__main__ import main
+
+    Image.fromarray(masked_astronaut()).save(tmp_path / "masked.png")
+    out = tmp_path / "rows.csv"
+    assert main(["predict", str(tmp_path / "masked.png")]) == 0
+    assert "-> uncertain: happy/fear (" in capsys.readouterr().out
+    assert main(["predict", str(tmp_path / "masked.png"), "--out", str(out)]) == 0
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert list(table["uncertain"]) == [True] and list(table["second"]) == ["fear"]
