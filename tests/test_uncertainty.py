@@ -105,3 +105,22 @@ def test_predict_prints_an_unsure_face_as_uncertain(tmp_path, capsys):
 
     table = pd.read_csv(out)
     assert list(table["uncertain"]) == [True] and list(table["second"]) == ["fear"]
+
+
+def test_annotated_video_draws_unsure_faces_amber(tmp_path):
+    from fer_core.video import iter_frames
+    from fer_core.video_writer import AnnotatedVideoWriter
+
+    canvas = np.full((240, 320, 3), 30, np.uint8)
+    unsure = FaceResult((80, 60, 120, 120), probs(sad=0.4, neutral=0.35, fear=0.25), 1)
+    counts = {}
+    for threshold in (0.53, None):
+        writer = AnnotatedVideoWriter(tmp_path / f"clip{threshold}", fps=5,
+                                      uncertain_below=threshold)
+        for _ in range(3):
+            writer.write(canvas, [unsure])
+        path = writer.close()
+        _, _, frame = next(iter(iter_frames(path)))
+        counts[threshold] = int((np.abs(frame.astype(int) - UNCERTAIN_COLOUR).sum(axis=2)
+                                 < 80).sum())
+    assert counts[0.53] > 300 and counts[None] < 20, counts
