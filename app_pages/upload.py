@@ -122,9 +122,10 @@ def show_bars(faces: list[dict], key: str) -> None:
 def show_explanations(data: bytes, name: str, faces: list[dict], key: str) -> None:
     with st.spinner("Hiding parts of each face to see what the answer rests on…"):
         items = cached_explanations(data, name, frozen(faces), model_key)
-    st.caption("Left: the 48×48 crop the model saw (a bad crop — a box on a shirt, half a "
-               "face — shows here). Right: occlusion sensitivity — where greying out a square "
-               "lowers the named emotion's probability most (red: the answer rests there).")
+    st.caption("For each face: the 48×48 crop the model saw (a bad crop — a box on a shirt, "
+               "half a face — shows here), then its occlusion sensitivity: where greying out a "
+               "square lowers the named emotion's probability most (red: the answer rests "
+               "there).")
     per_row = 4
     for start in range(0, len(items), per_row):
         columns = st.columns(per_row)
@@ -141,7 +142,12 @@ def show_photo(upload, data: bytes, result: PhotoResult) -> list[dict]:
     if not result.ok:
         show_error(result.error, icon=":material/broken_image:")
         return result.rows()
-    dropped = st.session_state.get(f"drop-{upload.file_id}") or []
+    drop_key, kept_key = f"drop-{upload.file_id}", f"dropped-{upload.file_id}"
+    if drop_key not in st.session_state and kept_key in st.session_state:
+        # The box widget's state goes when the visitor visits another page; the choice stays.
+        st.session_state[drop_key] = st.session_state[kept_key]
+    dropped = st.session_state.get(drop_key) or []
+    st.session_state[kept_key] = list(dropped)
     faces = result.kept(dropped)
     image_column, side_column = st.columns([3, 2], gap="large")
     with image_column:

@@ -365,6 +365,13 @@ def test_upload_a_photo_of_30_faces_drop_boxes_and_explain(app_env):
     captions = [c for image in at.get("image") for c in image.captions]
     assert "#1 crop" in captions and "#1 happy" in captions and "#29 crop" in captions
     assert "#2 crop" not in captions  # a dropped box is not explained
+    # Dropped boxes stay dropped after a visit to another page.
+    at.switch_page("app_pages/model.py")
+    at.run()
+    at.switch_page("app_pages/upload.py")
+    at.run()
+    assert_clean(at)
+    assert len(at.dataframe[0].value) == 28 and at.multiselect[0].value == [2, 30]
 
 
 def test_upload_labels_an_unsure_face_uncertain(app_env):
