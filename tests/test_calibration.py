@@ -128,3 +128,24 @@ def test_activating_a_run_times_the_fast_path_the_app_will_use(tmp_path):
     assert card["latency"]["batch_1"]["backend"] == "litert"
     assert card["latency"]["batch_32"]["backend"] == "litert"
     assert card["latency"]["batch_1"]["median_ms"] != 182.24
+
+
+@pytest.mark.timeout(600)
+def test_card_ece_matches_an_outside_computation_on_privatetest(fer2013):
+    """The card's calibrated ECE, recomputed here without fer_core.calibration from what the
+    app gets (load_model().predict_faces, calibration applied) on PrivateTest."""
+    from fer_core.inference import load_model
+
+    card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())["calibration"]
+    images, labels = fer2013.split("PrivateTest")
+    model = load_model()
+    probs = np.concatenate([model.predict_faces(images[i:i + 256])
+                            for i in range(0, len(images), 256)])
+    confidence, right = probs.max(axis=1), probs.argmax(axis=1) == labels
+    edges = np.linspace(0, 1, 16)
+    ece = sum(((confidence > lo) & (confidence <= hi)).mean()
+              * abs(right[(confidence > lo) & (confidence <= hi)].mean()
+                    - confidence[(confidence > lo) & (confidence <= hi)].mean())
+              for lo, hi in zip(edges[:-1], edges[1:]) if ((confidence > lo) & (confidence <= hi)).any())
+    assert ece == pytest.approx(card["test"]["ece_after"], abs=1e-6)
+    assert ece < card["test"]["ece_before"]
