@@ -17,29 +17,39 @@ EMOTION_COLORS = {
 SPLIT_COLORS = {"Training": "#4c78a8", "PublicTest": "#f58518", "PrivateTest": "#54a24b"}
 
 
+PANEL_GAP_PX = 60  # between rows of panels: room for the next panel's title
+
+
 def probability_bars(probabilities: Sequence[Sequence[float]], titles: Sequence[str],
                      columns: int = 3, height_per_row: int = 230):
-    """Horizontal bars of the 7 probabilities, one panel per face."""
+    """Horizontal bars of the 7 probabilities, one panel per face, for any number of faces.
+
+    The gap between rows is a fixed number of pixels (Plotly's ``vertical_spacing`` is a share
+    of the whole figure and must stay below 1 / (rows - 1), so a fixed share breaks at 25 faces
+    in 4 columns). Each bar's percentage is part of its axis label ("happy 91%"), inside its own
+    panel, so on a narrow phone screen it cannot run into the next panel."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     count = max(len(probabilities), 1)
     columns = max(1, min(columns, count))
     rows = math.ceil(count / columns)
+    height = height_per_row * rows + 30
+    vertical_spacing = min(PANEL_GAP_PX / height, 0.9 / (rows - 1)) if rows > 1 else 0.0
     figure = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles) or None,
-                           horizontal_spacing=0.12, vertical_spacing=0.18 if rows > 1 else 0.1)
+                           horizontal_spacing=0.12 if columns > 1 else 0.0,
+                           vertical_spacing=vertical_spacing)
     for index, probs in enumerate(probabilities):
         probs = [float(p) for p in probs]
         figure.add_trace(go.Bar(
-            x=probs, y=list(EMOTIONS), orientation="h",
-            marker_color=[EMOTION_COLORS[e] for e in EMOTIONS],
-            text=[f"{p * 100:.0f}%" for p in probs], textposition="outside", cliponaxis=False,
-            hovertemplate="%{y}: %{x:.1%}<extra></extra>", showlegend=False),
+            x=probs, y=[f"{e} {p * 100:.0f}%" for e, p in zip(EMOTIONS, probs)],
+            orientation="h", marker_color=[EMOTION_COLORS[e] for e in EMOTIONS],
+            customdata=list(EMOTIONS),
+            hovertemplate="%{customdata}: %{x:.1%}<extra></extra>", showlegend=False),
             row=index // columns + 1, col=index % columns + 1)
-    figure.update_xaxes(range=[0, 1.18], tickformat=".0%", showgrid=True, dtick=0.25)
-    figure.update_yaxes(autorange="reversed")
-    figure.update_layout(height=height_per_row * rows + 30, margin=dict(l=10, r=10, t=40, b=10),
-                         bargap=0.25)
+    figure.update_xaxes(range=[0, 1], tickformat=".0%", showgrid=True, dtick=0.25)
+    figure.update_yaxes(autorange="reversed", automargin=True)
+    figure.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), bargap=0.25)
     return figure
 
 
@@ -145,4 +155,39 @@ def timeline_figure(frames, max_faces: int = 6):
     figure.update_xaxes(title_text="time (s)", row=rows, col=1)
     figure.update_layout(height=max(260, 200 * rows + 60), margin=dict(l=10, r=10, t=40, b=10),
                          legend=dict(title_text="emotion", tracegroupgap=2))
+    return figure
+
+
+def reliability_figure(calibration: dict):
+    """The reliability diagram of a model card's ``calibration`` section: per bin of the top
+    probability, how often the top guess was right, before and after calibration, against the
+    diagonal of perfect calibration; marker size follows the number of faces in the bin."""
+    import plotly.graph_objects as go
+
+    test = calibration.get("test") or {}
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                                line=dict(color="#999999", dash="dot"), hoverinfo="skip"))
+    for key, name, colour, ece_key in (
+            ("reliability_before", "as trained", "#f58518", "ece_before"),
+            ("reliability_after", "calibrated (shown in the app)", "#4c78a8", "ece_after")):
+        bins = [row for row in test.get(key) or [] if row.get("count")]
+        if not bins:
+            continue
+        ece = test.get(ece_key)
+        figure.add_trace(go.Scatter(
+            x=[row["confidence"] for row in bins], y=[row["accuracy"] for row in bins],
+            mode="lines+markers", name=f"{name}: ECE {ece:.3f}" if ece is not None else name,
+            line=dict(color=colour),
+            marker=dict(size=[6 + 14 * (row["count"] / max(r["count"] for r in bins)) ** 0.5
+                              for row in bins]),
+            customdata=[[row["count"], row["low"], row["high"]] for row in bins],
+            hovertemplate=("top probability %{customdata[1]:.2f}–%{customdata[2]:.2f}: "
+                           "%{customdata[0]} faces, mean %{x:.1%}, right %{y:.1%}"
+                           "<extra></extra>")))
+    figure.update_layout(height=420, xaxis=dict(title="top probability (mean in bin)",
+                                                range=[0, 1], tickformat=".0%"),
+                         yaxis=dict(title="share right", range=[0, 1], tickformat=".0%"),
+                         margin=dict(l=10, r=10, t=30, b=10),
+                         legend=dict(orientation="h", y=1.12))
     return figure

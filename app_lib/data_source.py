@@ -33,10 +33,50 @@ def roots_for(path: str) -> tuple[str, ...]:
     return tuple(str(root) for root in allowed_roots() if is_within(resolved, [root]))
 
 
+REMEMBERED_FILE = "dataset.json"  # in the runs folder: the path an administrator chose last
+
+
+def _remembered_file() -> Path:
+    from app_lib.model_state import runs_dir
+
+    return runs_dir() / REMEMBERED_FILE
+
+
+def remembered_path() -> str:
+    """The dataset path an administrator chose last (in any tab), if it still lies in the
+    allowed data folders (checked again now: the settings may have changed); else ''."""
+    from fer_core.errors import FerError
+    from fer_core.runs import read_json
+
+    saved = (read_json(_remembered_file(), None) or {}).get("path") or ""
+    if not saved:
+        return ""
+    try:
+        return str(resolve_user_path(saved, allowed_data_roots()))
+    except FerError:
+        return ""
+
+
+def _remember(resolved: str) -> None:
+    """Bug 9: in a new tab the Training page's buttons stayed disabled until the path was typed
+    again. An administrator's choice is kept for new tabs; a visitor's stays in their tab, and
+    a session's own upload (deleted with the session) is never kept."""
+    from app_lib.access import is_admin
+    from fer_core.runs import write_json
+
+    if is_admin() and is_within(Path(resolved), allowed_data_roots()):
+        try:
+            write_json(_remembered_file(), {"path": resolved})
+        except OSError:
+            pass  # remembering is a convenience; the session still has its path
+
+
 def data_path() -> str:
-    """The FER2013 path chosen on the Dataset page, else ``$FER2013_PATH``, else ''."""
+    """The FER2013 path chosen on the Dataset page in this tab, else ``$FER2013_PATH``, else
+    the one an administrator chose last, else ''."""
     if DATA_PATH_KEY not in st.session_state:
-        st.session_state[DATA_PATH_KEY] = (default_data_path() or "").strip()
+        st.session_state[DATA_PATH_KEY] = (default_data_path() or "").strip() or \
+            remembered_path()
     return st.session_state[DATA_PATH_KEY] or ""
 
 
@@ -52,4 +92,5 @@ def set_data_path(text: str) -> str:
         return ""
     resolved = str(resolve_user_path(text, allowed_roots()))
     st.session_state[DATA_PATH_KEY] = resolved
+    _remember(resolved)
     return resolved

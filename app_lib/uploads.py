@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core import EMOTIONS, FerError, Recognizer, draw_results, read_image
+from fer_core import EMOTIONS, FerError, Recognizer, read_image
 from fer_core.faces import DetectorSettings
 from fer_core.image import encode_png
 from fer_core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, kind_of, without_dots
 from fer_core.results import PHOTO_COLUMNS, face_rows
+from fer_core.uncertainty import draw_faces, threshold_of
 
 IMAGE_TYPES = without_dots(IMAGE_SUFFIXES)  # for st.file_uploader; fer_core.media decides
 VIDEO_TYPES = without_dots(VIDEO_SUFFIXES)
@@ -43,8 +44,21 @@ class PhotoResult:
     def ok(self) -> bool:
         return self.error is None
 
-    def rows(self) -> list[dict]:
-        return [{"file": self.name, **face} for face in self.faces]
+    def rows(self, dropped=()) -> list[dict]:
+        """Result rows of the faces kept (``dropped``: face numbers the user marked as not a
+        face; ``faces`` then counts the faces kept). A photo with no face, or one that could not
+        be read, gives one row saying so (``faces`` 0 or empty, ``problem``), so that a table
+        of all photos leaves none out."""
+        kept = self.kept(dropped)
+        if not self.ok:
+            return [{"file": self.name, "faces": None, "problem": self.error}]
+        if not kept:
+            return [{"file": self.name, "faces": 0,
+                     "problem": "all boxes dropped" if self.faces else "no face found"}]
+        return [{"file": self.name, **face, "faces": len(kept)} for face in kept]
+
+    def kept(self, dropped=()) -> list[dict]:
+        return [face for face in self.faces if face["face"] not in set(dropped)]
 
     def as_json(self, model_name: str = "") -> dict:
         return {"file": self.name, "width": self.width, "height": self.height,
@@ -59,10 +73,10 @@ def video_recognizer(model) -> Recognizer:
     return Recognizer(model, detector_settings=VIDEO_DETECTOR)
 
 
-def _face_rows(results) -> list[dict]:
+def _face_rows(results, threshold: float | None) -> list[dict]:
     for number, result in enumerate(results, start=1):
         result.face_id = number  # a photo has no tracker: its faces are numbered, as drawn
-    return face_rows(results)
+    return face_rows(results, uncertain_below=threshold)
 
 
 def preview(rgb: np.ndarray, width: int = PREVIEW_WIDTH) -> np.ndarray:
@@ -83,22 +97,30 @@ def analyze_photo(data: bytes, name: str, recognizer: Recognizer) -> PhotoResult
     except FerError as exc:
         return PhotoResult(name, error=str(exc))
     results = recognizer.analyze(rgb)
-    faces = _face_rows(results)
-    annotated = draw_results(rgb, results) if results else rgb
+    threshold = threshold_of(recognizer.model)
+    faces = _face_rows(results, threshold)
+    annotated = draw_faces(rgb, results, threshold) if results else rgb
     return PhotoResult(name, width=int(rgb.shape[1]), height=int(rgb.shape[0]), faces=faces,
                        preview_png=encode_png(preview(annotated)),
                        seconds=time.perf_counter() - started)
 
 
-def annotated_png(data: bytes, faces: list[dict]) -> bytes:
-    """Full-size annotated PNG of a photo from its bytes and analysed faces (for downloads)."""
+def face_results(faces: list[dict]):
+    """FaceResults back from result rows (to draw them again)."""
     from fer_core.recognizer import FaceResult
 
+    return [FaceResult((f["x"], f["y"], f["w"], f["h"]),
+                       np.array([f[e] for e in EMOTIONS], dtype=np.float64), f["face"])
+            for f in faces]
+
+
+def annotated_png(data: bytes, faces: list[dict], threshold: float | None = None,
+                  width: int | None = None) -> bytes:
+    """Annotated PNG of a photo from its bytes and the faces to draw (downloads: full size;
+    ``width``: scaled down to at most that, for the page)."""
     rgb = read_image(data)
-    results = [FaceResult((f["x"], f["y"], f["w"], f["h"]),
-                          np.array([f[e] for e in EMOTIONS], dtype=np.float64), f["face"])
-               for f in faces]
-    return encode_png(draw_results(rgb, results))
+    annotated = draw_faces(rgb, face_results(faces), threshold)
+    return encode_png(preview(annotated, width) if width else annotated)
 
 
 def named_bytes(data: bytes, name: str) -> io.BytesIO:
@@ -106,6 +128,23 @@ def named_bytes(data: bytes, name: str) -> io.BytesIO:
     handle = io.BytesIO(data)
     handle.name = name
     return handle
+
+
+def explain_photo(data: bytes, name: str, faces: list[dict], model) -> list[dict]:
+    """Per face: the 48x48 crop the model saw and its occlusion-sensitivity overlay, as PNG
+    bytes, and the emotion the overlay explains (``fer_core.explain``)."""
+    from fer_core.explain import explain_faces
+    from fer_core.faces import to_grey
+
+    grey = to_grey(read_image(named_bytes(data, name)))
+    boxes = [(f["x"], f["y"], f["w"], f["h"]) for f in faces]
+    return [{"face": face["face"], "emotion": item["emotion"],
+             "crop_png": encode_png(item["crop_image"]),
+             "overlay_png": encode_png(item["overlay_image"])}
+            for face, item in zip(faces, explain_faces(model, grey, boxes))]
+
+
+ALL_PHOTO_COLUMNS = RESULT_COLUMNS + ["problem"]
 
 
 def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> bytes:
@@ -165,7 +204,8 @@ def analyse_video_file(path: Path, out_folder: Path, recognizer: Recognizer, eve
     writer = None
     if write_video:
         writer = AnnotatedVideoWriter(out_folder / f"annotated-{secrets.token_hex(8)}",
-                                      fps=(info["fps"] or 25.0) / every)
+                                      fps=(info["fps"] or 25.0) / every,
+                                      uncertain_below=threshold_of(recognizer.model))
     video_path = None
     try:
         frames = analyze_video(path, recognizer=recognizer, every=int(every), progress=progress,
@@ -188,6 +228,6 @@ def as_png_bytes(rgb: np.ndarray) -> bytes:
     return encode_png(rgb)
 
 
-__all__ = ["IMAGE_TYPES", "VIDEO_TYPES", "PhotoResult", "analyze_photo", "annotated_png",
+__all__ = ["ALL_PHOTO_COLUMNS", "explain_photo", "face_results", "IMAGE_TYPES", "VIDEO_TYPES", "PhotoResult", "analyze_photo", "annotated_png",
            "rows_to_csv", "to_json_bytes", "frames_to_json", "kind_of", "photo_recognizer",
            "video_recognizer", "named_bytes", "analyse_video_file"]

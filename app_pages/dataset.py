@@ -107,8 +107,8 @@ with path_column:
                   key=PATH_INPUT_KEY, on_change=_path_changed,
                   placeholder="/data/fer2013/fer2013.csv",
                   help="A path on the server, inside the data folders it allows "
-                       "(FER_DATA_DIRS). Remembered while this browser tab is open; the "
-                       "Training page uses it too. FER2013_PATH sets the default.")
+                       "(FER_DATA_DIRS). The Training page uses it too. An administrator's "
+                       "choice is also the default for new tabs; FER2013_PATH comes first.")
 with upload_column:
     st.file_uploader("…or upload fer2013.csv (.gz)", type=["csv", "gz"], key=UPLOAD_KEY,
                      on_change=_upload_changed,

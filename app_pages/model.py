@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_lib.card import top_confusions, training_rows, weak_classes
-from app_lib.charts import confusion_figure, per_class_figure
+from app_lib.charts import confusion_figure, per_class_figure, reliability_figure
 from app_lib.formatting import percent
 from app_lib.model_state import card_metrics, require_active_model
 from fer_core import EMOTIONS
@@ -79,6 +79,42 @@ else:
                    "right; off the diagonal, the largest confusions here are "
                    + ", ".join(f"{true} taken for {predicted} ({percent(share, 0)})"
                                for true, predicted, share in confused) + ".")
+
+    calibration = card.get("calibration") or {}
+    calibration_test = calibration.get("test") or {}
+    if calibration_test:
+        st.subheader("Calibration: can its probabilities be taken at their word?")
+        columns = st.columns(3)
+        columns[0].metric("ECE as trained", f"{calibration_test['ece_before']:.3f}",
+                          help=f"Expected calibration error on {calibration_test['split']}: "
+                               "the average gap between how sure the model is and how often "
+                               f"it is right, over {calibration.get('bins')} bins of its top "
+                               "probability (0 is perfect).")
+        columns[1].metric("ECE calibrated", f"{calibration_test['ece_after']:.3f}",
+                          delta=f"{calibration_test['ece_after'] - calibration_test['ece_before']:+.3f}",
+                          delta_color="inverse",
+                          help="With the calibration the app applies to every probability.")
+        columns[2].metric("Temperature", f"{calibration.get('temperature', 1.0):.2f}",
+                          help=f"Fitted on {calibration.get('fitted_on')} by minimising the "
+                               "negative log-likelihood" + (
+                                   f", after taking off the floor that label smoothing "
+                                   f"{calibration.get('smoothing'):g} puts under every "
+                                   "probability" if calibration.get("smoothing") else "") + ".")
+        st.plotly_chart(reliability_figure(calibration), key="reliability",
+                        config={"displayModeBar": False})
+        threshold = calibration.get("uncertain_below")
+        same_split = calibration_test["split"] == calibration.get("fitted_on")
+        st.caption(f"Reliability on {calibration_test['split']} "
+                   f"({calibration_test.get('n', 0):,} images); "
+                   + ("the calibration was fitted on these same images, so the calibrated "
+                      "ECE is optimistic: evaluate on PrivateTest for the figure to report. "
+                      if same_split else
+                      f"the calibration was fitted on {calibration.get('fitted_on')} only. ")
+                   + "On the diagonal, a face shown at 70% is right 70% of the time."
+                   + (f" Faces whose top probability is below {percent(threshold, 0)} are "
+                      "labelled *uncertain* with their two leading emotions: below it, the top "
+                      f"guess was wrong more often than right on {calibration.get('fitted_on')}."
+                      if threshold is not None else ""))
 
     st.subheader("Speed and size")
     latency = card.get("latency") or {}

@@ -13,15 +13,18 @@ from app_lib.formatting import duration, percent
 from app_lib.text import escape_markdown, show_error, user_errors
 from app_lib.model_state import active_model, choose_for_session, runs_dir
 from fer_core import FerError, available_architectures
-from fer_core.active import activate_run, get_active_model, use_shipped_model
+from fer_core.active import (activate_run, activation_warning, card_public_score,
+                             get_active_model, run_public_score, use_shipped_model)
 from fer_core.config import TrainConfig
-from fer_core.jobs import resume_training, start_evaluation, start_training, stop_training
+from fer_core.jobs import (resume_training, start_evaluation, start_training, stop_evaluation,
+                           stop_training)
 from fer_core.runs import list_runs, new_run_name
 from fer_core.status import evaluation_status, run_status
 
 POLL_SECONDS = 2.0
 WATCHED_KEY = "watched_run"
 RUN_CHOICE_KEY = "run_choice"
+CONFIRM_KEY = "confirm_activation"  # the run whose activation awaits a confirmation
 PHASE_LABELS = {
     "starting": ":material/hourglass_top: starting (loading data)",
     "training": ":material/play_circle: training", "stopping": ":material/pause_circle: stopping",
@@ -174,7 +177,10 @@ else:
                         text=f"Run: {percent(status['overall_fraction'] or 0.0, 0)} · "
                              f"ETA {duration(status['eta_seconds'])}")
             progress = status["progress"]
-            if progress:
+            if progress and not progress.get("batch"):
+                st.progress(0.0, text=f"Epoch {epoch}/{status['epochs']}: building the model "
+                                      "for its first batch…")
+            elif progress:
                 st.progress(status["batch_fraction"] or 0.0,
                             text=f"Epoch {epoch}/{status['epochs']}: batch "
                                  f"{progress.get('batch', 0)}/{progress.get('steps', '?')}")
@@ -222,28 +228,29 @@ else:
                              disabled=not (can_use_model and dataset and admin
                                            and not status["alive"]),
                              help="Accuracy, macro-F1, per-class scores and a model card for "
-                                  "this run's best model, in the background (about a minute)."):
+                                  "this run's best model, in the background; its progress "
+                                  "and time left show here, and it can be cancelled."):
             try:
                 start_evaluation(run_dir, dataset, "PublicTest")
                 st.rerun()
             except (FerError, OSError) as exc:
                 show_error(str(exc) if isinstance(exc, FerError) else
                            f"Could not start the evaluation ({type(exc).__name__}).")
+        confirming = st.session_state.get(CONFIRM_KEY) == status["name"]
         if buttons[2].button("Use in the app", key=f"activate-{status['name']}",
                              icon=":material/published_with_changes:", type="primary",
-                             disabled=not (can_use_model and admin),
+                             disabled=not (can_use_model and admin) or confirming,
                              help="Exports the fast path of this run's best model and makes it "
                                   "the model every page uses, for every visitor. The shipped "
                                   "model stays as it is."):
-            try:
-                with st.spinner("Exporting the fast path and switching the app's model…"):
-                    target = activate_run(run_dir, runs)
-                choose_for_session(None)
-                st.session_state["activation_message"] = f"The app now uses {target.stem}."
-                st.rerun(scope="app")
-            except (FerError, OSError) as exc:
-                show_error(str(exc) if isinstance(exc, FerError) else
-                           f"Could not switch the model ({type(exc).__name__}).")
+            candidate = run_public_score(status, evaluation)
+            current = card_public_score(active_model().card)
+            if activation_warning(candidate, current):
+                st.session_state[CONFIRM_KEY] = status["name"]
+                st.rerun()
+            activate(run_dir)
+        if confirming and admin and can_use_model:
+            confirm_activation(status, evaluation, run_dir)
         exported = sorted((run_dir / "export").glob("*.keras")) if not admin else []
         if exported and buttons[2].button(
                 "Use for me", key=f"session-{status['name']}", icon=":material/person:",
@@ -252,9 +259,18 @@ else:
             st.rerun(scope="app")
 
         if evaluation["phase"] == "running":
-            st.info("Evaluating on PublicTest…", icon=":material/hourglass_top:")
-            if admin and evaluation["log"]:
-                st.code(evaluation["log"].splitlines()[-1], language=None)
+            progress = evaluation["progress"] or {}
+            eta = progress.get("eta_seconds")
+            st.progress(progress.get("fraction", 0.0),
+                        text=f"Evaluating on PublicTest: {progress.get('stage', '')}"
+                             + (f" · ETA {duration(eta)}" if eta is not None else ""))
+            if st.button("Cancel the evaluation", key=f"stop-eval-{status['name']}",
+                         icon=":material/cancel:", disabled=not admin):
+                stop_evaluation(run_dir)
+                st.rerun()
+        elif evaluation["phase"] == "stopped":
+            st.info("The evaluation was cancelled; nothing was written. Evaluate again when "
+                    "you like.", icon=":material/cancel:")
         elif evaluation["phase"] == "failed":
             st.error("The evaluation failed" + (": its log follows." if admin else "."),
                      icon=":material/error:")
@@ -277,6 +293,44 @@ else:
                 st.json(shown, expanded=False)
                 if status["log"]:
                     st.code(status["log"], language=None)
+
+    def activate(run_dir: Path) -> None:
+        st.session_state.pop(CONFIRM_KEY, None)
+        try:
+            with st.spinner("Exporting the fast path and switching the app's model…"):
+                target = activate_run(run_dir, runs)
+            choose_for_session(None)
+            st.session_state["activation_message"] = f"The app now uses {target.stem}."
+            st.rerun(scope="app")
+        except (FerError, OSError) as exc:
+            show_error(str(exc) if isinstance(exc, FerError) else
+                       f"Could not switch the model ({type(exc).__name__}).")
+
+    def describe_score(score: dict | None) -> str:
+        if score is None:
+            return "not measured"
+        images = f", {score['images']:,} images" if score.get("images") else ""
+        return f"{percent(score['accuracy'])} on {score['where']}{images}"
+
+    def confirm_activation(status: dict, evaluation: dict, run_dir: Path) -> None:
+        """Bug 10: one click replaced a 69% model with an 18% one, with no warning."""
+        candidate = run_public_score(status, evaluation)
+        current_model = active_model()
+        current = card_public_score(current_model.card)
+        st.warning(f"**{escape_markdown(status['name'])}** scores "
+                   f"{'lower than' if candidate else 'unknown against'} the model every page "
+                   f"uses now. {escape_markdown(status['name'])}: {describe_score(candidate)}. "
+                   f"{escape_markdown(current_model.model.name)} (in use): "
+                   f"{describe_score(current)}. Switch every visitor to it anyway?",
+                   icon=":material/warning:")
+        choice = st.container(horizontal=True, gap="small")
+        if choice.button("Use it anyway", key=f"confirm-{status['name']}",
+                         icon=":material/published_with_changes:"):
+            activate(run_dir)
+        if choice.button("Keep the current model", key=f"cancel-{status['name']}",
+                         type="primary", icon=":material/undo:"):
+            st.session_state.pop(CONFIRM_KEY, None)
+            st.rerun()
 
     busy_now = was_busy
     panel = st.fragment(run_panel, run_every=POLL_SECONDS) if busy_now else run_panel

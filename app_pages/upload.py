@@ -2,6 +2,7 @@
 
 import hashlib
 import math
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -12,22 +13,28 @@ from app_lib.model_state import require_active_model
 from app_lib.session_files import (check_upload_size, max_photo_mb, max_video_mb,
                                    max_video_seconds, save_upload, session_folder)
 from app_lib.text import escape_markdown, show_error, shorten, user_errors
-from app_lib.uploads import (IMAGE_TYPES, RESULT_COLUMNS, VIDEO_TYPES, PhotoResult,
-                             analyse_video_file, analyze_photo, annotated_png, frames_to_json,
-                             kind_of, photo_recognizer, rows_to_csv, to_json_bytes,
-                             video_recognizer)
+from app_lib.formatting import duration, percent
+from app_lib.uploads import (ALL_PHOTO_COLUMNS, IMAGE_TYPES, PREVIEW_WIDTH, RESULT_COLUMNS,
+                             VIDEO_TYPES, PhotoResult, analyse_video_file, analyze_photo,
+                             annotated_png, explain_photo, frames_to_json, kind_of,
+                             photo_recognizer, rows_to_csv, to_json_bytes, video_recognizer)
 from fer_core import EMOTIONS, FerError
+from fer_core.uncertainty import short_label, threshold_of
 from fer_core.timeline import face_summary, segment_summary
 
 VIDEO_RESULTS_KEY = "video_results"
+KEPT_UPLOADS_KEY = "kept_uploads"
+CANCELLED_KEY = "video_cancelled"  # keys of video analyses the visitor cancelled
 
 st.title("Photos & videos")
-st.caption("Upload one or several photos (JPEG, PNG, WebP, BMP) or videos (MP4, AVI, MOV, "
-           "WebM). Every face found is boxed and labelled with its most likely emotion.")
+st.caption("Upload one or several photos (JPEG, PNG, WebP, BMP, GIF, TIFF) or videos (MP4, "
+           "AVI, MOV, WebM). Every face found is boxed and labelled with its most likely "
+           "emotion, or as *uncertain* with its two leading emotions when the model is unsure.")
 
 active = require_active_model()
 model = active.model
 model_key = f"{model.path}:{model.path.stat().st_mtime_ns if model.path.exists() else 0}"
+threshold = threshold_of(model)  # measured on PublicTest, read from the model card
 
 uploads = st.file_uploader("Photos or videos", type=IMAGE_TYPES + VIDEO_TYPES,
                            accept_multiple_files=True, key="upload_files",
@@ -48,6 +55,19 @@ with st.expander("Video settings", expanded=False):
     write_video = st.checkbox("Make an annotated video to download", value=True,
                               key="video_write")
 
+# The uploader forgets its files when the visitor goes to another page; the files (and so
+# their cached results) are kept for this tab, and shown again on return.
+if uploads:
+    st.session_state[KEPT_UPLOADS_KEY] = list(uploads)
+elif st.session_state.get(KEPT_UPLOADS_KEY):
+    uploads = st.session_state[KEPT_UPLOADS_KEY]
+    note = st.container(horizontal=True, vertical_alignment="center")
+    note.caption(f"Your last upload ({len(uploads)} file{'s' if len(uploads) != 1 else ''}), "
+                 "kept while this tab is open.")
+    if note.button("Clear", icon=":material/delete:", key="clear_kept_uploads"):
+        st.session_state.pop(KEPT_UPLOADS_KEY, None)
+        st.rerun()
+
 if not uploads:
     st.info("Drop photos or videos above. Try a clear, frontal face in good light.",
             icon=":material/upload:")
@@ -65,18 +85,78 @@ def download_stem(name: str) -> str:
     return shorten(Path(name).stem, 60).replace("…", "")
 
 
-def show_photo(upload, data: bytes, result: PhotoResult) -> None:
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_preview(data: bytes, faces: tuple, threshold, model_key: str) -> bytes:
+    """The page's annotated preview of the faces kept (after boxes were dropped)."""
+    kept = [dict(face) for face in faces]
+    return annotated_png(data, kept, threshold, width=PREVIEW_WIDTH)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def cached_explanations(data: bytes, name: str, faces: tuple, model_key: str) -> list[dict]:
+    return explain_photo(data, name, [dict(face) for face in faces], model)
+
+
+def frozen(faces: list[dict]) -> tuple:
+    """Faces as a hashable value (a cache key)."""
+    return tuple(tuple(sorted(face.items())) for face in faces)
+
+
+def shown_label(face: dict) -> str:
+    probs = [face[e] for e in EMOTIONS]
+    return short_label(probs, threshold)
+
+
+def show_bars(faces: list[dict], key: str) -> None:
+    """One panel per face, four to a row; Streamlit stacks the columns on a narrow screen."""
+    per_row = 1 if len(faces) == 1 else 4
+    for start in range(0, len(faces), per_row):
+        columns = st.columns(per_row)
+        for column, face in zip(columns, faces[start:start + per_row]):
+            column.plotly_chart(
+                probability_bars([[face[e] for e in EMOTIONS]],
+                                 [f"#{face['face']}: {shown_label(face)}"], columns=1),
+                key=f"{key}-{face['face']}", config={"displayModeBar": False})
+
+
+def show_explanations(data: bytes, name: str, faces: list[dict], key: str) -> None:
+    with st.spinner("Hiding parts of each face to see what the answer rests on…"):
+        items = cached_explanations(data, name, frozen(faces), model_key)
+    st.caption("For each face: the 48×48 crop the model saw (a bad crop — a box on a shirt, "
+               "half a face — shows here), then its occlusion sensitivity: where greying out a "
+               "square lowers the named emotion's probability most (red: the answer rests "
+               "there).")
+    per_row = 4
+    for start in range(0, len(items), per_row):
+        columns = st.columns(per_row)
+        for column, item in zip(columns, items[start:start + per_row]):
+            with column:
+                st.image([item["crop_png"], item["overlay_png"]],
+                         caption=[f"#{item['face']} crop", f"#{item['face']} {item['emotion']}"],
+                         width=144)
+
+
+def show_photo(upload, data: bytes, result: PhotoResult) -> list[dict]:
+    """Show one photo's results; returns its result rows (the faces the user kept)."""
     st.subheader(escape_markdown(shorten(upload.name)), divider="gray")
     if not result.ok:
         show_error(result.error, icon=":material/broken_image:")
-        return
+        return result.rows()
+    drop_key, kept_key = f"drop-{upload.file_id}", f"dropped-{upload.file_id}"
+    if drop_key not in st.session_state and kept_key in st.session_state:
+        # The box widget's state goes when the visitor visits another page; the choice stays.
+        st.session_state[drop_key] = st.session_state[kept_key]
+    dropped = st.session_state.get(drop_key) or []
+    st.session_state[kept_key] = list(dropped)
+    faces = result.kept(dropped)
     image_column, side_column = st.columns([3, 2], gap="large")
     with image_column:
-        st.image(result.preview_png, caption=f"{result.width}×{result.height} px, "
-                 f"{len(result.faces)} face{'s' if len(result.faces) != 1 else ''}, "
-                 f"{result.seconds:.2f} s", width="stretch")
-    titles = [f"face #{f['face']}: {f['label']}" for f in result.faces]
-    probabilities = [[f[e] for e in EMOTIONS] for f in result.faces]
+        preview_png = (cached_preview(data, frozen(faces), threshold, model_key) if dropped
+                       else result.preview_png)
+        st.image(preview_png, caption=f"{result.width}×{result.height} px, "
+                 f"{len(faces)} face{'s' if len(faces) != 1 else ''}"
+                 + (f" ({len(result.faces) - len(faces)} dropped)" if dropped else "")
+                 + f", {result.seconds:.2f} s", width="stretch")
     with side_column:
         if not result.faces:
             st.info(f"No face found in {escape_markdown(shorten(upload.name))}. The detector "
@@ -84,35 +164,54 @@ def show_photo(upload, data: bytes, result: PhotoResult) -> None:
                     "frontal, well-lit photo.",
                     icon=":material/face:")
         else:
-            labels = ", ".join(f"#{f['face']} {f['label']}" for f in result.faces)
-            st.markdown(f"**{labels}**")
-            if len(result.faces) == 1:
-                st.plotly_chart(probability_bars(probabilities, titles, columns=1),
-                                key=f"bars-{upload.file_id}", config={"displayModeBar": False})
-    if len(result.faces) > 1:  # several faces: the bars get the full width
-        st.plotly_chart(probability_bars(probabilities, titles, columns=4),
-                        key=f"bars-{upload.file_id}", config={"displayModeBar": False})
-    if result.faces:
-        table = pd.DataFrame(result.rows(), columns=RESULT_COLUMNS).drop(columns="file")
+            labels = ", ".join(f"#{f['face']} {shown_label(f)}" for f in faces)
+            st.markdown(f"**{escape_markdown(labels)}**" if labels else "*All boxes dropped.*")
+            if any(f.get("uncertain") for f in faces):
+                st.caption(f"*uncertain*: the most likely emotion has a probability below "
+                           f"{percent(threshold, 0)}; below that, this model's top guess was "
+                           "wrong more often than right on FER2013 PublicTest (model card). "
+                           "The two leading emotions are named.")
+            st.multiselect("Not a face? Drop these boxes before downloading",
+                           [f["face"] for f in result.faces], key=f"drop-{upload.file_id}",
+                           format_func=lambda number: f"#{number}",
+                           help="Dropped boxes leave the picture, the table and every download.")
+            if len(faces) == 1:
+                show_bars(faces, f"bars-{upload.file_id}")
+    if len(faces) > 1:  # several faces: the bars get the full width
+        show_bars(faces, f"bars-{upload.file_id}")
+    if faces:
+        table = pd.DataFrame(result.rows(dropped), columns=RESULT_COLUMNS).drop(columns="file")
         st.dataframe(table, hide_index=True, column_config={
             "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0,
                                                           max_value=1.0, format="percent"),
             **{e: st.column_config.NumberColumn(e, format="%.3f") for e in EMOTIONS}})
+        if st.toggle("Why? Show the crop the model saw and what its answer rests on",
+                     key=f"explain-{upload.file_id}"):
+            show_explanations(data, upload.name, faces, f"why-{upload.file_id}")
     stem = download_stem(upload.name)
     columns = st.columns(3)
-    if result.faces:
+    if faces:
         columns[0].download_button(
-            "Annotated PNG", data=lambda: annotated_png(data, result.faces),
+            "Annotated PNG", data=lambda: annotated_png(data, faces, threshold),
             file_name=f"{stem}_annotated.png", mime="image/png", on_click="ignore",
             key=f"png-{upload.file_id}", icon=":material/image:")
     columns[1].download_button(
-        "Results CSV", data=rows_to_csv(result.rows()), file_name=f"{stem}_emotions.csv",
+        "Results CSV", data=rows_to_csv(result.rows(dropped), ALL_PHOTO_COLUMNS),
+        file_name=f"{stem}_emotions.csv",
         mime="text/csv", on_click="ignore", key=f"csv-{upload.file_id}",
         icon=":material/table:")
     columns[2].download_button(
-        "Results JSON", data=to_json_bytes(result.as_json(model.name)),
+        "Results JSON", data=to_json_bytes({**result.as_json(model.name), "faces": faces,
+                                            "dropped": sorted(dropped)}),
         file_name=f"{stem}_emotions.json", mime="application/json", on_click="ignore",
         key=f"json-{upload.file_id}", icon=":material/data_object:")
+    return result.rows(dropped)
+
+
+class AnalysisCancelled(Exception):
+    def __init__(self, key):
+        super().__init__("cancelled")
+        self.key = key
 
 
 def analyse_video(upload, data_key: str) -> dict:
@@ -123,12 +222,25 @@ def analyse_video(upload, data_key: str) -> dict:
     if key in store and (store[key]["video_path"] is None or store[key]["video_path"].exists()):
         return store[key]
     check_upload_size(upload, max_video_mb(), "video", "FER_MAX_VIDEO_MB")
-    path = save_upload(upload)
+    cancelled = st.session_state.setdefault(CANCELLED_KEY, set())
     name = escape_markdown(shorten(upload.name, 60))
+    if key in cancelled:
+        raise AnalysisCancelled(key)
+    path = save_upload(upload)
     progress = st.progress(0.0, text=f"Analysing {name}…")
+    # A click stops this script run at its next progress update (Streamlit reruns at once);
+    # the rerun sees the flag and skips the analysis. The partial annotated video is deleted.
+    cancel_slot = st.empty()
+    cancel_slot.button("Cancel the analysis", key=f"cancel-{upload.file_id}",
+                       icon=":material/cancel:", on_click=cancelled.add, args=(key,))
+    started = time.monotonic()
 
     def on_progress(fraction: float, message: str) -> None:
-        progress.progress(min(max(fraction, 0.0), 1.0), text=f"{name}: {message}")
+        fraction = min(max(fraction, 0.0), 1.0)
+        elapsed = time.monotonic() - started
+        eta = (f" · {duration(elapsed / fraction * (1 - fraction))} left"
+               if 0.02 <= fraction < 1 else "")
+        progress.progress(fraction, text=f"{name}: {message}{eta}")
 
     try:
         result = analyse_video_file(path, session_folder(), video_recognizer(model),
@@ -136,6 +248,7 @@ def analyse_video(upload, data_key: str) -> dict:
                                     progress=on_progress, max_seconds=max_video_seconds())
     finally:
         progress.empty()
+        cancel_slot.empty()
     store[key] = result
     # Keep the last few results only; an evicted result's annotated video is deleted.
     while len(store) > 4:
@@ -150,6 +263,12 @@ def show_video(upload) -> None:
     digest = hashlib.sha256(upload.getbuffer()).hexdigest()
     try:
         result = analyse_video(upload, digest)
+    except AnalysisCancelled as cancelled:
+        st.info("Analysis cancelled.", icon=":material/cancel:")
+        if st.button("Analyse it", key=f"again-{upload.file_id}", icon=":material/replay:"):
+            st.session_state[CANCELLED_KEY].discard(cancelled.key)
+            st.rerun()
+        return
     except FerError as exc:
         show_error(exc, icon=":material/broken_image:")
         return
@@ -202,6 +321,8 @@ def show_video(upload) -> None:
 
 
 photo_results: list[PhotoResult] = []
+photo_rows: list[dict] = []
+photo_ids: list[str] = []
 for upload in uploads:
     kind = kind_of(upload.name)
     with user_errors(f"{shorten(upload.name)}: "):
@@ -211,7 +332,8 @@ for upload in uploads:
             with st.spinner(f"Analysing {escape_markdown(shorten(upload.name))}…"):
                 result = cached_photo(data, upload.name, model_key)
             photo_results.append(result)
-            show_photo(upload, data, result)
+            photo_ids.append(upload.file_id)
+            photo_rows.extend(show_photo(upload, data, result))
         elif kind == "video":
             show_video(upload)
         else:
@@ -220,14 +342,17 @@ for upload in uploads:
 
 if len(photo_results) > 1:
     st.subheader("All photos", divider="gray")
-    rows = [row for result in photo_results for row in result.rows()]
-    summary = pd.DataFrame([{"file": r.name, "faces": len(r.faces) if r.ok else None,
-                             "labels": ", ".join(f["label"] for f in r.faces) if r.ok else "",
-                             "problem": r.error or ("no face found" if not r.faces else "")}
-                            for r in photo_results])
+    summary = pd.DataFrame([{"file": r.name, "faces": len(kept) if r.ok else None,
+                             "labels": ", ".join(shown_label(f) for f in kept) if r.ok else "",
+                             "problem": r.error or ("no face found" if not r.faces else
+                                                    "all boxes dropped" if not kept else "")}
+                            for r, kept in ((r, r.kept(st.session_state.get(f"drop-{i}") or []))
+                                            for r, i in zip(photo_results, photo_ids))])
     st.dataframe(summary, hide_index=True)
     left, right = st.columns(2)
-    left.download_button("All results CSV", data=rows_to_csv(rows), file_name="emotions.csv",
+    # Every photo has rows here: one per face kept, or one saying why it has none.
+    left.download_button("All results CSV", data=rows_to_csv(photo_rows, ALL_PHOTO_COLUMNS),
+                         file_name="emotions.csv",
                          mime="text/csv", on_click="ignore", key="all-csv",
                          icon=":material/table:")
     right.download_button("All results JSON",

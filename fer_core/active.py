@@ -84,14 +84,67 @@ def activate_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike = "runs
             "litert": {"file": litert.name, "bytes": litert.stat().st_size,
                        "sha256": file_sha256(litert)},
         }
+        # The run's card timed best.keras with Keras (a run folder has no fast path); the app
+        # runs this copy through LiteRT, so its latency is measured again, on what runs.
+        card["latency"] = _measure_latency(target, card.get("flip_average"))
         write_json(card_path_for(target), card)
     set_active_model(target, runs_dir)
     return target
+
+
+def _measure_latency(model_path: Path, flip_average) -> dict:
+    from .inference import EmotionModel
+    from .latency import measure_classifier_latency
+
+    model = EmotionModel(model_path, flip_average=bool(flip_average))
+    return {"batch_1": measure_classifier_latency(model, 1, max_seconds=10),
+            "batch_32": measure_classifier_latency(model, 32, repeats=100, max_seconds=10)}
+
+
+def card_public_score(card: dict | None) -> dict | None:
+    """A model's accuracy on PublicTest, from its card: the card's test report when it was
+    measured there, else the PublicTest figure its flip-averaging choice recorded. None when
+    the card has neither. ``{"accuracy", "images", "where"}``."""
+    card = card or {}
+    test = card.get("test") or {}
+    if test.get("split") == "PublicTest" and test.get("accuracy") is not None:
+        return {"accuracy": float(test["accuracy"]), "images": test.get("n"),
+                "where": "PublicTest (model card)"}
+    selection = card.get("selection") or {}
+    if selection.get("split") == "PublicTest":
+        key = "accuracy_flip_average" if selection.get("flip_average") else "accuracy_plain"
+        if selection.get(key) is not None:
+            return {"accuracy": float(selection[key]), "images": None,
+                    "where": "PublicTest (model card)"}
+    return None
+
+
+def run_public_score(status: dict, evaluation: dict) -> dict | None:
+    """A run's accuracy on PublicTest: its evaluation when done (all of PublicTest), else its
+    best validation accuracy (PublicTest or the subset of it the run validated on)."""
+    report = evaluation.get("report") if evaluation.get("phase") == "done" else None
+    if report and report.get("split") == "PublicTest" and report.get("accuracy") is not None:
+        return {"accuracy": float(report["accuracy"]), "images": report.get("n"),
+                "where": "PublicTest (its evaluation)"}
+    best = status.get("best_val_accuracy")
+    if best is not None and best >= 0:
+        subset = (status.get("config") or {}).get("validation_subset")
+        return {"accuracy": float(best), "images": subset,
+                "where": "its validation images" + (" (a PublicTest subset)" if subset else "")}
+    return None
+
+
+def activation_warning(candidate: dict | None, current: dict | None) -> bool:
+    """Whether making ``candidate`` the app's model needs a confirmation: it scores worse than
+    the model in use, or its score is unknown."""
+    if candidate is None:
+        return True
+    return current is not None and candidate["accuracy"] < current["accuracy"]
 
 
 def use_shipped_model(runs_dir: str | os.PathLike = "runs") -> None:
     set_active_model(None, runs_dir)
 
 
-__all__ = ["ActiveChoice", "active_choice", "set_active_model", "get_active_model",
+__all__ = ["card_public_score", "run_public_score", "activation_warning", "ActiveChoice", "active_choice", "set_active_model", "get_active_model",
            "activate_run", "use_shipped_model"]

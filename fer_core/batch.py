@@ -1,4 +1,5 @@
-"""Batch prediction on Ray Data: ``fer predict --engine ray``, the same rows as the plain CLI.
+"""Batch prediction: ``FacePredictor`` for batch engines, and Ray Data for ``fer predict
+--engine ray`` (the same rows as the plain CLI).
 
 Photos are read as bytes (``ray.data.read_binary_files``), so a broken file becomes a row with
 an ``error`` instead of failing the job, and ``FacePredictor`` (one model per worker, one model
@@ -13,7 +14,85 @@ import os
 import time
 from pathlib import Path
 
-from .errors import ConfigError
+import numpy as np
+
+from .errors import ConfigError, FerError
+from .image import read_image
+from .results import PHOTO_COLUMNS, face_rows
+
+
+class FacePredictor:
+    """A batch of images -> a table of per-face rows, for batch engines and the CLI.
+
+    The model is loaded once per instance (once per worker under Ray Data), and the faces of
+    all images in a batch are classified in one model call. A batch is a dict or DataFrame
+    with ``path`` and either ``bytes`` (encoded files, as ``ray.data.read_binary_files``
+    gives them, so that a broken file is a row with an ``error``, not a failed job) or
+    ``image`` (decoded RGB arrays). The result has ``TABLE_COLUMNS`` with typed, nullable
+    columns (no object cells: Arrow stores them as they are). An image without faces gives one
+    row with ``faces == 0`` so that nothing disappears silently::
+
+        ray.data.read_binary_files("photos/", include_paths=True) \\
+            .map_batches(FacePredictor, batch_format="pandas", concurrency=4)
+    """
+
+    def __init__(self, model_path: str | None = None, preset: str = "photo"):
+        from .recognizer import Recognizer
+
+        self.recognizer = Recognizer(model_path, preset=preset)
+
+    def __call__(self, batch):
+        from .uncertainty import threshold_of
+
+        paths = [str(p) for p in batch["path"]]
+        rows_by_index: dict[int, list[dict]] = {}
+        images, where = [], []
+        for index, path in enumerate(paths):
+            try:
+                if "bytes" in batch:
+                    images.append(read_image(_named(batch["bytes"][index], path)))
+                else:
+                    images.append(np.asarray(batch["image"][index]))
+                where.append(index)
+            except FerError as exc:
+                rows_by_index[index] = [{"file": path, "faces": 0, "face": None,
+                                         "error": str(exc)}]
+        for index, results in zip(where, self.recognizer.analyze_many(images)):
+            rows_by_index[index] = face_rows(results, file=paths[index],
+                                             uncertain_below=threshold_of(self.recognizer.model))
+        return as_table([row for index in range(len(paths)) for row in rows_by_index[index]])
+
+    def rows_for(self, path: str, rgb: np.ndarray) -> list[dict]:
+        from .uncertainty import threshold_of
+
+        return face_rows(self.recognizer.analyze(rgb), file=path,
+                         uncertain_below=threshold_of(self.recognizer.model))
+
+
+TABLE_COLUMNS = [*PHOTO_COLUMNS, "error"]
+_TEXT_COLUMNS = {"file", "label", "second", "error"}
+_INT_COLUMNS = {"faces", "face", "face_id", "x", "y", "w", "h"}
+_BOOL_COLUMNS = {"uncertain"}
+
+
+def as_table(rows: list[dict]):
+    """Rows -> a DataFrame with ``TABLE_COLUMNS``: strings, nullable integers and floats."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    for column in TABLE_COLUMNS:
+        kind = ("string" if column in _TEXT_COLUMNS else "Int64" if column in _INT_COLUMNS
+                else "boolean" if column in _BOOL_COLUMNS else "float64")
+        frame[column] = frame[column].astype(kind)
+    return frame
+
+
+def _named(data, path: str):
+    import io
+
+    handle = io.BytesIO(bytes(data))
+    handle.name = Path(path).name
+    return handle
 
 
 # Each model worker asks Ray for half a CPU: with a whole one, N workers on N cores leave no CPU
@@ -43,8 +122,6 @@ def predict_with_ray(files: list[Path], model: str | None, preset: str, concurre
                      batch_size: int = 16):
     """The rows (a DataFrame, ``predict.TABLE_COLUMNS``) for ``files``, computed on Ray Data,
     in the order of ``files``; also the seconds taken with and without Ray's start-up."""
-    from .predict import FacePredictor
-
     if concurrency < 1:
         raise ConfigError("--concurrency must be 1 or more.")
     started = time.perf_counter()
@@ -66,4 +143,4 @@ def predict_with_ray(files: list[Path], model: str | None, preset: str, concurre
     return table, {"seconds": finished - started, "seconds_after_start": finished - ready}
 
 
-__all__ = ["start_ray", "predict_with_ray"]
+__all__ = ["FacePredictor", "as_table", "TABLE_COLUMNS", "start_ray", "predict_with_ray"]

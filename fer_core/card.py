@@ -31,11 +31,15 @@ def _data_fields(data: dict, config: dict) -> dict:
 
 def write_model_card(model_path, test_report: dict, *, split: str, flip_average: bool,
                      selection: dict | None, run_dir=None, latency: dict | None = None,
-                     data_source: str = "") -> dict:
-    """Write ``<model>.card.json`` beside the model from measured numbers (never by hand)."""
+                     data_source: str = "", calibration: dict | None = None,
+                     training: dict | None = None) -> dict:
+    """Write ``<model>.card.json`` beside the model from measured numbers (never by hand).
+
+    ``training``: the section to keep when ``run_dir`` is not given (the model's previous
+    card's, when its run folder is gone); ``calibration``: ``fer_core.calibration``'s report."""
     model_path = Path(model_path)
     keras_model = load_keras_model(model_path)
-    training: dict = {}
+    training = dict(training or {}) if run_dir is None else {}
     if run_dir is not None:
         run = Run(run_dir)
         config, state, history = run.config(), run.state(), run.history()
@@ -85,6 +89,7 @@ def write_model_card(model_path, test_report: dict, *, split: str, flip_average:
         "flip_average": bool(flip_average),
         "selection": selection or {},
         "test": {"split": split, **test_report},
+        **({"calibration": calibration} if calibration else {}),
         "latency": latency or {},
         "data_source": Path(data_source).name if data_source else "",
         "written_by": "python -m fer_core evaluate --write-card",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -127,6 +128,18 @@ class TrainConfig:
         return type(self).from_dict({**self.to_dict(), **changes})
 
 
+def learning_rate_at(config: TrainConfig, epoch: int) -> float:
+    """Cosine (or constant) schedule with linear warm-up, a pure function of the epoch (so
+    resume is exact)."""
+    if epoch < config.warmup_epochs:
+        return config.learning_rate * (epoch + 1) / (config.warmup_epochs + 1)
+    if config.schedule == "constant":
+        return config.learning_rate
+    span = max(config.epochs - config.warmup_epochs, 1)
+    progress = (epoch - config.warmup_epochs) / span
+    return config.learning_rate * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -178,5 +191,5 @@ def given_settings(args: argparse.Namespace) -> dict:
     return {key: value for key, value in vars(args).items() if key in names}
 
 
-__all__ = ["TrainConfig", "add_config_arguments", "given_settings",
+__all__ = ["TrainConfig", "learning_rate_at", "add_config_arguments", "given_settings",
            "SCHEDULES", "CLASS_WEIGHTINGS"]

@@ -8,9 +8,25 @@ from .labels import EMOTIONS, NUM_CLASSES
 
 
 def predict_probabilities(model, images: np.ndarray, batch_size: int = 256,
-                          flip_average: bool = False) -> np.ndarray:
-    """Probabilities for (N, 48, 48) uint8 images with a Keras model or an EmotionModel."""
+                          flip_average: bool = False, calibrated: bool = True,
+                          progress=None) -> np.ndarray:
+    """Probabilities for (N, 48, 48) uint8 images with a Keras model or an EmotionModel
+    (``calibrated=False``: an EmotionModel's raw probabilities, before its card's calibration).
+    ``progress(done, total)`` is called after each batch."""
     predict = getattr(model, "predict_faces", None)
+    if predict is not None and not calibrated:
+        predict_calibrated = predict
+
+        def predict(batch):
+            return predict_calibrated(batch, calibrated=False)
+    if progress is not None and predict is not None:
+        inner, done = predict, [0]
+
+        def predict(batch):
+            result = inner(batch)
+            done[0] += len(batch)
+            progress(done[0], len(images) * (2 if flip_average else 1))
+            return result
     if predict is None:
         def predict(batch):
             return np.asarray(model.predict(batch.astype(np.float32)[..., None],
@@ -24,6 +40,11 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 256,
         probs = 0.5 * (probs + np.concatenate([predict(flipped[i:i + batch_size])
                                                for i in range(0, len(images), batch_size)]))
     return probs
+
+
+def accuracy(model, images: np.ndarray, labels: np.ndarray) -> float:
+    """Accuracy of a Keras model on (N, 48, 48) uint8 images."""
+    return float(np.mean(predict_probabilities(model, images).argmax(1) == labels))
 
 
 def classification_report(labels: np.ndarray, predictions: np.ndarray) -> dict:
@@ -72,4 +93,4 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["predict_probabilities", "classification_report", "evaluate_images", "format_report"]
+__all__ = ["predict_probabilities", "accuracy", "classification_report", "evaluate_images", "format_report"]

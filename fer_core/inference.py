@@ -118,6 +118,9 @@ class EmotionModel:
         if flip_average is None:
             flip_average = bool((self.card or {}).get("flip_average", False))
         self.flip_average = flip_average
+        # The card's calibration (fitted on PublicTest by ``evaluate --write-card``): every
+        # probability ``predict_faces`` gives is calibrated; ``calibrated=False`` gives raw ones.
+        self.calibration = (self.card or {}).get("calibration") or {}
         self._keras = None
         self._keras_lock = threading.Lock()
         self._runner = None
@@ -143,8 +146,10 @@ class EmotionModel:
                     self._keras = load_keras_model(self.path)
         return self._keras
 
-    def predict_faces(self, crops: np.ndarray) -> np.ndarray:
-        """(N, 48, 48) uint8 crops -> (N, 7) float32 probabilities in EMOTIONS order."""
+    def predict_faces(self, crops: np.ndarray, calibrated: bool = True) -> np.ndarray:
+        """(N, 48, 48) uint8 crops -> (N, 7) float32 probabilities in EMOTIONS order,
+        calibrated with the model card's temperature (``calibrated=False``: the network's own
+        probabilities, for fitting and evaluating the calibration)."""
         crops = np.asarray(crops)
         if crops.ndim != 3 or crops.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
             raise ValueError(f"expected (N, 48, 48) crops, got {crops.shape}")
@@ -157,6 +162,10 @@ class EmotionModel:
         if self.flip_average:
             half = len(crops)
             probs = 0.5 * (probs[:half] + probs[half:])
+        if calibrated and self.calibration:
+            from .calibration import calibrate
+
+            probs = calibrate(probs, self.calibration).astype(np.float32)
         return probs
 
     def _predict_batch(self, batch: np.ndarray) -> np.ndarray:

@@ -288,6 +288,21 @@ def start_evaluation(run_dir: str | os.PathLike, data_path: str | os.PathLike,
         return _spawn(command, run, EVAL_LOG, EVAL_JOB, "evaluate")
 
 
+def stop_evaluation(run_dir: str | os.PathLike) -> str:
+    """Cancel a run's evaluation (its process group ends; a partial report is never written:
+    the report is written atomically at the end). ``"terminated"`` or ``"not running"``."""
+    run = Run(Path(run_dir))
+    if not run.exists():
+        return "not running"
+    with run.lock():
+        job = read_json(run.file(EVAL_JOB), None)
+        if not job or not process_alive(job.get("pid")):
+            return "not running"
+        write_json(run.file(EVAL_JOB), {**job, "terminated": time.time()})
+        _terminate(int(job["pid"]))
+        return "terminated"
+
+
 def describe_job_error(exc: BaseException) -> str:
     """A user-facing message for an exception raised while starting a job."""
     if isinstance(exc, FerError):
@@ -298,5 +313,6 @@ def describe_job_error(exc: BaseException) -> str:
 
 
 __all__ = ["start_training", "resume_training", "stop_training", "start_evaluation",
+           "stop_evaluation",
            "process_alive", "is_training", "training_pid", "find_training_process",
            "max_training_jobs", "describe_job_error", "MAX_JOBS_ENV"]

@@ -13,82 +13,15 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-import numpy as np
 
+from .batch import TABLE_COLUMNS, FacePredictor, as_table  # noqa: F401 (part of this API)
 from .errors import ConfigError, FerError
 from .image import read_image
 from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .runs import atomic_writer, temporary_beside
-from .results import FILE_VIDEO_COLUMNS, PHOTO_COLUMNS, face_rows
+from .results import FILE_VIDEO_COLUMNS, PHOTO_COLUMNS
 
 OUT_SUFFIXES = (".csv", ".json", ".parquet")
-
-
-class FacePredictor:
-    """A batch of images -> a table of per-face rows, for batch engines and the CLI.
-
-    The model is loaded once per instance (once per worker under Ray Data), and the faces of
-    all images in a batch are classified in one model call. A batch is a dict or DataFrame
-    with ``path`` and either ``bytes`` (encoded files, as ``ray.data.read_binary_files``
-    gives them, so that a broken file is a row with an ``error``, not a failed job) or
-    ``image`` (decoded RGB arrays). The result has ``TABLE_COLUMNS`` with typed, nullable
-    columns (no object cells: Arrow stores them as they are). An image without faces gives one
-    row with ``faces == 0`` so that nothing disappears silently::
-
-        ray.data.read_binary_files("photos/", include_paths=True) \\
-            .map_batches(FacePredictor, batch_format="pandas", concurrency=4)
-    """
-
-    def __init__(self, model_path: str | None = None, preset: str = "photo"):
-        from .recognizer import Recognizer
-
-        self.recognizer = Recognizer(model_path, preset=preset)
-
-    def __call__(self, batch):
-        paths = [str(p) for p in batch["path"]]
-        rows_by_index: dict[int, list[dict]] = {}
-        images, where = [], []
-        for index, path in enumerate(paths):
-            try:
-                if "bytes" in batch:
-                    images.append(read_image(_named(batch["bytes"][index], path)))
-                else:
-                    images.append(np.asarray(batch["image"][index]))
-                where.append(index)
-            except FerError as exc:
-                rows_by_index[index] = [{"file": path, "faces": 0, "face": None,
-                                         "error": str(exc)}]
-        for index, results in zip(where, self.recognizer.analyze_many(images)):
-            rows_by_index[index] = face_rows(results, file=paths[index])
-        return as_table([row for index in range(len(paths)) for row in rows_by_index[index]])
-
-    def rows_for(self, path: str, rgb: np.ndarray) -> list[dict]:
-        return face_rows(self.recognizer.analyze(rgb), file=path)
-
-
-TABLE_COLUMNS = [*PHOTO_COLUMNS, "error"]
-_TEXT_COLUMNS = {"file", "label", "error"}
-_INT_COLUMNS = {"faces", "face", "face_id", "x", "y", "w", "h"}
-
-
-def as_table(rows: list[dict]):
-    """Rows -> a DataFrame with ``TABLE_COLUMNS``: strings, nullable integers and floats."""
-    import pandas as pd
-
-    frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    for column in TABLE_COLUMNS:
-        kind = ("string" if column in _TEXT_COLUMNS else "Int64" if column in _INT_COLUMNS
-                else "float64")
-        frame[column] = frame[column].astype(kind)
-    return frame
-
-
-def _named(data, path: str):
-    import io
-
-    handle = io.BytesIO(bytes(data))
-    handle.name = Path(path).name
-    return handle
 
 
 def _columns() -> list[str]:
@@ -168,12 +101,38 @@ def write_table(rows: list[dict], out: Path, columns: list[str]) -> None:
                        "free some space or choose another --out.") from None
 
 
+def check_explain(folder: str | os.PathLike) -> Path:
+    """Check ``--explain DIR`` before any work: a folder (made if missing), not a file."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise FerError(f"--explain {path} is not a folder; give a folder for the PNGs.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FerError(f"Cannot create the folder {path} for --explain: "
+                       f"{exc.strerror or type(exc).__name__}. Choose another folder.") from None
+    return path
+
+
+def _safe_stem(index: int, path: Path) -> str:
+    """A file-name stem for explanation PNGs: numbered (two inputs may share a name) and made
+    of safe characters only."""
+    import re
+
+    return f"{index:03d}_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem)[:60] or "image")
+
+
 def run_predict(paths: list[str], out: str | None, model: str | None, every: int,
-                preset: str, stream=sys.stderr, engine: str = "local",
+                preset: str, stream=None, explain: str | None = None, engine: str = "local",
                 concurrency: int = 1) -> dict:
+    stream = stream or sys.stderr  # at call time: a default bound at import goes stale
     out_path = check_out(out) if out else None  # before any work: refuse a bad --out now
+    explain_dir = check_explain(explain) if explain else None
+    explained: list[Path] = []
     files, failures = collect_inputs(paths)
     if engine == "ray":
+        if explain_dir is not None:
+            raise FerError("--explain works with --engine local only.")
         return _run_on_ray(files, failures, out_path, model, preset, concurrency)
     predictor = FacePredictor(model, preset=preset)
     rows: list[dict] = []
@@ -189,8 +148,16 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
                 rows.extend({"file": str(path), **record} for record in frame.to_dict("records"))
                 faces += int(frame["face_id"].notna().sum()) if len(frame) else 0
             else:
-                new_rows = predictor.rows_for(str(path), read_image(path))
+                rgb = read_image(path)
+                new_rows = predictor.rows_for(str(path), rgb)
                 faces += sum(1 for r in new_rows if r.get("face") is not None)
+                if explain_dir is not None:
+                    from .explain import write_explanations
+
+                    boxes = [(r["x"], r["y"], r["w"], r["h"]) for r in new_rows
+                             if r.get("face") is not None]
+                    explained += write_explanations(predictor.recognizer.model, rgb, boxes,
+                                                    explain_dir, _safe_stem(index, path))
                 rows.extend(new_rows)
             done += 1
         except FerError as exc:
@@ -201,7 +168,8 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
     if out_path is not None:
         write_table(rows, out_path, columns)
     summary = {"files": len(files) + sum(1 for f in failures if f[1] == "does not exist"),
-               "processed": done, "faces": faces, "failed": failures}
+               "processed": done, "faces": faces, "failed": failures,
+               "explanations": [str(p) for p in explained]}
     return {"summary": summary, "rows": rows}
 
 
@@ -234,6 +202,10 @@ def add_predict_parser(sub) -> None:
     p.add_argument("--model", default=None, help="a .keras file (default: the shipped model)")
     p.add_argument("--preset", default="photo", choices=["photo", "live"])
     p.add_argument("--every", type=int, default=1, help="videos: analyse every N-th frame")
+    p.add_argument("--explain", default=None, metavar="DIR",
+                   help="photos: write, per face, the 48x48 crop the model saw and an "
+                        "occlusion-sensitivity overlay (where hiding the face changes the "
+                        "answer most) as PNGs into DIR")
     p.add_argument("--engine", default="local", choices=["local", "ray"],
                    help="ray: photos on Ray Data (a local Ray, or the cluster at $RAY_ADDRESS)")
     p.add_argument("--concurrency", type=int, default=2,
@@ -243,14 +215,19 @@ def add_predict_parser(sub) -> None:
 
 def _cmd_predict(args) -> int:
     result = run_predict(args.paths, args.out, args.model, args.every, args.preset,
-                         engine=args.engine, concurrency=args.concurrency)
+                         explain=args.explain, engine=args.engine,
+                         concurrency=args.concurrency)
     summary = result["summary"]
+    if args.explain:
+        print(f"explanations: {len(summary['explanations'])} PNGs in {args.explain}")
     if args.out is None:
         for row in result["rows"]:
             if row.get("label"):
                 where = f" frame {row['frame']}" if row.get("frame") is not None else ""
+                label = (f"uncertain: {row['label']}/{row['second']}" if row.get("uncertain")
+                         else row["label"])
                 print(f"{row['file']}{where}: face at ({row['x']}, {row['y']}, {row['w']}, "
-                      f"{row['h']}) -> {row['label']} ({row['confidence'] * 100:.1f}%)")
+                      f"{row['h']}) -> {label} ({row['confidence'] * 100:.1f}%)")
             elif row.get("faces") == 0:
                 print(f"{row['file']}: no face found")
     print(f"files: {summary['files']}, processed: {summary['processed']}, faces: "

@@ -3,30 +3,36 @@
 A row is the context it came from (``file``; ``frame`` and ``time_s`` for video and live),
 then ``faces`` (how many faces the image or frame has), ``face`` (which one, 1-based, left to
 right), ``face_id`` (the tracker's id in a stream; for a photo, its number as drawn, or empty), the box, the label, its
-probability and all seven probabilities.
+probability, ``uncertain`` (whether the top probability is below the model card's threshold, in
+which case pages draw "uncertain" with the two leading emotions; empty for a model without a
+calibrated card), ``second`` (the runner-up emotion) and all seven probabilities.
 """
 
 from __future__ import annotations
 
 from .labels import EMOTIONS
 
-FACE_COLUMNS = ["faces", "face", "face_id", "x", "y", "w", "h", "label", "confidence", *EMOTIONS]
+FACE_COLUMNS = ["faces", "face", "face_id", "x", "y", "w", "h", "label", "confidence",
+                "uncertain", "second", *EMOTIONS]
 PHOTO_COLUMNS = ["file", *FACE_COLUMNS]
 VIDEO_COLUMNS = ["frame", "time_s", *FACE_COLUMNS]
 FILE_VIDEO_COLUMNS = ["file", "frame", "time_s", *FACE_COLUMNS]  # the CLI: photos and videos
 
 
-def face_rows(results, **context) -> list[dict]:
+def face_rows(results, *, uncertain_below: float | None = None, **context) -> list[dict]:
     """Rows for the faces of one image or frame (``results``: FaceResult list), each
     starting with ``context``; an image with no face gives one row with ``faces == 0`` so
-    that nothing disappears silently when ``context`` names a file."""
+    that nothing disappears silently when ``context`` names a file. ``uncertain_below``:
+    the model card's threshold (``fer_core.uncertainty.threshold_of``)."""
+    from .uncertainty import uncertainty_columns
+
     if not results:
         return [{**context, "faces": 0, "face": None}] if "file" in context else []
     rows = []
     for number, result in enumerate(results, start=1):
-        row = {**context, "faces": len(results), "face": number}
-        row.update(result.as_dict())
-        rows.append(row)
+        values = {"faces": len(results), "face": number, **result.as_dict(),
+                  **uncertainty_columns(result.probs, uncertain_below)}
+        rows.append({**context, **{column: values[column] for column in FACE_COLUMNS}})
     return rows
 
 

@@ -7,6 +7,7 @@ terminal is followed just like one started from the app.
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -31,7 +32,14 @@ def estimate_eta(progress: dict | None, history: list[dict], epochs: int | None 
         return None
     if batch <= 0 or steps <= 0 or elapsed < 0:
         return None
-    per_batch = elapsed / batch
+    first_end = progress.get("first_batch_end")
+    if first_end is not None:
+        # The first batch builds the graph (seconds): the rate is measured after it.
+        if batch < 2:
+            return None
+        per_batch = max(float(progress["updated"]) - float(first_end), 0.0) / (batch - 1)
+    else:
+        per_batch = elapsed / batch
     recent = [float(row["seconds"]) for row in history[-3:] if row.get("seconds")]
     epoch_seconds = sum(recent) / len(recent) if recent else per_batch * steps * 1.1
     # Validation takes the part of an epoch that is not training batches.
@@ -54,7 +62,9 @@ def tail(path: str | os.PathLike, max_bytes: int = 4000, lines: int = 12) -> str
             text = handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    cleaned = [line.split("\r")[-1] for line in text.split("\n")]
+    # A progress line is redrawn after '\r'; its last drawn state is the last non-empty part.
+    cleaned = [([part for part in line.split("\r") if part.strip()] or [""])[-1]
+               for line in text.split("\n")]
     cleaned = [line for line in cleaned if line.strip() and not _noise(line)]
     return "\n".join(cleaned[-lines:])
 
@@ -142,8 +152,37 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
     }
 
 
-def evaluation_status(run_dir: str | os.PathLike) -> dict:
-    """``phase``: ``none`` (never evaluated), ``running``, ``done`` or ``failed``."""
+# The stages of ``fer evaluate`` as its log names them, and the share of the work before each
+# (loading the CSV and predicting dominate; latency is capped at 20 s).
+EVAL_STAGES = (("loading FER2013", 0.0, 0.35), ("evaluating on", 0.35, 0.45),
+               ("calibrating on", 0.80, 0.10), ("measuring latency", 0.90, 0.10))
+_PERCENT = re.compile(r":\s+([0-9.]+)%")
+
+
+def evaluation_progress(log: str, started: float | None, now: float | None = None) -> dict:
+    """How far an evaluation is, from its log's last progress line: ``fraction`` (0..1),
+    ``stage`` (what it does now) and ``eta_seconds`` (None until 5% is done)."""
+    now = time.time() if now is None else now
+    fraction, stage = 0.0, "starting (loading TensorFlow)"
+    for line in reversed([line for line in log.splitlines() if line.strip()]):
+        for name, before, share in EVAL_STAGES:
+            if line.startswith(name):
+                found = _PERCENT.search(line)
+                part = min(float(found.group(1)) / 100, 1.0) if found else 0.0
+                fraction, stage = before + share * part, line.strip()
+                break
+        else:
+            continue
+        break
+    elapsed = max(now - started, 0.0) if started else None
+    eta = (elapsed / fraction * (1 - fraction)
+           if elapsed is not None and fraction >= 0.05 else None)
+    return {"fraction": fraction, "stage": stage, "eta_seconds": eta}
+
+
+def evaluation_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
+    """``phase``: ``none`` (never evaluated), ``running``, ``done``, ``stopped`` (cancelled) or
+    ``failed``; while running, ``progress`` (``evaluation_progress``)."""
     run = Run(run_dir)
     job = read_json(run.file(EVAL_JOB), None)
     report = read_json(run.file(EVAL_REPORT), None)
@@ -152,12 +191,16 @@ def evaluation_status(run_dir: str | os.PathLike) -> dict:
         phase = "running"
     elif report:
         phase = "done"
+    elif job and job.get("terminated"):
+        phase = "stopped"
     elif job:
         phase = "failed"
     else:
         phase = "none"
-    return {"phase": phase, "alive": alive, "job": job, "report": report,
-            "log": tail(run.file(EVAL_LOG))}
+    log = tail(run.file(EVAL_LOG))
+    progress = evaluation_progress(log, (job or {}).get("started"), now) if alive else None
+    return {"phase": phase, "alive": alive, "job": job, "report": report, "log": log,
+            "progress": progress}
 
 
-__all__ = ["run_status", "evaluation_status", "estimate_eta", "tail"]
+__all__ = ["evaluation_progress", "run_status", "evaluation_status", "estimate_eta", "tail"]

@@ -17,7 +17,9 @@ from typing import Callable
 import numpy as np
 
 from .averaging import WeightAverage, recompute_batch_norm
-from .config import TrainConfig
+from .callback import RunCallback
+from .config import TrainConfig, learning_rate_at
+from .evaluate import accuracy
 from .data import Fer2013, load_fer2013, stratified_subset
 from .errors import ConfigError
 from .labels import NUM_CLASSES
@@ -35,18 +37,6 @@ def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
         weights = 1.0 / counts
     # Normalise so that the average weight over the training rows is 1.
     return (weights / weights[labels].mean()).astype(np.float32)
-
-
-def learning_rate_at(config: TrainConfig, epoch: int) -> float:
-    """Cosine (or constant) schedule with linear warm-up, a pure function of the epoch (so
-    resume is exact)."""
-    if epoch < config.warmup_epochs:
-        return config.learning_rate * (epoch + 1) / (config.warmup_epochs + 1)
-    if config.schedule == "constant":
-        return config.learning_rate
-    span = max(config.epochs - config.warmup_epochs, 1)
-    progress = (epoch - config.warmup_epochs) / span
-    return config.learning_rate * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def make_augmenter(config: TrainConfig):
@@ -113,94 +103,6 @@ def pad_to_full_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
 def as_model_input(images: np.ndarray) -> np.ndarray:
     """(N, 48, 48) uint8 -> (N, 48, 48, 1) float32 raw 0..255 (the model normalises)."""
     return np.asarray(images, dtype=np.float32)[..., None]
-
-
-def accuracy(model, images: np.ndarray, labels: np.ndarray) -> float:
-    """Accuracy of a Keras model on (N, 48, 48) uint8 images."""
-    from .evaluate import predict_probabilities
-
-    return float(np.mean(predict_probabilities(model, images).argmax(1) == labels))
-
-
-class _RunCallback:
-    """Keras callback: history rows, checkpoints and state, all written atomically."""
-
-    def __new__(cls, *args, **kwargs):
-        import keras
-
-        class Impl(keras.callbacks.Callback):
-            def __init__(self, run: Run, config, inner_model, history, best, hooks, steps,
-                         swa=None, x_swa=None, val=None, shared: Run | None = None):
-                super().__init__()
-                self.run, self.config, self.inner_model = run, config, inner_model
-                self.shared = shared or run  # the chief's folder: every worker's stop flag
-                self.history_rows, self.best, self.hooks = history, best, hooks
-                self.steps_per_epoch, self.swa, self.x_swa, self.val = steps, swa, x_swa, val
-                self.epoch_started, self.current_epoch, self.last_progress = time.time(), 0, 0.0
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self.epoch_started = time.time()
-                self.current_epoch = epoch
-                if self.config.schedule in ("cosine", "constant"):
-                    self.model.optimizer.learning_rate.assign(learning_rate_at(self.config, epoch))
-
-            def on_train_batch_end(self, batch, logs=None):
-                if self.hooks["on_batch"] is not None:
-                    self.hooks["on_batch"](self.current_epoch, batch + 1, self.steps_per_epoch)
-                if not self.run.path.is_dir():  # the run was deleted: end, write nothing
-                    self.model.stop_training = True
-                    return
-                now = time.time()
-                if now - self.last_progress >= 1.0 or batch + 1 == self.steps_per_epoch:
-                    self.last_progress = now
-                    self.run.write_progress({
-                        "epoch": self.current_epoch + 1, "epochs": self.config.epochs,
-                        "batch": batch + 1, "steps": self.steps_per_epoch,
-                        "epoch_started": self.epoch_started, "updated": now})
-                if self.stop_requested():
-                    self.model.stop_training = True
-
-            def stop_requested(self):
-                should_stop = self.hooks["should_stop"]
-                return (self.shared.stop_requested() or self.run.stop_requested()
-                        or (should_stop is not None and should_stop()))
-
-            def on_epoch_end(self, epoch, logs=None):
-                logs = dict(logs or {})
-                row = {key: float(logs.get(key, float("nan")))
-                       for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
-                row.update(epoch=epoch + 1, seconds=round(time.time() - self.epoch_started, 2),
-                           learning_rate=float(np.asarray(self.model.optimizer.learning_rate)))
-                if not self.run.path.is_dir() or (self.model.stop_training
-                                                  and self.stop_requested()):
-                    return  # deleted, or stopped mid-epoch: keep the last full checkpoint
-                if self.swa is not None and epoch + 1 >= self.config.swa_start:
-                    averaged = self.swa.update(self.inner_model)
-                    recompute_batch_norm(averaged, self.x_swa)
-                    row["swa_val_accuracy"] = accuracy(averaged, *self.val)
-                    save_keras_model(averaged, self.run.swa_model)
-                    if (row["swa_val_accuracy"] > self.best["val_accuracy"]
-                            and row["swa_val_accuracy"] >= row["val_accuracy"]):
-                        self.best.update(val_accuracy=row["swa_val_accuracy"],
-                                         epoch=epoch + 1, kind="swa")
-                        save_keras_model(averaged, self.run.best_model)
-                if row["val_accuracy"] > self.best["val_accuracy"]:
-                    self.best.update(val_accuracy=row["val_accuracy"], epoch=epoch + 1,
-                                     kind="weights")
-                    save_keras_model(self.inner_model, self.run.best_model)
-                save_keras_model(self.model, self.run.last_model)
-                self.history_rows.append(row)
-                self.run.write_history(self.history_rows)
-                self.run.update_state(
-                    epochs_done=epoch + 1, epochs=self.config.epochs,
-                    best_val_accuracy=self.best["val_accuracy"], best_epoch=self.best["epoch"],
-                    best_kind=self.best["kind"],
-                    swa_count=self.swa.count if self.swa is not None else 0,
-                    status="running", updated=time.time())
-                if self.hooks["on_epoch"] is not None:
-                    self.hooks["on_epoch"](row)
-
-        return Impl(*args, **kwargs)
 
 
 def _open_run(config: TrainConfig, run_dir) -> Run:
@@ -302,7 +204,7 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
                    if count and run.swa_model.is_file() else None)
         swa = WeightAverage(inner, resume_from=resumed, count=count if resumed else 0)
     hooks = {"on_epoch": on_epoch, "on_batch": on_batch, "should_stop": should_stop}
-    callback = _RunCallback(run, config, inner, history, best, hooks, steps, swa,
+    callback = RunCallback(run, config, inner, history, best, hooks, steps, swa,
                             as_model_input(x_train), (x_val, y_val), source)
     callbacks = [callback]
     if config.schedule == "plateau":

@@ -9,6 +9,7 @@ import numpy as np
 
 from .errors import FerError, ImageError
 from .results import VIDEO_COLUMNS, face_rows
+from .uncertainty import threshold_of
 
 def _reason(exc: Exception) -> str:
     """A decoder error without the file's full path (FFmpeg's messages end with it)."""
@@ -39,16 +40,23 @@ def iter_frames(path: str | Path, every: int = 1, report: dict | None = None):
             raise ImageError(f"{Path(path).name} has no video stream.")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        # Times count from the stream's start, as a player shows them: many files (phone
+        # clips, cuts) start their timestamps at 0.85 s or later, and a CSV that said 0.852 s
+        # for the first frame (and 9.96 s for the last of a 9.2 s clip) matched nothing.
+        start = (float(stream.start_time * stream.time_base)
+                 if stream.start_time is not None and stream.time_base else None)
         index = -1
         try:
             for frame in container.decode(stream):
                 index += 1
                 if report is not None:
                     report["decoded"] = index + 1
+                if start is None and frame.time is not None:
+                    start = float(frame.time)  # no declared start: the first frame's time
                 if index % every:
                     continue
-                seconds = float(frame.time) if frame.time is not None else index / float(
-                    stream.average_rate or 30)
+                seconds = max(0.0, float(frame.time) - start) if frame.time is not None \
+                    else index / float(stream.average_rate or 30)
                 yield index, seconds, frame.to_ndarray(format="rgb24")
         except av.error.FFmpegError as exc:
             if index < 0:
@@ -67,8 +75,10 @@ def video_info(path: str | Path) -> dict:
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
+            # The container's duration runs to its last timestamp: less its start time.
             duration = float(stream.duration * stream.time_base) if stream.duration else (
-                container.duration / 1e6 if container.duration else None)
+                (container.duration - max(container.start_time or 0, 0)) / 1e6
+                if container.duration else None)
             return {"width": stream.width, "height": stream.height,
                     "fps": float(stream.average_rate or 0), "frames": stream.frames or None,
                     "duration_s": duration}
@@ -96,6 +106,7 @@ def analyze_video(path: str | Path, recognizer=None, every: int = 1,
 
     recognizer = recognizer or Recognizer(preset="photo")
     recognizer.tracker.reset()
+    threshold = threshold_of(recognizer.model)
     info = video_info(path)
     total = info.get("frames") or 0
     rows = []
@@ -106,7 +117,8 @@ def analyze_video(path: str | Path, recognizer=None, every: int = 1,
             stopped_at = seconds
             break
         results = recognizer.analyze_stream(rgb)
-        rows.extend(face_rows(results, frame=index, time_s=round(seconds, 4)))
+        rows.extend(face_rows(results, frame=index, time_s=round(seconds, 4),
+                              uncertain_below=threshold))
         if on_frame is not None:
             on_frame(index, rgb, results)
         if progress is not None and total:

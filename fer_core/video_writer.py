@@ -47,13 +47,15 @@ class AnnotatedVideoWriter:
     trimmed by one pixel, as yuv420p needs even sizes).
     """
 
-    def __init__(self, path: str | Path, fps: float, crf: int = 23):
+    def __init__(self, path: str | Path, fps: float, crf: int = 23,
+                 uncertain_below: float | None = None):
         codec, container_format, suffix, mime = choose_codec()
         self.codec = codec
         self.mime = mime
         self.path = Path(path).with_suffix(suffix)
         self.fps = Fraction(max(float(fps), 0.1)).limit_denominator(1001)
         self.crf = crf
+        self.uncertain_below = uncertain_below  # faces below it are drawn "uncertain"
         self.frames = 0
         self._container_format = container_format
         self._container = None
@@ -81,9 +83,10 @@ class AnnotatedVideoWriter:
         """Add one frame; with ``results`` the faces are drawn on it first."""
         import av
 
-        from .recognizer import draw_results
+        from .uncertainty import draw_faces
 
-        frame = draw_results(rgb, results) if results else np.asarray(rgb, dtype=np.uint8)
+        frame = (draw_faces(rgb, results, self.uncertain_below) if results
+                 else np.asarray(rgb, dtype=np.uint8))
         if self._container is None:
             height, width = frame.shape[:2]
             self._open(width - width % 2, height - height % 2)

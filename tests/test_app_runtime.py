@@ -54,6 +54,23 @@ def test_config_turns_off_the_forced_collection_after_each_run():
     assert "runner.postScriptGC" in st_config._config_options_template
 
 
+def test_config_watches_no_files():
+    """Bug 8: the watcher covered the project folder, .venv included, and the log filled
+    with 'Inotify queue overflowed'."""
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["fileWatcherType"] == "none"
+    from streamlit import config as st_config
+    from streamlit.watcher import path_watcher
+
+    assert "server.fileWatcherType" in st_config._config_options_template
+    old = st_config.get_option("server.fileWatcherType")
+    st_config.set_option("server.fileWatcherType", config["server"]["fileWatcherType"])
+    try:
+        assert path_watcher.get_default_path_watcher_class() is path_watcher.NoOpPathWatcher
+    finally:
+        st_config.set_option("server.fileWatcherType", old)
+
+
 def test_freezing_leaves_objects_usable_and_out_of_the_collector():
     import gc
 

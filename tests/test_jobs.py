@@ -329,3 +329,91 @@ def test_at_most_the_configured_number_of_runs_train_at_once(tmp_path, monkeypat
         _kill(second["pid"])
     finally:
         _kill(first["pid"])
+
+
+def test_eta_is_measured_after_the_first_batch_which_builds_the_graph():
+    """Bug 4: the ETA jumped from 11 to 2 minutes, the first batch's seconds of graph building
+    being counted as the batch rate."""
+    progress = {"epoch": 1, "epochs": 3, "batch": 11, "steps": 40, "epoch_started": 100.0,
+                "first_batch_end": 110.0, "updated": 120.0}
+    # 1 s a batch after the first: 29 batches + 10% validation, then 2 epochs of 44 s.
+    assert estimate_eta(progress, [], now=120.0) == pytest.approx(29 + 4 + 2 * 44)
+    assert estimate_eta({**progress, "batch": 1, "updated": 110.0}, [], now=110.0) is None
+
+
+def test_a_new_epoch_reports_batch_zero_before_its_first_batch(tmp_path):
+    """Bug 4: for its first ~10 s a run started in the app said that it 'does not report its
+    batches'; the epoch now reports itself before the first batch (which builds the graph)."""
+    from types import SimpleNamespace
+
+    from fer_core.runs import Run
+    from fer_core.callback import RunCallback
+
+    run = Run(tmp_path / "r")
+    run.path.mkdir()
+    callback = RunCallback(run, SimpleNamespace(schedule="none", epochs=3), None, [], None,
+                            {"on_batch": None, "should_stop": None}, 40)
+    callback.on_epoch_begin(0)
+    first = run.progress()
+    assert first["epoch"] == 1 and first["batch"] == 0 and first["steps"] == 40
+    callback.on_train_batch_end(0)
+    after = run.progress()
+    assert after["batch"] == 1 and after["first_batch_end"] >= first["epoch_started"]
+    (run.path / "state.json").write_text(json.dumps({"status": "running", "epochs": 3,
+                                                     "updated": time.time()}))
+    status = run_status(run.path)
+    assert status["progress"] is not None  # so the page shows the epoch's progress bar
+
+
+def test_evaluation_progress_and_eta_from_its_log():
+    """Bug 6: Evaluate ran 166 s with no progress; the page now shows the stage, a fraction
+    and the time left, read from the evaluation's own log."""
+    from fer_core.status import evaluation_progress
+
+    assert evaluation_progress("", 100.0, now=101.0)["fraction"] == 0.0
+    log = ("$ python -m fer_core evaluate\nloading FER2013:  50.0%  Read 17,000 rows\n")
+    half_loaded = evaluation_progress(log, 100.0, now=117.5)
+    assert half_loaded["fraction"] == pytest.approx(0.175)
+    assert half_loaded["eta_seconds"] == pytest.approx(17.5 / 0.175 * 0.825)
+    log += "loading FER2013: 100.0%  Read 35,887 rows\nevaluating on PublicTest:  50.0%  1,792/3,589 images\n"
+    assert evaluation_progress(log, 100.0, now=150.0)["fraction"] == pytest.approx(0.575)
+    assert "evaluating on PublicTest" in evaluation_progress(log, 100.0)["stage"]
+    assert evaluation_progress(log + "measuring latency\n", 100.0)["fraction"] == pytest.approx(0.9)
+
+
+def test_latency_measurement_keeps_to_its_time_budget():
+    from fer_core.latency import measure_classifier_latency
+
+    class Slow:
+        backend = "keras"
+
+        def predict_faces(self, crops):
+            time.sleep(0.05)
+
+    started = time.perf_counter()
+    result = measure_classifier_latency(Slow(), 1, max_seconds=0.5)
+    assert time.perf_counter() - started < 1.5
+    assert 5 <= result["repeats"] < 300 and result["median_ms"] >= 50
+
+
+@pytest.mark.timeout(120)
+def test_an_evaluation_can_be_cancelled(tmp_path):
+    from fer_core.jobs import stop_evaluation
+    from fer_core.runs import EVAL_JOB
+
+    run = fake_run(tmp_path, "r")
+    # Stands in for `python -m fer_core evaluate` (its command line names fer_core).
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)  # fer_core"],
+                               start_new_session=True)
+    try:
+        (run / EVAL_JOB).write_text(json.dumps({"kind": "evaluate", "pid": sleeper.pid,
+                                                "started": time.time()}))
+        running = evaluation_status(run)
+        assert running["phase"] == "running" and running["progress"]["fraction"] == 0.0
+        assert stop_evaluation(run) == "terminated"
+        sleeper.wait(timeout=10)
+        assert evaluation_status(run)["phase"] == "stopped"
+        assert stop_evaluation(run) == "not running"
+    finally:
+        sleeper.kill()
+        sleeper.wait()

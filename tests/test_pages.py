@@ -156,6 +156,19 @@ def test_model_card_page(app_env):
     assert_clean(at)
 
 
+def test_model_card_shows_calibration_read_from_the_card(app_env):
+    card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())["calibration"]
+    at = run_page("app_pages/model.py")
+    assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["ECE as trained"] == f"{card['test']['ece_before']:.3f}"
+    assert metrics["ECE calibrated"] == f"{card['test']['ece_after']:.3f}"
+    assert any(h.value.startswith("Calibration") for h in at.subheader)
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    reliability = [c for c in charts if any("ECE" in (t.get("name") or "") for t in c["data"])]
+    assert len(reliability) == 1 and len(reliability[0]["data"]) == 3
+
+
 def test_upload_photos_each_get_a_result_or_a_message(app_env):
     at = run_page("app_pages/upload.py")
     assert texts(at.info).startswith("Drop photos")
@@ -356,3 +369,196 @@ def test_a_model_chosen_for_one_session_is_not_seen_by_another(app_env):
     other = run_page()
     assert "shipped default" in texts(other.sidebar.markdown)
     assert not (app_env["runs"] / "active.json").exists()
+
+
+def test_upload_a_photo_of_30_faces_drop_boxes_and_explain(app_env):
+    """Bug 1: 25 or more faces crashed the page (Plotly's vertical_spacing); the other photos,
+    the summary and the downloads then never rendered."""
+    from tests.media import crowd
+
+    at = run_page("app_pages/upload.py")
+    at.file_uploader(key="upload_files").set_value([
+        ("crowd.png", png_bytes(crowd()), "image/png"),
+        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.run()
+    assert_clean(at)
+    assert "#30 happy" in texts(at.markdown)
+    assert len(at.get("plotly_chart")) == 31  # a panel per face, both photos
+    assert len(at.dataframe[0].value) == 30
+    assert list(at.dataframe[-1].value["file"]) == ["crowd.png", "astronaut.png"]
+    drop = at.multiselect[0]
+    drop.set_value([2, 30]).run()
+    assert_clean(at)
+    assert len(at.dataframe[0].value) == 28
+    labels = texts(at.markdown)
+    assert not re.search(r"#2 |#30 ", labels) and "#29 happy" in labels
+    assert sorted(set(at.dataframe[0].value["faces"])) == [28]
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert any("28 faces (2 dropped)" in c for c in captions), captions
+    at.toggle[0].set_value(True).run()
+    assert_clean(at)
+    assert "occlusion sensitivity" in texts(at.caption)
+    captions = [c for image in at.get("image") for c in image.captions]
+    assert "#1 crop" in captions and "#1 happy" in captions and "#29 crop" in captions
+    assert "#2 crop" not in captions  # a dropped box is not explained
+    # Dropped boxes stay dropped after a visit to another page.
+    at.switch_page("app_pages/model.py")
+    at.run()
+    at.switch_page("app_pages/upload.py")
+    at.run()
+    assert_clean(at)
+    assert len(at.dataframe[0].value) == 28 and at.multiselect[0].value == [2, 30]
+
+
+def test_upload_labels_an_unsure_face_uncertain(app_env):
+    from tests.media import masked_astronaut
+
+    at = run_page("app_pages/upload.py")
+    at.file_uploader(key="upload_files").set_value([
+        ("masked.png", png_bytes(masked_astronaut()), "image/png")])
+    at.run()
+    assert_clean(at)
+    assert "**#1 uncertain: happy/fear**" in texts(at.markdown)
+    assert "below 53%" in texts(at.caption)  # the card's threshold, not a typed number
+    assert list(at.dataframe[0].value["uncertain"]) == [True]
+    at.file_uploader(key="upload_files").set_value([
+        ("masked.png", png_bytes(masked_astronaut()), "image/png"),
+        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.run()
+    summary = at.dataframe[-1].value
+    assert list(summary["labels"]) == ["uncertain: happy/fear", "happy"]
+
+
+def test_activating_a_worse_model_asks_first_and_shows_both_numbers(app_env):
+    """Bug 10: one click replaced the 69% model with an 18% one, with no warning."""
+    from fer_core.active import get_active_model
+    from fer_core.model import build_model, save_keras_model
+
+    run = fake_finished_run(app_env["runs"], "weak-run")
+    save_keras_model(build_model("mini_xception"), run / "best.keras")
+    shipped = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())["selection"]
+    at = run_page("app_pages/training.py")
+    _button(at, "Use in the app").click()
+    at.run()
+    assert_clean(at)
+    warning = texts(at.warning)
+    assert "weak-run: 30.0% on PublicTest (its evaluation), 100 images" in warning
+    assert f"{shipped['accuracy_flip_average'] * 100:.1f}% on PublicTest" in warning
+    assert get_active_model(app_env["runs"]) is None  # nothing switched yet
+    _button(at, "Keep the current model").click()
+    at.run()
+    assert not at.warning and get_active_model(app_env["runs"]) is None
+    _button(at, "Use in the app").click()
+    at.run()
+    _button(at, "Use it anyway").click()
+    at.run()
+    assert_clean(at)
+    assert get_active_model(app_env["runs"]).parent == run / "export"
+
+
+def test_photo_results_survive_going_to_another_page_and_back(app_env):
+    at = run_page("app_pages/upload.py")
+    at.file_uploader(key="upload_files").set_value([
+        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.run()
+    assert "**#1 happy**" in texts(at.markdown)
+    at.switch_page("app_pages/model.py")
+    at.run()
+    at.switch_page("app_pages/upload.py")
+    at.run()
+    assert_clean(at)
+    assert "**#1 happy**" in texts(at.markdown)
+    assert "Your last upload (1 file)" in texts(at.caption)
+    _button(at, "Clear").click()
+    at.run()
+    assert texts(at.info).startswith("Drop photos")
+
+
+def test_a_video_analysis_can_be_cancelled_and_started_again(app_env):
+    from fer_core.video_writer import AnnotatedVideoWriter
+
+    face = cv2.resize(skimage.data.astronaut()[0:255, 60:400], (320, 240))
+    writer = AnnotatedVideoWriter(app_env["tmp"] / "clip", fps=10)
+    for shift in range(6):
+        writer.write(np.roll(face, shift, axis=1))
+    path = writer.close()
+    at = run_page("app_pages/upload.py")
+    at.file_uploader(key="upload_files").set_value(
+        [(f"clip{path.suffix}", path.read_bytes(), writer.mime)])
+    at.run()
+    assert_clean(at)
+    # Pressing Cancel while it runs: Streamlit reruns with the button's callback done.
+    key = next(iter(at.session_state["video_results"]))
+    at.session_state["video_results"] = {}
+    at.session_state["video_cancelled"] = {key}
+    at.run()
+    assert_clean(at)
+    assert "Analysis cancelled." in texts(at.info)
+    assert not at.dataframe
+    _button(at, "Analyse it").click()
+    at.run()
+    assert_clean(at)
+    assert list(at.dataframe[0].value["dominant"]) == ["happy"]
+
+
+def test_a_new_tab_keeps_the_dataset_an_administrator_chose(app_env, monkeypatch):
+    """Bug 9: in a new browser tab the Training page's buttons stayed disabled until the
+    dataset path was typed again."""
+    monkeypatch.setenv("FER_DATA_DIRS", str(app_env["tmp"]))
+    monkeypatch.delenv("FER2013_PATH")
+    at = run_page("app_pages/training.py")
+    assert _button(at, "Start training").disabled  # no dataset known yet
+    at = run_page("app_pages/dataset.py")
+    at.text_input(key="dataset_path_input").set_value(str(app_env["data"])).run()
+    assert_clean(at)
+    new_tab = run_page("app_pages/training.py")  # a new session
+    assert_clean(new_tab)
+    assert not _button(new_tab, "Start training").disabled
+    assert str(app_env["data"]) in texts(new_tab.code)
+    # A visitor who is not administrator changes only their own tab.
+    other = app_env["tmp"] / "other.csv"
+    other.write_bytes(app_env["data"].read_bytes())
+    monkeypatch.setenv("FER_ADMIN_PASSWORD", "s3cret-for-tests")
+    with listening_on("0.0.0.0"):
+        visitor = run_page("app_pages/dataset.py")
+        visitor.text_input(key="dataset_path_input").set_value(str(other)).run()
+    monkeypatch.delenv("FER_ADMIN_PASSWORD")
+    assert str(other) not in texts(run_page("app_pages/training.py").code)
+
+
+@pytest.mark.timeout(120)
+def test_a_running_evaluation_shows_progress_and_can_be_cancelled(app_env):
+    """Bug 6: Evaluate ran 166 s with no progress; now its stage, share done and time left
+    show, and Cancel ends it."""
+    import subprocess
+    import sys
+
+    from fer_core.runs import EVAL_JOB, EVAL_LOG
+
+    run = fake_finished_run(app_env["runs"], "evaluating-run")
+    (run / "evaluation.json").unlink()
+    (run / "best.keras").write_bytes(b"x")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)  # fer_core"],
+                               start_new_session=True)
+    try:
+        (run / EVAL_JOB).write_text(json.dumps({"kind": "evaluate", "pid": sleeper.pid,
+                                                "started": time.time() - 30}))
+        # As the evaluate command writes it: each update starts with '\r'.
+        (run / EVAL_LOG).write_text("\rloading FER2013:  50.0%  Read 17,000 rows"
+                                    "\rloading FER2013: 100.0%  Read 35,887 rows\n"
+                                    "\revaluating on PublicTest:  25.0%  896/3,589 images"
+                                    "\revaluating on PublicTest:  50.0%  1,792/3,589 images")
+        at = run_page("app_pages/training.py")
+        assert_clean(at)
+        bars = [p for p in at.get("progress") if "Evaluating on PublicTest" in p.proto.text]
+        assert bars and "evaluating on PublicTest:  50.0%" in bars[0].proto.text
+        assert "ETA" in bars[0].proto.text
+        _button(at, "Cancel the evaluation").click()
+        at.run()
+        sleeper.wait(timeout=10)
+        at.run()
+        assert_clean(at)
+        assert "The evaluation was cancelled" in texts(at.info)
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -8,7 +8,7 @@ import pandas as pd
 import skimage.data
 from PIL import Image
 
-from app_lib.uploads import (RESULT_COLUMNS, analyze_photo, annotated_png, kind_of,
+from app_lib.uploads import (ALL_PHOTO_COLUMNS, IMAGE_TYPES, RESULT_COLUMNS, analyze_photo, annotated_png, kind_of,
                              photo_recognizer, rows_to_csv, to_json_bytes)
 from fer_core import EMOTIONS
 
@@ -46,7 +46,32 @@ def test_bad_files_give_messages_not_exceptions():
     assert "empty" in empty.error
     blank = analyze_photo(png_bytes(np.full((100, 100, 3), 200, np.uint8)), "wall.png", recognizer)
     assert blank.ok and blank.faces == [] and blank.preview_png
-    assert rows_to_csv(blank.rows()).decode().strip() == ",".join(RESULT_COLUMNS)
+    # Bug 9: "All results CSV" left out photos with no face or an error; each now has a row.
+    table = pd.read_csv(io.BytesIO(rows_to_csv(blank.rows() + corrupt.rows(), ALL_PHOTO_COLUMNS)))
+    assert list(table.columns) == ALL_PHOTO_COLUMNS
+    assert list(table["file"]) == ["wall.png", "broken.png"]
+    assert table.loc[0, "faces"] == 0 and table.loc[0, "problem"] == "no face found"
+    assert "broken.png" in table.loc[1, "problem"] and pd.isna(table.loc[1, "faces"])
+
+
+def test_dropped_boxes_leave_rows_and_counts():
+    from tests.media import crowd
+
+    result = analyze_photo(png_bytes(crowd(1, 3)), "three.png", photo_recognizer(None))
+    assert [f["face"] for f in result.faces] == [1, 2, 3]
+    rows = result.rows(dropped=[2])
+    assert [r["face"] for r in rows] == [1, 3] and {r["faces"] for r in rows} == {2}
+    assert result.rows(dropped=[1, 2, 3])[0]["problem"] == "all boxes dropped"
+
+
+def test_the_uploader_accepts_every_format_the_error_message_names():
+    """Bug 9: the broken-image message named GIF and TIFF while the uploader refused both."""
+    import re
+
+    text = analyze_photo(b"hello, I am text", "notes.jpg", photo_recognizer(None)).error
+    named = re.search(r"\(([^)]*)\)", text).group(1)
+    for name in named.split(", "):
+        assert name.lower().replace("jpeg", "jpg") in IMAGE_TYPES, (name, IMAGE_TYPES)
 
 
 def png_header_only(width: int, height: int) -> bytes:

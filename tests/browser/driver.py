@@ -377,7 +377,95 @@ def scenario_roles(page, args) -> dict:
             "exceptions": exceptions(page), "errors": []}
 
 
-SCENARIOS = {"pages": scenario_pages, "roles": scenario_roles, "upload": scenario_upload, "live": scenario_live,
+def colour_share(png: bytes) -> float:
+    """Share of a screenshot's pixels that are clearly coloured (not grey)."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    return float(((rgb.max(axis=2) - rgb.min(axis=2)) > 40).mean())
+
+
+def scenario_insight(page, args) -> dict:
+    """Issue 13: a photo of 30 faces and a half-hidden face uploaded together (every face
+    labelled, the unsure one "uncertain"), the explanation overlay, the same page 390 px wide,
+    and the calibration diagram on the Model card."""
+    out = Path(args.out)
+    result: dict = {}
+    open_page(page, args.url, "upload")
+    wait_idle(page)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+        args.photos)
+    strong = page.locator('[data-testid="stMarkdownContainer"] strong')
+    strong.filter(has_text=re.compile(r"#30 ")).first.wait_for(timeout=180_000)
+    strong.filter(has_text="uncertain").first.wait_for(timeout=60_000)
+    wait_idle(page, 180)
+    # Both photos' three downloads and the all-photos pair: the last to render.
+    page.get_by_text("All results JSON").first.wait_for(timeout=60_000)
+    result["labels"] = [s.inner_text() for s in strong.all()]
+    result["charts"] = page.locator('[data-testid="stPlotlyChart"]').count()
+    result["downloads"] = page.locator('[data-testid="stDownloadButton"]').count()
+    result["upload_exceptions"] = exceptions(page)
+    result["upload_errors"] = errors(page)
+    shoot(page, out / "insight_upload.png")
+    # The explanation of the half-hidden face (the second photo's toggle).
+    toggles = page.get_by_text("Why? Show the crop the model saw")
+    result["toggles"] = toggles.count()
+    toggles.last.click()
+    wait_idle(page, 120)
+    page.get_by_text("occlusion sensitivity").first.wait_for(timeout=60_000)
+    images = page.locator('[data-testid="stImage"]')
+    result["explanation_captions"] = [c.inner_text() for c in
+                                      page.locator('[data-testid="stImageCaption"]').all()]
+    pictures = page.locator('[data-testid="stImage"] img')
+    overlay, crop = pictures.last, pictures.nth(pictures.count() - 2)
+    overlay.scroll_into_view_if_needed()
+    result["images"] = images.count()
+    overlay.screenshot(path=str(out / "insight_overlay.png"))
+    crop.screenshot(path=str(out / "insight_crop.png"))
+    result["colour_share"] = {name: colour_share((out / f"insight_{name}.png").read_bytes())
+                              for name in ("overlay", "crop")}
+    shoot(page, out / "insight_explained.png")
+    # A phone: 390 px wide. Every bar label must stay inside its own chart.
+    page.set_viewport_size({"width": 390, "height": 900})
+    page.wait_for_timeout(1000)  # let Plotly relayout at the new width (screenshot only)
+    result["narrow_overflow"] = page.evaluate("""() => {
+        const bad = [];
+        for (const chart of document.querySelectorAll('[data-testid="stPlotlyChart"]')) {
+            const box = chart.getBoundingClientRect();
+            for (const t of chart.querySelectorAll('.ytick text, .textpoint text')) {
+                const r = t.getBoundingClientRect();
+                if (r.width && (r.left < box.left - 1 || r.right > box.right + 1))
+                    bad.push(t.textContent);
+            }
+        }
+        return bad;
+    }""")
+    page.locator('[data-testid="stPlotlyChart"]').first.scroll_into_view_if_needed()
+    page.screenshot(path=str(out / "insight_narrow.png"))
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    # The Model card: ECE before and after, and the reliability diagram.
+    open_page(page, args.url, "model")
+    wait_idle(page)
+    heading = page.get_by_role("heading", name=re.compile("^Calibration"))
+    heading.first.wait_for(timeout=60_000)
+    diagram = page.locator('[data-testid="stPlotlyChart"]', has_text="ECE")
+    diagram.first.wait_for(timeout=60_000)
+    diagram.first.locator(".legendtext").first.wait_for(state="attached", timeout=30_000)
+    result["diagram_legend"] = [t.text_content() for t in
+                                diagram.first.locator(".legendtext").all()]
+    result["metrics"] = {m.locator('[data-testid="stMetricLabel"]').inner_text().strip():
+                         m.locator('[data-testid="stMetricValue"]').inner_text().strip()
+                         for m in page.locator('[data-testid="stMetric"]').all()}
+    diagram.first.scroll_into_view_if_needed()
+    diagram.first.screenshot(path=str(out / "insight_reliability.png"))
+    result["exceptions"] = exceptions(page)
+    result["errors"] = errors(page)
+    return result
+
+
+SCENARIOS = {"insight": scenario_insight, "pages": scenario_pages, "roles": scenario_roles,
+             "upload": scenario_upload, "live": scenario_live,
              "sessions": scenario_sessions, "soak": scenario_soak,
              "session_end": scenario_session_end}
 
@@ -388,6 +476,7 @@ def main(argv=None) -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--photo")
+    parser.add_argument("--photos", nargs="+", help="insight: photos uploaded together")
     parser.add_argument("--y4m")
     parser.add_argument("--expect-dataset", action="store_true")
     parser.add_argument("--uploads", help="session_end: the app's FER_UPLOAD_DIR")
