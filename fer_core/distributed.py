@@ -37,13 +37,22 @@ def distribution_from_env():
         raise ConfigError("Multi-worker training needs the TensorFlow backend.")
     import tensorflow as tf
 
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    # A worker that dies would leave the others waiting in an all-reduce forever: a collective
+    # that takes longer than this ends the run on every worker (resume them all to go on).
+    try:
+        timeout = float(os.environ.get(TIMEOUT_ENV, "600"))
+    except ValueError as exc:
+        raise ConfigError(f"{TIMEOUT_ENV} must be a number of seconds.") from exc
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=tf.distribute.experimental.CommunicationOptions(
+            timeout_seconds=timeout))
     is_chief = task_type == "chief" or (task_type == "worker" and index == 0
                                         and "chief" not in cluster)
     return strategy, is_chief, index
 
 
 TRACE_ENV = "FER_TRACE_WEIGHTS"  # a folder: each worker logs a hash of its weights per step
+TIMEOUT_ENV = "FER_COLLECTIVE_TIMEOUT"  # seconds a worker waits for the others (default 600)
 
 
 def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
@@ -102,7 +111,14 @@ def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
         loss_sum = hits = seen = 0.0
         steps = 0
         for batch in strategy.experimental_distribute_dataset(data.with_options(options)):
-            loss, batch_hits, batch_seen = train_step(batch)
+            try:
+                loss, batch_hits, batch_seen = train_step(batch)
+            except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
+                    tf.errors.CancelledError) as exc:
+                raise ConfigError(
+                    f"Another worker stopped answering (waited up to "
+                    f"{os.environ.get(TIMEOUT_ENV, '600')} s: {type(exc).__name__}). The run "
+                    "keeps its last full epoch: start every worker again to resume it.") from None
             loss_sum, hits, seen = loss_sum + float(loss), hits + float(batch_hits), \
                 seen + float(batch_seen)
             callback.on_train_batch_end(steps)
@@ -143,4 +159,4 @@ def _weight_trace(worker_index: int):
     return trace
 
 
-__all__ = ["distribution_from_env", "fit_multi_worker", "TRACE_ENV"]
+__all__ = ["distribution_from_env", "fit_multi_worker", "TRACE_ENV", "TIMEOUT_ENV"]
