@@ -113,19 +113,19 @@ def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
         for batch in strategy.experimental_distribute_dataset(data.with_options(options)):
             try:
                 loss, batch_hits, batch_seen = train_step(batch)
+                loss_sum, hits, seen = loss_sum + float(loss), hits + float(batch_hits), \
+                    seen + float(batch_seen)
+                callback.on_train_batch_end(steps)
+                steps += 1
+                if trace is not None:
+                    trace(epoch + 1, steps, training_model)
+                stop = agreed_stop(tf.constant(1.0 if training_model.stop_training else 0.0))
             except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
                     tf.errors.CancelledError) as exc:
                 raise ConfigError(
                     f"Another worker stopped answering (waited up to "
                     f"{os.environ.get(TIMEOUT_ENV, '600')} s: {type(exc).__name__}). The run "
                     "keeps its last full epoch: start every worker again to resume it.") from None
-            loss_sum, hits, seen = loss_sum + float(loss), hits + float(batch_hits), \
-                seen + float(batch_seen)
-            callback.on_train_batch_end(steps)
-            steps += 1
-            if trace is not None:
-                trace(epoch + 1, steps, training_model)
-            stop = agreed_stop(tf.constant(1.0 if training_model.stop_training else 0.0))
             training_model.stop_training = bool(stop)
             if training_model.stop_training:
                 break

@@ -243,7 +243,8 @@ def test_dataset_page_reports_a_bad_path(app_env, monkeypatch):
 
 @pytest.mark.skipif(not REAL_FER2013, reason="FER2013_PATH is not set: the real-data page "
                                              "check needs FER2013")
-def test_dataset_page_on_the_real_fer2013(app_env):
+def test_dataset_page_on_the_real_fer2013(app_env, monkeypatch):
+    monkeypatch.setenv("FER_DATA_DIRS", str(Path(REAL_FER2013).resolve().parent))
     at = AppTest.from_file(APP, default_timeout=300)
     at.run()
     at.switch_page("app_pages/dataset.py")

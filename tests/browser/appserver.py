@@ -11,6 +11,7 @@ the machine's own address. The namespace is deleted afterwards, also after a fai
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -154,10 +155,15 @@ def _wait_for_server(namespace: str, url: str, process, log: Path, timeout_s: fl
                        f"{log.read_text()[-3000:]}")
 
 
+_SERVERS = itertools.count()
+
+
 @contextlib.contextmanager
 def serve_app(log: Path, env: dict | None = None):
     """Serve the app (``streamlit run app.py``) in a fresh namespace; yield an AppServer."""
-    namespace = f"fer-e2e-{os.getpid()}"
+    # One namespace per server: two servers in one test run (a module of its own next to the
+    # session's) must not delete each other's.
+    namespace = f"fer-e2e-{os.getpid()}-{next(_SERVERS)}"
     subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     process = None
