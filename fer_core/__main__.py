@@ -206,6 +206,7 @@ def main(argv=None) -> int:
     from .predict import add_predict_parser
 
     add_predict_parser(sub)
+    from .pipeline import add_pipeline_parser; add_pipeline_parser(sub)  # noqa: E702
 
     args = parser.parse_args(argv)
     try:

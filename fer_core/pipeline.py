@@ -1,0 +1,337 @@
+"""Pipeline evaluation: accuracy through the whole recognition path, detector included.
+
+FER2013's 48x48 faces are upscaled and placed on a larger frame (scale, background, placement,
+rotation and shift are options), and each frame goes through ``Recognizer.analyze``: the same
+detector, crop and model call as the app. Reported per detector and preset:
+
+- ``found``: the share of faces the detector found (a result box overlapping the placed face
+  by IoU >= 0.25);
+- ``accuracy_found`` / ``macro_f1_found``: the classifier on the faces found;
+- ``end_to_end``: accuracy over all faces, a missed face counting as wrong;
+- ``crop_accuracy_found``: the same model on the same faces' original FER2013 crops, so that
+  ``framing_cost = crop_accuracy_found - accuracy_found`` is what the detector's crop costs;
+- ``crop_accuracy``: the same model on all the original crops (the published kind of number).
+
+Choices (framing, thresholds) are made on PublicTest; PrivateTest is reported::
+
+    python -m fer_core evaluate-pipeline --split PrivateTest --detector haar blazeface
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from .errors import ConfigError
+from .labels import INPUT_SIZE
+
+MATCH_IOU = 0.25
+BACKGROUNDS = ("grey", "noise", "gradient")
+PLACEMENTS = ("centre", "random")
+VARIANTS = {
+    "plain": {},
+    # every face turned by +-10 degrees about its centre (alternating sign)
+    "rotated": {"angle": 10.0},
+    # every face placed at a random spot of the frame instead of the centre
+    "shifted": {"placement": "random"},
+}
+
+
+@dataclass(frozen=True)
+class SceneOptions:
+    """How a 48x48 FER2013 face becomes a test frame: upscaled ``scale`` times (bicubic),
+    placed on a ``width`` x ``height`` frame of ``background``, at the centre or at a random
+    spot (``placement``), turned by ``angle`` degrees about its centre (alternating sign from
+    face to face). ``seed`` fixes the random parts."""
+
+    scale: float = 4.0
+    width: int = 640
+    height: int = 480
+    background: str = "grey"
+    placement: str = "centre"
+    angle: float = 0.0
+    seed: int = 0
+
+    def validate(self) -> None:
+        side = INPUT_SIZE * self.scale
+        if not 0.5 <= self.scale <= 20:
+            raise ConfigError("scale must lie between 0.5 and 20.")
+        if side > min(self.width, self.height):
+            raise ConfigError(f"A face upscaled {self.scale}x ({side:.0f} px) does not fit in a "
+                              f"{self.width}x{self.height} frame.")
+        if self.background not in BACKGROUNDS:
+            raise ConfigError(f"background must be one of {', '.join(BACKGROUNDS)}.")
+        if self.placement not in PLACEMENTS:
+            raise ConfigError(f"placement must be one of {', '.join(PLACEMENTS)}.")
+        if not -45 <= self.angle <= 45:
+            raise ConfigError("angle must lie between -45 and 45 degrees.")
+
+
+def _background(options: SceneOptions, rng: np.random.Generator) -> np.ndarray:
+    import cv2
+
+    h, w = options.height, options.width
+    if options.background == "grey":
+        return np.full((h, w), 128, np.uint8)
+    if options.background == "gradient":
+        return np.tile(np.linspace(40, 210, w, dtype=np.float32), (h, 1)).astype(np.uint8)
+    coarse = rng.integers(40, 216, (h // 16 + 1, w // 16 + 1)).astype(np.uint8)
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def make_scene(face: np.ndarray, options: SceneOptions, index: int = 0
+               ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """(RGB frame, (x, y, side, side) where FER2013's frame of the face lies in it)."""
+    import cv2
+
+    rng = np.random.default_rng((options.seed, index))
+    side = int(round(INPUT_SIZE * options.scale))
+    big = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+    frame = _background(options, rng)
+    if options.placement == "centre":
+        x, y = (options.width - side) // 2, (options.height - side) // 2
+    else:
+        x = int(rng.integers(0, options.width - side + 1))
+        y = int(rng.integers(0, options.height - side + 1))
+    frame[y:y + side, x:x + side] = big
+    if options.angle:
+        angle = options.angle if index % 2 == 0 else -options.angle
+        matrix = cv2.getRotationMatrix2D((x + side / 2, y + side / 2), angle, 1.0)
+        back = _background(options, rng)
+        rotated = cv2.warpAffine(frame, matrix, (options.width, options.height),
+                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                                 borderValue=0)
+        mask = cv2.warpAffine(np.full_like(frame, 255), matrix, (options.width, options.height),
+                              flags=cv2.INTER_NEAREST, borderValue=0)
+        frame = np.where(mask > 0, rotated, back)
+    return np.repeat(frame[..., None], 3, axis=2), (x, y, side, side)
+
+
+def _iou(a, b) -> float:
+    from .recognizer import iou
+
+    return iou(a, b)
+
+
+def evaluate_pipeline(recognizer, images: np.ndarray, labels: np.ndarray,
+                      options: SceneOptions | None = None, progress=None,
+                      keep_records: bool = False) -> dict:
+    """Every face through ``recognizer.analyze`` on its own frame; see the module doc."""
+    from .evaluate import classification_report, predict_probabilities
+
+    options = options or SceneOptions()
+    options.validate()
+    images = np.asarray(images, np.uint8)
+    labels = np.asarray(labels)
+    n = len(labels)
+    predicted = np.full(n, -1)
+    found = np.zeros(n, bool)
+    extra_boxes = 0
+    records = []
+    seconds = []
+    for index in range(n):
+        frame, truth = make_scene(images[index], options, index)
+        started = time.perf_counter()
+        results = recognizer.analyze(frame)
+        seconds.append(time.perf_counter() - started)
+        best, best_iou = None, 0.0
+        for result in results:
+            overlap = _iou(result.box, truth)
+            if overlap > best_iou:
+                best, best_iou = result, overlap
+        if best is not None and best_iou >= MATCH_IOU:
+            found[index] = True
+            predicted[index] = int(np.argmax(best.probs))
+            extra_boxes += len(results) - 1
+            if keep_records:
+                records.append({"index": index, "box": list(best.box), "truth": list(truth),
+                                "score": best.score})
+        else:
+            extra_boxes += len(results)
+        if progress is not None and (index % 100 == 0 or index == n - 1):
+            progress((index + 1) / n, f"{index + 1}/{n} faces, {found[:index + 1].mean():.1%} found")
+    crop_predicted = predict_probabilities(recognizer.model, images).argmax(axis=1)
+    on_found = classification_report(labels[found], predicted[found]) if found.any() else None
+    crop_found = float(np.mean(crop_predicted[found] == labels[found])) if found.any() else None
+    accuracy_found = on_found["accuracy"] if on_found else None
+    report = {
+        "faces": int(n),
+        "found": float(found.mean()) if n else float("nan"),
+        "accuracy_found": accuracy_found,
+        "macro_f1_found": on_found["macro_f1"] if on_found else None,
+        "end_to_end": float(np.mean(predicted == labels)) if n else float("nan"),
+        "crop_accuracy_found": crop_found,
+        "crop_accuracy": float(np.mean(crop_predicted == labels)) if n else float("nan"),
+        "framing_cost": (crop_found - accuracy_found) if on_found else None,
+        "extra_boxes_per_frame": extra_boxes / max(n, 1),
+        "median_ms_per_frame": float(np.median(seconds) * 1e3) if seconds else None,
+        "scene": asdict(options),
+        "detector": getattr(recognizer, "detector_name", "haar"),
+        "preset": recognizer.preset,
+        "framing": recognizer.framing.as_dict() if recognizer.framing else None,
+        "margin": recognizer.margin,
+        "align": bool(getattr(recognizer, "align", False)),
+        "min_score": getattr(recognizer, "min_score", None),
+        "flip_average": bool(getattr(recognizer.model, "flip_average", False)),
+    }
+    if keep_records:
+        report["records"] = records
+    return report
+
+
+def measure_framing(records: list[dict]):
+    """The ``Framing`` that maps a detector's boxes to FER2013's frame: the medians of
+    (frame side / box width) and of the frame centre's offset from the box centre, in box
+    widths and heights, over ``records`` from ``evaluate_pipeline(keep_records=True)``
+    (found faces only; unrotated scenes)."""
+    from .preprocess import Framing
+
+    if not records:
+        raise ConfigError("No faces were found, so no framing can be measured.")
+    box = np.array([r["box"] for r in records], np.float64)
+    truth = np.array([r["truth"] for r in records], np.float64)
+    # a box side: the larger of width and height (crop_faces squares the region the same way)
+    side = box[:, 2:4].max(axis=1)
+    scale = truth[:, 2] / side
+    dx = ((truth[:, 0] + truth[:, 2] / 2) - (box[:, 0] + box[:, 2] / 2)) / box[:, 2]
+    dy = ((truth[:, 1] + truth[:, 3] / 2) - (box[:, 1] + box[:, 3] / 2)) / box[:, 3]
+    return Framing(scale=round(float(np.median(scale)), 3), dx=round(float(np.median(dx)), 3),
+                   dy=round(float(np.median(dy)), 3)), {
+        "faces": int(len(records)),
+        "box_covers_frame_width_median": round(float(np.median(side / truth[:, 2])), 4),
+        "scale_iqr": [round(float(v), 3) for v in np.percentile(scale, [25, 75])],
+        "dx_iqr": [round(float(v), 3) for v in np.percentile(dx, [25, 75])],
+        "dy_iqr": [round(float(v), 3) for v in np.percentile(dy, [25, 75])]}
+
+
+def format_pipeline_row(report: dict) -> str:
+    def pct(value):
+        return "   n/a" if value is None else f"{value * 100:6.2f}%"
+
+    return (f"{report['detector']:<10} {report['preset']:<6} {report.get('variant', 'plain'):<8} "
+            f"found {pct(report['found'])}  acc(found) {pct(report['accuracy_found'])}  "
+            f"F1(found) {report['macro_f1_found'] or 0:.3f}  end-to-end {pct(report['end_to_end'])}"
+            f"  crop(found) {pct(report['crop_accuracy_found'])}  framing cost "
+            f"{(report['framing_cost'] or 0) * 100:+.2f} pt  crop(all) {pct(report['crop_accuracy'])}"
+            f"  {report['median_ms_per_frame']:.1f} ms/frame")
+
+
+def _parse_framing(text: str | None):
+    from .preprocess import Framing
+
+    if text in (None, "auto"):
+        return "auto"
+    if text == "none":
+        return None
+    try:
+        scale, dx, dy = (float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise ConfigError("--framing takes auto, none or SCALE,DX,DY (e.g. 1.19,0,0.05).") from exc
+    return Framing(scale, dx, dy)
+
+
+def run_pipeline_evaluation(args, stream=sys.stderr) -> dict:
+    from .data import load_fer2013
+    from .recognizer import Recognizer
+
+    dataset = load_fer2013(args.data, skip_bad=args.skip_bad_rows)
+    images, labels = dataset.split(args.split)
+    if args.limit:
+        images, labels = images[:args.limit], labels[:args.limit]
+    width, height = (int(v) for v in args.frame.lower().split("x"))
+    base = SceneOptions(scale=args.scale, width=width, height=height,
+                        background=args.background, seed=args.seed)
+    framing = _parse_framing(args.framing)
+    rows = []
+    framings = {}
+    for detector in args.detector:
+        for preset in args.preset:
+            recognizer = Recognizer(args.model, preset=preset, detector=detector,
+                                    framing=framing, margin=args.margin, align=args.align,
+                                    min_score=args.min_score)
+            for variant in args.variants:
+                if variant not in VARIANTS:
+                    raise ConfigError(f"Unknown variant {variant!r}; choose from "
+                                      f"{', '.join(VARIANTS)}.")
+                options = replace(base, **VARIANTS[variant])
+
+                def progress(fraction, message, _label=f"{detector}/{preset}/{variant}"):
+                    print(f"\r{_label}: {fraction * 100:5.1f}% {message}", end="", file=stream,
+                          flush=True)
+                    if fraction >= 1:
+                        print(file=stream)
+
+                measure = args.measure_framing and variant == "plain"
+                report = evaluate_pipeline(recognizer, images, labels, options, progress,
+                                           keep_records=measure)
+                report.update(split=args.split, variant=variant)
+                if measure:
+                    measured, spread = measure_framing(report.pop("records"))
+                    framings[f"{detector}/{preset}"] = {**measured.as_dict(), **spread}
+                    report["measured_framing"] = framings[f"{detector}/{preset}"]
+                rows.append(report)
+                print(format_pipeline_row(report), flush=True)
+    result = {"split": args.split, "faces": int(len(labels)), "model": str(args.model or "shipped"),
+              "date": time.strftime("%Y-%m-%d"), "rows": rows}
+    if framings:
+        result["measured_framings"] = framings
+        for key, value in framings.items():
+            print(f"measured framing {key}: scale {value['scale']}, dx {value['dx']}, "
+                  f"dy {value['dy']} (box covers {value['box_covers_frame_width_median']:.1%} "
+                  f"of FER2013's frame width; {value['faces']} faces)")
+    if args.out:
+        tmp = f"{args.out}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=1)
+            handle.write("\n")
+        os.replace(tmp, args.out)
+        print(f"wrote {args.out}")
+    return result
+
+
+def add_pipeline_parser(sub) -> None:
+    from .faces import DETECTORS
+
+    p = sub.add_parser("evaluate-pipeline",
+                       help="accuracy through the whole path (detector, crop, model) on FER2013 "
+                            "faces placed in larger frames")
+    p.add_argument("--data", default=os.environ.get("FER2013_PATH"),
+                   help="FER2013 CSV or folder (default: $FER2013_PATH)")
+    p.add_argument("--skip-bad-rows", action="store_true")
+    p.add_argument("--split", default="PublicTest", choices=["PublicTest", "PrivateTest"],
+                   help="choose settings on PublicTest; report PrivateTest")
+    p.add_argument("--model", default=None, help="a .keras file (default: the shipped model)")
+    p.add_argument("--detector", nargs="+", default=["haar"], choices=list(DETECTORS))
+    p.add_argument("--preset", nargs="+", default=["photo"], choices=["photo", "live"])
+    p.add_argument("--variants", nargs="+", default=["plain"], choices=list(VARIANTS),
+                   help="plain: centred; rotated: turned +-10 degrees; shifted: random spot")
+    p.add_argument("--scale", type=float, default=4.0, help="upscaling of the 48x48 face")
+    p.add_argument("--frame", default="640x480", help="frame size, WIDTHxHEIGHT")
+    p.add_argument("--background", default="grey", choices=list(BACKGROUNDS))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--framing", default="auto",
+                   help="auto (the detector's measured framing), none (the bare box), or "
+                        "SCALE,DX,DY")
+    p.add_argument("--margin", type=float, default=0.0, help="extra margin per side")
+    p.add_argument("--align", action="store_true", help="level the eyes before cropping")
+    p.add_argument("--min-score", type=float, default=None,
+                   help="drop faces with a detector score below this")
+    p.add_argument("--limit", type=int, default=None, help="only the first N faces (quick runs)")
+    p.add_argument("--measure-framing", action="store_true",
+                   help="also measure how the detector's box relates to FER2013's frame")
+    p.add_argument("--out", default=None, help="write the results as JSON")
+    p.set_defaults(func=_cmd_pipeline)
+
+
+def _cmd_pipeline(args) -> int:
+    run_pipeline_evaluation(args)
+    return 0
+
+
+__all__ = ["SceneOptions", "VARIANTS", "make_scene", "evaluate_pipeline", "measure_framing",
+           "add_pipeline_parser", "run_pipeline_evaluation"]
