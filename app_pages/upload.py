@@ -8,10 +8,11 @@ import streamlit as st
 
 from app_lib.charts import probability_bars, timeline_figure
 from app_lib.common import require_active_model, save_upload, user_errors
+from app_lib.detector import detector_choice
 from app_lib.uploads import (IMAGE_TYPES, RESULT_COLUMNS, VIDEO_TYPES, PhotoResult,
                              analyze_photo, annotated_png, frames_to_json, kind_of,
                              photo_recognizer, rows_to_csv, to_json_bytes, video_recognizer)
-from fer_core import EMOTIONS, FerError
+from fer_core import EMOTIONS, FerError, Recognizer
 from fer_core.timeline import face_summary, segment_summary
 
 VIDEO_RESULTS_KEY = "video_results"
@@ -22,6 +23,8 @@ st.caption("Upload one or several photos (JPEG, PNG, WebP, BMP) or videos (MP4, 
 
 active = require_active_model()
 model = active.model
+with st.sidebar:
+    detector = detector_choice(st)
 model_key = f"{model.path}:{model.path.stat().st_mtime_ns if model.path.exists() else 0}"
 
 uploads = st.file_uploader("Photos or videos", type=IMAGE_TYPES + VIDEO_TYPES,
@@ -45,9 +48,17 @@ if not uploads:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def cached_photo(data: bytes, name: str, model_key: str) -> PhotoResult:
-    # ``model_key`` keeps results of different models apart.
-    return analyze_photo(data, name, photo_recognizer(model))
+def cached_photo(data: bytes, name: str, model_key: str, detector: str) -> PhotoResult:
+    # ``model_key`` and ``detector`` keep results of different models and detectors apart.
+    return analyze_photo(data, name, _recognizer("photo", detector))
+
+
+def _recognizer(kind: str, detector: str) -> Recognizer:
+    """Haar keeps the page's own size limits (app_lib.uploads); other detectors scale the
+    image to their input themselves."""
+    if detector == "haar":
+        return photo_recognizer(model) if kind == "photo" else video_recognizer(model)
+    return Recognizer(model, preset="photo", detector=detector)
 
 
 def show_photo(upload, data: bytes, result: PhotoResult) -> None:
@@ -105,7 +116,7 @@ def analyse_video(upload, data_key: str) -> dict:
     from fer_core.video_writer import AnnotatedVideoWriter
 
     store = st.session_state.setdefault(VIDEO_RESULTS_KEY, {})
-    key = (data_key, int(every), bool(write_video), model_key)
+    key = (data_key, int(every), bool(write_video), model_key, detector)
     if key in store:
         return store[key]
     path = save_upload(upload)
@@ -120,7 +131,7 @@ def analyse_video(upload, data_key: str) -> dict:
         writer = AnnotatedVideoWriter(path.with_name(path.stem + f"_annotated_every{every}"),
                                       fps=(info["fps"] or 25.0) / every)
     try:
-        frames = analyze_video(path, recognizer=video_recognizer(model), every=int(every),
+        frames = analyze_video(path, recognizer=_recognizer("video", detector), every=int(every),
                                progress=on_progress,
                                on_frame=writer.on_frame if writer else None)
     finally:
@@ -196,7 +207,7 @@ for upload in uploads:
         if kind == "image":
             data = upload.getvalue()
             with st.spinner(f"Analysing {upload.name}…"):
-                result = cached_photo(data, upload.name, model_key)
+                result = cached_photo(data, upload.name, model_key, detector)
             photo_results.append(result)
             show_photo(upload, data, result)
         elif kind == "video":

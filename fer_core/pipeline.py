@@ -209,6 +209,55 @@ def measure_framing(records: list[dict]):
         "dy_iqr": [round(float(v), 3) for v in np.percentile(dy, [25, 75])]}
 
 
+def framing_sweep(recognizer, images: np.ndarray, labels: np.ndarray,
+                  options: SceneOptions | None = None, scales=None, dys=None,
+                  progress=None) -> dict:
+    """Accuracy on the faces found for a grid of framings (side ``scale`` x the box, centre
+    moved by ``dy`` box heights), each face detected once through ``recognizer``'s detector.
+    Also the oracle: FER2013's own frame cut from the same scene (what resampling alone
+    costs). For PublicTest: the choice of ``preprocess.FRAMINGS`` is made here."""
+    from .faces import to_grey
+    from .preprocess import Framing, crop_faces
+
+    options = options or SceneOptions()
+    options.validate()
+    scales = list(scales if scales is not None else np.round(np.arange(0.9, 1.46, 0.05), 3))
+    dys = list(dys if dys is not None else [-0.15, -0.1, -0.05, 0.0, 0.05])
+    detector = recognizer.detector
+    grid = [(float(a), float(b)) for a in scales for b in dys]
+    crops = {key: [] for key in grid}
+    oracle, kept = [], []
+    for index in range(len(labels)):
+        frame, truth = make_scene(images[index], options, index)
+        grey = to_grey(frame)
+        detections = detector.detect_faces(frame if detector.needs_rgb else grey)
+        if recognizer.min_score is not None:
+            detections = [d for d in detections if d.score is None or d.score >= recognizer.min_score]
+        best = max(detections, key=lambda d: _iou(d.box, truth), default=None)
+        if best is None or _iou(best.box, truth) < MATCH_IOU:
+            continue
+        kept.append(index)
+        oracle.append(crop_faces(grey, [truth], framing=Framing())[0])
+        for scale, dy in grid:
+            crops[(scale, dy)].append(crop_faces(grey, [best.box], recognizer.margin,
+                                                 Framing(scale, 0.0, dy))[0])
+        if progress is not None and index % 200 == 0:
+            progress((index + 1) / len(labels), f"{index + 1}/{len(labels)} faces")
+    kept = np.array(kept, int)
+    truth_labels = np.asarray(labels)[kept]
+    model = recognizer.model
+
+    def accuracy(batch):
+        return float(np.mean(model.predict_faces(np.stack(batch)).argmax(1) == truth_labels))
+
+    rows = [{"scale": a, "dy": b, "accuracy_found": accuracy(crops[(a, b)])} for a, b in grid]
+    best_row = max(rows, key=lambda r: r["accuracy_found"])
+    return {"faces": int(len(labels)), "found": int(len(kept)),
+            "crop_accuracy_found": float(np.mean(model.predict_faces(images[kept]).argmax(1)
+                                                 == truth_labels)),
+            "oracle_frame_accuracy_found": accuracy(oracle), "grid": rows, "best": best_row}
+
+
 def format_pipeline_row(report: dict) -> str:
     def pct(value):
         return "   n/a" if value is None else f"{value * 100:6.2f}%"
@@ -324,12 +373,46 @@ def add_pipeline_parser(sub) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N faces (quick runs)")
     p.add_argument("--measure-framing", action="store_true",
                    help="also measure how the detector's box relates to FER2013's frame")
+    p.add_argument("--sweep-framing", action="store_true",
+                   help="instead of evaluating, score a grid of framings (PublicTest only)")
     p.add_argument("--out", default=None, help="write the results as JSON")
     p.set_defaults(func=_cmd_pipeline)
 
 
 def _cmd_pipeline(args) -> int:
+    if args.sweep_framing:
+        return _cmd_sweep(args)
     run_pipeline_evaluation(args)
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    from .data import load_fer2013
+    from .recognizer import Recognizer
+
+    if args.split != "PublicTest":
+        raise ConfigError("Framings are chosen on PublicTest; PrivateTest must not steer them.")
+    images, labels = load_fer2013(args.data, skip_bad=args.skip_bad_rows).split(args.split)
+    if args.limit:
+        images, labels = images[:args.limit], labels[:args.limit]
+    width, height = (int(v) for v in args.frame.lower().split("x"))
+    options = SceneOptions(scale=args.scale, width=width, height=height,
+                           background=args.background, seed=args.seed)
+    out = {}
+    for detector in args.detector:
+        for preset in args.preset:
+            recognizer = Recognizer(args.model, preset=preset, detector=detector,
+                                    margin=args.margin, min_score=args.min_score)
+            result = framing_sweep(recognizer, images, labels, options)
+            out[f"{detector}/{preset}"] = result
+            print(f"{detector}/{preset}: {result['found']}/{result['faces']} found; original "
+                  f"crops {result['crop_accuracy_found']:.4f}, FER2013's frame cut from the "
+                  f"scene {result['oracle_frame_accuracy_found']:.4f}")
+            for row in sorted(result["grid"], key=lambda r: -r["accuracy_found"])[:8]:
+                print(f"  scale {row['scale']:.2f} dy {row['dy']:+.2f}: {row['accuracy_found']:.4f}")
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
+            json.dump(out, handle, indent=1)
     return 0
 
 

@@ -41,8 +41,8 @@ MODELS = {
 
 @dataclass(frozen=True)
 class BlazeFaceSettings:
-    """``model``: "short" (faces within about 2 m, the webcam case) or "full" (small faces
-    too). ``min_score``: boxes below it are dropped (see ``SCORE_THRESHOLD``).
+    """``model``: "short" (faces within about 2 m, the webcam case), "full" (small faces
+    too) or "both" (the two models' boxes merged; large and small faces). ``min_score``: boxes below it are dropped (see ``SCORE_THRESHOLD``).
     ``tiles``: also run the model on overlapping tiles of this many per side (for small faces
     in large photos; 1 = whole image only). ``nms_iou``: boxes overlapping more than this are
     merged (weighted by score)."""
@@ -53,9 +53,9 @@ class BlazeFaceSettings:
     nms_iou: float = 0.3
 
     def validate(self) -> None:
-        if self.model not in MODELS:
+        if self.model not in (*MODELS, "both"):
             raise ConfigError(f"Unknown BlazeFace model {self.model!r}; choose one of "
-                              f"{', '.join(MODELS)}.")
+                              f"{', '.join(MODELS)}, both.")
         if not 0.0 <= self.min_score < 1.0:
             raise ConfigError("min_score must lie in [0, 1).")
         if not 1 <= self.tiles <= 4:
@@ -143,26 +143,13 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, extra: np.ndarray, iou_t
     return np.array(kept_boxes), np.array(kept_scores), np.array(kept_extra)
 
 
-class BlazeFaceDetector:
-    """Find faces in an RGB image with BlazeFace; ``detect_faces`` returns ``Detection``s
-    with score and eye points, ``detect`` the boxes alone."""
 
-    needs_rgb = True
-    name = "blazeface"
+class _Model:
+    """One BlazeFace model file behind a lock (LiteRT interpreters are not thread-safe)."""
 
-    def __init__(self, settings: BlazeFaceSettings | None = None, preset: str = "photo",
-                 num_threads: int | None = None, **overrides):
-        if settings is None:
-            if preset not in BLAZEFACE_PRESETS:
-                raise ConfigError(f"Unknown preset {preset!r}; choose one of "
-                                  f"{', '.join(BLAZEFACE_PRESETS)}.")
-            settings = BLAZEFACE_PRESETS[preset]
-        if overrides:
-            settings = BlazeFaceSettings(**{**settings.__dict__, **overrides})
-        settings.validate()
-        self.settings = settings
-        self.spec = MODELS[settings.model]
-        path = model_dir() / self.spec.file
+    def __init__(self, spec: BlazeFaceModel, num_threads: int | None = None):
+        self.spec = spec
+        path = model_dir() / spec.file
         if not path.is_file():
             raise ModelError(f"{path} is missing. {INSTALL_HINT}")
         try:
@@ -174,13 +161,13 @@ class BlazeFaceDetector:
         # regressors (1, N, 16) and classificators (1, N, 1), in either order
         outputs = sorted(outputs, key=lambda o: -int(o["shape"][-1]))
         self._regressors, self._scores = outputs[0]["index"], outputs[1]["index"]
-        self._anchors = anchors(self.spec.size, self.spec.strides)
+        self._anchors = anchors(spec.size, spec.strides)
         if int(outputs[0]["shape"][1]) != len(self._anchors):
             raise ModelError(f"{path.name}: {outputs[0]['shape'][1]} outputs but "
                              f"{len(self._anchors)} anchors; unexpected model.")
         self._lock = threading.Lock()
 
-    def _run(self, rgb: np.ndarray):
+    def run(self, rgb: np.ndarray, min_score: float):
         """Raw detections of one image (letterboxed to the model's square input), in the
         image's pixels: boxes (N, 4) x0 y0 x1 y1, scores (N,), key points (N, 12)."""
         import cv2
@@ -200,7 +187,7 @@ class BlazeFaceDetector:
             raw = self._interpreter.get_tensor(self._regressors)[0]
             logits = self._interpreter.get_tensor(self._scores)[0, :, 0]
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -100, 100)))
-        keep = scores >= self.settings.min_score
+        keep = scores >= min_score
         if not keep.any():
             return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 12))
         raw, scores, anchor = raw[keep], scores[keep], self._anchors[keep]
@@ -213,6 +200,34 @@ class BlazeFaceDetector:
         boxes = (boxes * size - [pad_x, pad_y, pad_x, pad_y]) / scale
         points = (points * size - [pad_x, pad_y]) / scale
         return boxes, scores, points.reshape(-1, 12)
+
+
+class BlazeFaceDetector:
+    """Find faces in an RGB image with BlazeFace; ``detect_faces`` returns ``Detection``s
+    with score and eye points, ``detect`` the boxes alone."""
+
+    needs_rgb = True
+    name = "blazeface"
+
+    def __init__(self, settings: BlazeFaceSettings | None = None, preset: str = "photo",
+                 num_threads: int | None = None, **overrides):
+        if settings is None:
+            if preset not in BLAZEFACE_PRESETS:
+                raise ConfigError(f"Unknown preset {preset!r}; choose one of "
+                                  f"{', '.join(BLAZEFACE_PRESETS)}.")
+            settings = BLAZEFACE_PRESETS[preset]
+        if overrides:
+            settings = BlazeFaceSettings(**{**settings.__dict__, **overrides})
+        settings.validate()
+        self.settings = settings
+        names = ("short", "full") if settings.model == "both" else (settings.model,)
+        self._models = [_Model(MODELS[name], num_threads) for name in names]
+
+    def _run(self, rgb: np.ndarray):
+        parts = [model.run(rgb, self.settings.min_score) for model in self._models]
+        if len(parts) == 1:
+            return parts[0]
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
 
     def _tiles(self, height: int, width: int):
         n = self.settings.tiles
