@@ -18,6 +18,7 @@ from .preprocess import FRAMINGS, Framing, crop_faces
 # Haar's presets (kept under this name for old callers). "photo" is the seed's settings on the
 # full-size image (best recall); "live" detects on a frame downscaled to 320 px wide.
 PRESETS = HAAR_PRESETS
+LIVE_CARRY_FRAMES = 5  # the live preset draws a missed face for up to 5 frames
 
 
 @dataclass
@@ -87,14 +88,15 @@ class FaceTracker:
     probabilities: ``smoothed = smoothing * previous + (1 - smoothing) * current``.
 
     A track the detector misses keeps its id for ``max_missed`` frames (15: half a second at
-    30 fps). A face seen in at least ``carry_min_hits`` frames is carried through up to
-    ``carry_missed`` missed frames: it stays in the results, at its last box, with its last
-    probabilities and ``carried=True``, so a moving face does not blink out of the overlay."""
+    30 fps). With ``carry_missed`` > 0 (the live preset: 5), a face seen in at least
+    ``carry_min_hits`` frames is carried through up to ``carry_missed`` missed frames: it stays
+    in the results, at its last box, with its last probabilities and ``carried=True``, so a
+    moving face does not blink out of the overlay."""
 
     smoothing: float = 0.5
     min_iou: float = 0.3
     max_missed: int = 15
-    carry_missed: int = 5
+    carry_missed: int = 0
     carry_min_hits: int = 3
     _tracks: list = field(default_factory=list)
     _next_id: int = 1
@@ -177,7 +179,10 @@ class Recognizer:
         self.framing = framing
         self.align = align
         self.min_score = min_score
-        self.tracker = FaceTracker(smoothing=smoothing)
+        # Live frames carry a face the detector misses for a few frames; photos and videos
+        # report only what was detected.
+        self.tracker = FaceTracker(smoothing=smoothing,
+                                   carry_missed=LIVE_CARRY_FRAMES if preset == "live" else 0)
         self._stream_lock = threading.Lock()
         self.last_timings: dict[str, float] = {}
 

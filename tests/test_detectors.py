@@ -85,7 +85,9 @@ def test_framed_crop_pads_at_the_border_and_levels_the_eyes():
 
 
 def test_tracker_carries_a_face_missed_for_a_few_frames_and_keeps_its_id():
-    tracker = FaceTracker(smoothing=0.0)
+    assert FaceTracker().carry_missed == 0  # photos and videos: only what was detected
+    assert Recognizer(preset="live").tracker.carry_missed > 0
+    tracker = FaceTracker(smoothing=0.0, carry_missed=5)
     probs = np.eye(7)[3]
     for step in range(4):
         results = tracker.update([FaceResult((100 + 5 * step, 100, 80, 80), probs.copy())])
