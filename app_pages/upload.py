@@ -1,6 +1,7 @@
 """Photos and videos: every face boxed and labelled, probabilities, tables and downloads."""
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -9,10 +10,11 @@ import streamlit as st
 from app_lib.charts import probability_bars, timeline_figure
 from app_lib.common import require_active_model, save_upload, user_errors
 from app_lib.detector import detector_choice
-from app_lib.uploads import (IMAGE_TYPES, RESULT_COLUMNS, VIDEO_TYPES, PhotoResult,
-                             analyze_photo, annotated_png, frames_to_json, kind_of,
-                             photo_recognizer, rows_to_csv, to_json_bytes, video_recognizer)
+from app_lib.uploads import (IMAGE_TYPES, PHOTO_DETECTOR, RESULT_COLUMNS, VIDEO_DETECTOR,
+                             VIDEO_TYPES, PhotoResult, analyze_photo, annotated_png,
+                             frames_to_json, kind_of, rows_to_csv, to_json_bytes)
 from fer_core import EMOTIONS, FerError, Recognizer
+from fer_core.faces.haar import HAAR_PRESETS
 from fer_core.timeline import face_summary, segment_summary
 
 VIDEO_RESULTS_KEY = "video_results"
@@ -56,8 +58,10 @@ def cached_photo(data: bytes, name: str, model_key: str, detector: str) -> Photo
 def _recognizer(kind: str, detector: str) -> Recognizer:
     """Haar keeps the page's own size limits (app_lib.uploads); other detectors scale the
     image to their input themselves."""
-    if detector == "haar":
-        return photo_recognizer(model) if kind == "photo" else video_recognizer(model)
+    if detector == "haar":  # the photo preset, within the page's size limits for detection
+        limits = PHOTO_DETECTOR if kind == "photo" else VIDEO_DETECTOR
+        return Recognizer(model, detector_settings=replace(HAAR_PRESETS["photo"],
+                                                           detect_width=limits.detect_width))
     return Recognizer(model, preset="photo", detector=detector)
 
 
