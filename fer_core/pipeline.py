@@ -221,41 +221,47 @@ def framing_sweep(recognizer, images: np.ndarray, labels: np.ndarray,
 
     options = options or SceneOptions()
     options.validate()
-    scales = list(scales if scales is not None else np.round(np.arange(0.9, 1.46, 0.05), 3))
-    dys = list(dys if dys is not None else [-0.15, -0.1, -0.05, 0.0, 0.05])
+    scales = list(scales if scales is not None else np.round(np.arange(0.95, 1.31, 0.05), 3))
+    dys = list(dys if dys is not None else [-0.1, -0.05, 0.0, 0.05])
     detector = recognizer.detector
     grid = [(float(a), float(b)) for a in scales for b in dys]
-    crops = {key: [] for key in grid}
-    oracle, kept = [], []
-    for index in range(len(labels)):
+    n = len(labels)
+    crops = np.empty((len(grid), n, INPUT_SIZE, INPUT_SIZE), np.uint8)  # one block, no lists
+    oracle = np.empty((n, INPUT_SIZE, INPUT_SIZE), np.uint8)
+    kept = []
+    for index in range(n):
         frame, truth = make_scene(images[index], options, index)
         grey = to_grey(frame)
         detections = detector.detect_faces(frame if detector.needs_rgb else grey)
         if recognizer.min_score is not None:
-            detections = [d for d in detections if d.score is None or d.score >= recognizer.min_score]
+            detections = [d for d in detections
+                          if d.score is None or d.score >= recognizer.min_score]
         best = max(detections, key=lambda d: _iou(d.box, truth), default=None)
         if best is None or _iou(best.box, truth) < MATCH_IOU:
             continue
+        slot = len(kept)
         kept.append(index)
-        oracle.append(crop_faces(grey, [truth], framing=Framing())[0])
-        for scale, dy in grid:
-            crops[(scale, dy)].append(crop_faces(grey, [best.box], recognizer.margin,
-                                                 Framing(scale, 0.0, dy))[0])
+        oracle[slot] = crop_faces(grey, [truth], framing=Framing())[0]
+        for g, (scale, dy) in enumerate(grid):
+            crops[g, slot] = crop_faces(grey, [best.box], recognizer.margin,
+                                        Framing(scale, 0.0, dy))[0]
         if progress is not None and index % 200 == 0:
-            progress((index + 1) / len(labels), f"{index + 1}/{len(labels)} faces")
+            progress((index + 1) / n, f"{index + 1}/{n} faces")
+    found = len(kept)
     kept = np.array(kept, int)
     truth_labels = np.asarray(labels)[kept]
     model = recognizer.model
 
     def accuracy(batch):
-        return float(np.mean(model.predict_faces(np.stack(batch)).argmax(1) == truth_labels))
+        return float(np.mean(model.predict_faces(batch).argmax(1) == truth_labels))
 
-    rows = [{"scale": a, "dy": b, "accuracy_found": accuracy(crops[(a, b)])} for a, b in grid]
+    rows = [{"scale": a, "dy": b, "accuracy_found": accuracy(crops[g, :found])}
+            for g, (a, b) in enumerate(grid)]
     best_row = max(rows, key=lambda r: r["accuracy_found"])
-    return {"faces": int(len(labels)), "found": int(len(kept)),
-            "crop_accuracy_found": float(np.mean(model.predict_faces(images[kept]).argmax(1)
-                                                 == truth_labels)),
-            "oracle_frame_accuracy_found": accuracy(oracle), "grid": rows, "best": best_row}
+    return {"faces": int(n), "found": int(found),
+            "crop_accuracy_found": accuracy(np.asarray(images)[kept]),
+            "oracle_frame_accuracy_found": accuracy(oracle[:found]), "grid": rows,
+            "best": best_row}
 
 
 def format_pipeline_row(report: dict) -> str:

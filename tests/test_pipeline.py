@@ -92,3 +92,23 @@ def test_pipeline_on_real_fer2013_faces(fer2013):
     images, labels = fer2013.split("PublicTest")
     report = evaluate_pipeline(Recognizer(detector="blazeface"), images[:60], labels[:60])
     assert report["found"] > 0.8 and report["end_to_end"] > 0.4
+
+
+def test_framing_sweep_scores_every_framing_and_the_oracle(astronaut_faces):
+    from fer_core.pipeline import framing_sweep
+
+    result = framing_sweep(Recognizer(), astronaut_faces, np.array([3, 3, 3, 3]),
+                           scales=[1.0, 1.2], dys=[0.0])
+    assert result["found"] == 4 and len(result["grid"]) == 2
+    assert result["best"] in result["grid"]
+    assert 0.0 <= result["oracle_frame_accuracy_found"] <= 1.0
+
+
+def test_sweep_refuses_private_test():
+    from fer_core.pipeline import _cmd_sweep
+
+    parser = argparse.ArgumentParser()
+    add_pipeline_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["evaluate-pipeline", "--sweep-framing", "--split", "PrivateTest"])
+    with pytest.raises(ConfigError):
+        _cmd_sweep(args)
