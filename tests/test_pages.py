@@ -258,3 +258,17 @@ def test_training_page_lists_runs_and_validates_the_form(app_env):
     assert_clean(at)
     assert "is not allowed" in texts(at.error)
     assert not (app_env["runs"].parent / "outside").exists()
+
+
+def test_photos_page_switches_the_face_detector(app_env):
+    at = run_page("app_pages/upload.py")
+    radio = at.sidebar.radio(key="face_detector")
+    assert radio.value == "haar" and list(radio.options) == ["Haar cascade (OpenCV)",
+                                                             "BlazeFace (MediaPipe)"]
+    radio.set_value("blazeface")
+    at.file_uploader(key="upload_files").set_value([
+        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.run()
+    assert_clean(at)
+    assert "**#1 happy**" in texts(at.markdown)
+    assert at.sidebar.radio(key="face_detector").value == "blazeface"
