@@ -173,7 +173,7 @@ def evaluate_pipeline(recognizer, images: np.ndarray, labels: np.ndarray,
         "scene": asdict(options),
         "detector": getattr(recognizer, "detector_name", "haar"),
         "preset": recognizer.preset,
-        "framing": recognizer.framing.as_dict() if recognizer.framing else None,
+        "framing": _framing_dict(recognizer.framing),
         "margin": recognizer.margin,
         "align": bool(getattr(recognizer, "align", False)),
         "min_score": getattr(recognizer, "min_score", None),
@@ -182,6 +182,14 @@ def evaluate_pipeline(recognizer, images: np.ndarray, labels: np.ndarray,
     if keep_records:
         report["records"] = records
     return report
+
+
+def _framing_dict(framing):
+    if framing is None:
+        return None
+    if isinstance(framing, tuple):
+        return [f.as_dict() for f in framing]
+    return framing.as_dict()
 
 
 def measure_framing(records: list[dict]):

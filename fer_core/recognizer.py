@@ -164,10 +164,14 @@ class Recognizer:
         if detector not in DETECTORS:
             raise ConfigError(f"Unknown detector {detector!r}; choose one of "
                               f"{', '.join(DETECTORS)}.")
-        if framing == "auto":
+        if isinstance(framing, str) and framing == "auto":
             framing = FRAMINGS.get(detector)
+        if isinstance(framing, (list, tuple)):
+            framing = tuple(framing)
+            if not framing or not all(isinstance(f, Framing) for f in framing):
+                raise ConfigError("framing must be 'auto', a Framing, a tuple of Framings or None.")
         elif framing is not None and not isinstance(framing, Framing):
-            raise ConfigError("framing must be 'auto', a Framing or None.")
+            raise ConfigError("framing must be 'auto', a Framing, a tuple of Framings or None.")
         self.model = model if isinstance(model, EmotionModel) else load_model(model)
         self.preset = preset
         self.detector_name = detector
@@ -198,8 +202,12 @@ class Recognizer:
             self.last_timings = {"detect_ms": (detected - started) * 1e3, "classify_ms": 0.0}
             return []
         eyes = [d.eyes for d in detections] if self.align else None
-        crops = crop_faces(grey, [d.box for d in detections], self.margin, self.framing, eyes)
+        boxes = [d.box for d in detections]
+        framings = self.framing if isinstance(self.framing, tuple) else (self.framing,)
+        # several framings: every face cropped each way, all in one model call, averaged
+        crops = np.concatenate([crop_faces(grey, boxes, self.margin, f, eyes) for f in framings])
         probs = self.model.predict_faces(crops)
+        probs = probs.reshape(len(framings), len(boxes), -1).mean(axis=0)
         finished = time.perf_counter()
         self.last_timings = {"detect_ms": (detected - started) * 1e3,
                              "classify_ms": (finished - detected) * 1e3}

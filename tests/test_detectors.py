@@ -102,3 +102,20 @@ def test_tracker_carries_a_face_missed_for_a_few_frames_and_keeps_its_id():
     # a box seen once (a false face) is not carried
     tracker.update([FaceResult((400, 10, 50, 50), probs.copy()), FaceResult((130, 102, 80, 80), probs.copy())])
     assert all(r.face_id == 1 for r in tracker.update([FaceResult((131, 102, 80, 80), probs.copy())]))
+
+
+def test_several_framings_are_averaged_in_one_model_call(astronaut, shipped_model, monkeypatch):
+    calls = []
+    original = shipped_model.predict_faces
+
+    def spy(crops):
+        calls.append(len(crops))
+        return original(crops)
+
+    monkeypatch.setattr(shipped_model, "predict_faces", spy)
+    framings = (Framing(1.0), Framing(1.1, 0.0, 0.05), Framing(0.95))
+    faces = Recognizer(shipped_model, framing=framings).analyze(astronaut)
+    assert calls == [3] and len(faces) == 1 and faces[0].label == "happy"
+    assert faces[0].probs.sum() == pytest.approx(1.0)
+    with pytest.raises(ConfigError):
+        Recognizer(shipped_model, framing=("wide",))
