@@ -13,7 +13,7 @@ from .faces import DEFAULT_DETECTOR, DETECTORS, DetectorSettings, FaceDetector, 
 from .faces.haar import HAAR_PRESETS
 from .inference import EmotionModel, load_model
 from .labels import EMOTIONS
-from .preprocess import FRAMINGS, Framing, crop_faces
+from .preprocess import FRAMING_SETS, FRAMINGS, Framing, crop_faces
 
 # Haar's presets (kept under this name for old callers). "photo" is the seed's settings on the
 # full-size image (best recall); "live" detects on a frame downscaled to 320 px wide.
@@ -147,8 +147,9 @@ class Recognizer:
     ``model``: an EmotionModel, a path, or None (the shipped default).
     ``detector``: one of ``fer_core.DETECTORS`` ("haar", the default, or "blazeface").
     ``preset``: "photo" (default) or "live"; ``detector_settings`` (Haar's) overrides it.
-    ``framing``: "auto" (the detector's measured FER2013 framing, ``preprocess.FRAMINGS``), a
-    ``Framing``, or None (the bare box, widened by ``margin``).
+    ``framing``: "auto" (the detector's FER2013 framing: ``preprocess.FRAMING_SETS`` for photos,
+    ``FRAMINGS`` for live), a ``Framing``, a tuple of them (averaged), or None (the bare box,
+    widened by ``margin``).
     ``align``: rotate each face so that its eyes are level (detectors that give eye points).
     ``min_score``: drop faces whose detector score is below it (None: the detector's default).
     ``smoothing``: for streams (``analyze_stream``), weight of the previous probabilities.
@@ -165,7 +166,7 @@ class Recognizer:
             raise ConfigError(f"Unknown detector {detector!r}; choose one of "
                               f"{', '.join(DETECTORS)}.")
         if isinstance(framing, str) and framing == "auto":
-            framing = FRAMINGS.get(detector)
+            framing = (FRAMINGS if preset == "live" else FRAMING_SETS).get(detector)
         if isinstance(framing, (list, tuple)):
             framing = tuple(framing)
             if not framing or not all(isinstance(f, Framing) for f in framing):
