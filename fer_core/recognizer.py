@@ -153,13 +153,15 @@ class Recognizer:
     ``align``: rotate each face so that its eyes are level (detectors that give eye points).
     ``min_score``: drop faces whose detector score is below it (None: the detector's default).
     ``smoothing``: for streams (``analyze_stream``), weight of the previous probabilities.
+    ``detect_every``: for streams, run the detector on every N-th frame only (see
+    ``analyze_stream``).
     """
 
     def __init__(self, model: EmotionModel | str | None = None, preset: str = "photo",
                  detector_settings: DetectorSettings | None = None, smoothing: float = 0.5,
                  margin: float = 0.0, detector: str = DEFAULT_DETECTOR,
                  framing: Framing | str | None = "auto", align: bool = False,
-                 min_score: float | None = None):
+                 min_score: float | None = None, detect_every: int = 1):
         if preset not in PRESETS:
             raise ConfigError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
         if detector not in DETECTORS:
@@ -184,6 +186,10 @@ class Recognizer:
         self.framing = framing
         self.align = align
         self.min_score = min_score
+        if not 1 <= int(detect_every) <= 10:
+            raise ConfigError("detect_every must lie between 1 and 10.")
+        self.detect_every = int(detect_every)
+        self._stream_frames = 0
         # Live frames carry a face the detector misses for a few frames; photos and videos
         # report only what was detected.
         self.tracker = FaceTracker(smoothing=smoothing,
@@ -217,10 +223,31 @@ class Recognizer:
                 for d, p in zip(detections, probs)]
 
     def analyze_stream(self, rgb_frame: np.ndarray) -> list[FaceResult]:
-        """Like ``analyze``, for consecutive frames: faces get ids and smoothed probabilities."""
-        results = self.analyze(rgb_frame)
+        """Like ``analyze``, for consecutive frames: faces get ids and smoothed probabilities.
+
+        With ``detect_every`` = N > 1, the detector runs on every N-th frame only; in between,
+        the faces tracked on the last detected frame are cropped at their boxes and classified
+        (the cheap part), so every frame still gets fresh probabilities."""
+        with self._stream_lock:
+            self._stream_frames += 1
+            tracked = [t.box for t in self.tracker._tracks if t.missed == 0]
+            skip = (self.detect_every > 1 and tracked
+                    and (self._stream_frames - 1) % self.detect_every != 0)
+        results = self._classify_boxes(rgb_frame, tracked) if skip else self.analyze(rgb_frame)
         with self._stream_lock:
             return self.tracker.update(results)
+
+    def _classify_boxes(self, rgb_image: np.ndarray, boxes) -> list[FaceResult]:
+        """Classify given boxes (no detection): the frames between detections in a stream."""
+        started = time.perf_counter()
+        grey = to_grey(rgb_image)
+        framings = self.framing if isinstance(self.framing, tuple) else (self.framing,)
+        crops = np.concatenate([crop_faces(grey, boxes, self.margin, f) for f in framings])
+        probs = self.model.predict_faces(crops).reshape(len(framings), len(boxes), -1).mean(axis=0)
+        self.last_timings = {"detect_ms": 0.0,
+                             "classify_ms": (time.perf_counter() - started) * 1e3}
+        return [FaceResult(tuple(int(v) for v in box), p.astype(np.float64) / p.sum())
+                for box, p in zip(boxes, probs)]
 
     def set_smoothing(self, smoothing: float) -> None:
         if not 0.0 <= smoothing < 1.0:

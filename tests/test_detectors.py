@@ -119,3 +119,21 @@ def test_several_framings_are_averaged_in_one_model_call(astronaut, shipped_mode
     assert faces[0].probs.sum() == pytest.approx(1.0)
     with pytest.raises(ConfigError):
         Recognizer(shipped_model, framing=("wide",))
+
+
+def test_detect_every_classifies_tracked_boxes_between_detections(astronaut, shipped_model,
+                                                                  monkeypatch):
+    recognizer = Recognizer(shipped_model, preset="live", detect_every=3)
+    calls = []
+    original = recognizer.detector.detect_faces
+    monkeypatch.setattr(recognizer.detector, "detect_faces",
+                        lambda image: calls.append(1) or original(image))
+    ids = []
+    for _ in range(7):
+        results = recognizer.analyze_stream(astronaut)
+        ids.append([r.face_id for r in results])
+        assert results[0].label == "happy"
+    assert len(calls) == 3  # frames 1, 4 and 7
+    assert ids == [[1]] * 7
+    with pytest.raises(ConfigError):
+        Recognizer(shipped_model, detect_every=0)
