@@ -230,24 +230,26 @@ class Recognizer:
         (the cheap part), so every frame still gets fresh probabilities."""
         with self._stream_lock:
             self._stream_frames += 1
-            tracked = [t.box for t in self.tracker._tracks if t.missed == 0]
+            tracked = [(t.box, t.score) for t in self.tracker._tracks if t.missed == 0]
             skip = (self.detect_every > 1 and tracked
                     and (self._stream_frames - 1) % self.detect_every != 0)
         results = self._classify_boxes(rgb_frame, tracked) if skip else self.analyze(rgb_frame)
         with self._stream_lock:
             return self.tracker.update(results)
 
-    def _classify_boxes(self, rgb_image: np.ndarray, boxes) -> list[FaceResult]:
-        """Classify given boxes (no detection): the frames between detections in a stream."""
+    def _classify_boxes(self, rgb_image: np.ndarray, tracked) -> list[FaceResult]:
+        """Classify tracked (box, score) pairs without detecting: the frames between
+        detections in a stream. Each face keeps the score of its last detection."""
         started = time.perf_counter()
+        boxes = [box for box, _ in tracked]
         grey = to_grey(rgb_image)
         framings = self.framing if isinstance(self.framing, tuple) else (self.framing,)
         crops = np.concatenate([crop_faces(grey, boxes, self.margin, f) for f in framings])
         probs = self.model.predict_faces(crops).reshape(len(framings), len(boxes), -1).mean(axis=0)
         self.last_timings = {"detect_ms": 0.0,
                              "classify_ms": (time.perf_counter() - started) * 1e3}
-        return [FaceResult(tuple(int(v) for v in box), p.astype(np.float64) / p.sum())
-                for box, p in zip(boxes, probs)]
+        return [FaceResult(tuple(int(v) for v in box), p.astype(np.float64) / p.sum(), score=score)
+                for (box, score), p in zip(tracked, probs)]
 
     def set_smoothing(self, smoothing: float) -> None:
         if not 0.0 <= smoothing < 1.0:

@@ -135,5 +135,8 @@ def test_detect_every_classifies_tracked_boxes_between_detections(astronaut, shi
         assert results[0].label == "happy"
     assert len(calls) == 3  # frames 1, 4 and 7
     assert ids == [[1]] * 7
+    blaze = Recognizer(shipped_model, preset="live", detector="blazeface", detect_every=2)
+    first, second = blaze.analyze_stream(astronaut), blaze.analyze_stream(astronaut)
+    assert second[0].score == first[0].score is not None  # kept between detections
     with pytest.raises(ConfigError):
         Recognizer(shipped_model, detect_every=0)
