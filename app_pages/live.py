@@ -5,8 +5,9 @@ import time
 import streamlit as st
 
 from app_lib.charts import probability_bars
-from app_lib.text import user_errors
+from app_lib.detector import detector_choice
 from app_lib.model_state import require_active_model
+from app_lib.text import user_errors
 from app_lib.live import ICE_SERVERS_ENV, LiveProcessor, describe_faces, rtc_configuration
 from fer_core import FerError
 
@@ -30,6 +31,7 @@ except FerError as exc:
 
 with st.sidebar:
     st.markdown("#### Live settings")
+    detector = detector_choice(st)
     smoothing = st.slider(
         "Smoothing", min_value=0.0, max_value=0.95, value=0.5, step=0.05, key="live_smoothing",
         help="How much each face's probabilities carry over from the previous frame: 0 shows "
@@ -38,10 +40,11 @@ with st.sidebar:
 # One processor per viewer; a new one when the active model changes.
 processor = st.session_state.get(PROCESSOR_KEY)
 if processor is None or processor.model is not active.model:
-    processor = LiveProcessor(active.model, smoothing=smoothing)
+    processor = LiveProcessor(active.model, smoothing=smoothing, detector=detector)
     st.session_state[PROCESSOR_KEY] = processor
 with user_errors():
     processor.set_smoothing(smoothing)
+    processor.set_detector(detector)  # switches live: the next frame uses it
 
 video_column, panel_column = st.columns([3, 2], gap="large")
 with video_column:
@@ -100,7 +103,7 @@ def live_panel():
     latency_col.metric("Latency", f"{snapshot.latency_ms:.0f} ms",
                        help=f"One frame: detection {snapshot.detect_ms:.0f} ms, classification "
                             f"{snapshot.classify_ms:.0f} ms, plus drawing.")
-    faces_col.metric("Faces", len(snapshot.faces))
+    faces_col.metric("Faces", len(snapshot.faces), help=f"Detector: {snapshot.detector}.")
     with st.container(key="live-summary"):
         top = snapshot.top
         if top is None:

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_lib.charts import probability_bars, timeline_figure
+from app_lib.detector import detector_choice
 from app_lib.model_state import require_active_model
 from app_lib.session_files import (check_upload_size, max_photo_mb, max_video_mb,
                                    max_video_seconds, save_upload, session_folder)
@@ -33,6 +34,8 @@ st.caption("Upload one or several photos (JPEG, PNG, WebP, BMP, GIF, TIFF) or vi
 
 active = require_active_model()
 model = active.model
+with st.sidebar:
+    detector = detector_choice(st)
 model_key = f"{model.path}:{model.path.stat().st_mtime_ns if model.path.exists() else 0}"
 threshold = threshold_of(model)  # measured on PublicTest, read from the model card
 
@@ -75,9 +78,9 @@ if not uploads:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def cached_photo(data: bytes, name: str, model_key: str) -> PhotoResult:
-    # ``model_key`` keeps results of different models apart.
-    return analyze_photo(data, name, photo_recognizer(model))
+def cached_photo(data: bytes, name: str, model_key: str, detector: str) -> PhotoResult:
+    # ``model_key`` and ``detector`` keep results of different models and detectors apart.
+    return analyze_photo(data, name, photo_recognizer(model, detector))
 
 
 def download_stem(name: str) -> str:
@@ -218,7 +221,7 @@ def analyse_video(upload, data_key: str) -> dict:
     """Analyse an uploaded video once (per settings); results live in session_state, the
     annotated video in the session's folder on disk (never its bytes in memory)."""
     store = st.session_state.setdefault(VIDEO_RESULTS_KEY, {})
-    key = (data_key, int(every), bool(write_video), model_key)
+    key = (data_key, int(every), bool(write_video), model_key, detector)
     if key in store and (store[key]["video_path"] is None or store[key]["video_path"].exists()):
         return store[key]
     check_upload_size(upload, max_video_mb(), "video", "FER_MAX_VIDEO_MB")
@@ -243,7 +246,7 @@ def analyse_video(upload, data_key: str) -> dict:
         progress.progress(fraction, text=f"{name}: {message}{eta}")
 
     try:
-        result = analyse_video_file(path, session_folder(), video_recognizer(model),
+        result = analyse_video_file(path, session_folder(), video_recognizer(model, detector),
                                     every=int(every), write_video=bool(write_video),
                                     progress=on_progress, max_seconds=max_video_seconds())
     finally:
@@ -330,7 +333,7 @@ for upload in uploads:
             check_upload_size(upload, max_photo_mb(), "photo", "FER_MAX_PHOTO_MB")
             data = upload.getvalue()
             with st.spinner(f"Analysing {escape_markdown(shorten(upload.name))}…"):
-                result = cached_photo(data, upload.name, model_key)
+                result = cached_photo(data, upload.name, model_key, detector)
             photo_results.append(result)
             photo_ids.append(upload.file_id)
             photo_rows.extend(show_photo(upload, data, result))

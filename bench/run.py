@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
@@ -207,7 +206,7 @@ def bench_loading() -> dict:
     code = ("import time; t=time.perf_counter(); import fer_core; m=fer_core.load_model(); "
             "import numpy as np; m.predict_faces(np.zeros((1,48,48),np.uint8)); "
             "print(time.perf_counter()-t)")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300)
     out["model_load_first_prediction_s"] = round(float(result.stdout.strip().splitlines()[-1]), 3)
@@ -232,7 +231,7 @@ def bench_app_cold_start() -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     started = time.perf_counter()
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py",
                                "--server.headless", "true", "--server.port", str(port),
@@ -345,7 +344,7 @@ def bench_batch_cli(count: int) -> dict:
         for index in range(count):
             image = np.roll(base, index % 60, axis=1)
             Image.fromarray(image).save(Path(folder) / f"img_{index:04d}.jpg", quality=90)
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         out_file = Path(folder) / "results.csv"
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-m", "fer_core", "predict", folder, "--out",

@@ -6,6 +6,7 @@ Public API::
 """
 
 from .data import Fer2013, load_fer2013
+from .faces import DETECTORS
 from .errors import ConfigError, DatasetError, FerError, ImageError, ModelError
 from .image import read_image
 from .inference import EmotionModel, load_model
@@ -16,7 +17,7 @@ from .recognizer import PRESETS, FaceResult, FaceTracker, Recognizer, draw_resul
 __all__ = [
     "EMOTIONS", "NUM_CLASSES", "USAGES", "FerError", "ImageError", "DatasetError", "ModelError",
     "ConfigError", "read_image", "load_fer2013", "Fer2013", "load_model", "EmotionModel",
-    "Recognizer", "FaceResult", "FaceTracker", "PRESETS", "draw_results", "build_model",
+    "Recognizer", "DETECTORS", "FaceResult", "FaceTracker", "PRESETS", "draw_results", "build_model",
     "available_architectures",
 ]
 __version__ = "0.1.0"

