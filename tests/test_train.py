@@ -195,3 +195,43 @@ def test_a_run_whose_folder_is_deleted_ends_instead_of_training_on(tmp_path):
     train(config, data, on_batch=delete_during_second_epoch)
     assert not (tmp_path / "runs" / "doomed").exists()
     assert max(epoch for epoch, _ in batches) == 1  # nothing after the deletion's epoch
+
+
+def test_a_resumed_run_starts_from_the_checkpoints_weights(tmp_path, monkeypatch):
+    """Resume loads last.keras, and the model it goes on training has exactly the weights the
+    interrupted run saved (a restart from scratch would build fresh ones and never load it);
+    the finished epoch's history row is kept as it was."""
+    import hashlib
+
+    import keras
+
+    data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(8)))
+    config = _tiny_config(tmp_path, run_name="resumed", epochs=3)
+    run = tmp_path / "runs" / "resumed"
+
+    def stop_after_first_epoch():
+        return len(read_history(run)) >= 1
+
+    train(config, data, should_stop=stop_after_first_epoch)
+    row_before = (run / "history.csv").read_text().splitlines()[:2]
+
+    def digest(model):
+        hashed = hashlib.sha1()
+        for weight in model.get_weights():
+            hashed.update(np.ascontiguousarray(weight).tobytes())
+        return hashed.hexdigest()
+
+    saved = digest(keras.saving.load_model(run / "last.keras"))
+    loaded = []
+    original = keras.saving.load_model
+
+    def spy(path, *args, **kwargs):
+        model = original(path, *args, **kwargs)
+        loaded.append((Path(path).name, digest(model)))
+        return model
+
+    monkeypatch.setattr(keras.saving, "load_model", spy)
+    train(config, data)
+    assert ("last.keras", saved) in loaded
+    assert (run / "history.csv").read_text().splitlines()[:2] == row_before
+    assert [int(r["epoch"]) for r in read_history(run)] == [1, 2, 3]
