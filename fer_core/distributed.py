@@ -104,28 +104,40 @@ def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
     trace = _weight_trace(worker_index)
 
     callback.set_model(training_model)
+    try:
+        _epochs(strategy, training_model, config, initial_epoch, callback, train_step,
+                agreed_stop, trace, options, per_example_loss,
+                (x_train, y_train, w_train), (x_val, y_val))
+    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
+            tf.errors.CancelledError) as exc:
+        # Any collective can be the one that times out: the step, the stop vote, or the
+        # distributed dataset agreeing on whether every worker still has a batch.
+        raise ConfigError(
+            f"Another worker stopped answering (waited up to "
+            f"{os.environ.get(TIMEOUT_ENV, '600')} s: {type(exc).__name__}). The run keeps "
+            "its last full epoch: start every worker again to resume it.") from None
+
+
+def _epochs(strategy, training_model, config, initial_epoch, callback, train_step, agreed_stop,
+            trace, options, per_example_loss, train, val):
+    import tensorflow as tf
+
+    (x_train, y_train, w_train), (x_val, y_val) = train, val
     for epoch in range(initial_epoch, config.epochs):
         callback.on_epoch_begin(epoch)
         data = tf.data.Dataset.from_tensor_slices((x_train, y_train, w_train))
-        data = data.shuffle(len(x_train), seed=config.seed + epoch).batch(global_batch)
+        data = data.shuffle(len(x_train), seed=config.seed + epoch).batch(config.batch_size)
         loss_sum = hits = seen = 0.0
         steps = 0
         for batch in strategy.experimental_distribute_dataset(data.with_options(options)):
-            try:
-                loss, batch_hits, batch_seen = train_step(batch)
-                loss_sum, hits, seen = loss_sum + float(loss), hits + float(batch_hits), \
-                    seen + float(batch_seen)
-                callback.on_train_batch_end(steps)
-                steps += 1
-                if trace is not None:
-                    trace(epoch + 1, steps, training_model)
-                stop = agreed_stop(tf.constant(1.0 if training_model.stop_training else 0.0))
-            except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
-                    tf.errors.CancelledError) as exc:
-                raise ConfigError(
-                    f"Another worker stopped answering (waited up to "
-                    f"{os.environ.get(TIMEOUT_ENV, '600')} s: {type(exc).__name__}). The run "
-                    "keeps its last full epoch: start every worker again to resume it.") from None
+            loss, batch_hits, batch_seen = train_step(batch)
+            loss_sum, hits, seen = loss_sum + float(loss), hits + float(batch_hits), \
+                seen + float(batch_seen)
+            callback.on_train_batch_end(steps)
+            steps += 1
+            if trace is not None:
+                trace(epoch + 1, steps, training_model)
+            stop = agreed_stop(tf.constant(1.0 if training_model.stop_training else 0.0))
             training_model.stop_training = bool(stop)
             if training_model.stop_training:
                 break
