@@ -7,6 +7,7 @@ from app_lib.card import top_confusions, training_rows, weak_classes
 from app_lib.charts import confusion_figure, per_class_figure, reliability_figure
 from app_lib.formatting import percent
 from app_lib.model_state import card_metrics, require_active_model
+from app_lib.pipeline_card import render_pipeline_figures
 from fer_core import EMOTIONS
 
 st.title("Model card")
@@ -49,6 +50,14 @@ else:
         st.caption("Measured on PublicTest, the split used to choose between runs. The figure "
                    "to report is PrivateTest: run `python -m fer_core evaluate --split "
                    "PrivateTest --write-card` on the final model.")
+
+    st.subheader("Through the whole path, as users get it")
+    if active.source == "shipped":
+        render_pipeline_figures()
+    else:
+        st.caption("The pipeline evaluation (detector, crop and model together) was measured "
+                   "for the shipped model; run `fer evaluate-pipeline --model "
+                   f"{model.path.name}` to measure this one.")
 
     per_class = test.get("per_class") or {}
     if per_class:

@@ -578,3 +578,19 @@ def test_photos_page_switches_the_face_detector(app_env):
     assert_clean(at)
     assert "**#1 happy**" in texts(at.markdown)
     assert at.sidebar.radio(key="face_detector").value == "blazeface"
+
+
+def test_model_card_shows_the_whole_path_beside_the_crop_accuracy(app_env):
+    """Issue 16: the Model page reads the pipeline evaluation's results file (never typed)."""
+    from app_lib.pipeline_card import load_pipeline_results
+
+    results = load_pipeline_results()
+    at = run_page("app_pages/model.py")
+    assert_clean(at)
+    assert "Through the whole path, as users get it" in texts(at.subheader)
+    assert f"{results['faces']:,} faces" in texts(at.markdown)
+    table = [frame.value for frame in at.dataframe if "end-to-end accuracy" in frame.value][0]
+    haar = table[(table["detector"] == "Haar") & (table["preset"] == "photo")].iloc[0]
+    row = [r for r in results["rows"] if r["detector"] == "haar" and r["preset"] == "photo"
+           and r.get("variant", "plain") == "plain"][0]
+    assert haar["end-to-end accuracy"] == f"{row['end_to_end'] * 100:.1f}%"
