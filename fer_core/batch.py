@@ -36,10 +36,11 @@ class FacePredictor:
             .map_batches(FacePredictor, batch_format="pandas", concurrency=4)
     """
 
-    def __init__(self, model_path: str | None = None, preset: str = "photo"):
+    def __init__(self, model_path: str | None = None, preset: str = "photo",
+                 detector: str = "haar"):
         from .recognizer import Recognizer
 
-        self.recognizer = Recognizer(model_path, preset=preset)
+        self.recognizer = Recognizer(model_path, preset=preset, detector=detector)
 
     def __call__(self, batch):
         from .uncertainty import threshold_of
@@ -119,7 +120,7 @@ def start_ray(num_cpus: int | None = None):
 
 
 def predict_with_ray(files: list[Path], model: str | None, preset: str, concurrency: int,
-                     batch_size: int = 16):
+                     batch_size: int = 16, detector: str = "haar"):
     """The rows (a DataFrame, ``predict.TABLE_COLUMNS``) for ``files``, computed on Ray Data,
     in the order of ``files``; also the seconds taken with and without Ray's start-up."""
     if concurrency < 1:
@@ -130,7 +131,8 @@ def predict_with_ray(files: list[Path], model: str | None, preset: str, concurre
     given = {str(Path(f).resolve()): str(f) for f in files}  # rows name files as given
     dataset = ray.data.read_binary_files(list(given), include_paths=True)
     table = dataset.map_batches(
-        FacePredictor, fn_constructor_kwargs={"model_path": model, "preset": preset},
+        FacePredictor, fn_constructor_kwargs={"model_path": model, "preset": preset,
+                                               "detector": detector},
         batch_format="pandas", batch_size=batch_size, concurrency=concurrency,
         num_cpus=WORKER_CPUS).to_pandas()
     table["file"] = table["file"].map(lambda p: given.get(str(Path(p).resolve()), p)) \

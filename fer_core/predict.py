@@ -16,6 +16,7 @@ from typing import Iterable
 
 from .batch import TABLE_COLUMNS, FacePredictor, as_table  # noqa: F401 (part of this API)
 from .errors import ConfigError, FerError
+from .faces import DETECTORS
 from .image import read_image
 from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .runs import atomic_writer, temporary_beside
@@ -124,6 +125,7 @@ def _safe_stem(index: int, path: Path) -> str:
 
 def run_predict(paths: list[str], out: str | None, model: str | None, every: int,
                 preset: str, stream=None, explain: str | None = None, engine: str = "local",
+                detector: str = "haar",
                 concurrency: int = 1) -> dict:
     stream = stream or sys.stderr  # at call time: a default bound at import goes stale
     out_path = check_out(out) if out else None  # before any work: refuse a bad --out now
@@ -133,8 +135,8 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
     if engine == "ray":
         if explain_dir is not None:
             raise FerError("--explain works with --engine local only.")
-        return _run_on_ray(files, failures, out_path, model, preset, concurrency)
-    predictor = FacePredictor(model, preset=preset)
+        return _run_on_ray(files, failures, out_path, model, preset, concurrency, detector)
+    predictor = FacePredictor(model, preset=preset, detector=detector)
     rows: list[dict] = []
     faces = 0
     done = 0
@@ -173,13 +175,14 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
     return {"summary": summary, "rows": rows}
 
 
-def _run_on_ray(files, failures, out_path, model, preset, concurrency) -> dict:
+def _run_on_ray(files, failures, out_path, model, preset, concurrency, detector) -> dict:
     from .batch import predict_with_ray
 
     videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
     failures += [(str(f), "videos are analysed with --engine local") for f in videos]
     photos = [f for f in files if f not in videos]
-    table, timing = predict_with_ray(photos, model, preset, concurrency) if photos else \
+    table, timing = predict_with_ray(photos, model, preset, concurrency,
+                                     detector=detector) if photos else \
         (as_table([]), {"seconds": 0.0, "seconds_after_start": 0.0})
     broken = table["error"].notna()
     failures += [(str(f), str(e)) for f, e in zip(table.loc[broken, "file"],
@@ -201,6 +204,8 @@ def add_predict_parser(sub) -> None:
     p.add_argument("--out", default=None, help="results file: .csv, .json or .parquet")
     p.add_argument("--model", default=None, help="a .keras file (default: the shipped model)")
     p.add_argument("--preset", default="photo", choices=["photo", "live"])
+    p.add_argument("--detector", default="haar", choices=list(DETECTORS),
+                   help="face detector: haar (OpenCV's cascade) or blazeface")
     p.add_argument("--every", type=int, default=1, help="videos: analyse every N-th frame")
     p.add_argument("--explain", default=None, metavar="DIR",
                    help="photos: write, per face, the 48x48 crop the model saw and an "
@@ -215,6 +220,7 @@ def add_predict_parser(sub) -> None:
 
 def _cmd_predict(args) -> int:
     result = run_predict(args.paths, args.out, args.model, args.every, args.preset,
+                         detector=args.detector,
                          explain=args.explain, engine=args.engine,
                          concurrency=args.concurrency)
     summary = result["summary"]

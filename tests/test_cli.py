@@ -70,3 +70,16 @@ def test_predict_video_gives_per_frame_rows(tmp_path, astronaut):
     assert (table["time_s"].diff().dropna() > 0).all()
     assert set(table["faces"]) == {1} and set(table["face"]) == {1}  # 1-based, as photos
     assert list(table.columns) == FILE_VIDEO_COLUMNS
+
+
+def test_predict_chooses_the_face_detector(tmp_path, astronaut):
+    from fer_core.predict import run_predict
+    from PIL import Image
+
+    Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
+    for detector in ("haar", "blazeface"):
+        rows = run_predict([str(tmp_path / "astronaut.png")], None, None, 1, "photo",
+                           detector=detector)["rows"]
+        assert [row["label"] for row in rows] == ["happy"], detector
+    result = _run("predict", str(tmp_path / "astronaut.png"), "--detector", "nope")
+    assert result.returncode == 2 and "invalid choice" in result.stderr
