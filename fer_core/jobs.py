@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from .config import TrainConfig
-from .errors import ConfigError, DatasetError, FerError, ModelError
+from .errors import ConfigError, DatasetError, ModelError
 from .runs import (EVAL_JOB, EVAL_LOG, EVAL_REPORT, TRAIN_JOB, TRAIN_LOG, Run, file_lock,
                    read_json, write_json)
 
@@ -303,16 +303,7 @@ def stop_evaluation(run_dir: str | os.PathLike) -> str:
         return "terminated"
 
 
-def describe_job_error(exc: BaseException) -> str:
-    """A user-facing message for an exception raised while starting a job."""
-    if isinstance(exc, FerError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        return f"Could not start the job: {exc.strerror or type(exc).__name__}."
-    return f"Could not start the job ({type(exc).__name__})."
-
-
 __all__ = ["start_training", "resume_training", "stop_training", "start_evaluation",
            "stop_evaluation",
            "process_alive", "is_training", "training_pid", "find_training_process",
-           "max_training_jobs", "describe_job_error", "MAX_JOBS_ENV"]
+           "max_training_jobs", "MAX_JOBS_ENV"]

@@ -25,10 +25,6 @@ from .results import FILE_VIDEO_COLUMNS, PHOTO_COLUMNS
 OUT_SUFFIXES = (".csv", ".json", ".parquet")
 
 
-def _columns() -> list[str]:
-    return PHOTO_COLUMNS
-
-
 def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand folders (recursively) into files; report paths that do not exist."""
     files: list[Path] = []

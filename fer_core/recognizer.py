@@ -277,20 +277,24 @@ class Recognizer:
         self.tracker.smoothing = smoothing
 
 
-def draw_results(rgb_image: np.ndarray, results: list[FaceResult]) -> np.ndarray:
-    """A copy of the image with each face boxed and labelled with its top emotion."""
+def draw_results(rgb_image: np.ndarray, results: list[FaceResult], style=None) -> np.ndarray:
+    """A copy of the image with each face boxed and labelled with its top emotion.
+
+    ``style(result) -> (text, rgb colour)`` overrides a face's label and colour (the face id
+    is still put in front)."""
     import cv2
 
-    canvas = np.ascontiguousarray(rgb_image.copy())
+    canvas = np.ascontiguousarray(np.asarray(rgb_image, dtype=np.uint8).copy())
     height, width = canvas.shape[:2]
     thickness = max(2, int(round(min(height, width) / 300)))
     font_scale = max(0.5, min(height, width) / 900)
     for result in results:
-        x, y, w, h = result.box
-        colour = (40, 200, 80)
+        x, y, w, h = (int(v) for v in result.box)
+        label, colour = (style(result) if style is not None else
+                         (f"{result.label} {result.confidence * 100:.0f}%", (40, 200, 80)))
         cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
         prefix = f"#{result.face_id} " if result.face_id is not None else ""
-        text = f"{prefix}{result.label} {result.confidence * 100:.0f}%"
+        text = prefix + label
         (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
         top = y - th - baseline - 4 if y - th - baseline - 4 >= 0 else y + h
         cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + baseline + 4), colour, -1)

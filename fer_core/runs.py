@@ -114,17 +114,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         handle.write(text)
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_writer(path, "wb") as handle:
-        handle.write(data)
-
-
-def atomic_copy(source: str | os.PathLike, target: str | os.PathLike) -> None:
-    with open(source, "rb") as reader, atomic_writer(target, "wb") as writer:
-        for chunk in iter(lambda: reader.read(1 << 20), b""):
-            writer.write(chunk)
-
-
 def store_by_digest(source, folder: str | os.PathLike, prefix: str = "",
                     suffix: str = "") -> tuple[Path, str]:
     """Copy ``source`` (a path or a binary file object) into ``folder`` under a name made from
@@ -378,5 +367,5 @@ def read_history(run_dir: str | os.PathLike) -> list[dict]:
 
 __all__ = ["Run", "list_runs", "read_history", "check_run_name", "new_run_name", "runs_dir",
            "temporary_beside", "atomic_path", "atomic_writer", "atomic_write_text",
-           "atomic_write_bytes", "atomic_copy", "store_by_digest",
+           "store_by_digest",
            "write_json", "read_json", "file_lock", "HISTORY_FIELDS", "RUNS_DIR_ENV"]

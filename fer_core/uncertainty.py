@@ -59,24 +59,13 @@ def uncertainty_columns(probs, threshold: float | None) -> dict:
 def draw_faces(rgb_image: np.ndarray, results, threshold: float | None) -> np.ndarray:
     """Like ``recognizer.draw_results``, with uncertain faces drawn amber and labelled with
     their two leading emotions."""
-    import cv2
+    from .recognizer import draw_results
 
-    canvas = np.ascontiguousarray(np.asarray(rgb_image, dtype=np.uint8).copy())
-    height, width = canvas.shape[:2]
-    thickness = max(2, int(round(min(height, width) / 300)))
-    font_scale = max(0.5, min(height, width) / 900)
-    for result in results:
-        x, y, w, h = (int(v) for v in result.box)
+    def style(result):
         colour = UNCERTAIN_COLOUR if is_uncertain(result.probs, threshold) else CONFIDENT_COLOUR
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
-        prefix = f"#{result.face_id} " if result.face_id is not None else ""
-        text = prefix + caption(result.probs, threshold)
-        (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-        top = y - th - baseline - 4 if y - th - baseline - 4 >= 0 else y + h
-        cv2.rectangle(canvas, (x, top), (x + tw + 4, top + th + baseline + 4), colour, -1)
-        cv2.putText(canvas, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
-                    (0, 0, 0), max(1, thickness // 2), cv2.LINE_AA)
-    return canvas
+        return caption(result.probs, threshold), colour
+
+    return draw_results(rgb_image, results, style)
 
 
 __all__ = ["threshold_of", "leading_two", "is_uncertain", "short_label", "caption",
