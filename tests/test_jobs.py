@@ -18,6 +18,8 @@ from fer_core.jobs import (process_alive, resume_training, start_evaluation, sta
 from fer_core.runs import new_run_name, read_history
 from fer_core.status import estimate_eta, evaluation_status, run_status, tail
 
+from tests.processes import stand_in
+
 
 def _config(data, runs, name, **settings) -> TrainConfig:
     return TrainConfig(data_path=str(data), runs_dir=str(runs), run_name=name, **settings)
@@ -216,17 +218,16 @@ def test_a_run_started_elsewhere_is_followed_by_its_command_line(tmp_path):
     state.json: its process is found by its command line instead."""
     runs = tmp_path / "runs"
     run_dir = fake_run(runs, "cli-run", status="running", epochs_done=1, epochs=4)
-    stand_in = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)", "-m", "fer_core", "train",
-         "--name", "cli-run", "--runs-dir", "runs"], cwd=str(tmp_path))
+    process = stand_in("-m", "fer_core", "train", "--name", "cli-run", "--runs-dir", "runs",
+                       cwd=str(tmp_path))
     try:
         status = run_status(run_dir)
-        assert status["phase"] == "training" and status["pid"] == stand_in.pid
+        assert status["phase"] == "training" and status["pid"] == process.pid
         assert status["eta_seconds"] == pytest.approx(3 * 12.5, abs=2)  # whole epochs left
         assert run_status(fake_run(runs, "other", status="running"))["phase"] == "interrupted"
     finally:
-        stand_in.kill()
-        stand_in.wait()
+        process.kill()
+        process.wait()
     assert run_status(run_dir)["phase"] == "interrupted"
 
 
@@ -408,8 +409,7 @@ def test_an_evaluation_can_be_cancelled(tmp_path):
 
     run = fake_run(tmp_path, "r")
     # Stands in for `python -m fer_core evaluate` (its command line names fer_core).
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)  # fer_core"],
-                               start_new_session=True)
+    sleeper = stand_in("-m", "fer_core", "evaluate", start_new_session=True)
     try:
         (run / EVAL_JOB).write_text(json.dumps({"kind": "evaluate", "pid": sleeper.pid,
                                                 "started": time.time()}))

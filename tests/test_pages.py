@@ -540,8 +540,9 @@ def test_a_running_evaluation_shows_progress_and_can_be_cancelled(app_env):
     run = fake_finished_run(app_env["runs"], "evaluating-run")
     (run / "evaluation.json").unlink()
     (run / "best.keras").write_bytes(b"x")
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)  # fer_core"],
-                               start_new_session=True)
+    from tests.processes import stand_in
+
+    sleeper = stand_in("-m", "fer_core", "evaluate", start_new_session=True)
     try:
         (run / EVAL_JOB).write_text(json.dumps({"kind": "evaluate", "pid": sleeper.pid,
                                                 "started": time.time() - 30}))
