@@ -129,9 +129,10 @@ def per_class_figure(per_class: dict):
     return figure
 
 
-def timeline_figure(frames, max_faces: int = 6):
+def timeline_figure(frames, max_faces: int = 6, x_title: str = "time (s)", titles=None):
     """Probability of each emotion over time, one panel per face id (``frames`` is the
-    DataFrame of ``fer_core.video.analyze_video``)."""
+    DataFrame of ``fer_core.video.analyze_video``, or the Live page's last minute).
+    ``titles``: a title per face id, instead of "face #N (K frames)"."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
@@ -140,8 +141,8 @@ def timeline_figure(frames, max_faces: int = 6):
     faces = sorted(counts.index[:max_faces].tolist())
     rows = max(len(faces), 1)
     figure = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                           subplot_titles=[f"face #{f} ({counts[f]} frames)" for f in faces]
-                           or None)
+                           subplot_titles=[(titles or {}).get(f, f"face #{f} ({counts[f]} frames)")
+                                           for f in faces] or None)
     for row, face in enumerate(faces, start=1):
         face_data = data[data["face_id"].astype(int) == face].sort_values("time_s")
         for emotion in EMOTIONS:
@@ -152,7 +153,7 @@ def timeline_figure(frames, max_faces: int = 6):
                 hovertemplate=f"face #{face} {emotion}: %{{y:.1%}} at %{{x:.2f}} s<extra></extra>"),
                 row=row, col=1)
     figure.update_yaxes(range=[0, 1], tickformat=".0%")
-    figure.update_xaxes(title_text="time (s)", row=rows, col=1)
+    figure.update_xaxes(title_text=x_title, row=rows, col=1)
     figure.update_layout(height=max(260, 200 * rows + 60), margin=dict(l=10, r=10, t=40, b=10),
                          legend=dict(title_text="emotion", tracegroupgap=2))
     return figure

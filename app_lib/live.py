@@ -31,6 +31,8 @@ from fer_core.uncertainty import draw_faces, threshold_of
 from fer_core.faces import DEFAULT_DETECTOR
 from fer_core.errors import ConfigError
 
+from app_lib.live_record import LiveRecorder
+
 logger = logging.getLogger(__name__)
 
 ICE_SERVERS_ENV = "FER_ICE_SERVERS"
@@ -99,6 +101,8 @@ class LiveSnapshot:
     updated: float = 0.0  # time.time() when published
     error: str | None = None
     detector: str = DEFAULT_DETECTOR
+    smallest_face: int | None = None  # the smallest face (px) the detector looks for
+    image: np.ndarray | None = None  # the annotated frame (for a snapshot; never copied)
 
     @property
     def top(self) -> dict | None:
@@ -138,10 +142,12 @@ class LiveProcessor:
 
     def __init__(self, model=None, smoothing: float = 0.5, holder: ResultHolder | None = None,
                  fps_window_s: float = 3.0, detector: str = DEFAULT_DETECTOR,
-                 detect_every: int = LIVE_DETECT_EVERY):
+                 detect_every: int = LIVE_DETECT_EVERY, min_face: int | None = None,
+                 recorder: LiveRecorder | None = None):
         self.recognizer = Recognizer(model, preset="live", smoothing=smoothing, detector=detector,
-                                     detect_every=detect_every)
+                                     detect_every=detect_every, min_face=min_face)
         self.holder = holder or ResultHolder()
+        self.recorder = recorder or LiveRecorder()
         self._times: deque = deque()
         self._fps_window_s = fps_window_s
         self._lock = threading.Lock()
@@ -155,15 +161,16 @@ class LiveProcessor:
     def detector(self) -> str:
         return self.recognizer.detector_name
 
-    def set_detector(self, name: str) -> None:
-        """Switch the face detector while streaming: the next frame uses the new one. Tracked
-        faces (ids, smoothed probabilities) carry over."""
-        if name == self.recognizer.detector_name:
-            return
+    def set_detector(self, name: str, min_face: int | None = None) -> None:
+        """Switch the face detector (and the smallest face it reports) while streaming: the
+        next frame uses the new one. Tracked faces (ids, smoothed probabilities) carry over."""
         current = self.recognizer
+        min_face = None if min_face is None else int(min_face)
+        if name == current.detector_name and min_face == current.min_face:
+            return
         replacement = Recognizer(current.model, preset="live", detector=name,
                                  smoothing=current.tracker.smoothing,
-                                 detect_every=current.detect_every)
+                                 detect_every=current.detect_every, min_face=min_face)
         replacement.tracker = current.tracker
         replacement._stream_lock = current._stream_lock
         self.recognizer = replacement  # one attribute write: the video thread sees old or new
@@ -172,12 +179,15 @@ class LiveProcessor:
         self.recognizer.set_smoothing(float(smoothing))
 
     def reset(self) -> None:
-        """Forget tracked faces and timings (e.g. when the stream restarts)."""
+        """Forget tracked faces and timings (e.g. when the stream restarts). A recording stops
+        and is kept for download."""
         with self._lock:
             self.recognizer.tracker.reset()
             self._times.clear()
             self.frames = 0
         self.holder.clear()
+        self.recorder.stop()
+        self.recorder.forget_faces()
 
     def process(self, rgb: np.ndarray) -> tuple[np.ndarray, LiveSnapshot]:
         """Analyse one RGB frame; returns the annotated frame and the published snapshot."""
@@ -199,6 +209,7 @@ class LiveProcessor:
             span = self._times[-1] - self._times[0] if len(self._times) > 1 else 0.0
             fps = (len(self._times) - 1) / span if span > 0 else 0.0
             index = self.frames
+        self.recorder.add(index, results)
         snapshot = LiveSnapshot(
             faces=[{"face_id": r.face_id, "box": tuple(int(v) for v in r.box), "label": r.label,
                     "confidence": float(r.confidence), "score": r.score, "carried": r.carried,
@@ -207,7 +218,8 @@ class LiveProcessor:
             latency_ms=(finished - started) * 1e3,
             detect_ms=float(timings.get("detect_ms", 0.0)),
             classify_ms=float(timings.get("classify_ms", 0.0)),
-            updated=time.time(), error=error, detector=self.recognizer.detector_name)
+            updated=time.time(), error=error, detector=self.recognizer.detector_name,
+            smallest_face=self.recognizer.smallest_face, image=annotated)
         self.holder.publish(snapshot)
         return annotated, snapshot
 
@@ -221,6 +233,21 @@ class LiveProcessor:
         return out
 
 
+# A face at arm's length from a laptop camera fills about a third of the frame's height; below
+# that share of the height the detector's smallest face is out of reach.
+TYPICAL_FACE_SHARE = 0.3
+
+
+def faces_too_small(snapshot: LiveSnapshot | None) -> bool:
+    """True when no face is found and the frame arriving is so small that a face at the usual
+    distance would be below the smallest face the detector looks for: the page then says so
+    instead of asking the user to face the camera."""
+    if snapshot is None or snapshot.faces or not snapshot.smallest_face:
+        return False
+    height = snapshot.frame_size[1]
+    return 0 < height and TYPICAL_FACE_SHARE * height < snapshot.smallest_face
+
+
 def describe_faces(snapshot: LiveSnapshot | None) -> list[str]:
     """One line per face, most confident first: ``face #1: happy (88%)``."""
     if snapshot is None:
@@ -230,4 +257,4 @@ def describe_faces(snapshot: LiveSnapshot | None) -> list[str]:
 
 
 __all__ = ["LiveProcessor", "ResultHolder", "LiveSnapshot", "rtc_configuration",
-           "describe_faces", "ICE_SERVERS_ENV", "EMOTIONS"]
+           "describe_faces", "faces_too_small", "LiveRecorder", "ICE_SERVERS_ENV", "EMOTIONS"]

@@ -1,19 +1,28 @@
 """Live webcam: faces boxed and labelled on the returned video, emotion bars beside it."""
 
 import time
+from datetime import datetime
 
 import streamlit as st
 
-from app_lib.charts import probability_bars
+from app_lib.charts import probability_bars, timeline_figure
 from app_lib.detector import detector_choice
 from app_lib.model_state import require_active_model
+from app_lib.settings import keep, kept
 from app_lib.text import user_errors
-from app_lib.live import ICE_SERVERS_ENV, LiveProcessor, describe_faces, rtc_configuration
+from app_lib.live import (ICE_SERVERS_ENV, LiveProcessor, describe_faces, faces_too_small,
+                          rtc_configuration)
+from app_lib.live_record import HISTORY_SECONDS, MAX_RECORDED_FRAMES
 from fer_core import FerError
+from fer_core.uncertainty import threshold_of
 
 PROCESSOR_KEY = "live_processor"
 WEBRTC_KEY = "live-emotions"
 REFRESH_SECONDS = 0.3  # the panel beside the video refreshes about three times a second
+HISTORY_REFRESH_SECONDS = 1.0  # the last-minute chart and the recording controls: once a second
+SNAPSHOT_KEY = "live_snapshot"
+AUTO = "auto"
+MIN_FACE_CHOICES = [AUTO, 20, 30, 40, 60, 80, 120, 160]
 
 st.title("Live webcam")
 st.caption("Press **START** and allow the camera. Each frame is analysed on this machine; when "
@@ -32,19 +41,31 @@ except FerError as exc:
 with st.sidebar:
     st.markdown("#### Live settings")
     detector = detector_choice(st)
-    smoothing = st.slider(
-        "Smoothing", min_value=0.0, max_value=0.95, value=0.5, step=0.05, key="live_smoothing",
+    kept("live_smoothing", 0.5, valid=lambda v: isinstance(v, float) and 0.0 <= v <= 0.95)
+    smoothing = keep("live_smoothing", st.slider(
+        "Smoothing", min_value=0.0, max_value=0.95, step=0.05, key="live_smoothing",
         help="How much each face's probabilities carry over from the previous frame: 0 shows "
-             "every frame's raw output (jittery), 0.9 changes slowly.")
+             "every frame's raw output (jittery), 0.9 changes slowly."))
+    kept("live_min_face", AUTO, valid=lambda v: v in MIN_FACE_CHOICES)
+    min_face = keep("live_min_face", st.select_slider(
+        "Smallest face (px)", options=MIN_FACE_CHOICES, key="live_min_face",
+        format_func=lambda v: "detector's own" if v == AUTO else f"{v} px",
+        help="Faces smaller than this (box side, in pixels of the video arriving) are not "
+             "looked for. The detector's own: Haar looks from 60 px up, BlazeFace has no "
+             "limit. Lower it when the browser sends a small picture; raise it to ignore "
+             "faces in the background."))
 
-# One processor per viewer; a new one when the active model changes.
+# One processor per viewer; a new one when the active model changes (the recording and the
+# face history move over to it).
 processor = st.session_state.get(PROCESSOR_KEY)
 if processor is None or processor.model is not active.model:
-    processor = LiveProcessor(active.model, smoothing=smoothing, detector=detector)
+    processor = LiveProcessor(active.model, smoothing=smoothing, detector=detector,
+                              recorder=processor.recorder if processor is not None else None)
     st.session_state[PROCESSOR_KEY] = processor
 with user_errors():
     processor.set_smoothing(smoothing)
-    processor.set_detector(detector)  # switches live: the next frame uses it
+    # switches live: the next frame uses it
+    processor.set_detector(detector, None if min_face == AUTO else int(min_face))
 
 video_column, panel_column = st.columns([3, 2], gap="large")
 with video_column:
@@ -104,9 +125,17 @@ def live_panel():
                        help=f"One frame: detection {snapshot.detect_ms:.0f} ms, classification "
                             f"{snapshot.classify_ms:.0f} ms, plus drawing.")
     faces_col.metric("Faces", len(snapshot.faces), help=f"Detector: {snapshot.detector}.")
+    width, height = snapshot.frame_size
+    st.caption(f"Video arriving at **{width}×{height}** (browsers lower it under load).")
     with st.container(key="live-summary"):
         top = snapshot.top
-        if top is None:
+        if top is None and faces_too_small(snapshot):
+            st.warning(f"Faces too small at this resolution: the browser sends {width}×{height}, "
+                       f"and the detector looks for faces of {snapshot.smallest_face} px and "
+                       "more. Lower **Smallest face** in the sidebar, switch to BlazeFace, or "
+                       "close other tabs and programs so that the browser sends a larger "
+                       "picture.", icon=":material/photo_size_select_small:")
+        elif top is None:
             st.markdown("No face in view. Face the camera, in good light.")
         else:
             st.markdown(f"### {top['label']}")
@@ -119,8 +148,82 @@ def live_panel():
         st.plotly_chart(figure, key="live-bars", config={"displayModeBar": False})
 
 
+@st.fragment(run_every=HISTORY_REFRESH_SECONDS)
+def history_panel():
+    history = processor.recorder.history()
+    if history is None:
+        return
+    st.markdown("##### Last minute")
+    figure = timeline_figure(history, max_faces=4, x_title="seconds before now",
+                             titles={f: f"face #{f}" for f in history["face_id"].unique()})
+    figure.update_xaxes(range=[-HISTORY_SECONDS, 0])
+    # the colours are the bars' above, which name them: no legend to squeeze the chart
+    figure.update_layout(showlegend=False, height=min(figure.layout.height, 180 * len(
+        history["face_id"].unique()) + 60))
+    st.plotly_chart(figure, key="live-history", config={"displayModeBar": False})
+
+
+def _take_snapshot() -> None:
+    import cv2
+
+    snapshot = processor.holder.latest()
+    if snapshot is None or snapshot.image is None:
+        st.session_state[SNAPSHOT_KEY] = None
+        return
+    ok, png = cv2.imencode(".png", cv2.cvtColor(snapshot.image, cv2.COLOR_RGB2BGR))
+    st.session_state[SNAPSHOT_KEY] = (png.tobytes(), datetime.now()) if ok else None
+
+
+@st.fragment(run_every=HISTORY_REFRESH_SECONDS)
+def record_panel():
+    recorder = processor.recorder
+    st.markdown("##### Session history")
+    record_col, snapshot_col = st.columns(2)
+    with record_col:
+        if recorder.recording:
+            st.button("Stop recording", icon=":material/stop_circle:", key="live-record-stop",
+                      on_click=recorder.stop, type="primary")
+        else:
+            st.button("Record", icon=":material/radio_button_checked:", key="live-record",
+                      on_click=recorder.start, args=(threshold_of(active.model),),
+                      disabled=not playing,
+                      help="Records every analysed frame (time, face id, box, all seven "
+                           f"probabilities, label) until you stop, at most "
+                           f"{MAX_RECORDED_FRAMES:,} frames. Recording does not slow the video.")
+    with snapshot_col:
+        st.button("Snapshot", icon=":material/photo_camera:", key="live-snapshot",
+                  on_click=_take_snapshot, disabled=not playing,
+                  help="The annotated frame now on screen, as a PNG.")
+    frames, seconds = recorder.frame_count, recorder.seconds()
+    if recorder.recording:
+        st.caption(f":red[●] Recording: {frames:,} frames, {seconds:.0f} s.")
+    elif frames:
+        note = (f" It stopped by itself at {MAX_RECORDED_FRAMES:,} frames." if recorder.full
+                else "")
+        st.caption(f"Recorded {frames:,} frames over {seconds:.1f} s.{note} Downloading "
+                   "keeps it; a new recording replaces it.")
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        csv_col, json_col = st.columns(2)
+        csv_col.download_button("Session CSV", recorder.csv_bytes(), f"live-{stamp}.csv",
+                                mime="text/csv", on_click="ignore", key="live-csv",
+                                icon=":material/download:")
+        json_col.download_button("Session JSON", recorder.json_bytes(), f"live-{stamp}.json",
+                                 mime="application/json", on_click="ignore", key="live-json",
+                                 icon=":material/data_object:")
+    shot = st.session_state.get(SNAPSHOT_KEY)
+    if shot:
+        png, taken = shot
+        st.download_button(f"Snapshot PNG ({taken:%H:%M:%S})", png,
+                           f"live-snapshot-{taken:%Y%m%d-%H%M%S}.png", mime="image/png",
+                           on_click="ignore", key="live-snapshot-png", icon=":material/image:")
+
+
 with panel_column:
     live_panel()
+    history_panel()
+
+with video_column:
+    record_panel()
 
 with st.expander("How it works"):
     st.markdown(

@@ -152,6 +152,8 @@ class Recognizer:
     widened by ``margin``).
     ``align``: rotate each face so that its eyes are level (detectors that give eye points).
     ``min_score``: drop faces whose detector score is below it (None: the detector's default).
+    ``min_face``: the smallest face to report, in pixels of the image (the larger side of its
+    box); Haar then searches from that size up (None: the preset's own, see ``smallest_face``).
     ``smoothing``: for streams (``analyze_stream``), weight of the previous probabilities.
     ``detect_every``: for streams, run the detector on every N-th frame only (see
     ``analyze_stream``).
@@ -161,7 +163,8 @@ class Recognizer:
                  detector_settings: DetectorSettings | None = None, smoothing: float = 0.5,
                  margin: float = 0.0, detector: str = DEFAULT_DETECTOR,
                  framing: Framing | str | None = "auto", align: bool = False,
-                 min_score: float | None = None, detect_every: int = 1):
+                 min_score: float | None = None, detect_every: int = 1,
+                 min_face: int | None = None):
         if preset not in PRESETS:
             raise ConfigError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
         if detector not in DETECTORS:
@@ -178,10 +181,15 @@ class Recognizer:
         self.model = model if isinstance(model, EmotionModel) else load_model(model)
         self.preset = preset
         self.detector_name = detector
+        if min_face is not None and not 8 <= int(min_face) <= 4096:
+            raise ConfigError("min_face must lie between 8 and 4096 pixels.")
+        self.min_face = None if min_face is None else int(min_face)
         if detector == "haar" and detector_settings is not None:
             self.detector = FaceDetector(detector_settings)
         else:
             self.detector = make_detector(detector, preset)
+        if detector == "haar" and self.min_face is not None:
+            self.detector = FaceDetector(self.detector.settings, min_size=self.min_face)
         self.margin = margin
         self.framing = framing
         self.align = align
@@ -196,6 +204,15 @@ class Recognizer:
                                    carry_missed=LIVE_CARRY_FRAMES if preset == "live" else 0)
         self._stream_lock = threading.Lock()
         self.last_timings: dict[str, float] = {}
+
+    @property
+    def smallest_face(self) -> int | None:
+        """The smallest face (pixels) this recognizer reports, where it has a limit: the
+        ``min_face`` given, else Haar's ``min_size``; None for BlazeFace without ``min_face``."""
+        if self.min_face is not None:
+            return self.min_face
+        settings = getattr(self.detector, "settings", None)
+        return getattr(settings, "min_size", None)
 
     def analyze(self, rgb_image: np.ndarray) -> list[FaceResult]:
         """All faces in one image, each with box, probabilities and label. No face: []."""
@@ -234,6 +251,8 @@ class Recognizer:
         detections = self.detector.detect_faces(rgb_image if self.detector.needs_rgb else grey)
         if self.min_score is not None:
             detections = [d for d in detections if d.score is None or d.score >= self.min_score]
+        if self.min_face is not None:
+            detections = [d for d in detections if max(d.box[2], d.box[3]) >= self.min_face]
         if not detections:
             return [], None
         eyes = [d.eyes for d in detections] if self.align else None

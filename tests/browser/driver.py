@@ -17,6 +17,7 @@ Waits are for elements or app states, never fixed sleeps.
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import re
@@ -34,6 +35,7 @@ PAGES = ["model", "home", "live", "upload", "dataset", "training"]
 TITLES = {"home": "Facial emotion recognition", "live": "Live webcam",
           "upload": "Photos & videos", "dataset": "Dataset explorer", "training": "Training",
           "model": "Model card"}
+NAV_LABELS = {"home": "Home", "live": "Live webcam"}  # app_lib.navigation's titles
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage"]
@@ -208,6 +210,109 @@ def scenario_live(page, args) -> dict:
     page.screenshot(path=str(Path(args.out) / "live_streaming.png"), full_page=True)
     result.update(box_pixels=box_pixels,
                   metrics=page.locator('[data-testid="stMetric"]').all_inner_texts())
+    stop = camera_button(page, "stop")
+    if stop.count():
+        stop.first.click()
+    return {**result, "exceptions": exceptions(page), "errors": errors(page)}
+
+
+def slider_value(page, label: str) -> str:
+    for candidate in page.locator('[data-testid="stSidebar"] [data-testid="stSlider"]').all():
+        if label in candidate.inner_text():
+            return candidate.locator('[data-testid="stSliderThumbValue"]').first.inner_text()
+    raise AssertionError(f"no slider {label!r} in the sidebar")
+
+
+def nudge_slider(page, label: str, steps: int) -> None:
+    """Move a sidebar slider by ``steps`` with the keyboard, as a user can."""
+    for candidate in page.locator('[data-testid="stSidebar"] [data-testid="stSlider"]').all():
+        if label in candidate.inner_text():
+            thumb = candidate.get_by_role("slider").first
+            thumb.focus()
+            for _ in range(abs(steps)):
+                thumb.press("ArrowRight" if steps > 0 else "ArrowLeft")
+            return
+    raise AssertionError(f"no slider {label!r} in the sidebar")
+
+
+def go_to(page, name: str) -> None:
+    """In-app navigation (the sidebar's page links): the session, and its settings, stay."""
+    page.locator('[data-testid="stSidebarNavLink"]', has_text=NAV_LABELS[name]).first.click()
+    page.get_by_role("heading", name=TITLES[name]).first.wait_for(timeout=90_000)
+
+
+def download(page, button_text: str, timeout_s: float = 60.0):
+    """Click a download button; returns (file name, bytes)."""
+    button = page.locator('[data-testid="stDownloadButton"]', has_text=button_text).first
+    button.wait_for(timeout=timeout_s * 1000)
+    with page.expect_download(timeout=timeout_s * 1000) as info:
+        button.locator("button").first.click()
+    download = info.value
+    return download.suggested_filename, Path(download.path()).read_bytes()
+
+
+def scenario_live_history(page, args) -> dict:
+    """Issue 13: settings that survive a visit to another page; a recorded session downloaded
+    as CSV (a row for every analysed frame, monotonic timestamps); the last-minute chart; a
+    snapshot PNG."""
+    out = Path(args.out)
+    result: dict = {}
+    open_page(page, args.url, "live")
+    page.wait_for_selector(IFRAME, timeout=90_000)
+    before = slider_value(page, "Smoothing")
+    nudge_slider(page, "Smoothing", 3)
+    page.wait_for_timeout(1500)  # the slider sends its value when the keys stop
+    wait_idle(page)
+    result["smoothing"] = {"before": before, "set": slider_value(page, "Smoothing")}
+    go_to(page, "home")
+    wait_idle(page)
+    go_to(page, "live")
+    page.wait_for_selector(IFRAME, timeout=90_000)
+    result["smoothing"]["after_visit"] = slider_value(page, "Smoothing")
+    started = start_camera(page)
+    result.update(wait_for_emotion(page, started))
+    record = page.get_by_role("button", name=re.compile("^.*Record$"))
+    record.first.wait_for(timeout=30_000)
+    page.wait_for_function("() => ![...document.querySelectorAll('button')].some("
+                           "b => b.innerText.trim().endsWith('Record') && b.disabled)",
+                           timeout=30_000)
+    record.first.click()
+    page.get_by_text("Recording:").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(4000)  # four seconds of video recorded
+    page.get_by_role("button", name=re.compile("Stop recording")).first.click()
+    page.get_by_text(re.compile(r"^Recorded [\d,]+ frames")).first.wait_for(timeout=30_000)
+    result["recorded_caption"] = page.get_by_text(re.compile(r"^Recorded [\d,]+ frames")
+                                                  ).first.inner_text()
+    name, data = download(page, "Session CSV")
+    (out / "live_session.csv").write_bytes(data)
+    result["csv_name"] = name
+    result["csv_rows"] = list(csv.DictReader(io.StringIO(data.decode())))
+    page.get_by_role("button", name=re.compile("Snapshot$")).first.click()
+    name, png = download(page, "Snapshot PNG")
+    (out / "live_snapshot.png").write_bytes(png)
+    result["snapshot"] = {"name": name, "bytes": len(png), "png": png[:8] == b"\x89PNG\r\n\x1a\n",
+                          "box_pixels": green_box_pixels(png)}
+    history = page.locator('[data-testid="stPlotlyChart"]', has_text="seconds before now")
+    history.first.wait_for(timeout=30_000)
+    result["history_heading"] = page.get_by_text("Last minute").count()
+    shoot(page, out / "live_history.png")
+    stop = camera_button(page, "stop")
+    if stop.count():
+        stop.first.click()
+    return {**result, "exceptions": exceptions(page), "errors": errors(page)}
+
+
+def scenario_live_small(page, args) -> dict:
+    """Issue 13: a small picture (320x180, a face of about 40 px) gets "faces too small at
+    this resolution" and the resolution that arrives, not "face the camera"."""
+    open_page(page, args.url, "live")
+    page.wait_for_selector(IFRAME, timeout=90_000)
+    start_camera(page)
+    warning = page.get_by_text(re.compile("Faces too small at this resolution"))
+    warning.first.wait_for(timeout=60_000)
+    result = {"warning": warning.first.inner_text(),
+              "arriving": page.get_by_text(re.compile("Video arriving at")).first.inner_text()}
+    page.screenshot(path=str(Path(args.out) / "live_small.png"), full_page=True)
     stop = camera_button(page, "stop")
     if stop.count():
         stop.first.click()
@@ -467,7 +572,8 @@ def scenario_insight(page, args) -> dict:
 SCENARIOS = {"insight": scenario_insight, "pages": scenario_pages, "roles": scenario_roles,
              "upload": scenario_upload, "live": scenario_live,
              "sessions": scenario_sessions, "soak": scenario_soak,
-             "session_end": scenario_session_end}
+             "session_end": scenario_session_end, "live_history": scenario_live_history,
+             "live_small": scenario_live_small}
 
 
 def main(argv=None) -> int:
@@ -493,7 +599,8 @@ def main(argv=None) -> int:
     try:
         with sync_playwright() as playwright:
             context = launch(playwright, profile,
-                             args.y4m if args.scenario in ("live", "sessions", "soak")
+                             args.y4m if args.scenario in ("live", "sessions", "soak", "live_history",
+                                                           "live_small")
                              else None)
             try:
                 page = context.pages[0] if context.pages else context.new_page()

@@ -1,0 +1,173 @@
+"""What the Live page remembers of a stream: the last minute of every face (for the
+emotion-over-time chart) and, while the user records, every analysed frame (for the CSV and
+JSON downloads). Plain Python, no streamlit: the video thread writes, the page reads.
+
+The video thread only appends references to the frame's results (no formatting, no copying
+of pixels) to bounded buffers; rows are built when the page asks for them. Timestamps come
+from one monotonic clock anchored to the wall clock when recording starts, so they never go
+backwards even when the system clock is adjusted.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections import deque
+from datetime import datetime, timezone
+
+import numpy as np
+
+from fer_core import EMOTIONS
+from fer_core.results import VIDEO_COLUMNS, face_rows
+
+# A recording keeps at most this many frames: 10 minutes at 30 frames a second (a frame with
+# two faces is one entry). It then stops by itself and says so; nothing already recorded is
+# dropped.
+MAX_RECORDED_FRAMES = 18_000
+HISTORY_SECONDS = 60.0  # the chart beside the bars shows each face's last minute
+MAX_HISTORY_FRAMES = 3_600  # ... bounded at 60 frames a second
+HISTORY_STEP_S = 0.25  # the chart averages each face over a quarter of a second
+LIVE_COLUMNS = ["timestamp", *VIDEO_COLUMNS]  # the video export's columns, after a wall-clock time
+
+
+class LiveRecorder:
+    """Bounded, thread-safe memory of one viewer's live stream."""
+
+    def __init__(self, max_frames: int = MAX_RECORDED_FRAMES,
+                 history_seconds: float = HISTORY_SECONDS,
+                 max_history_frames: int = MAX_HISTORY_FRAMES, clock=time.monotonic,
+                 wall_clock=time.time):
+        self._lock = threading.Lock()
+        self._clock, self._wall_clock = clock, wall_clock
+        self.max_frames = int(max_frames)
+        self.history_seconds = float(history_seconds)
+        self._history: deque = deque(maxlen=int(max_history_frames))
+        self._frames: list = []
+        self._uncertain_below: float | None = None
+        self.recording = False
+        self.full = False  # the last recording stopped because it reached max_frames
+        self._started_mono: float | None = None
+        self._started_wall: float | None = None
+        self._stopped_mono: float | None = None
+
+    # --- the page's buttons
+    def start(self, uncertain_below: float | None = None) -> None:
+        """Start a new recording (the previous one is replaced)."""
+        with self._lock:
+            self._frames = []
+            self._uncertain_below = uncertain_below
+            self._started_mono, self._started_wall = self._clock(), self._wall_clock()
+            self._stopped_mono = None
+            self.recording, self.full = True, False
+
+    def stop(self) -> None:
+        with self._lock:
+            if self.recording:
+                self.recording = False
+                self._stopped_mono = self._clock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._frames = []
+            self.recording = self.full = False
+            self._started_mono = self._started_wall = self._stopped_mono = None
+
+    def forget_faces(self) -> None:
+        """Drop the chart's history (the stream restarted: its face ids start again)."""
+        with self._lock:
+            self._history.clear()
+
+    # --- the video thread
+    def add(self, frame_index: int, results) -> None:
+        """One analysed frame and its FaceResults: appended, nothing else."""
+        now = self._clock()
+        with self._lock:
+            self._history.append((now, results))
+            while self._history and now - self._history[0][0] > self.history_seconds:
+                self._history.popleft()
+            if self.recording:
+                self._frames.append((now, frame_index, results))
+                if len(self._frames) >= self.max_frames:
+                    self.recording, self.full = False, True
+                    self._stopped_mono = now
+
+    # --- the page
+    @property
+    def frame_count(self) -> int:
+        with self._lock:
+            return len(self._frames)
+
+    def seconds(self) -> float:
+        """How long the current (or last) recording has run."""
+        with self._lock:
+            if self._started_mono is None:
+                return 0.0
+            end = self._clock() if self.recording else (self._stopped_mono or self._started_mono)
+            return max(0.0, end - self._started_mono)
+
+    def rows(self) -> list[dict]:
+        """One row per face per recorded frame (a frame without a face gives one row with
+        ``faces`` 0), in the video export's columns after ``timestamp`` (ISO 8601, UTC)."""
+        with self._lock:
+            frames = list(self._frames)
+            started_mono, started_wall = self._started_mono, self._started_wall
+            threshold = self._uncertain_below
+        rows = []
+        for mono, frame_index, results in frames:
+            elapsed = mono - started_mono
+            stamp = datetime.fromtimestamp(started_wall + elapsed, timezone.utc)
+            context = {"timestamp": stamp.isoformat(timespec="milliseconds"),
+                       "frame": int(frame_index), "time_s": round(elapsed, 3)}
+            found = face_rows(results, uncertain_below=threshold, **context)
+            rows.extend(found or [{**context, "faces": 0, "face": None}])
+        return [{column: row.get(column) for column in LIVE_COLUMNS} for row in rows]
+
+    def csv_bytes(self) -> bytes:
+        import pandas as pd
+
+        buffer = io.StringIO()
+        pd.DataFrame(self.rows(), columns=LIVE_COLUMNS).to_csv(buffer, index=False)
+        return buffer.getvalue().encode()
+
+    def json_bytes(self) -> bytes:
+        with self._lock:
+            started_wall = self._started_wall
+        meta = {"started": None if started_wall is None else
+                datetime.fromtimestamp(started_wall, timezone.utc).isoformat(),
+                "seconds": round(self.seconds(), 3), "frames": self.frame_count,
+                "stopped_because_full": self.full, "columns": LIVE_COLUMNS}
+        return json.dumps({**meta, "rows": self.rows()}, indent=1, default=_plain).encode()
+
+    def history(self, max_faces: int = 4, step_s: float = HISTORY_STEP_S):
+        """The last minute as a DataFrame (``face_id``, ``time_s`` in seconds before now,
+        one column per emotion, averaged over ``step_s``, which keeps the chart light) for
+        ``app_lib.charts.timeline_figure``; the ``max_faces`` faces seen most often, or None
+        when no face was seen."""
+        import pandas as pd
+
+        now = self._clock()
+        with self._lock:
+            frames = list(self._history)
+        records = [(face.face_id, mono - now, *map(float, face.probs))
+                   for mono, results in frames if now - mono <= self.history_seconds
+                   for face in results if face.face_id is not None]
+        if not records:
+            return None
+        data = pd.DataFrame(records, columns=["face_id", "time_s", *EMOTIONS])
+        keep = data["face_id"].value_counts().index[:max_faces]
+        data = data[data["face_id"].isin(keep)]
+        if step_s:
+            data = data.assign(time_s=(data["time_s"] / step_s).round() * step_s)
+            data = data.groupby(["face_id", "time_s"], as_index=False)[list(EMOTIONS)].mean()
+        return data.reset_index(drop=True)
+
+
+def _plain(value):
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+__all__ = ["LiveRecorder", "LIVE_COLUMNS", "MAX_RECORDED_FRAMES", "HISTORY_SECONDS"]

@@ -1,0 +1,157 @@
+"""The Live page's memory: the last-minute history, the recording and its downloads, the
+smallest-face setting and the "faces too small" feedback (real frames, no browser)."""
+
+import csv
+import io
+import json
+import threading
+from datetime import datetime
+
+import cv2
+import numpy as np
+import pytest
+
+from app_lib.live import LiveProcessor, LiveSnapshot, faces_too_small
+from app_lib.live_record import LIVE_COLUMNS, LiveRecorder
+from fer_core import EMOTIONS, Recognizer
+from fer_core.errors import ConfigError
+from fer_core.recognizer import FaceResult
+from fer_core.results import VIDEO_COLUMNS
+from tests.test_live_processor import webcam_frame
+
+
+class Clock:
+    def __init__(self, start=1000.0):
+        self.now = start
+
+    def __call__(self):
+        return self.now
+
+
+def face(face_id, top=3, box=(10, 20, 100, 100)):
+    probs = np.full(7, 0.05)
+    probs[top] = 0.7
+    return FaceResult(box, probs, face_id)
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return LiveProcessor(None)
+
+
+def test_a_recording_has_a_row_per_face_per_frame_in_the_video_columns():
+    clock = Clock()
+    recorder = LiveRecorder(clock=clock, wall_clock=lambda: 1_700_000_000.0)
+    recorder.add(1, [face(1)])  # before recording: history only
+    recorder.start(uncertain_below=0.5)
+    for index in range(2, 8):
+        clock.now += 1 / 30
+        recorder.add(index, [face(1), face(2, top=4, box=(300, 20, 90, 90))] if index % 2 else [])
+    recorder.stop()
+    clock.now += 5  # time after the stop does not count
+    rows = recorder.rows()
+    assert LIVE_COLUMNS == ["timestamp", *VIDEO_COLUMNS]
+    assert [r["frame"] for r in rows] == [2, 3, 3, 4, 5, 5, 6, 7, 7]
+    assert [r["faces"] for r in rows] == [0, 2, 2, 0, 2, 2, 0, 2, 2]
+    assert all(set(r) == set(LIVE_COLUMNS) for r in rows)
+    times = [r["time_s"] for r in rows]
+    stamps = [datetime.fromisoformat(r["timestamp"]) for r in rows]
+    assert times == sorted(times) and stamps == sorted(stamps)
+    assert times[0] == pytest.approx(1 / 30, abs=1e-3) and times[-1] == pytest.approx(0.2, abs=1e-3)
+    assert stamps[0].timestamp() == pytest.approx(1_700_000_000.0 + 1 / 30, abs=1e-3)
+    assert recorder.seconds() == pytest.approx(0.2)
+    second = rows[2]
+    assert (second["face_id"], second["x"], second["w"], second["label"]) == (2, 300, 90, "sad")
+    assert second["sad"] == pytest.approx(0.7 / 1.0, rel=0.01) and second["uncertain"] is False
+    parsed = list(csv.DictReader(io.StringIO(recorder.csv_bytes().decode())))
+    assert len(parsed) == len(rows) and list(parsed[0]) == LIVE_COLUMNS
+    document = json.loads(recorder.json_bytes())
+    assert document["frames"] == 6 and document["rows"] == rows and not document["stopped_because_full"]
+
+
+def test_a_recording_stops_at_its_bound_and_keeps_what_it_has():
+    clock = Clock()
+    recorder = LiveRecorder(max_frames=5, clock=clock)
+    recorder.start()
+    for index in range(1, 20):
+        clock.now += 0.1
+        recorder.add(index, [face(1)])
+    assert not recorder.recording and recorder.full
+    assert recorder.frame_count == 5 and [r["frame"] for r in recorder.rows()] == [1, 2, 3, 4, 5]
+    recorder.start()  # a new recording replaces it
+    assert recorder.frame_count == 0 and recorder.recording and not recorder.full
+
+
+def test_the_history_keeps_the_last_minute_per_face_and_is_bounded():
+    clock = Clock()
+    recorder = LiveRecorder(clock=clock, max_history_frames=10_000)
+    assert recorder.history() is None
+    for index in range(90 * 30):  # 90 s at 30 frames a second; face 2 appears after 50 s
+        clock.now += 1 / 30
+        recorder.add(index, [face(1)] + ([face(2, top=0)] if index > 50 * 30 else []))
+    history = recorder.history()
+    assert set(history["face_id"]) == {1, 2}
+    assert history["time_s"].min() >= -60.0 and history["time_s"].max() <= 0.0
+    assert history.groupby("face_id")["time_s"].min()[2] > -40.5
+    # averaged over a quarter second: about 4 points a second, not 30
+    assert len(history[history["face_id"] == 1]) <= 60 * 4 + 2
+    assert history[history["face_id"] == 2]["angry"].iloc[0] == pytest.approx(0.7)
+    assert list(history.columns) == ["face_id", "time_s", *EMOTIONS]
+    small = LiveRecorder(clock=clock, max_history_frames=50)
+    for index in range(500):
+        small.add(index, [face(1)])
+    assert len(small._history) == 50
+
+
+def test_the_frame_callback_appends_and_recording_survives_a_stream_stop(processor):
+    processor.reset()
+    processor.recorder.clear()
+    rgb = webcam_frame()
+    processor.recorder.start(uncertain_below=None)
+    threads = [threading.Thread(target=processor.process, args=(rgb,)) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    processor.process(rgb)
+    processor.reset()  # the stream stopped: the recording stops and is kept
+    assert not processor.recorder.recording
+    rows = processor.recorder.rows()
+    assert sorted(r["frame"] for r in rows) == [1, 2, 3, 4]
+    assert all(r["label"] == "happy" and r["faces"] == 1 for r in rows)
+    assert processor.recorder.history() is None  # face ids restart with the stream
+
+
+def test_the_snapshot_carries_the_annotated_frame(processor):
+    processor.reset()
+    annotated, snapshot = processor.process(webcam_frame())
+    assert snapshot.image is annotated and snapshot.image.shape == (480, 640, 3)
+    ok, png = cv2.imencode(".png", snapshot.image)
+    assert ok and png.size > 1000
+
+
+def test_smallest_face_setting_and_the_too_small_message(processor):
+    small = webcam_frame(320, 180)  # the face is about 90 px high here
+    haar = Recognizer(preset="live")
+    assert haar.smallest_face == 60
+    assert Recognizer(preset="live", detector="blazeface").smallest_face is None
+    assert Recognizer(preset="live", min_face=30).smallest_face == 30
+    with pytest.raises(ConfigError, match="min_face"):
+        Recognizer(min_face=2)
+    # a face larger than the setting is found, a smaller setting finds it too; a larger one not
+    assert Recognizer(preset="live", detector="blazeface", min_face=40).analyze(small)
+    assert not Recognizer(preset="live", detector="blazeface", min_face=160).analyze(small)
+    processor.reset()
+    processor.set_detector("haar", 160)
+    try:
+        _, snapshot = processor.process(small)
+        assert snapshot.faces == [] and snapshot.smallest_face == 160
+        assert snapshot.frame_size == (320, 180) and faces_too_small(snapshot)
+    finally:
+        processor.set_detector("haar", None)
+    _, snapshot = processor.process(webcam_frame())
+    assert snapshot.faces and not faces_too_small(snapshot)
+    # no face in a large frame: the user is asked to face the camera, not told it is too small
+    assert not faces_too_small(LiveSnapshot(frame_size=(640, 480), smallest_face=60))
+    assert faces_too_small(LiveSnapshot(frame_size=(320, 180), smallest_face=60))
+    assert not faces_too_small(LiveSnapshot(frame_size=(320, 180), smallest_face=None))
