@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from fer_core import EMOTIONS
-from fer_core.results import VIDEO_COLUMNS, face_rows
+from fer_core.results import VIDEO_COLUMNS, face_rows, typed_frame
 
 # A recording keeps at most this many frames: 10 minutes at 30 frames a second (a frame with
 # two faces is one entry). It then stops by itself and says so; nothing already recorded is
@@ -46,6 +46,7 @@ class LiveRecorder:
         self._history: deque = deque(maxlen=int(max_history_frames))
         self._frames: list = []
         self._uncertain_below: float | None = None
+        self._exports: dict = {}
         self.recording = False
         self.full = False  # the last recording stopped because it reached max_frames
         self._started_mono: float | None = None
@@ -95,6 +96,13 @@ class LiveRecorder:
 
     # --- the page
     @property
+    def started_at(self) -> datetime | None:
+        """When the current (or last) recording started, in local time."""
+        with self._lock:
+            started = self._started_wall
+        return None if started is None else datetime.fromtimestamp(started)
+
+    @property
     def frame_count(self) -> int:
         with self._lock:
             return len(self._frames)
@@ -124,21 +132,38 @@ class LiveRecorder:
             rows.extend(found or [{**context, "faces": 0, "face": None}])
         return [{column: row.get(column) for column in LIVE_COLUMNS} for row in rows]
 
-    def csv_bytes(self) -> bytes:
-        import pandas as pd
+    def _export(self, kind: str, build) -> bytes:
+        """The page asks once a second: a stopped recording is formatted once."""
+        with self._lock:
+            key = (kind, self._started_wall, len(self._frames), self.recording)
+            cached = self._exports.get(kind)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        data = build()
+        with self._lock:
+            self._exports[kind] = (key, data)
+        return data
 
-        buffer = io.StringIO()
-        pd.DataFrame(self.rows(), columns=LIVE_COLUMNS).to_csv(buffer, index=False)
-        return buffer.getvalue().encode()
+    def csv_bytes(self) -> bytes:
+        def build():
+            buffer = io.StringIO()
+            typed_frame(self.rows(), LIVE_COLUMNS).to_csv(buffer, index=False)
+            return buffer.getvalue().encode()
+
+        return self._export("csv", build)
 
     def json_bytes(self) -> bytes:
-        with self._lock:
-            started_wall = self._started_wall
-        meta = {"started": None if started_wall is None else
-                datetime.fromtimestamp(started_wall, timezone.utc).isoformat(),
-                "seconds": round(self.seconds(), 3), "frames": self.frame_count,
-                "stopped_because_full": self.full, "columns": LIVE_COLUMNS}
-        return json.dumps({**meta, "rows": self.rows()}, indent=1, default=_plain).encode()
+        def build():
+            with self._lock:
+                started_wall = self._started_wall
+            meta = {"started": None if started_wall is None else
+                    datetime.fromtimestamp(started_wall, timezone.utc).isoformat(),
+                    "seconds": round(self.seconds(), 3), "frames": self.frame_count,
+                    "stopped_because_full": self.full, "columns": LIVE_COLUMNS}
+            return json.dumps({**meta, "rows": self.rows()}, indent=1,
+                              default=_plain).encode()
+
+        return self._export("json", build)
 
     def history(self, max_faces: int = 4, step_s: float = HISTORY_STEP_S):
         """The last minute as a DataFrame (``face_id``, ``time_s`` in seconds before now,

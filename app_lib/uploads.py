@@ -158,10 +158,9 @@ ALL_PHOTO_COLUMNS = RESULT_COLUMNS + ["problem"]
 
 
 def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> bytes:
-    import pandas as pd
+    from fer_core.results import typed_frame
 
-    frame = pd.DataFrame(rows, columns=columns or RESULT_COLUMNS)
-    return frame.to_csv(index=False).encode("utf-8")
+    return typed_frame(rows, columns or RESULT_COLUMNS).to_csv(index=False).encode("utf-8")
 
 
 def to_json_bytes(payload) -> bytes:

@@ -175,34 +175,43 @@ def _take_snapshot() -> None:
 
 
 @st.fragment(run_every=HISTORY_REFRESH_SECONDS)
+def recording_status():
+    """While recording: the count, once a second, and the stop button. When the recording
+    ends (stopped, or full), the whole page is drawn again with its downloads."""
+    recorder = processor.recorder
+    if not recorder.recording:
+        st.rerun()
+    st.button("Stop recording", icon=":material/stop_circle:", key="live-record-stop",
+              on_click=recorder.stop, type="primary")
+    st.caption(f":red[●] Recording: {recorder.frame_count:,} frames, "
+               f"{recorder.seconds():.0f} s.")
+
+
 def record_panel():
+    """Record / stop, snapshot and the downloads. The downloads are drawn once per page run,
+    not refreshed: a button redrawn while it is clicked loses the click."""
     recorder = processor.recorder
     st.markdown("##### Session history")
-    record_col, snapshot_col = st.columns(2)
-    with record_col:
-        if recorder.recording:
-            st.button("Stop recording", icon=":material/stop_circle:", key="live-record-stop",
-                      on_click=recorder.stop, type="primary")
-        else:
-            st.button("Record", icon=":material/radio_button_checked:", key="live-record",
-                      on_click=recorder.start, args=(threshold_of(active.model),),
-                      disabled=not playing,
-                      help="Records every analysed frame (time, face id, box, all seven "
-                           f"probabilities, label) until you stop, at most "
-                           f"{MAX_RECORDED_FRAMES:,} frames. Recording does not slow the video.")
-    with snapshot_col:
-        st.button("Snapshot", icon=":material/photo_camera:", key="live-snapshot",
-                  on_click=_take_snapshot, disabled=not playing,
-                  help="The annotated frame now on screen, as a PNG.")
-    frames, seconds = recorder.frame_count, recorder.seconds()
     if recorder.recording:
-        st.caption(f":red[●] Recording: {frames:,} frames, {seconds:.0f} s.")
-    elif frames:
+        recording_status()
+        return
+    record_col, snapshot_col = st.columns(2)
+    record_col.button(
+        "Record", icon=":material/radio_button_checked:", key="live-record",
+        on_click=recorder.start, args=(threshold_of(active.model),), disabled=not playing,
+        help="Records every analysed frame (time, face id, box, all seven probabilities, "
+             f"label) until you stop, at most {MAX_RECORDED_FRAMES:,} frames. Recording does "
+             "not slow the video.")
+    snapshot_col.button("Snapshot", icon=":material/photo_camera:", key="live-snapshot",
+                        on_click=_take_snapshot, disabled=not playing,
+                        help="The annotated frame now on screen, as a PNG.")
+    frames = recorder.frame_count
+    if frames:
         note = (f" It stopped by itself at {MAX_RECORDED_FRAMES:,} frames." if recorder.full
                 else "")
-        st.caption(f"Recorded {frames:,} frames over {seconds:.1f} s.{note} Downloading "
-                   "keeps it; a new recording replaces it.")
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        st.caption(f"Recorded {frames:,} frames over {recorder.seconds():.1f} s.{note} "
+                   "Downloading keeps it; a new recording replaces it.")
+        stamp = recorder.started_at.strftime("%Y%m%d-%H%M%S")
         csv_col, json_col = st.columns(2)
         csv_col.download_button("Session CSV", recorder.csv_bytes(), f"live-{stamp}.csv",
                                 mime="text/csv", on_click="ignore", key="live-csv",

@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ConfigError, FerError
 from .image import read_image
-from .results import PHOTO_COLUMNS, face_rows
+from .results import PHOTO_COLUMNS, face_rows, typed_frame
 
 
 class FacePredictor:
@@ -71,21 +71,9 @@ class FacePredictor:
 
 
 TABLE_COLUMNS = [*PHOTO_COLUMNS, "error"]
-_TEXT_COLUMNS = {"file", "label", "second", "error"}
-_INT_COLUMNS = {"faces", "face", "face_id", "x", "y", "w", "h"}
-_BOOL_COLUMNS = {"uncertain"}
-
-
 def as_table(rows: list[dict]):
     """Rows -> a DataFrame with ``TABLE_COLUMNS``: strings, nullable integers and floats."""
-    import pandas as pd
-
-    frame = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    for column in TABLE_COLUMNS:
-        kind = ("string" if column in _TEXT_COLUMNS else "Int64" if column in _INT_COLUMNS
-                else "boolean" if column in _BOOL_COLUMNS else "float64")
-        frame[column] = frame[column].astype(kind)
-    return frame
+    return typed_frame(rows, TABLE_COLUMNS)
 
 
 def _named(data, path: str):

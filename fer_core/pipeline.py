@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .labels import INPUT_SIZE
+from .faces.common import iou
 
 MATCH_IOU = 0.25
 BACKGROUNDS = ("grey", "noise", "gradient")
@@ -109,12 +110,6 @@ def make_scene(face: np.ndarray, options: SceneOptions, index: int = 0
     return np.repeat(frame[..., None], 3, axis=2), (x, y, side, side)
 
 
-def _iou(a, b) -> float:
-    from .recognizer import iou
-
-    return iou(a, b)
-
-
 def evaluate_pipeline(recognizer, images: np.ndarray, labels: np.ndarray,
                       options: SceneOptions | None = None, progress=None,
                       keep_records: bool = False) -> dict:
@@ -138,7 +133,7 @@ def evaluate_pipeline(recognizer, images: np.ndarray, labels: np.ndarray,
         seconds.append(time.perf_counter() - started)
         best, best_iou = None, 0.0
         for result in results:
-            overlap = _iou(result.box, truth)
+            overlap = iou(result.box, truth)
             if overlap > best_iou:
                 best, best_iou = result, overlap
         if best is not None and best_iou >= MATCH_IOU:
@@ -241,8 +236,8 @@ def framing_sweep(recognizer, images: np.ndarray, labels: np.ndarray,
         if recognizer.min_score is not None:
             detections = [d for d in detections
                           if d.score is None or d.score >= recognizer.min_score]
-        best = max(detections, key=lambda d: _iou(d.box, truth), default=None)
-        if best is None or _iou(best.box, truth) < MATCH_IOU:
+        best = max(detections, key=lambda d: iou(d.box, truth), default=None)
+        if best is None or iou(best.box, truth) < MATCH_IOU:
             continue
         slot = len(kept)
         kept.append(index)

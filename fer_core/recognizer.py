@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .faces import DEFAULT_DETECTOR, DETECTORS, DetectorSettings, FaceDetector, make_detector, to_grey
+from .faces.common import iou
 from .faces.haar import HAAR_PRESETS
 from .inference import EmotionModel, load_model
 from .labels import EMOTIONS
@@ -45,16 +46,6 @@ class FaceResult:
                "score": None if self.score is None else round(float(self.score), 6)}
         row.update({emotion: round(float(p), 6) for emotion, p in zip(EMOTIONS, self.probs)})
         return row
-
-
-def iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 def _affinity(track_box, box) -> float:

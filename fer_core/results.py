@@ -36,4 +36,22 @@ def face_rows(results, *, uncertain_below: float | None = None, **context) -> li
     return rows
 
 
-__all__ = ["FACE_COLUMNS", "PHOTO_COLUMNS", "VIDEO_COLUMNS", "FILE_VIDEO_COLUMNS", "face_rows"]
+_TEXT_COLUMNS = {"file", "label", "second", "error", "problem", "timestamp"}
+_INT_COLUMNS = {"frame", "faces", "face", "face_id", "x", "y", "w", "h"}
+_BOOL_COLUMNS = {"uncertain"}
+
+
+def typed_frame(rows: list[dict], columns: list[str]):
+    """Rows -> a DataFrame with ``columns``: strings, nullable integers (a face number stays
+    ``3``, not ``3.0``, beside a row without a face), nullable booleans and floats."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in columns:
+        kind = ("string" if column in _TEXT_COLUMNS else "Int64" if column in _INT_COLUMNS
+                else "boolean" if column in _BOOL_COLUMNS else "float64")
+        frame[column] = frame[column].astype(kind)
+    return frame
+
+
+__all__ = ["typed_frame", "FACE_COLUMNS", "PHOTO_COLUMNS", "VIDEO_COLUMNS", "FILE_VIDEO_COLUMNS", "face_rows"]

@@ -46,9 +46,35 @@ def test_blazeface_finds_the_astronaut_with_score_and_eyes(astronaut, preset):
     assert make_detector("blazeface").detect_faces(np.full((200, 300, 3), 90, np.uint8)) == []
 
 
-def test_haar_detections_have_no_score(astronaut):
-    found = make_detector("haar").detect_faces(astronaut)
-    assert len(found) == 1 and found[0].score is None and found[0].eyes is None
+@pytest.mark.parametrize("preset", ["photo", "live"])
+def test_haar_detections_carry_a_score_and_its_threshold_removes_boxes(astronaut, preset):
+    from fer_core.faces.haar import cascade_score, last_stage_threshold
+
+    found = make_detector("haar", preset).detect_faces(astronaut)
+    assert len(found) == 1 and found[0].eyes is None
+    assert 0.5 <= found[0].score < 1.0  # the logistic of the last stage's margin
+    cascade = make_detector("haar", preset).settings.cascade
+    threshold = last_stage_threshold(cascade)
+    assert cascade_score(threshold, cascade) == pytest.approx(0.5)
+    assert cascade_score(threshold + 2, cascade) > cascade_score(threshold + 1, cascade)
+    above = make_detector("haar", preset, min_score=min(found[0].score + 1e-6, 0.999999))
+    assert above.detect_faces(astronaut) == []
+    # the same boxes as without scores: scores only rank them
+    assert make_detector("haar", preset).detect(astronaut) == [found[0].box]
+
+
+def test_blazeface_models_have_their_own_thresholds(astronaut):
+    from fer_core.faces.blazeface import BlazeFaceDetector
+
+    default = BlazeFaceDetector(preset="photo")
+    assert default.settings.short_min_score is not None
+    assert default._thresholds == [default.settings.short_min_score, default.settings.min_score]
+    with pytest.raises(ConfigError, match="short_min_score"):
+        BlazeFaceDetector(short_min_score=1.5)
+    # a short-range threshold above every score leaves the full-range model's boxes only
+    only_full = BlazeFaceDetector(preset="photo", short_min_score=0.9999)
+    assert [d.box for d in only_full.detect_faces(astronaut)] == \
+        [d.box for d in BlazeFaceDetector(model="full", min_score=0.45).detect_faces(astronaut)]
 
 
 def test_recognizer_with_blazeface_reports_the_score(astronaut, shipped_model):
@@ -57,7 +83,7 @@ def test_recognizer_with_blazeface_reports_the_score(astronaut, shipped_model):
     row = faces[0].as_dict()
     assert 0.6 <= row["score"] <= 1.0
     assert Recognizer(shipped_model, detector="blazeface", min_score=0.999).analyze(astronaut) == []
-    assert Recognizer(shipped_model).analyze(astronaut)[0].as_dict()["score"] is None
+    assert 0.5 <= Recognizer(shipped_model).analyze(astronaut)[0].as_dict()["score"] < 1.0
 
 
 def test_old_callers_of_face_result_still_work():

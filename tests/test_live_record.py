@@ -65,6 +65,10 @@ def test_a_recording_has_a_row_per_face_per_frame_in_the_video_columns():
     assert second["sad"] == pytest.approx(0.7 / 1.0, rel=0.01) and second["uncertain"] is False
     parsed = list(csv.DictReader(io.StringIO(recorder.csv_bytes().decode())))
     assert len(parsed) == len(rows) and list(parsed[0]) == LIVE_COLUMNS
+    # whole numbers stay whole beside the rows of frames without a face
+    assert (parsed[0]["faces"], parsed[0]["face_id"], parsed[0]["x"]) == ("0", "", "")
+    assert (parsed[2]["face_id"], parsed[2]["x"], parsed[2]["uncertain"]) == ("2", "300", "False")
+    assert recorder.csv_bytes() is recorder.csv_bytes()  # formatted once, not every refresh
     document = json.loads(recorder.json_bytes())
     assert document["frames"] == 6 and document["rows"] == rows and not document["stopped_because_full"]
 

@@ -20,6 +20,17 @@ class Detection:
     eyes: tuple[tuple[float, float], tuple[float, float]] | None = None
 
 
+def iou(a, b) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
 def clip_box(x0: float, y0: float, x1: float, y1: float, width: int, height: int):
     """(x, y, w, h) ints inside the image, or None when less than 2 px remain."""
     x0, y0 = max(0, int(round(x0))), max(0, int(round(y0)))

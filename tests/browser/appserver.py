@@ -41,16 +41,19 @@ def webcam_frame(width: int = 640, height: int = 480) -> np.ndarray:
     return cv2.resize(face, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def write_y4m(path: Path, rgb: np.ndarray, frames: int = 30, fps: int = 30) -> Path:
+def write_y4m(path: Path, rgb, frames: int = 30, fps: int = 30) -> Path:
+    """A .y4m for Chromium's fake webcam: one RGB image repeated ``frames`` times, or a list
+    of RGB frames (a video) as they are."""
     import cv2
 
-    height, width = rgb.shape[:2]
-    planes = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2YUV_I420).tobytes()
+    pictures = [rgb] * frames if isinstance(rgb, np.ndarray) else list(rgb)
+    height, width = pictures[0].shape[:2]
     with open(path, "wb") as handle:
         handle.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for _ in range(frames):
+        for picture in pictures:
             handle.write(b"FRAME\n")
-            handle.write(planes)
+            handle.write(cv2.cvtColor(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR),
+                                      cv2.COLOR_BGR2YUV_I420).tobytes())
     return path
 
 

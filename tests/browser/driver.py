@@ -271,22 +271,10 @@ def scenario_live_history(page, args) -> dict:
     result["smoothing"]["after_visit"] = slider_value(page, "Smoothing")
     started = start_camera(page)
     result.update(wait_for_emotion(page, started))
-    record = page.get_by_role("button", name=re.compile("^.*Record$"))
-    record.first.wait_for(timeout=30_000)
-    page.wait_for_function("() => ![...document.querySelectorAll('button')].some("
-                           "b => b.innerText.trim().endsWith('Record') && b.disabled)",
-                           timeout=30_000)
-    record.first.click()
-    page.get_by_text("Recording:").first.wait_for(timeout=30_000)
-    page.wait_for_timeout(4000)  # four seconds of video recorded
-    page.get_by_role("button", name=re.compile("Stop recording")).first.click()
-    page.get_by_text(re.compile(r"^Recorded [\d,]+ frames")).first.wait_for(timeout=30_000)
+    result["csv_name"], data, result["csv_rows"] = record_session(page, 4.0)  # 4 s recorded
+    (out / "live_session.csv").write_bytes(data)
     result["recorded_caption"] = page.get_by_text(re.compile(r"^Recorded [\d,]+ frames")
                                                   ).first.inner_text()
-    name, data = download(page, "Session CSV")
-    (out / "live_session.csv").write_bytes(data)
-    result["csv_name"] = name
-    result["csv_rows"] = list(csv.DictReader(io.StringIO(data.decode())))
     page.get_by_role("button", name=re.compile("Snapshot$")).first.click()
     name, png = download(page, "Snapshot PNG")
     (out / "live_snapshot.png").write_bytes(png)
@@ -300,6 +288,37 @@ def scenario_live_history(page, args) -> dict:
     if stop.count():
         stop.first.click()
     return {**result, "exceptions": exceptions(page), "errors": errors(page)}
+
+
+def record_session(page, seconds: float) -> tuple[str, bytes, list[dict]]:
+    """Press Record, wait, press Stop recording; the session CSV's name, bytes and rows."""
+    record = page.get_by_role("button", name=re.compile("^.*Record$"))
+    record.first.wait_for(timeout=30_000)
+    page.wait_for_function("() => ![...document.querySelectorAll('button')].some("
+                           "b => b.innerText.trim().endsWith('Record') && b.disabled)",
+                           timeout=30_000)
+    record.first.click()
+    page.get_by_text("Recording:").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(seconds * 1000)  # the length of the recording itself
+    page.get_by_role("button", name=re.compile("Stop recording")).first.click()
+    page.get_by_text(re.compile(r"^Recorded [\d,]+ frames")).first.wait_for(timeout=30_000)
+    name, data = download(page, "Session CSV")
+    return name, data, list(csv.DictReader(io.StringIO(data.decode())))
+
+
+def scenario_live_track(page, args) -> dict:
+    """Issue 16: the test video as the fake webcam, recorded for ``--seconds``; the rows tell
+    which id each shown face had in every analysed frame."""
+    open_page(page, args.url, "live")
+    page.wait_for_selector(IFRAME, timeout=90_000)
+    start_camera(page)
+    page.locator(".st-key-live-summary").first.wait_for(timeout=60_000)
+    _, _, rows = record_session(page, args.seconds)
+    page.screenshot(path=str(Path(args.out) / "live_track.png"), full_page=True)
+    stop = camera_button(page, "stop")
+    if stop.count():
+        stop.first.click()
+    return {"rows": rows, "exceptions": exceptions(page), "errors": errors(page)}
 
 
 def scenario_live_small(page, args) -> dict:
@@ -573,7 +592,7 @@ SCENARIOS = {"insight": scenario_insight, "pages": scenario_pages, "roles": scen
              "upload": scenario_upload, "live": scenario_live,
              "sessions": scenario_sessions, "soak": scenario_soak,
              "session_end": scenario_session_end, "live_history": scenario_live_history,
-             "live_small": scenario_live_small}
+             "live_small": scenario_live_small, "live_track": scenario_live_track}
 
 
 def main(argv=None) -> int:
@@ -589,7 +608,7 @@ def main(argv=None) -> int:
     parser.add_argument("--csv", help="session_end: a FER2013-format CSV to upload")
     parser.add_argument("--name", help="session_end: the file name the photo is uploaded as; "
                         "roles: the administrator password")
-    parser.add_argument("--seconds", type=float, default=600.0, help="soak: how long to stream")
+    parser.add_argument("--seconds", type=float, default=600.0, help="soak: how long to stream; live_track: how long to record")
     args = parser.parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
@@ -600,7 +619,7 @@ def main(argv=None) -> int:
         with sync_playwright() as playwright:
             context = launch(playwright, profile,
                              args.y4m if args.scenario in ("live", "sessions", "soak", "live_history",
-                                                           "live_small")
+                                                           "live_small", "live_track")
                              else None)
             try:
                 page = context.pages[0] if context.pages else context.new_page()
