@@ -6,7 +6,7 @@ from datetime import datetime
 import streamlit as st
 
 from app_lib.charts import probability_bars, timeline_figure
-from app_lib.detector import detector_choice
+from app_lib.detector import LABELS as DETECTOR_LABELS, detector_choice
 from app_lib.model_state import require_active_model
 from app_lib.settings import keep, kept
 from app_lib.text import user_errors
@@ -126,7 +126,8 @@ def live_panel():
                             f"{snapshot.classify_ms:.0f} ms, plus drawing.")
     faces_col.metric("Faces", len(snapshot.faces), help=f"Detector: {snapshot.detector}.")
     width, height = snapshot.frame_size
-    st.caption(f"Video arriving at **{width}×{height}** (browsers lower it under load).")
+    st.caption(f"Video arriving at **{width}×{height}** (browsers lower it under load) · "
+               f"detector: {DETECTOR_LABELS.get(snapshot.detector, snapshot.detector)}.")
     with st.container(key="live-summary"):
         top = snapshot.top
         if top is None and faces_too_small(snapshot):

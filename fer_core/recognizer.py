@@ -79,10 +79,10 @@ class FaceTracker:
     probabilities: ``smoothed = smoothing * previous + (1 - smoothing) * current``.
 
     A track the detector misses keeps its id for ``max_missed`` frames (15: half a second at
-    30 fps). With ``carry_missed`` > 0 (the live preset: 5), a face seen in at least
-    ``carry_min_hits`` frames is carried through up to ``carry_missed`` missed frames: it stays
-    in the results, at its last box, with its last probabilities and ``carried=True``, so a
-    moving face does not blink out of the overlay."""
+    30 fps) after the last frame that showed it. With ``carry_missed`` > 0 (the live preset:
+    5), a face seen in at least ``carry_min_hits`` frames is carried through up to
+    ``carry_missed`` missed frames: it stays in the results, at its last box, with its last
+    probabilities and ``carried=True``, so a moving face does not blink out of the overlay."""
 
     smoothing: float = 0.5
     min_iou: float = 0.3
@@ -121,7 +121,10 @@ class FaceTracker:
                 if track.missed <= self.carry_missed and track.hits >= self.carry_min_hits:
                     carried.append(FaceResult(track.box, track.probs.copy(), track.face_id,
                                               score=track.score, carried=True))
-        self._tracks = [t for t in self._tracks if t.missed <= self.max_missed]
+        # the half second counts from the last frame that showed the face: carried frames
+        # (shown at the last box) do not use it up
+        self._tracks = [t for t in self._tracks if t.missed <= self.max_missed + (
+            self.carry_missed if t.hits >= self.carry_min_hits else 0)]
         for ri, result in enumerate(results):
             if ri not in used_results:
                 track = _Track(self._next_id, result.box, result.probs.copy(),

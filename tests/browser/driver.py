@@ -280,6 +280,13 @@ def scenario_live_history(page, args) -> dict:
     (out / "live_snapshot.png").write_bytes(png)
     result["snapshot"] = {"name": name, "bytes": len(png), "png": png[:8] == b"\x89PNG\r\n\x1a\n",
                           "box_pixels": green_box_pixels(png)}
+    # The sidebar switches the detector while the video runs: the panel names the new one and
+    # the face is still found.
+    page.locator('[data-testid="stSidebar"]').get_by_text("BlazeFace (MediaPipe)").click()
+    arriving = page.get_by_text(re.compile("detector: BlazeFace"))
+    arriving.first.wait_for(timeout=30_000)
+    result["switched"] = arriving.first.inner_text()
+    result["after_switch"] = wait_for_emotion(page, time.monotonic())
     history = page.locator('[data-testid="stPlotlyChart"]', has_text="seconds before now")
     history.first.wait_for(timeout=30_000)
     result["history_heading"] = page.get_by_text("Last minute").count()

@@ -51,7 +51,8 @@ def test_thirty_faces_uncertain_label_explanation_and_calibration(e2e):
 def test_live_history_recording_snapshot_and_settings_that_stay(e2e):
     """Issue 13: the smoothing setting survives a visit to another page (bug 5); a recorded
     session downloads as CSV with a row for every analysed frame, in order, with monotonic
-    timestamps; the last-minute chart shows; the snapshot is the annotated frame as PNG."""
+    timestamps; the last-minute chart shows; the snapshot is the annotated frame as PNG.
+    Issue 16: the sidebar switches the detector while the video runs."""
     result = e2e.run("live_history", "--y4m", str(e2e.media["y4m"]), timeout=300)
     assert result.get("ok"), _explain(result)
     assert result["exceptions"] == [] and result["errors"] == [], _explain(result)
@@ -76,6 +77,8 @@ def test_live_history_recording_snapshot_and_settings_that_stay(e2e):
     snapshot = result["snapshot"]
     assert snapshot["png"] and snapshot["name"].endswith(".png") and snapshot["box_pixels"] > 200
     assert result["history_heading"] >= 1
+    # the detector switched in the sidebar while streaming (issue 16)
+    assert "BlazeFace" in result["switched"] and result["after_switch"]["top"] == "happy"
 
 
 def test_live_small_picture_says_faces_are_too_small(e2e, tmp_path):
