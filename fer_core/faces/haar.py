@@ -36,7 +36,8 @@ class DetectorSettings:
     min_size: int = 30  # smallest face, in pixels of the full-size image
     detect_width: int | None = None
     cascade: str = CASCADE_FILE  # one of CASCADES, shipped inside the OpenCV wheel
-    min_score: float = 0.0  # boxes whose score (see FaceDetector.detect_faces) is below it go
+    min_score: float = 0.5  # boxes whose score (cascade_score) is below it go; 0.5: the
+    # cascade's own last-stage threshold
     # From this face size (full-size pixels) up, a second pass with ``large_scale_factor``: a
     # coarse scale step is cheap where it costs most (small windows cover the image many
     # times over) and a fine step finds more of the large faces. None: one pass.
@@ -181,7 +182,7 @@ class FaceDetector:
 HAAR_PRESETS = {
     "photo": DetectorSettings(scale_factor=1.2, min_neighbors=2, min_size=30, detect_width=None,
                               cascade="haarcascade_frontalface_alt2.xml", large_from=120,
-                              large_scale_factor=1.1, large_min_neighbors=1, min_score=0.5),
+                              large_scale_factor=1.1, large_min_neighbors=1),
     "live": DetectorSettings(scale_factor=1.15, min_neighbors=5, min_size=60, detect_width=320),
 }
 
