@@ -89,7 +89,7 @@ def _cmd_evaluate(args) -> int:
     model_path = args.model or DEFAULT_MODEL
     dataset = load_fer2013(args.data, skip_bad=args.skip_bad_rows,
                            progress=_progress_printer("loading FER2013"))
-    flip = args.flip
+    flip = args.flip  # None: the model card's choice (EmotionModel reads it)
     selection = None
     if args.choose_flip:
         # Decide test-time flip averaging on PublicTest only; PrivateTest never steers it.
@@ -114,7 +114,9 @@ def _cmd_evaluate(args) -> int:
                                 progress=_count_printer(f"evaluating on {args.split}"))
     report = classification_report(labels, raw.argmax(axis=1))
     report["flip_average"] = model.flip_average
-    print(f"model: {model.path} ({model.backend}{', flip-averaged' if model.flip_average else ''})")
+    chosen_by = " (the model card's choice)" if flip is None and model.card else ""
+    print(f"model: {model.path} ({model.backend}"
+          f"{', flip-averaged' if model.flip_average else ', not flip-averaged'}{chosen_by})")
     print(f"split: {args.split}")
     print(format_report(report))
     previous = read_card(model.path) or {}
@@ -234,9 +236,14 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=default_data_path(), help="FER2013 (default: $FER2013_PATH)")
     p.add_argument("--split", default="PrivateTest",
                    choices=["Training", "PublicTest", "PrivateTest"])
-    p.add_argument("--flip", action="store_true", help="average with the mirrored face")
-    p.add_argument("--choose-flip", action="store_true",
-                   help="decide flip averaging on PublicTest before evaluating")
+    flip = p.add_mutually_exclusive_group()
+    flip.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
+                      help="average with the mirrored face (default: as the model card chose, "
+                           "i.e. the model as users get it)")
+    flip.add_argument("--no-flip", dest="flip", action="store_const", const=False,
+                      help="the plain model, without averaging with the mirrored face")
+    flip.add_argument("--choose-flip", action="store_true",
+                      help="decide flip averaging on PublicTest before evaluating")
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
     p.add_argument("--write-card", action="store_true",
                    help="write the model card (<model>.card.json) from this evaluation")

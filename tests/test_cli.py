@@ -15,11 +15,25 @@ def _run(*args, timeout=600):
 
 
 def test_evaluate_private_test_prints_report(fer2013_path, tmp_path):
+    """The README's "shipped model's report" reproduces the model card: by default the model
+    is evaluated as users get it (flip averaging as the card chose)."""
+    import json
+
     result = _run("evaluate", "--split", "PrivateTest", "--data", str(fer2013_path),
                   "--json", str(tmp_path / "r.json"))
     assert result.returncode == 0, result.stderr
     assert "images: 3589" in result.stdout and "macro-F1" in result.stdout
     assert "disgust" in result.stdout and "confusion matrix" in result.stdout
+    card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert "flip-averaged (the model card's choice)" in result.stdout
+    assert report["flip_average"] is card["flip_average"] is True
+    assert report["accuracy"] == card["test"]["accuracy"]
+    assert report["macro_f1"] == card["test"]["macro_f1"]
+    plain = _run("evaluate", "--split", "PrivateTest", "--data", str(fer2013_path), "--no-flip",
+                 "--json", str(tmp_path / "plain.json"))
+    assert plain.returncode == 0 and "not flip-averaged" in plain.stdout, plain.stderr
+    assert json.loads((tmp_path / "plain.json").read_text())["accuracy"] != report["accuracy"]
 
 
 def test_predict_folder_reports_and_skips_bad_files(tmp_path, astronaut):
