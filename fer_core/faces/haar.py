@@ -173,8 +173,8 @@ class FaceDetector:
 # neighbour, which finds the most large faces. Chosen on PublicTest faces in 640x480 frames and
 # on the labelled photos (PrivateTest played no part): 83.5% of PublicTest faces found (the
 # previous single pass, step 1.1 and 2 neighbours: 81.2%), photo recall 0.907 at precision
-# 0.975 (0.930 at 0.952), and 28 ms a 640x480 frame against 55 ms, which puts the photo path
-# within fer's time (bench.peers). One pass with step 1.2 found only 80.3%; 1 neighbour for the
+# 0.975 (0.930 at 0.952), and 28 ms a 640x480 frame against 55 ms, which brings the photo path
+# to fer's time (bench.peers). One pass with step 1.2 found only 80.3%; 1 neighbour for the
 # small faces put two false faces on the astronaut's suit. The score threshold (0.5, the
 # cascade's own) is the one with the best photo recall at precision >= 0.95; higher ones lost
 # faces on both sets. "live" detects on a frame downscaled to 320 px wide, several times
