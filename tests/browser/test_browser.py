@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _explain(result: dict) -> str:
-    keys = ("error", "traceback", "exceptions", "errors", "console_errors", "_stderr")
+    keys = ("error", "traceback", "exceptions", "errors", "console_errors", "forced_clicks",
+            "_stderr")
     return "\n".join(f"{key}: {result[key]}" for key in keys if result.get(key))
 
 
@@ -53,6 +54,7 @@ def test_live_webcam_shows_box_bars_and_happy(e2e):
 def test_concurrent_sessions_share_one_model_and_survive_camera_trouble(e2e):
     result = e2e.run("sessions", "--y4m", str(e2e.media["y4m"]), "--photo",
                      str(e2e.media["photo"]), timeout=500)
+    print("START pressed without Playwright's stability check:", result.get("forced_clicks"))
     assert result.get("ok"), _explain(result)
     for name, tab_exceptions in result["exceptions"].items():
         assert tab_exceptions == [] and result["errors"][name] == [], _explain(result)
