@@ -183,7 +183,14 @@ class Recognizer:
         else:
             self.detector = make_detector(detector, preset)
         if detector == "haar" and self.min_face is not None:
-            self.detector = FaceDetector(self.detector.settings, min_size=self.min_face)
+            settings, changes = self.detector.settings, {"min_size": self.min_face}
+            if settings.large_from is not None and self.min_face >= settings.large_from:
+                # only large faces are wanted: the large-face pass alone
+                changes.update(large_from=None, scale_factor=settings.large_scale_factor,
+                               min_neighbors=settings.min_neighbors
+                               if settings.large_min_neighbors is None
+                               else settings.large_min_neighbors)
+            self.detector = FaceDetector(settings, **changes)
         self.margin = margin
         self.framing = framing
         self.align = align

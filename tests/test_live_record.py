@@ -142,6 +142,10 @@ def test_smallest_face_setting_and_the_too_small_message(processor):
     assert Recognizer(preset="live", min_face=30).smallest_face == 30
     with pytest.raises(ConfigError, match="min_face"):
         Recognizer(min_face=2)
+    # above the photo preset's two-pass border, only its large-face pass is left
+    large_only = Recognizer(min_face=160).detector.settings
+    assert (large_only.large_from, large_only.min_size, large_only.scale_factor) == (None, 160, 1.1)
+    assert Recognizer(min_face=40).detector.settings.large_from == 120
     # a face larger than the setting is found, a smaller setting finds it too; a larger one not
     assert Recognizer(preset="live", detector="blazeface", min_face=40).analyze(small)
     assert not Recognizer(preset="live", detector="blazeface", min_face=160).analyze(small)
