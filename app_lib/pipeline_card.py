@@ -81,10 +81,14 @@ def render_pipeline_figures(results: dict | None = None, container=None) -> None
                     "through the face detector and crop.", icon=":material/info:")
         return
     target.markdown(f"#### Through the whole path: {results['split']}, {results['faces']:,} faces")
+    # the commands the results file records (its rows may come from several), else one that
+    # reproduces them all
+    commands = [str(c) for c in results.get("commands") or []] or [COMMAND]
     target.caption("Each FER2013 face, upscaled and placed in a larger frame, goes through the "
                    "face detector, the crop and the model, as in the app. A face the detector "
                    "misses counts as wrong end to end. Measured on "
-                   f"{results.get('date', 'an unknown date')} with `{COMMAND}`.")
+                   f"{results.get('date', 'an unknown date')} with "
+                   + "; then ".join(f"`{command}`" for command in commands) + ".")
     target.plotly_chart(pipeline_figure(results), key="pipeline-figure",
                         config={"displayModeBar": False})
     target.dataframe(pipeline_rows(results, variant=None), hide_index=True)

@@ -595,3 +595,6 @@ def test_model_card_shows_the_whole_path_beside_the_crop_accuracy(app_env):
     row = [r for r in results["rows"] if r["detector"] == "haar" and r["preset"] == "photo"
            and r.get("variant", "plain") == "plain"][0]
     assert haar["end-to-end accuracy"] == f"{row['end_to_end'] * 100:.1f}%"
+    # the caption names the commands the results file records, not one made up
+    captions = " ".join(c.value for c in at.caption)
+    assert all(command in captions for command in results["commands"]), captions
