@@ -18,6 +18,7 @@ from .errors import ConfigError
 from .labels import NUM_CLASSES
 
 SCHEDULES = ("cosine", "constant", "plateau")
+MIXES = ("none", "mixup", "cutmix")
 CLASS_WEIGHTINGS = ("none", "sqrt", "inverse")
 
 
@@ -53,6 +54,17 @@ class TrainConfig:
     shift_fraction: float = _setting(0.1, "augmentation: largest shift, fraction of the side")
     zoom_fraction: float = _setting(0.1, "augmentation: largest zoom, fraction")
     horizontal_flip: bool = _setting(True, "augmentation: random horizontal flips")
+    mix: str = _setting("none", "mix pairs of training images and their targets: mixup or "
+                                "CutMix", choices=MIXES)
+    mix_alpha: float = _setting(0.4, "mixup/CutMix: Beta(alpha, alpha) of the kept share")
+    teacher: list | None = _setting(None, "distil from these .keras models (their averaged, "
+                                          "flip-averaged probabilities, computed once and "
+                                          "cached in the run folder)", nargs="+")
+    distill_temperature: float = _setting(4.0, "distillation: softmax temperature")
+    distill_weight: float = _setting(0.7, "distillation: weight of the teacher term (the "
+                                          "label's cross-entropy has 1 - weight)")
+    steps_per_execution: int = _setting(1, "training steps per compiled call (more: fewer "
+                                           "trips to the host on a GPU)")
     seed: int = _setting(1337, "random seed")
     runs_dir: str = _setting("runs", "folder holding the run folders")
     run_name: str | None = _setting(None, "run folder name (resumes if it exists)", "--name")
@@ -71,7 +83,7 @@ class TrainConfig:
         if self.architecture not in available_architectures():
             raise ConfigError(f"Unknown architecture {self.architecture!r}; choose one of "
                               f"{', '.join(available_architectures())}.")
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "steps_per_execution"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive whole number, got {value!r}.")
@@ -99,6 +111,21 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < NUM_CLASSES):
                 raise ConfigError(f"{name} must be at least {NUM_CLASSES} images, got {value!r}.")
+        if self.mix not in MIXES:
+            raise ConfigError(f"mix must be one of {', '.join(MIXES)}.")
+        if not self.mix_alpha > 0:
+            raise ConfigError("mix_alpha must be above 0.")
+        if not self.distill_temperature > 0:
+            raise ConfigError("distill_temperature must be above 0.")
+        if not 0 <= self.distill_weight <= 1:
+            raise ConfigError("distill_weight must lie in [0, 1].")
+        if self.teacher is not None:
+            if isinstance(self.teacher, str) or not isinstance(self.teacher, list) \
+                    or not self.teacher:
+                raise ConfigError("teacher must be a list of .keras model files.")
+            for item in self.teacher:
+                if not isinstance(item, str) or not Path(item).is_file():
+                    raise ConfigError(f"teacher: {Path(str(item)).name} is not a model file.")
         if not isinstance(self.model_kwargs, dict):
             raise ConfigError("model_kwargs must be a JSON object.")
         if self.run_name is not None:
@@ -149,7 +176,8 @@ def _flag(name: str) -> str:
 
 def _value_type(annotation: str):
     base = annotation.replace(" | None", "").strip()
-    return {"int": int, "float": float, "str": str, "bool": bool, "dict": dict}[base]
+    return {"int": int, "float": float, "str": str, "bool": bool, "dict": dict,
+            "list": list}[base]
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -167,6 +195,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             if meta.get("no_flag"):
                 parser.add_argument(meta["no_flag"], dest=item.name, action="store_false",
                                     default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        elif kind is list:
+            parser.add_argument(*names, dest=item.name, nargs=meta.get("nargs", "+"),
+                                metavar="MODEL", default=argparse.SUPPRESS, help=help_text)
         elif kind is dict:
             parser.add_argument(*names, dest=item.name, type=_json_object,
                                 default=argparse.SUPPRESS, help=help_text)
@@ -192,4 +223,4 @@ def given_settings(args: argparse.Namespace) -> dict:
 
 
 __all__ = ["TrainConfig", "learning_rate_at", "add_config_arguments", "given_settings",
-           "SCHEDULES", "CLASS_WEIGHTINGS"]
+           "SCHEDULES", "CLASS_WEIGHTINGS", "MIXES"]

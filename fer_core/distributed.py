@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from .errors import ConfigError
+from .labels import NUM_CLASSES
 
 
 def distribution_from_env():
@@ -75,8 +76,10 @@ def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
     import tensorflow as tf
 
     optimizer = training_model.optimizer
-    per_example_loss = type(training_model.loss)(label_smoothing=config.label_smoothing,
-                                                 reduction=None)
+    loss = training_model.loss
+    per_example_loss = type(loss)(label_smoothing=loss.label_smoothing,
+                                  temperature=loss.temperature,
+                                  distill_weight=loss.distill_weight, reduction=None)
     global_batch = config.batch_size
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -85,13 +88,14 @@ def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
     def train_step(batch):
         def replica_step(x, y, w):
             with tf.GradientTape() as tape:
-                probs = training_model(x, training=True)
-                loss = tf.nn.compute_average_loss(per_example_loss(y, probs) * w,
+                outputs = training_model(x, training=True)
+                loss = tf.nn.compute_average_loss(per_example_loss(y, outputs) * w,
                                                   global_batch_size=global_batch)
             variables = training_model.trainable_variables
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-            hits = tf.cast(tf.equal(tf.argmax(probs, 1), tf.argmax(y, 1)), tf.float32)
-            return loss, tf.reduce_sum(hits), tf.cast(tf.shape(x)[0], tf.float32)
+            hits = tf.cast(tf.equal(tf.argmax(outputs[:, :NUM_CLASSES], 1), tf.argmax(y, 1)),
+                           tf.float32)
+            return loss, tf.reduce_sum(hits), tf.cast(tf.shape(y)[0], tf.float32)
 
         results = strategy.run(replica_step, args=batch)
         return [strategy.reduce(tf.distribute.ReduceOp.SUM, r, axis=None) for r in results]
@@ -126,7 +130,7 @@ def _epochs(strategy, training_model, config, initial_epoch, callback, train_ste
     for epoch in range(initial_epoch, config.epochs):
         callback.on_epoch_begin(epoch)
         data = tf.data.Dataset.from_tensor_slices((x_train, y_train, w_train))
-        data = data.shuffle(len(x_train), seed=config.seed + epoch).batch(config.batch_size)
+        data = data.shuffle(len(y_train), seed=config.seed + epoch).batch(config.batch_size)
         loss_sum = hits = seen = 0.0
         steps = 0
         for batch in strategy.experimental_distribute_dataset(data.with_options(options)):
@@ -142,10 +146,12 @@ def _epochs(strategy, training_model, config, initial_epoch, callback, train_ste
             if training_model.stop_training:
                 break
         # Weights are identical on every worker after the all-reduce, so each evaluates alone.
-        probs = np.concatenate([np.asarray(training_model(x_val[i:i + 256], training=False))
-                                for i in range(0, len(x_val), 256)])
-        val_loss = float(np.mean(per_example_loss(y_val, probs)))
-        val_accuracy = float(np.mean(probs.argmax(1) == y_val.argmax(1)))
+        outputs = np.concatenate([
+            np.asarray(training_model({key: value[i:i + 256] for key, value in x_val.items()},
+                                      training=False))
+            for i in range(0, len(y_val), 256)])
+        val_loss = float(np.mean(per_example_loss(y_val, outputs)))
+        val_accuracy = float(np.mean(outputs[:, :NUM_CLASSES].argmax(1) == y_val.argmax(1)))
         callback.on_epoch_end(epoch, {"loss": loss_sum / max(steps, 1),
                                       "accuracy": hits / max(seen, 1.0),
                                       "val_loss": val_loss, "val_accuracy": val_accuracy})

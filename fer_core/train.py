@@ -26,6 +26,8 @@ from .labels import NUM_CLASSES
 from .model import build_model, load_keras_model, save_keras_model
 from .runs import BEST_BEFORE_RECALIBRATION, Run, new_run_name
 
+TEACHER_CACHE = "teacher.npz"
+
 
 def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
     counts = np.maximum(np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64), 1.0)
@@ -37,26 +39,6 @@ def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
         weights = 1.0 / counts
     # Normalise so that the average weight over the training rows is 1.
     return (weights / weights[labels].mean()).astype(np.float32)
-
-
-def make_augmenter(config: TrainConfig):
-    """Augmentation as Keras layers (run on the accelerator, any backend); active only in fit."""
-    import keras
-    from keras import layers
-
-    steps = []
-    if config.horizontal_flip:
-        steps.append(layers.RandomFlip("horizontal", seed=config.seed))
-    if config.rotation_degrees:
-        steps.append(layers.RandomRotation(config.rotation_degrees / 360.0, fill_mode="reflect",
-                                           seed=config.seed + 1))
-    if config.shift_fraction:
-        steps.append(layers.RandomTranslation(config.shift_fraction, config.shift_fraction,
-                                              fill_mode="reflect", seed=config.seed + 2))
-    if config.zoom_fraction:
-        steps.append(layers.RandomZoom(config.zoom_fraction, fill_mode="reflect",
-                                       seed=config.seed + 3))
-    return keras.Sequential(steps, name="augment")
 
 
 def prepare_splits(dataset: Fer2013, config: TrainConfig):
@@ -113,25 +95,79 @@ def _open_run(config: TrainConfig, run_dir) -> Run:
     return run
 
 
-def _build_training_model(config: TrainConfig):
-    import keras
+def _build_training_model(config: TrainConfig, target_width: int):
+    from .augment import build_trainer
 
     inner = build_model(config.architecture, **config.model_kwargs)
     if config.init_from:
-        source = load_keras_model(config.init_from)
+        source = _model_to_start_from(config.init_from, config.architecture)
         try:
             inner.set_weights(source.get_weights())
         except ValueError as exc:
             raise ConfigError(f"init_from: {Path(config.init_from).name} does not have this "
                               f"architecture's weights ({exc}).") from exc
-    training_model = keras.Sequential([make_augmenter(config), inner], name="trainer")
-    training_model.build((None, 48, 48, 1))
-    training_model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=config.learning_rate,
-                                         weight_decay=config.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
-        metrics=["accuracy"])
-    return training_model, inner
+    return build_trainer(inner, config, target_width), inner
+
+
+def _model_to_start_from(path: str, architecture: str):
+    """A model file's student: a model file, or a run's last.keras (the training model, whose
+    student is the layer named after the architecture)."""
+    import keras
+
+    from . import augment  # noqa: F401  (registers the training model's parts)
+    from .errors import ModelError
+
+    try:
+        return load_keras_model(path)
+    except ModelError:
+        try:
+            trainer = keras.saving.load_model(path, compile=False, safe_mode=True)
+            return trainer.get_layer(architecture)
+        except Exception:  # noqa: BLE001  (the first, clearer message is the one to give)
+            pass
+        raise
+
+
+def teacher_probabilities(config: TrainConfig, run: Run, images: dict[str, np.ndarray]
+                          ) -> dict[str, np.ndarray]:
+    """The teachers' averaged, flip-averaged probabilities for each named image set.
+
+    Computed once and cached in the run folder (``teacher.npz``), keyed by the teacher files'
+    and the images' fingerprints: a resumed run, or a rerun on the same data, reads them back
+    instead of running an expensive teacher again.
+    """
+    import hashlib
+
+    from .evaluate import predict_probabilities
+
+    digest = hashlib.sha256()
+    for item in config.teacher:
+        digest.update(hashlib.sha256(Path(item).read_bytes()).digest())
+    for name in sorted(images):
+        digest.update(name.encode())
+        digest.update(hashlib.sha256(np.ascontiguousarray(images[name])).digest())
+    key = digest.hexdigest()
+    cache = run.file(TEACHER_CACHE)
+    if cache.is_file():
+        try:
+            with np.load(cache) as stored:
+                if str(stored["key"]) == key:
+                    return {name: stored[name] for name in images}
+        except (OSError, KeyError, ValueError):
+            pass  # a broken cache is recomputed
+    result = {name: np.zeros((len(x), NUM_CLASSES), np.float64) for name, x in images.items()}
+    for item in config.teacher:
+        teacher = load_keras_model(item)
+        for name, x in images.items():
+            result[name] += predict_probabilities(teacher, x, flip_average=True)
+    result = {name: (probs / len(config.teacher)).astype(np.float32)
+              for name, probs in result.items()}
+    from .runs import atomic_path
+
+    with atomic_path(cache) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, key=np.array(key), **result)
+    return result
 
 
 def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str | Path | None = None,
@@ -165,7 +201,15 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
         dataset = load_fer2013(config.data_path)
     x_train, y_train, x_val, y_val, val_split = prepare_splits(dataset, config)
 
+    from . import augment  # registers the trainer's layer and loss before a resume loads them
+
     keras.utils.set_random_seed(config.seed)
+    weights = class_weights(y_train, config.class_weighting)
+    training_images = int(len(y_train))
+    x_train, y_train = pad_to_full_batches(x_train, y_train, config.batch_size, config.seed)
+    teacher = (teacher_probabilities(config, source, {"train": x_train, "val": x_val})
+               if config.teacher else {"train": None, "val": None})
+    target_width = NUM_CLASSES * (2 if config.teacher else 1)
     state = source.state()
     initial_epoch = 0
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
@@ -175,10 +219,16 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
                 raise ConfigError(f"Run {source.name} was trained as {saved.get('architecture')}; "
                                   f"cannot resume it as {config.architecture}.")
             training_model = keras.saving.load_model(source.last_model, safe_mode=True)
+            if (not isinstance(training_model.input, dict)
+                    or training_model.input["targets"].shape[-1] != target_width):
+                raise ConfigError(f"Run {source.name}'s checkpoint was written by an older "
+                                  "version or with other teacher settings, and cannot be "
+                                  "resumed: start a new run (--init-from its best.keras keeps "
+                                  "its weights).")
             initial_epoch = int(state["epochs_done"])
             inner = training_model.get_layer(config.architecture)
         else:
-            training_model, inner = _build_training_model(config)
+            training_model, inner = _build_training_model(config, target_width)
     run.write_config(config.to_dict())
     if not is_chief:
         for kept in (source.history_path, source.state_path):
@@ -192,10 +242,8 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     if initial_epoch >= config.epochs:
         return source.path
 
-    weights = class_weights(y_train, config.class_weighting)
-    data_used = {"source": Path(str(dataset.source)).name, "training_images": int(len(y_train)),
+    data_used = {"source": Path(str(dataset.source)).name, "training_images": training_images,
                  "validation_split": val_split, "validation_images": int(len(y_val))}
-    x_train, y_train = pad_to_full_batches(x_train, y_train, config.batch_size, config.seed)
     steps = int(math.ceil(len(y_train) / config.batch_size))
     swa = None
     if config.swa_start:
@@ -217,8 +265,8 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     if config.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy",
                                                        patience=config.early_stopping_patience))
-    y_train_hot = np.eye(NUM_CLASSES, dtype=np.float32)[y_train]
-    y_val_hot = np.eye(NUM_CLASSES, dtype=np.float32)[y_val]
+    train_inputs, y_train_hot = augment.trainer_inputs(x_train, y_train, teacher["train"])
+    val_inputs, y_val_hot = augment.trainer_inputs(x_val, y_val, teacher["val"])
     run.write_state({**state, "status": "running", "epochs_done": initial_epoch,
                      "epochs": config.epochs, "best_val_accuracy": best["val_accuracy"],
                      "best_epoch": best["epoch"], "pid": os.getpid(), "data": data_used,
@@ -226,14 +274,14 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     started = time.time()
     if strategy is None:
         training_model.fit(
-            as_model_input(x_train), y_train_hot, sample_weight=weights[y_train],
-            validation_data=(as_model_input(x_val), y_val_hot),
+            train_inputs, y_train_hot, sample_weight=weights[y_train],
+            validation_data=(val_inputs, y_val_hot),
             batch_size=config.batch_size, epochs=config.epochs, initial_epoch=initial_epoch,
             shuffle=True, callbacks=callbacks, verbose=verbose)
     else:
         fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
-                         as_model_input(x_train), y_train_hot, weights[y_train],
-                         as_model_input(x_val), y_val_hot, worker_index)
+                         train_inputs, y_train_hot, weights[y_train],
+                         val_inputs, y_val_hot, worker_index)
     if not is_chief:
         shutil.rmtree(run.path, ignore_errors=True)
         return source.path
@@ -298,4 +346,5 @@ def recalibrate_best(run_dir: str | Path, x_train: np.ndarray, x_val: np.ndarray
 
 
 __all__ = ["TrainConfig", "train", "learning_rate_at", "class_weights", "prepare_splits",
-           "recalibrate_best", "write_run_metrics", "pad_to_full_batches"]
+           "recalibrate_best", "write_run_metrics", "pad_to_full_batches",
+           "teacher_probabilities"]
