@@ -3,6 +3,8 @@ streamlit, so they are tested directly)."""
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 
 def _percent(value) -> str | None:
     return None if value is None else f"{value * 100:.1f}%"
@@ -57,6 +59,12 @@ def training_rows(training: dict) -> dict[str, str]:
                          f"{config.get('rotation_degrees')}°, shift "
                          f"{config.get('shift_fraction')}, zoom {config.get('zoom_fraction')}")
         if config else None,
+        "image mixing": (f"{config.get('mix')} (alpha {config.get('mix_alpha')})"
+                         if config.get("mix") not in (None, "none") else None),
+        "distilled from": (", ".join(PurePath(str(item)).name for item in config["teacher"])
+                           + f" (temperature {config.get('distill_temperature')}, teacher "
+                             f"weight {config.get('distill_weight')})"
+                           if config.get("teacher") else None),
         "seed": training.get("seed"),
     }
     return {key: str(value) for key, value in rows.items() if value is not None}

@@ -137,6 +137,28 @@ def cnn_gru(width: int = 16, projection_units: int = 128, rnn_units: int = 64,
     return keras.Model(inputs, outputs, name="cnn_gru")
 
 
+@register("vgg_teacher")
+def vgg_teacher(width: int = 48, dropout_rate: float = 0.4):
+    """Teacher for distillation: VGG-style, four stages of two 3x3 convolutions (BatchNorm,
+    ReLU) and a max-pool, widths w, 2w, 4w, 8w, then global pooling and a dense head. About
+    2.6M parameters at width 48: several times the student, too slow for live video on a
+    laptop CPU, minutes to train on a GPU."""
+    import keras
+    from keras import layers
+
+    inputs, x = _input_and_normalise()
+    for stage, filters in enumerate((width, 2 * width, 4 * width, 8 * width), start=1):
+        x = _conv_bn_relu(x, filters, f"stage{stage}a", padding="same")
+        x = _conv_bn_relu(x, filters, f"stage{stage}b", padding="same")
+        x = layers.MaxPooling2D(2, name=f"stage{stage}_pool")(x)
+    x = layers.GlobalAveragePooling2D(name="head_pool")(x)
+    x = layers.Dropout(dropout_rate, name="head_dropout1")(x)
+    x = layers.Dense(4 * width, activation="relu", name="head_dense")(x)
+    x = layers.Dropout(dropout_rate, name="head_dropout2")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="vgg_teacher")
+
+
 def check_model_signature(model, source: str = "model") -> None:
     """Raise ModelError unless the model maps (N, 48, 48, 1) to (N, 7)."""
     try:
