@@ -10,6 +10,7 @@ Every file name of a run folder is spelled here and nowhere else::
         last.keras        model + optimizer after the last finished epoch (the resume point)
         best.keras        the best model on the validation split (no optimizer)
         swa.keras         with weight averaging: the running average of the weights
+        teacher.npz       with distillation: the teachers' probabilities, computed once
         best_before_recalibration.keras
                           best.keras as training left it, when recalibration improved it
         metrics.json      best.keras on the validation split, when the run ends
@@ -45,6 +46,7 @@ HISTORY = "history.csv"
 STATE = "state.json"
 PROGRESS = "progress.json"
 LAST = "last.keras"
+TEACHER = "teacher.npz"
 BEST = "best.keras"
 SWA = "swa.keras"
 BEST_BEFORE_RECALIBRATION = "best_before_recalibration.keras"
@@ -237,6 +239,7 @@ class Run:
     state_path = property(lambda self: self.path / STATE)
     progress_path = property(lambda self: self.path / PROGRESS)
     last_model = property(lambda self: self.path / LAST)
+    teacher_cache = property(lambda self: self.path / TEACHER)
     best_model = property(lambda self: self.path / BEST)
     swa_model = property(lambda self: self.path / SWA)
     metrics_path = property(lambda self: self.path / METRICS)

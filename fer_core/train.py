@@ -26,8 +26,6 @@ from .labels import NUM_CLASSES
 from .model import build_model, load_keras_model, save_keras_model
 from .runs import BEST_BEFORE_RECALIBRATION, Run, new_run_name
 
-TEACHER_CACHE = "teacher.npz"
-
 
 def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
     counts = np.maximum(np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64), 1.0)
@@ -147,7 +145,7 @@ def teacher_probabilities(config: TrainConfig, run: Run, images: dict[str, np.nd
         digest.update(name.encode())
         digest.update(hashlib.sha256(np.ascontiguousarray(images[name])).digest())
     key = digest.hexdigest()
-    cache = run.file(TEACHER_CACHE)
+    cache = run.teacher_cache
     if cache.is_file():
         try:
             with np.load(cache) as stored:
