@@ -36,6 +36,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     rows = json.loads(out.read_text()) if out.is_file() else {}
     cache: dict[tuple[str, str], np.ndarray] = {}
+    parameters: dict[str, int] = {}
     for item in args.models:
         name, _, paths = item.partition("=")
         members = paths.split("+")
@@ -46,13 +47,14 @@ def main(argv=None) -> int:
             for path in members:
                 if (path, split) not in cache:
                     model = load_keras_model(path)
+                    parameters[path] = int(model.count_params())
                     cache[(path, split)] = predict_probabilities(model, images, flip_average=True)
                 probs = probs + cache[(path, split)]
             report = classification_report(labels, np.asarray(probs).argmax(1))
             row[split] = {"accuracy": round(report["accuracy"], 4),
                           "macro_f1": round(report["macro_f1"], 4),
                           "disgust_recall": round(report["per_class"]["disgust"]["recall"], 4)}
-        row["parameters"] = int(sum(load_keras_model(p).count_params() for p in members))
+        row["parameters"] = sum(parameters[p] for p in members)
         row["seconds"] = round(time.perf_counter() - started, 1)
         rows[name] = row
         print(name, json.dumps(row), flush=True)

@@ -32,23 +32,17 @@ def predict_probabilities(model, images: np.ndarray, batch_size: int = 256,
             return np.asarray(model.predict(batch.astype(np.float32)[..., None],
                                             batch_size=batch_size, verbose=0))
     images = np.asarray(images, dtype=np.uint8)
-    if getattr(model, "predict_faces", None) is None and progress is None and len(images):
-        # A bare Keras model: one predict call over all the images (one compiled function,
-        # no per-batch set-up).
-        probs = np.asarray(model.predict(images.astype(np.float32)[..., None],
-                                         batch_size=batch_size, verbose=0))
-        if flip_average:
-            probs = 0.5 * (probs + np.asarray(model.predict(
-                images[:, :, ::-1].astype(np.float32)[..., None], batch_size=batch_size,
-                verbose=0)))
-        return probs
-    probs = np.concatenate([predict(images[i:i + batch_size])
-                            for i in range(0, len(images), batch_size)]) if len(images) else \
+    # A bare Keras model without progress: one predict call per pass over all the images (one
+    # compiled function, no per-batch set-up); predict batches them itself.
+    step = (max(len(images), 1) if getattr(model, "predict_faces", None) is None
+            and progress is None else batch_size)
+    probs = np.concatenate([predict(images[i:i + step])
+                            for i in range(0, len(images), step)]) if len(images) else \
         np.zeros((0, NUM_CLASSES), np.float32)
     if flip_average and len(images):
         flipped = images[:, :, ::-1]
-        probs = 0.5 * (probs + np.concatenate([predict(flipped[i:i + batch_size])
-                                               for i in range(0, len(images), batch_size)]))
+        probs = 0.5 * (probs + np.concatenate([predict(flipped[i:i + step])
+                                               for i in range(0, len(images), step)]))
     return probs
 
 
