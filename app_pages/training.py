@@ -14,8 +14,9 @@ from app_lib.text import escape_markdown, show_error, user_errors
 from app_lib.model_state import active_model, choose_for_session, runs_dir
 from fer_core import FerError, available_architectures
 from fer_core.active import (activate_run, activation_warning, card_public_score,
-                             get_active_model, run_public_score, use_shipped_model)
-from fer_core.config import TrainConfig
+                             check_start_from, get_active_model, model_sources,
+                             run_public_score, use_shipped_model)
+from fer_core.config import MIXES, TrainConfig
 from fer_core.jobs import (resume_training, start_evaluation, start_training, stop_evaluation,
                            stop_training)
 from fer_core.runs import list_runs, new_run_name
@@ -90,18 +91,48 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
                                     placeholder="automatic: architecture-date-time",
                                     help="Letters, digits, '_', '-' and '.'. Leave it empty for "
                                          "a name made of the architecture and the time.")
+        sources = {source.key: source for source in model_sources(runs)}
+        third = st.columns([2, 2, 1, 1])
+        start_from = third[0].selectbox(
+            "Start from", [None, *sources], format_func=lambda key: "random weights"
+            if key is None else sources[key].label,
+            help="Fine-tune: begin from the weights of the shipped model or of a run's best "
+                 "model (the same architecture), instead of random weights.")
+        teachers = third[1].multiselect(
+            "Distil from (teachers)", list(sources), format_func=lambda key: sources[key].label,
+            placeholder="no teacher",
+            help="Soft targets from these models (averaged, and with their mirrored faces), "
+                 "computed once when the run starts and cached in its folder. Any "
+                 "architecture; a bigger teacher makes a better student, and takes longer "
+                 "to compute on a CPU.")
+        distill_weight = third[2].number_input(
+            "Teacher weight", min_value=0.0, max_value=1.0, value=0.7, step=0.1,
+            help="The share of the loss that follows the teachers (the rest follows the "
+                 "labels). Used only with a teacher.")
+        mix = third[3].selectbox(
+            "Image mixing", MIXES, help="mixup blends two faces and their targets; CutMix "
+                                        "pastes a patch of one face onto another.")
         submitted = st.form_submit_button("Start training", type="primary",
                                           icon=":material/play_arrow:",
                                           disabled=not (dataset and admin))
     if submitted:
         name = name.strip() or new_run_name(architecture)
         try:
+            # Model files are looked up by key in this server's own list, never taken from
+            # the form. One that vanished since the page was drawn is reported, not guessed.
+            if start_from is not None and start_from not in sources \
+                    or any(key not in sources for key in teachers):
+                raise FerError("A chosen model is no longer available; choose again.")
+            check_start_from(sources.get(start_from), architecture)
             # The page writes the run's config.json; the process reads its settings from it.
             start_training(TrainConfig(
                 architecture=architecture, epochs=int(epochs), batch_size=int(batch_size),
                 learning_rate=float(learning_rate), train_subset=int(subset) or None,
                 validation_subset=int(val_subset) or None, data_path=dataset,
-                runs_dir=str(runs), run_name=name))
+                runs_dir=str(runs), run_name=name,
+                init_from=str(sources[start_from].path) if start_from else None,
+                teacher=[str(sources[key].path) for key in teachers] or None,
+                distill_weight=float(distill_weight), mix=mix))
         except (FerError, OSError) as exc:
             show_error(str(exc) if isinstance(exc, FerError) else
                        f"Could not start the run ({type(exc).__name__}).")

@@ -146,5 +146,48 @@ def use_shipped_model(runs_dir: str | os.PathLike = "runs") -> None:
     set_active_model(None, runs_dir)
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """A trained model a new run can start from or distil from: the shipped model or a run's
+    best.keras. Pages offer these by ``key``; the path never comes from the visitor."""
+
+    key: str  # "shipped" or "run:<name>"
+    label: str
+    path: Path
+    architecture: str
+
+
+def model_sources(runs_dir: str | os.PathLike = "runs") -> list[ModelSource]:
+    """The shipped model, then every run under ``runs_dir`` that has a best.keras (newest
+    first)."""
+    from .inference import DEFAULT_MODEL, read_card
+    from .runs import list_runs
+
+    sources = []
+    if DEFAULT_MODEL.is_file():
+        card = read_card(DEFAULT_MODEL) or {}
+        sources.append(ModelSource("shipped", f"the shipped model ({DEFAULT_MODEL.stem})",
+                                   DEFAULT_MODEL, str(card.get("architecture", "cnn_gru"))))
+    for summary in list_runs(runs_dir):
+        if summary["has_model"]:
+            best = summary["best_val_accuracy"]
+            score = f", val {100 * best:.1f}%" if isinstance(best, (int, float)) and best >= 0 \
+                else ""
+            sources.append(ModelSource(
+                f"run:{summary['name']}",
+                f"run {summary['name']} ({summary['architecture']}{score})",
+                Run(summary["path"]).best_model, str(summary["architecture"])))
+    return sources
+
+
+def check_start_from(source: ModelSource | None, architecture: str) -> None:
+    """A run can only start from weights of its own architecture."""
+    if source is not None and source.architecture != architecture:
+        raise ConfigError(f"{source.label} is a {source.architecture} model; a {architecture} "
+                          "run cannot start from its weights. Choose a model of the same "
+                          "architecture, or random weights.")
+
+
 __all__ = ["card_public_score", "run_public_score", "activation_warning", "ActiveChoice", "active_choice", "set_active_model", "get_active_model",
-           "activate_run", "use_shipped_model"]
+           "activate_run", "use_shipped_model", "ModelSource", "model_sources",
+           "check_start_from"]

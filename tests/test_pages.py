@@ -302,6 +302,47 @@ def _button(at, label):
     return [b for b in at.button if b.label == label][0]
 
 
+def test_training_page_fine_tunes_and_distils_from_models_it_lists(app_env, monkeypatch):
+    """The new-run form offers the shipped model and every run's best model to start from and
+    to distil from, by name: the files it passes on are the server's own, and a run cannot
+    start from another architecture's weights."""
+    import fer_core.jobs
+    from fer_core.inference import DEFAULT_MODEL
+
+    folder = fake_finished_run(app_env["runs"], "finished-run")  # a mini_xception run
+    (folder / "best.keras").write_bytes(b"stands in for a model file")
+    started = []
+    monkeypatch.setattr(fer_core.jobs, "start_training",
+                        lambda config, **kwargs: started.append(config) or {"pid": 0})
+    at = run_page("app_pages/training.py")
+    assert_clean(at)
+    start_from = [s for s in at.selectbox if s.label == "Start from"][0]
+    teachers = [m for m in at.multiselect if m.label == "Distil from (teachers)"][0]
+    assert set(teachers.options) >= {f"the shipped model ({DEFAULT_MODEL.stem})",
+                                     "run finished-run (mini_xception, val 31.0%)"}
+    # cnn_gru (the default architecture) cannot start from the mini_xception run's weights.
+    start_from.set_value("run:finished-run")
+    _button(at, "Start training").click()
+    at.run()
+    assert_clean(at)
+    assert "cannot start from its weights" in texts(at.error) and not started
+    # From the shipped model, distilled from the run, with CutMix.
+    start_from = [s for s in at.selectbox if s.label == "Start from"][0]
+    start_from.set_value("shipped")
+    [m for m in at.multiselect if m.label == "Distil from (teachers)"][0].set_value(
+        ["run:finished-run"])
+    [s for s in at.selectbox if s.label == "Image mixing"][0].set_value("cutmix")
+    [n for n in at.number_input if n.label == "Teacher weight"][0].set_value(0.5)
+    _button(at, "Start training").click()
+    at.run()
+    assert_clean(at)
+    assert not at.error, texts(at.error)
+    (config,) = started
+    assert config.init_from == str(DEFAULT_MODEL)
+    assert config.teacher == [str(folder / "best.keras")]
+    assert (config.mix, config.distill_weight) == ("cutmix", 0.5)
+
+
 def test_a_visitor_who_is_not_admin_cannot_change_what_everyone_sees(app_env, monkeypatch):
     """With an administrator password set, a visitor who has not signed in cannot start,
     stop or resume a run, read its log, or switch the model for everyone; after signing in
