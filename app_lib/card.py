@@ -14,11 +14,22 @@ def _minutes(seconds) -> str | None:
     return f"{seconds / 60:.0f} min" if seconds else None
 
 
+def _lineage_step(step: dict) -> str:
+    if step.get("changed"):
+        return (f"{PurePath(str(step.get('file'))).name} (the file has changed since, so "
+                "what came before is not shown)")
+    epochs = step.get("epochs_done")
+    if epochs is None:
+        return f"{PurePath(str(step.get('file'))).name} (its training was not recorded)"
+    return (f"run {step.get('run')}: {epochs} epochs, "
+            f"{_minutes(step.get('train_seconds')) or 'time not recorded'}")
+
+
 def training_rows(training: dict) -> dict[str, str]:
     """Setting -> value for the card's ``training`` section, leaving out what it lacks.
 
-    A fine-tuned model (``initialised_from``) shows the run it started from, and the
-    training time counts both runs.
+    A fine-tuned model (``initialised_from``) shows the runs it started from, nearest first
+    (``lineage``), and the training time counts them all.
     """
     config = training.get("config") or {}
     base = training.get("initialised_from") or {}
@@ -29,9 +40,8 @@ def training_rows(training: dict) -> dict[str, str]:
         "training images used": (f"{config['train_subset']:,} (stratified subset)"
                                  if config.get("train_subset") else "all"),
         "model chosen on": training.get("selection_split"),
-        "started from": (f"run {base.get('run')}: {base.get('epochs_done')} epochs, "
-                         f"{_minutes(base.get('train_seconds')) or 'time not recorded'}"
-                         if base else None),
+        "started from": (" ← ".join(_lineage_step(step) for step in
+                                    training.get("lineage") or [base]) if base else None),
         "epochs trained": (f"{training.get('epochs_done')} more" if base
                            else training.get("epochs_done")),
         "best epoch": training.get("best_epoch"),

@@ -29,6 +29,56 @@ def _data_fields(data: dict, config: dict) -> dict:
                                f"({int(data.get('validation_images', 0)):,} images)"}
 
 
+def model_lineage(init_from: str | None, sha256: str | None, runs_parent: Path,
+                  limit: int = 12) -> list[dict]:
+    """What a fine-tuned run started from, nearest first, back to a run from random weights.
+
+    Each step is ``{"file", "run", "epochs_done", "train_seconds"}``. A link is followed
+    through the run folder the file lies in (its history, and that run's own ``init_from``),
+    or, for a model file outside a run folder, through the model card beside it. A link whose
+    file no longer has the bytes the run recorded (``init_from_sha256``) ends the chain with
+    ``"changed": true`` instead of describing a different model.
+    """
+    from .inference import read_card
+
+    steps: list[dict] = []
+    seen: set[str] = set()
+    while init_from and len(steps) < limit:
+        file = Path(init_from)
+        if sha256 and (not file.is_file() or file_sha256(file) != sha256):
+            steps.append({"file": str(init_from), "run": file.parent.name, "epochs_done": None,
+                          "train_seconds": None, "changed": True})
+            break
+        base_dir = file.parent if file.parent.is_dir() else runs_parent / file.parent.name
+        base = Run(base_dir)
+        history = base.history() if base.history_path.is_file() else []
+        key = str(base_dir.resolve())
+        if history and key not in seen:
+            seen.add(key)
+            steps.append({"file": str(init_from), "run": base_dir.name,
+                          "epochs_done": len(history),
+                          "train_seconds": round(sum(row.get("seconds", 0.0)
+                                                     for row in history), 1)})
+            init_from = base.config().get("init_from")
+            sha256 = base.state().get("init_from_sha256")
+            runs_parent = base_dir.parent
+            continue
+        card = read_card(file) if file.is_file() else None
+        training = (card or {}).get("training") or {}
+        if training.get("run"):
+            steps.append({"file": str(init_from), "run": training["run"],
+                          "epochs_done": training.get("epochs_done"),
+                          "train_seconds": training.get("train_seconds")})
+            earlier = training.get("lineage") or ([training["initialised_from"]]
+                                                  if training.get("initialised_from") else [])
+            steps.extend(dict(step) for step in earlier[:limit - len(steps)])
+        else:
+            steps.append({"file": str(init_from), "run": base_dir.name, "epochs_done": None,
+                          "train_seconds": None})
+        break
+    return steps
+
+
 def write_model_card(model_path, test_report: dict, *, split: str, flip_average: bool,
                      selection: dict | None, run_dir=None, latency: dict | None = None,
                      data_source: str = "", calibration: dict | None = None,
@@ -61,17 +111,14 @@ def write_model_card(model_path, test_report: dict, *, split: str, flip_average:
                               + 1 if state.get("best_kind") == "swa" else 0),
             "recalibration": state.get("recalibration"),
         }
-        init_from = config.get("init_from")
-        if init_from:  # a fine-tuning run: say what it started from, and count its time too
-            base_dir = Path(init_from).parent
-            if not base_dir.is_dir():  # a relative path from another folder: a sibling run
-                base_dir = run.path.parent / base_dir.name
-            base_history = Run(base_dir).history()
-            base_seconds = round(sum(row.get("seconds", 0.0) for row in base_history), 1)
-            training["initialised_from"] = {"file": init_from, "run": base_dir.name,
-                                            "epochs_done": len(base_history),
-                                            "train_seconds": base_seconds}
-            training["total_train_seconds"] = round(training["train_seconds"] + base_seconds, 1)
+        lineage = model_lineage(config.get("init_from"), state.get("init_from_sha256"),
+                                run.path.parent)
+        if lineage:  # a fine-tuning run: say what it started from, and count its time too
+            training["initialised_from"] = lineage[0]
+            training["lineage"] = lineage
+            training["total_train_seconds"] = round(
+                training["train_seconds"]
+                + sum(step.get("train_seconds") or 0.0 for step in lineage), 1)
     litert = litert_path_for(model_path)
     card = {
         "name": model_path.stem,

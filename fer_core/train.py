@@ -227,6 +227,12 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
             inner = training_model.get_layer(config.architecture)
         else:
             training_model, inner = _build_training_model(config, target_width)
+            if config.init_from:
+                # Which bytes the run started from: the model card follows this link back
+                # only while the file there is still the same one.
+                from .inference import file_sha256
+
+                state["init_from_sha256"] = file_sha256(config.init_from)
     run.write_config(config.to_dict())
     if not is_chief:
         for kept in (source.history_path, source.state_path):

@@ -32,6 +32,20 @@ def test_fine_tuned_averaged_recalibrated_run():
     assert rows["training time"] == "126 min in all"
 
 
+def test_a_chain_of_fine_tunes_reads_nearest_first():
+    steps = [{"run": "kd", "epochs_done": 6, "train_seconds": 1620},
+             {"run": "alone", "epochs_done": 48, "train_seconds": 180},
+             {"file": "models/old.keras", "run": "models", "epochs_done": None,
+              "train_seconds": None, "changed": True}]
+    rows = training_rows({"epochs_done": 12, "train_seconds": 2400,
+                          "total_train_seconds": 4200, "initialised_from": steps[0],
+                          "lineage": steps, "config": {}})
+    assert rows["started from"] == ("run kd: 6 epochs, 27 min ← run alone: 48 epochs, 3 min ← "
+                                    "old.keras (the file has changed since, so what came "
+                                    "before is not shown)")
+    assert rows["training time"] == "70 min in all"
+
+
 def test_the_shipped_card_reads_without_gaps():
     card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())
     rows = training_rows(card["training"])

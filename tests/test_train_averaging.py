@@ -144,3 +144,44 @@ def test_model_card_of_a_fine_tuned_run_counts_the_base_run(tmp_path):
     assert training["total_train_seconds"] == pytest.approx(
         training["train_seconds"] + base_part["train_seconds"], abs=0.11)
     assert json.loads(model_file.with_suffix(".card.json").read_text())["training"] == training
+
+
+def test_model_lineage_follows_runs_and_cards_and_stops_at_a_changed_file(tmp_path):
+    """Run c started from run b's best.keras, b from a model file with a card (whose own
+    training started from run a). A file replaced after a run started from it ends the chain
+    rather than describing another model."""
+    from fer_core.card import model_lineage
+    from fer_core.inference import file_sha256
+
+    runs = tmp_path / "runs"
+    for name, seconds in (("a", 10.0), ("b", 20.0)):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "history.csv").write_text(
+            "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n"
+            f"1,1,0.5,1,0.5,0.001,{seconds}\n2,1,0.5,1,0.5,0.001,{seconds}\n")
+        (runs / name / "best.keras").write_bytes(name.encode())
+    shipped = tmp_path / "models" / "m.keras"
+    shipped.parent.mkdir()
+    shipped.write_bytes(b"model m")
+    shipped.with_suffix(".card.json").write_text(json.dumps({"training": {
+        "run": "m_run", "epochs_done": 5, "train_seconds": 50.0,
+        "initialised_from": {"file": "runs/a/best.keras", "run": "a", "epochs_done": 2,
+                             "train_seconds": 20.0}}}))
+    (runs / "b" / "config.json").write_text(json.dumps({"init_from": str(shipped)}))
+    (runs / "b" / "state.json").write_text(json.dumps(
+        {"init_from_sha256": file_sha256(shipped)}))
+    lineage = model_lineage(str(runs / "b" / "best.keras"), file_sha256(runs / "b" / "best.keras"),
+                            runs)
+    assert [(s["run"], s["epochs_done"], s["train_seconds"]) for s in lineage] == [
+        ("b", 2, 40.0), ("m_run", 5, 50.0), ("a", 2, 20.0)]
+    # A relative path from another folder finds its sibling run folder.
+    assert model_lineage("elsewhere/b/best.keras", None, runs)[0]["run"] == "b"
+    # The model file changed after run b started from it: the chain stops there.
+    shipped.write_bytes(b"another model")
+    lineage = model_lineage(str(runs / "b" / "best.keras"), None, runs)
+    assert [s["run"] for s in lineage] == ["b", "models"] and lineage[1]["changed"]
+    # A file that is neither in a run folder nor carded is named, its training unknown.
+    loose = tmp_path / "loose.keras"
+    loose.write_bytes(b"x")
+    assert model_lineage(str(loose), None, runs) == [
+        {"file": str(loose), "run": tmp_path.name, "epochs_done": None, "train_seconds": None}]
