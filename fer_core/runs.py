@@ -47,6 +47,7 @@ STATE = "state.json"
 PROGRESS = "progress.json"
 LAST = "last.keras"
 TEACHER = "teacher.npz"
+TEACHER_CACHE = ".teacher_cache"  # in the runs folder: teachers' probabilities, by key
 BEST = "best.keras"
 SWA = "swa.keras"
 BEST_BEFORE_RECALIBRATION = "best_before_recalibration.keras"

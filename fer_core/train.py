@@ -24,7 +24,7 @@ from .data import Fer2013, load_fer2013, stratified_subset
 from .errors import ConfigError
 from .labels import NUM_CLASSES
 from .model import build_model, load_keras_model, save_keras_model
-from .runs import BEST_BEFORE_RECALIBRATION, Run, new_run_name
+from .runs import BEST_BEFORE_RECALIBRATION, TEACHER_CACHE, Run, new_run_name
 
 
 def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
@@ -65,19 +65,22 @@ def prepare_splits(dataset: Fer2013, config: TrainConfig):
     return x_train, y_train, x_val, y_val, split
 
 
-def pad_to_full_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int):
+def pad_to_full_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+                        *more: np.ndarray | None):
     """Repeat a few randomly chosen rows so the row count is a multiple of the batch size.
 
     With no partial last batch, every training batch has the same, even size: TensorFlow
     2.21's oneDNN kernels crash (SIGSEGV) on odd batch sizes for some models. At most
     batch_size - 1 rows (0.2% of FER2013 Training at batch 64) are seen twice an epoch.
+    ``more``: other per-row arrays (None passes through), padded with the same rows.
     """
     remainder = len(labels) % batch_size
     if not remainder:
-        return images, labels
+        return (images, labels, *more)
     extra = np.random.default_rng(seed).choice(len(labels), batch_size - remainder,
                                                replace=batch_size - remainder > len(labels))
-    return np.concatenate([images, images[extra]]), np.concatenate([labels, labels[extra]])
+    return tuple(None if array is None else np.concatenate([array, array[extra]])
+                 for array in (images, labels, *more))
 
 
 def as_model_input(images: np.ndarray) -> np.ndarray:
@@ -130,9 +133,10 @@ def teacher_probabilities(config: TrainConfig, run: Run, images: dict[str, np.nd
                           ) -> dict[str, np.ndarray]:
     """The teachers' averaged, flip-averaged probabilities for each named image set.
 
-    Computed once and cached in the run folder (``teacher.npz``), keyed by the teacher files'
-    and the images' fingerprints: a resumed run, or a rerun on the same data, reads them back
-    instead of running an expensive teacher again.
+    Computed once and cached, keyed by the teacher files' and the images' fingerprints: in the
+    run folder (``teacher.npz``), so a resumed run reads them back, and in the runs folder's
+    ``.teacher_cache/``, so another run with the same teachers and data (another seed, batch
+    size or recipe) does not run an expensive teacher again.
     """
     import hashlib
 
@@ -145,14 +149,18 @@ def teacher_probabilities(config: TrainConfig, run: Run, images: dict[str, np.nd
         digest.update(name.encode())
         digest.update(hashlib.sha256(np.ascontiguousarray(images[name])).digest())
     key = digest.hexdigest()
-    cache = run.teacher_cache
-    if cache.is_file():
+    shared = run.path.parent / TEACHER_CACHE / f"{key}.npz"
+    for cache in (run.teacher_cache, shared):
         try:
             with np.load(cache) as stored:
-                if str(stored["key"]) == key:
-                    return {name: stored[name] for name in images}
+                if str(stored["key"]) != key:
+                    continue
+                result = {name: stored[name] for name in images}
         except (OSError, KeyError, ValueError):
-            pass  # a broken cache is recomputed
+            continue  # no cache there, or a broken one: recomputed
+        if cache == shared:
+            _write_teacher_cache(run.teacher_cache, key, result)
+        return result
     result = {name: np.zeros((len(x), NUM_CLASSES), np.float64) for name, x in images.items()}
     for item in config.teacher:
         teacher = load_keras_model(item)
@@ -160,12 +168,21 @@ def teacher_probabilities(config: TrainConfig, run: Run, images: dict[str, np.nd
             result[name] += predict_probabilities(teacher, x, flip_average=True)
     result = {name: (probs / len(config.teacher)).astype(np.float32)
               for name, probs in result.items()}
+    _write_teacher_cache(run.teacher_cache, key, result)
+    try:
+        shared.parent.mkdir(exist_ok=True)
+        _write_teacher_cache(shared, key, result)
+    except OSError:
+        pass  # the run's own copy is enough
+    return result
+
+
+def _write_teacher_cache(path: Path, key: str, result: dict[str, np.ndarray]) -> None:
     from .runs import atomic_path
 
-    with atomic_path(cache) as tmp:
+    with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, key=np.array(key), **result)
-    return result
 
 
 def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str | Path | None = None,
@@ -204,9 +221,12 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     keras.utils.set_random_seed(config.seed)
     weights = class_weights(y_train, config.class_weighting)
     training_images = int(len(y_train))
-    x_train, y_train = pad_to_full_batches(x_train, y_train, config.batch_size, config.seed)
+    # The teachers see each image once, before padding, so their cached probabilities do not
+    # depend on the batch size or the seed.
     teacher = (teacher_probabilities(config, source, {"train": x_train, "val": x_val})
                if config.teacher else {"train": None, "val": None})
+    x_train, y_train, teacher["train"] = pad_to_full_batches(
+        x_train, y_train, config.batch_size, config.seed, teacher["train"])
     target_width = NUM_CLASSES * (2 if config.teacher else 1)
     state = source.state()
     initial_epoch = 0

@@ -155,6 +155,13 @@ def test_training_with_a_teacher_caches_its_probabilities(tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match="cannot be resumed"):
         train(TrainConfig(**{**config.to_dict(), "teacher": None, "epochs": 3}), data,
               run_dir=run)
+    # Another run with the same teacher and data, but another seed and batch size (so other
+    # padding rows), finds the probabilities in the runs folder's shared cache.
+    other = train(config.replace(run_name="kd2", seed=7, batch_size=16, epochs=1), data)
+    assert loads.count(str(teacher)) == 1
+    with np.load(other / "teacher.npz") as copied:
+        np.testing.assert_array_equal(copied["train"], cache["train"])
+    assert cache["train"].shape[0] == len(data.split("Training")[1])  # before padding
 
 
 def test_trainer_inputs_pack_label_and_teacher():
