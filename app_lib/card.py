@@ -42,13 +42,19 @@ def training_rows(training: dict) -> dict[str, str]:
         "model chosen on": training.get("selection_split"),
         "started from": (" ← ".join(_lineage_step(step) for step in
                                     training.get("lineage") or [base]) if base else None),
-        "epochs trained": (f"{training.get('epochs_done')} more" if base
+        "averaged from": ("; ".join(" ← ".join(_lineage_step(step) for step in chain)
+                                    for chain in training["averaged_from"])
+                          if training.get("averaged_from") else None),
+        "epochs trained": (None if training.get("averaged_from") else
+                           f"{training.get('epochs_done')} more" if base
                            else training.get("epochs_done")),
-        "best epoch": training.get("best_epoch"),
+        "best epoch": None if training.get("averaged_from") else training.get("best_epoch"),
         "weights": ({"swa": f"average of the epochs from {config.get('swa_start')} to "
                             f"{training.get('best_epoch')} (stochastic weight averaging)",
                      "weights": "one epoch's weights"}.get(training.get("best_kind"))
-                    if swa else None),
+                    if swa else f"the mean of the {len(training['averaged_from'])} models' "
+                                "weights (a model soup)"
+                    if training.get("averaged_from") else None),
         "BatchNorm statistics": (
             (f"recomputed on plain Training images (validation "
              f"{_percent(recalibration.get('val_accuracy_before'))} → "
@@ -68,7 +74,7 @@ def training_rows(training: dict) -> dict[str, str]:
         "augmentation": (f"flip {config.get('horizontal_flip')}, rotation "
                          f"{config.get('rotation_degrees')}°, shift "
                          f"{config.get('shift_fraction')}, zoom {config.get('zoom_fraction')}")
-        if config else None,
+        if "rotation_degrees" in config else None,
         "image mixing": (f"{config.get('mix')} (alpha {config.get('mix_alpha')})"
                          if config.get("mix") not in (None, "none") else None),
         "distilled from": (", ".join(PurePath(str(item)).name for item in config["teacher"])

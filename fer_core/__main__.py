@@ -205,6 +205,24 @@ def _cmd_recalibrate(args) -> int:
     return 0
 
 
+def _cmd_average(args) -> int:
+    from pathlib import Path
+
+    from .data import load_fer2013
+    from .runs import check_run_name, runs_dir
+    from .train import average_models
+
+    check_run_name(args.name)
+    dataset = load_fer2013(args.data, skip_bad=args.skip_bad_rows,
+                           progress=_progress_printer("loading FER2013"))
+    run_dir = Path(args.runs_dir or runs_dir("runs")) / args.name
+    report = average_models(args.models, dataset, run_dir, data_path=args.data)
+    print(f"wrote {run_dir / 'best.keras'}: the mean of {len(args.models)} models, BatchNorm "
+          f"statistics recomputed on Training; {report['split']} accuracy "
+          f"{report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.3f} (no flip averaging)")
+    return 0
+
+
 def _cmd_export(args) -> int:
     from .inference import export_litert
 
@@ -257,6 +275,20 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=default_data_path(), help="FER2013 (default: $FER2013_PATH)")
     p.add_argument("--skip-bad-rows", action="store_true")
     p.set_defaults(func=_cmd_recalibrate)
+
+    p = sub.add_parser("average", help="average the weights of models fine-tuned from one "
+                       "start (a model soup) into a new run folder",
+                       description="Average the weights of two or more models of one "
+                                   "architecture (runs fine-tuned from the same start), "
+                                   "recompute the BatchNorm statistics on Training, and score "
+                                   "the result on PublicTest. Writes runs/NAME/best.keras.")
+    p.add_argument("models", nargs="+", help=".keras files (a run's best.keras)")
+    p.add_argument("--name", required=True, help="the new run folder's name")
+    p.add_argument("--runs-dir", default=None, help="folder holding the runs (default: "
+                                                     "$FER_RUNS_DIR or runs)")
+    p.add_argument("--data", default=default_data_path(), help="FER2013 (default: $FER2013_PATH)")
+    p.add_argument("--skip-bad-rows", action="store_true")
+    p.set_defaults(func=_cmd_average)
 
     p = sub.add_parser("export", help="export a .keras model to LiteRT (.tflite) beside it")
     p.add_argument("model")

@@ -116,9 +116,17 @@ def write_model_card(model_path, test_report: dict, *, split: str, flip_average:
         if lineage:  # a fine-tuning run: say what it started from, and count its time too
             training["initialised_from"] = lineage[0]
             training["lineage"] = lineage
+        parents = [model_lineage(item.get("file"), item.get("sha256"), run.path.parent)
+                   for item in state.get("averaged_from") or []]
+        if parents:  # a model soup: every model it averages, each with its own lineage
+            training["averaged_from"] = parents
+        if lineage or parents:
+            # Each run once: the averaged models share the runs they were fine-tuned from.
+            steps = {(step.get("run"), step.get("epochs_done"), step.get("train_seconds")):
+                     step for chain in [lineage, *parents] for step in chain}
             training["total_train_seconds"] = round(
                 training["train_seconds"]
-                + sum(step.get("train_seconds") or 0.0 for step in lineage), 1)
+                + sum(step.get("train_seconds") or 0.0 for step in steps.values()), 1)
     litert = litert_path_for(model_path)
     card = {
         "name": model_path.stem,

@@ -185,3 +185,59 @@ def test_model_lineage_follows_runs_and_cards_and_stops_at_a_changed_file(tmp_pa
     loose.write_bytes(b"x")
     assert model_lineage(str(loose), None, runs) == [
         {"file": str(loose), "run": tmp_path.name, "epochs_done": None, "train_seconds": None}]
+
+
+def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_path,
+                                                                           monkeypatch):
+    """Two fine-tunes of one base run, averaged by `fer average`: the run folder's model is
+    the mean of their weights (BatchNorm statistics recomputed), it cannot be resumed, and
+    its card lists both parents with their lineage, counting the shared base run once."""
+    from fer_core.__main__ import main
+    from fer_core.card import write_model_card
+    from fer_core.evaluate import evaluate_images
+    from fer_core.status import run_status
+    from app_lib.card import training_rows
+
+    csv = write_csv(tmp_path / "d.csv", synthetic_rows(4))
+    data = load_fer2013(csv)
+    base = train(_config(tmp_path, run_name="base", epochs=1), data)
+    tuned = [train(_config(tmp_path, run_name=name, epochs=1, seed=seed, warmup_epochs=0,
+                           init_from=str(base / "best.keras")), data)
+             for name, seed in (("a", 1), ("b", 2))]
+    runs = tmp_path / "runs"
+    models = [str(run / "best.keras") for run in tuned]
+    assert main(["average", *models, "--name", "soup", "--runs-dir", str(runs),
+                 "--data", str(csv)]) == 0
+    soup = load_keras_model(runs / "soup" / "best.keras")
+    parents = [load_keras_model(path) for path in models]
+    np.testing.assert_allclose(
+        np.asarray(soup.trainable_weights[0]),
+        (np.asarray(parents[0].trainable_weights[0])
+         + np.asarray(parents[1].trainable_weights[0])) / 2, rtol=1e-5, atol=1e-6)
+    state = json.loads((runs / "soup" / "state.json").read_text())
+    assert [item["file"] for item in state["averaged_from"]] == models
+    assert 0 <= state["best_val_accuracy"] <= 1
+    status = run_status(runs / "soup")
+    assert status["phase"] == "finished" and status["has_model"]
+    # An existing run folder is never overwritten; one model alone is no average.
+    assert main(["average", *models, "--name", "soup", "--runs-dir", str(runs),
+                 "--data", str(csv)]) == 2
+    assert main(["average", models[0], "--name", "soup2", "--runs-dir", str(runs),
+                 "--data", str(csv)]) == 2
+    # The card: both parents, each back to the base run; the base run's time counted once.
+    x_test, y_test = data.split("PrivateTest")
+    card = write_model_card(runs / "soup" / "best.keras", evaluate_images(soup, x_test, y_test),
+                            split="PrivateTest", flip_average=False, selection=None,
+                            run_dir=runs / "soup")
+    training = card["training"]
+    assert [[step["run"] for step in chain] for chain in training["averaged_from"]] == [
+        ["a", "base"], ["b", "base"]]
+    seconds = {name: sum(row["seconds"] for row in read_history(runs / name))
+               for name in ("a", "b", "base")}
+    assert training["total_train_seconds"] == pytest.approx(sum(seconds.values()), abs=0.2)
+    rows = training_rows(training)
+    assert rows["averaged from"].startswith("run a: 1 epochs") and "; run b: 1 epochs" in \
+        rows["averaged from"]
+    assert rows["weights"] == "the mean of the 2 models' weights (a model soup)"
+    assert "epochs trained" not in rows and "best epoch" not in rows
+    assert "augmentation" not in rows
