@@ -59,7 +59,8 @@ def training_rows(training: dict) -> dict[str, str]:
             (f"recomputed on plain Training images (validation "
              f"{_percent(recalibration.get('val_accuracy_before'))} → "
              f"{_percent(recalibration.get('val_accuracy_after'))})")
-            if recalibration.get("kept") else
+            if recalibration.get("kept") and recalibration.get("val_accuracy_before") is not None
+            else "recomputed on plain Training images" if recalibration.get("kept") else
             ("as training left them (recomputing them did not help on validation)"
              if recalibration else None)),
         "best validation accuracy": _percent(training.get("best_val_accuracy")),

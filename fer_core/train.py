@@ -369,6 +369,10 @@ def recalibrate_best(run_dir: str | Path, x_train: np.ndarray, x_val: np.ndarray
     return result
 
 
+SOUP_SHARED_SETTINGS = ("label_smoothing", "class_weighting", "teacher", "distill_temperature",
+                        "distill_weight", "mix", "mix_alpha")
+
+
 def average_models(paths: list[str | Path], dataset: Fer2013, run_dir: str | Path,
                    data_path: str | None = None) -> dict:
     """Average the weights of models fine-tuned from a common start (a "model soup",
@@ -401,8 +405,15 @@ def average_models(paths: list[str | Path], dataset: Fer2013, run_dir: str | Pat
     layers_done = recompute_batch_norm(first, as_model_input(x_train))
     run.path.mkdir(parents=True, exist_ok=True)
     save_keras_model(first, run.best_model)
-    run.write_config({"architecture": first.name, **({"data_path": data_path}
-                                                     if data_path else {})})
+    # The settings the weights learnt under, where every parent's run says the same: the
+    # calibration takes the label smoothing's floor off, and the card names the teachers.
+    # (No epochs: a soup is not a run that can be resumed.)
+    parents = [Run(Path(path).parent).config() for path in paths]
+    shared = {key: parents[0][key] for key in SOUP_SHARED_SETTINGS
+              if parents[0].get(key) is not None
+              and all(parent.get(key) == parents[0][key] for parent in parents)}
+    run.write_config({"architecture": first.name, **shared,
+                      **({"data_path": data_path} if data_path else {})})
     state = {"status": "finished", "epochs_done": 0, "best_epoch": 0, "best_kind": "average",
              "averaged_from": [{"file": str(path), "sha256": file_sha256(path)}
                                for path in paths],

@@ -217,6 +217,9 @@ def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_p
     state = json.loads((runs / "soup" / "state.json").read_text())
     assert [item["file"] for item in state["averaged_from"]] == models
     assert 0 <= state["best_val_accuracy"] <= 1
+    # The parents' label smoothing is kept: the calibration takes its floor off.
+    config = json.loads((runs / "soup" / "config.json").read_text())
+    assert config["label_smoothing"] == 0.1 and "epochs" not in config
     status = run_status(runs / "soup")
     assert status["phase"] == "finished" and status["has_model"]
     # An existing run folder is never overwritten; one model alone is no average.
