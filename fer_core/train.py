@@ -380,8 +380,9 @@ def average_models(paths: list[str | Path], dataset: Fer2013, run_dir: str | Pat
     the plain Training images.
 
     The run folder holds best.keras, state.json (``averaged_from``: each file and its
-    sha256, for the model card's lineage), config.json (the architecture; a soup has no
-    training settings of its own and cannot be resumed) and metrics.json (on PublicTest).
+    sha256, for the model card's lineage), config.json (the architecture and the settings
+    in ``SOUP_SHARED_SETTINGS`` that all parents' runs share; no epochs, since a soup cannot
+    be resumed) and metrics.json (on PublicTest).
     """
     from .errors import ModelError
     from .inference import file_sha256
