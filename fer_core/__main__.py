@@ -209,15 +209,15 @@ def _cmd_average(args) -> int:
     from pathlib import Path
 
     from .data import load_fer2013
-    from .runs import check_run_name, runs_dir
-    from .train import average_models
+    from .runs import Run, check_run_name, runs_dir
+    from .soup import average_models
 
     check_run_name(args.name)
     dataset = load_fer2013(args.data, skip_bad=args.skip_bad_rows,
                            progress=_progress_printer("loading FER2013"))
     run_dir = Path(args.runs_dir or runs_dir("runs")) / args.name
     report = average_models(args.models, dataset, run_dir, data_path=args.data)
-    print(f"wrote {run_dir / 'best.keras'}: the mean of {len(args.models)} models, BatchNorm "
+    print(f"wrote {Run(run_dir).best_model}: the mean of {len(args.models)} models, BatchNorm "
           f"statistics recomputed on Training; {report['split']} accuracy "
           f"{report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.3f} (no flip averaging)")
     return 0
