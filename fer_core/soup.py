@@ -10,7 +10,7 @@ import numpy as np
 from .averaging import recompute_batch_norm
 from .config import TrainConfig
 from .data import Fer2013
-from .errors import ConfigError
+from .errors import ConfigError, ModelError
 from .model import load_keras_model, save_keras_model
 from .runs import Run
 from .train import as_model_input, prepare_splits, write_run_metrics
@@ -30,7 +30,6 @@ def average_models(paths: list[str | Path], dataset: Fer2013, run_dir: str | Pat
     in ``SOUP_SHARED_SETTINGS`` that all parents' runs share; no epochs, since a soup cannot
     be resumed) and metrics.json (on PublicTest).
     """
-    from .errors import ModelError
     from .inference import file_sha256
 
     if len(paths) < 2:
@@ -45,8 +44,8 @@ def average_models(paths: list[str | Path], dataset: Fer2013, run_dir: str | Pat
                 [w.shape for w in first.weights]:
             raise ModelError(f"{Path(path).name} is not a {first.name} of the same shape as "
                              f"{Path(paths[0]).name}: only models of one architecture average.")
-    first.set_weights([np.mean([model.get_weights()[i] for model in models], axis=0)
-                       for i in range(len(first.weights))])
+    first.set_weights([np.mean(values, axis=0)
+                       for values in zip(*(model.get_weights() for model in models))])
     config = TrainConfig(architecture=first.name)
     x_train, _, x_val, y_val, split = prepare_splits(dataset, config)
     layers_done = recompute_batch_norm(first, as_model_input(x_train))
