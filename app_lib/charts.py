@@ -129,16 +129,19 @@ def per_class_figure(per_class: dict):
     return figure
 
 
-def timeline_figure(frames, max_faces: int = 6, x_title: str = "time (s)", titles=None):
+def timeline_figure(frames, max_faces: int = 6, x_title: str = "time (s)", titles=None,
+                    faces=None):
     """Probability of each emotion over time, one panel per face id (``frames`` is the
     DataFrame of ``fer_core.video.analyze_video``, or the Live page's last minute).
-    ``titles``: a title per face id, instead of "face #N (K frames)"."""
+    ``titles``: a title per face id, instead of "face #N (K frames)". ``faces``: the face
+    ids to draw, top to bottom (default: the ``max_faces`` seen in most frames, by id)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
     data = frames.dropna(subset=["face_id"])
     counts = data["face_id"].astype(int).value_counts()
-    faces = sorted(counts.index[:max_faces].tolist())
+    faces = (sorted(counts.index[:max_faces].tolist()) if faces is None
+             else [int(face) for face in faces][:max_faces])
     rows = max(len(faces), 1)
     figure = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.06,
                            subplot_titles=[(titles or {}).get(f, f"face #{f} ({counts[f]} frames)")

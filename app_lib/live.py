@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fer_core import EMOTIONS, Recognizer
-from fer_core.uncertainty import draw_faces, threshold_of
+from fer_core.uncertainty import draw_faces, is_uncertain, short_label, threshold_of
 from fer_core.faces import DEFAULT_DETECTOR
 from fer_core.errors import ConfigError
 
@@ -91,7 +91,9 @@ def rtc_configuration(environ=None) -> dict:
 class LiveSnapshot:
     """The latest processed frame's results, as handed from the video thread to the page."""
 
-    faces: list[dict] = field(default_factory=list)  # face_id, box, label, confidence, probs
+    # face_id, box, label, confidence, probs, and ``shown``: the label the overlay gives it
+    # ("happy", or "uncertain: happy/sad" below the model card's threshold)
+    faces: list[dict] = field(default_factory=list)
     frame_index: int = 0
     frame_size: tuple[int, int] = (0, 0)  # width, height
     fps: float = 0.0  # frames processed per second (last few seconds)
@@ -106,10 +108,11 @@ class LiveSnapshot:
 
     @property
     def top(self) -> dict | None:
-        """The most confident face (largest box on ties), or None."""
+        """The most confident face (largest box on ties), or None: the page's heading names
+        it, so the heading is the answer the model is surest of."""
         if not self.faces:
             return None
-        return max(self.faces, key=lambda f: (f["box"][2] * f["box"][3], f["confidence"]))
+        return max(self.faces, key=lambda f: (f["confidence"], f["box"][2] * f["box"][3]))
 
 
 class ResultHolder:
@@ -193,9 +196,11 @@ class LiveProcessor:
         """Analyse one RGB frame; returns the annotated frame and the published snapshot."""
         started = time.perf_counter()
         error = None
+        # one threshold for the overlay and the page's labels, so both say "uncertain" alike
+        threshold = threshold_of(self.recognizer.model)
         try:
             results = self.recognizer.analyze_stream(rgb)
-            annotated = draw_faces(rgb, results, threshold_of(self.recognizer.model))
+            annotated = draw_faces(rgb, results, threshold)
         except Exception as exc:  # one bad frame must not end the stream; the page shows it
             logger.exception("live frame failed")
             results, annotated, error = [], rgb, f"{type(exc).__name__}: {exc}"
@@ -213,7 +218,9 @@ class LiveProcessor:
         snapshot = LiveSnapshot(
             faces=[{"face_id": r.face_id, "box": tuple(int(v) for v in r.box), "label": r.label,
                     "confidence": float(r.confidence), "score": r.score, "carried": r.carried,
-                    "probs": [float(p) for p in r.probs]} for r in results],
+                    "probs": [float(p) for p in r.probs],
+                    "uncertain": is_uncertain(r.probs, threshold),
+                    "shown": short_label(r.probs, threshold)} for r in results],
             frame_index=index, frame_size=(int(rgb.shape[1]), int(rgb.shape[0])), fps=fps,
             latency_ms=(finished - started) * 1e3,
             detect_ms=float(timings.get("detect_ms", 0.0)),
@@ -248,13 +255,40 @@ def faces_too_small(snapshot: LiveSnapshot | None) -> bool:
     return 0 < height and TYPICAL_FACE_SHARE * height < snapshot.smallest_face
 
 
+def shown_label(face: dict) -> str:
+    """The label a face has on the video (``LiveProcessor`` put it in the snapshot): the
+    page's heading, lines and bars say "uncertain" exactly where the overlay does."""
+    return face.get("shown") or face["label"]
+
+
 def describe_faces(snapshot: LiveSnapshot | None) -> list[str]:
-    """One line per face, most confident first: ``face #1: happy (88%)``."""
+    """One line per face, most confident first: ``face #1: happy (88%)``, or
+    ``face #2: uncertain: happy/sad (30%)``."""
     if snapshot is None:
         return []
     faces = sorted(snapshot.faces, key=lambda f: -f["confidence"])
-    return [f"face #{f['face_id']}: {f['label']} ({f['confidence'] * 100:.0f}%)" for f in faces]
+    return [f"face #{f['face_id']}: {shown_label(f)} ({f['confidence'] * 100:.0f}%)"
+            for f in faces]
+
+
+MAX_BAR_FACES = 4  # the panel beside the video has room for four faces' bars
+
+
+def bar_faces(snapshot: LiveSnapshot | None,
+              limit: int = MAX_BAR_FACES) -> tuple[list[dict], str | None]:
+    """The faces whose bars the panel shows: the ``limit`` most confident (so the heading's
+    face is among them), in face-id order (so the panels do not jump); and a note such as
+    "showing 4 of 12 faces" when that leaves faces out, else None."""
+    faces = [] if snapshot is None else snapshot.faces
+    chosen = sorted(faces, key=lambda f: -f["confidence"])[:limit]
+    return sorted(chosen, key=lambda f: f["face_id"] or 0), showing_note(len(chosen), len(faces))
+
+
+def showing_note(shown: int, total: int) -> str | None:
+    """``"showing 4 of 12 faces"`` when a chart leaves faces out; None when it shows all."""
+    return f"showing {shown} of {total} faces" if shown < total else None
 
 
 __all__ = ["LiveProcessor", "ResultHolder", "LiveSnapshot", "rtc_configuration",
-           "describe_faces", "faces_too_small", "LiveRecorder", "ICE_SERVERS_ENV", "EMOTIONS"]
+           "describe_faces", "shown_label", "bar_faces", "showing_note", "faces_too_small",
+           "LiveRecorder", "ICE_SERVERS_ENV", "EMOTIONS"]

@@ -168,8 +168,12 @@ class LiveRecorder:
     def history(self, max_faces: int = 4, step_s: float = HISTORY_STEP_S):
         """The last minute as a DataFrame (``face_id``, ``time_s`` in seconds before now,
         one column per emotion, averaged over ``step_s``, which keeps the chart light) for
-        ``app_lib.charts.timeline_figure``; the ``max_faces`` faces seen most often, or None
-        when no face was seen."""
+        ``app_lib.charts.timeline_figure``, or None when no face was seen.
+
+        It holds the ``max_faces`` faces seen most recently, in that order (those on screen
+        now first, by id): the chart follows the people in front of the camera, not the
+        first ones that ever were. ``attrs["faces_seen"]`` counts every face of the last
+        minute, so the page can say how many it leaves out."""
         import pandas as pd
 
         now = self._clock()
@@ -181,12 +185,18 @@ class LiveRecorder:
         if not records:
             return None
         data = pd.DataFrame(records, columns=["face_id", "time_s", *EMOTIONS])
-        keep = data["face_id"].value_counts().index[:max_faces]
-        data = data[data["face_id"].isin(keep)]
+        last_seen = data.groupby("face_id", as_index=False)["time_s"].max()
+        order = list(last_seen.sort_values(["time_s", "face_id"], ascending=[False, True])
+                     ["face_id"])
+        rank = {face_id: index for index, face_id in enumerate(order[:max_faces])}
+        data = data[data["face_id"].isin(list(rank))]
         if step_s:
             data = data.assign(time_s=(data["time_s"] / step_s).round() * step_s)
             data = data.groupby(["face_id", "time_s"], as_index=False)[list(EMOTIONS)].mean()
-        return data.reset_index(drop=True)
+        data = (data.assign(rank=data["face_id"].map(rank)).sort_values(["rank", "time_s"])
+                .drop(columns="rank").reset_index(drop=True))
+        data.attrs["faces_seen"] = len(order)
+        return data
 
 
 def _plain(value):

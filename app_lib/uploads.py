@@ -56,14 +56,20 @@ class PhotoResult:
         if not kept:
             return [{"file": self.name, "faces": 0,
                      "problem": "all boxes dropped" if self.faces else "no face found"}]
-        return [{"file": self.name, **face, "faces": len(kept)} for face in kept]
+        return [{"file": self.name, **face} for face in kept]
 
     def kept(self, dropped=()) -> list[dict]:
-        return [face for face in self.faces if face["face"] not in set(dropped)]
+        """The faces the user kept, each counting only the kept ones in ``faces``: every
+        download is built from these, so a dropped box leaves all of them alike."""
+        kept = [face for face in self.faces if face["face"] not in set(dropped)]
+        return [{**face, "faces": len(kept)} for face in kept]
 
-    def as_json(self, model_name: str = "") -> dict:
+    def as_json(self, model_name: str = "", dropped=()) -> dict:
+        """The photo's JSON download: its faces as kept, and which were dropped."""
         return {"file": self.name, "width": self.width, "height": self.height,
-                "model": model_name, "faces": self.faces, "error": self.error}
+                "model": model_name, "faces": self.kept(dropped),
+                "dropped": sorted(set(dropped) & {face["face"] for face in self.faces}),
+                "error": self.error}
 
 
 def photo_recognizer(model, detector: str = DEFAULT_DETECTOR) -> Recognizer:

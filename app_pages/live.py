@@ -10,8 +10,9 @@ from app_lib.detector import LABELS as DETECTOR_LABELS, detector_choice
 from app_lib.model_state import require_active_model
 from app_lib.settings import keep, kept
 from app_lib.text import user_errors
-from app_lib.live import (ICE_SERVERS_ENV, LiveProcessor, describe_faces, faces_too_small,
-                          rtc_configuration)
+from app_lib.live import (ICE_SERVERS_ENV, MAX_BAR_FACES, LiveProcessor, bar_faces,
+                          describe_faces, faces_too_small, rtc_configuration, shown_label,
+                          showing_note)
 from app_lib.live_record import HISTORY_SECONDS, MAX_RECORDED_FRAMES
 from fer_core import FerError
 from fer_core.uncertainty import threshold_of
@@ -142,24 +143,30 @@ def live_panel():
         elif top is None:
             st.markdown("No face in view. Face the camera, in good light.")
         else:
-            st.markdown(f"### {top['label']}")
+            st.markdown(f"### {shown_label(top)}")  # "uncertain" where the video says so
             st.caption(" · ".join(describe_faces(snapshot)))
     if snapshot.faces:
-        faces = sorted(snapshot.faces, key=lambda f: f["face_id"] or 0)[:4]
+        faces, note = bar_faces(snapshot)
         figure = probability_bars([f["probs"] for f in faces],
-                                  [f"face #{f['face_id']}: {f['label']}" for f in faces],
+                                  [f"face #{f['face_id']}: {shown_label(f)}" for f in faces],
                                   columns=min(len(faces), 2), height_per_row=250)
         st.plotly_chart(figure, key="live-bars", config={"displayModeBar": False})
+        if note:
+            st.caption(f"Bars of the {MAX_BAR_FACES} most confident faces: {note}.")
 
 
 @st.fragment(run_every=HISTORY_REFRESH_SECONDS)
 def history_panel():
-    history = processor.recorder.history()
+    history = processor.recorder.history(max_faces=MAX_BAR_FACES)
     if history is None:
         return
     st.markdown("##### Last minute")
-    figure = timeline_figure(history, max_faces=4, x_title="seconds before now",
-                             titles={f: f"face #{f}" for f in history["face_id"].unique()})
+    faces = list(history["face_id"].unique())  # those on screen first, then the latest gone
+    note = showing_note(len(faces), history.attrs["faces_seen"])
+    if note:
+        st.caption(f"The faces seen most recently: {note}.")
+    figure = timeline_figure(history, max_faces=MAX_BAR_FACES, x_title="seconds before now",
+                             titles={f: f"face #{f}" for f in faces}, faces=faces)
     figure.update_xaxes(range=[-HISTORY_SECONDS, 0])
     # the colours are the bars' above, which name them: no legend to squeeze the chart
     figure.update_layout(showlegend=False, height=min(figure.layout.height, 180 * len(

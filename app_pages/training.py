@@ -12,6 +12,7 @@ from app_lib.data_source import data_path
 from app_lib.formatting import duration, percent
 from app_lib.text import escape_markdown, show_error, user_errors
 from app_lib.model_state import active_model, choose_for_session, runs_dir
+from app_lib.run_watch import ACTIVE_PHASES, busy_runs, changed_runs
 from fer_core import FerError, available_architectures
 from fer_core.active import (activate_run, activation_warning, card_public_score,
                              check_start_from, get_active_model, model_sources,
@@ -33,7 +34,7 @@ PHASE_LABELS = {
     "interrupted": ":material/error: interrupted", "failed": ":material/cancel: failed",
     "idle": ":material/radio_button_unchecked: idle",
 }
-ACTIVE_PHASES = ("starting", "training", "stopping")
+MISSING = "—"  # what a table shows for a value a run does not have (yet)
 
 st.title("Training")
 st.caption("Train a model on FER2013 in a background process: this page stays responsive, and "
@@ -166,16 +167,18 @@ else:
         "val macro-F1": (status["metrics"] or {}).get("macro_f1"),
         "PublicTest acc": ((evaluations[name]["report"] or {}).get("accuracy")
                            if evaluations[name]["phase"] == "done" else None),
-        "train images": status["config"].get("train_subset") or "all",
+        # text throughout: a column of numbers and "all" is not one Arrow type
+        "train images": str(status["config"].get("train_subset") or "all"),
     } for name, status in statuses.items()])
     st.subheader("Runs")
-    st.dataframe(table, hide_index=True, column_config={
+    st.dataframe(table, hide_index=True, placeholder=MISSING, column_config={
         "active": st.column_config.CheckboxColumn("app model", width="small"),
         "best val acc": st.column_config.NumberColumn(format="percent"),
         "val macro-F1": st.column_config.NumberColumn(format="%.3f"),
         "PublicTest acc": st.column_config.NumberColumn(format="percent")})
 
     names = list(statuses)
+    busy = busy_runs(statuses, evaluations)
     watched = st.session_state.get(WATCHED_KEY)
     default = names.index(watched) if watched in names else next(
         (i for i, n in enumerate(names) if statuses[n]["phase"] in ACTIVE_PHASES), 0)
@@ -184,8 +187,16 @@ else:
     chosen = st.selectbox("Run", names, key=RUN_CHOICE_KEY,
                           format_func=lambda n: f"{n} ({statuses[n]['phase']})")
     run_dir = Path(statuses[chosen]["path"])
-    was_busy = (statuses[chosen]["phase"] in ACTIVE_PHASES) or evaluations[chosen]["alive"]
+    was_busy = chosen in busy
     initial_phases = (statuses[chosen]["phase"], evaluations[chosen]["phase"])
+    others = {name: drawn for name, drawn in busy.items() if name != chosen}
+
+    def watch_other_runs():
+        """The selector and the table above name every run's phase: when a run other than
+        the one shown starts training or ends, the page is drawn again (the shown run's panel
+        watches its own)."""
+        if changed_runs(others, statuses):
+            st.rerun()
 
     def run_panel():
         status = run_status(run_dir)
@@ -315,7 +326,7 @@ else:
                         f"**{report.get('macro_f1', 0):.3f}**")
             per_class = pd.DataFrame(report.get("per_class", {})).T
             if not per_class.empty:
-                st.dataframe(per_class, column_config={
+                st.dataframe(per_class, placeholder=MISSING, column_config={
                     c: st.column_config.NumberColumn(format="%.3f")
                     for c in ("precision", "recall", "f1")})
         if config and admin:
@@ -363,10 +374,11 @@ else:
             st.session_state.pop(CONFIRM_KEY, None)
             st.rerun()
 
-    busy_now = was_busy
-    panel = st.fragment(run_panel, run_every=POLL_SECONDS) if busy_now else run_panel
+    panel = st.fragment(run_panel, run_every=POLL_SECONDS) if was_busy else run_panel
     with st.container(border=True):
         panel()
+    if others:
+        st.fragment(watch_other_runs, run_every=POLL_SECONDS)()
 
 # ----------------------------------------------------------------------------- app model
 

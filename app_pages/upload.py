@@ -139,6 +139,11 @@ def show_explanations(data: bytes, name: str, faces: list[dict], key: str) -> No
                          width=144)
 
 
+def dropped_of(file_id: str) -> list[int]:
+    """The face numbers the visitor dropped from one photo: kept out of every download."""
+    return st.session_state.get(f"drop-{file_id}") or []
+
+
 def show_photo(upload, data: bytes, result: PhotoResult) -> list[dict]:
     """Show one photo's results; returns its result rows (the faces the user kept)."""
     st.subheader(escape_markdown(shorten(upload.name)), divider="gray")
@@ -149,7 +154,7 @@ def show_photo(upload, data: bytes, result: PhotoResult) -> list[dict]:
     if drop_key not in st.session_state and kept_key in st.session_state:
         # The box widget's state goes when the visitor visits another page; the choice stays.
         st.session_state[drop_key] = st.session_state[kept_key]
-    dropped = st.session_state.get(drop_key) or []
+    dropped = dropped_of(upload.file_id)
     st.session_state[kept_key] = list(dropped)
     faces = result.kept(dropped)
     image_column, side_column = st.columns([3, 2], gap="large")
@@ -204,8 +209,7 @@ def show_photo(upload, data: bytes, result: PhotoResult) -> list[dict]:
         mime="text/csv", on_click="ignore", key=f"csv-{upload.file_id}",
         icon=":material/table:")
     columns[2].download_button(
-        "Results JSON", data=to_json_bytes({**result.as_json(model.name), "faces": faces,
-                                            "dropped": sorted(dropped)}),
+        "Results JSON", data=to_json_bytes(result.as_json(model.name, dropped)),
         file_name=f"{stem}_emotions.json", mime="application/json", on_click="ignore",
         key=f"json-{upload.file_id}", icon=":material/data_object:")
     return result.rows(dropped)
@@ -349,7 +353,7 @@ if len(photo_results) > 1:
                              "labels": ", ".join(shown_label(f) for f in kept) if r.ok else "",
                              "problem": r.error or ("no face found" if not r.faces else
                                                     "all boxes dropped" if not kept else "")}
-                            for r, kept in ((r, r.kept(st.session_state.get(f"drop-{i}") or []))
+                            for r, kept in ((r, r.kept(dropped_of(i)))
                                             for r, i in zip(photo_results, photo_ids))])
     st.dataframe(summary, hide_index=True)
     left, right = st.columns(2)
@@ -359,6 +363,7 @@ if len(photo_results) > 1:
                          mime="text/csv", on_click="ignore", key="all-csv",
                          icon=":material/table:")
     right.download_button("All results JSON",
-                          data=to_json_bytes([r.as_json(model.name) for r in photo_results]),
+                          data=to_json_bytes([r.as_json(model.name, dropped_of(i))
+                                              for r, i in zip(photo_results, photo_ids)]),
                           file_name="emotions.json", mime="application/json",
                           on_click="ignore", key="all-json", icon=":material/data_object:")

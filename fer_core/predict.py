@@ -26,14 +26,22 @@ OUT_SUFFIXES = (".csv", ".json", ".parquet")
 
 
 def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Expand folders (recursively) into files; report paths that do not exist."""
+    """Expand folders (recursively) into files; report paths that do not exist. A folder
+    with no photo or video in it is refused (FerError) before any work: "files: 0" and a
+    success would hide a wrong path or an unread format."""
     files: list[Path] = []
     missing: list[tuple[str, str]] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*")
-                                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES))
+            found = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            if not found:
+                raise FerError(f"The folder {raw} holds no image or video files, nor do its "
+                               "subfolders; predict reads files ending in "
+                               f"{', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}. Give a folder "
+                               "of photos or videos, or name the files.")
+            files.extend(found)
         elif path.is_file():
             files.append(path)
         else:

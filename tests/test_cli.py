@@ -56,6 +56,21 @@ def test_predict_folder_reports_and_skips_bad_files(tmp_path, astronaut):
     assert table.loc[table["file"].str.endswith("astronaut.png"), "label"].item() == "happy"
 
 
+def test_predict_refuses_a_folder_without_images_or_videos(tmp_path):
+    """Issue item 7: a folder with no image succeeded silently ("files: 0", exit 0)."""
+    folder = tmp_path / "holiday"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("not a photo")
+    (folder / "sub" / "photo.heic").write_bytes(b"a format predict does not read")
+    result = _run("predict", str(folder), "--out", str(tmp_path / "results.csv"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"{folder} holds no image or video files" in errors[0]
+    assert ".jpg" in errors[0] and ".png" in errors[0] and ".mp4" in errors[0]
+    assert "Traceback" not in result.stderr and "files: 0" not in result.stdout
+    assert not (tmp_path / "results.csv").exists()
+
+
 def test_bad_dataset_path_is_a_message_not_a_traceback(tmp_path):
     result = _run("evaluate", "--data", str(tmp_path / "missing.csv"))
     assert result.returncode == 2

@@ -175,3 +175,46 @@ def test_switching_the_detector_mid_stream_keeps_the_face_id(processor_factory):
     with pytest.raises(ConfigError):
         processor.set_detector("nope")
     assert processor.detector == "blazeface"
+
+
+def test_the_heading_says_uncertain_where_the_overlay_does(processor_factory, monkeypatch):
+    """Issue item 4: the video said "uncertain: happy 30%/sad 28%" while the heading beside it
+    said **happy**: the heading, the lines and the bars now take the overlay's label."""
+    from app_lib.live import shown_label
+    from fer_core.uncertainty import UNCERTAIN_COLOUR
+
+    processor = processor_factory(smoothing=0.0)
+    model = processor.recognizer.model
+    _, sure = processor.process(webcam_frame())
+    assert sure.top["shown"] == "happy" and not sure.top["uncertain"]
+    # a model whose card finds nothing below 99.9% sure enough: the same face is uncertain
+    card = dict(model.card or {})
+    card["calibration"] = {**card.get("calibration", {}), "uncertain_below": 0.999}
+    monkeypatch.setattr(model, "card", card)
+    annotated, unsure = processor.process(webcam_frame())
+    amber = (np.abs(annotated.astype(int) - UNCERTAIN_COLOUR).sum(axis=2) < 10).sum()
+    assert amber > 300  # the overlay says uncertain...
+    assert unsure.top["uncertain"] and shown_label(unsure.top).startswith("uncertain: happy/")
+    assert describe_faces(unsure)[0].startswith("face #1: uncertain: happy/")  # ...and the page
+
+
+def test_the_heading_names_the_most_confident_face_and_the_bars_say_what_they_leave_out():
+    """Issue item 4: the heading followed the largest face, not the most confident one its
+    docstring names; the bars showed 4 of 6 faces without saying so."""
+    from app_lib.live import LiveSnapshot, bar_faces
+
+    def face(face_id, size, confidence):
+        return {"face_id": face_id, "box": (10 * face_id, 10, size, size), "label": "happy",
+                "confidence": confidence, "probs": [0.0] * 7, "shown": "happy"}
+
+    close_but_unsure = face(1, 300, 0.35)
+    snapshot = LiveSnapshot(faces=[close_but_unsure, face(2, 60, 0.9), face(3, 60, 0.5)])
+    assert snapshot.top["face_id"] == 2
+    assert LiveSnapshot(faces=[face(1, 60, 0.9), face(2, 90, 0.9)]).top["face_id"] == 2  # tie
+    assert LiveSnapshot().top is None
+    shown, note = bar_faces(snapshot)
+    assert [f["face_id"] for f in shown] == [1, 2, 3] and note is None
+    crowd = LiveSnapshot(faces=[face(i, 60, 0.3 + i / 20) for i in range(1, 7)])
+    shown, note = bar_faces(crowd)
+    assert [f["face_id"] for f in shown] == [3, 4, 5, 6] and note == "showing 4 of 6 faces"
+    assert crowd.top in shown

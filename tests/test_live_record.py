@@ -163,3 +163,27 @@ def test_smallest_face_setting_and_the_too_small_message(processor):
     assert not faces_too_small(LiveSnapshot(frame_size=(640, 480), smallest_face=60))
     assert faces_too_small(LiveSnapshot(frame_size=(320, 180), smallest_face=60))
     assert not faces_too_small(LiveSnapshot(frame_size=(320, 180), smallest_face=None))
+
+
+def test_the_last_minute_shows_the_faces_on_screen_and_says_how_many_it_leaves_out():
+    """Issue item 5: the chart showed the first four face ids ever seen, not the faces on
+    screen, and did not say that it showed 4 of 12."""
+    from app_lib.live import showing_note
+
+    clock = Clock()
+    recorder = LiveRecorder(clock=clock, max_history_frames=10_000)
+    for index in range(60 * 10):  # a minute at 10 frames a second
+        second = index / 10
+        clock.now += 0.1
+        present = [f for f in range(1, 8) if second < 40]  # seven people leave after 40 s
+        present += [8] if second < 55 else []  # one leaves 5 s before now
+        present += [9] if 45 <= second < 48 else []  # one passes by
+        present += [10, 11, 12] if second >= 50 else []  # three are on screen now
+        recorder.add(index, [face(f, box=(30 * f, 20, 25, 25)) for f in present])
+    history = recorder.history(max_faces=4)
+    assert list(history["face_id"].unique()) == [10, 11, 12, 8]  # on screen first
+    assert history.attrs["faces_seen"] == 12
+    assert showing_note(4, history.attrs["faces_seen"]) == "showing 4 of 12 faces"
+    assert showing_note(3, 3) is None
+    everyone = recorder.history(max_faces=20)
+    assert len(everyone["face_id"].unique()) == 12 == everyone.attrs["faces_seen"]

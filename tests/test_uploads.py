@@ -64,6 +64,29 @@ def test_dropped_boxes_leave_rows_and_counts():
     assert result.rows(dropped=[1, 2, 3])[0]["problem"] == "all boxes dropped"
 
 
+def test_every_download_leaves_the_dropped_boxes_out():
+    """Issue item 3: the JSON downloads kept a dropped box ("All results JSON") or its count
+    (``faces: 3`` after a drop); every download now counts and lists only the kept faces."""
+    from tests.media import crowd
+
+    data = png_bytes(crowd(1, 3))
+    result = analyze_photo(data, "three.png", photo_recognizer(None))
+    payload = json.loads(to_json_bytes(result.as_json("cnn_gru", dropped=[2])))
+    assert [f["face"] for f in payload["faces"]] == [1, 3] and payload["dropped"] == [2]
+    assert {f["faces"] for f in payload["faces"]} == {2}
+    assert {f["faces"] for f in result.kept([2])} == {2}
+    table = pd.read_csv(io.BytesIO(rows_to_csv(result.rows([2]), ALL_PHOTO_COLUMNS)))
+    assert list(table["face"]) == [1, 3] and set(table["faces"]) == {2}
+    whole = json.loads(to_json_bytes(result.as_json("cnn_gru")))
+    assert [f["face"] for f in whole["faces"]] == [1, 2, 3] and whole["dropped"] == []
+    assert {f["faces"] for f in whole["faces"]} == {3}
+    two = np.asarray(Image.open(io.BytesIO(annotated_png(data, result.kept([2])))))
+    three = np.asarray(Image.open(io.BytesIO(annotated_png(data, result.faces))))
+    green = [(np.abs(image.astype(int) - [40, 200, 80]).sum(axis=2) < 30).sum()
+             for image in (two, three)]
+    assert green[0] < green[1] * 0.8  # the dropped face is not drawn
+
+
 def test_the_uploader_accepts_every_format_the_error_message_names():
     """Bug 9: the broken-image message named GIF and TIFF while the uploader refused both."""
     import re
