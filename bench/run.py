@@ -54,9 +54,9 @@ def _stats(times) -> dict:
             "p90_ms": round(float(np.percentile(times, 90)), 3), "runs": int(len(times))}
 
 
-# The model that the shipped one replaced (model v1, 69.07% on PrivateTest), kept so that the
-# benchmark can hold the new model to its latency budget: 1.3 times the previous one's.
-PREVIOUS_MODEL = Path(__file__).resolve().parent / "baseline" / "cnn_gru_v1.keras"
+# The model that the shipped default replaced (v3, FER2013's labels), still shipped as the
+# selectable alternative: the benchmark holds the default to its one-face latency.
+PREVIOUS_MODEL = ROOT / "models" / "cnn_gru_fer2013.keras"
 
 
 def bench_classifier(repeats: int) -> dict:

@@ -4,6 +4,7 @@ export | predict."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .config import TrainConfig, add_config_arguments, given_settings
@@ -55,26 +56,129 @@ def _train_config(args) -> TrainConfig:
 
 
 def _cmd_train(args) -> int:
-    from .data import load_fer2013
-    from .train import train
+    from .safe_text import terminal_safe
+
+    _runs_dir_from_env(args)
+    try:
+        return _train_holding_the_run(args)
+    except FerError as exc:
+        # The message may quote a path (the data file, a run folder); ``fer`` prints it as is.
+        exc.args = (terminal_safe(str(exc)),)
+        raise
+
+
+def _runs_dir_from_env(args) -> None:
+    """``--runs-dir`` when not given: ``$FER_RUNS_DIR`` (as the app and ``fer average``), unless
+    a ``--config`` file names the runs folder; else TrainConfig's default (``runs``)."""
+    from .runs import RUNS_DIR_ENV
+
+    if getattr(args, "runs_dir", None) is not None or not os.environ.get(RUNS_DIR_ENV):
+        return
+    if args.config and not (args.run or args.resume):
+        from .runs import read_json
+
+        if (read_json(args.config, {}) or {}).get("runs_dir"):
+            return
+    args.runs_dir = os.environ[RUNS_DIR_ENV]
+
+
+def _is_chief() -> bool:
+    """Whether this process writes the run folder: no TF_CONFIG, or the chief of its cluster
+    (the other workers write scratch folders of their own; see fer_core.distributed)."""
+    import json
+
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        return True
+    try:
+        config = json.loads(raw)
+        task_type, index = config["task"]["type"], int(config["task"]["index"])
+        return task_type == "chief" or (task_type == "worker" and index == 0
+                                        and "chief" not in config["cluster"])
+    except (ValueError, KeyError, TypeError):
+        return True  # train() reports the bad TF_CONFIG
+
+
+def _run_to_train(config: TrainConfig):
+    """The run folder this command trains: --run/--resume or --name (as train() opens it),
+    else a new one (made now, so that it is locked before anything else can see it); None
+    for a worker of a multi-worker cluster, which trains no folder of its own."""
+    from pathlib import Path
+
+    from .runs import Run, new_run_name
+
+    if not _is_chief():
+        return None
+    if config.run_name:
+        return Run(Path(config.runs_dir) / config.run_name)
+    if os.environ.get("TF_CONFIG"):
+        return None  # train() refuses a cluster run without a name
+    return Run.create_unique(config.runs_dir, new_run_name(config.architecture))
+
+
+def _claim_state(run) -> None:
+    """A run whose state.json still says "running" for a trainer that died (killed, crashed):
+    this process trains it now, so state.json names it until train() rewrites the state."""
+    from .jobs import process_alive
+
+    state = run.state()
+    if state.get("status") == "running" and state.get("pid") != os.getpid() \
+            and not process_alive(state.get("pid"), expect=""):
+        run.update_state(pid=os.getpid())
+
+
+def _remove_if_untouched(run) -> None:
+    """Remove a run folder this command made, if nothing but its lock file is in it (the data
+    could not be loaded: no run was started)."""
+    import shutil
+
+    from .runs import LOCK
+
+    if [p.name for p in run.path.iterdir()] in ([], [LOCK]):
+        shutil.rmtree(run.path, ignore_errors=True)
+
+
+def _train_holding_the_run(args) -> int:
+    """Train with the run's lock held from before the data is read until the end: a second
+    ``fer train`` of the run, or the app's Resume, is refused at once (exit 2: "run R is
+    already training (process N)")."""
+    import contextlib
+
+    from .jobs import training_lock
+    from .safe_text import terminal_safe
 
     config = _train_config(args)
     config.validate()
-    dataset = load_fer2013(config.data_path, skip_bad=args.skip_bad_rows,
-                           progress=_progress_printer("loading FER2013"))
-    if dataset.skipped:
-        print(f"skipped {len(dataset.skipped)} bad rows; first: {dataset.skipped[0]}", file=sys.stderr)
+    run = _run_to_train(config)
+    new_folder = run is not None and (not run.path.is_dir() or not any(run.path.iterdir()))
+    with training_lock(run) if run is not None else contextlib.nullcontext():
+        if run is not None:
+            _claim_state(run)
+        from .data import load_fer2013
+        from .train import train
 
-    def on_epoch(row):
-        print(f"epoch {int(row['epoch']):3d}/{config.epochs}  loss {row['loss']:.4f}  "
-              f"acc {row['accuracy']:.4f}  val_loss {row['val_loss']:.4f}  "
-              f"val_acc {row['val_accuracy']:.4f}  lr {row['learning_rate']:.2e}  "
-              f"{row['seconds']:.1f}s"
-              + (f"  swa_val_acc {row['swa_val_accuracy']:.4f}" if "swa_val_accuracy" in row
-                 else ""), flush=True)
+        try:
+            dataset = load_fer2013(config.data_path, skip_bad=args.skip_bad_rows,
+                                   progress=_progress_printer("loading FER2013"))
+        except BaseException:
+            if new_folder:
+                _remove_if_untouched(run)
+            raise
+        if dataset.skipped:
+            print(f"skipped {len(dataset.skipped)} bad rows; first: "
+                  f"{terminal_safe(dataset.skipped[0])}", file=sys.stderr)
 
-    run_dir = train(config, dataset, on_epoch=on_epoch, verbose=2 if args.verbose else 0)
-    print(f"run folder: {run_dir}")
+        def on_epoch(row):
+            print(f"epoch {int(row['epoch']):3d}/{config.epochs}  loss {row['loss']:.4f}  "
+                  f"acc {row['accuracy']:.4f}  val_loss {row['val_loss']:.4f}  "
+                  f"val_acc {row['val_accuracy']:.4f}  lr {row['learning_rate']:.2e}  "
+                  f"{row['seconds']:.1f}s"
+                  + (f"  swa_val_acc {row['swa_val_accuracy']:.4f}" if "swa_val_accuracy" in row
+                     else ""), flush=True)
+
+        run_dir = train(config, dataset, run_dir=None if run is None else run.path,
+                        on_epoch=on_epoch, verbose=2 if args.verbose else 0)
+    print(f"run folder: {terminal_safe(run_dir)}")
     return 0
 
 
@@ -82,8 +186,8 @@ def _cmd_evaluate(args) -> int:
     from .data import load_fer2013
     from .card import write_model_card
     from .calibration import calibration_report
-    from .evaluate import (classification_report, evaluate_images, format_report,
-                           predict_probabilities)
+    from .evaluate import (classification_report, evaluate_images, format_held_out,
+                           format_report, held_out_reports, predict_probabilities)
     from .inference import DEFAULT_MODEL, EmotionModel, read_card
 
     model_path = args.model or DEFAULT_MODEL
@@ -91,13 +195,22 @@ def _cmd_evaluate(args) -> int:
                            progress=_progress_printer("loading FER2013"))
     flip = args.flip  # None: the model card's choice (EmotionModel reads it)
     selection = None
+    ferplus = _ferplus_votes(args.ferplus, dataset)
+    previous = read_card(model_path) or {}
+    crowd_model = _trained_labels(args.run, previous) != "fer2013"
     if args.choose_flip:
         # Decide test-time flip averaging on PublicTest only; PrivateTest never steers it.
+        # A crowd model is judged by the crowd (the faces with a clear FER+ majority).
         x_val, y_val = dataset.split("PublicTest")
+        judged_by = "FER2013 labels"
+        if crowd_model and ferplus is not None:
+            y_val, keep = _crowd_labels(dataset, ferplus, "PublicTest")
+            x_val, judged_by = x_val[keep], "FER+ majority (clear faces)"
         plain = evaluate_images(EmotionModel(model_path, flip_average=False), x_val, y_val)
         flipped = evaluate_images(EmotionModel(model_path, flip_average=True), x_val, y_val)
         flip = flipped["accuracy"] > plain["accuracy"]
-        selection = {"split": "PublicTest", "accuracy_plain": plain["accuracy"],
+        selection = {"split": "PublicTest", "judged_by": judged_by,
+                     "accuracy_plain": plain["accuracy"],
                      "accuracy_flip_average": flipped["accuracy"],
                      "macro_f1_plain": plain["macro_f1"],
                      "macro_f1_flip_average": flipped["macro_f1"], "flip_average": flip}
@@ -119,7 +232,6 @@ def _cmd_evaluate(args) -> int:
           f"{', flip-averaged' if model.flip_average else ', not flip-averaged'}{chosen_by})")
     print(f"split: {args.split}")
     print(format_report(report))
-    previous = read_card(model.path) or {}
     calibration = None
     if args.write_card:
         # Calibration is fitted on PublicTest only; the evaluated split only reports it.
@@ -129,18 +241,51 @@ def _cmd_evaluate(args) -> int:
                 model, x_public, calibrated=False,
                 progress=_count_printer("calibrating on PublicTest"))
             smoothing = _label_smoothing(args.run, previous)
-            calibration = calibration_report(public, y_public, raw, labels,
-                                             smoothing=smoothing, test_split=args.split)
+            public_keep, test_keep = slice(None), slice(None)
+            fit = {}
+            if crowd_model and ferplus is not None:
+                # A model of the crowd: its temperature is fitted to PublicTest's vote shares
+                # (its probabilities mean "the share of people who would call this face X");
+                # the uncertain threshold and ECE are read against the clear majority.
+                y_public, public_keep = _crowd_labels(dataset, ferplus, "PublicTest")
+                labels_for_test, test_keep = _crowd_labels(dataset, ferplus, args.split)
+                shares, emotion_faces = _crowd_shares(dataset, ferplus, "PublicTest")
+                fit = {"fit_probs": public[emotion_faces], "fit_targets": shares}
+            else:
+                labels_for_test = labels
+            calibration = calibration_report(public[public_keep], y_public,
+                                             raw[test_keep], labels_for_test,
+                                             smoothing=smoothing, test_split=args.split, **fit)
+            if fit:
+                calibration["fitted_to"] = "FER+ vote shares (PublicTest)"
+                calibration["labels"] = "ferplus-majority"
+            else:
+                calibration["labels"] = "fer2013"
             print(f"calibration (fitted on PublicTest): temperature "
                   f"{calibration['temperature']:.3f} after taking off label smoothing "
                   f"{smoothing:g}; {args.split} ECE ({calibration['bins']} bins) "
                   f"{calibration['test']['ece_before']:.4f} before, "
                   f"{calibration['test']['ece_after']:.4f} after; uncertain below "
                   f"{calibration['uncertain_below']:.3f}")
+    shown = raw
+    if calibration is not None:
+        from .calibration import calibrate
+
+        shown = calibrate(raw, calibration)
+    elif model.card and model.card.get("calibration"):
+        from .calibration import calibrate
+
+        shown = calibrate(raw, model.card["calibration"])
+    held_out = held_out_reports(dataset, args.split, shown, ferplus)
+    print(format_held_out(held_out))
+    if ferplus is None:
+        print("(no FER+ votes: set FERPLUS_PATH or give --ferplus to measure agreement with "
+              "the crowd)")
     if args.json:
         from .runs import write_json
 
         write_json(args.json, {"model": str(model.path), "split": args.split, **report,
+                               "held_out": held_out,
                                **({"calibration": calibration} if calibration else {})})
     if args.write_card:
         from .latency import measure_classifier_latency
@@ -152,10 +297,56 @@ def _cmd_evaluate(args) -> int:
         write_model_card(model.path, report, split=args.split, flip_average=model.flip_average,
                          selection=selection, run_dir=args.run, latency=latency,
                          data_source=str(dataset.source), calibration=calibration,
+                         held_out=held_out,
                          training=None if args.run else previous.get("training"))
         print(f"model card written beside {model.path.name}; latency batch 1: "
               f"{latency['batch_1']['median_ms']:.3f} ms median ({model.backend})")
     return 0
+
+
+def _ferplus_votes(path, dataset):
+    """FER+'s votes for the loaded FER2013, or None when none are given (never required)."""
+    if not path:
+        return None
+    from .ferplus import load_ferplus
+
+    return load_ferplus(path, dataset)
+
+
+def _crowd_labels(dataset, ferplus, split: str):
+    """A split's clear FER+ majority labels and the mask of its rows that have one."""
+    from .ferplus import FerPlus, aligned
+
+    votes = aligned(ferplus, dataset)
+    inside = dataset.usage == split
+    majority = FerPlus(votes.votes[inside], votes.usage[inside]).clear_majority()
+    keep = majority >= 0
+    return majority[keep], keep
+
+
+def _crowd_shares(dataset, ferplus, split: str):
+    """A split's FER+ vote shares on the faces whose votes are mostly for an emotion, and the
+    mask of those faces."""
+    from .ferplus import FerPlus, aligned
+
+    votes = aligned(ferplus, dataset)
+    inside = dataset.usage == split
+    split_votes = FerPlus(votes.votes[inside], votes.usage[inside])
+    keep = split_votes.trainable()
+    return split_votes.soft_targets()[keep], keep
+
+
+def _trained_labels(run_dir, card: dict) -> str:
+    """What the model learned: ``fer2013`` or a FER+ label source (run config, else card)."""
+    if run_dir:
+        from pathlib import Path
+
+        from .runs import Run
+
+        config = Run(Path(run_dir)).config()
+    else:
+        config = (card.get("training") or {}).get("config") or {}
+    return str(config.get("labels") or "fer2013")
 
 
 def _label_smoothing(run_dir, card: dict) -> float:
@@ -182,7 +373,7 @@ def _cmd_recalibrate(args) -> int:
 
     from .data import load_fer2013
     from .runs import Run
-    from .train import prepare_splits, recalibrate_best, write_run_metrics
+    from .train import crowd_labelled, prepare_splits, recalibrate_best, write_run_metrics
 
     run = Run(Path(args.run))
     if not run.best_model.is_file():
@@ -193,7 +384,8 @@ def _cmd_recalibrate(args) -> int:
     config = TrainConfig.from_dict(saved) if saved else TrainConfig()
     dataset = load_fer2013(args.data or config.data_path, skip_bad=args.skip_bad_rows,
                            progress=_progress_printer("loading FER2013"))
-    x_train, _, x_val, y_val, split = prepare_splits(dataset, config)
+    # A crowd run is judged by the crowd, as when it trained.
+    x_train, _, x_val, y_val, split = prepare_splits(crowd_labelled(dataset, config), config)
     result = recalibrate_best(run.path, x_train, x_val, y_val)
     print(f"validation accuracy: {result['val_accuracy_before']:.4f} as trained, "
           f"{result['val_accuracy_after']:.4f} with BatchNorm statistics recomputed on "
@@ -229,6 +421,13 @@ def _cmd_export(args) -> int:
     result = export_litert(args.model)
     print(f"wrote {result['path']} ({result['bytes']:,} bytes); max |LiteRT - Keras| = "
           f"{result['max_abs_difference']:.2e} over {result['checked']} inputs")
+    if args.int8:
+        from .quantize import choose_int8
+
+        decision = choose_int8(args.model, args.data, max_loss=args.max_loss,
+                               record=args.record, labels=args.labels,
+                               progress=_progress_printer("loading FER2013"))
+        print(decision["summary"])
     return 0
 
 
@@ -262,6 +461,9 @@ def main(argv=None) -> int:
                       help="the plain model, without averaging with the mirrored face")
     flip.add_argument("--choose-flip", action="store_true",
                       help="decide flip averaging on PublicTest before evaluating")
+    p.add_argument("--ferplus", default=os.environ.get("FERPLUS_PATH") or None,
+                   help="FER+'s fer2013new.csv: also measure agreement with the crowd "
+                        "(default: $FERPLUS_PATH)")
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
     p.add_argument("--write-card", action="store_true",
                    help="write the model card (<model>.card.json) from this evaluation")
@@ -292,6 +494,17 @@ def main(argv=None) -> int:
 
     p = sub.add_parser("export", help="export a .keras model to LiteRT (.tflite) beside it")
     p.add_argument("model")
+    p.add_argument("--int8", action="store_true",
+                   help="also make a full-integer (int8) LiteRT model and ship it instead if it "
+                        "loses at most --max-loss of accuracy on PublicTest")
+    p.add_argument("--max-loss", type=float, default=0.003,
+                   help="int8: the largest PublicTest accuracy loss allowed (default 0.003)")
+    p.add_argument("--data", default=default_data_path(), help="FER2013 (default: $FER2013_PATH)")
+    p.add_argument("--labels", default=None, choices=["fer2013", "ferplus-majority"],
+                   help="int8: judge on PublicTest by these labels (default: those the model "
+                        "card says it was trained on; ferplus-majority needs $FERPLUS_PATH)")
+    p.add_argument("--record", default=None,
+                   help="int8: add the measurement to this JSON file (e.g. bench/int8.json)")
     p.set_defaults(func=_cmd_export)
 
     from .predict import add_predict_parser
@@ -305,7 +518,9 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except FerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        from .safe_text import terminal_safe
+
+        print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -163,11 +163,19 @@ def model_sources(runs_dir: str | os.PathLike = "runs") -> list[ModelSource]:
     from .inference import DEFAULT_MODEL, read_card
     from .runs import list_runs
 
+    from .inference import SHIPPED_MODELS
+
     sources = []
     if DEFAULT_MODEL.is_file():
         card = read_card(DEFAULT_MODEL) or {}
         sources.append(ModelSource("shipped", f"the shipped model ({DEFAULT_MODEL.stem})",
                                    DEFAULT_MODEL, str(card.get("architecture", "cnn_gru"))))
+    for key, path in SHIPPED_MODELS.items():
+        if path != DEFAULT_MODEL and path.is_file():
+            card = read_card(path) or {}
+            sources.append(ModelSource(f"shipped:{key}", f"the shipped alternative "
+                                       f"({path.stem})", path,
+                                       str(card.get("architecture", "cnn_gru"))))
     for summary in list_runs(runs_dir):
         if summary["has_model"]:
             best = summary["best_val_accuracy"]

@@ -46,7 +46,8 @@ class FaceAugment(keras.layers.Layer):
     """
 
     def __init__(self, rotation_degrees=10.0, shift_fraction=0.1, zoom_fraction=0.1,
-                 horizontal_flip=True, mix="none", mix_alpha=0.4, seed=None, **kwargs):
+                 horizontal_flip=True, mix="none", mix_alpha=0.4, seed=None,
+                 path_augment=False, **kwargs):
         super().__init__(**kwargs)
         if mix not in MIXES:
             raise ValueError(f"mix must be one of {', '.join(MIXES)}")
@@ -57,13 +58,15 @@ class FaceAugment(keras.layers.Layer):
         self.mix = mix
         self.mix_alpha = float(mix_alpha)
         self.seed = seed
+        self.path_augment = bool(path_augment)
         self.generator = keras.random.SeedGenerator(seed)
 
     def get_config(self):
         return {**super().get_config(), "rotation_degrees": self.rotation_degrees,
                 "shift_fraction": self.shift_fraction, "zoom_fraction": self.zoom_fraction,
                 "horizontal_flip": self.horizontal_flip, "mix": self.mix,
-                "mix_alpha": self.mix_alpha, "seed": self.seed}
+                "mix_alpha": self.mix_alpha, "seed": self.seed,
+                "path_augment": self.path_augment}
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -73,6 +76,8 @@ class FaceAugment(keras.layers.Layer):
         if not training:
             return images, targets
         images = self._warp(images)
+        if self.path_augment:
+            images = self._degrade(images)
         if self.mix != "none":
             images, targets = self._mix(images, targets)
         return images, targets
@@ -103,6 +108,58 @@ class FaceAugment(keras.layers.Layer):
         transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
         return ops.image.affine_transform(images, transform, interpolation="bilinear",
                                           fill_mode="reflect", data_format="channels_last")
+
+    def _chance(self, n, p):
+        coin = keras.random.uniform((n,), 0.0, 1.0, seed=self.generator)
+        return ops.reshape(ops.cast(coin < p, "float32"), (-1, 1, 1, 1))
+
+    def _degrade(self, images):
+        """What the whole path does to a face, each with its own chance per image: a small
+        face upscaled (the crop held 24, 30 or 36 px before the resize to 48), light
+        (contrast, brightness, gamma), sensor and compression noise, and a part hidden
+        (a hand, glasses, a box edge)."""
+        n = ops.shape(images)[0]
+        size = INPUT_SIZE
+        # Small faces: down to a side of 24/30/36 px and back up; one side per image.
+        pick = keras.random.uniform((n,), 0.0, 1.0, seed=self.generator)
+        degraded = images
+        for low, high, side in ((0.0, 0.15, 24), (0.15, 0.3, 30), (0.3, 0.45, 36)):
+            small = ops.image.resize(images, (side, side), interpolation="bilinear",
+                                     antialias=True, data_format="channels_last")
+            back = ops.image.resize(small, (size, size), interpolation="bilinear",
+                                    data_format="channels_last")
+            chosen = ops.reshape(ops.cast(ops.logical_and(pick >= low, pick < high),
+                                          "float32"), (-1, 1, 1, 1))
+            degraded = chosen * back + (1.0 - chosen) * degraded
+        images = degraded
+        # Light: contrast about the image mean, brightness, gamma.
+        lit = self._chance(n, 0.6)
+        contrast = ops.reshape(1.0 + self._uniform(n, 0.35), (-1, 1, 1, 1))
+        brightness = ops.reshape(self._uniform(n, 35.0), (-1, 1, 1, 1))
+        gamma = ops.reshape(ops.exp(self._uniform(n, 0.35)), (-1, 1, 1, 1))
+        mean = ops.mean(images, axis=(1, 2, 3), keepdims=True)
+        changed = (images - mean) * contrast + mean + brightness
+        changed = 255.0 * ops.power(ops.clip(changed, 0.0, 255.0) / 255.0, gamma)
+        images = lit * changed + (1.0 - lit) * images
+        # Noise (sensor, JPEG blocks' ringing at this size): Gaussian, up to sigma 8.
+        sigma = ops.reshape(keras.random.uniform((n,), 0.0, 8.0, seed=self.generator),
+                            (-1, 1, 1, 1)) * self._chance(n, 0.5)
+        noise = keras.random.normal(ops.shape(images), seed=self.generator)
+        images = ops.clip(images + sigma * noise, 0.0, 255.0)
+        # A part hidden: a box of 12-22 px of one random grey, on a quarter of the faces.
+        side = keras.random.uniform((n,), 12.0, 22.0, seed=self.generator)
+        cx = keras.random.uniform((n,), 0.0, float(size), seed=self.generator)
+        cy = keras.random.uniform((n,), 0.0, float(size), seed=self.generator)
+        grid = ops.arange(size, dtype="float32") + 0.5
+        inside_x = ops.logical_and(grid[None, :] >= (cx - side / 2)[:, None],
+                                   grid[None, :] < (cx + side / 2)[:, None])
+        inside_y = ops.logical_and(grid[None, :] >= (cy - side / 2)[:, None],
+                                   grid[None, :] < (cy + side / 2)[:, None])
+        box = ops.cast(ops.logical_and(inside_y[:, :, None], inside_x[:, None, :]),
+                       "float32")[..., None] * self._chance(n, 0.25)
+        fill = ops.reshape(keras.random.uniform((n,), 0.0, 255.0, seed=self.generator),
+                           (-1, 1, 1, 1))
+        return box * fill + (1.0 - box) * images
 
     def _mix(self, images, targets):
         n = ops.shape(images)[0]
@@ -188,7 +245,7 @@ def build_trainer(inner, config, target_width: int):
     targets = keras.Input(shape=(target_width,), name="targets")
     augment = FaceAugment(config.rotation_degrees, config.shift_fraction, config.zoom_fraction,
                           config.horizontal_flip, config.mix, config.mix_alpha,
-                          seed=config.seed, name="augment")
+                          seed=config.seed, path_augment=config.path_augment, name="augment")
     images, mixed = augment([pixels, targets])
     probs = inner(images)
     outputs = layers.Concatenate(name="probs_and_targets")([probs, mixed])
@@ -204,11 +261,15 @@ def build_trainer(inner, config, target_width: int):
 
 
 def trainer_inputs(images: np.ndarray, labels: np.ndarray,
-                   teacher: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+                   teacher: np.ndarray | None = None,
+                   label_targets: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
     """(x, y) for the trainer: images (N, 48, 48) uint8 and labels (N,) -> the input dict
-    and the one-hot labels the accuracy is scored against."""
+    and the one-hot labels the accuracy is scored against. ``label_targets`` (N, 7): what the
+    cross-entropy learns instead of the one-hot label (FER+'s vote shares)."""
     hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
-    targets = hot if teacher is None else np.concatenate([hot, teacher.astype(np.float32)], 1)
+    learn = hot if label_targets is None else np.asarray(label_targets, np.float32)
+    targets = learn if teacher is None else np.concatenate([learn, teacher.astype(np.float32)],
+                                                           1)
     return ({"pixels": np.asarray(images, dtype=np.float32)[..., None], "targets": targets},
             hot)
 

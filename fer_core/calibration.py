@@ -54,8 +54,13 @@ def calibrate(probs: np.ndarray, calibration: dict | None) -> np.ndarray:
 
 
 def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The mean cross-entropy of ``labels``: class ids (N,), or target distributions (N, 7)
+    such as the share of FER+'s raters who chose each emotion."""
     probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels, dtype=int)
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        return float(-np.mean(np.sum(labels * np.log(np.clip(probs, _EPS, 1.0)), axis=1)))
+    labels = labels.astype(int)
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], _EPS, 1.0))))
 
 
@@ -64,7 +69,7 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray, low: float = 0.05,
     """The temperature in [low, high] that minimises the NLL of ``labels`` (a golden-section
     search on log T; the NLL of temperature-scaled logits is unimodal in T)."""
     probs = np.asarray(probs, dtype=np.float64)
-    labels = np.asarray(labels, dtype=int)
+    labels = np.asarray(labels)
     if len(labels) == 0:
         raise ValueError("cannot fit a temperature on no images")
 
@@ -152,11 +157,15 @@ def fit_calibration(probs: np.ndarray, labels: np.ndarray, smoothing: float = 0.
 
 def calibration_report(public_probs, public_labels, test_probs, test_labels, *,
                        smoothing: float = 0.0, public_split: str = "PublicTest",
-                       test_split: str = "PrivateTest", bins: int = ECE_BINS) -> dict:
+                       test_split: str = "PrivateTest", bins: int = ECE_BINS,
+                       fit_probs=None, fit_targets=None) -> dict:
     """What the model card records: the calibration fitted on ``public_split`` (the training's
     label ``smoothing`` taken off, then a temperature), the uncertainty threshold read there,
-    and ECE and reliability on ``test_split`` before and after."""
-    fitted = fit_calibration(public_probs, public_labels, smoothing)
+    and ECE and reliability on ``test_split`` before and after. ``fit_probs``/``fit_targets``:
+    fit the temperature on these instead (a crowd model: PublicTest's vote shares, so that its
+    probabilities keep meaning the share of people who would choose each emotion)."""
+    fitted = fit_calibration(public_probs if fit_probs is None else fit_probs,
+                             public_labels if fit_targets is None else fit_targets, smoothing)
     public_calibrated = calibrate(public_probs, fitted)
     test_calibrated = calibrate(test_probs, fitted)
     return {

@@ -12,6 +12,7 @@ from pathlib import Path
 from .inference import card_path_for, file_sha256, litert_path_for
 from .labels import EMOTIONS
 from .model import load_keras_model
+from .quantize import litert_quantization
 from .runs import Run, write_json
 
 
@@ -79,10 +80,42 @@ def model_lineage(init_from: str | None, sha256: str | None, runs_parent: Path,
     return steps
 
 
+def add_whole_path(model_path, result: dict, command: str) -> dict:
+    """Add one whole-path evaluation (``fer evaluate-pipeline``'s result) to the card beside
+    the model, under the labels it was scored by; rows of the same detector, preset and
+    variant are replaced, others kept."""
+    from .errors import ModelError
+    from .inference import DEFAULT_MODEL, read_card
+
+    model_path = Path(model_path) if model_path else DEFAULT_MODEL
+    card = read_card(model_path)
+    if card is None:
+        raise ModelError(f"{model_path.name} has no model card yet: write it first with "
+                         "`fer evaluate --write-card`.")
+    if card.get("files", {}).get("keras", {}).get("sha256") != file_sha256(model_path):
+        raise ModelError(f"{card_path_for(model_path).name} describes another file: write "
+                         "it again with `fer evaluate --write-card` first.")
+    sections = card.setdefault("whole_path", {})
+    labels = result.get("labels", "fer2013")
+    previous = sections.get(labels) or {}
+    if previous.get("split") not in (None, result["split"]):
+        previous = {}
+    key = ("detector", "preset", "variant")
+    rows = {tuple(row.get(k) for k in key): row for row in previous.get("rows", [])}
+    for row in result["rows"]:
+        rows[tuple(row.get(k) for k in key)] = {k: v for k, v in row.items() if k != "records"}
+    commands = [c for c in previous.get("commands", []) if c != command] + [command]
+    sections[labels] = {"split": result["split"], "labels": labels, "faces": result["faces"],
+                        "date": result.get("date"), "commands": commands,
+                        "rows": list(rows.values())}
+    write_json(card_path_for(model_path), card)
+    return card
+
+
 def write_model_card(model_path, test_report: dict, *, split: str, flip_average: bool,
                      selection: dict | None, run_dir=None, latency: dict | None = None,
                      data_source: str = "", calibration: dict | None = None,
-                     training: dict | None = None) -> dict:
+                     training: dict | None = None, held_out: dict | None = None) -> dict:
     """Write ``<model>.card.json`` beside the model from measured numbers (never by hand).
 
     ``training``: the section to keep when ``run_dir`` is not given (the model's previous
@@ -128,6 +161,10 @@ def write_model_card(model_path, test_report: dict, *, split: str, flip_average:
                 training["train_seconds"]
                 + sum(step.get("train_seconds") or 0.0 for step in steps.values()), 1)
     litert = litert_path_for(model_path)
+    from .inference import read_card
+
+    previous = read_card(model_path) or {}
+    same_file = previous.get("files", {}).get("keras", {}).get("sha256") == file_sha256(model_path)
     card = {
         "name": model_path.stem,
         "architecture": keras_model.name,
@@ -138,14 +175,22 @@ def write_model_card(model_path, test_report: dict, *, split: str, flip_average:
             "keras": {"file": model_path.name, "bytes": model_path.stat().st_size,
                       "sha256": file_sha256(model_path)},
             **({"litert": {"file": litert.name, "bytes": litert.stat().st_size,
-                           "sha256": file_sha256(litert)}} if litert.is_file() else {}),
+                           "sha256": file_sha256(litert),
+                           "quantization": litert_quantization(litert)}}
+               if litert.is_file() else {}),
         },
         "training": training,
         "flip_average": bool(flip_average),
         "selection": selection or {},
         "test": {"split": split, **test_report},
+        # Beyond FER2013's labels: without the test images that copy a Training image, and
+        # agreement with FER+'s ten raters (fer_core.evaluate.held_out_reports).
+        **({"held_out": {"split": split, **held_out}} if held_out else {}),
         **({"calibration": calibration} if calibration else {}),
         "latency": latency or {},
+        # Whole-path results (fer evaluate-pipeline --write-card) stay while the file does.
+        **({"whole_path": previous["whole_path"]}
+           if same_file and previous.get("whole_path") else {}),
         "data_source": Path(data_source).name if data_source else "",
         "written_by": "python -m fer_core evaluate --write-card",
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -15,7 +15,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from .errors import ConfigError
-from .labels import NUM_CLASSES
+from .labels import LABEL_SOURCES, NUM_CLASSES
 
 SCHEDULES = ("cosine", "constant", "plateau")
 MIXES = ("none", "mixup", "cutmix")
@@ -35,6 +35,11 @@ class TrainConfig:
     model_kwargs: dict = _setting({}, 'architecture options as JSON, e.g. \'{"width": 24}\'')
     data_path: str | None = _setting(None, "fer2013.csv(.gz) or Kaggle folder "
                                            "(default: $FER2013_PATH)", "--data")
+    labels: str = _setting("fer2013", "what the model learns: FER2013's own labels, FER+'s "
+                                      "crowd vote shares (soft targets) or the crowd's "
+                                      "most-voted emotion", choices=LABEL_SOURCES)
+    ferplus_path: str | None = _setting(None, "FER+'s fer2013new.csv, for --labels ferplus-* "
+                                              "(default: $FERPLUS_PATH)", "--ferplus")
     epochs: int = _setting(60, "epochs in all (a resumed run trains up to this number)")
     batch_size: int = _setting(64, "global batch size (even)")
     learning_rate: float = _setting(2e-3, "peak learning rate (AdamW)")
@@ -54,6 +59,9 @@ class TrainConfig:
     shift_fraction: float = _setting(0.1, "augmentation: largest shift, fraction of the side")
     zoom_fraction: float = _setting(0.1, "augmentation: largest zoom, fraction")
     horizontal_flip: bool = _setting(True, "augmentation: random horizontal flips")
+    path_augment: bool = _setting(False, "augmentation: what the whole path does to a face "
+                                         "(small faces upscaled, blur, light, noise, "
+                                         "occlusion), on top of the box jitter above")
     mix: str = _setting("none", "mix pairs of training images and their targets: mixup or "
                                 "CutMix", choices=MIXES)
     mix_alpha: float = _setting(0.4, "mixup/CutMix: Beta(alpha, alpha) of the kept share")
@@ -111,6 +119,18 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < NUM_CLASSES):
                 raise ConfigError(f"{name} must be at least {NUM_CLASSES} images, got {value!r}.")
+        if self.labels not in LABEL_SOURCES:
+            raise ConfigError(f"labels must be one of {', '.join(LABEL_SOURCES)}.")
+        if self.labels != "fer2013":
+            from .paths import default_ferplus_path
+
+            path = self.ferplus_path or default_ferplus_path()
+            if path is None:
+                raise ConfigError(f"--labels {self.labels} needs FER+'s fer2013new.csv: give "
+                                  "--ferplus or set FERPLUS_PATH (download it from the FERPlus "
+                                  "repository).")
+            if not Path(path).is_file():
+                raise ConfigError(f"ferplus_path: {Path(path).name} is not a file.")
         if self.mix not in MIXES:
             raise ConfigError(f"mix must be one of {', '.join(MIXES)}.")
         if not self.mix_alpha > 0:
@@ -223,4 +243,4 @@ def given_settings(args: argparse.Namespace) -> dict:
 
 
 __all__ = ["TrainConfig", "learning_rate_at", "add_config_arguments", "given_settings",
-           "SCHEDULES", "CLASS_WEIGHTINGS", "MIXES"]
+           "SCHEDULES", "CLASS_WEIGHTINGS", "MIXES", "LABEL_SOURCES"]

@@ -18,8 +18,9 @@ import numpy as np
 
 from .errors import DatasetError
 from .media import IMAGE_SUFFIXES
-from .labels import EMOTIONS, INPUT_SIZE, USAGES
-from .paths import DataPathError, default_data_path, is_within, open_regular_file, require_regular_file
+from .labels import EMOTIONS, INPUT_SIZE, NUM_CLASSES, USAGES
+from .paths import (DataPathError, default_data_path, is_within, open_regular_file,
+                    require_regular_file, shown_path)
 
 PIXELS_PER_IMAGE = INPUT_SIZE * INPUT_SIZE
 EXPECTED_HEADER = ("emotion", "pixels", "Usage")
@@ -50,6 +51,9 @@ class Fer2013:
     source: str = ""
     skipped: list[str] = field(default_factory=list)  # one message per skipped row/file
     row_numbers: np.ndarray | None = None  # 0-based data-row index in the CSV, if any
+    # (N, 7) float32 training targets when the labels come from elsewhere (FER+'s crowd
+    # votes, fer_core.ferplus.relabel); None: the one-hot of ``labels``.
+    soft: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -59,6 +63,13 @@ class Fer2013:
             raise DatasetError(f"Unknown split {usage!r}. Choose one of: {', '.join(USAGES)}.")
         mask = self.usage == usage
         return self.images[mask], self.labels[mask]
+
+    def targets(self, usage: str | None = None) -> np.ndarray:
+        """(N, 7) float32 training targets of a split (all rows when ``usage`` is None)."""
+        mask = slice(None) if usage is None else self.usage == usage
+        if self.soft is not None:
+            return self.soft[mask]
+        return np.eye(NUM_CLASSES, dtype=np.float32)[self.labels[mask]]
 
     def splits_present(self) -> list[str]:
         return [u for u in USAGES if np.any(self.usage == u)]
@@ -177,7 +188,7 @@ def _load_csv(path: Path, skip_bad: bool, progress: Progress | None) -> Fer2013:
     try:
         handle, raw = _open_text(path)
     except OSError as exc:
-        raise DatasetError(f"Cannot open {path}: {exc.strerror or type(exc).__name__}.") from exc
+        raise DatasetError(f"Cannot open {shown_path(path)}: {exc.strerror or type(exc).__name__}.") from exc
     total = info.st_size
 
     def position() -> int:
@@ -223,9 +234,9 @@ def _read_image_file(image_path: Path) -> bytes | str:
     except DataPathError as exc:
         return str(exc)
     except OSError as exc:
-        return f"{image_path}: cannot be read ({exc.strerror or type(exc).__name__})."
+        return f"{shown_path(image_path)}: cannot be read ({exc.strerror or type(exc).__name__})."
     if len(data) > MAX_IMAGE_FILE_BYTES:
-        return (f"{image_path}: larger than {MAX_IMAGE_FILE_BYTES // 2**20} MB, not a FER2013 "
+        return (f"{shown_path(image_path)}: larger than {MAX_IMAGE_FILE_BYTES // 2**20} MB, not a FER2013 "
                 "image.")
     return data
 
@@ -250,7 +261,7 @@ def _load_folders(root: Path, skip_bad: bool, progress: Progress | None,
     split_dirs = [(root / name, usage) for name, usage in FOLDER_USAGE.items()
                   if (root / name).is_dir()]
     if not split_dirs:
-        raise DatasetError(f"{root} holds neither fer2013.csv(.gz) nor train/ and test/ folders. "
+        raise DatasetError(f"{shown_path(root)} holds neither fer2013.csv(.gz) nor train/ and test/ folders. "
                            "Point to the FER2013 CSV or the Kaggle folder layout.")
     problems: list[str] = []
     files: list[tuple[Path, int, str]] = []
@@ -260,21 +271,21 @@ def _load_folders(root: Path, skip_bad: bool, progress: Progress | None,
                 continue
             name = class_dir.name.lower()
             if name not in EMOTIONS:
-                _problem(problems, f"{class_dir}: unknown class folder {class_dir.name!r}; "
+                _problem(problems, f"{shown_path(class_dir)}: unknown class folder {class_dir.name!r}; "
                          f"expected one of {', '.join(EMOTIONS)}.", skip_bad)
                 continue
             for image_path in sorted(class_dir.iterdir()):
                 files.append((image_path, EMOTIONS.index(name), usage))
                 if len(files) > MAX_FOLDER_FILES:
-                    raise DatasetError(f"{root} holds more than {MAX_FOLDER_FILES:,} files; "
+                    raise DatasetError(f"{shown_path(root)} holds more than {MAX_FOLDER_FILES:,} files; "
                                        "FER2013 has 35,887 images. Is this the right folder?")
     images, labels, usages = [], [], []
     for index, (image_path, label, usage) in enumerate(files):
         if image_path.suffix.lower() not in IMAGE_SUFFIXES:
-            _problem(problems, f"{image_path}: not an image file.", skip_bad)
+            _problem(problems, f"{shown_path(image_path)}: not an image file.", skip_bad)
             continue
         if within is not None and not is_within(Path(os.path.realpath(image_path)), within):
-            _problem(problems, f"{image_path}: links outside the allowed data folders.",
+            _problem(problems, f"{shown_path(image_path)}: links outside the allowed data folders.",
                      skip_bad)
             continue
         data = _read_image_file(image_path)  # each file checked: a FIFO is never opened
@@ -282,13 +293,13 @@ def _load_folders(root: Path, skip_bad: bool, progress: Progress | None,
             _problem(problems, data, skip_bad)
             continue
         if data and _image_too_large(data):
-            _problem(problems, f"{image_path}: larger than {MAX_IMAGE_SIDE} pixels on a side, "
+            _problem(problems, f"{shown_path(image_path)}: larger than {MAX_IMAGE_SIDE} pixels on a side, "
                      "not a FER2013 image.", skip_bad)
             continue
         array = np.frombuffer(data, dtype=np.uint8)
         grey = cv2.imdecode(array, cv2.IMREAD_GRAYSCALE) if array.size else None
         if grey is None:
-            _problem(problems, f"{image_path}: empty or corrupt image.", skip_bad)
+            _problem(problems, f"{shown_path(image_path)}: empty or corrupt image.", skip_bad)
             continue
         if grey.shape != (INPUT_SIZE, INPUT_SIZE):
             grey = cv2.resize(grey, (INPUT_SIZE, INPUT_SIZE), interpolation=cv2.INTER_AREA)
@@ -298,7 +309,7 @@ def _load_folders(root: Path, skip_bad: bool, progress: Progress | None,
         if progress is not None and index % 1000 == 0:
             progress(index / max(len(files), 1), f"Read {index:,} of {len(files):,} images")
     if not labels:
-        raise DatasetError(f"No readable images under {root}.")
+        raise DatasetError(f"No readable images under {shown_path(root)}.")
     if progress is not None:
         progress(1.0, f"Read {len(labels):,} images")
     return Fer2013(np.stack(images), np.array(labels, dtype=np.int64), np.array(usages),
@@ -329,7 +340,7 @@ def load_fer2013(path: str | os.PathLike | None = None, *, skip_bad: bool = Fals
         path = resolve_user_path(str(path), list(within))
     path = Path(path).expanduser()
     if not path.exists():
-        raise DatasetError(f"{path} does not exist. Give the path of fer2013.csv, "
+        raise DatasetError(f"{shown_path(path)} does not exist. Give the path of fer2013.csv, "
                            "fer2013.csv.gz or the folder holding train/ and test/.")
     if path.is_dir():
         for candidate in ("fer2013.csv", "fer2013.csv.gz"):
@@ -341,6 +352,20 @@ def load_fer2013(path: str | os.PathLike | None = None, *, skip_bad: bool = Fals
                 return _load_csv(path / candidate, skip_bad, progress)
         return _load_folders(path, skip_bad, progress, within)
     return _load_csv(path, skip_bad, progress)
+
+
+def duplicates_of_training(dataset: Fer2013, usage: str) -> np.ndarray:
+    """(rows of ``usage``,) bool: the images of that split whose pixels are an exact copy of
+    a Training image (FER2013 has 288 in PrivateTest: a model can have memorised them)."""
+    import hashlib
+
+    def digests(images: np.ndarray) -> list[bytes]:
+        return [hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+                for image in images]
+
+    training = set(digests(dataset.images[dataset.usage == "Training"]))
+    split = dataset.images[dataset.usage == usage]
+    return np.fromiter((d in training for d in digests(split)), dtype=bool, count=len(split))
 
 
 def stratified_subset(labels: np.ndarray, size: int, seed: int = 0) -> np.ndarray:

@@ -81,6 +81,58 @@ def evaluate_images(model, images: np.ndarray, labels: np.ndarray,
     return report
 
 
+def held_out_reports(dataset, split: str, probabilities: np.ndarray, ferplus=None) -> dict:
+    """The numbers beyond FER2013's own labels, for ``probabilities`` of ``split``'s rows:
+
+    - ``without_training_copies``: FER2013's labels, without the images of ``split`` that are
+      exact copies of a Training image (how many is in ``removed``);
+    - ``ferplus`` (when FER+ votes are given): agreement with the crowd
+      (``fer_core.ferplus.agreement_report``), on the clear-majority faces and by the FER+
+      paper's majority protocol.
+    """
+    from .data import duplicates_of_training
+
+    labels = dataset.labels[dataset.usage == split]
+    guesses = np.asarray(probabilities).argmax(axis=1)
+    copies = duplicates_of_training(dataset, split) if split != "Training" else \
+        np.zeros(len(labels), dtype=bool)
+    kept = classification_report(labels[~copies], guesses[~copies])
+    result = {"without_training_copies": {
+        "n": kept["n"], "removed": int(copies.sum()), "accuracy": kept["accuracy"],
+        "macro_f1": kept["macro_f1"]}}
+    if ferplus is not None:
+        from .ferplus import FerPlus, agreement_report, aligned
+
+        votes = aligned(ferplus, dataset)
+        inside = dataset.usage == split
+        split_votes = FerPlus(votes.votes[inside], votes.usage[inside], votes.source)
+        majority = split_votes.clear_majority()
+        clear = majority >= 0
+        report = agreement_report(probabilities, split_votes)
+        report["majority_report"] = classification_report(majority[clear], guesses[clear])
+        report["source"] = votes.source
+        result["ferplus"] = report
+    return result
+
+
+def format_held_out(reports: dict) -> str:
+    copies = reports["without_training_copies"]
+    lines = [f"without the {copies['removed']} images that copy a Training image: "
+             f"{copies['accuracy'] * 100:.2f}% of {copies['n']} (macro-F1 "
+             f"{copies['macro_f1']:.4f})"]
+    crowd = reports.get("ferplus")
+    if crowd:
+        lines.append(f"agreement with the FER+ majority (clear faces, {crowd['clear_faces']}): "
+                     f"{crowd['majority_agreement'] * 100:.2f}%, macro-F1 "
+                     f"{crowd['majority_report']['macro_f1']:.4f}")
+        lines.append(f"FER+ paper's majority protocol ({crowd['emotion_faces']} faces): "
+                     f"{crowd['plurality_agreement'] * 100:.2f}%")
+        lines.append(f"distance to the crowd's vote shares: KL {crowd['crowd_kl']:.4f}, "
+                     f"total variation {crowd['crowd_tv']:.4f}; ECE against the majority "
+                     f"{crowd['majority_ece']:.4f}")
+    return "\n".join(lines)
+
+
 def format_report(report: dict) -> str:
     lines = [f"images: {report['n']}",
              f"accuracy: {report['accuracy'] * 100:.2f}%",
@@ -97,4 +149,5 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["predict_probabilities", "accuracy", "classification_report", "evaluate_images", "format_report"]
+__all__ = ["predict_probabilities", "accuracy", "classification_report", "evaluate_images",
+           "format_report", "held_out_reports", "format_held_out"]

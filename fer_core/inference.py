@@ -25,6 +25,21 @@ def _models_dir() -> Path:
 
 MODELS_DIR = _models_dir()
 DEFAULT_MODEL = MODELS_DIR / "cnn_gru.keras"
+# Every shipped model by key: the default (trained on FER+'s crowd votes) and the selectable
+# alternative (trained on FER2013's own labels). Both load offline; each has its card.
+SHIPPED_MODELS = {"crowd": DEFAULT_MODEL, "fer2013": MODELS_DIR / "cnn_gru_fer2013.keras"}
+
+
+def shipped_key(path: str | Path | None) -> str | None:
+    """The key of a shipped model file, or None for any other file."""
+    if path is None:
+        return "crowd"
+    try:
+        resolved = Path(path).resolve()
+    except OSError:
+        return None
+    return next((key for key, shipped in SHIPPED_MODELS.items()
+                 if shipped.resolve() == resolved), None)
 FAST_PATH_TOLERANCE = 1e-4
 
 
@@ -225,4 +240,49 @@ def export_litert(keras_path: str | Path, check_images: np.ndarray | None = None
             "bytes": target.stat().st_size}
 
 
-__all__ = ["EmotionModel", "load_model", "export_litert", "DEFAULT_MODEL", "EMOTIONS"]
+def export_litert_int8(keras_path: str | Path, representative: np.ndarray,
+                       target: str | Path | None = None) -> dict:
+    """Export ``<model>.keras`` as a full-integer LiteRT model: every weight and activation
+    int8 (float32 in and out, so the fast path's callers do not change), the activation
+    ranges read from ``representative`` (N, 48, 48) uint8 faces from Training. Written
+    atomically to ``target`` (default: ``<model>.tflite``). Whether it may ship is decided
+    by its accuracy on PublicTest (``fer export --int8``), not here."""
+    import shutil
+    import tempfile
+
+    from .model import load_keras_model
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    keras_path = Path(keras_path)
+    target = Path(target) if target is not None else litert_path_for(keras_path)
+    model = load_keras_model(keras_path)
+    faces = np.asarray(representative, dtype=np.float32)[..., None]
+
+    def samples():
+        for face in faces:
+            yield [face[None]]
+
+    folder = Path(tempfile.mkdtemp(prefix="fer_int8_"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.export(str(folder / "saved"), format="tf_saved_model", verbose=False)
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(folder / "saved"))
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = samples
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            data = converter.convert()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    with atomic_path(target) as tmp:
+        Path(tmp).write_bytes(data)
+        _LiteRTRunner(Path(tmp))  # it loads and has the right shape
+    return {"path": str(target), "bytes": len(data), "quantization": "int8",
+            "representative_faces": int(len(faces))}
+
+
+__all__ = ["EmotionModel", "load_model", "export_litert", "export_litert_int8", "DEFAULT_MODEL",
+           "SHIPPED_MODELS", "shipped_key",
+           "EMOTIONS"]

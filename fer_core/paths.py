@@ -15,6 +15,11 @@ the reading thread forever and a device can be endless, so both are refused befo
 
 The command line (``python -m fer_core ... --data``) is run by the machine's owner and reads any
 path given; it still gets the bounded reads of ``fer_core.data``.
+
+Messages never show a visitor an absolute path of the server (``shown_path``): a file is named
+relative to the place the visitor knows it by ("train/happy/1.jpg in the data folder",
+"1f2e….csv in your uploads"; the app registers its upload folder with ``add_places``), else
+by its name alone. A path typed as a relative one (the command line) is shown as typed.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from .errors import DatasetError
 
@@ -49,6 +54,11 @@ def _absolute(entry: str) -> Path | None:
 
 
 DATA_ENV = "FER2013_PATH"  # the one place that names the default dataset's variable
+
+
+def default_ferplus_path() -> str | None:
+    """FER+'s vote file from ``$FERPLUS_PATH``, or None when it is unset."""
+    return os.environ.get("FERPLUS_PATH") or None
 
 
 def default_data_path() -> str | None:
@@ -78,12 +88,61 @@ def is_within(path: Path, roots: Iterable[Path]) -> bool:
     return any(path == root or path.is_relative_to(root) for root in roots)
 
 
+# Places besides the data folders that messages name by what a visitor calls them, e.g. the
+# app's upload folder as "your uploads": functions that return (folder, name) pairs, asked
+# each time (their folders may follow settings).
+_PLACES: list[Callable[[], Iterable[tuple[str | os.PathLike, str]]]] = []
+
+
+def add_places(places: Callable[[], Iterable[tuple[str | os.PathLike, str]]]) -> None:
+    """Have ``shown_path`` name files under each ``(folder, name)`` that ``places()`` returns
+    as "<file name> in <name>" (e.g. the app's uploads: ``"your uploads"``)."""
+    if places not in _PLACES:
+        _PLACES.append(places)
+
+
+def _real(path: Path) -> Path:
+    try:
+        return Path(os.path.realpath(path))
+    except (OSError, RuntimeError, ValueError):
+        return path
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as a message shows it, never as an absolute path of the server: under a data
+    folder, relative to it ("train/happy/1.jpg in the data folder"); under a place registered
+    with ``add_places``, its name there ("x.csv in your uploads"); anything else absolute, by
+    its name alone. A relative path (typed on the command line) is shown as it was given."""
+    path = Path(path)
+    if not path.is_absolute():
+        return str(path)
+    candidates = [path] + ([_real(path)] if _real(path) != path else [])
+    for places in list(_PLACES):
+        try:
+            named = [(Path(folder), name) for folder, name in places()]
+        except Exception:  # noqa: BLE001 - a place that cannot say where it is names nothing
+            continue
+        for folder, name in named:
+            for root in {folder, _real(folder)}:
+                if any(c == root or c.is_relative_to(root) for c in candidates):
+                    return f"{path.name} in {name}"
+    for root in allowed_data_roots():
+        for candidate in candidates:
+            if candidate == root:
+                return path.name
+            if candidate.is_relative_to(root):
+                return f"{candidate.relative_to(root).as_posix()} in the data folder"
+    return path.name or "the file"
+
+
 def refusal(text: str, roots: Sequence[Path]) -> DataPathError:
-    folders = ", ".join(str(r) for r in roots) or "none configured"
+    """The refusal names no folder of the server: a visitor learns nothing of its disk
+    (neither the data folders' absolute paths nor any upload folder)."""
     return DataPathError(
-        f"{text} is not inside a data folder this app may read (allowed: {folders}). Put the "
-        f"dataset in one of those folders, upload it, or ask whoever runs the app to add its "
-        f"folder to {DATA_DIRS_ENV}.")
+        f"{text} is not inside a data folder this app may read. Put the dataset in the "
+        f"server's data folder (the project's data/ unless {DATA_DIRS_ENV} names others), "
+        "upload it, or ask whoever runs the app to add its folder to "
+        f"{DATA_DIRS_ENV}.")
 
 
 def resolve_user_path(text: str, roots: Sequence[Path]) -> Path:
@@ -120,16 +179,18 @@ def describe_kind(mode: int) -> str:
 
 def require_regular_file(path: Path) -> os.stat_result:
     """``os.stat(path)`` when ``path`` is a regular file; raises ``DataPathError`` for a FIFO,
-    device, socket or folder (checked before anything opens it)."""
+    device, socket or folder (checked before anything opens it). Messages name the file by
+    ``shown_path``."""
     try:
         info = os.stat(path)
     except FileNotFoundError:
-        raise DataPathError(f"{path} does not exist.") from None
+        raise DataPathError(f"{shown_path(path)} does not exist.") from None
     except OSError as exc:
-        raise DataPathError(f"Cannot read {path}: {exc.strerror or type(exc).__name__}.") from None
+        raise DataPathError(f"Cannot read {shown_path(path)}: "
+                            f"{exc.strerror or type(exc).__name__}.") from None
     if not stat.S_ISREG(info.st_mode):
-        raise DataPathError(f"{path} is {describe_kind(info.st_mode)}, not a regular file: "
-                            "refused. Give a plain file.")
+        raise DataPathError(f"{shown_path(path)} is {describe_kind(info.st_mode)}, not a "
+                            "regular file: refused. Give a plain file.")
     return info
 
 
@@ -144,11 +205,13 @@ def open_regular_file(path: Path):
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise DataPathError(f"Cannot open {path}: {exc.strerror or type(exc).__name__}.") from None
+        raise DataPathError(f"Cannot open {shown_path(path)}: "
+                            f"{exc.strerror or type(exc).__name__}.") from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise DataPathError(f"{path} is {describe_kind(mode)}, not a regular file: refused.")
+            raise DataPathError(f"{shown_path(path)} is {describe_kind(mode)}, not a regular "
+                                "file: refused.")
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
@@ -156,4 +219,5 @@ def open_regular_file(path: Path):
 
 
 __all__ = ["DATA_DIRS_ENV", "PROJECT_DATA_DIR", "DataPathError", "allowed_data_roots",
-           "is_within", "resolve_user_path", "require_regular_file", "open_regular_file"]
+           "is_within", "resolve_user_path", "require_regular_file", "open_regular_file",
+           "shown_path", "add_places"]

@@ -46,7 +46,7 @@ def run_pipeline_evaluation(args, stream=sys.stderr) -> dict:
     from .recognizer import Recognizer
 
     dataset = load_fer2013(args.data, skip_bad=args.skip_bad_rows)
-    images, labels = dataset.split(args.split)
+    images, labels = split_with_labels(dataset, args.split, args.labels, args.ferplus)
     if args.limit:
         images, labels = images[:args.limit], labels[:args.limit]
     width, height = (int(v) for v in args.frame.lower().split("x"))
@@ -75,14 +75,15 @@ def run_pipeline_evaluation(args, stream=sys.stderr) -> dict:
                 measure = args.measure_framing and variant == "plain"
                 report = evaluate_pipeline(recognizer, images, labels, options, progress,
                                            keep_records=measure)
-                report.update(split=args.split, variant=variant)
+                report.update(split=args.split, variant=variant, labels=args.labels)
                 if measure:
                     measured, spread = measure_framing(report.pop("records"))
                     framings[f"{detector}/{preset}"] = {**measured.as_dict(), **spread}
                     report["measured_framing"] = framings[f"{detector}/{preset}"]
                 rows.append(report)
                 print(format_pipeline_row(report), flush=True)
-    result = {"split": args.split, "faces": int(len(labels)), "model": str(args.model or "shipped"),
+    result = {"split": args.split, "labels": args.labels, "faces": int(len(labels)),
+              "model": str(args.model or "shipped"),
               "date": time.strftime("%Y-%m-%d"), "rows": rows}
     if framings:
         result["measured_framings"] = framings
@@ -90,6 +91,12 @@ def run_pipeline_evaluation(args, stream=sys.stderr) -> dict:
             print(f"measured framing {key}: scale {value['scale']}, dx {value['dx']}, "
                   f"dy {value['dy']} (box covers {value['box_covers_frame_width_median']:.1%} "
                   f"of FER2013's frame width; {value['faces']} faces)")
+    if args.write_card:
+        from .card import add_whole_path
+
+        add_whole_path(args.model, result, " ".join(["fer", "evaluate-pipeline",
+                                                     *sys.argv[2:]]))
+        print(f"whole-path results added to the model card ({args.labels} labels)")
     if args.out:
         tmp = f"{args.out}.{os.getpid()}.tmp"
         with open(tmp, "w", encoding="utf-8") as handle:
@@ -98,6 +105,21 @@ def run_pipeline_evaluation(args, stream=sys.stderr) -> dict:
         os.replace(tmp, args.out)
         print(f"wrote {args.out}")
     return result
+
+
+def split_with_labels(dataset, split: str, labels: str, ferplus_path=None):
+    """A split's faces and the labels they are scored by: FER2013's own, or (``ferplus-
+    majority``) FER+'s clear majority, on the faces that have one."""
+    images, fer_labels = dataset.split(split)
+    if labels == "fer2013":
+        return images, fer_labels
+    from .ferplus import FerPlus, aligned, load_ferplus
+
+    votes = aligned(load_ferplus(ferplus_path, dataset), dataset)
+    inside = dataset.usage == split
+    majority = FerPlus(votes.votes[inside], votes.usage[inside]).clear_majority()
+    keep = majority >= 0
+    return images[keep], majority[keep]
 
 
 def add_pipeline_parser(sub) -> None:
@@ -128,11 +150,19 @@ def add_pipeline_parser(sub) -> None:
     p.add_argument("--min-score", type=float, default=None,
                    help="drop faces with a detector score below this")
     p.add_argument("--limit", type=int, default=None, help="only the first N faces (quick runs)")
+    p.add_argument("--labels", default="fer2013", choices=["fer2013", "ferplus-majority"],
+                   help="score against FER2013's labels, or FER+'s clear majority (the faces "
+                        "that have one)")
+    p.add_argument("--ferplus", default=os.environ.get("FERPLUS_PATH") or None,
+                   help="FER+'s fer2013new.csv (default: $FERPLUS_PATH)")
     p.add_argument("--measure-framing", action="store_true",
                    help="also measure how the detector's box relates to FER2013's frame")
     p.add_argument("--sweep-framing", action="store_true",
                    help="instead of evaluating, score a grid of framings (PublicTest only)")
     p.add_argument("--out", default=None, help="write the results as JSON")
+    p.add_argument("--write-card", action="store_true",
+                   help="add the results to the model's card (whole_path, under the labels "
+                        "scored), which the app's pages read")
     p.set_defaults(func=_cmd_pipeline)
 
 

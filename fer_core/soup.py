@@ -13,10 +13,11 @@ from .data import Fer2013
 from .errors import ConfigError, ModelError
 from .model import load_keras_model, save_keras_model
 from .runs import Run
-from .train import as_model_input, prepare_splits, write_run_metrics
+from .train import as_model_input, crowd_labelled, prepare_splits, write_run_metrics
 
 SOUP_SHARED_SETTINGS = ("label_smoothing", "class_weighting", "teacher", "distill_temperature",
-                        "distill_weight", "mix", "mix_alpha")
+                        "distill_weight", "mix", "mix_alpha", "labels", "ferplus_path",
+                        "path_augment")
 
 
 def average_models(paths: list[str | Path], dataset: Fer2013, run_dir: str | Path,
@@ -46,18 +47,20 @@ def average_models(paths: list[str | Path], dataset: Fer2013, run_dir: str | Pat
                              f"{Path(paths[0]).name}: only models of one architecture average.")
     first.set_weights([np.mean(values, axis=0)
                        for values in zip(*(model.get_weights() for model in models))])
-    config = TrainConfig(architecture=first.name)
-    x_train, _, x_val, y_val, split = prepare_splits(dataset, config)
-    layers_done = recompute_batch_norm(first, as_model_input(x_train))
-    run.path.mkdir(parents=True, exist_ok=True)
-    save_keras_model(first, run.best_model)
     # The settings the weights learnt under, where every parent's run says the same: the
-    # calibration takes the label smoothing's floor off, and the card names the teachers.
+    # calibration takes the label smoothing's floor off, the card names the teachers, and a
+    # soup of crowd models is recalibrated and scored by the crowd, as its parents were.
     # (No epochs: a soup is not a run that can be resumed.)
     parents = [Run(Path(path).parent).config() for path in paths]
     shared = {key: parents[0][key] for key in SOUP_SHARED_SETTINGS
               if parents[0].get(key) is not None
               and all(parent.get(key) == parents[0][key] for parent in parents)}
+    config = TrainConfig(architecture=first.name, labels=shared.get("labels", "fer2013"),
+                         ferplus_path=shared.get("ferplus_path"))
+    x_train, _, x_val, y_val, split = prepare_splits(crowd_labelled(dataset, config), config)
+    layers_done = recompute_batch_norm(first, as_model_input(x_train))
+    run.path.mkdir(parents=True, exist_ok=True)
+    save_keras_model(first, run.best_model)
     run.write_config({"architecture": first.name, **shared,
                       **({"data_path": data_path} if data_path else {})})
     state = {"status": "finished", "epochs_done": 0, "best_epoch": 0, "best_kind": "average",

@@ -24,7 +24,7 @@ from .data import Fer2013, load_fer2013, stratified_subset
 from .errors import ConfigError
 from .labels import NUM_CLASSES
 from .model import build_model, load_keras_model, save_keras_model
-from .runs import BEST_BEFORE_RECALIBRATION, TEACHER_CACHE, Run, new_run_name
+from .runs import BEST_BEFORE_RECALIBRATION, TEACHER_CACHE, Run, WriteError, new_run_name
 
 
 def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
@@ -42,27 +42,46 @@ def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
 def prepare_splits(dataset: Fer2013, config: TrainConfig):
     """Training rows, validation rows (PublicTest; else 10% of Training, stratified) and the
     validation split's name."""
-    x_train, y_train = dataset.split("Training")
-    if len(y_train) == 0:
+    x_train, y_train, _, x_val, y_val, _, split = prepare_training_splits(dataset, config)
+    return x_train, y_train, x_val, y_val, split
+
+
+def prepare_training_splits(dataset: Fer2013, config: TrainConfig):
+    """As ``prepare_splits``, with each split's training targets (N, 7) beside its labels:
+    ``x_train, y_train, t_train, x_val, y_val, t_val, split``."""
+    train_rows = np.flatnonzero(dataset.usage == "Training")
+    if len(train_rows) == 0:
         raise ConfigError("The dataset has no Training rows to train on.")
-    x_val, y_val = dataset.split("PublicTest")
+    val_rows = np.flatnonzero(dataset.usage == "PublicTest")
     split = "PublicTest"
-    if len(y_val) == 0:
+    if len(val_rows) == 0:
         split = "Training (held out)"
         rng = np.random.default_rng(config.seed)
-        held = np.zeros(len(y_train), dtype=bool)
-        for label in np.unique(y_train):
-            members = np.flatnonzero(y_train == label)
+        y_all = dataset.labels[train_rows]
+        held = np.zeros(len(train_rows), dtype=bool)
+        for label in np.unique(y_all):
+            members = np.flatnonzero(y_all == label)
             held[rng.choice(members, size=max(1, len(members) // 10), replace=False)] = True
-        x_val, y_val = x_train[held], y_train[held]
-        x_train, y_train = x_train[~held], y_train[~held]
+        val_rows, train_rows = train_rows[held], train_rows[~held]
     if config.train_subset:
-        keep = stratified_subset(y_train, config.train_subset, config.seed)
-        x_train, y_train = x_train[keep], y_train[keep]
+        train_rows = train_rows[stratified_subset(dataset.labels[train_rows],
+                                                  config.train_subset, config.seed)]
     if config.validation_subset:
-        keep = stratified_subset(y_val, config.validation_subset, config.seed)
-        x_val, y_val = x_val[keep], y_val[keep]
-    return x_train, y_train, x_val, y_val, split
+        val_rows = val_rows[stratified_subset(dataset.labels[val_rows],
+                                              config.validation_subset, config.seed)]
+    targets = dataset.targets()
+    return (dataset.images[train_rows], dataset.labels[train_rows], targets[train_rows],
+            dataset.images[val_rows], dataset.labels[val_rows], targets[val_rows], split)
+
+
+def crowd_labelled(dataset: Fer2013, config: TrainConfig) -> Fer2013:
+    """The dataset as ``config.labels`` says: FER2013's own labels, or FER+'s crowd
+    (fer_core.ferplus.relabel says which faces stay and what each learns)."""
+    if config.labels == "fer2013":
+        return dataset
+    from .ferplus import load_ferplus, relabel
+
+    return relabel(dataset, load_ferplus(config.ferplus_path, dataset), config.labels)
 
 
 def pad_to_full_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
@@ -214,7 +233,9 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     run.clear_stop()
     if dataset is None:
         dataset = load_fer2013(config.data_path)
-    x_train, y_train, x_val, y_val, val_split = prepare_splits(dataset, config)
+    dataset = crowd_labelled(dataset, config)
+    x_train, y_train, t_train, x_val, y_val, t_val, val_split = prepare_training_splits(
+        dataset, config)
 
     from . import augment  # registers the trainer's layer and loss before a resume loads them
 
@@ -225,10 +246,11 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     # depend on the batch size or the seed.
     teacher = (teacher_probabilities(config, source, {"train": x_train, "val": x_val})
                if config.teacher else {"train": None, "val": None})
-    x_train, y_train, teacher["train"] = pad_to_full_batches(
-        x_train, y_train, config.batch_size, config.seed, teacher["train"])
+    x_train, y_train, teacher["train"], t_train = pad_to_full_batches(
+        x_train, y_train, config.batch_size, config.seed, teacher["train"], t_train)
     target_width = NUM_CLASSES * (2 if config.teacher else 1)
     state = source.state()
+    state.pop("reason", None)  # why an earlier attempt failed: not this one's
     initial_epoch = 0
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         if source.last_model.is_file() and state.get("epochs_done"):
@@ -267,6 +289,7 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
         return source.path
 
     data_used = {"source": Path(str(dataset.source)).name, "training_images": training_images,
+                 "labels": config.labels,
                  "validation_split": val_split, "validation_images": int(len(y_val))}
     steps = int(math.ceil(len(y_train) / config.batch_size))
     swa = None
@@ -289,8 +312,9 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     if config.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy",
                                                        patience=config.early_stopping_patience))
-    train_inputs, y_train_hot = augment.trainer_inputs(x_train, y_train, teacher["train"])
-    val_inputs, y_val_hot = augment.trainer_inputs(x_val, y_val, teacher["val"])
+    train_inputs, y_train_hot = augment.trainer_inputs(x_train, y_train, teacher["train"],
+                                                       t_train)
+    val_inputs, y_val_hot = augment.trainer_inputs(x_val, y_val, teacher["val"], t_val)
     run.write_state({**state, "status": "running", "epochs_done": initial_epoch,
                      "epochs": config.epochs, "best_val_accuracy": best["val_accuracy"],
                      "best_epoch": best["epoch"], "pid": os.getpid(), "data": data_used,
@@ -306,6 +330,12 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
         fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
                          train_inputs, y_train_hot, weights[y_train],
                          val_inputs, y_val_hot, worker_index)
+    if callback.failure is not None:
+        _fail_run(run, callback.failure, best, started)
+        if not is_chief:
+            shutil.rmtree(run.path, ignore_errors=True)
+        failure = callback.failure
+        raise WriteError(failure.name, failure.cause, resume=source.path) from failure.cause
     if not is_chief:
         shutil.rmtree(run.path, ignore_errors=True)
         return source.path
@@ -325,6 +355,26 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
         write_run_metrics(run.path, x_val, y_val, val_split, config.architecture,
                           best["epoch"], len(history))
     return run.path
+
+
+def _fail_run(run: Run, failure: WriteError, best: dict, started: float) -> None:
+    """A write failed while training (``failure`` says which file and why): record the run as
+    failed with that reason. Its files are those of its last full epoch (each write is atomic,
+    and the failed one left no temporary file), with ``best`` describing best.keras; ``fer
+    train --run`` resumes it. The caller raises the error: the command line prints its one
+    line."""
+    try:
+        state = run.state()
+        state.update(status="failed", reason=str(failure),
+                     best_val_accuracy=best["val_accuracy"], best_epoch=best["epoch"],
+                     best_kind=best["kind"],
+                     train_seconds=round(state.get("train_seconds", 0)
+                                         + time.time() - started, 1), updated=time.time())
+        state.pop("pid", None)
+        run.write_state(state)
+    except OSError as exc:  # still no room even for state.json: the message says it all
+        print(f"could not record the failure in {run.state_path.name} either: "
+              f"{exc.strerror or exc}", flush=True)
 
 
 def write_run_metrics(run_dir: str | Path, x_val: np.ndarray, y_val: np.ndarray, split: str,
@@ -371,4 +421,5 @@ def recalibrate_best(run_dir: str | Path, x_train: np.ndarray, x_val: np.ndarray
 
 __all__ = ["TrainConfig", "train", "learning_rate_at", "class_weights", "prepare_splits",
            "recalibrate_best", "write_run_metrics", "pad_to_full_batches",
+           "prepare_training_splits", "crowd_labelled",
            "teacher_probabilities"]
