@@ -4,6 +4,10 @@ Only paths inside the allowed data folders (``fer_core.paths``: ``FER_DATA_DIRS`
 project's ``data/``; plus ``FER2013_PATH``) and the session's own upload folder are kept.
 ``data_path()`` therefore never returns a path a visitor typed to reach elsewhere on the
 server's disk.
+
+Messages about these files name them as a visitor knows them, never by the server's absolute
+path: ``fer_core.paths.shown_path`` says "train/happy/1.jpg in the data folder", and, for the
+upload folder registered here, "<file> in your uploads".
 """
 
 from __future__ import annotations
@@ -13,15 +17,36 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_lib.session_files import session_folder
+from app_lib.session_files import session_folder, upload_root
 from fer_core.paths import default_data_path
-from fer_core.paths import allowed_data_roots, is_within, resolve_user_path
+from fer_core.paths import add_places, allowed_data_roots, is_within, resolve_user_path, shown_path
 
 DATA_PATH_KEY = "fer2013_path"  # session_state: the accepted FER2013 path ("" if none)
 
 
+def visitor_places() -> list[tuple[Path, str]]:
+    """The folders a visitor knows by a name rather than a path: every session's uploads are
+    under the upload root ("your uploads"; the data folders are named by fer_core.paths)."""
+    return [(upload_root(), "your uploads")]
+
+
+add_places(visitor_places)
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` for a message to a visitor: "<file> in your uploads", "<relative path> in the
+    data folder", else the file's name; never an absolute path of the server."""
+    return shown_path(path)
+
+
 def allowed_roots() -> list[Path]:
-    """Where this session may read data: the configured data folders and its uploads."""
+    """Where this session may read data: the configured data folders and its uploads; on a
+    server only this machine can reach (127.0.0.1, no password: its one user is the
+    administrator, who can read any file anyway), the whole disk."""
+    from app_lib.access import admin_mode
+
+    if admin_mode() == "local":
+        return [Path(Path.cwd().anchor)]
     return allowed_data_roots() + [session_folder()]
 
 
@@ -84,11 +109,11 @@ def set_data_path(text: str) -> str:
     """Accept ``text`` as the session's dataset path if it lies in ``allowed_roots()``.
 
     Returns the resolved path ('' for an empty ``text``). Raises ``fer_core.paths.
-    DataPathError`` (a FerError) otherwise, and the session then has no dataset path, so no
-    page goes on reading the previous one by mistake."""
+    DataPathError`` (a FerError) otherwise, and the dataset already chosen stays chosen (a
+    mistyped path unloaded it)."""
     text = (text or "").strip()
-    st.session_state[DATA_PATH_KEY] = ""
     if not text:
+        st.session_state[DATA_PATH_KEY] = ""
         return ""
     resolved = str(resolve_user_path(text, allowed_roots()))
     st.session_state[DATA_PATH_KEY] = resolved

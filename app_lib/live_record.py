@@ -10,7 +10,6 @@ backwards even when the system clock is adjusted.
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -20,7 +19,7 @@ from datetime import datetime, timezone
 import numpy as np
 
 from fer_core import EMOTIONS
-from fer_core.results import VIDEO_COLUMNS, face_rows, typed_frame
+from fer_core.results import VIDEO_COLUMNS, face_rows, frame_to_csv_bytes, typed_frame
 
 # A recording keeps at most this many frames: 10 minutes at 30 frames a second (a frame with
 # two faces is one entry). It then stops by itself and says so; nothing already recorded is
@@ -146,9 +145,8 @@ class LiveRecorder:
 
     def csv_bytes(self) -> bytes:
         def build():
-            buffer = io.StringIO()
-            typed_frame(self.rows(), LIVE_COLUMNS).to_csv(buffer, index=False)
-            return buffer.getvalue().encode()
+            # the shared writer: formula-like cells neutralised, numbers kept
+            return frame_to_csv_bytes(typed_frame(self.rows(), LIVE_COLUMNS))
 
         return self._export("csv", build)
 

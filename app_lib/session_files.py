@@ -105,7 +105,7 @@ def _private_folder(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-        raise UploadError(f"The upload folder {path} is not a folder owned by the app's user. "
+        raise UploadError("The upload folder is not a folder owned by the app's user. "
                           f"Set {UPLOAD_DIR_ENV} to a private folder and restart the app.")
     return path
 
@@ -193,14 +193,35 @@ def check_upload_size(uploaded, limit_mb: float, what: str, setting: str | None)
 
 def save_upload(uploaded, folder: Path | None = None) -> Path:
     """Store an uploaded file in the session's folder, named by its SHA-256 (the same upload is
-    stored once) and a known suffix; returns its path. The user's file name is not used."""
-    folder = folder or session_folder()
+    stored once) and a known suffix; returns its path. The user's file name is not used.
+
+    A full disk (or another OS error) while storing it raises UploadError with a message for
+    the page, never a traceback; the partly written temporary file is removed."""
     suffix = Path(getattr(uploaded, "name", "") or "").suffix.lower()
-    uploaded.seek(0)
-    target, _ = store_by_digest(uploaded, folder, "",
-                                suffix if suffix in KNOWN_SUFFIXES else ".bin")
-    uploaded.seek(0)
+    try:
+        folder = folder or session_folder()
+        uploaded.seek(0)
+        target, _ = store_by_digest(uploaded, folder, "",
+                                    suffix if suffix in KNOWN_SUFFIXES else ".bin")
+    except OSError as exc:
+        raise UploadError(_storage_failure(uploaded, exc)) from exc
+    finally:
+        uploaded.seek(0)
     return target
+
+
+def _storage_failure(uploaded, exc: OSError) -> str:
+    """What to tell the visitor when an upload cannot be stored (no server path in it)."""
+    import errno
+
+    size = f" ({upload_size(uploaded) / MB:,.1f} MB)"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"The server's disk is full: this file{size} could not be stored. Try again "
+                "later or with a smaller file; the server's administrator needs to free space "
+                f"in its upload folder ({UPLOAD_DIR_ENV}).")
+    return (f"This file{size} could not be stored on the server "
+            f"({exc.strerror or type(exc).__name__}). Try again later; if it persists, the "
+            f"server's administrator should check its upload folder ({UPLOAD_DIR_ENV}).")
 
 
 __all__ = ["UploadError", "session_folder", "server_folder", "remove_stale_folders",

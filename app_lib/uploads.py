@@ -164,9 +164,11 @@ ALL_PHOTO_COLUMNS = RESULT_COLUMNS + ["problem"]
 
 
 def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> bytes:
-    from fer_core.results import typed_frame
+    """The shared CSV writer: a cell that would start a formula is neutralised (a visitor's
+    file name is in it), numbers stay numbers."""
+    from fer_core.results import rows_to_csv_bytes
 
-    return typed_frame(rows, columns or RESULT_COLUMNS).to_csv(index=False).encode("utf-8")
+    return rows_to_csv_bytes(rows, columns or RESULT_COLUMNS)
 
 
 def to_json_bytes(payload) -> bytes:

@@ -4,6 +4,11 @@
 results, so it fits ``ray.data.Dataset.map_batches`` as well as the CLI::
 
     python -m fer_core predict photos/ clip.mp4 --out results.csv
+
+File names come from anywhere (a folder of someone else's photos): every line printed names
+them through ``terminal_safe`` (a newline or an escape sequence in a name is shown escaped),
+and a CSV written with ``--out`` has its formula-like text cells neutralised
+(``fer_core.safe_text.to_safe_csv``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .image import read_image
 from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .runs import atomic_writer, temporary_beside
 from .results import FILE_VIDEO_COLUMNS, PHOTO_COLUMNS
+from .safe_text import terminal_safe, to_safe_csv
 
 OUT_SUFFIXES = (".csv", ".json", ".parquet")
 
@@ -37,8 +43,8 @@ def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[tuple[str, st
             found = sorted(p for p in path.rglob("*")
                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
             if not found:
-                raise FerError(f"The folder {raw} holds no image or video files, nor do its "
-                               "subfolders; predict reads files ending in "
+                raise FerError(f"The folder {terminal_safe(raw)} holds no image or video "
+                               "files, nor do its subfolders; predict reads files ending in "
                                f"{', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}. Give a folder "
                                "of photos or videos, or name the files.")
             files.extend(found)
@@ -56,33 +62,39 @@ def check_out(out: str | os.PathLike) -> Path:
     path = Path(out)
     if path.suffix.lower() not in OUT_SUFFIXES:
         raise FerError(f"--out must end in .csv, .json or .parquet, not {path.name!r}.")
+    shown = terminal_safe(path)
     if path.is_symlink():
-        raise FerError(f"--out {path} is a symbolic link; it is not replaced (it could point "
+        raise FerError(f"--out {shown} is a symbolic link; it is not replaced (it could point "
                        "anywhere). Remove the link or give another file name.")
     if path.is_dir():
-        raise FerError(f"--out {path} is a folder; give a file name, e.g. {path / 'results.csv'}.")
+        raise FerError(f"--out {shown} is a folder; give a file name, e.g. "
+                       f"{terminal_safe(path / 'results.csv')}.")
     if path.exists() and not path.is_file():
-        raise FerError(f"--out {path} exists and is not a regular file (a FIFO or device?); "
+        raise FerError(f"--out {shown} exists and is not a regular file (a FIFO or device?); "
                        "give another file name.")
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FerError(f"Cannot create the folder {folder} for --out: "
+        raise FerError(f"Cannot create the folder {terminal_safe(folder)} for --out: "
                        f"{exc.strerror or type(exc).__name__}. Choose another --out.") from None
     try:  # a real probe: access() says yes to root even on a read-only file system
         with temporary_beside(folder / ".fer-out-check"):
             pass
     except OSError as exc:
-        raise FerError(f"Cannot write in {folder} ({exc.strerror or type(exc).__name__}). "
-                       "Give an --out in a folder you may write to.") from None
+        raise FerError(f"Cannot write in {terminal_safe(folder)} "
+                       f"({exc.strerror or type(exc).__name__}). Give an --out in a folder you "
+                       "may write to.") from None
     return path
 
 
 def write_table(rows: list[dict], out: Path, columns: list[str]) -> None:
     """Write the results through a unique temporary file in ``out``'s folder, renamed into
     place: ``out`` is either the complete new table or untouched, and the temporary file is
-    removed whatever happens (a full disk included). A symbolic link is never replaced."""
+    removed whatever happens (a full disk included). A symbolic link is never replaced. In a
+    CSV, text cells that a spreadsheet would run as formulas get a leading single quote and
+    cells holding line breaks are quoted (``fer_core.safe_text.to_safe_csv``); numbers, JSON
+    and Parquet are written as they are."""
     import pandas as pd
 
     frame = pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
@@ -93,15 +105,16 @@ def write_table(rows: list[dict], out: Path, columns: list[str]) -> None:
     try:
         with atomic_writer(out, "wb") as handle:
             if suffix == ".csv":
-                frame.to_csv(handle, index=False)
+                to_safe_csv(frame, handle)
             elif suffix == ".json":
                 handle.write(frame.to_json(orient="records", indent=1).encode("utf-8"))
             else:
                 frame.to_parquet(handle, index=False)
     except ConfigError as exc:  # the target is (or became) a symbolic link
-        raise FerError(f"--out {out}: {exc} Remove the link and run again.") from None
+        raise FerError(f"--out {terminal_safe(out)}: {exc} Remove the link and run "
+                       "again.") from None
     except OSError as exc:
-        raise FerError(f"Could not write the results to {out}: "
+        raise FerError(f"Could not write the results to {terminal_safe(out)}: "
                        f"{exc.strerror or type(exc).__name__}. Nothing was written there; "
                        "free some space or choose another --out.") from None
 
@@ -110,11 +123,12 @@ def check_explain(folder: str | os.PathLike) -> Path:
     """Check ``--explain DIR`` before any work: a folder (made if missing), not a file."""
     path = Path(folder)
     if path.exists() and not path.is_dir():
-        raise FerError(f"--explain {path} is not a folder; give a folder for the PNGs.")
+        raise FerError(f"--explain {terminal_safe(path)} is not a folder; give a folder for "
+                       "the PNGs.")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FerError(f"Cannot create the folder {path} for --explain: "
+        raise FerError(f"Cannot create the folder {terminal_safe(path)} for --explain: "
                        f"{exc.strerror or type(exc).__name__}. Choose another folder.") from None
     return path
 
@@ -168,7 +182,8 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
             done += 1
         except FerError as exc:
             failures.append((str(path), str(exc)))
-        print(f"\r[{index}/{len(files)}] {path.name[:60]:<60}", end="", file=stream, flush=True)
+        shown = terminal_safe(path.name)[:60]
+        print(f"\r[{index}/{len(files)}] {shown:<60}", end="", file=stream, flush=True)
     if files:
         print(file=stream)
     if out_path is not None:
@@ -223,28 +238,39 @@ def add_predict_parser(sub) -> None:
 
 
 def _cmd_predict(args) -> int:
+    try:
+        return _predict_and_report(args)
+    except FerError as exc:
+        # The message may quote a file name; ``fer``'s handler prints it as it is.
+        exc.args = (terminal_safe(str(exc)),)
+        raise
+
+
+def _predict_and_report(args) -> int:
+    """``fer predict``: every line that names a file shows it through ``terminal_safe``."""
     result = run_predict(args.paths, args.out, args.model, args.every, args.preset,
                          detector=args.detector,
                          explain=args.explain, engine=args.engine,
                          concurrency=args.concurrency)
     summary = result["summary"]
     if args.explain:
-        print(f"explanations: {len(summary['explanations'])} PNGs in {args.explain}")
+        print(f"explanations: {len(summary['explanations'])} PNGs in "
+              f"{terminal_safe(args.explain)}")
     if args.out is None:
         for row in result["rows"]:
             if row.get("label"):
                 where = f" frame {row['frame']}" if row.get("frame") is not None else ""
                 label = (f"uncertain: {row['label']}/{row['second']}" if row.get("uncertain")
                          else row["label"])
-                print(f"{row['file']}{where}: face at ({row['x']}, {row['y']}, {row['w']}, "
-                      f"{row['h']}) -> {label} ({row['confidence'] * 100:.1f}%)")
+                print(f"{terminal_safe(row['file'])}{where}: face at ({row['x']}, {row['y']}, "
+                      f"{row['w']}, {row['h']}) -> {label} ({row['confidence'] * 100:.1f}%)")
             elif row.get("faces") == 0:
-                print(f"{row['file']}: no face found")
+                print(f"{terminal_safe(row['file'])}: no face found")
     print(f"files: {summary['files']}, processed: {summary['processed']}, faces: "
           f"{summary['faces']}, failed: {len(summary['failed'])}"
-          + (f", results: {args.out}" if args.out else ""))
+          + (f", results: {terminal_safe(args.out)}" if args.out else ""))
     for path, reason in summary["failed"]:
-        print(f"  failed: {path}: {reason}")
+        print(f"  failed: {terminal_safe(path)}: {terminal_safe(reason)}")
     failed = len(summary["failed"])
     if failed:
         print(f"{failed} of {summary['files']} input{'s' if summary['files'] != 1 else ''} "

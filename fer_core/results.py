@@ -54,4 +54,22 @@ def typed_frame(rows: list[dict], columns: list[str]):
     return frame
 
 
-__all__ = ["typed_frame", "FACE_COLUMNS", "PHOTO_COLUMNS", "VIDEO_COLUMNS", "FILE_VIDEO_COLUMNS", "face_rows"]
+def frame_to_csv_bytes(frame) -> bytes:
+    """The CSV of a results table, as UTF-8 bytes: the one writer for the CSVs people open in
+    a spreadsheet (downloads, ``fer predict --out x.csv``). A text cell that a spreadsheet
+    would run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return: a file named ``=HYPERLINK(...).png``) gets a leading single quote; numbers stay
+    numbers; a cell holding a line break is quoted (CRLF line ends, as RFC 4180). JSON is
+    written from the table as it is."""
+    from .safe_text import to_safe_csv
+
+    return to_safe_csv(frame).encode("utf-8")
+
+
+def rows_to_csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
+    """``frame_to_csv_bytes`` of ``typed_frame(rows, columns)``."""
+    return frame_to_csv_bytes(typed_frame(rows, columns))
+
+
+__all__ = ["typed_frame", "frame_to_csv_bytes", "rows_to_csv_bytes", "FACE_COLUMNS",
+           "PHOTO_COLUMNS", "VIDEO_COLUMNS", "FILE_VIDEO_COLUMNS", "face_rows"]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, FerError
 
 RUNS_DIR_ENV = "FER_RUNS_DIR"
 
@@ -65,6 +66,65 @@ ACTIVE = "active.json"  # in the runs folder, not in a run
 HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
                   "seconds", "swa_val_accuracy"]
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+# ----------------------------------------------------------------------------- write failures
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+class WriteError(FerError):
+    """A file of a run could not be written (the disk is full, or another OS error). The
+    atomic writer leaves the previous file as it was and no temporary file behind, so the run
+    can be resumed once the cause is fixed. ``name``: the file; ``cause``: the OSError;
+    ``resume``: the run folder, when the message should say how to resume it."""
+
+    def __init__(self, name: str, cause: OSError, resume: str | os.PathLike | None = None):
+        self.name, self.cause = name, cause
+        how = f" (fer train --run {resume})" if resume is not None else ""
+        super().__init__(write_failure_message(name, cause) + how)
+
+
+def os_error_in(exc: BaseException | None) -> OSError | None:
+    """The OSError behind ``exc``: itself, or one it was raised from or while handling (a
+    library may wrap the disk's error in its own)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    error = os_error_in(exc)
+    return error is not None and error.errno in DISK_FULL_ERRNOS
+
+
+def write_failure_message(name: str, exc: BaseException) -> str:
+    """One line: which file could not be saved, why, and what to do."""
+    if is_disk_full(exc):
+        return f"disk full while saving {name}: free space and resume"
+    error = os_error_in(exc) or exc
+    why = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    code = errno.errorcode.get(getattr(error, "errno", None) or -1)
+    return (f"could not save {name} ({why}{f', {code}' if code else ''}): fix that and "
+            "resume")
+
+
+@contextlib.contextmanager
+def saving(name: str):
+    """Turn an OSError (or an error caused by one) while writing ``name`` into WriteError."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except Exception as exc:
+        error = os_error_in(exc)
+        if error is None:
+            raise
+        raise WriteError(name, error) from exc
 
 
 # ----------------------------------------------------------------------------- atomic files
@@ -369,7 +429,8 @@ def read_history(run_dir: str | os.PathLike) -> list[dict]:
     return Run(run_dir).history()
 
 
-__all__ = ["Run", "list_runs", "read_history", "check_run_name", "new_run_name", "runs_dir",
+__all__ = ["WriteError", "saving", "write_failure_message", "is_disk_full", "os_error_in",
+           "Run", "list_runs", "read_history", "check_run_name", "new_run_name", "runs_dir",
            "temporary_beside", "atomic_path", "atomic_writer", "atomic_write_text",
            "store_by_digest",
            "write_json", "read_json", "file_lock", "HISTORY_FIELDS", "RUNS_DIR_ENV"]

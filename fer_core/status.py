@@ -82,8 +82,9 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
 
     ``phase`` is one of: ``starting`` (process up, data loading), ``training``, ``stopping``,
     ``finished``, ``stopped``, ``interrupted`` (the process ended without finishing: killed
-    or crashed; resumable), ``failed`` (ended before the first epoch; see ``log``), ``idle``
-    (a folder with no job information).
+    or crashed; resumable), ``failed`` (ended before the first epoch, see ``log``; or a
+    checkpoint or history write failed, e.g. a full disk: ``reason`` says which and why, and
+    the run resumes from its last full epoch), ``idle`` (a folder with no job information).
     """
     run = Run(run_dir)
     now = time.time() if now is None else now
@@ -112,8 +113,8 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
         if job and not fresh_state:
             # The latest job ended before it trained a batch: stopped by the user, or failed.
             phase = "stopped" if job.get("terminated") else "failed"
-        elif status in ("finished", "stopped"):
-            phase = status
+        elif status in ("finished", "stopped", "failed"):
+            phase = status  # "failed": training stopped on an error; state.json says why
         elif status == "running":
             phase = "interrupted"
         else:
@@ -140,6 +141,10 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
             epoch_seconds = sum(recent) / len(recent)
             elapsed = max(now - float(state.get("updated", now)), 0.0)
             eta = max((epochs - epochs_done) * epoch_seconds - elapsed, 0.0)
+    reason = state.get("reason") if phase == "failed" and fresh_state else None
+    log = tail(run.file(TRAIN_LOG))
+    if reason and reason not in log:  # a run started from a terminal has no train.log here
+        log = f"{log}\n{reason}" if log else reason
     return {
         "name": run.name, "path": str(run.path), "phase": phase, "alive": alive, "pid": pid,
         "config": config, "state": state, "progress": progress if fresh_progress else None,
@@ -148,7 +153,7 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
         "eta_seconds": eta, "best_val_accuracy": state.get("best_val_accuracy"),
         "best_epoch": state.get("best_epoch"), "has_model": run.best_model.is_file(),
         "metrics": run.metrics(), "evaluation": read_json(run.file(EVAL_REPORT), None),
-        "log": tail(run.file(TRAIN_LOG)), "started": started,
+        "log": log, "started": started, "reason": reason,
     }
 
 

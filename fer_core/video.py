@@ -9,7 +9,15 @@ import numpy as np
 
 from .errors import FerError, ImageError
 from .results import VIDEO_COLUMNS, face_rows
+from .safe_text import terminal_safe
 from .uncertainty import threshold_of
+
+
+def _name(path) -> str:
+    """The file's name for a message: its control characters escaped (a name can hold a
+    newline or a terminal escape sequence), never its folder."""
+    return terminal_safe(Path(path).name)
+
 
 def _reason(exc: Exception) -> str:
     """A decoder error without the file's full path (FFmpeg's messages end with it)."""
@@ -33,11 +41,11 @@ def iter_frames(path: str | Path, every: int = 1, report: dict | None = None):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise ImageError(f"{Path(path).name} is not a video we can read: "
+        raise ImageError(f"{_name(path)} is not a video we can read: "
                          f"{_reason(exc)}.") from exc
     try:
         if not container.streams.video:
-            raise ImageError(f"{Path(path).name} has no video stream.")
+            raise ImageError(f"{_name(path)} has no video stream.")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         # Times count from the stream's start, as a player shows them: many files (phone
@@ -60,7 +68,7 @@ def iter_frames(path: str | Path, every: int = 1, report: dict | None = None):
                 yield index, seconds, frame.to_ndarray(format="rgb24")
         except av.error.FFmpegError as exc:
             if index < 0:
-                raise ImageError(f"{Path(path).name}: no frame could be decoded "
+                raise ImageError(f"{_name(path)}: no frame could be decoded "
                                  f"({_reason(exc)}).") from exc
             # A truncated file: keep what was decoded, and say so.
             if report is not None:
@@ -83,7 +91,7 @@ def video_info(path: str | Path) -> dict:
                     "fps": float(stream.average_rate or 0), "frames": stream.frames or None,
                     "duration_s": duration}
     except (av.error.FFmpegError, OSError, IndexError, ValueError) as exc:
-        raise ImageError(f"{Path(path).name} is not a video we can read: "
+        raise ImageError(f"{_name(path)} is not a video we can read: "
                          f"{_reason(exc)}.") from exc
 
 

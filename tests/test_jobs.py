@@ -231,6 +231,26 @@ def test_a_run_started_elsewhere_is_followed_by_its_command_line(tmp_path):
     assert run_status(run_dir)["phase"] == "interrupted"
 
 
+def test_a_terminal_run_in_fer_runs_dir_is_found_by_its_command_line(tmp_path):
+    """`fer train --name R` without --runs-dir trains $FER_RUNS_DIR/R when that is set (it
+    used ./runs): a run started so, by an older fer_core that takes no lock, is found there."""
+    import os
+
+    from fer_core.jobs import find_training_process
+
+    runs = tmp_path / "shared-runs"
+    run_dir = fake_run(runs, "cli-run", status="running", epochs_done=1, epochs=4)
+    (tmp_path / "cwd").mkdir()
+    process = stand_in("-m", "fer_core", "train", "--name", "cli-run", cwd=str(tmp_path / "cwd"),
+                       env={**os.environ, "FER_RUNS_DIR": str(runs)})
+    try:
+        assert find_training_process(run_dir) == process.pid
+        assert run_status(run_dir)["phase"] == "training"
+    finally:
+        process.kill()
+        process.wait()
+
+
 @pytest.mark.timeout(900)
 def test_resume_keeps_the_runs_own_settings_and_its_finished_epochs(tmp_path):
     """A run with a non-default schedule, weight averaging and no warm-up is stopped after

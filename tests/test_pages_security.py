@@ -124,6 +124,43 @@ def test_dataset_path_box_refuses_paths_outside_the_data_folders(secure_env):
     assert {m.label: m.value for m in at.metric}["Images"] == f"{3 * 7 * 3 + 2}"
 
 
+def test_refused_path_names_no_server_folder_and_keeps_the_loaded_dataset(secure_env):
+    """Issue 21 item 6: a refused path named the data folders and the session's own upload
+    folder, and unloaded the dataset that was already loaded."""
+    inside = write_fer_csv(secure_env["data"] / "fer2013.csv")
+    at = page("app_pages/dataset.py")
+    at.text_input(key="dataset_path_input").set_value(str(inside)).run()
+    assert not at.error, texts(at.error)
+    at.text_input(key="dataset_path_input").set_value("/etc/passwd").run()
+    assert_clean(at)
+    message = texts(at.error)
+    assert "not inside a data folder" in message
+    for folder in (secure_env["data"], secure_env["uploads"], secure_env["tmp"]):
+        assert str(folder) not in plain(message)
+    assert "fer2013.csv" in plain(message) and "stays in use" in message
+    assert at.session_state["fer2013_path"] == str(inside.resolve())
+    assert {m.label: m.value for m in at.metric}["Images"] == f"{3 * 7 * 3 + 2}"
+
+
+def test_local_administrator_may_load_any_path(secure_env):
+    """On 127.0.0.1 without a password, the one user is the administrator: a dataset outside
+    the data folders loads (a network server still refuses it, as tested above)."""
+    from streamlit import config
+
+    (secure_env["tmp"] / "elsewhere").mkdir()
+    elsewhere = write_fer_csv(secure_env["tmp"] / "elsewhere" / "fer2013.csv")
+    before = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    try:
+        at = page("app_pages/dataset.py")
+        at.text_input(key="dataset_path_input").set_value(str(elsewhere)).run()
+        assert_clean(at)
+        assert not at.error, texts(at.error)
+        assert {m.label: m.value for m in at.metric}["Images"] == f"{3 * 7 * 3 + 2}"
+    finally:
+        config.set_option("server.address", before)
+
+
 def plain(markdown: str) -> str:
     """What an escaped Markdown source shows: the text without its backslash escapes."""
     import re
@@ -343,3 +380,203 @@ def test_sessions_share_one_cached_copy_of_a_shared_dataset(secure_env, monkeypa
         assert not at.error, texts(at.error)
         end_apptest_session()
     assert calls == [str(shared)]
+
+
+# ----------------------------------------------------------------------------- throttled sign-in
+
+ADMIN_PASSWORD = "s3cret-for-tests"
+
+
+class FakeClock:
+    """``app_lib.access._clock`` in the tests: time moves only when a test says so."""
+
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def sign_in_env(secure_env, monkeypatch):
+    """A server with an administrator password on a network address, a fake clock, an empty
+    server-wide failure count, the password comparisons counted and the log captured."""
+    import hmac
+    import logging
+
+    from app_lib import access
+
+    clock = FakeClock()
+    monkeypatch.setattr(access, "_clock", clock)
+    monkeypatch.setenv("FER_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    access.SERVER_FAILURES.clear()
+    compared = []
+    real_compare = hmac.compare_digest
+
+    def counting_compare(a, b):
+        compared.append(1)
+        return real_compare(a, b)
+
+    monkeypatch.setattr(access.hmac, "compare_digest", counting_compare)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("fer_app")
+    logger.addHandler(handler)
+    from tests.test_pages import listening_on
+
+    try:
+        with listening_on("0.0.0.0"):
+            yield {"clock": clock, "compared": compared, "log": records, **secure_env}
+    finally:
+        logger.removeHandler(handler)
+        access.SERVER_FAILURES.clear()
+
+
+def try_password(at: AppTest, password: str) -> AppTest:
+    at.sidebar.text_input[0].set_value(password)
+    at.sidebar.button[0].click()
+    at.run()
+    assert_clean(at)
+    return at
+
+
+def signed_in(at: AppTest) -> bool:
+    return "Signed in as administrator" in texts(at.sidebar.caption)
+
+
+def test_wrong_passwords_make_the_sign_in_wait_longer_and_longer(sign_in_env):
+    """Three wrong passwords are free; then 2, 4, 8 s of waiting, during which any attempt
+    (the right password too) is refused without being compared and the wait is shown; once
+    the wait has passed the right password signs in. Each failure is logged, no password."""
+    clock, compared, log = sign_in_env["clock"], sign_in_env["compared"], sign_in_env["log"]
+    at = page("app_pages/training.py")
+    assert not at.sidebar.warning and not signed_in(at)
+    assert "Only an administrator can do this" in texts(at.info)
+    guesses = [f"guess-{i}-wrong" for i in range(5)]
+    for guess in guesses[:2]:
+        try_password(at, guess)
+        assert "Wrong password" in texts(at.sidebar.error) and not at.sidebar.warning
+    try_password(at, guesses[2])  # the third: from now on, a wait
+    assert "Wrong password" in texts(at.sidebar.error)
+    assert "Try again in 2 s" in texts(at.sidebar.warning)
+    assert len(compared) == 3
+
+    try_password(at, ADMIN_PASSWORD)  # the right one, during the wait: refused, not compared
+    refusal = texts(at.sidebar.error)
+    assert "Not checked" in refusal and "Try again in 2 s" in refusal
+    assert not signed_in(at) and len(compared) == 3
+    clock.advance(1.5)
+    try_password(at, guesses[3])  # refused, and not counted: the wait does not grow
+    assert "Try again in 1 s" in texts(at.sidebar.error) and len(compared) == 3
+
+    clock.advance(0.5)  # the 2 s have passed
+    try_password(at, guesses[3])
+    assert "Wrong password" in texts(at.sidebar.error)
+    assert "Try again in 4 s" in texts(at.sidebar.warning)
+    clock.advance(3)
+    try_password(at, ADMIN_PASSWORD)
+    assert "Try again in 1 s" in texts(at.sidebar.error) and not signed_in(at)
+    clock.advance(1)
+    try_password(at, guesses[4])
+    assert "Try again in 8 s" in texts(at.sidebar.warning)
+    clock.advance(7.75)
+    try_password(at, ADMIN_PASSWORD)
+    assert not signed_in(at) and len(compared) == 5
+    # A reload of the page (no attempt) still says how long is left.
+    at.run()
+    assert "Try again in 1 s" in texts(at.sidebar.warning)
+
+    clock.advance(0.25)  # the stated wait has passed: the administrator signs in
+    try_password(at, ADMIN_PASSWORD)
+    assert signed_in(at) and len(compared) == 6
+    assert "Only an administrator can do this" not in texts(at.info)
+
+    failures = [r for r in log if "sign-in failed" in r.getMessage()]
+    assert len(failures) == 5
+    assert all(r.levelname == "WARNING" for r in failures)
+    assert "5 wrong in a row" in failures[-1].getMessage()
+    assert "next attempt allowed in 8 s" in failures[-1].getMessage()
+    everything = "\n".join(r.getMessage() for r in log)
+    assert ADMIN_PASSWORD not in everything
+    assert not any(guess in everything for guess in guesses)
+
+
+def test_the_wait_is_per_session_and_signing_in_resets_it(sign_in_env):
+    """Another tab has its own count (below the server-wide threshold); a successful sign-in
+    starts the count afresh."""
+    at = page("app_pages/training.py")
+    for i in range(3):
+        try_password(at, f"wrong-{i}")
+    assert "Try again in 2 s" in texts(at.sidebar.warning)
+    other = page("app_pages/training.py")  # a new tab: a new session
+    assert not other.sidebar.warning
+    try_password(other, ADMIN_PASSWORD)
+    assert signed_in(other)
+
+
+def test_the_server_wide_count_makes_a_new_session_wait(sign_in_env):
+    """Past SERVER_FREE_FAILURES wrong passwords on the server (from any sessions), a brand
+    new session waits too, and is told for how long; once that has passed, it signs in."""
+    from app_lib import access
+
+    clock = sign_in_env["clock"]
+    for _ in range(access.SERVER_FREE_FAILURES + 3):  # other tabs' failures, a second apart
+        access.SERVER_FAILURES.record()
+        clock.advance(1)
+    clock.advance(-1)  # just after the latest one
+    assert access.SERVER_FAILURES.wait() == 8.0
+    at = page("app_pages/training.py")  # a new session, with no failure of its own
+    assert "Try again in 8 s" in texts(at.sidebar.warning)
+    try_password(at, ADMIN_PASSWORD)
+    assert "Not checked" in texts(at.sidebar.error) and not signed_in(at)
+    assert sign_in_env["compared"] == []
+    clock.advance(8)
+    try_password(at, ADMIN_PASSWORD)
+    assert signed_in(at)
+
+
+def test_server_wide_failure_counter(monkeypatch):
+    """The process-wide count: no wait up to its threshold, then a wait after the latest
+    failure that doubles per failure up to MAX_WAIT_S; the wait ends MAX_WAIT_S after the
+    latest failure at most, and the count decays as failures leave the window. Thread-safe."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app_lib import access
+
+    clock = FakeClock(0.0)
+    monkeypatch.setattr(access, "_clock", clock)
+    counter = access.FailureCounter(window=600, free=10)
+    for _ in range(10):
+        counter.record()
+        clock.advance(10)
+    assert counter.recent() == 10 and counter.wait() == 0.0
+    waits = []
+    for _ in range(8):
+        counter.record()
+        waits.append(counter.wait())
+    assert waits == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+    clock.advance(45)
+    assert counter.wait() == 15.0  # it decays with time ...
+    clock.advance(15)
+    assert counter.wait() == 0.0  # ... and ends MAX_WAIT_S after the latest failure
+    assert counter.recent() == 18
+    # The count decays: failures older than the window no longer count. At t=695 the first
+    # ten (t=0..90) have gone, so one more failure makes no wait.
+    clock.now = 695.0
+    assert counter.recent() == 8
+    counter.record()
+    assert counter.recent() == 9 and counter.wait() == 0.0
+    clock.now = 1400.0
+    assert counter.recent() == 0
+    # Many sessions at once: every failure counted once.
+    counter.clear()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: counter.record(), range(400)))
+    assert counter.recent() == 400
+    # A session's own waits: 3 free, then 2, 4, 8 ... at most 60 s.
+    assert [access.wait_after(n) for n in range(1, 11)] == [
+        0, 0, 2, 4, 8, 16, 32, 60, 60, 60]

@@ -204,3 +204,47 @@ def test_real_fer2013_through_the_allowed_folders(fer2013_path, monkeypatch):
     monkeypatch.setenv("FER2013_PATH", str(fer2013_path))
     data = load_fer2013(str(fer2013_path), within=allowed_data_roots())
     assert len(data) == 35887 and not data.skipped
+
+
+def test_messages_name_files_as_a_visitor_knows_them_never_by_server_path(
+        tmp_path, roots, monkeypatch, fifo_unblocker):
+    """Item 6: refusals of files inside the data folder or a session's uploads said
+    "/srv/.../data/sub/fer2013.csv is a FIFO" (or the upload folder's absolute path): they
+    now say "sub/fer2013.csv in the data folder", "<file> in your uploads"."""
+    from fer_core.paths import require_regular_file, shown_path
+
+    fifo = roots[0] / "sub" / "fer2013.csv"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    fifo_unblocker.append(fifo)
+    with pytest.raises(DataPathError) as info:
+        call_with_timeout(lambda: load_fer2013(str(fifo), within=roots))
+    message = str(info.value)
+    assert "sub/fer2013.csv in the data folder is a FIFO" in message
+    assert str(tmp_path) not in message and str(roots[0]) not in message
+
+    uploads = tmp_path / "uploads"
+    monkeypatch.setenv("FER_UPLOAD_DIR", str(uploads))
+    import app_lib.data_source  # noqa: F401 - registers the upload folder as "your uploads"
+
+    session = uploads / "123-456" / "0123abcd"
+    session.mkdir(parents=True)
+    upload_fifo = session / "5f2c9e0d1a2b3c4d.csv"
+    os.mkfifo(upload_fifo)
+    fifo_unblocker.append(upload_fifo)
+    with pytest.raises(DataPathError) as info:
+        call_with_timeout(lambda: load_fer2013(str(upload_fifo), within=roots + [session]))
+    message = str(info.value)
+    assert message.startswith("5f2c9e0d1a2b3c4d.csv in your uploads is a FIFO"), message
+    assert str(tmp_path) not in message and "0123abcd" not in message
+    folder = session / "fer2013.csv"
+    upload_fifo.unlink()
+    folder.mkdir()
+    with pytest.raises(DataPathError) as info:
+        require_regular_file(folder)
+    assert str(info.value).startswith("fer2013.csv in your uploads is a folder")
+    assert app_lib.data_source.shown(session / "x.csv") == "x.csv in your uploads"
+
+    # Elsewhere: the name alone; a path typed as a relative one (the command line): as typed.
+    assert shown_path("/srv/secret/place/fer2013.csv") == "fer2013.csv"
+    assert shown_path("data/fer2013.csv") == "data/fer2013.csv"
