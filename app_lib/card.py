@@ -3,6 +3,7 @@ streamlit, so they are tested directly)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import PurePath
 
 
@@ -19,6 +20,9 @@ def _lineage_step(step: dict) -> str:
         return (f"{PurePath(str(step.get('file'))).name} (the file has changed since, so "
                 "what came before is not shown)")
     epochs = step.get("epochs_done")
+    if epochs == 0 and not step.get("train_seconds"):
+        return (f"{PurePath(str(step.get('file'))).name} (run {step.get('run')}: an average of "
+                "fine-tuned models; its own card lists them)")
     if epochs is None:
         return f"{PurePath(str(step.get('file'))).name} (its training was not recorded)"
     return (f"run {step.get('run')}: {epochs} epochs, "
@@ -63,7 +67,12 @@ def training_rows(training: dict) -> dict[str, str]:
             else "recomputed on plain Training images" if recalibration.get("kept") else
             ("as training left them (recomputing them did not help on validation)"
              if recalibration else None)),
-        "best validation accuracy": _percent(training.get("best_val_accuracy")),
+        "best validation accuracy": (f"{_percent(training.get('best_val_accuracy'))} (while "
+                                     "training: Keras, no flip averaging"
+                                     + (", FER+ majority" if config.get("labels") not in
+                                        (None, "fer2013") else "") + ")"
+                                     if training.get("best_val_accuracy") is not None
+                                     else None),
         "training time": (f"{_minutes(training.get('total_train_seconds'))} in all"
                           if training.get("total_train_seconds")
                           else _minutes(training.get("train_seconds"))),
@@ -87,6 +96,100 @@ def training_rows(training: dict) -> dict[str, str]:
     return {key: str(value) for key, value in rows.items() if value is not None}
 
 
+LABEL_NAMES = {"fer2013": "FER2013's labels", "ferplus-votes": "FER+'s crowd votes",
+               "ferplus-majority": "FER+'s crowd majority"}
+
+
+@dataclass(frozen=True)
+class Headline:
+    """The numbers a page may show about a model, each read from its card with its split.
+
+    ``crop_*``: FER2013's own 48x48 crops; ``crowd_*``: agreement with FER+'s clear majority
+    on the same split; ``path_*``: through the whole path (the detector's photo preset, end
+    to end: a missed face counts as wrong), by FER2013's labels and by the crowd's."""
+
+    split: str | None = None
+    trained_on: str = "fer2013"
+    crop_accuracy: float | None = None
+    crop_macro_f1: float | None = None
+    crop_faces: int | None = None
+    copies_removed: int | None = None
+    without_copies_accuracy: float | None = None
+    crowd_agreement: float | None = None
+    crowd_faces: int | None = None
+    path_split: str | None = None
+    path_accuracy: float | None = None
+    path_framing_cost: float | None = None
+    path_faces: int | None = None
+    crowd_path_agreement: float | None = None
+    crowd_path_faces: int | None = None
+    latency_ms: float | None = None
+    parameters: int | None = None
+    architecture: str | None = None
+
+
+def _path_row(card: dict, labels: str, detector: str, preset: str = "photo") -> tuple:
+    section = ((card or {}).get("whole_path") or {}).get(labels) or {}
+    for row in section.get("rows", []):
+        if (row.get("detector"), row.get("preset"), row.get("variant", "plain")) == \
+                (detector, preset, "plain"):
+            return row, section
+    return None, section
+
+
+def headline(card: dict | None, detector: str = "haar") -> Headline:
+    """The card's headline numbers, with the whole path of ``detector`` (photo preset)."""
+    card = card or {}
+    test = card.get("test") or {}
+    held = card.get("held_out") or {}
+    copies = held.get("without_training_copies") or {}
+    crowd = held.get("ferplus") or {}
+    latency = (card.get("latency") or {}).get("batch_1") or {}
+    config = (card.get("training") or {}).get("config") or {}
+    path, section = _path_row(card, "fer2013", detector)
+    crowd_path, crowd_section = _path_row(card, "ferplus-majority", detector)
+    return Headline(
+        split=test.get("split"), trained_on=str(config.get("labels") or "fer2013"),
+        crop_accuracy=test.get("accuracy"), crop_macro_f1=test.get("macro_f1"),
+        crop_faces=test.get("n"), copies_removed=copies.get("removed"),
+        without_copies_accuracy=copies.get("accuracy"),
+        crowd_agreement=crowd.get("majority_agreement"), crowd_faces=crowd.get("clear_faces"),
+        path_split=section.get("split"),
+        path_accuracy=path.get("end_to_end") if path else None,
+        path_framing_cost=path.get("framing_cost") if path else None,
+        path_faces=path.get("faces") if path else None,
+        crowd_path_agreement=crowd_path.get("end_to_end") if crowd_path else None,
+        crowd_path_faces=crowd_path.get("faces") if crowd_path else None,
+        latency_ms=latency.get("median_ms"), parameters=card.get("parameters"),
+        architecture=card.get("architecture"))
+
+
+def headline_sentences(numbers: Headline, detector_label: str) -> list[str]:
+    """One plain sentence per number, saying what it means and where it was measured."""
+    lines = []
+    if numbers.crowd_agreement is not None:
+        lines.append(f"On {numbers.crowd_faces:,} {numbers.split} faces on which most of ten "
+                     f"people agreed (FER+), the model names the emotion they chose "
+                     f"{_percent(numbers.crowd_agreement)} of the time.")
+    if numbers.crowd_path_agreement is not None:
+        lines.append(f"Through the whole path with {detector_label} (find the face, cut it "
+                     f"out, classify it; a missed face counts as wrong), it agrees with them "
+                     f"on {_percent(numbers.crowd_path_agreement)} of {numbers.crowd_path_faces:,}"
+                     f" {numbers.path_split} faces.")
+    if numbers.crop_accuracy is not None:
+        lines.append(f"On FER2013's own labels (one person labelled each face; comparable "
+                     f"with published results), {_percent(numbers.crop_accuracy)} of "
+                     f"{numbers.crop_faces or 0:,} {numbers.split} crops"
+                     + (f", {_percent(numbers.without_copies_accuracy)} without the "
+                        f"{numbers.copies_removed} that copy a training image"
+                        if numbers.without_copies_accuracy is not None else "") + ".")
+    if numbers.path_accuracy is not None:
+        lines.append(f"By the same labels through the whole path with {detector_label}: "
+                     f"{_percent(numbers.path_accuracy)} of {numbers.path_faces:,} "
+                     f"{numbers.path_split} faces.")
+    return lines
+
+
 def top_confusions(matrix, labels, count: int = 3) -> list[tuple[str, str, float]]:
     """The ``count`` largest off-diagonal shares of the confusion matrix: (true, predicted,
     share of the true class), largest first."""
@@ -97,6 +200,16 @@ def top_confusions(matrix, labels, count: int = 3) -> list[tuple[str, str, float
             if i != j and total:
                 pairs.append((labels[i], labels[j], value / total))
     return sorted(pairs, key=lambda pair: pair[2], reverse=True)[:count]
+
+
+def own_labels_report(card: dict) -> tuple[dict, str]:
+    """The card's test report by the labels the model learned: FER+'s clear majority for a
+    crowd model (when measured), else FER2013's; and what it was judged by."""
+    trained = ((card.get("training") or {}).get("config") or {}).get("labels", "fer2013")
+    crowd = ((card.get("held_out") or {}).get("ferplus") or {}).get("majority_report")
+    if trained != "fer2013" and crowd:
+        return crowd, "FER+ majority"
+    return card.get("test") or {}, "FER2013's labels"
 
 
 def weak_classes(test: dict, count: int = 3) -> list[str]:

@@ -92,7 +92,8 @@ def history_figure(history: list[dict]):
     return figure
 
 
-def confusion_figure(matrix, normalise: bool = True):
+def confusion_figure(matrix, normalise: bool = True, rows: str = "true",
+                     columns: str = "predicted"):
     """Heatmap of the confusion matrix (rows: true class, columns: predicted)."""
     import plotly.graph_objects as go
 
@@ -109,7 +110,7 @@ def confusion_figure(matrix, normalise: bool = True):
         colorbar=dict(title="share of row" if normalise else "images",
                       tickformat=".0%" if normalise else None),
         hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
-    figure.update_layout(height=480, xaxis_title="predicted", yaxis_title="true",
+    figure.update_layout(height=480, xaxis_title=columns, yaxis_title=rows,
                          yaxis_autorange="reversed", margin=dict(l=10, r=10, t=30, b=10))
     return figure
 

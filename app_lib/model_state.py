@@ -13,7 +13,8 @@ from streamlit.logger import get_logger
 from fer_core import FerError
 from fer_core.active import active_choice
 from fer_core.errors import ModelError
-from fer_core.inference import DEFAULT_MODEL, EmotionModel, card_path_for, litert_path_for, load_model
+from fer_core.inference import (DEFAULT_MODEL, EmotionModel, card_path_for, litert_path_for,
+                                load_model, shipped_key)
 from fer_core.runs import runs_dir as _runs_dir
 
 SESSION_MODEL_KEY = "fer_session_model"  # session_state: a model chosen for this session only
@@ -96,7 +97,8 @@ def active_model() -> ActiveModel:
     if choice.path is not None:
         model, problem = _load(choice.path, "active model")
         if model is not None:
-            return ActiveModel(model, "run", " ".join(problems) or None)
+            source = "shipped" if shipped_key(choice.path) else "run"
+            return ActiveModel(model, source, " ".join(problems) or None)
         problems.append(problem)
     try:
         model = _load_model_cached(str(DEFAULT_MODEL), _file_stamp(DEFAULT_MODEL))

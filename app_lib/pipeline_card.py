@@ -70,8 +70,9 @@ def pipeline_figure(results: dict, variant: str = "plain"):
     return figure
 
 
-def render_pipeline_figures(results: dict | None = None, container=None) -> None:
-    """The pipeline section of the Model page (or ``container``)."""
+def render_pipeline_figures(results: dict | None = None, container=None,
+                            key: str = "pipeline-figure") -> None:
+    """One whole-path section (a card's ``whole_path[labels]``, or ``bench/pipeline.json``)."""
     import streamlit as st
 
     target = container if container is not None else st
@@ -80,8 +81,8 @@ def render_pipeline_figures(results: dict | None = None, container=None) -> None
         target.info("No pipeline evaluation yet. Run `" + COMMAND + "` to measure accuracy "
                     "through the face detector and crop.", icon=":material/info:")
         return
-    target.markdown(f"#### Through the whole path: {results['split']}, {results['faces']:,} faces")
-    # the commands the results file records (its rows may come from several), else one that
+    target.markdown(f"Through the whole path: {results['split']}, {results['faces']:,} faces")
+    # the commands the results record (its rows may come from several), else one that
     # reproduces them all
     commands = [str(c) for c in results.get("commands") or []] or [COMMAND]
     target.caption("Each FER2013 face, upscaled and placed in a larger frame, goes through the "
@@ -89,8 +90,7 @@ def render_pipeline_figures(results: dict | None = None, container=None) -> None
                    "misses counts as wrong end to end. Measured on "
                    f"{results.get('date', 'an unknown date')} with "
                    + "; then ".join(f"`{command}`" for command in commands) + ".")
-    target.plotly_chart(pipeline_figure(results), key="pipeline-figure",
-                        config={"displayModeBar": False})
+    target.plotly_chart(pipeline_figure(results), key=key, config={"displayModeBar": False})
     target.dataframe(pipeline_rows(results, variant=None), hide_index=True)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-_PREFIX = "_kept_"
+KEPT_PREFIX = _PREFIX = "_kept_"
 
 
 def kept(key: str, default, valid=None) -> None:
@@ -27,4 +27,4 @@ def keep(key: str, value):
     return value
 
 
-__all__ = ["kept", "keep"]
+__all__ = ["kept", "keep", "KEPT_PREFIX"]

@@ -5,12 +5,15 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from app_lib.charts import class_counts_figure
+from app_lib.charts import class_counts_figure, confusion_figure
 from app_lib.data_source import data_path, roots_for, set_data_path
 from app_lib.session_files import check_upload_size, max_dataset_mb, save_upload
 from app_lib.text import escape_markdown, show_error, shorten
 from fer_core import EMOTIONS, FerError, load_fer2013
 from fer_core.explore import class_counts, find_flaws, mean_faces
+from fer_core.ferplus import default_ferplus_path, disagreement, load_ferplus
+from fer_core.paths import shown_path
+from fer_core.results import frame_to_csv_bytes
 
 PAGE_SIZE = 48
 PATH_INPUT_KEY = "dataset_path_input"
@@ -55,6 +58,16 @@ def dataset_flaws(path: str, stamp: tuple, within: tuple[str, ...]):
     return find_flaws(data.images, data.labels, data.usage, data.row_numbers)
 
 
+@st.cache_data(show_spinner="Reading the FER+ votes…", max_entries=2)
+def crowd_votes(path: str, stamp: tuple, data_path_: str, data_stamp: tuple,
+                within: tuple[str, ...]):
+    """FER+'s votes checked against the loaded FER2013 (cached per both files' versions),
+    and where the two disagree."""
+    data = load_dataset(data_path_, data_stamp, within)
+    votes = load_ferplus(path, data)
+    return votes, disagreement(data, votes)
+
+
 SHORT_SPLIT = {"Training": "train", "PublicTest": "public", "PrivateTest": "private"}
 
 
@@ -77,7 +90,9 @@ def _path_changed():
         set_data_path(st.session_state[PATH_INPUT_KEY])
         st.session_state.pop(SOURCE_ERROR_KEY, None)
     except FerError as exc:
-        st.session_state[SOURCE_ERROR_KEY] = str(exc)
+        kept = data_path()
+        st.session_state[SOURCE_ERROR_KEY] = str(exc) + (
+            f" The dataset loaded before ({Path(kept).name}) stays in use." if kept else "")
     st.session_state.pop(UPLOAD_NAME_KEY, None)
 
 
@@ -146,14 +161,14 @@ metric_columns[3].metric("Rarest class", f"{counts[list(EMOTIONS)].sum().idxmin(
                          delta_color="off", delta_arrow="off")
 upload_name = st.session_state.get(UPLOAD_NAME_KEY)
 st.caption("Source: " + escape_markdown(
-    f"{shorten(upload_name)} (uploaded)" if upload_name else data.source))
+    f"{shorten(upload_name)} (uploaded)" if upload_name else shown_path(data.source)))
 if data.skipped:
     with st.expander(f"{len(data.skipped):,} rows skipped"):
         st.code("\n".join(data.skipped[:200]) + ("\n…" if len(data.skipped) > 200 else ""),
                 language=None)
 
-classes_tab, samples_tab, mean_tab, flaws_tab = st.tabs(
-    ["Classes", "Samples", "Mean faces", "Flaws"])
+classes_tab, samples_tab, mean_tab, flaws_tab, crowd_tab = st.tabs(
+    ["Classes", "Samples", "Mean faces", "Flaws", "Crowd labels (FER+)"])
 
 # ----------------------------------------------------------------------------- classes
 
@@ -321,8 +336,84 @@ with flaws_tab:
             "first_row": st.column_config.NumberColumn("first row", format="%d")})
         report = flaws.row_flags.drop(columns=["position"])
         st.download_button("Download the flagged rows (CSV)",
-                           data=report.to_csv(index=False).encode(),
+                           data=frame_to_csv_bytes(report),
                            file_name="fer2013_flaws.csv", mime="text/csv", on_click="ignore",
                            icon=":material/download:",
                            help="One line per flagged row: row number, split, label and "
                                 "flags. Use it to clean the data before training.")
+
+# ----------------------------------------------------------------------------- crowd labels
+
+FERPLUS_INPUT_KEY = "ferplus_path_input"
+
+
+def _crowd_path() -> str:
+    """The FER+ file this tab reads: the one typed here (inside the allowed folders, as the
+    dataset path), else $FERPLUS_PATH."""
+    from app_lib.data_source import allowed_roots
+    from fer_core.paths import resolve_user_path
+
+    typed = (st.session_state.get(FERPLUS_INPUT_KEY) or "").strip()
+    if typed:
+        return str(resolve_user_path(typed, allowed_roots()))
+    return default_ferplus_path() or ""
+
+
+with crowd_tab:
+    st.caption("FER2013 was labelled by one person per face. FER+ (Microsoft, MIT licence) "
+               "asked ten people about every face. Download `fer2013new.csv` from the FERPlus "
+               "repository and give its path here or in FERPLUS_PATH; the app never requires "
+               "it.")
+    st.text_input("Path to FER+'s fer2013new.csv", key=FERPLUS_INPUT_KEY,
+                  placeholder=default_ferplus_path() or "/data/ferplus/fer2013new.csv")
+    try:
+        crowd_path = _crowd_path()
+        crowd = (crowd_votes(crowd_path, _stamp(crowd_path), path, _stamp(path), within)
+                 if crowd_path else None)
+    except FerError as exc:
+        crowd = None
+        show_error(exc)
+    if crowd is not None:
+        votes, report = crowd
+        rows = [{"split": usage, "faces": f"{r['faces']:,}",
+                 "clear majority": f"{r['clear_faces']:,}",
+                 "FER2013 label = majority": f"{r['label_matches_majority']:,} "
+                 f"({r['label_matches_majority'] / max(r['clear_faces'], 1) * 100:.1f}%)",
+                 "FER2013 label got no vote": f"{r['label_got_no_vote']:,} "
+                 f"({r['label_got_no_vote'] / max(r['faces'], 1) * 100:.1f}%)",
+                 "mostly unknown / not a face / contempt": f"{r['not_trainable']:,}"}
+                for usage, r in report.items()]
+        st.dataframe(rows, hide_index=True)
+        st.caption("A clear majority: more than half of the ten people chose one of the seven "
+                   "emotions. Where FER2013's label and that majority differ, at least one of "
+                   "them is wrong; a model trained on FER2013's labels learns its labeller's "
+                   "habits too.")
+        crowd_split = st.selectbox("Split", list(report), key="crowd_split")
+        table = np.asarray(report[crowd_split]["table"])
+        st.plotly_chart(confusion_figure(table.tolist(), True, rows="FER2013's label",
+                                         columns="the crowd's majority"), key="crowd-table",
+                        config={"displayModeBar": False})
+        st.caption("Rows: FER2013's label; columns: the crowd's majority (faces with a clear "
+                   "majority), as shares of each row.")
+        from fer_core.ferplus import aligned
+
+        aligned_votes = aligned(votes, data)
+        majority = aligned_votes.clear_majority()
+        emotion_votes = aligned_votes.emotion_votes()
+        pick = st.columns(2)
+        fer_class = pick[0].selectbox("FER2013 says", list(EMOTIONS), key="crowd_fer_class")
+        crowd_class = pick[1].selectbox("The crowd says", list(EMOTIONS), index=6,
+                                        key="crowd_crowd_class")
+        wanted = np.flatnonzero((data.usage == crowd_split)
+                                & (data.labels == EMOTIONS.index(fer_class))
+                                & (majority == EMOTIONS.index(crowd_class)))
+        st.caption(f"{len(wanted):,} {crowd_split} faces labelled {fer_class} by FER2013 and "
+                   f"{crowd_class} by most of the ten people.")
+        if len(wanted):
+            shown = wanted[:PAGE_SIZE]
+            row_numbers = data.row_numbers if data.row_numbers is not None else \
+                np.arange(len(data))
+            st.image([big(data.images[p]) for p in shown],
+                     caption=[f"#{row_numbers[p]} · {crowd_class} "
+                              f"{emotion_votes[p, EMOTIONS.index(crowd_class)]}/10"
+                              for p in shown], width=96)

@@ -2,54 +2,68 @@
 
 import streamlit as st
 
+from app_lib.card import LABEL_NAMES, headline, headline_sentences
+from app_lib.detector import LABELS, SHORT_LABELS, current_detector
 from app_lib.formatting import percent
-from app_lib.text import user_errors
-from app_lib.model_state import active_model, card_metrics
+from app_lib.text import escape_markdown, user_errors
+from app_lib.model_state import active_model
 from app_lib.navigation import PAGES
+from app_lib.uploads import IMAGE_TYPES, VIDEO_TYPES
 
 st.title("Facial emotion recognition")
 st.markdown(
     "Find the faces in a webcam stream, a photo or a video and read seven emotions from each "
     "one: **angry, disgust, fear, happy, sad, surprise, neutral**. A face detector (OpenCV's "
-    "Haar cascade) finds the faces; a small neural network trained on the FER2013 dataset "
-    "(48×48 grey faces) gives each face a probability for every emotion. Everything runs on "
+    "Haar cascade, or MediaPipe's BlazeFace) finds the faces; a small neural network trained "
+    "on the FER2013 faces (48×48 grey) gives each face a probability for every emotion. Everything runs on "
     "this machine: no image leaves it.")
 
 with user_errors():
     active = active_model()
-    metrics = card_metrics(active.card)
+    detector = current_detector()
+    numbers = headline(active.card, detector)
     st.subheader("The model in use")
-    left, middle, right, far = st.columns(4)
-    split = metrics["split"] or "test"
-    left.metric(f"Accuracy ({split})", percent(metrics["accuracy"]),
-                help="Share of test faces whose top emotion is the labelled one.")
-    middle.metric(f"Macro-F1 ({split})",
-                  f"{metrics['macro_f1']:.3f}" if metrics["macro_f1"] is not None else "—",
-                  help="F1 averaged over the 7 classes, so rare classes (disgust) count as "
-                       "much as common ones (happy).")
-    right.metric("Latency per face", f"{metrics['latency_ms']:.1f} ms"
-                 if metrics["latency_ms"] is not None else "—",
-                 help="Median time of one classification (batch of one face), as measured "
-                      "for the model card.")
-    far.metric("Parameters", f"{metrics['parameters']:,}" if metrics["parameters"] else "—")
     source = {"shipped": "the shipped default model", "run": "a model trained in this app",
               "session": "a model chosen for this session"}[active.source]
-    st.markdown(f"**{active.model.name}** ({source}, architecture "
-                f"`{metrics['architecture'] or '?'}`, backend `{active.model.backend}`).")
-    if metrics["accuracy"] is None:
+    st.markdown(f"**{escape_markdown(active.model.name)}** ({source}, trained on "
+                f"{LABEL_NAMES.get(numbers.trained_on, numbers.trained_on)}, architecture "
+                f"`{numbers.architecture or '?'}`, backend `{active.model.backend}`).")
+    left, middle, right, far = st.columns(4)
+    if numbers.crowd_agreement is not None:
+        left.metric(f"Agrees with people ({numbers.split})", percent(numbers.crowd_agreement),
+                    help="FER+: ten people labelled every FER2013 face. Share of the faces "
+                         "with a clear majority where the model's top emotion is theirs.")
+    else:
+        left.metric(f"Accuracy, crops ({numbers.split or 'test'})",
+                    percent(numbers.crop_accuracy),
+                    help="Share of FER2013's test crops whose top emotion is the label.")
+    middle.metric(f"Whole path, {SHORT_LABELS.get(detector, detector)} "
+                  f"({numbers.path_split or '—'})",
+                  percent(numbers.crowd_path_agreement if numbers.crowd_agreement is not None
+                          else numbers.path_accuracy),
+                  help="The same faces placed in larger frames, found by this detector, cut "
+                       "out and classified as in the app; a missed face counts as wrong.")
+    right.metric("Latency per face", f"{numbers.latency_ms:.2f} ms"
+                 if numbers.latency_ms is not None else "—",
+                 help="Median time of one classification (one face), as measured for the "
+                      "model card.")
+    far.metric("Parameters", f"{numbers.parameters:,}" if numbers.parameters else "—")
+    sentences = headline_sentences(numbers, LABELS.get(detector, detector))
+    if sentences:
+        st.markdown("\n".join(f"- {line}" for line in sentences))
+    else:
         st.info("This model has no model card yet, so its accuracy is unknown. Evaluate it on "
                 "the Training page.", icon=":material/info:")
-    elif metrics["split"] == "PrivateTest":
-        st.caption(f"Measured on the {metrics['n'] or 3589:,} FER2013 PrivateTest images, "
-                   "which never steered training or model choice. Chance is 14%; humans agree "
-                   "with FER2013's labels about 65% of the time.")
-    else:
-        st.caption(f"Measured on FER2013 {metrics['split']} ({metrics['n'] or 0:,} images).")
+    if numbers.split == "PrivateTest":
+        st.caption("PrivateTest never steered training or the choice of model. Chance is 14%.")
+    st.caption("The face detector is chosen in the sidebar of the Live and Photos & videos "
+               "pages; the numbers above follow it.")
 
 st.subheader("What you can do here")
 descriptions = {
     "app_pages/live.py": "Your webcam, analysed live: boxes, labels and emotion bars per face.",
-    "app_pages/upload.py": "Photos (JPEG, PNG, WebP, BMP) and videos (MP4, AVI, MOV, WebM): "
+    "app_pages/upload.py": f"Photos ({', '.join(t.upper() for t in IMAGE_TYPES)}) and videos "
+                           f"({', '.join(t.upper() for t in VIDEO_TYPES)}): "
                        "annotated images, an emotion timeline, CSV and JSON downloads.",
     "app_pages/dataset.py": "FER2013 itself: class balance, samples, mean faces and its flaws "
                         "(blank images, duplicates, train/test leakage, conflicting labels).",

@@ -6,7 +6,8 @@ from datetime import datetime
 import streamlit as st
 
 from app_lib.charts import probability_bars, timeline_figure
-from app_lib.detector import LABELS as DETECTOR_LABELS, detector_choice
+from app_lib.detector import (HAAR_MISS_SECONDS, LABELS as DETECTOR_LABELS, detector_choice,
+                              missing_for, offer_blazeface)
 from app_lib.model_state import require_active_model
 from app_lib.settings import keep, kept
 from app_lib.text import user_errors
@@ -142,7 +143,16 @@ def live_panel():
                        "picture.", icon=":material/photo_size_select_small:")
         elif top is None:
             st.markdown("No face in view. Face the camera, in good light.")
+            missing = missing_for(st.session_state.setdefault("live_face_clock", {}), False,
+                                  snapshot.detector, time.time())
+            if snapshot.detector == "haar" and missing >= HAAR_MISS_SECONDS:
+                st.caption(f"The Haar cascade has found no face for {missing:.0f} s. "
+                           "BlazeFace finds faces that are tilted, small or in poor light.")
+                if offer_blazeface(st, key="live-try-blazeface"):
+                    st.rerun(scope="app")
         else:
+            missing_for(st.session_state.setdefault("live_face_clock", {}), True,
+                        snapshot.detector, time.time())
             st.markdown(f"### {shown_label(top)}")  # "uncertain" where the video says so
             st.caption(" · ".join(describe_faces(snapshot)))
     if snapshot.faces:

@@ -3,12 +3,16 @@
 import pandas as pd
 import streamlit as st
 
-from app_lib.card import top_confusions, training_rows, weak_classes
+from app_lib.card import (LABEL_NAMES, headline, headline_sentences, own_labels_report,
+                          top_confusions, training_rows, weak_classes)
+from app_lib.detector import DETECTOR_KEY, LABELS
+from app_lib.held_out import render_held_out, render_whole_path
+from app_lib.shipped_choice import render_shipped_choice
 from app_lib.charts import confusion_figure, per_class_figure, reliability_figure
 from app_lib.formatting import percent
 from app_lib.model_state import card_metrics, require_active_model
-from app_lib.pipeline_card import render_pipeline_figures
 from fer_core import EMOTIONS
+from fer_core.faces import DEFAULT_DETECTOR
 
 st.title("Model card")
 
@@ -30,7 +34,18 @@ if not card:
             f"`python -m fer_core evaluate --model {model.path} --write-card`.",
             icon=":material/info:")
 else:
-    st.subheader(f"Quality on FER2013 {split}")
+    numbers = headline(card, st.session_state.get(DETECTOR_KEY, DEFAULT_DETECTOR))
+    st.subheader("In one sentence each")
+    st.markdown("\n".join(f"- {line}" for line in headline_sentences(
+        numbers, LABELS.get(st.session_state.get(DETECTOR_KEY, DEFAULT_DETECTOR), "Haar")))
+        or "- Nothing measured yet.")
+    st.caption(f"Trained on {LABEL_NAMES.get(numbers.trained_on, numbers.trained_on)}. "
+               "FER2013 was labelled by one person per face; FER+ (Microsoft) asked ten people "
+               "about every face. FER2013's own label matches the ten people's majority on "
+               "only about 72% of the faces where they agree, so above about 72-73% on "
+               "FER2013's labels a model learns that one labeller's habits.")
+    render_shipped_choice(active)
+    st.subheader(f"Quality on FER2013 {split} (its own labels)")
     columns = st.columns(4)
     columns[0].metric("Accuracy", percent(metrics["accuracy"]),
                       help="Share of images whose most likely emotion is the labelled one.")
@@ -52,12 +67,9 @@ else:
                    "PrivateTest --write-card` on the final model.")
 
     st.subheader("Through the whole path, as users get it")
-    if active.source == "shipped":
-        render_pipeline_figures()
-    else:
-        st.caption("The pipeline evaluation (detector, crop and model together) was measured "
-                   "for the shipped model; run `fer evaluate-pipeline --model "
-                   f"{model.path.name}` to measure this one.")
+    render_whole_path(card)
+
+    render_held_out(card)
 
     per_class = test.get("per_class") or {}
     if per_class:
@@ -137,7 +149,11 @@ else:
                       f"{many['median_ms_per_face']:.2f} ms" if many else "—")
     columns[2].metric("Parameters", f"{card.get('parameters', 0):,}")
     files = card.get("files") or {}
-    columns[3].metric("File size", f"{files.get('keras', {}).get('bytes', 0) / 1e6:.1f} MB")
+    litert = files.get("litert") or {}
+    columns[3].metric("Files", f"{(files.get('keras', {}).get('bytes', 0) + litert.get('bytes', 0)) / 1e6:.1f} MB",
+                      help="The Keras file and the LiteRT fast path"
+                           + (f" ({litert.get('quantization')})" if litert.get("quantization")
+                              else "") + " together.")
     machine = card.get("machine") or {}
     st.caption(f"Classifier only (face detection comes on top), backend "
                f"`{one.get('backend', '?')}`, measured on {machine.get('processor', '?')} "
@@ -160,8 +176,9 @@ else:
         st.json(card, expanded=False)
 
 st.subheader("What this model cannot do")
-weak = weak_classes(card.get("test") or {})
-weak = ("- **Some classes are weak.** The lowest recall on the test split: "
+weak_report, judged_by = own_labels_report(card)
+weak = weak_classes(weak_report)
+weak = (f"- **Some classes are weak.** The lowest recall on the test split ({judged_by}): "
         + "; ".join(weak) + "." if weak else
         "- **Some classes may be weak.** This model has no per-class report yet.")
 st.markdown(f"""
@@ -171,13 +188,16 @@ st.markdown(f"""
   posed or acted, mostly frontal, with a small age range and a skew towards lighter skin. Faces
   unlike these — in profile, tilted, in dim or harsh light, partly hidden by hands, masks,
   glasses or hair, very young or old — are classified less reliably, and the face detector
-  (frontal Haar cascade) may not find them at all.
+  may not find them at all (the default Haar cascade looks for frontal faces; BlazeFace finds
+  more tilted, small and backlit ones: the whole-path table above says how many of each).
 - **Seven categories are a simplification.** Real expressions are mixed and subtle; the model
   must always pick among seven, and *neutral* absorbs much that is not.
 {weak}
-- **The labels themselves are noisy.** Humans agree with FER2013's labels only about 65% of the
-  time, and the data holds blank images, duplicates and contradicting labels (see the Dataset
-  page), so no score here is exact.
+- **The labels themselves are noisy.** FER2013's label was given by one person per face; ten
+  other people (FER+) agree with it on only about 72% of the faces where most of them agree,
+  and the data holds blank images, duplicates and contradicting labels (see the Dataset page),
+  so no score here is exact. A model trained on the crowd's votes reports how many people would
+  choose each emotion; where people disagree, it does too.
 - **Expressions differ across cultures and people.** Labels given by one group of annotators
   do not transfer evenly to everyone.
 - **Not for decisions about people.** Do not use it to judge job candidates, students,

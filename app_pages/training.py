@@ -13,6 +13,8 @@ from app_lib.formatting import duration, percent
 from app_lib.text import escape_markdown, show_error, user_errors
 from app_lib.model_state import active_model, choose_for_session, runs_dir
 from app_lib.run_watch import ACTIVE_PHASES, busy_runs, changed_runs
+from fer_core.labels import LABEL_SOURCES
+from fer_core.paths import default_ferplus_path
 from fer_core import FerError, available_architectures
 from fer_core.active import (activate_run, activation_warning, card_public_score,
                              check_start_from, get_active_model, model_sources,
@@ -34,6 +36,8 @@ PHASE_LABELS = {
     "interrupted": ":material/error: interrupted", "failed": ":material/cancel: failed",
     "idle": ":material/radio_button_unchecked: idle",
 }
+LABEL_CHOICES = {"fer2013": "FER2013's labels", "ferplus-votes": "FER+ crowd vote shares",
+                 "ferplus-majority": "FER+ crowd majority"}
 MISSING = "—"  # what a table shows for a value a run does not have (yet)
 
 st.title("Training")
@@ -113,6 +117,18 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
         mix = third[3].selectbox(
             "Image mixing", MIXES, help="mixup blends two faces and their targets; CutMix "
                                         "pastes a patch of one face onto another.")
+        fourth = st.columns([2, 2])
+        crowd_file = default_ferplus_path()
+        labels = fourth[0].selectbox(
+            "Labels to learn", LABEL_SOURCES, format_func=LABEL_CHOICES.get,
+            help="FER2013's own labels (one person per face), or FER+'s crowd: ten people's "
+                 "votes for every face (needs FERPLUS_PATH, FER+'s fer2013new.csv). With the "
+                 "vote shares, the model's probabilities mean the share of people who would "
+                 "call a face each emotion.")
+        path_augment = fourth[1].checkbox(
+            "Augment for the whole path", value=False,
+            help="Also train on what the detector's crop does to a face: small faces upscaled, "
+                 "light, noise, a hidden part.")
         submitted = st.form_submit_button("Start training", type="primary",
                                           icon=":material/play_arrow:",
                                           disabled=not (dataset and admin))
@@ -125,6 +141,10 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
                     or any(key not in sources for key in teachers):
                 raise FerError("A chosen model is no longer available; choose again.")
             check_start_from(sources.get(start_from), architecture)
+            if labels != "fer2013" and not crowd_file:
+                raise FerError("Training on the crowd's labels needs FER+'s fer2013new.csv: "
+                               "start the app with FERPLUS_PATH set to it (download it from "
+                               "the FERPlus repository).")
             # The page writes the run's config.json; the process reads its settings from it.
             start_training(TrainConfig(
                 architecture=architecture, epochs=int(epochs), batch_size=int(batch_size),
@@ -133,7 +153,9 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
                 runs_dir=str(runs), run_name=name,
                 init_from=str(sources[start_from].path) if start_from else None,
                 teacher=[str(sources[key].path) for key in teachers] or None,
-                distill_weight=float(distill_weight), mix=mix))
+                distill_weight=float(distill_weight), mix=mix, labels=labels,
+                ferplus_path=crowd_file if labels != "fer2013" else None,
+                path_augment=bool(path_augment)))
         except (FerError, OSError) as exc:
             show_error(str(exc) if isinstance(exc, FerError) else
                        f"Could not start the run ({type(exc).__name__}).")
@@ -233,8 +255,12 @@ else:
         elif status["phase"] == "starting":
             st.progress(0.0, text="Loading FER2013 and building the model…")
         if status["phase"] in ("failed", "interrupted"):
+            # The reason the run recorded (a full disk, say) is the run's own message: no
+            # server path is in it.
+            reason = status.get("reason")
             st.error("The training process ended before finishing"
-                     + (" (see the log below)." if status["log"] else ".")
+                     + (f": {escape_markdown(reason)}." if reason else
+                        " (see the log below)." if status["log"] else ".")
                      + (" Resume it to continue from its last full epoch."
                         if status["epochs_done"] else ""), icon=":material/error:")
         if status["history"]:

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_lib.charts import probability_bars, timeline_figure
-from app_lib.detector import detector_choice
+from app_lib.detector import detector_choice, offer_blazeface
 from app_lib.model_state import require_active_model
 from app_lib.session_files import (check_upload_size, max_photo_mb, max_video_mb,
                                    max_video_seconds, save_upload, session_folder)
@@ -20,6 +20,7 @@ from app_lib.uploads import (ALL_PHOTO_COLUMNS, IMAGE_TYPES, PREVIEW_WIDTH, RESU
                              annotated_png, explain_photo, frames_to_json, kind_of,
                              photo_recognizer, rows_to_csv, to_json_bytes, video_recognizer)
 from fer_core import EMOTIONS, FerError
+from fer_core.results import frame_to_csv_bytes
 from fer_core.uncertainty import short_label, threshold_of
 from fer_core.timeline import face_summary, segment_summary
 
@@ -167,17 +168,24 @@ def show_photo(upload, data: bytes, result: PhotoResult) -> list[dict]:
                  + f", {result.seconds:.2f} s", width="stretch")
     with side_column:
         if not result.faces:
-            st.info(f"No face found in {escape_markdown(shorten(upload.name))}. The detector "
-                    "finds frontal faces at least about 30 pixels wide; try a sharper, "
-                    "frontal, well-lit photo.",
+            st.info(f"No face found in {escape_markdown(shorten(upload.name))}. "
+                    + ("The Haar cascade finds frontal faces at least about 30 pixels wide; "
+                       "try a sharper, frontal, well-lit photo, or BlazeFace, which also finds "
+                       "tilted, small and backlit faces." if detector == "haar" else
+                       "BlazeFace found no face either: try a sharper, well-lit photo in "
+                       "which the face is at least about 20 pixels wide."),
                     icon=":material/face:")
+            offer_blazeface(st, key=f"try-blazeface-{upload.file_id}")
         else:
             labels = ", ".join(f"#{f['face']} {shown_label(f)}" for f in faces)
             st.markdown(f"**{escape_markdown(labels)}**" if labels else "*All boxes dropped.*")
             if any(f.get("uncertain") for f in faces):
                 st.caption(f"*uncertain*: the most likely emotion has a probability below "
                            f"{percent(threshold, 0)}; below that, this model's top guess was "
-                           "wrong more often than right on FER2013 PublicTest (model card). "
+                           "wrong more often than right on PublicTest (model card: "
+                           + ("against the FER+ crowd's majority" if (active.card.get(
+                               "calibration") or {}).get("labels") == "ferplus-majority"
+                              else "against FER2013's labels") + "). "
                            "The two leading emotions are named.")
             st.multiselect("Not a face? Drop these boxes before downloading",
                            [f["face"] for f in result.faces], key=f"drop-{upload.file_id}",
@@ -313,7 +321,7 @@ def show_video(upload) -> None:
     stem = download_stem(upload.name)
     columns = st.columns(3)
     columns[0].download_button(
-        "Per-frame CSV", data=frames.to_csv(index=False).encode(),
+        "Per-frame CSV", data=frame_to_csv_bytes(frames),
         file_name=f"{stem}_frames.csv", mime="text/csv", on_click="ignore",
         key=f"vcsv-{upload.file_id}", icon=":material/table:")
     columns[1].download_button(

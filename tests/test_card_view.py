@@ -56,13 +56,18 @@ def test_the_shipped_card_reads_without_gaps():
 def test_limits_text_is_computed_from_the_cards_confusion_matrix():
     from app_lib.card import top_confusions, weak_classes
 
+    from app_lib.card import own_labels_report
+
     card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())
-    test = card["test"]
+    # The default learned FER+'s votes: its weak classes are read against the crowd.
+    test, judged_by = own_labels_report(card)
+    assert judged_by == "FER+ majority"
+    assert test is card["held_out"]["ferplus"]["majority_report"]
     lines = weak_classes(test)
     recalls = {e: v["recall"] for e, v in test["per_class"].items()}
     weakest = sorted(recalls, key=recalls.get)[:3]
     assert [line.split("*")[1] for line in lines] == weakest
-    assert all(e not in weakest for e in ("disgust", "happy"))  # recalls 0.76 and 0.88
+    assert "happy" not in weakest  # the crowd's commonest, clearest class
     matrix = test["confusion_matrix"]
     labels = test["labels"]
     true, predicted, share = top_confusions(matrix, labels, 1)[0]

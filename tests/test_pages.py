@@ -95,19 +95,45 @@ def texts(elements) -> str:
     return re.sub(r"\\(.)", r"\1", sources(elements))
 
 
-def test_home_shows_the_model_and_its_measured_quality(app_env):
-    at = run_page()
+def _pct(value) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def _path_end_to_end(card: dict, labels: str, detector: str) -> float:
+    rows = card["whole_path"][labels]["rows"]
+    return next(r["end_to_end"] for r in rows if (r["detector"], r["preset"],
+                                                   r.get("variant", "plain"))
+                == (detector, "photo", "plain"))
+
+
+@pytest.mark.parametrize("detector", ["haar", "blazeface"])
+def test_home_shows_crop_and_whole_path_numbers_from_the_card(app_env, detector):
+    """Issue 21 items 2 and 9: Home showed the crop accuracy alone (71.2%) while the default
+    path (Haar) scored 58.5%; every number now comes from the card, with its split, and the
+    whole path follows the detector chosen."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["face_detector"] = detector
+    at.run()
     assert_clean(at)
     assert not at.error
-    assert at.title[0].value == "Facial emotion recognition"
     metrics = {m.label: m.value for m in at.metric}
     card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())
     split = card["test"]["split"]
-    assert metrics[f"Accuracy ({split})"] == f"{card['test']['accuracy'] * 100:.1f}%"
-    assert metrics[f"Macro-F1 ({split})"] == f"{card['test']['macro_f1']:.3f}"
+    crowd = card["held_out"]["ferplus"]
+    assert metrics[f"Agrees with people ({split})"] == _pct(crowd["majority_agreement"])
+    path_split = card["whole_path"]["ferplus-majority"]["split"]
+    name = {"haar": "Haar", "blazeface": "BlazeFace"}[detector]
+    assert metrics[f"Whole path, {name} ({path_split})"] == _pct(
+        _path_end_to_end(card, "ferplus-majority", detector))
+    shown = texts(at.markdown)
+    assert _pct(card["test"]["accuracy"]) in shown  # FER2013's labels, one sentence
+    assert _pct(_path_end_to_end(card, "fer2013", detector)) in shown
+    assert f"{card['latency']['batch_1']['median_ms']:.2f} ms" == metrics["Latency per face"]
     sidebar = texts(at.sidebar.markdown)
     assert "Active model" in sidebar and "cnn_gru" in sidebar and "shipped default" in sidebar
-    assert {m.label for m in at.sidebar.metric} == {"Accuracy", "Macro-F1"}
+    side = {m.label: m.value for m in at.sidebar.metric}
+    assert side == {f"Agrees with people ({split})": _pct(crowd["majority_agreement"]),
+                    f"FER2013 labels ({split})": _pct(card["test"]["accuracy"])}
 
 
 @pytest.mark.parametrize("page", ["app_pages/model.py", "app_pages/training.py",
@@ -211,6 +237,45 @@ def test_upload_video_gives_timeline_and_segments(app_env):
     assert "every 2 frames" in texts(at.caption)
 
 
+def test_home_follows_the_detector_chosen_on_another_page(app_env):
+    """Home draws no detector radio, so Streamlit drops the radio's state there; Home reads
+    the copy the radio keeps (seen in the browser: Home showed Haar after BlazeFace was
+    chosen on the Photos page)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["_kept_face_detector"] = "blazeface"
+    at.run()
+    assert_clean(at)
+    assert any(m.label.startswith("Whole path, BlazeFace") for m in at.metric)
+
+
+def test_photo_without_a_face_offers_blazeface_in_one_click(app_env):
+    """Issue 21 item 2: Haar missed clear faces and nothing suggested BlazeFace."""
+    at = run_page("app_pages/upload.py")
+    assert at.sidebar.radio(key="face_detector").value == "haar"
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    at.file_uploader(key="upload_files").set_value([("wall.png", png_bytes(blank), "image/png")])
+    at.run()
+    assert_clean(at)
+    assert "or BlazeFace" in texts(at.info)
+    offer = [b for b in at.button if b.label == "Try BlazeFace"]
+    assert len(offer) == 1
+    offer[0].click().run()
+    assert_clean(at)
+    assert at.sidebar.radio(key="face_detector").value == "blazeface"
+    assert not [b for b in at.button if b.label == "Try BlazeFace"]  # offered under Haar only
+
+
+def test_live_offer_waits_until_haar_has_missed_for_a_few_seconds():
+    from app_lib.detector import HAAR_MISS_SECONDS, missing_for
+
+    clock: dict = {}
+    assert missing_for(clock, False, "haar", 100.0) == 0.0  # the clock starts
+    assert missing_for(clock, False, "haar", 100.0 + HAAR_MISS_SECONDS) >= HAAR_MISS_SECONDS
+    assert missing_for(clock, True, "haar", 104.0) == 0.0  # a face: the clock restarts
+    assert missing_for(clock, False, "haar", 105.0) == 1.0
+    assert missing_for(clock, False, "blazeface", 110.0) == 0.0  # another detector: afresh
+
+
 def test_dataset_page_on_generated_data(app_env):
     at = run_page("app_pages/dataset.py")
     assert_clean(at)
@@ -226,6 +291,48 @@ def test_dataset_page_on_generated_data(app_env):
     at.selectbox(key="sample_flag").set_value("conflicting labels").run()
     assert_clean(at)
     assert "2 images match." in texts(at.caption)
+
+
+def test_dataset_page_shows_where_fer2013_and_the_crowd_disagree(app_env, monkeypatch):
+    """Issue 23: FER+'s votes, read from FERPLUS_PATH and checked against the loaded
+    FER2013, give the crowd tab its counts and its examples."""
+    from tests.test_ferplus import write_votes
+
+    rows = app_env["data"].read_text().splitlines()[1:]
+    usage = [row.rsplit(",", 1)[1] for row in rows]
+    labels = [int(row.split(",", 1)[0]) for row in rows]
+    column = [4, 5, 6, 1, 3, 2, 0]
+    votes = []
+    for i, label in enumerate(labels):
+        vote = [0] * 10
+        # Every third face: the crowd says neutral; the others: FER2013's label, 8 of 10.
+        vote[0 if i % 3 == 0 else column[label]] += 8
+        vote[8] += 2
+        votes.append(vote)
+    monkeypatch.setenv("FERPLUS_PATH", str(write_votes(app_env["tmp"] / "v.csv", usage, votes)))
+    at = run_page("app_pages/dataset.py")
+    assert_clean(at)
+    assert not at.error, texts(at.error)
+    table = at.dataframe[-1].value
+    public = table[table["split"] == "PublicTest"].iloc[0]
+    assert public["faces"] == "21" and public["clear majority"] == "21"
+    expected = sum(1 for i, u in enumerate(usage) if u == "PublicTest"
+                   and (i % 3 != 0 or labels[i] == 6))
+    assert public["FER2013 label = majority"].startswith(f"{expected:,} ")
+    at.selectbox(key="crowd_split").set_value("PublicTest").run()
+    at.selectbox(key="crowd_fer_class").set_value("angry").run()
+    at.selectbox(key="crowd_crowd_class").set_value("neutral").run()
+    assert_clean(at)
+    wanted = sum(1 for i, u in enumerate(usage) if u == "PublicTest" and labels[i] == 0
+                 and i % 3 == 0)
+    assert (f"{wanted:,} PublicTest faces labelled angry by FER2013 and neutral"
+            in texts(at.caption))
+    # A FER+ file that describes other rows is refused with a message, never a traceback.
+    monkeypatch.setenv("FERPLUS_PATH", str(write_votes(app_env["tmp"] / "w.csv", usage[:5],
+                                                       votes[:5])))
+    at = run_page("app_pages/dataset.py")
+    assert_clean(at)
+    assert "not the same release" in texts(at.error)
 
 
 def test_dataset_page_reports_a_bad_path(app_env, monkeypatch):
@@ -298,8 +405,99 @@ def test_training_page_lists_runs_and_validates_the_form(app_env):
     assert not (app_env["runs"].parent / "outside").exists()
 
 
+def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env):
+    """Issue item 8: the run selector kept "(starting)" after that run had ended, when
+    another run was shown below it, and missing values showed as the text None."""
+    import streamlit as st
+
+    from app_lib.run_watch import busy_runs, changed_runs
+    from fer_core.runs import TRAIN_JOB
+    from tests.processes import stand_in
+
+    polled, reruns = {}, []
+    real_fragment = st.fragment
+
+    def fragment(func=None, *, run_every=None):  # records what the page polls
+        if func is None:
+            return lambda f: fragment(f, run_every=run_every)
+        if run_every:
+            polled[func.__name__] = func
+        return real_fragment(func, run_every=run_every)
+
+    fake_finished_run(app_env["runs"], "finished-run")
+    new = app_env["runs"] / "new-run"
+    new.mkdir()
+    (new / "config.json").write_text(json.dumps({"architecture": "cnn_gru", "epochs": 3}))
+    process = stand_in("-m", "fer_core", "train", "--run", str(new))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(st, "fragment", fragment)
+        try:
+            (new / TRAIN_JOB).write_text(json.dumps({"pid": process.pid,
+                                                     "started": time.time()}))
+            at = run_page("app_pages/training.py")
+            at.selectbox(key="run_choice").set_value("finished-run").run()
+            assert_clean(at)
+            assert "new-run (starting)" in at.selectbox(key="run_choice").options
+            table = at.dataframe[0]
+            assert table.proto.placeholder == "—"  # not "None"
+            new_row = table.value[table.value["run"] == "new-run"].iloc[0]
+            assert pd_isna(new_row["best val acc"]) and pd_isna(new_row["val macro-F1"])
+            watch = polled["watch_other_runs"]  # polled although the run shown is finished
+            patch.setattr(st, "rerun", lambda *args, **kwargs: reruns.append(args))
+            watch()
+            assert reruns == []  # nothing changed yet
+        finally:
+            process.kill()
+            process.wait()
+        watch()
+        assert len(reruns) == 1  # the run ended: the page is drawn again...
+    at.run()
+    assert_clean(at)
+    assert "new-run (failed)" in at.selectbox(key="run_choice").options  # ...and says so
+    statuses = {"new-run": {"path": str(new), "phase": "starting"}}
+    assert busy_runs(statuses, {"new-run": {"phase": "none", "alive": False}}) \
+        == {"new-run": ("starting", "none")}
+    assert changed_runs({"new-run": ("starting", "none")}, statuses) == ["new-run"]
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
 def _button(at, label):
     return [b for b in at.button if b.label == label][0]
+
+
+def test_training_page_trains_on_the_crowds_labels(app_env, monkeypatch):
+    """Issue 23: the new-run form offers FER+'s labels and the whole-path augmentation; without
+    FERPLUS_PATH, choosing the crowd says what to do instead of starting a run."""
+    import fer_core.jobs
+
+    started = []
+    monkeypatch.setattr(fer_core.jobs, "start_training",
+                        lambda config, **kwargs: started.append(config) or {"pid": 0})
+    monkeypatch.delenv("FERPLUS_PATH", raising=False)
+    at = run_page("app_pages/training.py")
+    [s for s in at.selectbox if s.label == "Labels to learn"][0].set_value("ferplus-votes")
+    _button(at, "Start training").click()
+    at.run()
+    assert_clean(at)
+    assert "FERPLUS_PATH" in texts(at.error) and not started
+    votes = app_env["tmp"] / "fer2013new.csv"
+    votes.write_text("stands in for the file\n")
+    monkeypatch.setenv("FERPLUS_PATH", str(votes))
+    at = run_page("app_pages/training.py")
+    [s for s in at.selectbox if s.label == "Labels to learn"][0].set_value("ferplus-votes")
+    [c for c in at.checkbox if c.label == "Augment for the whole path"][0].check()
+    _button(at, "Start training").click()
+    at.run()
+    assert_clean(at)
+    assert not at.error, texts(at.error)
+    (config,) = started
+    assert (config.labels, config.ferplus_path, config.path_augment) == (
+        "ferplus-votes", str(votes), True)
 
 
 def test_training_page_fine_tunes_and_distils_from_models_it_lists(app_env, monkeypatch):
@@ -451,6 +649,62 @@ def test_upload_a_photo_of_30_faces_drop_boxes_and_explain(app_env):
     at.run()
     assert_clean(at)
     assert len(at.dataframe[0].value) == found - 2 and at.multiselect[0].value == [2, 30]
+
+
+@pytest.fixture
+def media_files(monkeypatch):
+    """The last run's media file manager: what a download button hands the browser."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    from streamlit.testing.v1 import app_test
+
+    managers = []
+
+    class Recorded(MediaFileManager):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            managers.append(self)
+
+    monkeypatch.setattr(app_test, "MediaFileManager", Recorded)
+    return managers
+
+
+def downloaded(managers, at: AppTest, key: str) -> bytes:
+    """The bytes a click on download button ``key`` gives (made then, for a deferred one)."""
+    proto = [b for b in at.get("download_button") if b.proto.id.endswith(key)][0].proto
+    url = managers[-1].execute_deferred(proto.deferred_file_id) if proto.deferred_file_id \
+        else proto.url
+    return managers[-1].read_file(url.rsplit("/", 1)[-1]).content
+
+
+def test_dropped_boxes_leave_every_download(app_env, media_files):
+    """Issue item 3: "All results JSON" still held the dropped boxes and the photo's JSON
+    said ``faces: 3`` after a drop, although the page says they leave every download."""
+    from app_lib.uploads import annotated_png
+    from tests.media import crowd
+
+    three = png_bytes(crowd(1, 3))
+    at = run_page("app_pages/upload.py")
+    at.file_uploader(key="upload_files").set_value([
+        ("three.png", three, "image/png"),
+        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.run()
+    at.multiselect[0].set_value([2]).run()
+    assert_clean(at)
+    photo = json.loads(downloaded(media_files, at, "json-" + at.multiselect[0].key[5:]))
+    assert [f["face"] for f in photo["faces"]] == [1, 3] and photo["dropped"] == [2]
+    assert {f["faces"] for f in photo["faces"]} == {2}
+    every = json.loads(downloaded(media_files, at, "all-json"))
+    assert [f["face"] for f in every[0]["faces"]] == [1, 3] and every[0]["dropped"] == [2]
+    assert {f["faces"] for f in every[0]["faces"]} == {2}
+    assert [f["face"] for f in every[1]["faces"]] == [1]
+    import pandas as pd
+
+    table = pd.read_csv(io.BytesIO(downloaded(media_files, at, "all-csv")))
+    assert list(table.loc[table["file"] == "three.png", "face"]) == [1, 3]
+    assert set(table.loc[table["file"] == "three.png", "faces"]) == {2}
+    png = downloaded(media_files, at, "png-" + at.multiselect[0].key[5:])
+    card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())
+    assert png == annotated_png(three, photo["faces"], card["calibration"]["uncertain_below"])
 
 
 def test_upload_labels_an_unsure_face_uncertain(app_env):

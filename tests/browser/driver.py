@@ -9,7 +9,8 @@ Scenarios: ``pages`` (every page renders, no exception), ``upload`` (a photo get
 face), ``live`` (fake webcam: START, then a box on the returned video, emotion bars and the
 top emotion), ``sessions`` (four tabs at once on the live and upload pages, then a camera
 unplugged and plugged back in, and a tab that reloads), ``soak`` (one live session for
-``--seconds``, for python -m bench.live_soak), ``session_end`` (uploads with a Markdown name,
+``--seconds``, for python -m bench.live_soak), ``offer_photo`` and ``offer_live`` (Haar finds
+no face: the "Try BlazeFace" offer, clicked), ``session_end`` (uploads with a Markdown name,
 then the tab closes and the session's upload folder must go). The last line printed is the JSON result; screenshots go to ``--out``.
 Waits are for elements or app states, never fixed sleeps.
 """
@@ -609,11 +610,100 @@ def scenario_insight(page, args) -> dict:
     return result
 
 
+def sidebar_detector(page) -> str:
+    """The label of the option checked in the sidebar's "Face detector" radio."""
+    return page.evaluate("""() => {
+        for (const group of document.querySelectorAll(
+                '[data-testid="stSidebar"] [data-testid="stRadio"]')) {
+            if (!group.innerText.includes('Face detector')) continue;
+            const checked = group.querySelector('input[type="radio"]:checked');
+            if (!checked) return '';
+            const label = checked.closest('label');
+            return label ? label.innerText.trim() : '';
+        }
+        return null;
+    }""")
+
+
+def wait_for_sidebar_detector(page, expected: str, timeout_s: float = 30.0) -> str:
+    """Wait until the sidebar's detector radio shows ``expected`` (or the time is up)."""
+    deadline = time.monotonic() + timeout_s
+    shown = sidebar_detector(page)
+    while expected not in (shown or "") and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+        shown = sidebar_detector(page)
+    return shown
+
+
+def offer_button(page):
+    return page.get_by_role("button", name=re.compile("Try BlazeFace"))
+
+
+def scenario_offer_photo(page, args) -> dict:
+    """A photo without a face under Haar: the page offers BlazeFace; one click switches the
+    sidebar's detector to it (and the offer goes)."""
+    out = Path(args.out)
+    open_page(page, args.url, "upload")
+    wait_idle(page)
+    before = sidebar_detector(page)
+    upload_photo(page, args.photo)
+    no_face = page.get_by_text(re.compile("No face found in"))
+    no_face.first.wait_for(timeout=90_000)
+    offer = offer_button(page)
+    offer.first.wait_for(timeout=30_000)
+    wait_idle(page)
+    result = {"before": before, "message": no_face.first.inner_text(),
+              "offers": offer.count()}
+    shoot(page, out / "offer_photo.png")
+    offer.first.click()
+    result["after"] = wait_for_sidebar_detector(page, "BlazeFace")
+    wait_idle(page)
+    result["after"] = sidebar_detector(page)
+    result["offers_after"] = offer_button(page).count()
+    result["message_after"] = (no_face.first.inner_text() if no_face.count() else None)
+    shoot(page, out / "offer_photo_clicked.png")
+    return {**result, "exceptions": exceptions(page), "errors": errors(page)}
+
+
+def scenario_offer_live(page, args) -> dict:
+    """A webcam that shows no face under Haar: after a few seconds without a face the live
+    panel offers BlazeFace; one click switches the sidebar's detector (and the stream's)."""
+    out = Path(args.out)
+    open_page(page, args.url, "live")
+    page.wait_for_selector(IFRAME, timeout=90_000)
+    before = sidebar_detector(page)
+    started = start_camera(page)
+    page.get_by_text("No face in view").first.wait_for(timeout=60_000)
+    no_face_at = time.monotonic()
+    offer = offer_button(page)
+    offer.first.wait_for(timeout=60_000)
+    result = {"before": before, "seconds_to_no_face": round(no_face_at - started, 2),
+              "seconds_no_face_to_offer": round(time.monotonic() - no_face_at, 2),
+              "caption": page.get_by_text(re.compile("has found no face for")).first.inner_text()}
+    shoot(page, out / "offer_live.png")
+    offer.first.click()
+    result["after"] = wait_for_sidebar_detector(page, "BlazeFace")
+    # The stream itself switches too: the panel names the detector the frames arrive from.
+    arriving = page.get_by_text(re.compile("detector: BlazeFace"))
+    try:
+        arriving.first.wait_for(timeout=30_000)
+        result["arriving"] = arriving.first.inner_text()
+    except Exception:  # reported; the test decides
+        result["arriving"] = None
+    result["offers_after"] = offer_button(page).count()
+    shoot(page, out / "offer_live_clicked.png")
+    stop = camera_button(page, "stop")
+    if stop.count():
+        stop.first.click()
+    return {**result, "exceptions": exceptions(page), "errors": errors(page)}
+
+
 SCENARIOS = {"insight": scenario_insight, "pages": scenario_pages, "roles": scenario_roles,
              "upload": scenario_upload, "live": scenario_live,
              "sessions": scenario_sessions, "soak": scenario_soak,
              "session_end": scenario_session_end, "live_history": scenario_live_history,
-             "live_small": scenario_live_small, "live_track": scenario_live_track}
+             "live_small": scenario_live_small, "live_track": scenario_live_track,
+             "offer_photo": scenario_offer_photo, "offer_live": scenario_offer_live}
 
 
 def main(argv=None) -> int:
@@ -640,7 +730,8 @@ def main(argv=None) -> int:
         with sync_playwright() as playwright:
             context = launch(playwright, profile,
                              args.y4m if args.scenario in ("live", "sessions", "soak", "live_history",
-                                                           "live_small", "live_track")
+                                                           "live_small", "live_track",
+                                                           "offer_live")
                              else None)
             try:
                 page = context.pages[0] if context.pages else context.new_page()
