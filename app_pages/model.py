@@ -71,9 +71,11 @@ else:
 
     render_held_out(card)
 
-    per_class = test.get("per_class") or {}
+    # Per class and confusions by the labels the model learned (the crowd's for a crowd model).
+    own_report, own_labels = own_labels_report(card)
+    per_class = own_report.get("per_class") or {}
     if per_class:
-        st.subheader("Per class")
+        st.subheader(f"Per class ({split}, {own_labels})")
         table = pd.DataFrame([{"emotion": e, **per_class.get(e, {})} for e in EMOTIONS])
         st.dataframe(table, hide_index=True, column_config={
             "emotion": st.column_config.TextColumn("emotion"),
@@ -89,13 +91,13 @@ else:
         st.plotly_chart(per_class_figure(per_class), key="per-class",
                         config={"displayModeBar": False})
 
-    matrix = test.get("confusion_matrix")
+    matrix = own_report.get("confusion_matrix")
     if matrix:
-        st.subheader("Confusion matrix")
+        st.subheader(f"Confusion matrix ({own_labels})")
         normalise = st.toggle("Show shares of each true class", value=True, key="cm_normalise")
         st.plotly_chart(confusion_figure(matrix, normalise), key="confusion",
                         config={"displayModeBar": False})
-        confused = top_confusions(matrix, test.get("labels") or list(EMOTIONS))
+        confused = top_confusions(matrix, own_report.get("labels") or list(EMOTIONS))
         st.caption("Rows: the labelled emotion; columns: the model's answer. The diagonal is "
                    "right; off the diagonal, the largest confusions here are "
                    + ", ".join(f"{true} taken for {predicted} ({percent(share, 0)})"

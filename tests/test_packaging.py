@@ -58,7 +58,8 @@ def installed(tmp_path_factory):
 
 
 def _run(installed, *args, timeout=300):
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FER_MODEL")}
+    # No PYTHON* variable of the test run (a search path would reach the checkout).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     return subprocess.run(args, cwd=installed["cwd"], env=env, capture_output=True, text=True,
                           timeout=timeout)
@@ -73,6 +74,9 @@ def test_wheel_carries_every_package_and_data_file(installed):
         assert f"{package}/__init__.py" in names, f"{package} is missing from the wheel"
     for required in ("fer_core/shipped/cnn_gru.keras", "fer_core/shipped/cnn_gru.tflite",
                      "fer_core/shipped/cnn_gru.card.json",
+                     "fer_core/shipped/cnn_gru_fer2013.keras",
+                     "fer_core/shipped/cnn_gru_fer2013.tflite",
+                     "fer_core/shipped/cnn_gru_fer2013.card.json",
                      "fer_core/faces/models/face_detection_short_range.tflite",
                      "fer_core/faces/models/face_detection_full_range.tflite",
                      "fer_core/faces/models/LICENSE"):

@@ -1,0 +1,348 @@
+"""Write docs/model.md from where its numbers were measured: the shipped models' cards
+(``models/*.card.json``) and ``bench/*.json``. Nothing in it is typed by hand;
+tests/test_docs.py fails when the page is not what this writes.
+
+    python -m bench.docs            # rewrite docs/model.md
+    python -m bench.docs --check    # exit 1 if it is out of date
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGE = ROOT / "docs" / "model.md"
+EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+LABEL_NAMES = {"fer2013": "FER2013's labels", "ferplus-votes": "FER+ vote shares",
+               "ferplus-majority": "FER+ majority"}
+
+
+def _load(name: str) -> dict:
+    path = ROOT / "bench" / name
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _pct(value, digits: int = 1) -> str:
+    return "—" if value is None else f"{value * 100:.{digits}f}%"
+
+
+def _pt(value) -> str:
+    return "—" if value is None else f"{value * 100:+.2f} pt"
+
+
+def _path_row(card: dict, labels: str, detector: str, preset: str = "photo") -> dict:
+    for row in ((card.get("whole_path") or {}).get(labels) or {}).get("rows", []):
+        if (row["detector"], row["preset"], row.get("variant", "plain")) == (detector, preset,
+                                                                              "plain"):
+            return row
+    return {}
+
+
+def _cards() -> dict[str, dict]:
+    cards = {}
+    for key, stem in (("crowd", "cnn_gru"), ("fer2013", "cnn_gru_fer2013")):
+        path = ROOT / "models" / f"{stem}.card.json"
+        if path.is_file():
+            cards[key] = json.loads(path.read_text(encoding="utf-8"))
+    return cards
+
+
+def shipped_table(cards: dict) -> list[str]:
+    lines = ["| | " + " | ".join(f"`{c['name']}` ({'default' if k == 'crowd' else 'alternative'})"
+                                 for k, c in cards.items()) + " |",
+             "|---|" + "---|" * len(cards)]
+
+    def row(label, get):
+        lines.append(f"| {label} | " + " | ".join(get(c) for c in cards.values()) + " |")
+
+    row("trained on", lambda c: LABEL_NAMES.get(((c.get("training") or {}).get("config") or {})
+                                                .get("labels", "fer2013"), "?"))
+    row("FER2013 PrivateTest, its labels", lambda c: _pct(c["test"]["accuracy"], 2))
+    row("the same without the test images that copy a Training image",
+        lambda c: f"{_pct(c['held_out']['without_training_copies']['accuracy'], 2)} "
+                  f"({c['held_out']['without_training_copies']['removed']} removed)")
+    row("agreement with FER+'s clear majority (PrivateTest)",
+        lambda c: f"{_pct(c['held_out']['ferplus']['majority_agreement'], 2)} of "
+                  f"{c['held_out']['ferplus']['clear_faces']:,}")
+    row("FER+ paper's majority protocol (PrivateTest)",
+        lambda c: f"{_pct(c['held_out']['ferplus']['plurality_agreement'], 2)} of "
+                  f"{c['held_out']['ferplus']['emotion_faces']:,}")
+    for detector, name in (("haar", "Haar"), ("blazeface", "BlazeFace")):
+        row(f"whole path, {name} photo, end to end, FER+ majority",
+            lambda c, d=detector: _pct(_path_row(c, "ferplus-majority", d).get("end_to_end")))
+        row(f"  its framing cost (crop minus path, faces found)",
+            lambda c, d=detector: _pt(_path_row(c, "ferplus-majority", d).get("framing_cost")))
+        row(f"whole path, {name} photo, end to end, FER2013's labels",
+            lambda c, d=detector: _pct(_path_row(c, "fer2013", d).get("end_to_end")))
+    row("macro-F1, FER2013's labels", lambda c: f"{c['test']['macro_f1']:.3f}")
+    row("macro-F1, FER+ majority",
+        lambda c: f"{c['held_out']['ferplus']['majority_report']['macro_f1']:.3f}")
+    row("KL(crowd ‖ model), total variation",
+        lambda c: f"{c['held_out']['ferplus']['crowd_kl']:.3f}, "
+                  f"{c['held_out']['ferplus']['crowd_tv']:.3f}")
+    row("one face, as shipped (card)",
+        lambda c: f"{c['latency']['batch_1']['median_ms']:.3f} ms "
+                  f"({c['latency']['batch_1'].get('backend', '?')})")
+    row("files", lambda c: " + ".join(
+        f"{f['file']} {f['bytes'] / 1e6:.2f} MB" + (f" ({f['quantization']})"
+                                                    if f.get("quantization") else "")
+        for f in c["files"].values()))
+    return lines
+
+
+def training_section(card: dict) -> list[str]:
+    training = card.get("training") or {}
+    config = training.get("config") or {}
+    base = (training.get("initialised_from") or {}).get("file")
+    return [
+        f"- Started from `{Path(str(base)).name}`" if base else "- Trained from random weights",
+        f"- Labels: {LABEL_NAMES.get(config.get('labels', 'fer2013'))} "
+        f"({training.get('data')}); chosen on {training.get('selection_split')}",
+        f"- {training.get('epochs_done')} epochs, batch {config.get('batch_size')}, AdamW at "
+        f"{config.get('learning_rate')} ({config.get('schedule')}, {config.get('warmup_epochs')} "
+        f"warm-up), label smoothing {config.get('label_smoothing')}, class weighting "
+        f"{config.get('class_weighting')}, weight averaging from epoch {config.get('swa_start')}",
+        f"- Augmentation: flip, rotation ±{config.get('rotation_degrees')}°, shift "
+        f"±{config.get('shift_fraction')}, zoom ±{config.get('zoom_fraction')}"
+        + (", and the whole path's damage (`--path-augment`: small faces upscaled, light, "
+           "noise, a hidden part)" if config.get("path_augment") else ""),
+        f"- Best epoch {training.get('best_epoch')} ({training.get('best_kind')}); "
+        f"{training.get('train_seconds', 0) / 60:.0f} minutes of training on "
+        f"{card.get('machine', {}).get('processor', '?')}",
+        f"- Flip averaging: {'on' if card.get('flip_average') else 'off'} (chosen on "
+        f"{(card.get('selection') or {}).get('split', '?')}, judged by "
+        f"{(card.get('selection') or {}).get('judged_by', 'FER2013 labels')})",
+        f"- Calibration: temperature {card['calibration']['temperature']:.3f}, fitted to "
+        f"{card['calibration'].get('fitted_to', card['calibration']['fitted_on'])}; "
+        f"*uncertain* below {_pct(card['calibration']['uncertain_below'], 0)}",
+    ]
+
+
+def per_class(card: dict) -> list[str]:
+    crowd = card["held_out"]["ferplus"]["majority_report"]["per_class"]
+    fer = card["test"]["per_class"]
+    lines = ["| class | recall, FER+ majority | recall, FER2013's labels | faces (FER+) |",
+             "|---|---|---|---|"]
+    for emotion in EMOTIONS:
+        lines.append(f"| {emotion} | {_pct(crowd[emotion]['recall'])} | "
+                     f"{_pct(fer[emotion]['recall'])} | {crowd[emotion]['support']:,} |")
+    return lines
+
+
+def ablation_section(ablation: dict) -> list[str]:
+    if not ablation.get("runs"):
+        return ["Not measured yet: `python -m bench.crowd_ablation --train`."]
+    lines = [f"Every run: `fer train --init-from {ablation['start']} {ablation['recipe']}` "
+             f"(only the labels and `--path-augment` differ); measured {ablation['date']}. "
+             f"Whole path: the first {ablation['whole_path_faces']:,} PublicTest faces with a "
+             "clear FER+ majority.",
+             "",
+             "| labels | path augmentation | PublicTest: FER+ majority | PublicTest: FER2013 | "
+             "PrivateTest: FER+ majority | PrivateTest: FER2013 | framing cost Haar | "
+             "framing cost BlazeFace | minutes |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for entry in ablation["runs"].values():
+        path = entry["whole_path_PublicTest"]
+        lines.append(
+            f"| {LABEL_NAMES[entry['labels']]} | {'yes' if entry['path_augment'] else 'no'} | "
+            f"{_pct(entry['PublicTest']['ferplus_majority_agreement'], 2)} | "
+            f"{_pct(entry['PublicTest']['fer2013_accuracy'], 2)} | "
+            f"{_pct(entry['PrivateTest']['ferplus_majority_agreement'], 2)} | "
+            f"{_pct(entry['PrivateTest']['fer2013_accuracy'], 2)} | "
+            f"{_pt(path['haar']['framing_cost'])} | {_pt(path['blazeface']['framing_cost'])} | "
+            f"{entry['train_seconds'] / 60:.0f} |")
+    return lines
+
+
+def wild_section(wild: dict, cards: dict) -> list[str]:
+    models = wild.get("models") or {}
+    lines = ["| model | GENKI-4K, Haar: found / right on found / end to end | GENKI-4K, "
+             "BlazeFace: found / right on found / end to end | muxspace crops: accuracy, "
+             "macro-F1 |", "|---|---|---|---|"]
+    shown = False
+    for card in cards.values():
+        entry = models.get(card["files"]["keras"]["sha256"])
+        if not entry:
+            continue
+        shown = True
+        cells = []
+        for detector in ("haar", "blazeface"):
+            g = entry["genki4k"][detector]
+            cells.append(f"{_pct(g['found'])} / {_pct(g['on_found']['accuracy'])} / "
+                         f"{_pct(g['end_to_end_accuracy'])}")
+        mux = entry["muxspace"]
+        lines.append(f"| `{card['name']}` | {cells[0]} | {cells[1]} | "
+                     f"{_pct(mux['accuracy'])}, {mux['macro_f1']:.3f} |")
+    peer = ((wild.get("peer") or {}).get("genki4k")) or {}
+    if peer and not peer.get("missing"):
+        lines.append(f"| the `fer` package | {_pct(peer['found'])} / "
+                     f"{_pct(peer['on_found']['accuracy'])} / "
+                     f"{_pct(peer['end_to_end_accuracy'])} (its own Haar) | | |")
+    if not shown:
+        return ["Not measured for the shipped files yet: `python -m bench.wild --peer`."]
+    recall_lines = ["", "muxspace recall per class (one student labelled each crop):", "",
+                    "| model | " + " | ".join(EMOTIONS) + " |",
+                    "|---|" + "---|" * len(EMOTIONS)]
+    for card in cards.values():
+        entry = models.get(card["files"]["keras"]["sha256"])
+        if entry:
+            recall = entry["muxspace"]["recall"]
+            recall_lines.append(f"| `{card['name']}` | "
+                                + " | ".join(_pct(recall[e]) for e in EMOTIONS) + " |")
+    support = next(iter(models.values()))["muxspace"]["support"]
+    recall_lines.append("| faces | " + " | ".join(f"{support[e]:,}" for e in EMOTIONS) + " |")
+    return lines + recall_lines
+
+
+def choice_section(choice: dict) -> list[str]:
+    if not choice:
+        return ["Not measured yet: `python -m bench.model_choice`."]
+    lines = [f"Rule: {choice['rule']}, on {choice['split']} ({choice['date']}). "
+             f"Default: **{choice['default']}**.", "",
+             "| model | trained on | FER+ majority, Haar | FER+ majority, BlazeFace | "
+             "FER2013, Haar | FER2013, BlazeFace |", "|---|---|---|---|---|---|"]
+    for key, entry in choice["models"].items():
+        rows = entry["rows"]
+        lines.append(f"| `{entry['model']}` ({key}) | {LABEL_NAMES[entry['trained_on']]} | "
+                     + " | ".join(_pct(rows[f"{labels}/{d}"]["end_to_end"])
+                                  for labels in ("ferplus-majority", "fer2013")
+                                  for d in ("haar", "blazeface")) + " |")
+    return lines
+
+
+def int8_section(int8: dict) -> list[str]:
+    lines = []
+    for entry in int8.values():
+        lines.append(f"- `{entry['model']}`: {entry['summary']} (measured {entry['measured_at']})")
+    return lines or ["Not measured yet: `fer export MODEL --int8 --record bench/int8.json`."]
+
+
+def latency_section(latency: dict) -> list[str]:
+    if not latency:
+        return ["Not measured yet: `python -m bench.latency_vs_previous`."]
+    return [f"One face as shipped (flip averaging as each card chose), timed in turn over "
+            f"{latency['rounds']} rounds in one run on {latency['date']} "
+            f"({latency['cpus']} cores): `{latency['shipped_model']}` "
+            f"({latency['shipped_backend']}) {latency['shipped_ms']:.3f} ms, "
+            f"`{Path(latency['previous_model']).name}` {latency['previous_ms']:.3f} ms: "
+            f"×{latency['ratio']:.2f} (`python -m bench.latency_vs_previous`)."]
+
+
+def check_section(check: dict) -> list[str]:
+    return [f"- `{name}` on {entry['split']}: {_pct(entry['agreement_with_majority'], 2)} "
+            f"agreement with the clear majority ({entry['clear_faces']:,} faces), "
+            f"{_pct(entry['fer2013_accuracy'], 2)} on FER2013's labels ({entry['date']})"
+            for name, entry in check.items()] or ["Not run yet: `python -m bench.crowd_check`."]
+
+
+def render() -> str:
+    cards = _cards()
+    default = cards["crowd"]
+    parts = [
+        "# The model and its measurements",
+        "",
+        "<!-- Written by `python -m bench.docs` from models/*.card.json and bench/*.json. "
+        "Do not edit: tests/test_docs.py fails when this page and those files disagree. -->",
+        "",
+        "Two models ship inside the package, both the same `cnn_gru` network (a "
+        "mini-Xception-style CNN whose features at four depths are read, low to high level, by "
+        "a bidirectional GRU). The **default** learned from FER+: ten people's votes for every "
+        "FER2013 face, so its probabilities mean *the share of people who would call this face "
+        "each emotion*. The **alternative** learned FER2013's own labels (one person per "
+        "face); it is the one to compare with published FER2013 results. The Model page "
+        "switches between them.",
+        "",
+        "## The shipped models, four numbers each",
+        "",
+        "All on FER2013 PrivateTest, measured once per final model after every choice was made "
+        "on PublicTest (`fer evaluate --split PrivateTest --write-card`, `fer evaluate-pipeline "
+        "--split PrivateTest --detector haar blazeface --preset photo live --labels "
+        "ferplus-majority|fer2013 --write-card`).",
+        "",
+        *shipped_table(cards),
+        "",
+        "What each number means:",
+        "",
+        "- *FER2013's labels*: one person labelled each face; above about 72-73% a model "
+        "learns that labeller's habits (FER2013's label matches the ten-person majority on only "
+        "72% of the faces where they agree), and a perfect model of the crowd scores lower here.",
+        "- *without the copies*: PrivateTest holds exact pixel copies of Training images; a "
+        "model may have memorised those.",
+        "- *FER+ clear majority*: the faces on which more than half of ten people chose one "
+        "emotion; the share where the model's top emotion is theirs.",
+        "- *FER+ paper's protocol*: the most-voted emotion, faces where *unknown* or *not a "
+        "face* win dropped (Barsoum et al., 2016); comparable with published FER+ numbers.",
+        "- *whole path*: each test face placed in a larger frame, found by the detector, cut "
+        "out and classified as in the app; a missed face counts as wrong. The framing cost is "
+        "what the detector's crop costs on the faces it finds.",
+        "",
+        "## How the default was made",
+        "",
+        *training_section(default),
+        "",
+        "How FER+'s votes become targets (`fer_core/ferplus.py`): the seven emotions' vote "
+        "shares are the target (`--labels ferplus-votes`) or the most-voted emotion "
+        "(`ferplus-majority`); *contempt*, *unknown* and *not a face* votes are left out of "
+        "the target; a face leaves the training set when one of those three has at least as "
+        "many votes as the most-voted emotion. Validation and every agreement number use the "
+        "faces with a clear majority.",
+        "",
+        "Per class (PrivateTest):",
+        "",
+        *per_class(default),
+        "",
+        "## Choosing the default on PublicTest",
+        "",
+        *choice_section(_load("model_choice.json")),
+        "",
+        "## Ablation: labels and path augmentation at one budget (`bench/crowd_ablation.json`)",
+        "",
+        *ablation_section(_load("crowd_ablation.json")),
+        "",
+        "## Real faces labelled by other people (`bench/wild.json`)",
+        "",
+        "GENKI-4K (4,000 web photos, smiling or not, through the whole path; scored as "
+        "*happy or not*) and muxspace (13,672 tight crops, one student each). Neither was used "
+        "to train; `python -m bench.wild --peer`.",
+        "",
+        *wild_section(_load("wild.json"), cards),
+        "",
+        "## The fast path: full-integer LiteRT (`bench/int8.json`)",
+        "",
+        *int8_section(_load("int8.json")),
+        "",
+        "## Speed against the model it replaced (`bench/latency_vs_previous.json`)",
+        "",
+        *latency_section(_load("latency_vs_previous.json")),
+        "",
+        "## An outside check (`bench/crowd_check.json`)",
+        "",
+        "FER2013 and FER+ read with pandas alone, the model called through "
+        "`fer_core.load_model().predict_faces` (`python -m bench.crowd_check`):",
+        "",
+        *check_section(_load("crowd_check.json")),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    text = render()
+    if "--check" in argv:
+        current = PAGE.read_text(encoding="utf-8") if PAGE.is_file() else ""
+        if current != text:
+            print(f"{PAGE.relative_to(ROOT)} is out of date: run python -m bench.docs",
+                  file=sys.stderr)
+            return 1
+        return 0
+    PAGE.parent.mkdir(exist_ok=True)
+    PAGE.write_text(text, encoding="utf-8")
+    print(f"wrote {PAGE.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""The documentation says what was measured: docs/model.md is what bench/docs.py writes from
+the model cards and bench/*.json, and the README stays a short guide whose links resolve."""
+
+import re
+
+from tests.conftest import ROOT
+
+
+def test_model_page_is_generated_from_the_cards_and_bench():
+    from bench.docs import PAGE, render
+
+    assert PAGE.read_text(encoding="utf-8") == render(), \
+        "docs/model.md is out of date: run python -m bench.docs"
+
+
+def test_readme_is_a_short_guide_with_the_two_commands():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.encode()) <= 10 * 1024
+    assert "make run" in text and "make test" in text
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    broken = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(ROOT)} -> {target}")
+    assert not broken, broken
