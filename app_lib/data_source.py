@@ -71,7 +71,7 @@ def remembered_path() -> str:
     """The dataset path an administrator chose last (in any tab), if it still lies in the
     allowed data folders (checked again now: the settings may have changed); else ''."""
     from fer_core.errors import FerError
-    from fer_core.runs import read_json
+    from fer_core.storage import read_json
 
     saved = (read_json(_remembered_file(), None) or {}).get("path") or ""
     if not saved:
@@ -87,7 +87,7 @@ def _remember(resolved: str) -> None:
     again. An administrator's choice is kept for new tabs; a visitor's stays in their tab, and
     a session's own upload (deleted with the session) is never kept."""
     from app_lib.access import is_admin
-    from fer_core.runs import write_json
+    from fer_core.storage import write_json
 
     if is_admin() and is_within(Path(resolved), allowed_data_roots()):
         try:

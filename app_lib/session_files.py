@@ -36,7 +36,7 @@ import psutil
 import streamlit as st
 
 from fer_core.media import DATASET_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from fer_core.runs import store_by_digest
+from fer_core.storage import store_by_digest
 from fer_core import FerError
 
 MB = 2**20

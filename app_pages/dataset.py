@@ -366,13 +366,20 @@ with crowd_tab:
                "it.")
     st.text_input("Path to FER+'s fer2013new.csv", key=FERPLUS_INPUT_KEY,
                   placeholder=default_ferplus_path() or "/data/ferplus/fer2013new.csv")
+    typed_crowd = bool((st.session_state.get(FERPLUS_INPUT_KEY) or "").strip())
     try:
         crowd_path = _crowd_path()
         crowd = (crowd_votes(crowd_path, _stamp(crowd_path), path, _stamp(path), within)
                  if crowd_path else None)
     except FerError as exc:
         crowd = None
-        show_error(exc)
+        if typed_crowd:
+            show_error(exc)
+        else:  # the server's FER+ belongs to another dataset than the one loaded here
+            st.warning(escape_markdown(f"The FER+ votes this server was given (FERPLUS_PATH) "
+                                       f"do not fit the dataset loaded here: {exc} Load the "
+                                       "FER2013 they describe, or give the matching "
+                                       "fer2013new.csv above."), icon=":material/info:")
     if crowd is not None:
         votes, report = crowd
         rows = [{"split": usage, "faces": f"{r['faces']:,}",

@@ -118,7 +118,7 @@ def main(argv=None) -> int:
     if args.train:
         train_all(runs_dir)
     results = score(runs_dir, args.faces)
-    from fer_core.runs import write_json
+    from fer_core.storage import write_json
 
     write_json(args.out, {"recipe": " ".join(RECIPE), "start": START.name,
                           "whole_path_faces": args.faces,

@@ -72,7 +72,7 @@ def shipped_table(cards: dict) -> list[str]:
     for detector, name in (("haar", "Haar"), ("blazeface", "BlazeFace")):
         row(f"whole path, {name} photo, end to end, FER+ majority",
             lambda c, d=detector: _pct(_path_row(c, "ferplus-majority", d).get("end_to_end")))
-        row(f"  its framing cost (crop minus path, faces found)",
+        row("  its framing cost (crop minus path, faces found)",
             lambda c, d=detector: _pt(_path_row(c, "ferplus-majority", d).get("framing_cost")))
         row(f"whole path, {name} photo, end to end, FER2013's labels",
             lambda c, d=detector: _pct(_path_row(c, "fer2013", d).get("end_to_end")))

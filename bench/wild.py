@@ -181,7 +181,7 @@ def main(argv=None) -> int:
     if args.peer:
         results["peer"] = {"genki4k": genki_peer(images, smiling)}
         print(json.dumps(results["peer"], indent=1))
-    from fer_core.runs import write_json
+    from fer_core.storage import write_json
 
     write_json(out, results)
     return 0

@@ -9,15 +9,8 @@ import sys
 
 from .config import TrainConfig, add_config_arguments, given_settings
 from .paths import default_data_path
+from .console import progress_printer
 from .errors import FerError
-
-
-def _progress_printer(prefix: str):
-    def progress(fraction: float, message: str) -> None:
-        print(f"\r{prefix}: {fraction * 100:5.1f}%  {message}", end="", file=sys.stderr, flush=True)
-        if fraction >= 1.0:
-            print(file=sys.stderr)
-    return progress
 
 
 def _train_config(args) -> TrainConfig:
@@ -75,7 +68,7 @@ def _runs_dir_from_env(args) -> None:
     if getattr(args, "runs_dir", None) is not None or not os.environ.get(RUNS_DIR_ENV):
         return
     if args.config and not (args.run or args.resume):
-        from .runs import read_json
+        from .storage import read_json
 
         if (read_json(args.config, {}) or {}).get("runs_dir"):
             return
@@ -144,7 +137,7 @@ def _train_holding_the_run(args) -> int:
     already training (process N)")."""
     import contextlib
 
-    from .jobs import training_lock
+    from .run_lock import training_lock
     from .safe_text import terminal_safe
 
     config = _train_config(args)
@@ -159,7 +152,7 @@ def _train_holding_the_run(args) -> int:
 
         try:
             dataset = load_fer2013(config.data_path, skip_bad=args.skip_bad_rows,
-                                   progress=_progress_printer("loading FER2013"))
+                                   progress=progress_printer("loading FER2013"))
         except BaseException:
             if new_folder:
                 _remove_if_untouched(run)
@@ -182,192 +175,6 @@ def _train_holding_the_run(args) -> int:
     return 0
 
 
-def _cmd_evaluate(args) -> int:
-    from .data import load_fer2013
-    from .card import write_model_card
-    from .calibration import calibration_report
-    from .evaluate import (classification_report, evaluate_images, format_held_out,
-                           format_report, held_out_reports, predict_probabilities)
-    from .inference import DEFAULT_MODEL, EmotionModel, read_card
-
-    model_path = args.model or DEFAULT_MODEL
-    dataset = load_fer2013(args.data, skip_bad=args.skip_bad_rows,
-                           progress=_progress_printer("loading FER2013"))
-    flip = args.flip  # None: the model card's choice (EmotionModel reads it)
-    selection = None
-    ferplus = _ferplus_votes(args.ferplus, dataset)
-    previous = read_card(model_path) or {}
-    crowd_model = _trained_labels(args.run, previous) != "fer2013"
-    if args.choose_flip:
-        # Decide test-time flip averaging on PublicTest only; PrivateTest never steers it.
-        # A crowd model is judged by the crowd (the faces with a clear FER+ majority).
-        x_val, y_val = dataset.split("PublicTest")
-        judged_by = "FER2013 labels"
-        if crowd_model and ferplus is not None:
-            y_val, keep = _crowd_labels(dataset, ferplus, "PublicTest")
-            x_val, judged_by = x_val[keep], "FER+ majority (clear faces)"
-        plain = evaluate_images(EmotionModel(model_path, flip_average=False), x_val, y_val)
-        flipped = evaluate_images(EmotionModel(model_path, flip_average=True), x_val, y_val)
-        flip = flipped["accuracy"] > plain["accuracy"]
-        selection = {"split": "PublicTest", "judged_by": judged_by,
-                     "accuracy_plain": plain["accuracy"],
-                     "accuracy_flip_average": flipped["accuracy"],
-                     "macro_f1_plain": plain["macro_f1"],
-                     "macro_f1_flip_average": flipped["macro_f1"], "flip_average": flip}
-        print(f"PublicTest: plain {plain['accuracy']:.4f}, flip-averaged "
-              f"{flipped['accuracy']:.4f} -> flip_average={flip}")
-    model = EmotionModel(model_path, flip_average=flip)
-    images, labels = dataset.split(args.split)
-    if len(labels) == 0:
-        print(f"error: the dataset has no {args.split} rows", file=sys.stderr)
-        return 2
-    # Raw probabilities: the accuracy does not depend on calibration (it keeps every face's
-    # ranking), and the calibration is fitted and measured on the network's own output.
-    raw = predict_probabilities(model, images, calibrated=False,
-                                progress=_count_printer(f"evaluating on {args.split}"))
-    report = classification_report(labels, raw.argmax(axis=1))
-    report["flip_average"] = model.flip_average
-    chosen_by = " (the model card's choice)" if flip is None and model.card else ""
-    print(f"model: {model.path} ({model.backend}"
-          f"{', flip-averaged' if model.flip_average else ', not flip-averaged'}{chosen_by})")
-    print(f"split: {args.split}")
-    print(format_report(report))
-    calibration = None
-    if args.write_card:
-        # Calibration is fitted on PublicTest only; the evaluated split only reports it.
-        x_public, y_public = dataset.split("PublicTest")
-        if len(y_public):
-            public = raw if args.split == "PublicTest" else predict_probabilities(
-                model, x_public, calibrated=False,
-                progress=_count_printer("calibrating on PublicTest"))
-            smoothing = _label_smoothing(args.run, previous)
-            public_keep, test_keep = slice(None), slice(None)
-            fit = {}
-            if crowd_model and ferplus is not None:
-                # A model of the crowd: its temperature is fitted to PublicTest's vote shares
-                # (its probabilities mean "the share of people who would call this face X");
-                # the uncertain threshold and ECE are read against the clear majority.
-                y_public, public_keep = _crowd_labels(dataset, ferplus, "PublicTest")
-                labels_for_test, test_keep = _crowd_labels(dataset, ferplus, args.split)
-                shares, emotion_faces = _crowd_shares(dataset, ferplus, "PublicTest")
-                fit = {"fit_probs": public[emotion_faces], "fit_targets": shares}
-            else:
-                labels_for_test = labels
-            calibration = calibration_report(public[public_keep], y_public,
-                                             raw[test_keep], labels_for_test,
-                                             smoothing=smoothing, test_split=args.split, **fit)
-            if fit:
-                calibration["fitted_to"] = "FER+ vote shares (PublicTest)"
-                calibration["labels"] = "ferplus-majority"
-            else:
-                calibration["labels"] = "fer2013"
-            print(f"calibration (fitted on PublicTest): temperature "
-                  f"{calibration['temperature']:.3f} after taking off label smoothing "
-                  f"{smoothing:g}; {args.split} ECE ({calibration['bins']} bins) "
-                  f"{calibration['test']['ece_before']:.4f} before, "
-                  f"{calibration['test']['ece_after']:.4f} after; uncertain below "
-                  f"{calibration['uncertain_below']:.3f}")
-    shown = raw
-    if calibration is not None:
-        from .calibration import calibrate
-
-        shown = calibrate(raw, calibration)
-    elif model.card and model.card.get("calibration"):
-        from .calibration import calibrate
-
-        shown = calibrate(raw, model.card["calibration"])
-    held_out = held_out_reports(dataset, args.split, shown, ferplus)
-    print(format_held_out(held_out))
-    if ferplus is None:
-        print("(no FER+ votes: set FERPLUS_PATH or give --ferplus to measure agreement with "
-              "the crowd)")
-    if args.json:
-        from .runs import write_json
-
-        write_json(args.json, {"model": str(model.path), "split": args.split, **report,
-                               "held_out": held_out,
-                               **({"calibration": calibration} if calibration else {})})
-    if args.write_card:
-        from .latency import measure_classifier_latency
-
-        print("measuring latency", file=sys.stderr, flush=True)
-        latency = {"batch_1": measure_classifier_latency(model, 1, max_seconds=10),
-                   "batch_32": measure_classifier_latency(model, 32, repeats=100,
-                                                          max_seconds=10)}
-        write_model_card(model.path, report, split=args.split, flip_average=model.flip_average,
-                         selection=selection, run_dir=args.run, latency=latency,
-                         data_source=str(dataset.source), calibration=calibration,
-                         held_out=held_out,
-                         training=None if args.run else previous.get("training"))
-        print(f"model card written beside {model.path.name}; latency batch 1: "
-              f"{latency['batch_1']['median_ms']:.3f} ms median ({model.backend})")
-    return 0
-
-
-def _ferplus_votes(path, dataset):
-    """FER+'s votes for the loaded FER2013, or None when none are given (never required)."""
-    if not path:
-        return None
-    from .ferplus import load_ferplus
-
-    return load_ferplus(path, dataset)
-
-
-def _crowd_labels(dataset, ferplus, split: str):
-    """A split's clear FER+ majority labels and the mask of its rows that have one."""
-    from .ferplus import FerPlus, aligned
-
-    votes = aligned(ferplus, dataset)
-    inside = dataset.usage == split
-    majority = FerPlus(votes.votes[inside], votes.usage[inside]).clear_majority()
-    keep = majority >= 0
-    return majority[keep], keep
-
-
-def _crowd_shares(dataset, ferplus, split: str):
-    """A split's FER+ vote shares on the faces whose votes are mostly for an emotion, and the
-    mask of those faces."""
-    from .ferplus import FerPlus, aligned
-
-    votes = aligned(ferplus, dataset)
-    inside = dataset.usage == split
-    split_votes = FerPlus(votes.votes[inside], votes.usage[inside])
-    keep = split_votes.trainable()
-    return split_votes.soft_targets()[keep], keep
-
-
-def _trained_labels(run_dir, card: dict) -> str:
-    """What the model learned: ``fer2013`` or a FER+ label source (run config, else card)."""
-    if run_dir:
-        from pathlib import Path
-
-        from .runs import Run
-
-        config = Run(Path(run_dir)).config()
-    else:
-        config = (card.get("training") or {}).get("config") or {}
-    return str(config.get("labels") or "fer2013")
-
-
-def _label_smoothing(run_dir, card: dict) -> float:
-    """The label smoothing the model was trained with: from its run's config, else from its
-    card's training section, else 0 (then calibration is a plain temperature)."""
-    if run_dir:
-        from pathlib import Path
-
-        from .runs import Run
-
-        config = Run(Path(run_dir)).config()
-    else:
-        config = (card.get("training") or {}).get("config") or {}
-    return float(config.get("label_smoothing") or 0.0)
-
-
-def _count_printer(prefix: str):
-    printer = _progress_printer(prefix)
-    return lambda done, total: printer(done / max(total, 1), f"{done:,}/{total:,} images")
-
-
 def _cmd_recalibrate(args) -> int:
     from pathlib import Path
 
@@ -383,7 +190,7 @@ def _cmd_recalibrate(args) -> int:
     saved = run.config()
     config = TrainConfig.from_dict(saved) if saved else TrainConfig()
     dataset = load_fer2013(args.data or config.data_path, skip_bad=args.skip_bad_rows,
-                           progress=_progress_printer("loading FER2013"))
+                           progress=progress_printer("loading FER2013"))
     # A crowd run is judged by the crowd, as when it trained.
     x_train, _, x_val, y_val, split = prepare_splits(crowd_labelled(dataset, config), config)
     result = recalibrate_best(run.path, x_train, x_val, y_val)
@@ -406,7 +213,7 @@ def _cmd_average(args) -> int:
 
     check_run_name(args.name)
     dataset = load_fer2013(args.data, skip_bad=args.skip_bad_rows,
-                           progress=_progress_printer("loading FER2013"))
+                           progress=progress_printer("loading FER2013"))
     run_dir = Path(args.runs_dir or runs_dir("runs")) / args.name
     report = average_models(args.models, dataset, run_dir, data_path=args.data)
     print(f"wrote {Run(run_dir).best_model}: the mean of {len(args.models)} models, BatchNorm "
@@ -426,7 +233,7 @@ def _cmd_export(args) -> int:
 
         decision = choose_int8(args.model, args.data, max_loss=args.max_loss,
                                record=args.record, labels=args.labels,
-                               progress=_progress_printer("loading FER2013"))
+                               progress=progress_printer("loading FER2013"))
         print(decision["summary"])
     return 0
 
@@ -448,28 +255,9 @@ def main(argv=None) -> int:
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class report, confusion matrix")
-    p.add_argument("--model", default=None, help="a .keras file (default: the shipped model)")
-    p.add_argument("--data", default=default_data_path(), help="FER2013 (default: $FER2013_PATH)")
-    p.add_argument("--split", default="PrivateTest",
-                   choices=["Training", "PublicTest", "PrivateTest"])
-    flip = p.add_mutually_exclusive_group()
-    flip.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
-                      help="average with the mirrored face (default: as the model card chose, "
-                           "i.e. the model as users get it)")
-    flip.add_argument("--no-flip", dest="flip", action="store_const", const=False,
-                      help="the plain model, without averaging with the mirrored face")
-    flip.add_argument("--choose-flip", action="store_true",
-                      help="decide flip averaging on PublicTest before evaluating")
-    p.add_argument("--ferplus", default=os.environ.get("FERPLUS_PATH") or None,
-                   help="FER+'s fer2013new.csv: also measure agreement with the crowd "
-                        "(default: $FERPLUS_PATH)")
-    p.add_argument("--json", default=None, help="also write the report to this JSON file")
-    p.add_argument("--write-card", action="store_true",
-                   help="write the model card (<model>.card.json) from this evaluation")
-    p.add_argument("--run", default=None, help="run folder the model came from (for the card)")
-    p.add_argument("--skip-bad-rows", action="store_true")
-    p.set_defaults(func=_cmd_evaluate)
+    from .evaluate_cli import add_evaluate_parser
+
+    add_evaluate_parser(sub)
 
     p = sub.add_parser("recalibrate", help="recompute a run's best.keras BatchNorm statistics "
                        "on plain Training images; kept only if validation accuracy improves")

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError, ModelError
-from .runs import ACTIVE, Run, read_json, store_by_digest, write_json
+from .runs import ACTIVE, Run
+from .storage import read_json, store_by_digest, write_json
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from .averaging import recompute_batch_norm
 from .config import learning_rate_at
 from .evaluate import accuracy
 from .model import save_keras_model
-from .runs import Run, WriteError, os_error_in, saving
+from .runs import Run
+from .storage import WriteError, os_error_in, saving
 
 
 class RunCallback:

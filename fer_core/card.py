@@ -13,7 +13,8 @@ from .inference import card_path_for, file_sha256, litert_path_for
 from .labels import EMOTIONS
 from .model import load_keras_model
 from .quantize import litert_quantization
-from .runs import Run, write_json
+from .runs import Run
+from .storage import write_json
 
 
 def _data_fields(data: dict, config: dict) -> dict:

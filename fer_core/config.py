@@ -161,7 +161,7 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> "TrainConfig":
-        from .runs import read_json
+        from .storage import read_json
 
         values = read_json(path, None)
         if not isinstance(values, dict):

@@ -93,7 +93,7 @@ def write_explanations(model, rgb: np.ndarray, boxes, out_dir: str | Path, stem:
     detected). Written atomically; returns the paths."""
     from .faces import to_grey
     from .image import encode_png
-    from .runs import atomic_writer
+    from .storage import atomic_writer
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -168,6 +168,29 @@ def aligned(ferplus: FerPlus, dataset) -> FerPlus:
     return FerPlus(ferplus.votes[rows], ferplus.usage[rows], ferplus.source)
 
 
+def split_votes(ferplus: FerPlus, dataset, split: str) -> FerPlus:
+    """The votes of one split's rows of the dataset, in the dataset's order."""
+    votes = aligned(ferplus, dataset)
+    inside = dataset.usage == split
+    return FerPlus(votes.votes[inside], votes.usage[inside], votes.source)
+
+
+def crowd_labels(ferplus: FerPlus, dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A split's clear-majority labels (the agreement protocol) and the mask of the split's
+    faces that have one."""
+    majority = split_votes(ferplus, dataset, split).clear_majority()
+    keep = majority >= 0
+    return majority[keep], keep
+
+
+def crowd_shares(ferplus: FerPlus, dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A split's vote shares over the seven emotions on the faces whose most-voted answer
+    is an emotion, and the mask of those faces."""
+    votes = split_votes(ferplus, dataset, split)
+    keep = votes.trainable()
+    return votes.soft_targets()[keep], keep
+
+
 def relabel(dataset, ferplus: FerPlus, mode: str):
     """A copy of ``dataset`` labelled by the crowd, for training: rows whose most-voted
     answer is contempt, unknown or "not a face" leave Training; PublicTest and PrivateTest
@@ -268,4 +291,4 @@ def disagreement(dataset, votes: FerPlus) -> dict:
 
 
 __all__ = ["FerPlus", "load_ferplus", "default_ferplus_path", "check_against", "aligned",
-           "relabel", "agreement_report", "disagreement", "LABEL_SOURCES", "FERPLUS_COLUMNS"]
+           "split_votes", "crowd_labels", "crowd_shares", "relabel", "agreement_report", "disagreement", "LABEL_SOURCES", "FERPLUS_COLUMNS"]

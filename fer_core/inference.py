@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import ModelError
 from .labels import EMOTIONS, INPUT_SIZE, NUM_CLASSES
-from .runs import atomic_path
+from .storage import atomic_path
 
 def _models_dir() -> Path:
     """The shipped model's folder: inside the installed package (``pip install .``), or the

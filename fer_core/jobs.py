@@ -11,19 +11,11 @@ the process reads its settings from there; resuming starts the same command agai
 resume and stop hold the run's lock, and at most ``FER_MAX_TRAINING_JOBS`` runs (default 1)
 train at once.
 
-One trainer per run, from anywhere: ``fer train`` holds the same lock (the run's ``.lock``,
-``Run.lock``) for as long as it trains (``training_lock``), with its pid and start time
-written in the lock file. A second trainer of the run, from the app or a terminal, is refused
-at once (``RunBusy``: "run R is already training (process N)"). The kernel releases the lock
-when its process dies, however it dies, so a killed trainer's run can be trained again at
-once; its pid left in the lock file is ignored (that process no longer runs). While a
-trainer holds the lock, the app's short operations do not wait for it: a resume or an
-evaluation is refused, a stop is sent to the trainer.
+One trainer per run: see ``fer_core.run_lock``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -34,9 +26,9 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .errors import ConfigError, DatasetError, ModelError
-from .runs import (EVAL_JOB, EVAL_LOG, EVAL_REPORT, LOCK, TRAIN_JOB, TRAIN_LOG, Run, file_lock,
-                   read_json, write_json)
-from .safe_text import terminal_safe
+from .runs import EVAL_JOB, EVAL_LOG, EVAL_REPORT, TRAIN_JOB, TRAIN_LOG, Run
+from .run_lock import RunBusy, lock_holder, operation_lock
+from .storage import file_lock, read_json, write_json
 
 MAX_JOBS_ENV = "FER_MAX_TRAINING_JOBS"
 _JOBS_LOCK = ".jobs.lock"  # in the runs folder: serialises the job-count check and the start
@@ -153,136 +145,6 @@ def find_training_process(run_dir: str | os.PathLike) -> int | None:
     return None
 
 
-# ----------------------------------------------------------------------------- one trainer per run
-
-
-class RunBusy(ConfigError):
-    """Another process trains the run (``pid``)."""
-
-    def __init__(self, name: str, pid: int):
-        super().__init__(f"run {terminal_safe(name)} is already training (process {pid})")
-        self.pid = pid
-
-
-def _process_started(pid: int) -> float | None:
-    """When process ``pid`` started (psutil's create time), or None if it does not run."""
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return process.create_time()
-    except (psutil.Error, ValueError):
-        return None
-
-
-def lock_holder(run: Run) -> int | None:
-    """The pid of the trainer that holds ``run``'s lock, from the pid and start time it wrote
-    in the lock file; None when none is written there, or that process no longer runs (a
-    killed trainer's record; a reused pid has another start time)."""
-    try:
-        with open(run.path / LOCK, "rb") as handle:
-            words = handle.read(100).split()
-        pid, started = int(words[0]), float(words[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    now_started = _process_started(pid)
-    if now_started is None or abs(now_started - started) > 1.0:
-        return None
-    return pid
-
-
-def _try_flock(fd: int) -> bool:
-    import fcntl
-
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-
-
-# The training locks this process holds: resolved run folder -> [thread id, depth]. A thread
-# that holds a run's lock may take it again (e.g. `fer train` around a train() that takes it);
-# another thread of the process is refused like another process.
-_HELD: dict[Path, list[int]] = {}
-_HELD_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def training_lock(run: Run, wait: float = 30.0):
-    """Hold ``run``'s lock (the file ``Run.lock`` locks) for as long as this process trains
-    it, its pid and start time written in the lock file for others to read.
-
-    Raises ``RunBusy`` at once when another trainer holds it. While the lock is held only
-    for a moment (the app starting, resuming or stopping this run; the app holds it while it
-    starts this very process), waits up to ``wait`` seconds, then raises ConfigError."""
-    run.path.mkdir(parents=True, exist_ok=True)
-    key, me = run.path.resolve(), threading.get_ident()
-    with _HELD_LOCK:
-        held = _HELD.get(key)
-        if held is not None and held[0] == me:
-            held[1] += 1
-            reentered = True
-        else:
-            reentered = False
-    if reentered:
-        try:
-            yield
-        finally:
-            with _HELD_LOCK:
-                _HELD[key][1] -= 1
-        return
-    deadline = time.monotonic() + wait
-    fd = os.open(run.path / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        while not _try_flock(fd):
-            holder = lock_holder(run)
-            if holder is not None:
-                raise RunBusy(run.name, holder)
-            if time.monotonic() > deadline:
-                raise ConfigError(f"Run {terminal_safe(run.name)} is busy; try again.")
-            time.sleep(0.02)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {_process_started(os.getpid())!r}\n".encode(), 0)
-        with _HELD_LOCK:
-            _HELD[key] = [me, 1]
-        try:
-            yield
-        finally:
-            with _HELD_LOCK:
-                _HELD.pop(key, None)
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)  # before the lock goes: no stale record of a live run
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock (as the kernel does on death)
-
-
-@contextlib.contextmanager
-def _run_lock(run: Run, timeout: float = 30.0):
-    """``run.lock()`` for a short operation (start, resume, stop, evaluate); yields None.
-    While a trainer holds the lock for its whole training, yields that trainer's pid at once
-    instead, without the lock (waiting would last the whole training)."""
-    deadline = time.monotonic() + timeout
-    fd = os.open(run.path / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        while not _try_flock(fd):
-            holder = lock_holder(run)
-            if holder is not None:
-                os.close(fd)
-                fd = -1
-                yield holder
-                return
-            if time.monotonic() > deadline:
-                raise ConfigError(f"Run {run.name} is busy; try again.")
-            time.sleep(0.02)
-        yield None
-    finally:
-        if fd >= 0:
-            os.close(fd)
-
-
 def _process_runs_dir(process) -> str:
     """The runs folder a ``fer train --name`` process without ``--runs-dir`` uses."""
     import psutil
@@ -363,7 +225,7 @@ def start_training(config: TrainConfig, python: str | None = None) -> dict:
     runs_dir = Path(config.runs_dir)
     run = Run.create(runs_dir, config.run_name)  # atomic: a taken name raises
     try:
-        with _run_lock(run) as trainer:
+        with operation_lock(run) as trainer:
             if trainer is not None:  # `fer train --name` of this name got here first
                 raise RunBusy(run.name, trainer)
             run.write_config(config.to_dict())
@@ -386,7 +248,7 @@ def resume_training(run_dir: str | os.PathLike, python: str | None = None) -> di
     config = TrainConfig.from_file(run.config_path)
     config.validate()
     _check_data(config.data_path)
-    with _run_lock(run) as trainer:
+    with operation_lock(run) as trainer:
         if trainer is not None or is_training(run.path):
             raise ConfigError(f"Run {run.name!r} is training already.")
         return _launch(run, run.path.parent, python)
@@ -408,7 +270,7 @@ def stop_training(run_dir: str | os.PathLike) -> str:
     run = Run(run_dir)
     if not run.exists():
         return "not running"
-    with _run_lock(run) as trainer:
+    with operation_lock(run) as trainer:
         pid = trainer or training_pid(run)
         if pid is None:
             return "not running"
@@ -438,7 +300,7 @@ def start_evaluation(run_dir: str | os.PathLike, data_path: str | os.PathLike,
     if split not in ("Training", "PublicTest", "PrivateTest"):
         raise ConfigError(f"Unknown split {split!r}.")
     data = _check_data(data_path)
-    with _run_lock(run) as trainer:
+    with operation_lock(run) as trainer:
         if trainer is not None:
             raise ConfigError(f"Run {run.name} is training (process {trainer}); evaluate it "
                               "when it ends.")
@@ -458,7 +320,7 @@ def stop_evaluation(run_dir: str | os.PathLike) -> str:
     run = Run(Path(run_dir))
     if not run.exists():
         return "not running"
-    with _run_lock(run):
+    with operation_lock(run):
         job = read_json(run.file(EVAL_JOB), None)
         if not job or not process_alive(job.get("pid")):
             return "not running"
@@ -468,6 +330,6 @@ def stop_evaluation(run_dir: str | os.PathLike) -> str:
 
 
 __all__ = ["start_training", "resume_training", "stop_training", "start_evaluation",
-           "stop_evaluation", "training_lock", "lock_holder", "RunBusy",
+           "stop_evaluation", "RunBusy",
            "process_alive", "is_training", "training_pid", "find_training_process",
            "max_training_jobs", "MAX_JOBS_ENV"]

@@ -199,7 +199,7 @@ def load_keras_model(path: str | Path):
 
 def save_keras_model(model, path: str | Path) -> Path:
     """Save atomically: a temporary file beside the target, then renamed into place."""
-    from .runs import atomic_path
+    from .storage import atomic_path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

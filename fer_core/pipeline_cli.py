@@ -113,13 +113,10 @@ def split_with_labels(dataset, split: str, labels: str, ferplus_path=None):
     images, fer_labels = dataset.split(split)
     if labels == "fer2013":
         return images, fer_labels
-    from .ferplus import FerPlus, aligned, load_ferplus
+    from .ferplus import crowd_labels, load_ferplus
 
-    votes = aligned(load_ferplus(ferplus_path, dataset), dataset)
-    inside = dataset.usage == split
-    majority = FerPlus(votes.votes[inside], votes.usage[inside]).clear_majority()
-    keep = majority >= 0
-    return images[keep], majority[keep]
+    majority, keep = crowd_labels(load_ferplus(ferplus_path, dataset), dataset, split)
+    return images[keep], majority
 
 
 def add_pipeline_parser(sub) -> None:

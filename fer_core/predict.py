@@ -24,7 +24,7 @@ from .errors import ConfigError, FerError
 from .faces import DETECTORS
 from .image import read_image
 from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from .runs import atomic_writer, temporary_beside
+from .storage import atomic_writer, temporary_beside
 from .results import FILE_VIDEO_COLUMNS, PHOTO_COLUMNS
 from .safe_text import terminal_safe, to_safe_csv
 

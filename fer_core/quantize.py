@@ -106,7 +106,7 @@ def choose_int8(model_path, data_path, *, max_loss: float = 0.003, record=None,
         f"{result['int8_batch_1_ms']:.3f} ms int8 -> {float_path.name} is "
         f"{result['shipped']} ({float_path.stat().st_size:,} bytes)")
     if record:
-        from .runs import read_json, write_json
+        from .storage import read_json, write_json
 
         stored = read_json(record, {}) or {}
         stored[model_path.stem] = result

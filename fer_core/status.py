@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from .jobs import process_alive, training_pid
-from .runs import EVAL_JOB, EVAL_LOG, EVAL_REPORT, TRAIN_JOB, TRAIN_LOG, Run, read_json
+from .runs import EVAL_JOB, EVAL_LOG, EVAL_REPORT, TRAIN_JOB, TRAIN_LOG, Run
+from .storage import read_json
 
 
 def estimate_eta(progress: dict | None, history: list[dict], epochs: int | None = None,

@@ -24,7 +24,9 @@ from .data import Fer2013, load_fer2013, stratified_subset
 from .errors import ConfigError
 from .labels import NUM_CLASSES
 from .model import build_model, load_keras_model, save_keras_model
-from .runs import BEST_BEFORE_RECALIBRATION, TEACHER_CACHE, Run, WriteError, new_run_name
+from .runs import BEST_BEFORE_RECALIBRATION, Run, new_run_name
+from .storage import WriteError
+from .teacher import teacher_probabilities
 
 
 def class_weights(labels: np.ndarray, mode: str) -> np.ndarray:
@@ -146,62 +148,6 @@ def _model_to_start_from(path: str, architecture: str):
         except Exception:  # noqa: BLE001  (the first, clearer message is the one to give)
             pass
         raise
-
-
-def teacher_probabilities(config: TrainConfig, run: Run, images: dict[str, np.ndarray]
-                          ) -> dict[str, np.ndarray]:
-    """The teachers' averaged, flip-averaged probabilities for each named image set.
-
-    Computed once and cached, keyed by the teacher files' and the images' fingerprints: in the
-    run folder (``teacher.npz``), so a resumed run reads them back, and in the runs folder's
-    ``.teacher_cache/``, so another run with the same teachers and data (another seed, batch
-    size or recipe) does not run an expensive teacher again.
-    """
-    import hashlib
-
-    from .evaluate import predict_probabilities
-
-    digest = hashlib.sha256()
-    for item in config.teacher:
-        digest.update(hashlib.sha256(Path(item).read_bytes()).digest())
-    for name in sorted(images):
-        digest.update(name.encode())
-        digest.update(hashlib.sha256(np.ascontiguousarray(images[name])).digest())
-    key = digest.hexdigest()
-    shared = run.path.parent / TEACHER_CACHE / f"{key}.npz"
-    for cache in (run.teacher_cache, shared):
-        try:
-            with np.load(cache) as stored:
-                if str(stored["key"]) != key:
-                    continue
-                result = {name: stored[name] for name in images}
-        except (OSError, KeyError, ValueError):
-            continue  # no cache there, or a broken one: recomputed
-        if cache == shared:
-            _write_teacher_cache(run.teacher_cache, key, result)
-        return result
-    result = {name: np.zeros((len(x), NUM_CLASSES), np.float64) for name, x in images.items()}
-    for item in config.teacher:
-        teacher = load_keras_model(item)
-        for name, x in images.items():
-            result[name] += predict_probabilities(teacher, x, flip_average=True)
-    result = {name: (probs / len(config.teacher)).astype(np.float32)
-              for name, probs in result.items()}
-    _write_teacher_cache(run.teacher_cache, key, result)
-    try:
-        shared.parent.mkdir(exist_ok=True)
-        _write_teacher_cache(shared, key, result)
-    except OSError:
-        pass  # the run's own copy is enough
-    return result
-
-
-def _write_teacher_cache(path: Path, key: str, result: dict[str, np.ndarray]) -> None:
-    from .runs import atomic_path
-
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, key=np.array(key), **result)
 
 
 def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str | Path | None = None,
@@ -381,7 +327,7 @@ def write_run_metrics(run_dir: str | Path, x_val: np.ndarray, y_val: np.ndarray,
                       architecture: str, best_epoch: int, epochs_done: int) -> dict:
     """Evaluate the run's best.keras on the validation images into metrics.json."""
     from .evaluate import evaluate_images
-    from .runs import write_json
+    from .storage import write_json
 
     run = Run(run_dir)
     model = load_keras_model(run.best_model)
@@ -421,5 +367,4 @@ def recalibrate_best(run_dir: str | Path, x_train: np.ndarray, x_val: np.ndarray
 
 __all__ = ["TrainConfig", "train", "learning_rate_at", "class_weights", "prepare_splits",
            "recalibrate_best", "write_run_metrics", "pad_to_full_batches",
-           "prepare_training_splits", "crowd_labelled",
-           "teacher_probabilities"]
+           "prepare_training_splits", "crowd_labelled"]

@@ -28,6 +28,18 @@ def fer2013_path():
 
 
 @pytest.fixture(scope="session")
+def ferplus_path():
+    """FER+'s fer2013new.csv (CI sets FERPLUS_PATH); tests that need it skip when it is unset."""
+    path = os.environ.get("FERPLUS_PATH")
+    if not path:
+        pytest.skip("FERPLUS_PATH is not set: crowd-label tests need FER+'s fer2013new.csv "
+                    "(CI sets it to ../shared/data/ferplus/fer2013new.csv)")
+    if not Path(path).exists():
+        pytest.skip(f"FERPLUS_PATH={path} does not exist")
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
 def fer2013(fer2013_path):
     from fer_core import load_fer2013
 

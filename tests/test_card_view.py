@@ -12,9 +12,16 @@ def test_plain_run():
     rows = training_rows({"epochs_done": 80, "best_epoch": 72, "train_seconds": 5400,
                           "best_val_accuracy": 0.6464, "config": {"batch_size": 64}})
     assert rows["epochs trained"] == "80" and rows["training time"] == "90 min"
-    assert rows["best validation accuracy"] == "64.6%"
+    assert rows["best validation accuracy"] == "64.6% (while training: Keras, no flip averaging)"
     assert "started from" not in rows and "weights" not in rows
     assert "BatchNorm statistics" not in rows
+
+
+def test_a_crowd_run_says_whose_labels_its_validation_accuracy_is_on():
+    rows = training_rows({"epochs_done": 12, "best_val_accuracy": 0.885,
+                          "config": {"labels": "ferplus-votes"}})
+    assert rows["best validation accuracy"] == ("88.5% (while training: Keras, no flip "
+                                                "averaging, FER+ majority)")
 
 
 def test_fine_tuned_averaged_recalibrated_run():

@@ -21,7 +21,8 @@ import pytest
 
 from fer_core import load_fer2013
 from fer_core.model import load_keras_model
-from fer_core.runs import Run, WriteError, atomic_write_text, read_history
+from fer_core.runs import Run, read_history
+from fer_core.storage import WriteError, atomic_write_text
 from fer_core.status import run_status
 from fer_core.train import TrainConfig, train
 from tests.conftest import synthetic_rows, write_csv
@@ -54,7 +55,7 @@ def enospc(path) -> OSError:
 
 def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path,
                                                                                monkeypatch):
-    import fer_core.runs as runs
+    import fer_core.storage as storage
 
     target = tmp_path / "history.csv"
     target.write_text("old\n")
@@ -62,7 +63,7 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary_file(t
     def full(fd):
         raise enospc(target)
 
-    monkeypatch.setattr(runs.os, "fsync", full)
+    monkeypatch.setattr(storage.os, "fsync", full)
     with pytest.raises(OSError) as info:
         atomic_write_text(target, "new\n" * 1000)
     assert info.value.errno == errno.ENOSPC
@@ -71,7 +72,7 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary_file(t
 
 
 def test_write_failure_messages_name_the_file_and_the_cause():
-    from fer_core.runs import write_failure_message
+    from fer_core.storage import write_failure_message
 
     assert write_failure_message("last.keras", enospc("x")) == DISK_FULL.format("last.keras")
     quota = OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
@@ -102,12 +103,12 @@ def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, mon
     """ENOSPC injected into the atomic writer in epoch 2: at the first checkpoint written
     (best.keras when it improved, else last.keras), or at history.csv (after the checkpoints
     were written)."""
-    import fer_core.runs as runs
+    import fer_core.storage as storage
 
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(8)))
     config = tiny_config(tmp_path / "runs", "full")
     run = Run(tmp_path / "runs" / "full")
-    real_atomic_path = runs.atomic_path
+    real_atomic_path = storage.atomic_path
     armed, failed, kept = [False], [], {}
 
     def after_epoch(row):
@@ -127,7 +128,7 @@ def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, mon
                 assert Path(tmp).stat().st_size > 0  # a partly written file to clean up
                 raise enospc(tmp)
 
-    monkeypatch.setattr(runs, "atomic_path", full_disk)
+    monkeypatch.setattr(storage, "atomic_path", full_disk)
     with pytest.raises(WriteError) as info:
         train(config, data, on_epoch=after_epoch)
     (name, tmp), = failed
@@ -155,7 +156,7 @@ def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, mon
     assert DISK_FULL.format(name) in status["log"]
 
     # Space again: the run resumes from its last full epoch and finishes.
-    monkeypatch.setattr(runs, "atomic_path", real_atomic_path)
+    monkeypatch.setattr(storage, "atomic_path", real_atomic_path)
     train(config, data)
     assert [int(r["epoch"]) for r in read_history(run.path)] == [1, 2]
     state = run.state()

@@ -149,6 +149,29 @@ def test_training_on_crowd_votes_end_to_end(tmp_path, monkeypatch):
     assert run.config()["labels"] == "ferplus-votes"
 
 
+def test_evaluate_leaves_out_the_servers_votes_for_another_dataset(tmp_path, monkeypatch,
+                                                                    capsys):
+    """$FERPLUS_PATH describes the server's FER2013; `fer evaluate` on another dataset (the
+    Training page's evaluation of a run on the user's CSV) goes on without the crowd, with a
+    note. A file given with --ferplus must fit: a clear error, exit 2."""
+    from fer_core.__main__ import main
+
+    from tests.test_jobs import write_fer_csv
+
+    csv = write_fer_csv(tmp_path / "fer.csv", per_class=2)
+    other = write_votes(tmp_path / "other.csv", ["Training"] * 5, [VOTES[0]] * 5)
+    monkeypatch.setenv("FERPLUS_PATH", str(other))
+    assert main(["evaluate", "--data", str(csv), "--split", "PublicTest"]) == 0
+    captured = capsys.readouterr()
+    assert "note: not measuring agreement with the crowd: FERPLUS_PATH does not fit" in \
+        captured.err and "not the same release" in captured.err
+    assert "accuracy" in captured.out
+    monkeypatch.delenv("FERPLUS_PATH")
+    assert main(["evaluate", "--data", str(csv), "--split", "PublicTest",
+                 "--ferplus", str(other)]) == 2
+    assert "error: other.csv has 5 rows" in capsys.readouterr().err
+
+
 def test_crowd_labels_without_votes_is_a_clear_error(monkeypatch):
     from fer_core.config import TrainConfig
     from fer_core.errors import ConfigError

@@ -13,7 +13,6 @@ import pandas as pd
 import pytest
 
 from fer_core.safe_text import csv_safe_cell, csv_safe_frame, terminal_safe
-from tests.conftest import ROOT
 
 NEWLINE = "new\nline.png"
 RED = "red\x1b[31m.png"
@@ -26,7 +25,7 @@ MISSING = "missing\x1b[2J\u2028.png"
 
 def _run(*args, cwd, timeout=600):
     """``fer`` with its output as it reaches a terminal: bytes, newlines untranslated."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-m", "fer_core", *args], cwd=cwd, env=env,
                             capture_output=True, timeout=timeout)
     result.stdout = result.stdout.decode("utf-8", "surrogateescape")

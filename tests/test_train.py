@@ -79,7 +79,7 @@ def test_stop_keeps_last_full_epoch(tmp_path):
     run = train(config, data, should_stop=stop_in_second_epoch)
     history = read_history(run)
     assert [int(r["epoch"]) for r in history] == [1]
-    from fer_core.runs import read_json
+    from fer_core.storage import read_json
 
     assert read_json(run / "state.json")["status"] == "stopped"
 

@@ -14,7 +14,8 @@ import pytest
 
 from fer_core.config import TrainConfig
 from fer_core.errors import ConfigError
-from fer_core.jobs import lock_holder, resume_training, stop_training, training_pid
+from fer_core.jobs import resume_training, stop_training, training_pid
+from fer_core.run_lock import lock_holder
 from fer_core.runs import Run, read_history
 from fer_core.status import run_status
 from tests.conftest import ROOT
@@ -26,7 +27,7 @@ TINY = ["-a", "mini_xception", "--model-kwargs", '{"width": 4}', "--batch-size",
 
 # A process that holds a run's training lock the way `fer train` does, then sleeps.
 _HOLDER = ("import sys, time\n"
-           "from fer_core.jobs import training_lock\n"
+           "from fer_core.run_lock import training_lock\n"
            "from fer_core.runs import Run\n"
            "with training_lock(Run(sys.argv[1])):\n"
            "    print('ready', flush=True)\n"
@@ -35,7 +36,7 @@ _HOLDER = ("import sys, time\n"
 
 def _env(**extra):
     env = {key: value for key, value in os.environ.items() if key != "FER_RUNS_DIR"}
-    return {**env, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT), **extra}
+    return {**env, "TF_CPP_MIN_LOG_LEVEL": "3", **extra}
 
 
 def _fer(*args, cwd=ROOT, env=None, timeout=600):
@@ -166,7 +167,7 @@ def test_the_training_lock_in_one_process(tmp_path):
     take it again; any other thread (or process) is refused at once with that pid."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from fer_core.jobs import RunBusy, training_lock
+    from fer_core.run_lock import RunBusy, training_lock
 
     run = Run(tmp_path / "runs" / "R")
     with training_lock(run):

@@ -16,7 +16,7 @@ from fer_core.uncertainty import (
     short_label,
     threshold_of,
 )
-from tests.media import ASTRONAUT_FACE, masked_astronaut
+from tests.media import ASTRONAUT_FACE, unsure_face
 
 
 def probs(**values):
@@ -53,11 +53,11 @@ def test_uncertain_faces_are_drawn_amber_with_both_emotions():
     assert (np.abs(plain.astype(int) - UNCERTAIN_COLOUR).sum(axis=2) < 10).sum() == 0
 
 
-def test_the_shipped_model_is_unsure_of_a_half_hidden_face():
+def test_the_shipped_model_is_unsure_of_an_ambiguous_face():
     recognizer = Recognizer()
     threshold = threshold_of(recognizer.model)
     assert threshold is not None and 0.3 < threshold < 0.8  # read from the card
-    results = recognizer.analyze(masked_astronaut())
+    results = recognizer.analyze(unsure_face())
     assert len(results) == 1 and short_label(results[0].probs, threshold).startswith("uncertain")
 
 
@@ -103,11 +103,11 @@ def test_predict_prints_an_unsure_face_as_uncertain(tmp_path, capsys):
 
     from fer_core.__main__ import main
 
-    Image.fromarray(masked_astronaut()).save(tmp_path / "masked.png")
+    Image.fromarray(unsure_face()).save(tmp_path / "unsure.png")
     out = tmp_path / "rows.csv"
-    assert main(["predict", str(tmp_path / "masked.png")]) == 0
+    assert main(["predict", str(tmp_path / "unsure.png")]) == 0
     assert re.search(r"-> uncertain: [a-z]+/[a-z]+ \(", capsys.readouterr().out)
-    assert main(["predict", str(tmp_path / "masked.png"), "--out", str(out)]) == 0
+    assert main(["predict", str(tmp_path / "unsure.png"), "--out", str(out)]) == 0
     import pandas as pd
 
     table = pd.read_csv(out)

@@ -15,17 +15,17 @@ from PIL import Image
 from fer_core import EMOTIONS
 from tests.browser.appserver import webcam_frame, write_y4m
 from tests.browser.test_browser import _explain
-from tests.media import crowd, masked_astronaut
+from tests.media import crowd, unsure_face
 
 pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_thirty_faces_uncertain_label_explanation_and_calibration(e2e):
-    crowd_png, masked_png = e2e.work / "crowd.png", e2e.work / "masked.png"
+    crowd_png, unsure_png = e2e.work / "crowd.png", e2e.work / "unsure.png"
     Image.fromarray(crowd()).save(crowd_png)
-    Image.fromarray(masked_astronaut()).save(masked_png)
-    result = e2e.run("insight", "--photos", str(crowd_png), str(masked_png), timeout=500)
+    Image.fromarray(unsure_face()).save(unsure_png)
+    result = e2e.run("insight", "--photos", str(crowd_png), str(unsure_png), timeout=500)
     assert result.get("ok"), _explain(result)
     assert result["upload_exceptions"] == [] and result["upload_errors"] == [], _explain(result)
     labels = " ".join(result["labels"])
