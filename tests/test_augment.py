@@ -130,7 +130,7 @@ def test_teacher_and_mix_flags_reach_the_config(tmp_path):
 
 
 def test_training_with_a_teacher_caches_its_probabilities(tmp_path, monkeypatch):
-    import fer_core.train as train_module
+    import fer_core.teacher as teacher_module
 
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(8)))
     teacher = save_keras_model(build_model("mini_xception", width=4), tmp_path / "t.keras")
@@ -138,8 +138,8 @@ def test_training_with_a_teacher_caches_its_probabilities(tmp_path, monkeypatch)
                          runs_dir=str(tmp_path / "runs"), run_name="kd", teacher=[str(teacher)],
                          mix="mixup", recalibrate_batch_norm=False)
     loads = []
-    real_load = train_module.load_keras_model
-    monkeypatch.setattr(train_module, "load_keras_model",
+    real_load = teacher_module.load_keras_model
+    monkeypatch.setattr(teacher_module, "load_keras_model",
                         lambda path: loads.append(str(path)) or real_load(path))
     run = train(config, data)
     assert loads.count(str(teacher)) == 1
