@@ -150,15 +150,28 @@ def server_folder() -> Path:
 @dataclass
 class SessionFolder:
     path: Path
+    session_id: str = ""
 
 
 def _remove_session_folder(folder: SessionFolder) -> None:
     shutil.rmtree(folder.path, ignore_errors=True)
+    if folder.session_id:
+        from app_lib.upload_budget import forget_stored
+
+        forget_stored(folder.session_id)
+
+
+def session_id() -> str:
+    """The current browser session's id ("" outside a script run)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else ""
 
 
 @st.cache_resource(scope="session", on_release=_remove_session_folder, show_spinner=False)
 def _session_folder() -> SessionFolder:
-    return SessionFolder(server_folder() / secrets.token_hex(8))
+    return SessionFolder(server_folder() / secrets.token_hex(8), session_id())
 
 
 def session_folder() -> Path:
@@ -193,21 +206,66 @@ def check_upload_size(uploaded, limit_mb: float, what: str, setting: str | None)
 
 def save_upload(uploaded, folder: Path | None = None) -> Path:
     """Store an uploaded file in the session's folder, named by its SHA-256 (the same upload is
-    stored once) and a known suffix; returns its path. The user's file name is not used.
+    stored once) and a known suffix; returns its path. The user's file name is not used."""
+    return _store(uploaded, folder)[0]
 
-    A full disk (or another OS error) while storing it raises UploadError with a message for
-    the page, never a traceback; the partly written temporary file is removed."""
+
+def _store(uploaded, folder: Path | None) -> tuple[Path, str]:
+    """The file stored in chunks, hashed as it is written: its path and SHA-256. A full disk
+    (or another OS error) raises UploadError with a message for the page, never a traceback;
+    the partly written temporary file is removed."""
     suffix = Path(getattr(uploaded, "name", "") or "").suffix.lower()
     try:
         folder = folder or session_folder()
         uploaded.seek(0)
-        target, _ = store_by_digest(uploaded, folder, "",
-                                    suffix if suffix in KNOWN_SUFFIXES else ".bin")
+        return store_by_digest(uploaded, folder, "",
+                               suffix if suffix in KNOWN_SUFFIXES else ".bin")
     except OSError as exc:
         raise UploadError(_storage_failure(uploaded, exc)) from exc
     finally:
         uploaded.seek(0)
-    return target
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """An upload as the pages keep it: on disk in the session's folder, never its bytes.
+    ``key`` (the first 16 hex digits of its SHA-256) names it in widget keys."""
+
+    name: str
+    path: Path
+    size: int
+    digest: str
+
+    @property
+    def key(self) -> str:
+        return self.digest[:16]
+
+    @property
+    def file_id(self) -> str:  # the name the pages' widget keys used for an upload
+        return self.key
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+
+def store_upload(uploaded, folder: Path | None = None) -> StoredUpload:
+    """Store an uploaded file in the session's folder (in chunks, hashed as it is written;
+    the same content once) and count it against the session's upload budget."""
+    from app_lib.upload_budget import note_stored
+
+    target, digest = _store(uploaded, folder)
+    stored = StoredUpload(str(getattr(uploaded, "name", "") or target.name), target,
+                          target.stat().st_size, digest)
+    note_stored(session_id(), stored.key, stored.size)
+    return stored
+
+
+def discard_upload(stored: StoredUpload) -> None:
+    """Delete a stored upload (the visitor removed it) and stop counting it."""
+    from app_lib.upload_budget import forget_stored
+
+    stored.path.unlink(missing_ok=True)
+    forget_stored(session_id(), stored.key)
 
 
 def _storage_failure(uploaded, exc: OSError) -> str:
@@ -224,7 +282,8 @@ def _storage_failure(uploaded, exc: OSError) -> str:
             f"server's administrator should check its upload folder ({UPLOAD_DIR_ENV}).")
 
 
-__all__ = ["UploadError", "session_folder", "server_folder", "remove_stale_folders",
+__all__ = ["UploadError", "StoredUpload", "store_upload", "discard_upload", "session_id",
+           "session_folder", "server_folder", "remove_stale_folders",
            "save_upload", "check_upload_size", "max_photo_mb",
            "max_video_mb", "max_video_seconds", "max_dataset_mb", "upload_root"]
 

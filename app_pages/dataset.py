@@ -7,7 +7,9 @@ import streamlit as st
 
 from app_lib.charts import class_counts_figure, confusion_figure
 from app_lib.data_source import data_path, roots_for, set_data_path
-from app_lib.session_files import check_upload_size, max_dataset_mb, save_upload
+from app_lib.session_files import (check_upload_size, discard_upload, max_dataset_mb,
+                                   store_upload)
+from app_lib.upload_budget import release
 from app_lib.text import escape_markdown, show_error, shorten
 from fer_core import EMOTIONS, FerError, load_fer2013
 from fer_core.explore import class_counts, find_flaws, mean_faces
@@ -18,6 +20,8 @@ from fer_core.results import frame_to_csv_bytes
 PAGE_SIZE = 48
 PATH_INPUT_KEY = "dataset_path_input"
 UPLOAD_KEY = "dataset_upload"
+UPLOAD_GENERATION_KEY = "dataset_upload_generation"
+UPLOADED_FILE_KEY = "dataset_uploaded_file"  # the StoredUpload of this tab's uploaded CSV
 SOURCE_ERROR_KEY = "dataset_source_error"  # why the last path or upload was refused
 UPLOAD_NAME_KEY = "dataset_upload_name"  # the user's name of the uploaded CSV (display only)
 
@@ -96,21 +100,35 @@ def _path_changed():
     st.session_state.pop(UPLOAD_NAME_KEY, None)
 
 
-def _upload_changed():
-    """Store the uploaded CSV and point the path box at it. This runs as the uploader's
+def _upload_changed(key: str):
+    """Store the uploaded CSV on disk, take it out of the server's memory and point the path
+    box at it; the uploader is then emptied (a new one). This runs as the uploader's
     on_change callback, before any widget of the rerun exists: writing the path box's state
     after the box was created raised StreamlitWidgetAlreadyInstantiatedError."""
-    uploaded = st.session_state.get(UPLOAD_KEY)
+    uploaded = st.session_state.get(key)
     if uploaded is None:
         return
     try:
         check_upload_size(uploaded, max_dataset_mb(), "dataset", "server.maxUploadSize")
-        saved = set_data_path(str(save_upload(uploaded)))
+        stored = store_upload(uploaded)
+        saved = set_data_path(str(stored.path))
+        previous = st.session_state.get(UPLOADED_FILE_KEY)
+        if previous is not None and previous.key != stored.key:
+            discard_upload(previous)  # one uploaded dataset per tab
+        st.session_state[UPLOADED_FILE_KEY] = stored
         st.session_state[PATH_INPUT_KEY] = saved
         st.session_state[UPLOAD_NAME_KEY] = uploaded.name
         st.session_state.pop(SOURCE_ERROR_KEY, None)
     except FerError as exc:
         st.session_state[SOURCE_ERROR_KEY] = str(exc)
+    finally:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        if ctx is not None:
+            release(ctx.uploaded_file_mgr, ctx.session_id, [uploaded.file_id])
+        st.session_state[UPLOAD_GENERATION_KEY] = st.session_state.get(
+            UPLOAD_GENERATION_KEY, 0) + 1
 
 
 if PATH_INPUT_KEY not in st.session_state:
@@ -125,8 +143,10 @@ with path_column:
                        "(FER_DATA_DIRS). The Training page uses it too. An administrator's "
                        "choice is also the default for new tabs; FER2013_PATH comes first.")
 with upload_column:
-    st.file_uploader("…or upload fer2013.csv (.gz)", type=["csv", "gz"], key=UPLOAD_KEY,
-                     on_change=_upload_changed,
+    generation = st.session_state.get(UPLOAD_GENERATION_KEY, 0)
+    upload_key = UPLOAD_KEY if generation == 0 else f"{UPLOAD_KEY}-{generation}"
+    st.file_uploader("…or upload fer2013.csv (.gz)", type=["csv", "gz"], key=upload_key,
+                     on_change=_upload_changed, args=(upload_key,),
                      help=f"Up to {max_dataset_mb():g} MB: the uncompressed CSV (301 MB) fits. "
                           "Kept only while this browser tab is open.")
 

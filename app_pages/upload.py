@@ -1,6 +1,5 @@
 """Photos and videos: every face boxed and labelled, probabilities, tables and downloads."""
 
-import hashlib
 import math
 import time
 from pathlib import Path
@@ -11,8 +10,11 @@ import streamlit as st
 from app_lib.charts import probability_bars, timeline_figure
 from app_lib.detector import detector_choice, offer_blazeface
 from app_lib.model_state import require_active_model
-from app_lib.session_files import (check_upload_size, max_photo_mb, max_video_mb,
-                                   max_video_seconds, save_upload, session_folder)
+from app_lib.session_files import (StoredUpload, UploadError, check_upload_size,
+                                   discard_upload, max_photo_mb, max_video_mb,
+                                   max_video_seconds, session_folder, session_id, store_upload)
+from app_lib.upload_budget import (release, session_upload_files, session_upload_mb,
+                                   take_refusals)
 from app_lib.text import escape_markdown, show_error, shorten, user_errors
 from app_lib.formatting import duration, percent
 from app_lib.uploads import (ALL_PHOTO_COLUMNS, IMAGE_TYPES, PREVIEW_WIDTH, RESULT_COLUMNS,
@@ -25,7 +27,9 @@ from fer_core.uncertainty import short_label, threshold_of
 from fer_core.timeline import face_summary, segment_summary
 
 VIDEO_RESULTS_KEY = "video_results"
-KEPT_UPLOADS_KEY = "kept_uploads"
+STORED_KEY = "stored_uploads"  # this tab's uploads: StoredUpload records (files on disk)
+GENERATION_KEY = "upload_generation"  # a new uploader (emptied) after each intake
+INTAKE_PROBLEMS_KEY = "upload_intake_problems"
 CANCELLED_KEY = "video_cancelled"  # keys of video analyses the visitor cancelled
 
 st.title("Photos & videos")
@@ -40,13 +44,63 @@ with st.sidebar:
 model_key = f"{model.path}:{model.path.stat().st_mtime_ns if model.path.exists() else 0}"
 threshold = threshold_of(model)  # measured on PublicTest, read from the model card
 
-uploads = st.file_uploader("Photos or videos", type=IMAGE_TYPES + VIDEO_TYPES,
-                           accept_multiple_files=True, key="upload_files",
-                           max_upload_size=max(1, math.ceil(max(max_photo_mb(),
-                                                                max_video_mb()))),
-                           help=f"Photos up to {max_photo_mb():g} MB; videos up to "
-                                f"{max_video_mb():g} MB and {max_video_seconds():g} s. Files "
-                                "are kept only while this browser tab is open.")
+generation = st.session_state.get(GENERATION_KEY, 0)
+incoming = st.file_uploader(
+    "Photos or videos", type=IMAGE_TYPES + VIDEO_TYPES, accept_multiple_files=True,
+    key="upload_files" if generation == 0 else f"upload_files-{generation}",
+    max_upload_size=max(1, math.ceil(max(max_photo_mb(), max_video_mb()))),
+    help=f"Photos up to {max_photo_mb():g} MB; videos up to {max_video_mb():g} MB and "
+         f"{max_video_seconds():g} s. This tab holds at most {session_upload_files()} files "
+         f"and {session_upload_mb():g} MB at once; they are kept only while it is open.")
+
+
+def take_in(files) -> None:
+    """Store each new upload on disk (checked, hashed as it is written) and take it out of
+    the server's memory; then empty the uploader. Results are computed from the files."""
+    stored = st.session_state.setdefault(STORED_KEY, [])
+    problems = st.session_state.setdefault(INTAKE_PROBLEMS_KEY, [])
+    try:
+        for upload in files:
+            kind = kind_of(upload.name)
+            try:
+                if kind == "image":
+                    check_upload_size(upload, max_photo_mb(), "photo", "FER_MAX_PHOTO_MB")
+                elif kind == "video":
+                    check_upload_size(upload, max_video_mb(), "video", "FER_MAX_VIDEO_MB")
+                else:
+                    raise UploadError(f"not a supported file type. Upload photos "
+                                      f"({', '.join(IMAGE_TYPES)}) or videos "
+                                      f"({', '.join(VIDEO_TYPES)}).")
+                item = store_upload(upload)
+            except FerError as exc:
+                problems.append(f"{shorten(upload.name)}: {exc}")
+                continue
+            stored[:] = [s for s in stored if s.key != item.key] + [item]
+    finally:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        if ctx is not None:
+            release(ctx.uploaded_file_mgr, ctx.session_id, [f.file_id for f in files])
+        st.session_state[GENERATION_KEY] = generation + 1
+
+
+# What went wrong with uploads: files refused when they arrived (app_lib.upload_budget) and at
+# intake. Kept until dismissed: the browser sends each file as it completes, so one drop of
+# several files reruns the page several times, and a run may be cut short by the next file.
+problems = st.session_state.setdefault(INTAKE_PROBLEMS_KEY, [])
+problems.extend(take_refusals(session_id()))
+if incoming:
+    take_in(incoming)
+    del incoming
+    st.rerun()
+del problems[:-10]
+for problem in problems:
+    show_error(problem, icon=":material/block:")
+if problems and st.button("Dismiss", key="dismiss_upload_problems", type="tertiary",
+                          icon=":material/close:"):
+    problems.clear()
+    st.rerun()
 
 with st.expander("Video settings", expanded=False):
     every = st.number_input("Analyse every N-th frame", min_value=1, max_value=120, value=3,
@@ -59,17 +113,25 @@ with st.expander("Video settings", expanded=False):
     write_video = st.checkbox("Make an annotated video to download", value=True,
                               key="video_write")
 
-# The uploader forgets its files when the visitor goes to another page; the files (and so
-# their cached results) are kept for this tab, and shown again on return.
+# This tab's files stay on disk while it is open, and are shown again on return from another
+# page. A tab that lost its connection got a new, empty folder: its files are gone.
+stored = st.session_state.get(STORED_KEY) or []
+uploads: list[StoredUpload] = [item for item in stored if item.exists()]
+if len(uploads) != len(stored):
+    st.session_state[STORED_KEY] = uploads
+    st.info("Files uploaded before this tab lost its connection to the server were removed; "
+            "upload them again.", icon=":material/cloud_off:")
 if uploads:
-    st.session_state[KEPT_UPLOADS_KEY] = list(uploads)
-elif st.session_state.get(KEPT_UPLOADS_KEY):
-    uploads = st.session_state[KEPT_UPLOADS_KEY]
+    held = sum(item.size for item in uploads)
     note = st.container(horizontal=True, vertical_alignment="center")
-    note.caption(f"Your last upload ({len(uploads)} file{'s' if len(uploads) != 1 else ''}), "
-                 "kept while this tab is open.")
-    if note.button("Clear", icon=":material/delete:", key="clear_kept_uploads"):
-        st.session_state.pop(KEPT_UPLOADS_KEY, None)
+    note.caption(f"This tab holds {len(uploads)} file{'s' if len(uploads) != 1 else ''} "
+                 f"({held / 2**20:,.1f} MB of {session_upload_mb():g} MB), kept while it is "
+                 "open. Upload more above; they are added.")
+    if note.button("Clear all", icon=":material/delete:", key="clear_kept_uploads"):
+        for item in uploads:
+            discard_upload(item)
+        st.session_state.pop(STORED_KEY, None)
+        st.session_state.pop(INTAKE_PROBLEMS_KEY, None)
         st.rerun()
 
 if not uploads:
@@ -79,9 +141,11 @@ if not uploads:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def cached_photo(data: bytes, name: str, model_key: str, detector: str) -> PhotoResult:
-    # ``model_key`` and ``detector`` keep results of different models and detectors apart.
-    return analyze_photo(data, name, photo_recognizer(model, detector))
+def cached_photo(_path: Path, digest: str, name: str, model_key: str,
+                 detector: str) -> PhotoResult:
+    # Keyed by the content's digest (the path is not hashed); ``model_key`` and ``detector``
+    # keep results of different models and detectors apart.
+    return analyze_photo(_path.read_bytes(), name, photo_recognizer(model, detector))
 
 
 def download_stem(name: str) -> str:
@@ -90,15 +154,16 @@ def download_stem(name: str) -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def cached_preview(data: bytes, faces: tuple, threshold, model_key: str) -> bytes:
+def cached_preview(_path: Path, digest: str, faces: tuple, threshold, model_key: str) -> bytes:
     """The page's annotated preview of the faces kept (after boxes were dropped)."""
     kept = [dict(face) for face in faces]
-    return annotated_png(data, kept, threshold, width=PREVIEW_WIDTH)
+    return annotated_png(_path.read_bytes(), kept, threshold, width=PREVIEW_WIDTH)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def cached_explanations(data: bytes, name: str, faces: tuple, model_key: str) -> list[dict]:
-    return explain_photo(data, name, [dict(face) for face in faces], model)
+def cached_explanations(_path: Path, digest: str, name: str, faces: tuple,
+                        model_key: str) -> list[dict]:
+    return explain_photo(_path.read_bytes(), name, [dict(face) for face in faces], model)
 
 
 def frozen(faces: list[dict]) -> tuple:
@@ -123,9 +188,10 @@ def show_bars(faces: list[dict], key: str) -> None:
                 key=f"{key}-{face['face']}", config={"displayModeBar": False})
 
 
-def show_explanations(data: bytes, name: str, faces: list[dict], key: str) -> None:
+def show_explanations(upload: StoredUpload, faces: list[dict]) -> None:
     with st.spinner("Hiding parts of each face to see what the answer rests on…"):
-        items = cached_explanations(data, name, frozen(faces), model_key)
+        items = cached_explanations(upload.path, upload.digest, upload.name, frozen(faces),
+                                    model_key)
     st.caption("For each face: the 48×48 crop the model saw (a bad crop — a box on a shirt, "
                "half a face — shows here), then its occlusion sensitivity: where greying out a "
                "square lowers the named emotion's probability most (red: the answer rests "
@@ -145,9 +211,22 @@ def dropped_of(file_id: str) -> list[int]:
     return st.session_state.get(f"drop-{file_id}") or []
 
 
-def show_photo(upload, data: bytes, result: PhotoResult) -> list[dict]:
+def file_heading(upload: StoredUpload) -> None:
+    """The file's name, and a button that removes it from this tab (and from the disk)."""
+    def remove() -> None:
+        discard_upload(upload)
+        st.session_state[STORED_KEY] = [item for item in st.session_state.get(STORED_KEY, [])
+                                        if item.key != upload.key]
+
+    heading = st.container(horizontal=True, vertical_alignment="bottom")
+    heading.subheader(escape_markdown(shorten(upload.name)), divider="gray")
+    heading.button("Remove", key=f"remove-{upload.key}", icon=":material/close:",
+                   type="tertiary", on_click=remove, help="Remove this file from this tab.")
+
+
+def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
     """Show one photo's results; returns its result rows (the faces the user kept)."""
-    st.subheader(escape_markdown(shorten(upload.name)), divider="gray")
+    file_heading(upload)
     if not result.ok:
         show_error(result.error, icon=":material/broken_image:")
         return result.rows()
@@ -160,8 +239,8 @@ def show_photo(upload, data: bytes, result: PhotoResult) -> list[dict]:
     faces = result.kept(dropped)
     image_column, side_column = st.columns([3, 2], gap="large")
     with image_column:
-        preview_png = (cached_preview(data, frozen(faces), threshold, model_key) if dropped
-                       else result.preview_png)
+        preview_png = (cached_preview(upload.path, upload.digest, frozen(faces), threshold,
+                                      model_key) if dropped else result.preview_png)
         st.image(preview_png, caption=f"{result.width}×{result.height} px, "
                  f"{len(faces)} face{'s' if len(faces) != 1 else ''}"
                  + (f" ({len(result.faces) - len(faces)} dropped)" if dropped else "")
@@ -203,12 +282,13 @@ def show_photo(upload, data: bytes, result: PhotoResult) -> list[dict]:
             **{e: st.column_config.NumberColumn(e, format="%.3f") for e in EMOTIONS}})
         if st.toggle("Why? Show the crop the model saw and what its answer rests on",
                      key=f"explain-{upload.file_id}"):
-            show_explanations(data, upload.name, faces, f"why-{upload.file_id}")
+            show_explanations(upload, faces)
     stem = download_stem(upload.name)
     columns = st.columns(3)
     if faces:
         columns[0].download_button(
-            "Annotated PNG", data=lambda: annotated_png(data, faces, threshold),
+            "Annotated PNG",  # drawn from the file when clicked, not now
+            data=lambda: annotated_png(upload.path.read_bytes(), faces, threshold),
             file_name=f"{stem}_annotated.png", mime="image/png", on_click="ignore",
             key=f"png-{upload.file_id}", icon=":material/image:")
     columns[1].download_button(
@@ -229,19 +309,18 @@ class AnalysisCancelled(Exception):
         self.key = key
 
 
-def analyse_video(upload, data_key: str) -> dict:
+def analyse_video(upload: StoredUpload, data_key: str) -> dict:
     """Analyse an uploaded video once (per settings); results live in session_state, the
     annotated video in the session's folder on disk (never its bytes in memory)."""
     store = st.session_state.setdefault(VIDEO_RESULTS_KEY, {})
     key = (data_key, int(every), bool(write_video), model_key, detector)
     if key in store and (store[key]["video_path"] is None or store[key]["video_path"].exists()):
         return store[key]
-    check_upload_size(upload, max_video_mb(), "video", "FER_MAX_VIDEO_MB")
     cancelled = st.session_state.setdefault(CANCELLED_KEY, set())
     name = escape_markdown(shorten(upload.name, 60))
     if key in cancelled:
         raise AnalysisCancelled(key)
-    path = save_upload(upload)
+    path = upload.path
     progress = st.progress(0.0, text=f"Analysing {name}…")
     # A click stops this script run at its next progress update (Streamlit reruns at once);
     # the rerun sees the flag and skips the analysis. The partial annotated video is deleted.
@@ -273,19 +352,19 @@ def analyse_video(upload, data_key: str) -> dict:
     return result
 
 
-def show_video(upload) -> None:
-    st.subheader(escape_markdown(shorten(upload.name)), divider="gray")
-    digest = hashlib.sha256(upload.getbuffer()).hexdigest()
+def show_video(upload: StoredUpload) -> None:
+    file_heading(upload)
     try:
-        result = analyse_video(upload, digest)
+        result = analyse_video(upload, upload.digest)
     except AnalysisCancelled as cancelled:
         st.info("Analysis cancelled.", icon=":material/cancel:")
         if st.button("Analyse it", key=f"again-{upload.file_id}", icon=":material/replay:"):
             st.session_state[CANCELLED_KEY].discard(cancelled.key)
             st.rerun()
         return
-    except FerError as exc:
-        show_error(exc, icon=":material/broken_image:")
+    except FerError as exc:  # named as the visitor named it, not as it is stored
+        show_error(str(exc).replace(upload.path.name, shorten(upload.name)),
+                   icon=":material/broken_image:")
         return
     frames, info = result["frames"], result["info"]
     if result.get("cut_short"):
@@ -342,13 +421,12 @@ for upload in uploads:
     kind = kind_of(upload.name)
     with user_errors(f"{shorten(upload.name)}: "):
         if kind == "image":
-            check_upload_size(upload, max_photo_mb(), "photo", "FER_MAX_PHOTO_MB")
-            data = upload.getvalue()
             with st.spinner(f"Analysing {escape_markdown(shorten(upload.name))}…"):
-                result = cached_photo(data, upload.name, model_key, detector)
+                result = cached_photo(upload.path, upload.digest, upload.name, model_key,
+                                      detector)
             photo_results.append(result)
             photo_ids.append(upload.file_id)
-            photo_rows.extend(show_photo(upload, data, result))
+            photo_rows.extend(show_photo(upload, result))
         elif kind == "video":
             show_video(upload)
         else:

@@ -199,7 +199,7 @@ def test_model_card_shows_calibration_read_from_the_card(app_env):
 def test_upload_photos_each_get_a_result_or_a_message(app_env):
     at = run_page("app_pages/upload.py")
     assert texts(at.info).startswith("Drop photos")
-    at.file_uploader(key="upload_files").set_value([
+    at.file_uploader[0].set_value([
         ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png"),
         ("broken.jpg", b"\xff\xd8\xff\xe0 truncated", "image/jpeg"),
         ("wall.png", png_bytes(np.full((120, 160, 3), 200, np.uint8)), "image/png"),
@@ -226,7 +226,7 @@ def test_upload_video_gives_timeline_and_segments(app_env):
     path = writer.close()
     at = run_page("app_pages/upload.py")
     at.number_input(key="video_every").set_value(2)
-    at.file_uploader(key="upload_files").set_value(
+    at.file_uploader[0].set_value(
         [(f"clip{path.suffix}", path.read_bytes(), writer.mime)])
     at.run()
     assert_clean(at)
@@ -254,7 +254,7 @@ def test_photo_without_a_face_offers_blazeface_in_one_click(app_env):
     at = run_page("app_pages/upload.py")
     assert at.sidebar.radio(key="face_detector").value == "haar"
     blank = np.full((240, 320, 3), 128, np.uint8)
-    at.file_uploader(key="upload_files").set_value([("wall.png", png_bytes(blank), "image/png")])
+    at.file_uploader[0].set_value([("wall.png", png_bytes(blank), "image/png")])
     at.run()
     assert_clean(at)
     assert "or BlazeFace" in texts(at.info)
@@ -628,7 +628,7 @@ def test_upload_a_photo_of_30_faces_drop_boxes_and_explain(app_env):
     from tests.media import crowd
 
     at = run_page("app_pages/upload.py")
-    at.file_uploader(key="upload_files").set_value([
+    at.file_uploader[0].set_value([
         ("crowd.png", png_bytes(crowd()), "image/png"),
         ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
     at.run()
@@ -695,7 +695,7 @@ def test_dropped_boxes_leave_every_download(app_env, media_files):
 
     three = png_bytes(crowd(1, 3))
     at = run_page("app_pages/upload.py")
-    at.file_uploader(key="upload_files").set_value([
+    at.file_uploader[0].set_value([
         ("three.png", three, "image/png"),
         ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
     at.run()
@@ -722,7 +722,7 @@ def test_upload_labels_an_unsure_face_uncertain(app_env):
     from tests.media import unsure_face
 
     at = run_page("app_pages/upload.py")
-    at.file_uploader(key="upload_files").set_value([
+    at.file_uploader[0].set_value([
         ("unsure.png", png_bytes(unsure_face()), "image/png")])
     at.run()
     assert_clean(at)
@@ -731,7 +731,7 @@ def test_upload_labels_an_unsure_face_uncertain(app_env):
     threshold = card["calibration"]["uncertain_below"]
     assert f"below {threshold * 100:.0f}%" in texts(at.caption)  # the card's threshold
     assert list(at.dataframe[0].value["uncertain"]) == [True]
-    at.file_uploader(key="upload_files").set_value([
+    at.file_uploader[0].set_value([
         ("unsure.png", png_bytes(unsure_face()), "image/png"),
         ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
     at.run()
@@ -768,7 +768,7 @@ def test_activating_a_worse_model_asks_first_and_shows_both_numbers(app_env):
 
 def test_photo_results_survive_going_to_another_page_and_back(app_env):
     at = run_page("app_pages/upload.py")
-    at.file_uploader(key="upload_files").set_value([
+    at.file_uploader[0].set_value([
         ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
     at.run()
     assert "**#1 happy**" in texts(at.markdown)
@@ -778,10 +778,37 @@ def test_photo_results_survive_going_to_another_page_and_back(app_env):
     at.run()
     assert_clean(at)
     assert "**#1 happy**" in texts(at.markdown)
-    assert "Your last upload (1 file)" in texts(at.caption)
-    _button(at, "Clear").click()
+    assert "This tab holds 1 file (0.4 MB of 600 MB)" in texts(at.caption)
+    _button(at, "Clear all").click()
     at.run()
     assert texts(at.info).startswith("Drop photos")
+
+
+def test_uploads_are_added_kept_on_disk_and_removed_one_by_one(app_env):
+    """Issue 24: each upload is stored on disk and the uploader emptied (Streamlit's copy in
+    memory is released); more uploads add to the tab's files; Remove deletes one file."""
+    from app_lib.session_files import upload_root
+
+    at = run_page("app_pages/upload.py")
+    at.file_uploader[0].set_value([
+        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.run()
+    assert at.file_uploader[0].key != "upload_files"  # a new, empty uploader
+    at.file_uploader[0].set_value([
+        ("wall.png", png_bytes(np.full((120, 160, 3), 200, np.uint8)), "image/png")])
+    at.run()
+    assert_clean(at)
+    assert [h.value for h in at.subheader][:2] == ["astronaut.png", "wall.png"]
+    assert "This tab holds 2 files" in texts(at.caption)
+    stored = at.session_state["stored_uploads"]
+    assert [item.name for item in stored] == ["astronaut.png", "wall.png"]
+    assert all(item.path.is_file() and upload_root() in item.path.parents for item in stored)
+    _button(at, "Remove").click()  # the first file's
+    at.run()
+    assert_clean(at)
+    assert [item.name for item in at.session_state["stored_uploads"]] == ["wall.png"]
+    assert not stored[0].path.exists() and stored[1].path.exists()
+    assert "This tab holds 1 file" in texts(at.caption)
 
 
 def test_a_video_analysis_can_be_cancelled_and_started_again(app_env):
@@ -793,7 +820,7 @@ def test_a_video_analysis_can_be_cancelled_and_started_again(app_env):
         writer.write(np.roll(face, shift, axis=1))
     path = writer.close()
     at = run_page("app_pages/upload.py")
-    at.file_uploader(key="upload_files").set_value(
+    at.file_uploader[0].set_value(
         [(f"clip{path.suffix}", path.read_bytes(), writer.mime)])
     at.run()
     assert_clean(at)
@@ -879,7 +906,7 @@ def test_photos_page_switches_the_face_detector(app_env):
     assert radio.value == "haar" and list(radio.options) == ["Haar cascade (OpenCV)",
                                                              "BlazeFace (MediaPipe)"]
     radio.set_value("blazeface")
-    at.file_uploader(key="upload_files").set_value([
+    at.file_uploader[0].set_value([
         ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
     at.run()
     assert_clean(at)

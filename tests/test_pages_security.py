@@ -195,7 +195,7 @@ def test_upload_folder_is_private_to_the_session_and_removed_when_it_ends(secure
     clip = make_clip(secure_env["tmp"] / "clip")
     at = page("app_pages/upload.py")
     at.number_input(key="video_every").set_value(3)
-    at.file_uploader(key="upload_files").set_value(
+    at.file_uploader[0].set_value(
         [("holiday clip.mp4", clip.read_bytes(), "video/mp4")])
     at.run()
     assert_clean(at)
@@ -296,7 +296,7 @@ def test_long_names_truncated_videos_and_caps(secure_env, monkeypatch):
     truncated = clip.read_bytes()[:int(clip.stat().st_size * 0.8)]
     at = page("app_pages/upload.py")
     at.number_input(key="video_every").set_value(5)
-    at.file_uploader(key="upload_files").set_value([
+    at.file_uploader[0].set_value([
         (long_name, clip.read_bytes(), "video/mp4"),
         ("cut.mp4", truncated, "video/mp4")])
     at.run()
@@ -311,7 +311,7 @@ def test_long_names_truncated_videos_and_caps(secure_env, monkeypatch):
     monkeypatch.setenv("FER_MAX_PHOTO_MB", "0.01")
     monkeypatch.setenv("FER_MAX_VIDEO_SECONDS", "2")
     at = page("app_pages/upload.py")
-    at.file_uploader(key="upload_files").set_value([
+    at.file_uploader[0].set_value([
         ("big.png", png_bytes(skimage.data.astronaut()), "image/png"),
         ("long.mp4", clip.read_bytes(), "video/mp4")])
     at.run()
@@ -326,7 +326,7 @@ def test_long_names_truncated_videos_and_caps(secure_env, monkeypatch):
 
 def test_names_and_messages_are_text_not_markdown(secure_env):
     at = page("app_pages/upload.py")
-    at.file_uploader(key="upload_files").set_value([
+    at.file_uploader[0].set_value([
         (MARKDOWN_IMAGE_NAME, png_bytes(skimage.data.astronaut()), "image/png"),
         ("[x](http://example.invalid).png", b"not an image", "image/png"),
         ("![](http://example.invalid/y.png).mp4", b"not a video", "video/mp4")])

@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import re
+import os
 import shutil
 import sys
 import tempfile
@@ -135,6 +136,47 @@ def scenario_upload(page, args) -> dict:
             "errors": errors(page),
             "charts": page.locator('[data-testid="stPlotlyChart"]').count(),
             "downloads": page.locator('[data-testid="stDownloadButton"]').count()}
+
+
+def scenario_upload_budget(page, args) -> dict:
+    """Issue 24: drop several files at once on a server with a small per-tab budget; what
+    does not fit is refused with a message, the rest is analysed."""
+    open_page(page, args.url, "upload")
+    wait_idle(page)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+        args.photos)
+    page.locator('[data-testid="stAlertContentError"]').filter(
+        has_text="was not accepted").first.wait_for(timeout=120_000)
+    page.get_by_text("This tab holds").first.wait_for(timeout=120_000)
+    wait_idle(page)
+    shoot(page, Path(args.out) / "upload_budget.png")
+    return {"errors": errors(page), "exceptions": exceptions(page),
+            "files": [h.inner_text() for h in page.locator("h3").all()],
+            "holds": page.get_by_text("This tab holds").first.inner_text()}
+
+
+def scenario_upload_memory(page, args) -> dict:
+    """bench/upload_memory.py: upload the files one after another (each its own drop), and
+    say when each was taken in or refused; then keep the tab open ``--seconds``."""
+    open_page(page, args.url, "upload")
+    wait_idle(page)
+    events = []
+    for path in args.photos or []:
+        name = Path(path).name
+        started = time.time()
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+            path)
+        kept = page.locator("h3").filter(has_text=name)
+        refused = page.locator('[data-testid="stAlertContentError"]').filter(
+            has_text=f"{name} (")
+        kept.or_(refused).first.wait_for(timeout=600_000)
+        wait_idle(page)
+        events.append({"file": name, "started": started, "settled": time.time(),
+                       "accepted": kept.count() > 0})
+    time.sleep(args.seconds if args.photos else 0)
+    shoot(page, Path(args.out) / f"upload_memory_{os.getpid()}.png")
+    return {"events": events, "exceptions": exceptions(page),
+            "errors": [e for e in errors(page) if "not a video we can read" not in e]}
 
 
 def green_box_pixels(png: bytes) -> int:
@@ -699,7 +741,9 @@ def scenario_offer_live(page, args) -> dict:
 
 
 SCENARIOS = {"insight": scenario_insight, "pages": scenario_pages, "roles": scenario_roles,
-             "upload": scenario_upload, "live": scenario_live,
+             "upload": scenario_upload, "upload_budget": scenario_upload_budget,
+             "upload_memory": scenario_upload_memory,
+             "live": scenario_live,
              "sessions": scenario_sessions, "soak": scenario_soak,
              "session_end": scenario_session_end, "live_history": scenario_live_history,
              "live_small": scenario_live_small, "live_track": scenario_live_track,

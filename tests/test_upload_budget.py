@@ -1,0 +1,142 @@
+"""Issue 24, item 1: the upload budgets, on Streamlit's own uploaded-file manager (the one
+``streamlit run`` uses), and the janitor that gives back the files of ended sessions."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.exceptions import HTTPException
+from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+from streamlit.runtime.uploaded_file_manager import UploadedFileRec
+
+from app_lib import upload_budget
+from app_lib.upload_budget import (forget_stored, install_guard, note_stored, release, sweep,
+                                   take_refusals)
+
+MB = 2**20
+
+
+@pytest.fixture()
+def manager(monkeypatch):
+    monkeypatch.setenv("FER_SESSION_UPLOAD_MB", "5")
+    monkeypatch.setenv("FER_SESSION_UPLOAD_FILES", "3")
+    monkeypatch.setenv("FER_UPLOAD_BUDGET_MB", "8")
+    monkeypatch.setattr(upload_budget, "_stored", {})
+    monkeypatch.setattr(upload_budget, "_refusals", {})
+    manager = MemoryUploadedFileManager("/_stcore/upload_file")
+    assert install_guard(manager) and install_guard(manager)  # once, however often asked
+    return manager
+
+
+def rec(file_id: str, mb: float, name: str = "clip.mp4") -> UploadedFileRec:
+    return UploadedFileRec(file_id=file_id, name=name, type="video/mp4",
+                           data=b"\0" * int(mb * MB))
+
+
+def held(manager, session: str) -> float:
+    return sum(len(f.data) for f in manager.file_storage.get(session, {}).values()) / MB
+
+
+def test_a_tab_holds_at_most_its_megabytes_counting_what_it_stored_on_disk(manager):
+    manager.add_file("a", rec("1", 2))
+    manager.add_file("a", rec("2", 2))
+    with pytest.raises(HTTPException) as refused:
+        manager.add_file("a", rec("3", 2, "third\x1b[31m.mp4"))
+    assert refused.value.status_code == 413
+    message = refused.value.detail
+    assert message.startswith("third\\x1b[31m.mp4 (2.0 MB) was not accepted: this tab would "
+                              "hold 6 MB of uploads, more than the 5 MB")
+    assert "FER_SESSION_UPLOAD_MB" in message
+    assert held(manager, "a") == 4  # the refused bytes were not kept
+    assert take_refusals("a") == [message] and take_refusals("a") == []
+    # Stored on disk and released from memory: still counted against the tab.
+    release(manager, "a", ["1", "2"])
+    note_stored("a", "k1", 2 * MB)
+    note_stored("a", "k2", 2 * MB)
+    assert held(manager, "a") == 0
+    with pytest.raises(HTTPException):
+        manager.add_file("a", rec("3", 2))
+    forget_stored("a", "k1")  # the visitor removed a file
+    manager.add_file("a", rec("3", 2))
+    assert held(manager, "a") == 2
+
+
+def test_a_tab_holds_at_most_its_number_of_files(manager):
+    for i in range(3):
+        manager.add_file("a", rec(str(i), 0.01))
+    with pytest.raises(HTTPException) as refused:
+        manager.add_file("a", rec("4", 0.01))
+    assert "already holds 3 files" in refused.value.detail
+    assert "FER_SESSION_UPLOAD_FILES" in refused.value.detail
+    manager.add_file("a", rec("2", 0.01))  # a retried upload of the same file is no new file
+
+
+def test_the_server_holds_at_most_its_budget_for_all_tabs(manager):
+    manager.add_file("a", rec("1", 4))
+    manager.add_file("b", rec("1", 3))
+    with pytest.raises(HTTPException) as refused:
+        manager.add_file("c", rec("1", 2))
+    assert "the server is busy receiving other uploads" in refused.value.detail
+    assert "8 MB, FER_UPLOAD_BUDGET_MB" in refused.value.detail
+    assert take_refusals("c") and not take_refusals("a")
+    release(manager, "a", ["1"])  # a's file went to disk: room again
+    manager.add_file("c", rec("1", 2))
+
+
+class _Info:
+    def __init__(self, session_id):
+        self.session = type("S", (), {"id": session_id})()
+
+
+class _Sessions:
+    """What the janitor reads of Streamlit's session manager (checked against the real one
+    in test_streamlit_still_has_what_the_budget_relies_on)."""
+
+    def __init__(self, alive):
+        self.alive = alive
+        self._session_storage = type("Storage", (), {"_cache": {}})()
+
+    def list_sessions(self):
+        return [_Info(s) for s in self.alive]
+
+
+def test_the_janitor_gives_back_the_files_of_sessions_that_ended(manager):
+    manager.add_file("gone", rec("1", 1))
+    manager.add_file("here", rec("1", 1))
+    note_stored("gone", "k", MB)
+    runtime = type("Runtime", (), {})()
+    runtime._session_mgr = _Sessions({"here"})
+    runtime.uploaded_file_mgr = manager
+    assert sweep(runtime) == MB
+    assert "gone" not in manager.file_storage and held(manager, "here") == 1
+    assert upload_budget.stored_of("gone") == (0, 0)
+    assert sweep(runtime) == 0
+
+
+def test_streamlit_still_has_what_the_budget_relies_on():
+    """The guard and the janitor read Streamlit internals (version pinned in
+    requirements.txt); an upgrade that moves them fails here, not silently in production."""
+    from streamlit.runtime.memory_session_storage import MemorySessionStorage
+    from streamlit.runtime.websocket_session_manager import WebsocketSessionManager
+
+    manager = MemoryUploadedFileManager("/x")
+    assert isinstance(manager.file_storage, dict) and hasattr(manager, "_lock")
+    assert callable(manager.remove_file) and callable(manager.remove_session_files)
+    storage = MemorySessionStorage(ttl_seconds=1)
+    assert callable(getattr(storage._cache, "expire", None))
+    import inspect
+
+    assert callable(WebsocketSessionManager.list_sessions)
+    assert callable(WebsocketSessionManager.get_active_session_info)
+    from streamlit.runtime.app_session import AppSession
+
+    assert callable(AppSession.request_rerun)
+    assert "self.request_rerun(self._client_state)" in inspect.getsource(AppSession)
+    from streamlit.runtime import Runtime
+
+    assert "_session_mgr" in inspect.getsource(Runtime.__init__)
+
+    assert "_session_storage" in inspect.getsource(WebsocketSessionManager.__init__)
+    from streamlit.web.server.starlette import starlette_routes
+
+    source = inspect.getsource(starlette_routes.create_upload_routes)
+    assert "upload_mgr.add_file(" in source  # the route calls the instance's add_file
