@@ -1,14 +1,17 @@
 """Write docs/model.md from where its numbers were measured: the shipped models' cards
-(``models/*.card.json``) and ``bench/*.json``. Nothing in it is typed by hand;
-tests/test_docs.py fails when the page is not what this writes.
+(``models/*.card.json``) and ``bench/*.json``, and the measured blocks of other pages (between
+``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``, e.g. the upload memory in
+docs/sharing.md). Nothing in them is typed by hand; tests/test_docs.py fails when a page is
+not what this writes.
 
-    python -m bench.docs            # rewrite docs/model.md
-    python -m bench.docs --check    # exit 1 if it is out of date
+    python -m bench.docs            # rewrite docs/model.md and the measured blocks
+    python -m bench.docs --check    # exit 1 if any is out of date
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -328,20 +331,86 @@ def render() -> str:
     return "\n".join(parts)
 
 
+def upload_memory_section(report: dict) -> list[str]:
+    """The server's memory while visitors upload (bench/upload_memory.json)."""
+    if not report:
+        return ["Not measured yet: `python -m bench.upload_memory`."]
+    settings = report["settings"]
+    lines = [
+        f"Measured by `{report['command']}` on {report['when'][:10]} ({report['machine']}): a "
+        f"real Chromium uploads {report['files']} to the Photos & videos page of `streamlit run "
+        f"app.py`, with the default budgets ({settings['FER_SESSION_UPLOAD_MB']} MB and "
+        f"{settings['FER_SESSION_UPLOAD_FILES']} files per tab, {settings['FER_UPLOAD_BUDGET_MB']} "
+        f"MB of upload bytes in the server's memory). The server's memory with the model "
+        f"loaded and no visitor: {report['idle_mb']:,} MB.",
+        "",
+        "| | accepted | refused | peak memory | above idle | after every tab closed |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, key in (("one tab", "one_tab"), ("three tabs at once", "three_tabs")):
+        phase = report[key]
+        after = phase["after_closing"]
+        lines.append(
+            f"| {label} | {phase['accepted']} | {phase['refused']} | {phase['peak_mb']:,} MB | "
+            f"{phase['peak_above_idle_mb']:,} MB | {after['above_idle_mb']:,} MB above idle "
+            f"{after['seconds_after_closing']:g} s later |")
+    checks = report["checks"]
+    lines += [
+        "",
+        f"The peak stays within idle + the {settings['FER_UPLOAD_BUDGET_MB']} MB budget + "
+        f"{checks['margin_mb']} MB for uploads in flight: "
+        f"{'yes' if checks['peak_within_idle_budget_margin'] else '**no**'}; memory is back "
+        f"within 300 MB of idle once the grace period "
+        f"({settings['server.disconnectedSessionTTL']} s) and the janitor's next pass "
+        f"({settings['janitor_seconds']:g} s) have passed: "
+        f"{'yes' if checks['back_within_300_mb_of_idle'] else '**no**'}. "
+        f"Before the budget ({report['before']}).",
+    ]
+    return lines
+
+
+# page -> {block name: its lines}; each block sits between <!-- bench:NAME --> markers.
+def blocks() -> dict[Path, dict[str, list[str]]]:
+    return {ROOT / "docs" / "sharing.md": {
+        "upload-memory": upload_memory_section(_load("upload_memory.json"))}}
+
+
+def fill_blocks(text: str, filled: dict[str, list[str]]) -> str:
+    for name, lines in filled.items():
+        pattern = re.compile(rf"(<!-- bench:{re.escape(name)} -->\n)(?:.*?\n)?(<!-- /bench:"
+                             rf"{re.escape(name)} -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"the markers of the block {name} are missing")
+        text = pattern.sub(lambda m: m.group(1) + "".join(f"{line}\n" for line in lines)
+                           + m.group(2), text)
+    return text
+
+
+def pages() -> dict[Path, str]:
+    """Every page this writes, with what it should hold."""
+    written = {PAGE: render()}
+    for page, filled in blocks().items():
+        written[page] = fill_blocks(page.read_text(encoding="utf-8"), filled)
+    return written
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    text = render()
-    if "--check" in argv:
-        current = PAGE.read_text(encoding="utf-8") if PAGE.is_file() else ""
-        if current != text:
-            print(f"{PAGE.relative_to(ROOT)} is out of date: run python -m bench.docs",
-                  file=sys.stderr)
-            return 1
-        return 0
-    PAGE.parent.mkdir(exist_ok=True)
-    PAGE.write_text(text, encoding="utf-8")
-    print(f"wrote {PAGE.relative_to(ROOT)}")
-    return 0
+    stale = []
+    for page, text in pages().items():
+        current = page.read_text(encoding="utf-8") if page.is_file() else ""
+        if current == text:
+            continue
+        if "--check" in argv:
+            stale.append(page)
+            continue
+        page.parent.mkdir(exist_ok=True)
+        page.write_text(text, encoding="utf-8")
+        print(f"wrote {page.relative_to(ROOT)}")
+    for page in stale:
+        print(f"{page.relative_to(ROOT)} is out of date: run python -m bench.docs",
+              file=sys.stderr)
+    return 1 if stale else 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,25 @@ def test_model_page_is_generated_from_the_cards_and_bench():
         "docs/model.md is out of date: run python -m bench.docs"
 
 
+def test_measured_blocks_of_other_pages_are_generated_from_bench():
+    from bench.docs import pages
+
+    for page, text in pages().items():
+        assert page.read_text(encoding="utf-8") == text, \
+            f"{page.relative_to(ROOT)} is out of date: run python -m bench.docs"
+
+
+def test_a_block_without_its_markers_is_an_error():
+    import pytest
+
+    from bench.docs import fill_blocks
+
+    assert fill_blocks("a\n<!-- bench:x -->\nold\n<!-- /bench:x -->\nb", {"x": ["new"]}) == \
+        "a\n<!-- bench:x -->\nnew\n<!-- /bench:x -->\nb"
+    with pytest.raises(SystemExit, match="markers"):
+        fill_blocks("no markers", {"x": ["new"]})
+
+
 def test_readme_is_a_short_guide_with_the_two_commands():
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(text.encode()) <= 10 * 1024
