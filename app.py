@@ -28,7 +28,6 @@ from app_lib.upload_budget import protect_uploads  # noqa: E402
 from fer_core import FerError  # noqa: E402
 
 
-
 def _favicon():
     """A smiley drawn here: a Material or emoji icon would be fetched from the internet, and
     the app must work offline."""

@@ -18,8 +18,14 @@ from pathlib import Path
 import streamlit as st
 
 from app_lib.session_files import session_folder, upload_root
-from fer_core.paths import default_data_path
-from fer_core.paths import add_places, allowed_data_roots, is_within, resolve_user_path, shown_path
+from fer_core.paths import (
+    add_places,
+    allowed_data_roots,
+    default_data_path,
+    is_within,
+    resolve_user_path,
+    shown_path,
+)
 
 DATA_PATH_KEY = "fer2013_path"  # session_state: the accepted FER2013 path ("" if none)
 

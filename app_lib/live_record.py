@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -124,7 +124,7 @@ class LiveRecorder:
         rows = []
         for mono, frame_index, results in frames:
             elapsed = mono - started_mono
-            stamp = datetime.fromtimestamp(started_wall + elapsed, timezone.utc)
+            stamp = datetime.fromtimestamp(started_wall + elapsed, UTC)
             context = {"timestamp": stamp.isoformat(timespec="milliseconds"),
                        "frame": int(frame_index), "time_s": round(elapsed, 3)}
             found = face_rows(results, uncertain_below=threshold, **context)
@@ -155,7 +155,7 @@ class LiveRecorder:
             with self._lock:
                 started_wall = self._started_wall
             meta = {"started": None if started_wall is None else
-                    datetime.fromtimestamp(started_wall, timezone.utc).isoformat(),
+                    datetime.fromtimestamp(started_wall, UTC).isoformat(),
                     "seconds": round(self.seconds(), 3), "frames": self.frame_count,
                     "stopped_because_full": self.full, "columns": LIVE_COLUMNS}
             return json.dumps({**meta, "rows": self.rows()}, indent=1,

@@ -13,8 +13,14 @@ from streamlit.logger import get_logger
 from fer_core import FerError
 from fer_core.active import active_choice
 from fer_core.errors import ModelError
-from fer_core.inference import (DEFAULT_MODEL, EmotionModel, card_path_for, litert_path_for,
-                                load_model, shipped_key)
+from fer_core.inference import (
+    DEFAULT_MODEL,
+    EmotionModel,
+    card_path_for,
+    litert_path_for,
+    load_model,
+    shipped_key,
+)
 from fer_core.runs import runs_dir as _runs_dir
 
 SESSION_MODEL_KEY = "fer_session_model"  # session_state: a model chosen for this session only

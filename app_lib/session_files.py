@@ -35,9 +35,9 @@ from pathlib import Path
 import psutil
 import streamlit as st
 
+from fer_core import FerError
 from fer_core.media import DATASET_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_core.storage import store_by_digest
-from fer_core import FerError
 
 MB = 2**20
 UPLOAD_DIR_ENV = "FER_UPLOAD_DIR"
@@ -183,8 +183,7 @@ def session_folder() -> Path:
 
 def _chunks(uploaded, size: int = 4 * MB):
     uploaded.seek(0)
-    for chunk in iter(lambda: uploaded.read(size), b""):
-        yield chunk
+    yield from iter(lambda: uploaded.read(size), b"")
 
 
 def upload_size(uploaded) -> int:

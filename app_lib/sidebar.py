@@ -6,10 +6,10 @@ from __future__ import annotations
 import streamlit as st
 
 from app_lib.access import render_admin_panel
-from app_lib.formatting import percent
-from app_lib.text import escape_markdown
 from app_lib.card import headline
+from app_lib.formatting import percent
 from app_lib.model_state import ActiveModel
+from app_lib.text import escape_markdown
 
 SOURCES = {"shipped": "shipped default", "run": "trained here",
            "session": "chosen for this session"}

@@ -7,10 +7,9 @@ import streamlit as st
 
 from app_lib.charts import class_counts_figure, confusion_figure
 from app_lib.data_source import data_path, roots_for, set_data_path
-from app_lib.session_files import (check_upload_size, discard_upload, max_dataset_mb,
-                                   store_upload)
+from app_lib.session_files import check_upload_size, discard_upload, max_dataset_mb, store_upload
+from app_lib.text import escape_markdown, shorten, show_error
 from app_lib.upload_budget import release
-from app_lib.text import escape_markdown, show_error, shorten
 from fer_core import EMOTIONS, FerError, load_fer2013
 from fer_core.explore import class_counts, find_flaws, mean_faces
 from fer_core.ferplus import default_ferplus_path, disagreement, load_ferplus

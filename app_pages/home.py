@@ -5,9 +5,9 @@ import streamlit as st
 from app_lib.card import LABEL_NAMES, headline, headline_sentences
 from app_lib.detector import LABELS, SHORT_LABELS, current_detector
 from app_lib.formatting import percent
-from app_lib.text import escape_markdown, user_errors
 from app_lib.model_state import active_model
 from app_lib.navigation import PAGES
+from app_lib.text import escape_markdown, user_errors
 from app_lib.uploads import IMAGE_TYPES, VIDEO_TYPES
 
 st.title("Facial emotion recognition")

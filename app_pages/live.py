@@ -6,15 +6,23 @@ from datetime import datetime
 import streamlit as st
 
 from app_lib.charts import probability_bars, timeline_figure
-from app_lib.detector import (HAAR_MISS_SECONDS, LABELS as DETECTOR_LABELS, detector_choice,
-                              missing_for, offer_blazeface)
+from app_lib.detector import HAAR_MISS_SECONDS, detector_choice, missing_for, offer_blazeface
+from app_lib.detector import LABELS as DETECTOR_LABELS
+from app_lib.live import (
+    ICE_SERVERS_ENV,
+    MAX_BAR_FACES,
+    LiveProcessor,
+    bar_faces,
+    describe_faces,
+    faces_too_small,
+    rtc_configuration,
+    showing_note,
+    shown_label,
+)
+from app_lib.live_record import HISTORY_SECONDS, MAX_RECORDED_FRAMES
 from app_lib.model_state import require_active_model
 from app_lib.settings import keep, kept
 from app_lib.text import user_errors
-from app_lib.live import (ICE_SERVERS_ENV, MAX_BAR_FACES, LiveProcessor, bar_faces,
-                          describe_faces, faces_too_small, rtc_configuration, shown_label,
-                          showing_note)
-from app_lib.live_record import HISTORY_SECONDS, MAX_RECORDED_FRAMES
 from fer_core import FerError
 from fer_core.uncertainty import threshold_of
 

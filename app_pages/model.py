@@ -3,14 +3,21 @@
 import pandas as pd
 import streamlit as st
 
-from app_lib.card import (LABEL_NAMES, headline, headline_sentences, own_labels_report,
-                          top_confusions, training_rows, weak_classes)
-from app_lib.detector import DETECTOR_KEY, LABELS
-from app_lib.held_out import render_held_out, render_whole_path
-from app_lib.shipped_choice import render_shipped_choice
+from app_lib.card import (
+    LABEL_NAMES,
+    headline,
+    headline_sentences,
+    own_labels_report,
+    top_confusions,
+    training_rows,
+    weak_classes,
+)
 from app_lib.charts import confusion_figure, per_class_figure, reliability_figure
+from app_lib.detector import DETECTOR_KEY, LABELS
 from app_lib.formatting import percent
+from app_lib.held_out import render_held_out, render_whole_path
 from app_lib.model_state import card_metrics, require_active_model
+from app_lib.shipped_choice import render_shipped_choice
 from fer_core import EMOTIONS
 from fer_core.faces import DEFAULT_DETECTOR
 

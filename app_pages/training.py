@@ -10,18 +10,30 @@ from app_lib.access import is_admin, why_not_admin
 from app_lib.charts import history_figure
 from app_lib.data_source import data_path
 from app_lib.formatting import duration, percent
-from app_lib.text import escape_markdown, show_error, user_errors
 from app_lib.model_state import active_model, choose_for_session, runs_dir
 from app_lib.run_watch import ACTIVE_PHASES, busy_runs, changed_runs
+from app_lib.text import escape_markdown, show_error, user_errors
+from fer_core import FerError, available_architectures
+from fer_core.active import (
+    activate_run,
+    activation_warning,
+    card_public_score,
+    check_start_from,
+    get_active_model,
+    model_sources,
+    run_public_score,
+    use_shipped_model,
+)
+from fer_core.config import MIXES, TrainConfig
+from fer_core.jobs import (
+    resume_training,
+    start_evaluation,
+    start_training,
+    stop_evaluation,
+    stop_training,
+)
 from fer_core.labels import LABEL_SOURCES
 from fer_core.paths import default_ferplus_path
-from fer_core import FerError, available_architectures
-from fer_core.active import (activate_run, activation_warning, card_public_score,
-                             check_start_from, get_active_model, model_sources,
-                             run_public_score, use_shipped_model)
-from fer_core.config import MIXES, TrainConfig
-from fer_core.jobs import (resume_training, start_evaluation, start_training, stop_evaluation,
-                           stop_training)
 from fer_core.runs import list_runs, new_run_name
 from fer_core.status import evaluation_status, run_status
 

@@ -9,22 +9,44 @@ import streamlit as st
 
 from app_lib.charts import probability_bars, timeline_figure
 from app_lib.detector import detector_choice, offer_blazeface
-from app_lib.model_state import require_active_model
-from app_lib.session_files import (StoredUpload, UploadError, check_upload_size,
-                                   discard_upload, max_photo_mb, max_video_mb,
-                                   max_video_seconds, session_folder, session_id, store_upload)
-from app_lib.upload_budget import (release, session_upload_files, session_upload_mb,
-                                   take_refusals)
-from app_lib.text import escape_markdown, show_error, shorten, user_errors
 from app_lib.formatting import duration, percent
-from app_lib.uploads import (ALL_PHOTO_COLUMNS, IMAGE_TYPES, PREVIEW_WIDTH, RESULT_COLUMNS,
-                             VIDEO_TYPES, PhotoResult, analyse_video_file, analyze_photo,
-                             annotated_png, explain_photo, frames_to_json, kind_of,
-                             photo_recognizer, rows_to_csv, to_json_bytes, video_recognizer)
+from app_lib.model_state import require_active_model
+from app_lib.session_files import (
+    StoredUpload,
+    UploadError,
+    check_upload_size,
+    discard_upload,
+    max_photo_mb,
+    max_video_mb,
+    max_video_seconds,
+    session_folder,
+    session_id,
+    store_upload,
+)
+from app_lib.text import escape_markdown, shorten, show_error, user_errors
+from app_lib.upload_budget import release, session_upload_files, session_upload_mb, take_refusals
+from app_lib.uploads import (
+    ALL_PHOTO_COLUMNS,
+    IMAGE_TYPES,
+    PREVIEW_WIDTH,
+    RESULT_COLUMNS,
+    VIDEO_TYPES,
+    PhotoResult,
+    analyse_video_file,
+    analyze_photo,
+    annotated_png,
+    explain_photo,
+    frames_to_json,
+    kind_of,
+    photo_recognizer,
+    rows_to_csv,
+    to_json_bytes,
+    video_recognizer,
+)
 from fer_core import EMOTIONS, FerError
 from fer_core.results import frame_to_csv_bytes
-from fer_core.uncertainty import short_label, threshold_of
 from fer_core.timeline import face_summary, segment_summary
+from fer_core.uncertainty import short_label, threshold_of
 
 VIDEO_RESULTS_KEY = "video_results"
 STORED_KEY = "stored_uploads"  # this tab's uploads: StoredUpload records (files on disk)

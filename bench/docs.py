@@ -381,7 +381,7 @@ def fill_blocks(text: str, filled: dict[str, list[str]]) -> str:
                              rf"{re.escape(name)} -->)", re.S)
         if not pattern.search(text):
             raise SystemExit(f"the markers of the block {name} are missing")
-        text = pattern.sub(lambda m: m.group(1) + "".join(f"{line}\n" for line in lines)
+        text = pattern.sub(lambda m, lines=lines: m.group(1) + "".join(f"{line}\n" for line in lines)
                            + m.group(2), text)
     return text
 

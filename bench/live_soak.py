@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent  # run as `python -m bench.live_so
 
 import numpy as np  # noqa: E402
 
-from tests.browser.appserver import (serve_app, unavailable_reason, webcam_frame,  # noqa: E402
-                                     write_y4m)
+from tests.browser.appserver import serve_app, unavailable_reason, webcam_frame, write_y4m  # noqa: E402
 
 OUTPUT = Path(__file__).resolve().parent / "live_soak.json"
 WARM_UP_S = 60.0

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -363,7 +363,7 @@ def bench_video(every: int) -> dict:
             _write_test_video(path, minutes * 60)
             started = time.perf_counter()
             peak, before, frame = _peak_rss_during(
-                lambda: analyze_video(path, recognizer=recognizer, every=every))
+                lambda path=path: analyze_video(path, recognizer=recognizer, every=every))
             seconds = time.perf_counter() - started
             out[f"{minutes}min_320x240_15fps"] = {
                 "every_nth_frame": every, "frames_analysed": int(frame["frame"].nunique()),

@@ -6,8 +6,8 @@ Public API::
 """
 
 from .data import Fer2013, load_fer2013
-from .faces import DETECTORS
 from .errors import ConfigError, DatasetError, FerError, ImageError, ModelError
+from .faces import DETECTORS
 from .image import read_image
 from .inference import EmotionModel, load_model
 from .labels import EMOTIONS, NUM_CLASSES, USAGES

@@ -8,9 +8,9 @@ import os
 import sys
 
 from .config import TrainConfig, add_config_arguments, given_settings
-from .paths import default_data_path
 from .console import progress_printer
 from .errors import FerError
+from .paths import default_data_path
 
 
 def _train_config(args) -> TrainConfig:
@@ -295,9 +295,8 @@ def main(argv=None) -> int:
                    help="int8: add the measurement to this JSON file (e.g. bench/int8.json)")
     p.set_defaults(func=_cmd_export)
 
-    from .predict import add_predict_parser
-
     from .pipeline_cli import add_pipeline_parser
+    from .predict import add_predict_parser
 
     add_predict_parser(sub)
     add_pipeline_parser(sub)

@@ -161,10 +161,8 @@ class ModelSource:
 def model_sources(runs_dir: str | os.PathLike = "runs") -> list[ModelSource]:
     """The shipped model, then every run under ``runs_dir`` that has a best.keras (newest
     first)."""
-    from .inference import DEFAULT_MODEL, read_card
+    from .inference import DEFAULT_MODEL, SHIPPED_MODELS, read_card
     from .runs import list_runs
-
-    from .inference import SHIPPED_MODELS
 
     sources = []
     if DEFAULT_MODEL.is_file():

@@ -10,17 +10,23 @@ from __future__ import annotations
 import gzip
 import io
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
 from .errors import DatasetError
-from .media import IMAGE_SUFFIXES
 from .labels import EMOTIONS, INPUT_SIZE, NUM_CLASSES, USAGES
-from .paths import (DataPathError, default_data_path, is_within, open_regular_file,
-                    require_regular_file, shown_path)
+from .media import IMAGE_SUFFIXES
+from .paths import (
+    DataPathError,
+    default_data_path,
+    is_within,
+    open_regular_file,
+    require_regular_file,
+    shown_path,
+)
 
 PIXELS_PER_IMAGE = INPUT_SIZE * INPUT_SIZE
 EXPECTED_HEADER = ("emotion", "pixels", "Usage")

@@ -39,12 +39,18 @@ def add_evaluate_parser(sub) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import load_fer2013
-    from .ferplus import crowd_labels, crowd_shares
-    from .card import write_model_card
     from .calibration import calibration_report
-    from .evaluate import (classification_report, evaluate_images, format_held_out,
-                           format_report, held_out_reports, predict_probabilities)
+    from .card import write_model_card
+    from .data import load_fer2013
+    from .evaluate import (
+        classification_report,
+        evaluate_images,
+        format_held_out,
+        format_report,
+        held_out_reports,
+        predict_probabilities,
+    )
+    from .ferplus import crowd_labels, crowd_shares
     from .inference import DEFAULT_MODEL, EmotionModel, read_card
 
     model_path = args.model or DEFAULT_MODEL

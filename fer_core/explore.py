@@ -34,8 +34,8 @@ class FlawReport:
 
     all_black: np.ndarray  # row numbers of images whose pixels are all 0
     flat: np.ndarray  # row numbers of near-uniform images that are not all black
-    groups: "object"  # pandas DataFrame, one row per duplicate group (see find_flaws)
-    row_flags: "object"  # pandas DataFrame, one row per flagged image
+    groups: object  # pandas DataFrame, one row per duplicate group (see find_flaws)
+    row_flags: object  # pandas DataFrame, one row per flagged image
 
     @property
     def duplicate_groups(self) -> int:

@@ -15,6 +15,7 @@ from .errors import ModelError
 from .labels import EMOTIONS, INPUT_SIZE, NUM_CLASSES
 from .storage import atomic_path
 
+
 def _models_dir() -> Path:
     """The shipped model's folder: inside the installed package (``pip install .``), or the
     repository's ``models/`` (a checkout, or an editable install)."""
@@ -144,7 +145,7 @@ class EmotionModel:
             self._runner = _LiteRTRunner(litert, num_threads)
             self.backend = "litert"
         else:
-            self.keras_model  # load now so a bad file fails here, not on first use
+            _ = self.keras_model  # load now so a bad file fails here, not on first use
             self.backend = "keras"
 
     @property

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from .config import TrainConfig
 from .errors import ConfigError, DatasetError, ModelError
-from .runs import EVAL_JOB, EVAL_LOG, EVAL_REPORT, TRAIN_JOB, TRAIN_LOG, Run
 from .run_lock import RunBusy, lock_holder, operation_lock
+from .runs import EVAL_JOB, EVAL_LOG, EVAL_REPORT, TRAIN_JOB, TRAIN_LOG, Run
 from .storage import file_lock, read_json, write_json
 
 MAX_JOBS_ENV = "FER_MAX_TRAINING_JOBS"

@@ -7,8 +7,8 @@ a name means, so the CLI, the training page, the tests and the benchmark all agr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .errors import ModelError
 from .labels import INPUT_SIZE, NUM_CLASSES

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .errors import ConfigError
-from .labels import INPUT_SIZE
 from .faces.common import iou
+from .labels import INPUT_SIZE
 
 MATCH_IOU = 0.25
 BACKGROUNDS = ("grey", "noise", "gradient")

@@ -9,10 +9,15 @@ import sys
 import time
 from dataclasses import replace
 
-
 from .errors import ConfigError
-from .pipeline import (BACKGROUNDS, VARIANTS, SceneOptions, evaluate_pipeline,
-                       framing_sweep, measure_framing)
+from .pipeline import (
+    BACKGROUNDS,
+    VARIANTS,
+    SceneOptions,
+    evaluate_pipeline,
+    framing_sweep,
+    measure_framing,
+)
 
 
 def format_pipeline_row(report: dict) -> str:

@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
-
 
 from .batch import TABLE_COLUMNS, FacePredictor, as_table  # noqa: F401 (part of this API)
 from .errors import ConfigError, FerError
 from .faces import DETECTORS
 from .image import read_image
 from .media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from .storage import atomic_writer, temporary_beside
 from .results import FILE_VIDEO_COLUMNS, PHOTO_COLUMNS
 from .safe_text import terminal_safe, to_safe_csv
+from .storage import atomic_writer, temporary_beside
 
 OUT_SUFFIXES = (".csv", ".json", ".parquet")
 

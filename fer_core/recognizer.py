@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ConfigError
-from .faces import DEFAULT_DETECTOR, DETECTORS, DetectorSettings, FaceDetector, make_detector, to_grey
+from .faces import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    DetectorSettings,
+    FaceDetector,
+    make_detector,
+    to_grey,
+)
 from .faces.common import iou
 from .faces.haar import HAAR_PRESETS
 from .inference import EmotionModel, load_model

@@ -22,6 +22,7 @@ from .errors import ConfigError
 from .runs import LOCK, Run
 from .safe_text import terminal_safe
 
+
 class RunBusy(ConfigError):
     """Another process trains the run (``pid``)."""
 

@@ -33,7 +33,6 @@ import re
 import time
 from pathlib import Path
 
-
 from .errors import ConfigError
 from .storage import atomic_write_text, file_lock, read_json, write_json
 
@@ -124,7 +123,7 @@ class Run:
 
     # --- creation: os.mkdir is atomic, so two starts never share a folder
     @classmethod
-    def create(cls, parent: str | os.PathLike, name: str) -> "Run":
+    def create(cls, parent: str | os.PathLike, name: str) -> Run:
         """Create a new, empty run folder; ConfigError if the name is taken."""
         parent = Path(parent)
         parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +135,7 @@ class Run:
         return cls(parent / name)
 
     @classmethod
-    def create_unique(cls, parent: str | os.PathLike, base: str) -> "Run":
+    def create_unique(cls, parent: str | os.PathLike, base: str) -> Run:
         for suffix in [""] + [f"-{i}" for i in range(1, 1000)]:
             try:
                 return cls.create(parent, base + suffix)

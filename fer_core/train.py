@@ -11,17 +11,17 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from .averaging import WeightAverage, recompute_batch_norm
 from .callback import RunCallback
 from .config import TrainConfig, learning_rate_at
-from .evaluate import accuracy
 from .data import Fer2013, load_fer2013, stratified_subset
 from .errors import ConfigError
+from .evaluate import accuracy
 from .labels import NUM_CLASSES
 from .model import build_model, load_keras_model, save_keras_model
 from .runs import BEST_BEFORE_RECALIBRATION, Run, new_run_name

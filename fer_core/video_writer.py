@@ -119,7 +119,7 @@ class AnnotatedVideoWriter:
             self._container = None
         return self.path
 
-    def __enter__(self) -> "AnnotatedVideoWriter":
+    def __enter__(self) -> AnnotatedVideoWriter:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -11,7 +11,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # As in the app: app_lib imports pylibsrtp, which segfaults when imported after TensorFlow,
 # and keeps Streamlit from resetting Keras after each script run. Any test may load TF first.
 import app_lib  # noqa: E402,F401
-
 from fer_core.labels import EMOTIONS, USAGES  # noqa: E402
 
 

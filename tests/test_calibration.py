@@ -8,9 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core.calibration import (apply_temperature, calibrate, calibration_report,
-                                  expected_calibration_error, fit_calibration, fit_temperature,
-                                  reliability, remove_smoothing, uncertainty_threshold)
+from fer_core.calibration import (
+    apply_temperature,
+    calibrate,
+    calibration_report,
+    expected_calibration_error,
+    fit_calibration,
+    fit_temperature,
+    reliability,
+    remove_smoothing,
+    uncertainty_threshold,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,7 +107,7 @@ def test_predict_faces_applies_the_cards_calibration_and_can_give_raw(tmp_path):
 def test_shipped_cards_record_calibration_and_the_app_uses_it():
     from fer_core.inference import SHIPPED_MODELS, load_model
 
-    for key, path in SHIPPED_MODELS.items():
+    for path in SHIPPED_MODELS.values():
         card = json.loads(path.with_name(path.stem + ".card.json").read_text())
         calibration = card["calibration"]
         assert calibration["fitted_on"] == "PublicTest" and calibration["bins"] == 15

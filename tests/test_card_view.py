@@ -61,9 +61,7 @@ def test_the_shipped_card_reads_without_gaps():
 
 
 def test_limits_text_is_computed_from_the_cards_confusion_matrix():
-    from app_lib.card import top_confusions, weak_classes
-
-    from app_lib.card import own_labels_report
+    from app_lib.card import own_labels_report, top_confusions, weak_classes
 
     card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())
     # The default learned FER+'s votes: its weak classes are read against the crowd.

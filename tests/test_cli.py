@@ -109,8 +109,9 @@ def test_predict_video_gives_per_frame_rows(tmp_path, astronaut):
 
 
 def test_predict_chooses_the_face_detector(tmp_path, astronaut):
-    from fer_core.predict import run_predict
     from PIL import Image
+
+    from fer_core.predict import run_predict
 
     Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
     for detector in ("haar", "blazeface"):

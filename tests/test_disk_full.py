@@ -22,8 +22,8 @@ import pytest
 from fer_core import load_fer2013
 from fer_core.model import load_keras_model
 from fer_core.runs import Run, read_history
-from fer_core.storage import WriteError, atomic_write_text
 from fer_core.status import run_status
+from fer_core.storage import WriteError, atomic_write_text
 from fer_core.train import TrainConfig, train
 from tests.conftest import synthetic_rows, write_csv
 
@@ -168,10 +168,10 @@ def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, mon
 
 
 def test_a_run_that_failed_on_a_write_shows_failed_and_why(tmp_path):
-    from tests.test_jobs import dead_pid, fake_run
-
     import json
     import time
+
+    from tests.test_jobs import dead_pid, fake_run
 
     folder = fake_run(tmp_path, "full", status="running", epochs_done=1, epochs=3,
                       job_pid=dead_pid(), job_started=time.time() - 60)

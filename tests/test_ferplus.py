@@ -10,8 +10,14 @@ import pytest
 
 from fer_core.data import Fer2013, duplicates_of_training, load_fer2013
 from fer_core.errors import DatasetError
-from fer_core.ferplus import (FERPLUS_COLUMNS, FerPlus, agreement_report, disagreement,
-                              load_ferplus, relabel)
+from fer_core.ferplus import (
+    FERPLUS_COLUMNS,
+    FerPlus,
+    agreement_report,
+    disagreement,
+    load_ferplus,
+    relabel,
+)
 
 HEADER = "Usage,Image name," + ",".join(FERPLUS_COLUMNS)
 
@@ -124,7 +130,6 @@ def test_training_on_crowd_votes_end_to_end(tmp_path, monkeypatch):
     from fer_core.config import TrainConfig
     from fer_core.runs import Run
     from fer_core.train import train
-
     from tests.test_jobs import write_fer_csv
 
     csv = write_fer_csv(tmp_path / "fer.csv", per_class=4)
@@ -155,7 +160,6 @@ def test_evaluate_leaves_out_the_servers_votes_for_another_dataset(tmp_path, mon
     Training page's evaluation of a run on the user's CSV) goes on without the crowd, with a
     note. A file given with --ferplus must fit: a clear error, exit 2."""
     from fer_core.__main__ import main
-
     from tests.test_jobs import write_fer_csv
 
     csv = write_fer_csv(tmp_path / "fer.csv", per_class=2)

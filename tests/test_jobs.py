@@ -9,15 +9,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core.errors import ConfigError, DatasetError, ModelError
-from fer_core.active import (ActiveChoice, activate_run, active_choice, get_active_model,
-                             use_shipped_model)
+from fer_core.active import (
+    ActiveChoice,
+    activate_run,
+    active_choice,
+    get_active_model,
+    use_shipped_model,
+)
 from fer_core.config import TrainConfig
-from fer_core.jobs import (process_alive, resume_training, start_evaluation, start_training,
-                           stop_training)
+from fer_core.errors import ConfigError, DatasetError, ModelError
+from fer_core.jobs import (
+    process_alive,
+    resume_training,
+    start_evaluation,
+    start_training,
+    stop_training,
+)
 from fer_core.runs import new_run_name, read_history
 from fer_core.status import estimate_eta, evaluation_status, run_status, tail
-
 from tests.processes import stand_in
 
 
@@ -372,8 +381,8 @@ def test_a_new_epoch_reports_batch_zero_before_its_first_batch(tmp_path):
     batches'; the epoch now reports itself before the first batch (which builds the graph)."""
     from types import SimpleNamespace
 
-    from fer_core.runs import Run
     from fer_core.callback import RunCallback
+    from fer_core.runs import Run
 
     run = Run(tmp_path / "r")
     run.path.mkdir()

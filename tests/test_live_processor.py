@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 import skimage.data
 
-from app_lib.live import (ICE_SERVERS_ENV, LiveProcessor, ResultHolder, describe_faces,
-                          rtc_configuration)
+from app_lib.live import (
+    ICE_SERVERS_ENV,
+    LiveProcessor,
+    ResultHolder,
+    describe_faces,
+    rtc_configuration,
+)
 from fer_core import EMOTIONS
 from fer_core.errors import ConfigError
 

@@ -3,7 +3,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from fer_core import ModelError, build_model, available_architectures
+from fer_core import ModelError, available_architectures, build_model
 from fer_core.inference import EmotionModel, export_litert
 from fer_core.model import load_keras_model, save_keras_model
 

@@ -2,8 +2,8 @@
 with st.error (never a traceback). The live page's webrtc component cannot run under AppTest;
 its frame callback is tested in test_live_processor.py and the page itself in the browser."""
 
-import io
 import contextlib
+import io
 import json
 import os
 import re

@@ -10,8 +10,7 @@ import psutil
 import pytest
 
 from fer_core import DatasetError, load_fer2013
-from fer_core.paths import (DataPathError, PROJECT_DATA_DIR, allowed_data_roots,
-                            resolve_user_path)
+from fer_core.paths import PROJECT_DATA_DIR, DataPathError, allowed_data_roots, resolve_user_path
 from tests.conftest import synthetic_rows, write_csv
 
 SECRET = "FER_TEST_SECRET_TOKEN=hunter2-do-not-echo"

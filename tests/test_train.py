@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from fer_core import ConfigError, load_fer2013
-from fer_core.model import load_keras_model
 from fer_core.active import get_active_model, set_active_model
+from fer_core.model import load_keras_model
 from fer_core.runs import Run, check_run_name, list_runs, read_history
 from fer_core.train import TrainConfig, class_weights, learning_rate_at, train
 from tests.conftest import ROOT, synthetic_rows, write_csv

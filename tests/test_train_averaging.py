@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from fer_core import ConfigError, load_fer2013
-from fer_core.model import build_model, load_keras_model, save_keras_model
 from fer_core.averaging import WeightAverage, recompute_batch_norm
+from fer_core.model import build_model, load_keras_model, save_keras_model
 from fer_core.runs import read_history
 from fer_core.train import TrainConfig, learning_rate_at, recalibrate_best, train
 from tests.conftest import synthetic_rows, write_csv
@@ -192,11 +192,11 @@ def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_p
     """Two fine-tunes of one base run, averaged by `fer average`: the run folder's model is
     the mean of their weights (BatchNorm statistics recomputed), it cannot be resumed, and
     its card lists both parents with their lineage, counting the shared base run once."""
+    from app_lib.card import training_rows
     from fer_core.__main__ import main
     from fer_core.card import write_model_card
     from fer_core.evaluate import evaluate_images
     from fer_core.status import run_status
-    from app_lib.card import training_rows
 
     csv = write_csv(tmp_path / "d.csv", synthetic_rows(4))
     data = load_fer2013(csv)

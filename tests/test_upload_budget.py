@@ -9,8 +9,14 @@ from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileMan
 from streamlit.runtime.uploaded_file_manager import UploadedFileRec
 
 from app_lib import upload_budget
-from app_lib.upload_budget import (forget_stored, install_guard, note_stored, release, sweep,
-                                   take_refusals)
+from app_lib.upload_budget import (
+    forget_stored,
+    install_guard,
+    note_stored,
+    release,
+    sweep,
+    take_refusals,
+)
 
 MB = 2**20
 

@@ -8,8 +8,17 @@ import pandas as pd
 import skimage.data
 from PIL import Image
 
-from app_lib.uploads import (ALL_PHOTO_COLUMNS, IMAGE_TYPES, RESULT_COLUMNS, analyze_photo, annotated_png, kind_of,
-                             photo_recognizer, rows_to_csv, to_json_bytes)
+from app_lib.uploads import (
+    ALL_PHOTO_COLUMNS,
+    IMAGE_TYPES,
+    RESULT_COLUMNS,
+    analyze_photo,
+    annotated_png,
+    kind_of,
+    photo_recognizer,
+    rows_to_csv,
+    to_json_bytes,
+)
 from fer_core import EMOTIONS
 
 

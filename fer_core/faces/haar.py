@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +69,7 @@ class DetectorSettings:
 MERGE_IOU = 0.3
 
 
-@lru_cache(maxsize=None)
+@cache
 def last_stage_threshold(name: str) -> float:
     """The threshold of a cascade's last stage, read from its XML (shipped with OpenCV)."""
     text = cascade_path(name).read_text(errors="replace")

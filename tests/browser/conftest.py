@@ -14,8 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.browser.appserver import (AppServer, serve_app, unavailable_reason, webcam_frame,
-                                     write_y4m)
+from tests.browser.appserver import (
+    AppServer,
+    serve_app,
+    unavailable_reason,
+    webcam_frame,
+    write_y4m,
+)
 
 
 def write_small_fer_csv(path: Path, per_class: int = 4) -> Path:

@@ -21,8 +21,8 @@ import argparse
 import csv
 import io
 import json
-import re
 import os
+import re
 import shutil
 import sys
 import tempfile
