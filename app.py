@@ -42,12 +42,13 @@ def _favicon():
     return image
 
 
-st.set_page_config(page_title="Facial emotion recognition", page_icon=_favicon(),
-                   layout="wide")
+st.set_page_config(page_title="Facial emotion recognition", page_icon=_favicon(), layout="wide")
 protect_uploads()  # upload budgets per tab and server-wide (app_lib/upload_budget.py)
 
-pages = [st.Page(str(ROOT / path), title=title, icon=icon, url_path=url, default=(url == "home"))
-         for path, (title, icon, url) in PAGES.items()]
+pages = [
+    st.Page(str(ROOT / path), title=title, icon=icon, url_path=url, default=(url == "home"))
+    for path, (title, icon, url) in PAGES.items()
+]
 current = st.navigation(pages, position="sidebar")
 
 # The active model, shared by all pages; a model that fails to load falls back to the

@@ -72,8 +72,9 @@ class FailureCounter:
     at most MAX_WAIT_S, and the count decays as failures leave the window.
     """
 
-    def __init__(self, window: float = SERVER_WINDOW_S, free: int = SERVER_FREE_FAILURES,
-                 keep: int = 1000):
+    def __init__(
+        self, window: float = SERVER_WINDOW_S, free: int = SERVER_FREE_FAILURES, keep: int = 1000
+    ):
         self.window, self.free = window, free
         self._times: deque[float] = deque(maxlen=keep)
         self._lock = threading.Lock()
@@ -152,12 +153,14 @@ def attempt_sign_in(password: str) -> str:
     session must wait; the password was not compared)."""
     wait = sign_in_wait()
     if wait > 0:
-        _logger.info("Administrator sign-in refused without checking: %s must wait %d s more",
-                     _who(), math.ceil(wait))
+        _logger.info(
+            "Administrator sign-in refused without checking: %s must wait %d s more",
+            _who(),
+            math.ceil(wait),
+        )
         return "refused"
     expected = os.environ.get(ADMIN_PASSWORD_ENV, "")
-    ok = bool(expected) and hmac.compare_digest(password.encode("utf-8"),
-                                                expected.encode("utf-8"))
+    ok = bool(expected) and hmac.compare_digest(password.encode("utf-8"), expected.encode("utf-8"))
     st.session_state[_SIGNED_IN] = ok
     if ok:
         st.session_state.pop(_FAILURES, None)
@@ -168,10 +171,15 @@ def attempt_sign_in(password: str) -> str:
     st.session_state[_FAILURES] = failures
     st.session_state[_LAST_FAILURE] = _clock()
     on_server = SERVER_FAILURES.record()
-    _logger.warning("Administrator sign-in failed: %s, %d wrong in a row in this session, %d "
-                    "on this server in the last %d min; next attempt allowed in %d s",
-                    _who(), failures, on_server, round(SERVER_WINDOW_S / 60),
-                    math.ceil(sign_in_wait()))
+    _logger.warning(
+        "Administrator sign-in failed: %s, %d wrong in a row in this session, %d "
+        "on this server in the last %d min; next attempt allowed in %d s",
+        _who(),
+        failures,
+        on_server,
+        round(SERVER_WINDOW_S / 60),
+        math.ceil(sign_in_wait()),
+    )
     return "wrong"
 
 
@@ -193,8 +201,7 @@ def _who() -> str:
 
 
 def wait_message(seconds: float) -> str:
-    return (f"Too many wrong passwords: sign-in is paused. Try again in "
-            f"{math.ceil(seconds)} s.")
+    return f"Too many wrong passwords: sign-in is paused. Try again in {math.ceil(seconds)} s."
 
 
 def sign_out() -> None:
@@ -204,11 +211,15 @@ def sign_out() -> None:
 def why_not_admin() -> str:
     """Why this visitor cannot change what everyone sees, and what would change it."""
     if admin_mode() == "password":
-        return "Only an administrator can do this: sign in with the administrator password " \
-               "in the sidebar."
-    return (f"Only an administrator can do this, and this server has none: it listens on a "
-            f"network address without {ADMIN_PASSWORD_ENV} set. Start it with "
-            f"{ADMIN_PASSWORD_ENV}=..., or on 127.0.0.1 only.")
+        return (
+            "Only an administrator can do this: sign in with the administrator password "
+            "in the sidebar."
+        )
+    return (
+        f"Only an administrator can do this, and this server has none: it listens on a "
+        f"network address without {ADMIN_PASSWORD_ENV} set. Start it with "
+        f"{ADMIN_PASSWORD_ENV}=..., or on 127.0.0.1 only."
+    )
 
 
 def render_admin_panel() -> None:

@@ -17,16 +17,22 @@ def _minutes(seconds) -> str | None:
 
 def _lineage_step(step: dict) -> str:
     if step.get("changed"):
-        return (f"{PurePath(str(step.get('file'))).name} (the file has changed since, so "
-                "what came before is not shown)")
+        return (
+            f"{PurePath(str(step.get('file'))).name} (the file has changed since, so "
+            "what came before is not shown)"
+        )
     epochs = step.get("epochs_done")
     if epochs == 0 and not step.get("train_seconds"):
-        return (f"{PurePath(str(step.get('file'))).name} (run {step.get('run')}: an average of "
-                "fine-tuned models; its own card lists them)")
+        return (
+            f"{PurePath(str(step.get('file'))).name} (run {step.get('run')}: an average of "
+            "fine-tuned models; its own card lists them)"
+        )
     if epochs is None:
         return f"{PurePath(str(step.get('file'))).name} (its training was not recorded)"
-    return (f"run {step.get('run')}: {epochs} epochs, "
-            f"{_minutes(step.get('train_seconds')) or 'time not recorded'}")
+    return (
+        f"run {step.get('run')}: {epochs} epochs, "
+        f"{_minutes(step.get('train_seconds')) or 'time not recorded'}"
+    )
 
 
 def training_rows(training: dict) -> dict[str, str]:
@@ -41,63 +47,106 @@ def training_rows(training: dict) -> dict[str, str]:
     swa = training.get("swa_snapshots") or 0
     rows = {
         "data": training.get("data"),
-        "training images used": (f"{config['train_subset']:,} (stratified subset)"
-                                 if config.get("train_subset") else "all"),
+        "training images used": (
+            f"{config['train_subset']:,} (stratified subset)"
+            if config.get("train_subset")
+            else "all"
+        ),
         "model chosen on": training.get("selection_split"),
-        "started from": (" ← ".join(_lineage_step(step) for step in
-                                    training.get("lineage") or [base]) if base else None),
-        "averaged from": ("; ".join(" ← ".join(_lineage_step(step) for step in chain)
-                                    for chain in training["averaged_from"])
-                          if training.get("averaged_from") else None),
-        "epochs trained": (None if training.get("averaged_from") else
-                           f"{training.get('epochs_done')} more" if base
-                           else training.get("epochs_done")),
+        "started from": (
+            " ← ".join(_lineage_step(step) for step in training.get("lineage") or [base])
+            if base
+            else None
+        ),
+        "averaged from": (
+            "; ".join(
+                " ← ".join(_lineage_step(step) for step in chain)
+                for chain in training["averaged_from"]
+            )
+            if training.get("averaged_from")
+            else None
+        ),
+        "epochs trained": (
+            None
+            if training.get("averaged_from")
+            else f"{training.get('epochs_done')} more"
+            if base
+            else training.get("epochs_done")
+        ),
         "best epoch": None if training.get("averaged_from") else training.get("best_epoch"),
-        "weights": ({"swa": f"average of the epochs from {config.get('swa_start')} to "
-                            f"{training.get('best_epoch')} (stochastic weight averaging)",
-                     "weights": "one epoch's weights"}.get(training.get("best_kind"))
-                    if swa else f"the mean of the {len(training['averaged_from'])} models' "
-                                "weights (a model soup)"
-                    if training.get("averaged_from") else None),
+        "weights": (
+            {
+                "swa": f"average of the epochs from {config.get('swa_start')} to "
+                f"{training.get('best_epoch')} (stochastic weight averaging)",
+                "weights": "one epoch's weights",
+            }.get(training.get("best_kind"))
+            if swa
+            else f"the mean of the {len(training['averaged_from'])} models' weights (a model soup)"
+            if training.get("averaged_from")
+            else None
+        ),
         "BatchNorm statistics": (
-            (f"recomputed on plain Training images (validation "
-             f"{_percent(recalibration.get('val_accuracy_before'))} → "
-             f"{_percent(recalibration.get('val_accuracy_after'))})")
+            (
+                f"recomputed on plain Training images (validation "
+                f"{_percent(recalibration.get('val_accuracy_before'))} → "
+                f"{_percent(recalibration.get('val_accuracy_after'))})"
+            )
             if recalibration.get("kept") and recalibration.get("val_accuracy_before") is not None
-            else "recomputed on plain Training images" if recalibration.get("kept") else
-            ("as training left them (recomputing them did not help on validation)"
-             if recalibration else None)),
-        "best validation accuracy": (f"{_percent(training.get('best_val_accuracy'))} (while "
-                                     "training: Keras, no flip averaging"
-                                     + (", FER+ majority" if config.get("labels") not in
-                                        (None, "fer2013") else "") + ")"
-                                     if training.get("best_val_accuracy") is not None
-                                     else None),
-        "training time": (f"{_minutes(training.get('total_train_seconds'))} in all"
-                          if training.get("total_train_seconds")
-                          else _minutes(training.get("train_seconds"))),
+            else "recomputed on plain Training images"
+            if recalibration.get("kept")
+            else (
+                "as training left them (recomputing them did not help on validation)"
+                if recalibration
+                else None
+            )
+        ),
+        "best validation accuracy": (
+            f"{_percent(training.get('best_val_accuracy'))} (while "
+            "training: Keras, no flip averaging"
+            + (", FER+ majority" if config.get("labels") not in (None, "fer2013") else "")
+            + ")"
+            if training.get("best_val_accuracy") is not None
+            else None
+        ),
+        "training time": (
+            f"{_minutes(training.get('total_train_seconds'))} in all"
+            if training.get("total_train_seconds")
+            else _minutes(training.get("train_seconds"))
+        ),
         "batch size": config.get("batch_size"),
         "learning rate": config.get("learning_rate"),
         "schedule": config.get("schedule"),
         "label smoothing": config.get("label_smoothing"),
         "class weighting": config.get("class_weighting"),
-        "augmentation": (f"flip {config.get('horizontal_flip')}, rotation "
-                         f"{config.get('rotation_degrees')}°, shift "
-                         f"{config.get('shift_fraction')}, zoom {config.get('zoom_fraction')}")
-        if "rotation_degrees" in config else None,
-        "image mixing": (f"{config.get('mix')} (alpha {config.get('mix_alpha')})"
-                         if config.get("mix") not in (None, "none") else None),
-        "distilled from": (", ".join(PurePath(str(item)).name for item in config["teacher"])
-                           + f" (temperature {config.get('distill_temperature')}, teacher "
-                             f"weight {config.get('distill_weight')})"
-                           if config.get("teacher") else None),
+        "augmentation": (
+            f"flip {config.get('horizontal_flip')}, rotation "
+            f"{config.get('rotation_degrees')}°, shift "
+            f"{config.get('shift_fraction')}, zoom {config.get('zoom_fraction')}"
+        )
+        if "rotation_degrees" in config
+        else None,
+        "image mixing": (
+            f"{config.get('mix')} (alpha {config.get('mix_alpha')})"
+            if config.get("mix") not in (None, "none")
+            else None
+        ),
+        "distilled from": (
+            ", ".join(PurePath(str(item)).name for item in config["teacher"])
+            + f" (temperature {config.get('distill_temperature')}, teacher "
+            f"weight {config.get('distill_weight')})"
+            if config.get("teacher")
+            else None
+        ),
         "seed": training.get("seed"),
     }
     return {key: str(value) for key, value in rows.items() if value is not None}
 
 
-LABEL_NAMES = {"fer2013": "FER2013's labels", "ferplus-votes": "FER+'s crowd votes",
-               "ferplus-majority": "FER+'s crowd majority"}
+LABEL_NAMES = {
+    "fer2013": "FER2013's labels",
+    "ferplus-votes": "FER+'s crowd votes",
+    "ferplus-majority": "FER+'s crowd majority",
+}
 
 
 @dataclass(frozen=True)
@@ -131,8 +180,11 @@ class Headline:
 def _path_row(card: dict, labels: str, detector: str, preset: str = "photo") -> tuple:
     section = ((card or {}).get("whole_path") or {}).get(labels) or {}
     for row in section.get("rows", []):
-        if (row.get("detector"), row.get("preset"), row.get("variant", "plain")) == \
-                (detector, preset, "plain"):
+        if (row.get("detector"), row.get("preset"), row.get("variant", "plain")) == (
+            detector,
+            preset,
+            "plain",
+        ):
             return row, section
     return None, section
 
@@ -149,44 +201,62 @@ def headline(card: dict | None, detector: str = "haar") -> Headline:
     path, section = _path_row(card, "fer2013", detector)
     crowd_path, crowd_section = _path_row(card, "ferplus-majority", detector)
     return Headline(
-        split=test.get("split"), trained_on=str(config.get("labels") or "fer2013"),
-        crop_accuracy=test.get("accuracy"), crop_macro_f1=test.get("macro_f1"),
-        crop_faces=test.get("n"), copies_removed=copies.get("removed"),
+        split=test.get("split"),
+        trained_on=str(config.get("labels") or "fer2013"),
+        crop_accuracy=test.get("accuracy"),
+        crop_macro_f1=test.get("macro_f1"),
+        crop_faces=test.get("n"),
+        copies_removed=copies.get("removed"),
         without_copies_accuracy=copies.get("accuracy"),
-        crowd_agreement=crowd.get("majority_agreement"), crowd_faces=crowd.get("clear_faces"),
+        crowd_agreement=crowd.get("majority_agreement"),
+        crowd_faces=crowd.get("clear_faces"),
         path_split=section.get("split"),
         path_accuracy=path.get("end_to_end") if path else None,
         path_framing_cost=path.get("framing_cost") if path else None,
         path_faces=path.get("faces") if path else None,
         crowd_path_agreement=crowd_path.get("end_to_end") if crowd_path else None,
         crowd_path_faces=crowd_path.get("faces") if crowd_path else None,
-        latency_ms=latency.get("median_ms"), parameters=card.get("parameters"),
-        architecture=card.get("architecture"))
+        latency_ms=latency.get("median_ms"),
+        parameters=card.get("parameters"),
+        architecture=card.get("architecture"),
+    )
 
 
 def headline_sentences(numbers: Headline, detector_label: str) -> list[str]:
     """One plain sentence per number, saying what it means and where it was measured."""
     lines = []
     if numbers.crowd_agreement is not None:
-        lines.append(f"On {numbers.crowd_faces:,} {numbers.split} faces on which most of ten "
-                     f"people agreed (FER+), the model names the emotion they chose "
-                     f"{_percent(numbers.crowd_agreement)} of the time.")
+        lines.append(
+            f"On {numbers.crowd_faces:,} {numbers.split} faces on which most of ten "
+            f"people agreed (FER+), the model names the emotion they chose "
+            f"{_percent(numbers.crowd_agreement)} of the time."
+        )
     if numbers.crowd_path_agreement is not None:
-        lines.append(f"Through the whole path with {detector_label} (find the face, cut it "
-                     f"out, classify it; a missed face counts as wrong), it agrees with them "
-                     f"on {_percent(numbers.crowd_path_agreement)} of {numbers.crowd_path_faces:,}"
-                     f" {numbers.path_split} faces.")
+        lines.append(
+            f"Through the whole path with {detector_label} (find the face, cut it "
+            f"out, classify it; a missed face counts as wrong), it agrees with them "
+            f"on {_percent(numbers.crowd_path_agreement)} of {numbers.crowd_path_faces:,}"
+            f" {numbers.path_split} faces."
+        )
     if numbers.crop_accuracy is not None:
-        lines.append(f"On FER2013's own labels (one person labelled each face; comparable "
-                     f"with published results), {_percent(numbers.crop_accuracy)} of "
-                     f"{numbers.crop_faces or 0:,} {numbers.split} crops"
-                     + (f", {_percent(numbers.without_copies_accuracy)} without the "
-                        f"{numbers.copies_removed} that copy a training image"
-                        if numbers.without_copies_accuracy is not None else "") + ".")
+        lines.append(
+            f"On FER2013's own labels (one person labelled each face; comparable "
+            f"with published results), {_percent(numbers.crop_accuracy)} of "
+            f"{numbers.crop_faces or 0:,} {numbers.split} crops"
+            + (
+                f", {_percent(numbers.without_copies_accuracy)} without the "
+                f"{numbers.copies_removed} that copy a training image"
+                if numbers.without_copies_accuracy is not None
+                else ""
+            )
+            + "."
+        )
     if numbers.path_accuracy is not None:
-        lines.append(f"By the same labels through the whole path with {detector_label}: "
-                     f"{_percent(numbers.path_accuracy)} of {numbers.path_faces:,} "
-                     f"{numbers.path_split} faces.")
+        lines.append(
+            f"By the same labels through the whole path with {detector_label}: "
+            f"{_percent(numbers.path_accuracy)} of {numbers.path_faces:,} "
+            f"{numbers.path_split} faces."
+        )
     return lines
 
 
@@ -223,14 +293,17 @@ def weak_classes(test: dict, count: int = 3) -> list[str]:
     ranked = sorted(per_class.items(), key=lambda item: item[1].get("recall", 0.0))[:count]
     lines = []
     for emotion, scores in ranked:
-        line = (f"*{emotion}*: recall {_percent(scores.get('recall'))} on "
-                f"{scores.get('support', 0):,} test images")
+        line = (
+            f"*{emotion}*: recall {_percent(scores.get('recall'))} on "
+            f"{scores.get('support', 0):,} test images"
+        )
         if matrix and emotion in labels:
             i = labels.index(emotion)
             row = matrix[i]
             total = sum(row) or 1
-            mistakes = sorted(((row[j] / total, labels[j]) for j in range(len(row)) if j != i),
-                              reverse=True)[:2]
+            mistakes = sorted(
+                ((row[j] / total, labels[j]) for j in range(len(row)) if j != i), reverse=True
+            )[:2]
             named = [f"*{label}* ({_percent(share)})" for share, label in mistakes if share > 0]
             if named:
                 line += ", most often taken for " + " or ".join(named)

@@ -106,8 +106,7 @@ def data_path() -> str:
     """The FER2013 path chosen on the Dataset page in this tab, else ``$FER2013_PATH``, else
     the one an administrator chose last, else ''."""
     if DATA_PATH_KEY not in st.session_state:
-        st.session_state[DATA_PATH_KEY] = (default_data_path() or "").strip() or \
-            remembered_path()
+        st.session_state[DATA_PATH_KEY] = (default_data_path() or "").strip() or remembered_path()
     return st.session_state[DATA_PATH_KEY] or ""
 
 

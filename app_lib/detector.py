@@ -13,10 +13,12 @@ LABELS = {
     "blazeface": "BlazeFace (MediaPipe)",
 }
 SHORT_LABELS = {"haar": "Haar", "blazeface": "BlazeFace"}
-HELP = ("Which face detector finds the faces. Haar (the default) is OpenCV's classic cascade. "
-        "BlazeFace finds more faces (tilted, small, backlit ones too) and is faster; its "
-        "weights ship inside this app. The Model page's whole-path table shows what each one "
-        "gives.")
+HELP = (
+    "Which face detector finds the faces. Haar (the default) is OpenCV's classic cascade. "
+    "BlazeFace finds more faces (tilted, small, backlit ones too) and is faster; its "
+    "weights ship inside this app. The Model page's whole-path table shows what each one "
+    "gives."
+)
 
 
 # Haar missing every face for this long on the Live page brings the BlazeFace offer.
@@ -39,10 +41,14 @@ def offer_blazeface(container, key: str) -> bool:
         return True  # clicked: the callback has switched already
     if current_detector() != "haar":
         return False
-    return container.button("Try BlazeFace", key=key, on_click=switch_to_blazeface,
-                            icon=":material/center_focus_strong:",
-                            help="Switch the face detector to BlazeFace (MediaPipe) for this "
-                                 "session; the sidebar switches back.")
+    return container.button(
+        "Try BlazeFace",
+        key=key,
+        on_click=switch_to_blazeface,
+        icon=":material/center_focus_strong:",
+        help="Switch the face detector to BlazeFace (MediaPipe) for this "
+        "session; the sidebar switches back.",
+    )
 
 
 def current_detector() -> str:
@@ -68,10 +74,25 @@ def detector_choice(container=None) -> str:
     kept(DETECTOR_KEY, DEFAULT_DETECTOR, valid=lambda name: name in DETECTORS)
     if st.session_state.get(DETECTOR_KEY) not in DETECTORS:
         st.session_state[DETECTOR_KEY] = DEFAULT_DETECTOR
-    return keep(DETECTOR_KEY, target.radio("Face detector", DETECTORS, key=DETECTOR_KEY,
-                                           format_func=lambda name: LABELS.get(name, name),
-                                           help=HELP))
+    return keep(
+        DETECTOR_KEY,
+        target.radio(
+            "Face detector",
+            DETECTORS,
+            key=DETECTOR_KEY,
+            format_func=lambda name: LABELS.get(name, name),
+            help=HELP,
+        ),
+    )
 
 
-__all__ = ["detector_choice", "offer_blazeface", "current_detector", "switch_to_blazeface", "missing_for",
-           "HAAR_MISS_SECONDS", "DETECTOR_KEY", "LABELS"]
+__all__ = [
+    "detector_choice",
+    "offer_blazeface",
+    "current_detector",
+    "switch_to_blazeface",
+    "missing_for",
+    "HAAR_MISS_SECONDS",
+    "DETECTOR_KEY",
+    "LABELS",
+]

@@ -35,28 +35,51 @@ def held_out_rows(card: dict) -> list[dict]:
     copies = held.get("without_training_copies") or {}
     crowd = held.get("ferplus") or {}
     split = test.get("split", "?")
-    rows = [{"measure": f"FER2013 {split}, its own labels (comparable with the literature)",
-             "result": _pct(test.get("accuracy")), "faces": _count(test.get("n"))}]
+    rows = [
+        {
+            "measure": f"FER2013 {split}, its own labels (comparable with the literature)",
+            "result": _pct(test.get("accuracy")),
+            "faces": _count(test.get("n")),
+        }
+    ]
     if copies:
-        rows.append({"measure": f"the same without the {copies.get('removed')} images that "
-                                "copy a Training image",
-                     "result": _pct(copies.get("accuracy")), "faces": _count(copies.get("n"))})
+        rows.append(
+            {
+                "measure": f"the same without the {copies.get('removed')} images that "
+                "copy a Training image",
+                "result": _pct(copies.get("accuracy")),
+                "faces": _count(copies.get("n")),
+            }
+        )
     if crowd:
-        rows.append({"measure": f"agreement with FER+'s ten raters, clear majority ({split})",
-                     "result": _pct(crowd.get("majority_agreement")),
-                     "faces": _count(crowd.get("clear_faces"))})
-        rows.append({"measure": "FER+ paper's majority protocol (unknown/not-a-face dropped)",
-                     "result": _pct(crowd.get("plurality_agreement")),
-                     "faces": _count(crowd.get("emotion_faces"))})
+        rows.append(
+            {
+                "measure": f"agreement with FER+'s ten raters, clear majority ({split})",
+                "result": _pct(crowd.get("majority_agreement")),
+                "faces": _count(crowd.get("clear_faces")),
+            }
+        )
+        rows.append(
+            {
+                "measure": "FER+ paper's majority protocol (unknown/not-a-face dropped)",
+                "result": _pct(crowd.get("plurality_agreement")),
+                "faces": _count(crowd.get("emotion_faces")),
+            }
+        )
     for labels, section in (card.get("whole_path") or {}).items():
         for row in section.get("rows", []):
             if row.get("variant", "plain") != "plain":
                 continue
             name = DETECTOR_NAMES.get(row["detector"], row["detector"])
-            rows.append({"measure": f"whole path, {name} {row['preset']} preset, "
-                                    f"end to end, {LABEL_NAMES.get(labels, labels)} "
-                                    f"({section.get('split')})",
-                         "result": _pct(row.get("end_to_end")), "faces": _count(row.get("faces"))})
+            rows.append(
+                {
+                    "measure": f"whole path, {name} {row['preset']} preset, "
+                    f"end to end, {LABEL_NAMES.get(labels, labels)} "
+                    f"({section.get('split')})",
+                    "result": _pct(row.get("end_to_end")),
+                    "faces": _count(row.get("faces")),
+                }
+            )
     return rows
 
 
@@ -78,20 +101,32 @@ def wild_rows(entry: dict, peer: dict | None = None) -> list[dict]:
     rows = []
     for detector, report in (entry.get("genki4k") or {}).items():
         name = DETECTOR_NAMES.get(detector, detector)
-        rows.append({"set": "GENKI-4K smiles, whole path", "model": f"this model, {name}",
-                     "faces found": _pct(report.get("found")),
-                     "right (happy or not), faces found":
-                         _pct((report.get("on_found") or {}).get("accuracy")),
-                     "balanced": _pct((report.get("on_found") or {}).get("balanced_accuracy")),
-                     "end to end": _pct(report.get("end_to_end_accuracy"))})
+        rows.append(
+            {
+                "set": "GENKI-4K smiles, whole path",
+                "model": f"this model, {name}",
+                "faces found": _pct(report.get("found")),
+                "right (happy or not), faces found": _pct(
+                    (report.get("on_found") or {}).get("accuracy")
+                ),
+                "balanced": _pct((report.get("on_found") or {}).get("balanced_accuracy")),
+                "end to end": _pct(report.get("end_to_end_accuracy")),
+            }
+        )
     genki_peer = (peer or {}).get("genki4k") or {}
     if genki_peer and not genki_peer.get("missing"):
-        rows.append({"set": "GENKI-4K smiles, whole path", "model": "the fer package",
-                     "faces found": _pct(genki_peer.get("found")),
-                     "right (happy or not), faces found":
-                         _pct((genki_peer.get("on_found") or {}).get("accuracy")),
-                     "balanced": _pct((genki_peer.get("on_found") or {}).get("balanced_accuracy")),
-                     "end to end": _pct(genki_peer.get("end_to_end_accuracy"))})
+        rows.append(
+            {
+                "set": "GENKI-4K smiles, whole path",
+                "model": "the fer package",
+                "faces found": _pct(genki_peer.get("found")),
+                "right (happy or not), faces found": _pct(
+                    (genki_peer.get("on_found") or {}).get("accuracy")
+                ),
+                "balanced": _pct((genki_peer.get("on_found") or {}).get("balanced_accuracy")),
+                "end to end": _pct(genki_peer.get("end_to_end_accuracy")),
+            }
+        )
     return rows
 
 
@@ -102,10 +137,12 @@ def render_whole_path(card: dict) -> None:
 
     sections = card.get("whole_path") or {}
     if not sections:
-        st.info("The whole path (detector, crop and model together) has not been measured for "
-                "this model: run `fer evaluate-pipeline --split PrivateTest --detector haar "
-                "blazeface --preset photo live --model MODEL --write-card`.",
-                icon=":material/info:")
+        st.info(
+            "The whole path (detector, crop and model together) has not been measured for "
+            "this model: run `fer evaluate-pipeline --split PrivateTest --detector haar "
+            "blazeface --preset photo live --model MODEL --write-card`.",
+            icon=":material/info:",
+        )
         return
     for labels in ("ferplus-majority", "fer2013"):
         if labels in sections:
@@ -119,25 +156,38 @@ def render_held_out(card: dict) -> None:
     st.subheader("Beyond FER2013's labeller")
     rows = held_out_rows(card)
     st.dataframe(rows, hide_index=True, width="stretch", height=38 + 35 * len(rows))
-    st.caption("FER2013's labels come from one person per face; FER+ asked ten. The whole "
-               "path places each test face in a larger frame and runs the detector, the crop "
-               "and the model as the app does; a missed face counts as wrong.")
+    st.caption(
+        "FER2013's labels come from one person per face; FER+ asked ten. The whole "
+        "path places each test face in a larger frame and runs the detector, the crop "
+        "and the model as the app does; a missed face counts as wrong."
+    )
     results = load_wild()
     entry = wild_entry(card, results)
     if entry is None:
-        st.caption("Real faces from elsewhere (GENKI-4K, muxspace) have not been measured for "
-                   "this model file: `python -m bench.wild --model MODEL`.")
+        st.caption(
+            "Real faces from elsewhere (GENKI-4K, muxspace) have not been measured for "
+            "this model file: `python -m bench.wild --model MODEL`."
+        )
         return
     st.markdown("##### Real faces labelled by other people (not used for training)")
     st.dataframe(wild_rows(entry, results.get("peer")), hide_index=True)
     mux = entry.get("muxspace") or {}
     if mux:
-        recall = ", ".join(f"{emotion} {_pct(value)}" for emotion, value in
-                           (mux.get("recall") or {}).items())
-        st.caption(f"muxspace ({mux.get('n'):,} tight crops, one student each): accuracy "
-                   f"{_pct(mux.get('accuracy'))}, macro-F1 {mux.get('macro_f1', 0):.3f}; "
-                   f"recall per class: {recall}. Measured by `python -m bench.wild`.")
+        recall = ", ".join(
+            f"{emotion} {_pct(value)}" for emotion, value in (mux.get("recall") or {}).items()
+        )
+        st.caption(
+            f"muxspace ({mux.get('n'):,} tight crops, one student each): accuracy "
+            f"{_pct(mux.get('accuracy'))}, macro-F1 {mux.get('macro_f1', 0):.3f}; "
+            f"recall per class: {recall}. Measured by `python -m bench.wild`."
+        )
 
 
-__all__ = ["held_out_rows", "wild_rows", "wild_entry", "load_wild", "render_held_out",
-           "render_whole_path"]
+__all__ = [
+    "held_out_rows",
+    "wild_rows",
+    "wild_entry",
+    "load_wild",
+    "render_held_out",
+    "render_whole_path",
+]

@@ -59,8 +59,10 @@ def rtc_configuration(environ=None) -> dict:
     try:
         servers = json.loads(raw)
     except ValueError as exc:
-        raise ConfigError(f"{ICE_SERVERS_ENV} is not valid JSON ({exc}); expected a list such "
-                          'as [{"urls": ["stun:stun.l.google.com:19302"]}].') from exc
+        raise ConfigError(
+            f"{ICE_SERVERS_ENV} is not valid JSON ({exc}); expected a list such "
+            'as [{"urls": ["stun:stun.l.google.com:19302"]}].'
+        ) from exc
     if isinstance(servers, dict) and "iceServers" in servers:
         servers = servers["iceServers"]
     if not isinstance(servers, list):
@@ -70,14 +72,17 @@ def rtc_configuration(environ=None) -> dict:
         if isinstance(server, str):
             server = {"urls": [server]}
         if not isinstance(server, dict) or not server.get("urls"):
-            raise ConfigError(f"{ICE_SERVERS_ENV}: every ICE server needs \"urls\" "
-                              f"(got {server!r}).")
+            raise ConfigError(f'{ICE_SERVERS_ENV}: every ICE server needs "urls" (got {server!r}).')
         urls = server["urls"]
         urls = [urls] if isinstance(urls, str) else list(urls)
-        if not all(isinstance(u, str) and u.split(":", 1)[0] in ("stun", "stuns", "turn", "turns")
-                   for u in urls):
-            raise ConfigError(f"{ICE_SERVERS_ENV}: ICE server URLs start with stun:, stuns:, "
-                              f"turn: or turns: (got {urls!r}).")
+        if not all(
+            isinstance(u, str) and u.split(":", 1)[0] in ("stun", "stuns", "turn", "turns")
+            for u in urls
+        ):
+            raise ConfigError(
+                f"{ICE_SERVERS_ENV}: ICE server URLs start with stun:, stuns:, "
+                f"turn: or turns: (got {urls!r})."
+            )
         entry = {"urls": urls}
         for key in ("username", "credential"):
             if key in server:
@@ -142,12 +147,25 @@ class LiveProcessor:
     (its face tracker follows one video stream).
     """
 
-    def __init__(self, model=None, smoothing: float = 0.5, holder: ResultHolder | None = None,
-                 fps_window_s: float = 3.0, detector: str = DEFAULT_DETECTOR,
-                 detect_every: int = LIVE_DETECT_EVERY, min_face: int | None = None,
-                 recorder: LiveRecorder | None = None):
-        self.recognizer = Recognizer(model, preset="live", smoothing=smoothing, detector=detector,
-                                     detect_every=detect_every, min_face=min_face)
+    def __init__(
+        self,
+        model=None,
+        smoothing: float = 0.5,
+        holder: ResultHolder | None = None,
+        fps_window_s: float = 3.0,
+        detector: str = DEFAULT_DETECTOR,
+        detect_every: int = LIVE_DETECT_EVERY,
+        min_face: int | None = None,
+        recorder: LiveRecorder | None = None,
+    ):
+        self.recognizer = Recognizer(
+            model,
+            preset="live",
+            smoothing=smoothing,
+            detector=detector,
+            detect_every=detect_every,
+            min_face=min_face,
+        )
         self.holder = holder or ResultHolder()
         self.recorder = recorder or LiveRecorder()
         self._times: deque = deque()
@@ -170,9 +188,14 @@ class LiveProcessor:
         min_face = None if min_face is None else int(min_face)
         if name == current.detector_name and min_face == current.min_face:
             return
-        replacement = Recognizer(current.model, preset="live", detector=name,
-                                 smoothing=current.tracker.smoothing,
-                                 detect_every=current.detect_every, min_face=min_face)
+        replacement = Recognizer(
+            current.model,
+            preset="live",
+            detector=name,
+            smoothing=current.tracker.smoothing,
+            detect_every=current.detect_every,
+            min_face=min_face,
+        )
         replacement.tracker = current.tracker
         replacement._stream_lock = current._stream_lock
         self.recognizer = replacement  # one attribute write: the video thread sees old or new
@@ -215,17 +238,32 @@ class LiveProcessor:
             index = self.frames
         self.recorder.add(index, results)
         snapshot = LiveSnapshot(
-            faces=[{"face_id": r.face_id, "box": tuple(int(v) for v in r.box), "label": r.label,
-                    "confidence": float(r.confidence), "score": r.score, "carried": r.carried,
+            faces=[
+                {
+                    "face_id": r.face_id,
+                    "box": tuple(int(v) for v in r.box),
+                    "label": r.label,
+                    "confidence": float(r.confidence),
+                    "score": r.score,
+                    "carried": r.carried,
                     "probs": [float(p) for p in r.probs],
                     "uncertain": is_uncertain(r.probs, threshold),
-                    "shown": short_label(r.probs, threshold)} for r in results],
-            frame_index=index, frame_size=(int(rgb.shape[1]), int(rgb.shape[0])), fps=fps,
+                    "shown": short_label(r.probs, threshold),
+                }
+                for r in results
+            ],
+            frame_index=index,
+            frame_size=(int(rgb.shape[1]), int(rgb.shape[0])),
+            fps=fps,
             latency_ms=(finished - started) * 1e3,
             detect_ms=float(timings.get("detect_ms", 0.0)),
             classify_ms=float(timings.get("classify_ms", 0.0)),
-            updated=time.time(), error=error, detector=self.recognizer.detector_name,
-            smallest_face=self.recognizer.smallest_face, image=annotated)
+            updated=time.time(),
+            error=error,
+            detector=self.recognizer.detector_name,
+            smallest_face=self.recognizer.smallest_face,
+            image=annotated,
+        )
         self.holder.publish(snapshot)
         return annotated, snapshot
 
@@ -266,15 +304,15 @@ def describe_faces(snapshot: LiveSnapshot | None) -> list[str]:
     if snapshot is None:
         return []
     faces = sorted(snapshot.faces, key=lambda f: -f["confidence"])
-    return [f"face #{f['face_id']}: {shown_label(f)} ({f['confidence'] * 100:.0f}%)"
-            for f in faces]
+    return [f"face #{f['face_id']}: {shown_label(f)} ({f['confidence'] * 100:.0f}%)" for f in faces]
 
 
 MAX_BAR_FACES = 4  # the panel beside the video has room for four faces' bars
 
 
-def bar_faces(snapshot: LiveSnapshot | None,
-              limit: int = MAX_BAR_FACES) -> tuple[list[dict], str | None]:
+def bar_faces(
+    snapshot: LiveSnapshot | None, limit: int = MAX_BAR_FACES
+) -> tuple[list[dict], str | None]:
     """The faces whose bars the panel shows: the ``limit`` most confident (so the heading's
     face is among them), in face-id order (so the panels do not jump); and a note such as
     "showing 4 of 12 faces" when that leaves faces out, else None."""
@@ -288,6 +326,17 @@ def showing_note(shown: int, total: int) -> str | None:
     return f"showing {shown} of {total} faces" if shown < total else None
 
 
-__all__ = ["LiveProcessor", "ResultHolder", "LiveSnapshot", "rtc_configuration",
-           "describe_faces", "shown_label", "bar_faces", "showing_note", "faces_too_small",
-           "LiveRecorder", "ICE_SERVERS_ENV", "EMOTIONS"]
+__all__ = [
+    "LiveProcessor",
+    "ResultHolder",
+    "LiveSnapshot",
+    "rtc_configuration",
+    "describe_faces",
+    "shown_label",
+    "bar_faces",
+    "showing_note",
+    "faces_too_small",
+    "LiveRecorder",
+    "ICE_SERVERS_ENV",
+    "EMOTIONS",
+]

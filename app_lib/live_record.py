@@ -34,10 +34,14 @@ LIVE_COLUMNS = ["timestamp", *VIDEO_COLUMNS]  # the video export's columns, afte
 class LiveRecorder:
     """Bounded, thread-safe memory of one viewer's live stream."""
 
-    def __init__(self, max_frames: int = MAX_RECORDED_FRAMES,
-                 history_seconds: float = HISTORY_SECONDS,
-                 max_history_frames: int = MAX_HISTORY_FRAMES, clock=time.monotonic,
-                 wall_clock=time.time):
+    def __init__(
+        self,
+        max_frames: int = MAX_RECORDED_FRAMES,
+        history_seconds: float = HISTORY_SECONDS,
+        max_history_frames: int = MAX_HISTORY_FRAMES,
+        clock=time.monotonic,
+        wall_clock=time.time,
+    ):
         self._lock = threading.Lock()
         self._clock, self._wall_clock = clock, wall_clock
         self.max_frames = int(max_frames)
@@ -125,8 +129,11 @@ class LiveRecorder:
         for mono, frame_index, results in frames:
             elapsed = mono - started_mono
             stamp = datetime.fromtimestamp(started_wall + elapsed, UTC)
-            context = {"timestamp": stamp.isoformat(timespec="milliseconds"),
-                       "frame": int(frame_index), "time_s": round(elapsed, 3)}
+            context = {
+                "timestamp": stamp.isoformat(timespec="milliseconds"),
+                "frame": int(frame_index),
+                "time_s": round(elapsed, 3),
+            }
             found = face_rows(results, uncertain_below=threshold, **context)
             rows.extend(found or [{**context, "faces": 0, "face": None}])
         return [{column: row.get(column) for column in LIVE_COLUMNS} for row in rows]
@@ -154,12 +161,16 @@ class LiveRecorder:
         def build():
             with self._lock:
                 started_wall = self._started_wall
-            meta = {"started": None if started_wall is None else
-                    datetime.fromtimestamp(started_wall, UTC).isoformat(),
-                    "seconds": round(self.seconds(), 3), "frames": self.frame_count,
-                    "stopped_because_full": self.full, "columns": LIVE_COLUMNS}
-            return json.dumps({**meta, "rows": self.rows()}, indent=1,
-                              default=_plain).encode()
+            meta = {
+                "started": None
+                if started_wall is None
+                else datetime.fromtimestamp(started_wall, UTC).isoformat(),
+                "seconds": round(self.seconds(), 3),
+                "frames": self.frame_count,
+                "stopped_because_full": self.full,
+                "columns": LIVE_COLUMNS,
+            }
+            return json.dumps({**meta, "rows": self.rows()}, indent=1, default=_plain).encode()
 
         return self._export("json", build)
 
@@ -177,22 +188,31 @@ class LiveRecorder:
         now = self._clock()
         with self._lock:
             frames = list(self._history)
-        records = [(face.face_id, mono - now, *map(float, face.probs))
-                   for mono, results in frames if now - mono <= self.history_seconds
-                   for face in results if face.face_id is not None]
+        records = [
+            (face.face_id, mono - now, *map(float, face.probs))
+            for mono, results in frames
+            if now - mono <= self.history_seconds
+            for face in results
+            if face.face_id is not None
+        ]
         if not records:
             return None
         data = pd.DataFrame(records, columns=["face_id", "time_s", *EMOTIONS])
         last_seen = data.groupby("face_id", as_index=False)["time_s"].max()
-        order = list(last_seen.sort_values(["time_s", "face_id"], ascending=[False, True])
-                     ["face_id"])
+        order = list(
+            last_seen.sort_values(["time_s", "face_id"], ascending=[False, True])["face_id"]
+        )
         rank = {face_id: index for index, face_id in enumerate(order[:max_faces])}
         data = data[data["face_id"].isin(list(rank))]
         if step_s:
             data = data.assign(time_s=(data["time_s"] / step_s).round() * step_s)
             data = data.groupby(["face_id", "time_s"], as_index=False)[list(EMOTIONS)].mean()
-        data = (data.assign(rank=data["face_id"].map(rank)).sort_values(["rank", "time_s"])
-                .drop(columns="rank").reset_index(drop=True))
+        data = (
+            data.assign(rank=data["face_id"].map(rank))
+            .sort_values(["rank", "time_s"])
+            .drop(columns="rank")
+            .reset_index(drop=True)
+        )
         data.attrs["faces_seen"] = len(order)
         return data
 

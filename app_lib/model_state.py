@@ -50,8 +50,9 @@ def _load_model_cached(path: str, stamp: tuple) -> EmotionModel:
     model = load_model(path)
     freeze_long_lived_objects()  # TensorFlow and the model now live as long as the server
     # One line per load in the server's log: all sessions share this one model.
-    _logger.info("Loaded the emotion model %s (%s backend), shared by all sessions",
-                 path, model.backend)
+    _logger.info(
+        "Loaded the emotion model %s (%s backend), shared by all sessions", path, model.backend
+    )
     return model
 
 
@@ -111,8 +112,10 @@ def active_model() -> ActiveModel:
     except FerError:
         raise
     except Exception as exc:
-        raise ModelError(f"The shipped model {DEFAULT_MODEL.name} could not be loaded "
-                         f"({type(exc).__name__}). Reinstall the project.") from exc
+        raise ModelError(
+            f"The shipped model {DEFAULT_MODEL.name} could not be loaded "
+            f"({type(exc).__name__}). Reinstall the project."
+        ) from exc
     problem = " ".join(problems) + " Using the shipped model instead." if problems else None
     return ActiveModel(model, "shipped", problem)
 
@@ -133,7 +136,12 @@ def card_metrics(card: dict) -> dict:
     """Headline numbers of a model card (None where the card has none)."""
     test = (card or {}).get("test") or {}
     latency = ((card or {}).get("latency") or {}).get("batch_1") or {}
-    return {"split": test.get("split"), "accuracy": test.get("accuracy"),
-            "macro_f1": test.get("macro_f1"), "n": test.get("n"),
-            "latency_ms": latency.get("median_ms"), "parameters": (card or {}).get("parameters"),
-            "architecture": (card or {}).get("architecture")}
+    return {
+        "split": test.get("split"),
+        "accuracy": test.get("accuracy"),
+        "macro_f1": test.get("macro_f1"),
+        "n": test.get("n"),
+        "latency_ms": latency.get("median_ms"),
+        "parameters": (card or {}).get("parameters"),
+        "architecture": (card or {}).get("architecture"),
+    }

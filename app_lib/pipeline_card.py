@@ -13,8 +13,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE_RESULTS = ROOT / "bench" / "pipeline.json"
-COMMAND = ("python -m fer_core evaluate-pipeline --split PrivateTest --detector haar blazeface "
-           "--preset photo live --variants plain rotated shifted --out bench/pipeline.json")
+COMMAND = (
+    "python -m fer_core evaluate-pipeline --split PrivateTest --detector haar blazeface "
+    "--preset photo live --variants plain rotated shifted --out bench/pipeline.json"
+)
 DETECTOR_NAMES = {"haar": "Haar", "blazeface": "BlazeFace"}
 
 
@@ -35,20 +37,24 @@ def pipeline_rows(results: dict, variant: str | None = "plain") -> list[dict]:
     for row in results.get("rows", []):
         if variant is not None and row.get("variant", "plain") != variant:
             continue
-        rows.append({
-            "detector": DETECTOR_NAMES.get(row["detector"], row["detector"]),
-            "preset": row["preset"],
-            "faces": row.get("variant", "plain"),
-            "crop accuracy (FER2013's crops)": _pct(row["crop_accuracy"]),
-            "end-to-end accuracy": _pct(row["end_to_end"]),
-            "faces found": _pct(row["found"]),
-            "accuracy on faces found": _pct(row["accuracy_found"]),
-            "same faces, FER2013's crops": _pct(row["crop_accuracy_found"]),
-            "framing cost": ("—" if row["framing_cost"] is None
-                             else f"{row['framing_cost'] * 100:+.1f} pt"),
-            "macro-F1 on faces found": ("—" if row["macro_f1_found"] is None
-                                        else f"{row['macro_f1_found']:.3f}"),
-        })
+        rows.append(
+            {
+                "detector": DETECTOR_NAMES.get(row["detector"], row["detector"]),
+                "preset": row["preset"],
+                "faces": row.get("variant", "plain"),
+                "crop accuracy (FER2013's crops)": _pct(row["crop_accuracy"]),
+                "end-to-end accuracy": _pct(row["end_to_end"]),
+                "faces found": _pct(row["found"]),
+                "accuracy on faces found": _pct(row["accuracy_found"]),
+                "same faces, FER2013's crops": _pct(row["crop_accuracy_found"]),
+                "framing cost": (
+                    "—" if row["framing_cost"] is None else f"{row['framing_cost'] * 100:+.1f} pt"
+                ),
+                "macro-F1 on faces found": (
+                    "—" if row["macro_f1_found"] is None else f"{row['macro_f1_found']:.3f}"
+                ),
+            }
+        )
     return rows
 
 
@@ -59,40 +65,65 @@ def pipeline_figure(results: dict, variant: str = "plain"):
     rows = [r for r in results.get("rows", []) if r.get("variant", "plain") == variant]
     names = [f"{DETECTOR_NAMES.get(r['detector'], r['detector'])} ({r['preset']})" for r in rows]
     figure = go.Figure()
-    for key, label in (("crop_accuracy", "FER2013's crops"),
-                       ("accuracy_found", "through the pipeline, faces found"),
-                       ("end_to_end", "end to end (a missed face is wrong)")):
-        figure.add_bar(x=names, y=[(r[key] or 0) * 100 for r in rows], name=label,
-                       text=[_pct(r[key]) for r in rows], textposition="outside")
-    figure.update_layout(barmode="group", yaxis_title="accuracy (%)", yaxis_range=[0, 100],
-                         height=360, margin=dict(l=10, r=10, t=30, b=10),
-                         legend=dict(orientation="h", y=-0.2))
+    for key, label in (
+        ("crop_accuracy", "FER2013's crops"),
+        ("accuracy_found", "through the pipeline, faces found"),
+        ("end_to_end", "end to end (a missed face is wrong)"),
+    ):
+        figure.add_bar(
+            x=names,
+            y=[(r[key] or 0) * 100 for r in rows],
+            name=label,
+            text=[_pct(r[key]) for r in rows],
+            textposition="outside",
+        )
+    figure.update_layout(
+        barmode="group",
+        yaxis_title="accuracy (%)",
+        yaxis_range=[0, 100],
+        height=360,
+        margin=dict(l=10, r=10, t=30, b=10),
+        legend=dict(orientation="h", y=-0.2),
+    )
     return figure
 
 
-def render_pipeline_figures(results: dict | None = None, container=None,
-                            key: str = "pipeline-figure") -> None:
+def render_pipeline_figures(
+    results: dict | None = None, container=None, key: str = "pipeline-figure"
+) -> None:
     """One whole-path section (a card's ``whole_path[labels]``, or ``bench/pipeline.json``)."""
     import streamlit as st
 
     target = container if container is not None else st
     results = results if results is not None else load_pipeline_results()
     if not results:
-        target.info("No pipeline evaluation yet. Run `" + COMMAND + "` to measure accuracy "
-                    "through the face detector and crop.", icon=":material/info:")
+        target.info(
+            "No pipeline evaluation yet. Run `" + COMMAND + "` to measure accuracy "
+            "through the face detector and crop.",
+            icon=":material/info:",
+        )
         return
     target.markdown(f"Through the whole path: {results['split']}, {results['faces']:,} faces")
     # the commands the results record (its rows may come from several), else one that
     # reproduces them all
     commands = [str(c) for c in results.get("commands") or []] or [COMMAND]
-    target.caption("Each FER2013 face, upscaled and placed in a larger frame, goes through the "
-                   "face detector, the crop and the model, as in the app. A face the detector "
-                   "misses counts as wrong end to end. Measured on "
-                   f"{results.get('date', 'an unknown date')} with "
-                   + "; then ".join(f"`{command}`" for command in commands) + ".")
+    target.caption(
+        "Each FER2013 face, upscaled and placed in a larger frame, goes through the "
+        "face detector, the crop and the model, as in the app. A face the detector "
+        "misses counts as wrong end to end. Measured on "
+        f"{results.get('date', 'an unknown date')} with "
+        + "; then ".join(f"`{command}`" for command in commands)
+        + "."
+    )
     target.plotly_chart(pipeline_figure(results), key=key, config={"displayModeBar": False})
     target.dataframe(pipeline_rows(results, variant=None), hide_index=True)
 
 
-__all__ = ["pipeline_rows", "pipeline_figure", "render_pipeline_figures",
-           "load_pipeline_results", "PIPELINE_RESULTS", "COMMAND"]
+__all__ = [
+    "pipeline_rows",
+    "pipeline_figure",
+    "render_pipeline_figures",
+    "load_pipeline_results",
+    "PIPELINE_RESULTS",
+    "COMMAND",
+]

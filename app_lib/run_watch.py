@@ -21,9 +21,11 @@ def phases(run_dir) -> tuple[str, str]:
 def busy_runs(statuses: dict, evaluations: dict) -> dict[str, tuple[str, str]]:
     """The runs that are training or being evaluated, each with its phases as drawn
     (``statuses``: ``run_status`` by run name; ``evaluations``: ``evaluation_status``)."""
-    return {name: (status["phase"], evaluations[name]["phase"])
-            for name, status in statuses.items()
-            if status["phase"] in ACTIVE_PHASES or evaluations[name]["alive"]}
+    return {
+        name: (status["phase"], evaluations[name]["phase"])
+        for name, status in statuses.items()
+        if status["phase"] in ACTIVE_PHASES or evaluations[name]["alive"]
+    }
 
 
 def changed_runs(busy: dict[str, tuple[str, str]], statuses: dict) -> list[str]:

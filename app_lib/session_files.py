@@ -105,8 +105,10 @@ def _private_folder(path: Path) -> Path:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
-        raise UploadError("The upload folder is not a folder owned by the app's user. "
-                          f"Set {UPLOAD_DIR_ENV} to a private folder and restart the app.")
+        raise UploadError(
+            "The upload folder is not a folder owned by the app's user. "
+            f"Set {UPLOAD_DIR_ENV} to a private folder and restart the app."
+        )
     return path
 
 
@@ -197,10 +199,15 @@ def check_upload_size(uploaded, limit_mb: float, what: str, setting: str | None)
     size = upload_size(uploaded)
     if size > limit_mb * MB:
         how = f" (the {setting} setting)" if setting else ""
-        raise UploadError(f"This {what} is {size / MB:,.1f} MB; the limit for {what}s is "
-                          f"{limit_mb:g} MB{how}. Upload a smaller file"
-                          + (", or use the command line (python -m fer_core predict)."
-                             if what != "dataset" else "."))
+        raise UploadError(
+            f"This {what} is {size / MB:,.1f} MB; the limit for {what}s is "
+            f"{limit_mb:g} MB{how}. Upload a smaller file"
+            + (
+                ", or use the command line (python -m fer_core predict)."
+                if what != "dataset"
+                else "."
+            )
+        )
 
 
 def save_upload(uploaded, folder: Path | None = None) -> Path:
@@ -217,8 +224,7 @@ def _store(uploaded, folder: Path | None) -> tuple[Path, str]:
     try:
         folder = folder or session_folder()
         uploaded.seek(0)
-        return store_by_digest(uploaded, folder, "",
-                               suffix if suffix in KNOWN_SUFFIXES else ".bin")
+        return store_by_digest(uploaded, folder, "", suffix if suffix in KNOWN_SUFFIXES else ".bin")
     except OSError as exc:
         raise UploadError(_storage_failure(uploaded, exc)) from exc
     finally:
@@ -253,8 +259,9 @@ def store_upload(uploaded, folder: Path | None = None) -> StoredUpload:
     from app_lib.upload_budget import note_stored
 
     target, digest = _store(uploaded, folder)
-    stored = StoredUpload(str(getattr(uploaded, "name", "") or target.name), target,
-                          target.stat().st_size, digest)
+    stored = StoredUpload(
+        str(getattr(uploaded, "name", "") or target.name), target, target.stat().st_size, digest
+    )
     note_stored(session_id(), stored.key, stored.size)
     return stored
 
@@ -273,16 +280,32 @@ def _storage_failure(uploaded, exc: OSError) -> str:
 
     size = f" ({upload_size(uploaded) / MB:,.1f} MB)"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return (f"The server's disk is full: this file{size} could not be stored. Try again "
-                "later or with a smaller file; the server's administrator needs to free space "
-                f"in its upload folder ({UPLOAD_DIR_ENV}).")
-    return (f"This file{size} could not be stored on the server "
-            f"({exc.strerror or type(exc).__name__}). Try again later; if it persists, the "
-            f"server's administrator should check its upload folder ({UPLOAD_DIR_ENV}).")
+        return (
+            f"The server's disk is full: this file{size} could not be stored. Try again "
+            "later or with a smaller file; the server's administrator needs to free space "
+            f"in its upload folder ({UPLOAD_DIR_ENV})."
+        )
+    return (
+        f"This file{size} could not be stored on the server "
+        f"({exc.strerror or type(exc).__name__}). Try again later; if it persists, the "
+        f"server's administrator should check its upload folder ({UPLOAD_DIR_ENV})."
+    )
 
 
-__all__ = ["UploadError", "StoredUpload", "store_upload", "discard_upload", "session_id",
-           "session_folder", "server_folder", "remove_stale_folders",
-           "save_upload", "check_upload_size", "max_photo_mb",
-           "max_video_mb", "max_video_seconds", "max_dataset_mb", "upload_root"]
-
+__all__ = [
+    "UploadError",
+    "StoredUpload",
+    "store_upload",
+    "discard_upload",
+    "session_id",
+    "session_folder",
+    "server_folder",
+    "remove_stale_folders",
+    "save_upload",
+    "check_upload_size",
+    "max_photo_mb",
+    "max_video_mb",
+    "max_video_seconds",
+    "max_dataset_mb",
+    "upload_root",
+]

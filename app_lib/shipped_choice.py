@@ -11,8 +11,10 @@ from pathlib import Path
 from app_lib.card import LABEL_NAMES, headline
 from fer_core.inference import SHIPPED_MODELS, read_card
 
-WHAT = {"crowd": "default: what share of people would say",
-        "fer2013": "alternative: FER2013's one labeller"}
+WHAT = {
+    "crowd": "default: what share of people would say",
+    "fer2013": "alternative: FER2013's one labeller",
+}
 
 
 def _pct(value) -> str:
@@ -25,10 +27,15 @@ def shipped_rows() -> list[dict]:
         if not path.is_file():
             continue
         numbers = headline(read_card(path))
-        rows.append({"model": path.stem, "role": WHAT.get(key, key),
-                     "trained on": LABEL_NAMES.get(numbers.trained_on, numbers.trained_on),
-                     f"agrees with people ({numbers.split})": _pct(numbers.crowd_agreement),
-                     f"FER2013 labels ({numbers.split})": _pct(numbers.crop_accuracy)})
+        rows.append(
+            {
+                "model": path.stem,
+                "role": WHAT.get(key, key),
+                "trained on": LABEL_NAMES.get(numbers.trained_on, numbers.trained_on),
+                f"agrees with people ({numbers.split})": _pct(numbers.crowd_agreement),
+                f"FER2013 labels ({numbers.split})": _pct(numbers.crop_accuracy),
+            }
+        )
     return rows
 
 
@@ -41,22 +48,29 @@ def render_shipped_choice(active) -> None:
 
     st.subheader("The shipped models")
     st.dataframe(shipped_rows(), hide_index=True, width="stretch")
-    st.caption("The default says what share of people would call a face each emotion (it "
-               "learned ten people's votes per face, FER+); the alternative learned FER2013's "
-               "own labels and is the one to compare with published FER2013 results.")
+    st.caption(
+        "The default says what share of people would call a face each emotion (it "
+        "learned ten people's votes per face, FER+); the alternative learned FER2013's "
+        "own labels and is the one to compare with published FER2013 results."
+    )
     in_use = Path(active.model.path).resolve()
     buttons = st.container(horizontal=True, gap="small")
     for key, path in SHIPPED_MODELS.items():
         if not path.is_file() or path.resolve() == in_use:
             continue
-        if buttons.button(f"Use {path.stem} for me", key=f"session-shipped-{key}",
-                          icon=":material/person:",
-                          help="Only in this browser session; everyone else keeps theirs."):
+        if buttons.button(
+            f"Use {path.stem} for me",
+            key=f"session-shipped-{key}",
+            icon=":material/person:",
+            help="Only in this browser session; everyone else keeps theirs.",
+        ):
             choose_for_session(path)
             st.rerun(scope="app")
-        if is_admin() and buttons.button(f"Use {path.stem} for everyone",
-                                         key=f"everyone-shipped-{key}",
-                                         icon=":material/published_with_changes:"):
+        if is_admin() and buttons.button(
+            f"Use {path.stem} for everyone",
+            key=f"everyone-shipped-{key}",
+            icon=":material/published_with_changes:",
+        ):
             choose_for_session(None)
             set_active_model(None if key == "crowd" else path, runs_dir())
             st.rerun(scope="app")

@@ -26,14 +26,18 @@ def escape_markdown(text) -> str:
     text = str(text).replace("\r", " ").replace("\n", " ")
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
     # "#" becomes "\#"; "12." becomes "12\." (a backslash escapes punctuation, not digits).
-    return _BLOCK_START.sub(lambda m: (m.group(0) + "\\") if m.group(2)[0].isdigit()
-                            else m.group(1) + "\\" + m.group(2), text)
+    return _BLOCK_START.sub(
+        lambda m: (
+            (m.group(0) + "\\") if m.group(2)[0].isdigit() else m.group(1) + "\\" + m.group(2)
+        ),
+        text,
+    )
 
 
 def shorten(name: str, limit: int = 80) -> str:
     """A long user-given name cut to ``limit`` characters for headings and captions."""
     name = str(name)
-    return name if len(name) <= limit else name[:limit - 1] + "…"
+    return name if len(name) <= limit else name[: limit - 1] + "…"
 
 
 def show_error(message, icon: str = ":material/error:") -> None:

@@ -105,14 +105,16 @@ def _in_memory(manager, session_id: str | None = None) -> tuple[int, int]:
         return 0, 0
     guard = getattr(manager, "_lock", None) or threading.Lock()
     with guard:
-        sessions = [storage.get(session_id, {})] if session_id is not None else \
-            list(storage.values())
+        sessions = (
+            [storage.get(session_id, {})] if session_id is not None else list(storage.values())
+        )
         files = [record for session in sessions for record in list(session.values())]
     return len(files), sum(len(record.data) for record in files)
 
 
-def refusal(manager, session_id: str, name: str, size: int, file_id: str | None = None
-            ) -> str | None:
+def refusal(
+    manager, session_id: str, name: str, size: int, file_id: str | None = None
+) -> str | None:
     """Why a new upload of ``size`` bytes would break a budget, or None when it fits. A file
     that replaces one of the same id (a retried upload) is not counted twice."""
     replaced = 0
@@ -124,18 +126,24 @@ def refusal(manager, session_id: str, name: str, size: int, file_id: str | None 
     files = memory_files + disk_files + (0 if replaced else 1)
     held = memory_bytes + disk_bytes - replaced + size
     if files > session_upload_files():
-        return (f"{name} was not accepted: this tab already holds {files - 1} files, the most "
-                f"one tab may hold at once ({SESSION_FILES_ENV}). Clear some of them first.")
+        return (
+            f"{name} was not accepted: this tab already holds {files - 1} files, the most "
+            f"one tab may hold at once ({SESSION_FILES_ENV}). Clear some of them first."
+        )
     if held > session_upload_mb() * MB:
-        return (f"{name} ({size / MB:,.1f} MB) was not accepted: this tab would hold "
-                f"{held / MB:,.0f} MB of uploads, more than the {session_upload_mb():,g} MB one "
-                f"tab may hold at once ({SESSION_MB_ENV}). Clear some of them first, or use the "
-                "command line (python -m fer_core predict) for large batches.")
+        return (
+            f"{name} ({size / MB:,.1f} MB) was not accepted: this tab would hold "
+            f"{held / MB:,.0f} MB of uploads, more than the {session_upload_mb():,g} MB one "
+            f"tab may hold at once ({SESSION_MB_ENV}). Clear some of them first, or use the "
+            "command line (python -m fer_core predict) for large batches."
+        )
     _, everyone = _in_memory(manager)
     if everyone - replaced + size > upload_budget_mb() * MB:
-        return (f"{name} ({size / MB:,.1f} MB) was not accepted: the server is busy receiving "
-                "other uploads right now (its upload memory budget, "
-                f"{upload_budget_mb():,g} MB, {BUDGET_MB_ENV}, is taken). Try again in a minute.")
+        return (
+            f"{name} ({size / MB:,.1f} MB) was not accepted: the server is busy receiving "
+            "other uploads right now (its upload memory budget, "
+            f"{upload_budget_mb():,g} MB, {BUDGET_MB_ENV}, is taken). Try again in a minute."
+        )
     return None
 
 
@@ -177,14 +185,12 @@ def install_guard(manager) -> bool:
 
             shown = terminal_safe(name)[:80]
             with _lock:
-                reason = refusal(manager, session_id, shown, size,
-                                 getattr(file, "file_id", None))
+                reason = refusal(manager, session_id, shown, size, getattr(file, "file_id", None))
                 if reason is None:
                     return original(session_id, file, *args, **kwargs)
                 _refusals.setdefault(session_id, []).append(reason)
                 del _refusals[session_id][:-20]
-            _LOG.warning("upload refused (%.1f MB): %s", size / MB,
-                         reason.split(": ", 1)[-1])
+            _LOG.warning("upload refused (%.1f MB): %s", size / MB, reason.split(": ", 1)[-1])
             _rerun(session_id)  # the page shows why; no widget changed to rerun it
             raise _refuse(reason)
 
@@ -202,8 +208,7 @@ def _rerun(session_id: str) -> None:
 
         if not streamlit_runtime.exists():
             return
-        info = streamlit_runtime.get_instance()._session_mgr.get_active_session_info(
-            session_id)
+        info = streamlit_runtime.get_instance()._session_mgr.get_active_session_info(session_id)
         if info is not None:
             # As Streamlit reruns a page when its source changes: the page and widget states
             # of the session's last run (a whole-page run, not a fragment's).
@@ -313,7 +318,21 @@ def start_janitor() -> bool:
     return True
 
 
-__all__ = ["protect_uploads", "install_guard", "release", "refusal", "take_refusals", "note_stored",
-           "forget_stored", "stored_of", "sweep", "start_janitor", "session_upload_mb",
-           "session_upload_files", "upload_budget_mb", "SESSION_MB_ENV", "SESSION_FILES_ENV",
-           "BUDGET_MB_ENV"]
+__all__ = [
+    "protect_uploads",
+    "install_guard",
+    "release",
+    "refusal",
+    "take_refusals",
+    "note_stored",
+    "forget_stored",
+    "stored_of",
+    "sweep",
+    "start_janitor",
+    "session_upload_mb",
+    "session_upload_files",
+    "upload_budget_mb",
+    "SESSION_MB_ENV",
+    "SESSION_FILES_ENV",
+    "BUDGET_MB_ENV",
+]

@@ -23,10 +23,8 @@ IMAGE_TYPES = without_dots(IMAGE_SUFFIXES)  # for st.file_uploader; fer_core.med
 VIDEO_TYPES = without_dots(VIDEO_SUFFIXES)
 # Photos: the "photo" preset (full resolution, best recall) up to 2048 px wide; wider photos
 # are scaled down for detection only (a 24 MP photo would take many seconds otherwise).
-PHOTO_DETECTOR = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30,
-                                  detect_width=2048)
-VIDEO_DETECTOR = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30,
-                                  detect_width=960)
+PHOTO_DETECTOR = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30, detect_width=2048)
+VIDEO_DETECTOR = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30, detect_width=960)
 PREVIEW_WIDTH = 1600  # annotated previews are scaled down to this width for the page
 RESULT_COLUMNS = PHOTO_COLUMNS  # fer_core.results: the one row schema
 
@@ -54,8 +52,13 @@ class PhotoResult:
         if not self.ok:
             return [{"file": self.name, "faces": None, "problem": self.error}]
         if not kept:
-            return [{"file": self.name, "faces": 0,
-                     "problem": "all boxes dropped" if self.faces else "no face found"}]
+            return [
+                {
+                    "file": self.name,
+                    "faces": 0,
+                    "problem": "all boxes dropped" if self.faces else "no face found",
+                }
+            ]
         return [{"file": self.name, **face} for face in kept]
 
     def kept(self, dropped=()) -> list[dict]:
@@ -66,10 +69,15 @@ class PhotoResult:
 
     def as_json(self, model_name: str = "", dropped=()) -> dict:
         """The photo's JSON download: its faces as kept, and which were dropped."""
-        return {"file": self.name, "width": self.width, "height": self.height,
-                "model": model_name, "faces": self.kept(dropped),
-                "dropped": sorted(set(dropped) & {face["face"] for face in self.faces}),
-                "error": self.error}
+        return {
+            "file": self.name,
+            "width": self.width,
+            "height": self.height,
+            "model": model_name,
+            "faces": self.kept(dropped),
+            "dropped": sorted(set(dropped) & {face["face"] for face in self.faces}),
+            "error": self.error,
+        }
 
 
 def photo_recognizer(model, detector: str = DEFAULT_DETECTOR) -> Recognizer:
@@ -84,8 +92,10 @@ def _recognizer(model, detector: str, limits: DetectorSettings) -> Recognizer:
     """Haar: the photo preset within the page's size limits for detection; other detectors
     scale the image to their input themselves."""
     if detector == "haar":
-        return Recognizer(model, detector_settings=replace(HAAR_PRESETS["photo"],
-                                                           detect_width=limits.detect_width))
+        return Recognizer(
+            model,
+            detector_settings=replace(HAAR_PRESETS["photo"], detect_width=limits.detect_width),
+        )
     return Recognizer(model, preset="photo", detector=detector)
 
 
@@ -116,22 +126,33 @@ def analyze_photo(data: bytes, name: str, recognizer: Recognizer) -> PhotoResult
     threshold = threshold_of(recognizer.model)
     faces = _face_rows(results, threshold)
     annotated = draw_faces(rgb, results, threshold) if results else rgb
-    return PhotoResult(name, width=int(rgb.shape[1]), height=int(rgb.shape[0]), faces=faces,
-                       preview_png=encode_png(preview(annotated)),
-                       seconds=time.perf_counter() - started)
+    return PhotoResult(
+        name,
+        width=int(rgb.shape[1]),
+        height=int(rgb.shape[0]),
+        faces=faces,
+        preview_png=encode_png(preview(annotated)),
+        seconds=time.perf_counter() - started,
+    )
 
 
 def face_results(faces: list[dict]):
     """FaceResults back from result rows (to draw them again)."""
     from fer_core.recognizer import FaceResult
 
-    return [FaceResult((f["x"], f["y"], f["w"], f["h"]),
-                       np.array([f[e] for e in EMOTIONS], dtype=np.float64), f["face"])
-            for f in faces]
+    return [
+        FaceResult(
+            (f["x"], f["y"], f["w"], f["h"]),
+            np.array([f[e] for e in EMOTIONS], dtype=np.float64),
+            f["face"],
+        )
+        for f in faces
+    ]
 
 
-def annotated_png(data: bytes, faces: list[dict], threshold: float | None = None,
-                  width: int | None = None) -> bytes:
+def annotated_png(
+    data: bytes, faces: list[dict], threshold: float | None = None, width: int | None = None
+) -> bytes:
     """Annotated PNG of a photo from its bytes and the faces to draw (downloads: full size;
     ``width``: scaled down to at most that, for the page)."""
     rgb = read_image(data)
@@ -154,10 +175,15 @@ def explain_photo(data: bytes, name: str, faces: list[dict], model) -> list[dict
 
     grey = to_grey(read_image(named_bytes(data, name)))
     boxes = [(f["x"], f["y"], f["w"], f["h"]) for f in faces]
-    return [{"face": face["face"], "emotion": item["emotion"],
-             "crop_png": encode_png(item["crop_image"]),
-             "overlay_png": encode_png(item["overlay_image"])}
-            for face, item in zip(faces, explain_faces(model, grey, boxes))]
+    return [
+        {
+            "face": face["face"],
+            "emotion": item["emotion"],
+            "crop_png": encode_png(item["crop_image"]),
+            "overlay_png": encode_png(item["overlay_image"]),
+        }
+        for face, item in zip(faces, explain_faces(model, grey, boxes))
+    ]
 
 
 ALL_PHOTO_COLUMNS = RESULT_COLUMNS + ["problem"]
@@ -185,7 +211,9 @@ def to_json_bytes(payload) -> bytes:
 def frames_to_json(frames, info: dict, segments, model_name: str, every: int) -> bytes:
     """Video results as JSON: the video's facts, per-frame faces and the segment summary."""
     payload = {
-        "model": model_name, "every": every, "video": info,
+        "model": model_name,
+        "every": every,
+        "video": info,
         "frames": json.loads(frames.to_json(orient="records")),
         "segments": json.loads(segments.to_json(orient="records")),
     }
@@ -196,9 +224,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
 
 
-def analyse_video_file(path: Path, out_folder: Path, recognizer: Recognizer, every: int = 3,
-                       write_video: bool = True, progress=None,
-                       max_seconds: float | None = None) -> dict:
+def analyse_video_file(
+    path: Path,
+    out_folder: Path,
+    recognizer: Recognizer,
+    every: int = 3,
+    write_video: bool = True,
+    progress=None,
+    max_seconds: float | None = None,
+) -> dict:
     """Analyse a stored video; the annotated copy (if asked for) is written into
     ``out_folder`` under a new random name, so two analyses of one video never share a file and
     the user's file name (any length) never reaches the disk.
@@ -214,20 +248,29 @@ def analyse_video_file(path: Path, out_folder: Path, recognizer: Recognizer, eve
     info = video_info(path)
     duration = info.get("duration_s")
     if max_seconds is not None and duration and duration > max_seconds + 0.5:
-        raise ImageError(f"The video is {_duration(duration)} long; this app analyses videos "
-                         f"up to {_duration(max_seconds)} (FER_MAX_VIDEO_SECONDS). "
-                         "Cut it shorter, or use the command line: python -m fer_core predict "
-                         "VIDEO --out results.csv.")
+        raise ImageError(
+            f"The video is {_duration(duration)} long; this app analyses videos "
+            f"up to {_duration(max_seconds)} (FER_MAX_VIDEO_SECONDS). "
+            "Cut it shorter, or use the command line: python -m fer_core predict "
+            "VIDEO --out results.csv."
+        )
     writer = None
     if write_video:
-        writer = AnnotatedVideoWriter(out_folder / f"annotated-{secrets.token_hex(8)}",
-                                      fps=(info["fps"] or 25.0) / every,
-                                      uncertain_below=threshold_of(recognizer.model))
+        writer = AnnotatedVideoWriter(
+            out_folder / f"annotated-{secrets.token_hex(8)}",
+            fps=(info["fps"] or 25.0) / every,
+            uncertain_below=threshold_of(recognizer.model),
+        )
     video_path = None
     try:
-        frames = analyze_video(path, recognizer=recognizer, every=int(every), progress=progress,
-                               on_frame=writer.on_frame if writer else None,
-                               max_seconds=max_seconds)
+        frames = analyze_video(
+            path,
+            recognizer=recognizer,
+            every=int(every),
+            progress=progress,
+            on_frame=writer.on_frame if writer else None,
+            max_seconds=max_seconds,
+        )
     except BaseException:
         if writer is not None:
             try:
@@ -237,14 +280,34 @@ def analyse_video_file(path: Path, out_folder: Path, recognizer: Recognizer, eve
         raise
     if writer is not None:
         video_path = writer.close()
-    return {"frames": frames, "info": info, "cut_short": frames.attrs.get("cut_short"),
-            "video_path": video_path, "video_mime": writer.mime if writer else None}
+    return {
+        "frames": frames,
+        "info": info,
+        "cut_short": frames.attrs.get("cut_short"),
+        "video_path": video_path,
+        "video_mime": writer.mime if writer else None,
+    }
 
 
 def as_png_bytes(rgb: np.ndarray) -> bytes:
     return encode_png(rgb)
 
 
-__all__ = ["ALL_PHOTO_COLUMNS", "explain_photo", "face_results", "IMAGE_TYPES", "VIDEO_TYPES", "PhotoResult", "analyze_photo", "annotated_png",
-           "rows_to_csv", "to_json_bytes", "frames_to_json", "kind_of", "photo_recognizer",
-           "video_recognizer", "named_bytes", "analyse_video_file"]
+__all__ = [
+    "ALL_PHOTO_COLUMNS",
+    "explain_photo",
+    "face_results",
+    "IMAGE_TYPES",
+    "VIDEO_TYPES",
+    "PhotoResult",
+    "analyze_photo",
+    "annotated_png",
+    "rows_to_csv",
+    "to_json_bytes",
+    "frames_to_json",
+    "kind_of",
+    "photo_recognizer",
+    "video_recognizer",
+    "named_bytes",
+    "analyse_video_file",
+]

@@ -16,61 +16,82 @@ st.markdown(
     "one: **angry, disgust, fear, happy, sad, surprise, neutral**. A face detector (OpenCV's "
     "Haar cascade, or MediaPipe's BlazeFace) finds the faces; a small neural network trained "
     "on the FER2013 faces (48×48 grey) gives each face a probability for every emotion. Everything runs on "
-    "this machine: no image leaves it.")
+    "this machine: no image leaves it."
+)
 
 with user_errors():
     active = active_model()
     detector = current_detector()
     numbers = headline(active.card, detector)
     st.subheader("The model in use")
-    source = {"shipped": "the shipped default model", "run": "a model trained in this app",
-              "session": "a model chosen for this session"}[active.source]
-    st.markdown(f"**{escape_markdown(active.model.name)}** ({source}, trained on "
-                f"{LABEL_NAMES.get(numbers.trained_on, numbers.trained_on)}, architecture "
-                f"`{numbers.architecture or '?'}`, backend `{active.model.backend}`).")
+    source = {
+        "shipped": "the shipped default model",
+        "run": "a model trained in this app",
+        "session": "a model chosen for this session",
+    }[active.source]
+    st.markdown(
+        f"**{escape_markdown(active.model.name)}** ({source}, trained on "
+        f"{LABEL_NAMES.get(numbers.trained_on, numbers.trained_on)}, architecture "
+        f"`{numbers.architecture or '?'}`, backend `{active.model.backend}`)."
+    )
     left, middle, right, far = st.columns(4)
     if numbers.crowd_agreement is not None:
-        left.metric(f"Agrees with people ({numbers.split})", percent(numbers.crowd_agreement),
-                    help="FER+: ten people labelled every FER2013 face. Share of the faces "
-                         "with a clear majority where the model's top emotion is theirs.")
+        left.metric(
+            f"Agrees with people ({numbers.split})",
+            percent(numbers.crowd_agreement),
+            help="FER+: ten people labelled every FER2013 face. Share of the faces "
+            "with a clear majority where the model's top emotion is theirs.",
+        )
     else:
-        left.metric(f"Accuracy, crops ({numbers.split or 'test'})",
-                    percent(numbers.crop_accuracy),
-                    help="Share of FER2013's test crops whose top emotion is the label.")
-    middle.metric(f"Whole path, {SHORT_LABELS.get(detector, detector)} "
-                  f"({numbers.path_split or '—'})",
-                  percent(numbers.crowd_path_agreement if numbers.crowd_agreement is not None
-                          else numbers.path_accuracy),
-                  help="The same faces placed in larger frames, found by this detector, cut "
-                       "out and classified as in the app; a missed face counts as wrong.")
-    right.metric("Latency per face", f"{numbers.latency_ms:.2f} ms"
-                 if numbers.latency_ms is not None else "—",
-                 help="Median time of one classification (one face), as measured for the "
-                      "model card.")
+        left.metric(
+            f"Accuracy, crops ({numbers.split or 'test'})",
+            percent(numbers.crop_accuracy),
+            help="Share of FER2013's test crops whose top emotion is the label.",
+        )
+    middle.metric(
+        f"Whole path, {SHORT_LABELS.get(detector, detector)} ({numbers.path_split or '—'})",
+        percent(
+            numbers.crowd_path_agreement
+            if numbers.crowd_agreement is not None
+            else numbers.path_accuracy
+        ),
+        help="The same faces placed in larger frames, found by this detector, cut "
+        "out and classified as in the app; a missed face counts as wrong.",
+    )
+    right.metric(
+        "Latency per face",
+        f"{numbers.latency_ms:.2f} ms" if numbers.latency_ms is not None else "—",
+        help="Median time of one classification (one face), as measured for the model card.",
+    )
     far.metric("Parameters", f"{numbers.parameters:,}" if numbers.parameters else "—")
     sentences = headline_sentences(numbers, LABELS.get(detector, detector))
     if sentences:
         st.markdown("\n".join(f"- {line}" for line in sentences))
     else:
-        st.info("This model has no model card yet, so its accuracy is unknown. Evaluate it on "
-                "the Training page.", icon=":material/info:")
+        st.info(
+            "This model has no model card yet, so its accuracy is unknown. Evaluate it on "
+            "the Training page.",
+            icon=":material/info:",
+        )
     if numbers.split == "PrivateTest":
         st.caption("PrivateTest never steered training or the choice of model. Chance is 14%.")
-    st.caption("The face detector is chosen in the sidebar of the Live and Photos & videos "
-               "pages; the numbers above follow it.")
+    st.caption(
+        "The face detector is chosen in the sidebar of the Live and Photos & videos "
+        "pages; the numbers above follow it."
+    )
 
 st.subheader("What you can do here")
 descriptions = {
     "app_pages/live.py": "Your webcam, analysed live: boxes, labels and emotion bars per face.",
     "app_pages/upload.py": f"Photos ({', '.join(t.upper() for t in IMAGE_TYPES)}) and videos "
-                           f"({', '.join(t.upper() for t in VIDEO_TYPES)}): "
-                       "annotated images, an emotion timeline, CSV and JSON downloads.",
+    f"({', '.join(t.upper() for t in VIDEO_TYPES)}): "
+    "annotated images, an emotion timeline, CSV and JSON downloads.",
     "app_pages/dataset.py": "FER2013 itself: class balance, samples, mean faces and its flaws "
-                        "(blank images, duplicates, train/test leakage, conflicting labels).",
+    "(blank images, duplicates, train/test leakage, conflicting labels).",
     "app_pages/training.py": "Train a model in the background, watch it learn, evaluate it and "
-                         "make it the app's model.",
+    "make it the app's model.",
     "app_pages/model.py": "The model card: per-class scores, confusion matrix, speed, and what "
-                      "the model cannot do.",
+    "the model cannot do.",
 }
 for path, text in descriptions.items():
     title, icon, _ = PAGES[path]
@@ -78,5 +99,7 @@ for path, text in descriptions.items():
         st.page_link(path, label=title, icon=icon)
         st.caption(text)
 
-st.caption("Emotion recognition from a face is unreliable and culturally loaded: use it to "
-           "explore, never to make decisions about people. See the Model card page.")
+st.caption(
+    "Emotion recognition from a face is unreliable and culturally loaded: use it to "
+    "explore, never to make decisions about people. See the Model card page."
+)

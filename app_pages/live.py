@@ -38,42 +38,64 @@ AUTO = "auto"
 MIN_FACE_CHOICES = [AUTO, 20, 30, 40, 60, 80, 120, 160]
 
 st.title("Live webcam")
-st.caption("Press **START** and allow the camera. Each frame is analysed on this machine; when "
-           "the model is slower than the camera, frames are skipped (never queued), so what you "
-           "see is always the present.")
+st.caption(
+    "Press **START** and allow the camera. Each frame is analysed on this machine; when "
+    "the model is slower than the camera, frames are skipped (never queued), so what you "
+    "see is always the present."
+)
 
 active = require_active_model()
 
 try:
     rtc_config = rtc_configuration()
 except FerError as exc:
-    st.error(f"{exc} Using no ICE servers (works when the browser runs on this machine or "
-             "network).", icon=":material/error:")
+    st.error(
+        f"{exc} Using no ICE servers (works when the browser runs on this machine or network).",
+        icon=":material/error:",
+    )
     rtc_config = {"iceServers": []}
 
 with st.sidebar:
     st.markdown("#### Live settings")
     detector = detector_choice(st)
     kept("live_smoothing", 0.5, valid=lambda v: isinstance(v, float) and 0.0 <= v <= 0.95)
-    smoothing = keep("live_smoothing", st.slider(
-        "Smoothing", min_value=0.0, max_value=0.95, step=0.05, key="live_smoothing",
-        help="How much each face's probabilities carry over from the previous frame: 0 shows "
-             "every frame's raw output (jittery), 0.9 changes slowly."))
+    smoothing = keep(
+        "live_smoothing",
+        st.slider(
+            "Smoothing",
+            min_value=0.0,
+            max_value=0.95,
+            step=0.05,
+            key="live_smoothing",
+            help="How much each face's probabilities carry over from the previous frame: 0 shows "
+            "every frame's raw output (jittery), 0.9 changes slowly.",
+        ),
+    )
     kept("live_min_face", AUTO, valid=lambda v: v in MIN_FACE_CHOICES)
-    min_face = keep("live_min_face", st.select_slider(
-        "Smallest face (px)", options=MIN_FACE_CHOICES, key="live_min_face",
-        format_func=lambda v: "detector's own" if v == AUTO else f"{v} px",
-        help="Faces smaller than this (box side, in pixels of the video arriving) are not "
-             "looked for. The detector's own: Haar looks from 60 px up, BlazeFace has no "
-             "limit. Lower it when the browser sends a small picture; raise it to ignore "
-             "faces in the background."))
+    min_face = keep(
+        "live_min_face",
+        st.select_slider(
+            "Smallest face (px)",
+            options=MIN_FACE_CHOICES,
+            key="live_min_face",
+            format_func=lambda v: "detector's own" if v == AUTO else f"{v} px",
+            help="Faces smaller than this (box side, in pixels of the video arriving) are not "
+            "looked for. The detector's own: Haar looks from 60 px up, BlazeFace has no "
+            "limit. Lower it when the browser sends a small picture; raise it to ignore "
+            "faces in the background.",
+        ),
+    )
 
 # One processor per viewer; a new one when the active model changes (the recording and the
 # face history move over to it).
 processor = st.session_state.get(PROCESSOR_KEY)
 if processor is None or processor.model is not active.model:
-    processor = LiveProcessor(active.model, smoothing=smoothing, detector=detector,
-                              recorder=processor.recorder if processor is not None else None)
+    processor = LiveProcessor(
+        active.model,
+        smoothing=smoothing,
+        detector=detector,
+        recorder=processor.recorder if processor is not None else None,
+    )
     st.session_state[PROCESSOR_KEY] = processor
 with user_errors():
     processor.set_smoothing(smoothing)
@@ -99,18 +121,24 @@ with video_column:
         key=WEBRTC_KEY,
         mode=WebRtcMode.SENDRECV,
         rtc_configuration=rtc_config,
-        media_stream_constraints={"video": {"width": {"ideal": 640}, "height": {"ideal": 480}},
-                                  "audio": False},
+        media_stream_constraints={
+            "video": {"width": {"ideal": 640}, "height": {"ideal": 480}},
+            "audio": False,
+        },
         video_frame_callback=processor,
         async_processing=True,  # drop stale frames instead of queueing them
     )
     if rtc_config["iceServers"]:
-        st.caption(f"ICE servers from {ICE_SERVERS_ENV}: "
-                   + ", ".join(u for s in rtc_config["iceServers"] for u in s["urls"]))
+        st.caption(
+            f"ICE servers from {ICE_SERVERS_ENV}: "
+            + ", ".join(u for s in rtc_config["iceServers"] for u in s["urls"])
+        )
     else:
-        st.caption(f"Direct connection only (no STUN/TURN). When the app runs on another "
-                   f"network, set {ICE_SERVERS_ENV}, e.g. "
-                   '`[{"urls": ["stun:stun.l.google.com:19302"]}]`.')
+        st.caption(
+            f"Direct connection only (no STUN/TURN). When the app runs on another "
+            f"network, set {ICE_SERVERS_ENV}, e.g. "
+            '`[{"urls": ["stun:stun.l.google.com:19302"]}]`.'
+        )
 
 playing = bool(context.state.playing)
 if not playing:
@@ -132,42 +160,66 @@ def live_panel():
     fps_col, latency_col, faces_col = st.columns(3)
     # The unit sits in the label: a value like "15.1 fps" is cut to "15.1 …" in a third of
     # the panel.
-    fps_col.metric("Frames/s", f"{snapshot.fps:.1f}",
-                   help="Frames analysed per second over the last 3 seconds.")
-    latency_col.metric("Latency", f"{snapshot.latency_ms:.0f} ms",
-                       help=f"One frame: detection {snapshot.detect_ms:.0f} ms, classification "
-                            f"{snapshot.classify_ms:.0f} ms, plus drawing.")
+    fps_col.metric(
+        "Frames/s",
+        f"{snapshot.fps:.1f}",
+        help="Frames analysed per second over the last 3 seconds.",
+    )
+    latency_col.metric(
+        "Latency",
+        f"{snapshot.latency_ms:.0f} ms",
+        help=f"One frame: detection {snapshot.detect_ms:.0f} ms, classification "
+        f"{snapshot.classify_ms:.0f} ms, plus drawing.",
+    )
     faces_col.metric("Faces", len(snapshot.faces), help=f"Detector: {snapshot.detector}.")
     width, height = snapshot.frame_size
-    st.caption(f"Video arriving at **{width}×{height}** (browsers lower it under load) · "
-               f"detector: {DETECTOR_LABELS.get(snapshot.detector, snapshot.detector)}.")
+    st.caption(
+        f"Video arriving at **{width}×{height}** (browsers lower it under load) · "
+        f"detector: {DETECTOR_LABELS.get(snapshot.detector, snapshot.detector)}."
+    )
     with st.container(key="live-summary"):
         top = snapshot.top
         if top is None and faces_too_small(snapshot):
-            st.warning(f"Faces too small at this resolution: the browser sends {width}×{height}, "
-                       f"and the detector looks for faces of {snapshot.smallest_face} px and "
-                       "more. Lower **Smallest face** in the sidebar, switch to BlazeFace, or "
-                       "close other tabs and programs so that the browser sends a larger "
-                       "picture.", icon=":material/photo_size_select_small:")
+            st.warning(
+                f"Faces too small at this resolution: the browser sends {width}×{height}, "
+                f"and the detector looks for faces of {snapshot.smallest_face} px and "
+                "more. Lower **Smallest face** in the sidebar, switch to BlazeFace, or "
+                "close other tabs and programs so that the browser sends a larger "
+                "picture.",
+                icon=":material/photo_size_select_small:",
+            )
         elif top is None:
             st.markdown("No face in view. Face the camera, in good light.")
-            missing = missing_for(st.session_state.setdefault("live_face_clock", {}), False,
-                                  snapshot.detector, time.time())
+            missing = missing_for(
+                st.session_state.setdefault("live_face_clock", {}),
+                False,
+                snapshot.detector,
+                time.time(),
+            )
             if snapshot.detector == "haar" and missing >= HAAR_MISS_SECONDS:
-                st.caption(f"The Haar cascade has found no face for {missing:.0f} s. "
-                           "BlazeFace finds faces that are tilted, small or in poor light.")
+                st.caption(
+                    f"The Haar cascade has found no face for {missing:.0f} s. "
+                    "BlazeFace finds faces that are tilted, small or in poor light."
+                )
                 if offer_blazeface(st, key="live-try-blazeface"):
                     st.rerun(scope="app")
         else:
-            missing_for(st.session_state.setdefault("live_face_clock", {}), True,
-                        snapshot.detector, time.time())
+            missing_for(
+                st.session_state.setdefault("live_face_clock", {}),
+                True,
+                snapshot.detector,
+                time.time(),
+            )
             st.markdown(f"### {shown_label(top)}")  # "uncertain" where the video says so
             st.caption(" · ".join(describe_faces(snapshot)))
     if snapshot.faces:
         faces, note = bar_faces(snapshot)
-        figure = probability_bars([f["probs"] for f in faces],
-                                  [f"face #{f['face_id']}: {shown_label(f)}" for f in faces],
-                                  columns=min(len(faces), 2), height_per_row=250)
+        figure = probability_bars(
+            [f["probs"] for f in faces],
+            [f"face #{f['face_id']}: {shown_label(f)}" for f in faces],
+            columns=min(len(faces), 2),
+            height_per_row=250,
+        )
         st.plotly_chart(figure, key="live-bars", config={"displayModeBar": False})
         if note:
             st.caption(f"Bars of the {MAX_BAR_FACES} most confident faces: {note}.")
@@ -183,12 +235,19 @@ def history_panel():
     note = showing_note(len(faces), history.attrs["faces_seen"])
     if note:
         st.caption(f"The faces seen most recently: {note}.")
-    figure = timeline_figure(history, max_faces=MAX_BAR_FACES, x_title="seconds before now",
-                             titles={f: f"face #{f}" for f in faces}, faces=faces)
+    figure = timeline_figure(
+        history,
+        max_faces=MAX_BAR_FACES,
+        x_title="seconds before now",
+        titles={f: f"face #{f}" for f in faces},
+        faces=faces,
+    )
     figure.update_xaxes(range=[-HISTORY_SECONDS, 0])
     # the colours are the bars' above, which name them: no legend to squeeze the chart
-    figure.update_layout(showlegend=False, height=min(figure.layout.height, 180 * len(
-        history["face_id"].unique()) + 60))
+    figure.update_layout(
+        showlegend=False,
+        height=min(figure.layout.height, 180 * len(history["face_id"].unique()) + 60),
+    )
     st.plotly_chart(figure, key="live-history", config={"displayModeBar": False})
 
 
@@ -210,10 +269,14 @@ def recording_status():
     recorder = processor.recorder
     if not recorder.recording:
         st.rerun()
-    st.button("Stop recording", icon=":material/stop_circle:", key="live-record-stop",
-              on_click=recorder.stop, type="primary")
-    st.caption(f":red[●] Recording: {recorder.frame_count:,} frames, "
-               f"{recorder.seconds():.0f} s.")
+    st.button(
+        "Stop recording",
+        icon=":material/stop_circle:",
+        key="live-record-stop",
+        on_click=recorder.stop,
+        type="primary",
+    )
+    st.caption(f":red[●] Recording: {recorder.frame_count:,} frames, {recorder.seconds():.0f} s.")
 
 
 def record_panel():
@@ -226,34 +289,63 @@ def record_panel():
         return
     record_col, snapshot_col = st.columns(2)
     record_col.button(
-        "Record", icon=":material/radio_button_checked:", key="live-record",
-        on_click=recorder.start, args=(threshold_of(active.model),), disabled=not playing,
+        "Record",
+        icon=":material/radio_button_checked:",
+        key="live-record",
+        on_click=recorder.start,
+        args=(threshold_of(active.model),),
+        disabled=not playing,
         help="Records every analysed frame (time, face id, box, all seven probabilities, "
-             f"label) until you stop, at most {MAX_RECORDED_FRAMES:,} frames. Recording does "
-             "not slow the video.")
-    snapshot_col.button("Snapshot", icon=":material/photo_camera:", key="live-snapshot",
-                        on_click=_take_snapshot, disabled=not playing,
-                        help="The annotated frame now on screen, as a PNG.")
+        f"label) until you stop, at most {MAX_RECORDED_FRAMES:,} frames. Recording does "
+        "not slow the video.",
+    )
+    snapshot_col.button(
+        "Snapshot",
+        icon=":material/photo_camera:",
+        key="live-snapshot",
+        on_click=_take_snapshot,
+        disabled=not playing,
+        help="The annotated frame now on screen, as a PNG.",
+    )
     frames = recorder.frame_count
     if frames:
-        note = (f" It stopped by itself at {MAX_RECORDED_FRAMES:,} frames." if recorder.full
-                else "")
-        st.caption(f"Recorded {frames:,} frames over {recorder.seconds():.1f} s.{note} "
-                   "Downloading keeps it; a new recording replaces it.")
+        note = f" It stopped by itself at {MAX_RECORDED_FRAMES:,} frames." if recorder.full else ""
+        st.caption(
+            f"Recorded {frames:,} frames over {recorder.seconds():.1f} s.{note} "
+            "Downloading keeps it; a new recording replaces it."
+        )
         stamp = recorder.started_at.strftime("%Y%m%d-%H%M%S")
         csv_col, json_col = st.columns(2)
-        csv_col.download_button("Session CSV", recorder.csv_bytes(), f"live-{stamp}.csv",
-                                mime="text/csv", on_click="ignore", key="live-csv",
-                                icon=":material/download:")
-        json_col.download_button("Session JSON", recorder.json_bytes(), f"live-{stamp}.json",
-                                 mime="application/json", on_click="ignore", key="live-json",
-                                 icon=":material/data_object:")
+        csv_col.download_button(
+            "Session CSV",
+            recorder.csv_bytes(),
+            f"live-{stamp}.csv",
+            mime="text/csv",
+            on_click="ignore",
+            key="live-csv",
+            icon=":material/download:",
+        )
+        json_col.download_button(
+            "Session JSON",
+            recorder.json_bytes(),
+            f"live-{stamp}.json",
+            mime="application/json",
+            on_click="ignore",
+            key="live-json",
+            icon=":material/data_object:",
+        )
     shot = st.session_state.get(SNAPSHOT_KEY)
     if shot:
         png, taken = shot
-        st.download_button(f"Snapshot PNG ({taken:%H:%M:%S})", png,
-                           f"live-snapshot-{taken:%Y%m%d-%H%M%S}.png", mime="image/png",
-                           on_click="ignore", key="live-snapshot-png", icon=":material/image:")
+        st.download_button(
+            f"Snapshot PNG ({taken:%H:%M:%S})",
+            png,
+            f"live-snapshot-{taken:%Y%m%d-%H%M%S}.png",
+            mime="image/png",
+            on_click="ignore",
+            key="live-snapshot-png",
+            icon=":material/image:",
+        )
 
 
 with panel_column:
@@ -276,5 +368,6 @@ with st.expander("How it works"):
         f"- Connections: by default no STUN/TURN server is used (`{ICE_SERVERS_ENV}` unset), "
         "which works when the browser and the app are on the same machine or network. For a "
         f"deployed app set `{ICE_SERVERS_ENV}` to a JSON list of ICE servers before starting "
-        "it, e.g. `[{\"urls\": \"turn:turn.example.org:3478\", \"username\": \"u\", "
-        "\"credential\": \"p\"}]`.")
+        'it, e.g. `[{"urls": "turn:turn.example.org:3478", "username": "u", '
+        '"credential": "p"}]`.'
+    )

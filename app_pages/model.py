@@ -31,47 +31,71 @@ metrics = card_metrics(card)
 test = card.get("test") or {}
 split = metrics["split"] or "test"
 
-st.markdown(f"**{model.name}** · architecture `{card.get('architecture') or '?'}` · backend "
-            f"`{model.backend}` · "
-            + ("shipped with the app" if active.source == "shipped" else "trained in this app"))
+st.markdown(
+    f"**{model.name}** · architecture `{card.get('architecture') or '?'}` · backend "
+    f"`{model.backend}` · "
+    + ("shipped with the app" if active.source == "shipped" else "trained in this app")
+)
 
 if not card:
-    st.info(f"This model has no model card ({model.path.stem}.card.json), so nothing about its "
-            "quality has been measured. Evaluate it on the Training page, or run "
-            f"`python -m fer_core evaluate --model {model.path} --write-card`.",
-            icon=":material/info:")
+    st.info(
+        f"This model has no model card ({model.path.stem}.card.json), so nothing about its "
+        "quality has been measured. Evaluate it on the Training page, or run "
+        f"`python -m fer_core evaluate --model {model.path} --write-card`.",
+        icon=":material/info:",
+    )
 else:
     numbers = headline(card, st.session_state.get(DETECTOR_KEY, DEFAULT_DETECTOR))
     st.subheader("In one sentence each")
-    st.markdown("\n".join(f"- {line}" for line in headline_sentences(
-        numbers, LABELS.get(st.session_state.get(DETECTOR_KEY, DEFAULT_DETECTOR), "Haar")))
-        or "- Nothing measured yet.")
-    st.caption(f"Trained on {LABEL_NAMES.get(numbers.trained_on, numbers.trained_on)}. "
-               "FER2013 was labelled by one person per face; FER+ (Microsoft) asked ten people "
-               "about every face. FER2013's own label matches the ten people's majority on "
-               "only about 72% of the faces where they agree, so above about 72-73% on "
-               "FER2013's labels a model learns that one labeller's habits.")
+    st.markdown(
+        "\n".join(
+            f"- {line}"
+            for line in headline_sentences(
+                numbers, LABELS.get(st.session_state.get(DETECTOR_KEY, DEFAULT_DETECTOR), "Haar")
+            )
+        )
+        or "- Nothing measured yet."
+    )
+    st.caption(
+        f"Trained on {LABEL_NAMES.get(numbers.trained_on, numbers.trained_on)}. "
+        "FER2013 was labelled by one person per face; FER+ (Microsoft) asked ten people "
+        "about every face. FER2013's own label matches the ten people's majority on "
+        "only about 72% of the faces where they agree, so above about 72-73% on "
+        "FER2013's labels a model learns that one labeller's habits."
+    )
     render_shipped_choice(active)
     st.subheader(f"Quality on FER2013 {split} (its own labels)")
     columns = st.columns(4)
-    columns[0].metric("Accuracy", percent(metrics["accuracy"]),
-                      help="Share of images whose most likely emotion is the labelled one.")
-    columns[1].metric("Macro-F1", f"{metrics['macro_f1']:.3f}"
-                      if metrics["macro_f1"] is not None else "—",
-                      help="F1 averaged over the seven classes: the rare ones count fully.")
+    columns[0].metric(
+        "Accuracy",
+        percent(metrics["accuracy"]),
+        help="Share of images whose most likely emotion is the labelled one.",
+    )
+    columns[1].metric(
+        "Macro-F1",
+        f"{metrics['macro_f1']:.3f}" if metrics["macro_f1"] is not None else "—",
+        help="F1 averaged over the seven classes: the rare ones count fully.",
+    )
     columns[2].metric("Test images", f"{test.get('n', 0):,}")
-    columns[3].metric("Flip averaging", "on" if card.get("flip_average") else "off",
-                      help="Each face is also classified mirrored and the two results are "
-                           "averaged (decided on PublicTest).")
+    columns[3].metric(
+        "Flip averaging",
+        "on" if card.get("flip_average") else "off",
+        help="Each face is also classified mirrored and the two results are "
+        "averaged (decided on PublicTest).",
+    )
     if split == "PrivateTest":
-        st.caption("PrivateTest was used for this report only: checkpoints and settings were "
-                   "chosen on PublicTest, as in every published FER2013 result. For scale: "
-                   "chance is 14%, always answering 'happy' scores 24.5%, human agreement with "
-                   "the labels is about 65%, and the best published models reach about 73-76%.")
+        st.caption(
+            "PrivateTest was used for this report only: checkpoints and settings were "
+            "chosen on PublicTest, as in every published FER2013 result. For scale: "
+            "chance is 14%, always answering 'happy' scores 24.5%, human agreement with "
+            "the labels is about 65%, and the best published models reach about 73-76%."
+        )
     elif split == "PublicTest":
-        st.caption("Measured on PublicTest, the split used to choose between runs. The figure "
-                   "to report is PrivateTest: run `python -m fer_core evaluate --split "
-                   "PrivateTest --write-card` on the final model.")
+        st.caption(
+            "Measured on PublicTest, the split used to choose between runs. The figure "
+            "to report is PrivateTest: run `python -m fer_core evaluate --split "
+            "PrivateTest --write-card` on the final model."
+        )
 
     st.subheader("Through the whole path, as users get it")
     render_whole_path(card)
@@ -84,112 +108,169 @@ else:
     if per_class:
         st.subheader(f"Per class ({split}, {own_labels})")
         table = pd.DataFrame([{"emotion": e, **per_class.get(e, {})} for e in EMOTIONS])
-        st.dataframe(table, hide_index=True, column_config={
-            "emotion": st.column_config.TextColumn("emotion"),
-            "precision": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
-                                                         format="percent"),
-            "recall": st.column_config.ProgressColumn(min_value=0.0, max_value=1.0,
-                                                      format="percent"),
-            "f1": st.column_config.ProgressColumn("F1", min_value=0.0, max_value=1.0,
-                                                  format="%.3f"),
-            "support": st.column_config.NumberColumn("test images", format="%d")})
-        st.caption("Precision: of the faces the model calls X, the share that are X. "
-                   "Recall: of the X faces, the share it finds. F1 combines the two.")
-        st.plotly_chart(per_class_figure(per_class), key="per-class",
-                        config={"displayModeBar": False})
+        st.dataframe(
+            table,
+            hide_index=True,
+            column_config={
+                "emotion": st.column_config.TextColumn("emotion"),
+                "precision": st.column_config.ProgressColumn(
+                    min_value=0.0, max_value=1.0, format="percent"
+                ),
+                "recall": st.column_config.ProgressColumn(
+                    min_value=0.0, max_value=1.0, format="percent"
+                ),
+                "f1": st.column_config.ProgressColumn(
+                    "F1", min_value=0.0, max_value=1.0, format="%.3f"
+                ),
+                "support": st.column_config.NumberColumn("test images", format="%d"),
+            },
+        )
+        st.caption(
+            "Precision: of the faces the model calls X, the share that are X. "
+            "Recall: of the X faces, the share it finds. F1 combines the two."
+        )
+        st.plotly_chart(
+            per_class_figure(per_class), key="per-class", config={"displayModeBar": False}
+        )
 
     matrix = own_report.get("confusion_matrix")
     if matrix:
         st.subheader(f"Confusion matrix ({own_labels})")
         normalise = st.toggle("Show shares of each true class", value=True, key="cm_normalise")
-        st.plotly_chart(confusion_figure(matrix, normalise), key="confusion",
-                        config={"displayModeBar": False})
+        st.plotly_chart(
+            confusion_figure(matrix, normalise), key="confusion", config={"displayModeBar": False}
+        )
         confused = top_confusions(matrix, own_report.get("labels") or list(EMOTIONS))
-        st.caption("Rows: the labelled emotion; columns: the model's answer. The diagonal is "
-                   "right; off the diagonal, the largest confusions here are "
-                   + ", ".join(f"{true} taken for {predicted} ({percent(share, 0)})"
-                               for true, predicted, share in confused) + ".")
+        st.caption(
+            "Rows: the labelled emotion; columns: the model's answer. The diagonal is "
+            "right; off the diagonal, the largest confusions here are "
+            + ", ".join(
+                f"{true} taken for {predicted} ({percent(share, 0)})"
+                for true, predicted, share in confused
+            )
+            + "."
+        )
 
     calibration = card.get("calibration") or {}
     calibration_test = calibration.get("test") or {}
     if calibration_test:
         st.subheader("Calibration: can its probabilities be taken at their word?")
         columns = st.columns(3)
-        columns[0].metric("ECE as trained", f"{calibration_test['ece_before']:.3f}",
-                          help=f"Expected calibration error on {calibration_test['split']}: "
-                               "the average gap between how sure the model is and how often "
-                               f"it is right, over {calibration.get('bins')} bins of its top "
-                               "probability (0 is perfect).")
-        columns[1].metric("ECE calibrated", f"{calibration_test['ece_after']:.3f}",
-                          delta=f"{calibration_test['ece_after'] - calibration_test['ece_before']:+.3f}",
-                          delta_color="inverse",
-                          help="With the calibration the app applies to every probability.")
-        columns[2].metric("Temperature", f"{calibration.get('temperature', 1.0):.2f}",
-                          help=f"Fitted on {calibration.get('fitted_on')} by minimising the "
-                               "negative log-likelihood" + (
-                                   f", after taking off the floor that label smoothing "
-                                   f"{calibration.get('smoothing'):g} puts under every "
-                                   "probability" if calibration.get("smoothing") else "") + ".")
-        st.plotly_chart(reliability_figure(calibration), key="reliability",
-                        config={"displayModeBar": False})
+        columns[0].metric(
+            "ECE as trained",
+            f"{calibration_test['ece_before']:.3f}",
+            help=f"Expected calibration error on {calibration_test['split']}: "
+            "the average gap between how sure the model is and how often "
+            f"it is right, over {calibration.get('bins')} bins of its top "
+            "probability (0 is perfect).",
+        )
+        columns[1].metric(
+            "ECE calibrated",
+            f"{calibration_test['ece_after']:.3f}",
+            delta=f"{calibration_test['ece_after'] - calibration_test['ece_before']:+.3f}",
+            delta_color="inverse",
+            help="With the calibration the app applies to every probability.",
+        )
+        columns[2].metric(
+            "Temperature",
+            f"{calibration.get('temperature', 1.0):.2f}",
+            help=f"Fitted on {calibration.get('fitted_on')} by minimising the "
+            "negative log-likelihood"
+            + (
+                f", after taking off the floor that label smoothing "
+                f"{calibration.get('smoothing'):g} puts under every "
+                "probability"
+                if calibration.get("smoothing")
+                else ""
+            )
+            + ".",
+        )
+        st.plotly_chart(
+            reliability_figure(calibration), key="reliability", config={"displayModeBar": False}
+        )
         threshold = calibration.get("uncertain_below")
         same_split = calibration_test["split"] == calibration.get("fitted_on")
-        st.caption(f"Reliability on {calibration_test['split']} "
-                   f"({calibration_test.get('n', 0):,} images); "
-                   + ("the calibration was fitted on these same images, so the calibrated "
-                      "ECE is optimistic: evaluate on PrivateTest for the figure to report. "
-                      if same_split else
-                      f"the calibration was fitted on {calibration.get('fitted_on')} only. ")
-                   + "On the diagonal, a face shown at 70% is right 70% of the time."
-                   + (f" Faces whose top probability is below {percent(threshold, 0)} are "
-                      "labelled *uncertain* with their two leading emotions: below it, the top "
-                      f"guess was wrong more often than right on {calibration.get('fitted_on')}."
-                      if threshold is not None else ""))
+        st.caption(
+            f"Reliability on {calibration_test['split']} "
+            f"({calibration_test.get('n', 0):,} images); "
+            + (
+                "the calibration was fitted on these same images, so the calibrated "
+                "ECE is optimistic: evaluate on PrivateTest for the figure to report. "
+                if same_split
+                else f"the calibration was fitted on {calibration.get('fitted_on')} only. "
+            )
+            + "On the diagonal, a face shown at 70% is right 70% of the time."
+            + (
+                f" Faces whose top probability is below {percent(threshold, 0)} are "
+                "labelled *uncertain* with their two leading emotions: below it, the top "
+                f"guess was wrong more often than right on {calibration.get('fitted_on')}."
+                if threshold is not None
+                else ""
+            )
+        )
 
     st.subheader("Speed and size")
     latency = card.get("latency") or {}
     columns = st.columns(4)
     one = latency.get("batch_1") or {}
     many = latency.get("batch_32") or {}
-    columns[0].metric("One face", f"{one['median_ms']:.2f} ms" if one else "—",
-                      help=f"Median of {one.get('repeats', '?')} calls; 90% of calls within "
-                           f"{one.get('p90_ms', 0):.2f} ms." if one else None)
-    columns[1].metric("Per face in a batch of 32",
-                      f"{many['median_ms_per_face']:.2f} ms" if many else "—")
+    columns[0].metric(
+        "One face",
+        f"{one['median_ms']:.2f} ms" if one else "—",
+        help=f"Median of {one.get('repeats', '?')} calls; 90% of calls within "
+        f"{one.get('p90_ms', 0):.2f} ms."
+        if one
+        else None,
+    )
+    columns[1].metric(
+        "Per face in a batch of 32", f"{many['median_ms_per_face']:.2f} ms" if many else "—"
+    )
     columns[2].metric("Parameters", f"{card.get('parameters', 0):,}")
     files = card.get("files") or {}
     litert = files.get("litert") or {}
-    columns[3].metric("Files", f"{(files.get('keras', {}).get('bytes', 0) + litert.get('bytes', 0)) / 1e6:.1f} MB",
-                      help="The Keras file and the LiteRT fast path"
-                           + (f" ({litert.get('quantization')})" if litert.get("quantization")
-                              else "") + " together.")
+    columns[3].metric(
+        "Files",
+        f"{(files.get('keras', {}).get('bytes', 0) + litert.get('bytes', 0)) / 1e6:.1f} MB",
+        help="The Keras file and the LiteRT fast path"
+        + (f" ({litert.get('quantization')})" if litert.get("quantization") else "")
+        + " together.",
+    )
     machine = card.get("machine") or {}
-    st.caption(f"Classifier only (face detection comes on top), backend "
-               f"`{one.get('backend', '?')}`, measured on {machine.get('processor', '?')} "
-               f"({machine.get('platform', '?')}).")
+    st.caption(
+        f"Classifier only (face detection comes on top), backend "
+        f"`{one.get('backend', '?')}`, measured on {machine.get('processor', '?')} "
+        f"({machine.get('platform', '?')})."
+    )
 
     training = card.get("training") or {}
     st.subheader("Training")
     if training:
         rows = training_rows(training)
-        st.table(pd.DataFrame(list(rows.items()),
-                              columns=["setting", "value"]).set_index("setting"))
+        st.table(
+            pd.DataFrame(list(rows.items()), columns=["setting", "value"]).set_index("setting")
+        )
     else:
         st.caption("The card does not say how the model was trained.")
     selection = card.get("selection") or {}
     if selection:
-        st.caption(f"Flip averaging was chosen on {selection.get('split')}: accuracy "
-                   f"{percent(selection.get('accuracy_plain'))} plain vs "
-                   f"{percent(selection.get('accuracy_flip_average'))} flip-averaged.")
+        st.caption(
+            f"Flip averaging was chosen on {selection.get('split')}: accuracy "
+            f"{percent(selection.get('accuracy_plain'))} plain vs "
+            f"{percent(selection.get('accuracy_flip_average'))} flip-averaged."
+        )
     with st.expander("The full model card (JSON)"):
         st.json(card, expanded=False)
 
 st.subheader("What this model cannot do")
 weak_report, judged_by = own_labels_report(card)
 weak = weak_classes(weak_report)
-weak = (f"- **Some classes are weak.** The lowest recall on the test split ({judged_by}): "
-        + "; ".join(weak) + "." if weak else
-        "- **Some classes may be weak.** This model has no per-class report yet.")
+weak = (
+    f"- **Some classes are weak.** The lowest recall on the test split ({judged_by}): "
+    + "; ".join(weak)
+    + "."
+    if weak
+    else "- **Some classes may be weak.** This model has no per-class report yet."
+)
 st.markdown(f"""
 - **It reads expressions, not feelings.** A smile is labelled *happy* whether or not the person
   is happy. People mask, exaggerate and differ in how they show emotion.

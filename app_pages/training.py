@@ -43,26 +43,37 @@ RUN_CHOICE_KEY = "run_choice"
 CONFIRM_KEY = "confirm_activation"  # the run whose activation awaits a confirmation
 PHASE_LABELS = {
     "starting": ":material/hourglass_top: starting (loading data)",
-    "training": ":material/play_circle: training", "stopping": ":material/pause_circle: stopping",
-    "finished": ":material/check_circle: finished", "stopped": ":material/stop_circle: stopped",
-    "interrupted": ":material/error: interrupted", "failed": ":material/cancel: failed",
+    "training": ":material/play_circle: training",
+    "stopping": ":material/pause_circle: stopping",
+    "finished": ":material/check_circle: finished",
+    "stopped": ":material/stop_circle: stopped",
+    "interrupted": ":material/error: interrupted",
+    "failed": ":material/cancel: failed",
     "idle": ":material/radio_button_unchecked: idle",
 }
-LABEL_CHOICES = {"fer2013": "FER2013's labels", "ferplus-votes": "FER+ crowd vote shares",
-                 "ferplus-majority": "FER+ crowd majority"}
+LABEL_CHOICES = {
+    "fer2013": "FER2013's labels",
+    "ferplus-votes": "FER+ crowd vote shares",
+    "ferplus-majority": "FER+ crowd majority",
+}
 MISSING = "—"  # what a table shows for a value a run does not have (yet)
 
 st.title("Training")
-st.caption("Train a model on FER2013 in a background process: this page stays responsive, and "
-           "you can close it and come back. Validation uses PublicTest; PrivateTest is kept "
-           "for the final report only.")
+st.caption(
+    "Train a model on FER2013 in a background process: this page stays responsive, and "
+    "you can close it and come back. Validation uses PublicTest; PrivateTest is kept "
+    "for the final report only."
+)
 
 runs = runs_dir()
 dataset = data_path()
 admin = is_admin()
 if not admin:
-    st.info(why_not_admin() + " You can still follow the runs and choose a trained model for "
-            "your own session below.", icon=":material/lock:")
+    st.info(
+        why_not_admin() + " You can still follow the runs and choose a trained model for "
+        "your own session below.",
+        icon=":material/lock:",
+    )
 
 
 def active_run_dir() -> Path | None:
@@ -82,103 +93,166 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
     elif dataset:
         st.caption("Data: the dataset chosen on the Dataset page.")
     else:
-        st.info("Tell the app where FER2013 is first: on the Dataset page, or with the "
-                "FER2013_PATH environment variable.", icon=":material/folder_open:")
+        st.info(
+            "Tell the app where FER2013 is first: on the Dataset page, or with the "
+            "FER2013_PATH environment variable.",
+            icon=":material/folder_open:",
+        )
     architectures = available_architectures()
     with st.form("new_run", border=False):
         first = st.columns(4)
         architecture = first[0].selectbox(
-            "Architecture", architectures,
+            "Architecture",
+            architectures,
             index=architectures.index("cnn_gru") if "cnn_gru" in architectures else 0,
             help="cnn_gru: the shipped model's design (CNN features read by a GRU). "
-                 "mini_xception: smaller and faster. cnn_wide: cnn_gru without the GRU.")
+            "mini_xception: smaller and faster. cnn_wide: cnn_gru without the GRU.",
+        )
         epochs = first[1].number_input("Epochs", min_value=1, max_value=500, value=3, step=1)
         batch_size = first[2].select_slider("Batch size", [16, 32, 64, 128, 256], value=64)
-        learning_rate = first[3].number_input("Learning rate", min_value=1e-5, max_value=0.5,
-                                              value=2e-3, step=5e-4, format="%.4f")
+        learning_rate = first[3].number_input(
+            "Learning rate", min_value=1e-5, max_value=0.5, value=2e-3, step=5e-4, format="%.4f"
+        )
         second = st.columns(3)
         subset = second[0].number_input(
-            "Training images (0 = all 28,709)", min_value=0, max_value=30000, value=2000,
-            step=500, help="A stratified subset of Training, so a run finishes in minutes on a "
-                           "CPU. The shipped model used all of it.")
+            "Training images (0 = all 28,709)",
+            min_value=0,
+            max_value=30000,
+            value=2000,
+            step=500,
+            help="A stratified subset of Training, so a run finishes in minutes on a "
+            "CPU. The shipped model used all of it.",
+        )
         val_subset = second[1].number_input(
-            "Validation images (0 = all 3,589)", min_value=0, max_value=4000, value=500,
-            step=100, help="A stratified subset of PublicTest, checked after every epoch.")
-        name = second[2].text_input("Run name", value="",
-                                    placeholder="automatic: architecture-date-time",
-                                    help="Letters, digits, '_', '-' and '.'. Leave it empty for "
-                                         "a name made of the architecture and the time.")
+            "Validation images (0 = all 3,589)",
+            min_value=0,
+            max_value=4000,
+            value=500,
+            step=100,
+            help="A stratified subset of PublicTest, checked after every epoch.",
+        )
+        name = second[2].text_input(
+            "Run name",
+            value="",
+            placeholder="automatic: architecture-date-time",
+            help="Letters, digits, '_', '-' and '.'. Leave it empty for "
+            "a name made of the architecture and the time.",
+        )
         sources = {source.key: source for source in model_sources(runs)}
         third = st.columns([2, 2, 1, 1])
         start_from = third[0].selectbox(
-            "Start from", [None, *sources], format_func=lambda key: "random weights"
-            if key is None else sources[key].label,
+            "Start from",
+            [None, *sources],
+            format_func=lambda key: "random weights" if key is None else sources[key].label,
             help="Fine-tune: begin from the weights of the shipped model or of a run's best "
-                 "model (the same architecture), instead of random weights.")
+            "model (the same architecture), instead of random weights.",
+        )
         teachers = third[1].multiselect(
-            "Distil from (teachers)", list(sources), format_func=lambda key: sources[key].label,
+            "Distil from (teachers)",
+            list(sources),
+            format_func=lambda key: sources[key].label,
             placeholder="no teacher",
             help="Soft targets from these models (averaged, and with their mirrored faces), "
-                 "computed once when the run starts and cached in its folder. Any "
-                 "architecture; a bigger teacher makes a better student, and takes longer "
-                 "to compute on a CPU.")
+            "computed once when the run starts and cached in its folder. Any "
+            "architecture; a bigger teacher makes a better student, and takes longer "
+            "to compute on a CPU.",
+        )
         distill_weight = third[2].number_input(
-            "Teacher weight", min_value=0.0, max_value=1.0, value=0.7, step=0.1,
+            "Teacher weight",
+            min_value=0.0,
+            max_value=1.0,
+            value=0.7,
+            step=0.1,
             help="The share of the loss that follows the teachers (the rest follows the "
-                 "labels). Used only with a teacher.")
+            "labels). Used only with a teacher.",
+        )
         mix = third[3].selectbox(
-            "Image mixing", MIXES, help="mixup blends two faces and their targets; CutMix "
-                                        "pastes a patch of one face onto another.")
+            "Image mixing",
+            MIXES,
+            help="mixup blends two faces and their targets; CutMix "
+            "pastes a patch of one face onto another.",
+        )
         fourth = st.columns([2, 2])
         crowd_file = default_ferplus_path()
         labels = fourth[0].selectbox(
-            "Labels to learn", LABEL_SOURCES, format_func=LABEL_CHOICES.get,
+            "Labels to learn",
+            LABEL_SOURCES,
+            format_func=LABEL_CHOICES.get,
             help="FER2013's own labels (one person per face), or FER+'s crowd: ten people's "
-                 "votes for every face (needs FERPLUS_PATH, FER+'s fer2013new.csv). With the "
-                 "vote shares, the model's probabilities mean the share of people who would "
-                 "call a face each emotion.")
+            "votes for every face (needs FERPLUS_PATH, FER+'s fer2013new.csv). With the "
+            "vote shares, the model's probabilities mean the share of people who would "
+            "call a face each emotion.",
+        )
         path_augment = fourth[1].checkbox(
-            "Augment for the whole path", value=False,
+            "Augment for the whole path",
+            value=False,
             help="Also train on what the detector's crop does to a face: small faces upscaled, "
-                 "light, noise, a hidden part.")
-        submitted = st.form_submit_button("Start training", type="primary",
-                                          icon=":material/play_arrow:",
-                                          disabled=not (dataset and admin))
+            "light, noise, a hidden part.",
+        )
+        submitted = st.form_submit_button(
+            "Start training",
+            type="primary",
+            icon=":material/play_arrow:",
+            disabled=not (dataset and admin),
+        )
     if submitted:
         name = name.strip() or new_run_name(architecture)
         try:
             # Model files are looked up by key in this server's own list, never taken from
             # the form. One that vanished since the page was drawn is reported, not guessed.
-            if start_from is not None and start_from not in sources \
-                    or any(key not in sources for key in teachers):
+            if (
+                start_from is not None
+                and start_from not in sources
+                or any(key not in sources for key in teachers)
+            ):
                 raise FerError("A chosen model is no longer available; choose again.")
             check_start_from(sources.get(start_from), architecture)
             if labels != "fer2013" and not crowd_file:
-                raise FerError("Training on the crowd's labels needs FER+'s fer2013new.csv: "
-                               "start the app with FERPLUS_PATH set to it (download it from "
-                               "the FERPlus repository).")
+                raise FerError(
+                    "Training on the crowd's labels needs FER+'s fer2013new.csv: "
+                    "start the app with FERPLUS_PATH set to it (download it from "
+                    "the FERPlus repository)."
+                )
             # The page writes the run's config.json; the process reads its settings from it.
-            start_training(TrainConfig(
-                architecture=architecture, epochs=int(epochs), batch_size=int(batch_size),
-                learning_rate=float(learning_rate), train_subset=int(subset) or None,
-                validation_subset=int(val_subset) or None, data_path=dataset,
-                runs_dir=str(runs), run_name=name,
-                init_from=str(sources[start_from].path) if start_from else None,
-                teacher=[str(sources[key].path) for key in teachers] or None,
-                distill_weight=float(distill_weight), mix=mix, labels=labels,
-                ferplus_path=crowd_file if labels != "fer2013" else None,
-                path_augment=bool(path_augment)))
+            start_training(
+                TrainConfig(
+                    architecture=architecture,
+                    epochs=int(epochs),
+                    batch_size=int(batch_size),
+                    learning_rate=float(learning_rate),
+                    train_subset=int(subset) or None,
+                    validation_subset=int(val_subset) or None,
+                    data_path=dataset,
+                    runs_dir=str(runs),
+                    run_name=name,
+                    init_from=str(sources[start_from].path) if start_from else None,
+                    teacher=[str(sources[key].path) for key in teachers] or None,
+                    distill_weight=float(distill_weight),
+                    mix=mix,
+                    labels=labels,
+                    ferplus_path=crowd_file if labels != "fer2013" else None,
+                    path_augment=bool(path_augment),
+                )
+            )
         except (FerError, OSError) as exc:
-            show_error(str(exc) if isinstance(exc, FerError) else
-                       f"Could not start the run ({type(exc).__name__}).")
+            show_error(
+                str(exc)
+                if isinstance(exc, FerError)
+                else f"Could not start the run ({type(exc).__name__})."
+            )
         else:
             st.session_state[WATCHED_KEY] = name
             st.session_state[RUN_CHOICE_KEY] = name  # show the new run below
-            st.success(f"Started run {escape_markdown(name)}. It first loads the data (tens of seconds), "
-                       "then trains.", icon=":material/rocket_launch:")
-    st.caption(f"This machine has {os.cpu_count()} CPU cores; runs started at the same time "
-               "share them. Runs are stored in the folder named by FER_RUNS_DIR (default: "
-               "`runs` where the app was started).")
+            st.success(
+                f"Started run {escape_markdown(name)}. It first loads the data (tens of seconds), "
+                "then trains.",
+                icon=":material/rocket_launch:",
+            )
+    st.caption(
+        f"This machine has {os.cpu_count()} CPU cores; runs started at the same time "
+        "share them. Runs are stored in the folder named by FER_RUNS_DIR (default: "
+        "`runs` where the app was started)."
+    )
 
 # ----------------------------------------------------------------------------- runs table
 
@@ -189,37 +263,56 @@ else:
     statuses = {s["name"]: run_status(s["path"]) for s in summaries}
     evaluations = {name: evaluation_status(status["path"]) for name, status in statuses.items()}
     current_active = active_run_dir()
-    table = pd.DataFrame([{
-        "run": name,
-        "active": current_active is not None and Path(status["path"]).resolve() ==
-        current_active.resolve(),
-        "status": status["phase"],
-        "architecture": status["config"].get("architecture", "?"),
-        "epochs": f"{status['epochs_done']}/{status['epochs'] or '?'}",
-        "best val acc": status["best_val_accuracy"] if (status["best_val_accuracy"] or -1) >= 0
-        else None,
-        "val macro-F1": (status["metrics"] or {}).get("macro_f1"),
-        "PublicTest acc": ((evaluations[name]["report"] or {}).get("accuracy")
-                           if evaluations[name]["phase"] == "done" else None),
-        # text throughout: a column of numbers and "all" is not one Arrow type
-        "train images": str(status["config"].get("train_subset") or "all"),
-    } for name, status in statuses.items()])
+    table = pd.DataFrame(
+        [
+            {
+                "run": name,
+                "active": current_active is not None
+                and Path(status["path"]).resolve() == current_active.resolve(),
+                "status": status["phase"],
+                "architecture": status["config"].get("architecture", "?"),
+                "epochs": f"{status['epochs_done']}/{status['epochs'] or '?'}",
+                "best val acc": status["best_val_accuracy"]
+                if (status["best_val_accuracy"] or -1) >= 0
+                else None,
+                "val macro-F1": (status["metrics"] or {}).get("macro_f1"),
+                "PublicTest acc": (
+                    (evaluations[name]["report"] or {}).get("accuracy")
+                    if evaluations[name]["phase"] == "done"
+                    else None
+                ),
+                # text throughout: a column of numbers and "all" is not one Arrow type
+                "train images": str(status["config"].get("train_subset") or "all"),
+            }
+            for name, status in statuses.items()
+        ]
+    )
     st.subheader("Runs")
-    st.dataframe(table, hide_index=True, placeholder=MISSING, column_config={
-        "active": st.column_config.CheckboxColumn("app model", width="small"),
-        "best val acc": st.column_config.NumberColumn(format="percent"),
-        "val macro-F1": st.column_config.NumberColumn(format="%.3f"),
-        "PublicTest acc": st.column_config.NumberColumn(format="percent")})
+    st.dataframe(
+        table,
+        hide_index=True,
+        placeholder=MISSING,
+        column_config={
+            "active": st.column_config.CheckboxColumn("app model", width="small"),
+            "best val acc": st.column_config.NumberColumn(format="percent"),
+            "val macro-F1": st.column_config.NumberColumn(format="%.3f"),
+            "PublicTest acc": st.column_config.NumberColumn(format="percent"),
+        },
+    )
 
     names = list(statuses)
     busy = busy_runs(statuses, evaluations)
     watched = st.session_state.get(WATCHED_KEY)
-    default = names.index(watched) if watched in names else next(
-        (i for i, n in enumerate(names) if statuses[n]["phase"] in ACTIVE_PHASES), 0)
+    default = (
+        names.index(watched)
+        if watched in names
+        else next((i for i, n in enumerate(names) if statuses[n]["phase"] in ACTIVE_PHASES), 0)
+    )
     if st.session_state.get(RUN_CHOICE_KEY) not in names:
         st.session_state[RUN_CHOICE_KEY] = names[default]
-    chosen = st.selectbox("Run", names, key=RUN_CHOICE_KEY,
-                          format_func=lambda n: f"{n} ({statuses[n]['phase']})")
+    chosen = st.selectbox(
+        "Run", names, key=RUN_CHOICE_KEY, format_func=lambda n: f"{n} ({statuses[n]['phase']})"
+    )
     run_dir = Path(statuses[chosen]["path"])
     was_busy = chosen in busy
     initial_phases = (statuses[chosen]["phase"], evaluations[chosen]["phase"])
@@ -239,90 +332,143 @@ else:
             st.rerun()  # a job started training or ended: refresh the table and buttons too
         config = status["config"]
         head = st.columns([2, 1, 1, 1])
-        head[0].markdown(f"**{escape_markdown(status['name'])}** · {PHASE_LABELS.get(status['phase'], status['phase'])}")
+        head[0].markdown(
+            f"**{escape_markdown(status['name'])}** · {PHASE_LABELS.get(status['phase'], status['phase'])}"
+        )
         head[1].metric("Epochs", f"{status['epochs_done']}/{status['epochs'] or '?'}")
         best = status["best_val_accuracy"]
-        head[2].metric("Best val accuracy", percent(best) if best is not None and best >= 0
-                       else "—", help=f"epoch {status['best_epoch']}" if status["best_epoch"]
-                       else None)
-        head[3].metric("Time left", duration(status["eta_seconds"])
-                       if status["phase"] in ("training", "stopping") else "—")
+        head[2].metric(
+            "Best val accuracy",
+            percent(best) if best is not None and best >= 0 else "—",
+            help=f"epoch {status['best_epoch']}" if status["best_epoch"] else None,
+        )
+        head[3].metric(
+            "Time left",
+            duration(status["eta_seconds"]) if status["phase"] in ("training", "stopping") else "—",
+        )
         if status["phase"] in ("training", "stopping"):
             epoch = status["epoch"] or status["epochs_done"] + 1
-            st.progress(status["overall_fraction"] or 0.0,
-                        text=f"Run: {percent(status['overall_fraction'] or 0.0, 0)} · "
-                             f"ETA {duration(status['eta_seconds'])}")
+            st.progress(
+                status["overall_fraction"] or 0.0,
+                text=f"Run: {percent(status['overall_fraction'] or 0.0, 0)} · "
+                f"ETA {duration(status['eta_seconds'])}",
+            )
             progress = status["progress"]
             if progress and not progress.get("batch"):
-                st.progress(0.0, text=f"Epoch {epoch}/{status['epochs']}: building the model "
-                                      "for its first batch…")
+                st.progress(
+                    0.0,
+                    text=f"Epoch {epoch}/{status['epochs']}: building the model "
+                    "for its first batch…",
+                )
             elif progress:
-                st.progress(status["batch_fraction"] or 0.0,
-                            text=f"Epoch {epoch}/{status['epochs']}: batch "
-                                 f"{progress.get('batch', 0)}/{progress.get('steps', '?')}")
+                st.progress(
+                    status["batch_fraction"] or 0.0,
+                    text=f"Epoch {epoch}/{status['epochs']}: batch "
+                    f"{progress.get('batch', 0)}/{progress.get('steps', '?')}",
+                )
             else:
-                st.caption(f"Epoch {epoch}/{status['epochs']} is running; this run does not "
-                           "report its batches (it was started outside the app or by an older "
-                           "version), so progress moves one epoch at a time.")
+                st.caption(
+                    f"Epoch {epoch}/{status['epochs']} is running; this run does not "
+                    "report its batches (it was started outside the app or by an older "
+                    "version), so progress moves one epoch at a time."
+                )
         elif status["phase"] == "starting":
             st.progress(0.0, text="Loading FER2013 and building the model…")
         if status["phase"] in ("failed", "interrupted"):
             # The reason the run recorded (a full disk, say) is the run's own message: no
             # server path is in it.
             reason = status.get("reason")
-            st.error("The training process ended before finishing"
-                     + (f": {escape_markdown(reason)}." if reason else
-                        " (see the log below)." if status["log"] else ".")
-                     + (" Resume it to continue from its last full epoch."
-                        if status["epochs_done"] else ""), icon=":material/error:")
+            st.error(
+                "The training process ended before finishing"
+                + (
+                    f": {escape_markdown(reason)}."
+                    if reason
+                    else " (see the log below)."
+                    if status["log"]
+                    else "."
+                )
+                + (
+                    " Resume it to continue from its last full epoch."
+                    if status["epochs_done"]
+                    else ""
+                ),
+                icon=":material/error:",
+            )
         if status["history"]:
-            st.plotly_chart(history_figure(status["history"]), key=f"history-{status['name']}",
-                            config={"displayModeBar": False})
+            st.plotly_chart(
+                history_figure(status["history"]),
+                key=f"history-{status['name']}",
+                config={"displayModeBar": False},
+            )
         elif status["phase"] in ACTIVE_PHASES:
             st.caption("The chart appears when the first epoch ends.")
 
         buttons = [st.container(horizontal=True, gap="small")] * 3
         if status["alive"]:
-            if buttons[0].button("Stop", key=f"stop-{status['name']}", icon=":material/stop:",
-                                 disabled=status["phase"] == "stopping" or not admin,
-                                 help="Stops after the current batch; the last full epoch is "
-                                      "kept, and the run can be resumed."):
+            if buttons[0].button(
+                "Stop",
+                key=f"stop-{status['name']}",
+                icon=":material/stop:",
+                disabled=status["phase"] == "stopping" or not admin,
+                help="Stops after the current batch; the last full epoch is "
+                "kept, and the run can be resumed.",
+            ):
                 outcome = stop_training(run_dir)
-                st.toast({"requested": "Stopping after the current batch…",
-                          "terminated": "Stopped while loading data.",
-                          "not running": "The run had already ended."}[outcome])
+                st.toast(
+                    {
+                        "requested": "Stopping after the current batch…",
+                        "terminated": "Stopped while loading data.",
+                        "not running": "The run had already ended.",
+                    }[outcome]
+                )
         elif status["epochs_done"] < (status["epochs"] or 0) and config:
-            if buttons[0].button("Resume", key=f"resume-{status['name']}",
-                                 icon=":material/play_arrow:", disabled=not admin,
-                                 help="Continue from the last full epoch, with the run's own "
-                                      "settings (its config.json)."):
+            if buttons[0].button(
+                "Resume",
+                key=f"resume-{status['name']}",
+                icon=":material/play_arrow:",
+                disabled=not admin,
+                help="Continue from the last full epoch, with the run's own "
+                "settings (its config.json).",
+            ):
                 try:
                     resume_training(run_dir)
                     st.rerun()
                 except (FerError, OSError) as exc:
-                    show_error(str(exc) if isinstance(exc, FerError) else
-                               f"Could not resume the run ({type(exc).__name__}).")
+                    show_error(
+                        str(exc)
+                        if isinstance(exc, FerError)
+                        else f"Could not resume the run ({type(exc).__name__})."
+                    )
         can_use_model = status["has_model"] and not evaluation["alive"]
-        if buttons[1].button("Evaluate on PublicTest", key=f"eval-{status['name']}",
-                             icon=":material/fact_check:",
-                             disabled=not (can_use_model and dataset and admin
-                                           and not status["alive"]),
-                             help="Accuracy, macro-F1, per-class scores and a model card for "
-                                  "this run's best model, in the background; its progress "
-                                  "and time left show here, and it can be cancelled."):
+        if buttons[1].button(
+            "Evaluate on PublicTest",
+            key=f"eval-{status['name']}",
+            icon=":material/fact_check:",
+            disabled=not (can_use_model and dataset and admin and not status["alive"]),
+            help="Accuracy, macro-F1, per-class scores and a model card for "
+            "this run's best model, in the background; its progress "
+            "and time left show here, and it can be cancelled.",
+        ):
             try:
                 start_evaluation(run_dir, dataset, "PublicTest")
                 st.rerun()
             except (FerError, OSError) as exc:
-                show_error(str(exc) if isinstance(exc, FerError) else
-                           f"Could not start the evaluation ({type(exc).__name__}).")
+                show_error(
+                    str(exc)
+                    if isinstance(exc, FerError)
+                    else f"Could not start the evaluation ({type(exc).__name__})."
+                )
         confirming = st.session_state.get(CONFIRM_KEY) == status["name"]
-        if buttons[2].button("Use in the app", key=f"activate-{status['name']}",
-                             icon=":material/published_with_changes:", type="primary",
-                             disabled=not (can_use_model and admin) or confirming,
-                             help="Exports the fast path of this run's best model and makes it "
-                                  "the model every page uses, for every visitor. The shipped "
-                                  "model stays as it is."):
+        if buttons[2].button(
+            "Use in the app",
+            key=f"activate-{status['name']}",
+            icon=":material/published_with_changes:",
+            type="primary",
+            disabled=not (can_use_model and admin) or confirming,
+            help="Exports the fast path of this run's best model and makes it "
+            "the model every page uses, for every visitor. The shipped "
+            "model stays as it is.",
+        ):
             candidate = run_public_score(status, evaluation)
             current = card_public_score(active_model().card)
             if activation_warning(candidate, current):
@@ -333,40 +479,60 @@ else:
             confirm_activation(status, evaluation, run_dir)
         exported = sorted((run_dir / "export").glob("*.keras")) if not admin else []
         if exported and buttons[2].button(
-                "Use for me", key=f"session-{status['name']}", icon=":material/person:",
-                help="Use this run's exported model in your own session only."):
+            "Use for me",
+            key=f"session-{status['name']}",
+            icon=":material/person:",
+            help="Use this run's exported model in your own session only.",
+        ):
             choose_for_session(exported[-1])
             st.rerun(scope="app")
 
         if evaluation["phase"] == "running":
             progress = evaluation["progress"] or {}
             eta = progress.get("eta_seconds")
-            st.progress(progress.get("fraction", 0.0),
-                        text=f"Evaluating on PublicTest: {progress.get('stage', '')}"
-                             + (f" · ETA {duration(eta)}" if eta is not None else ""))
-            if st.button("Cancel the evaluation", key=f"stop-eval-{status['name']}",
-                         icon=":material/cancel:", disabled=not admin):
+            st.progress(
+                progress.get("fraction", 0.0),
+                text=f"Evaluating on PublicTest: {progress.get('stage', '')}"
+                + (f" · ETA {duration(eta)}" if eta is not None else ""),
+            )
+            if st.button(
+                "Cancel the evaluation",
+                key=f"stop-eval-{status['name']}",
+                icon=":material/cancel:",
+                disabled=not admin,
+            ):
                 stop_evaluation(run_dir)
                 st.rerun()
         elif evaluation["phase"] == "stopped":
-            st.info("The evaluation was cancelled; nothing was written. Evaluate again when "
-                    "you like.", icon=":material/cancel:")
+            st.info(
+                "The evaluation was cancelled; nothing was written. Evaluate again when you like.",
+                icon=":material/cancel:",
+            )
         elif evaluation["phase"] == "failed":
-            st.error("The evaluation failed" + (": its log follows." if admin else "."),
-                     icon=":material/error:")
+            st.error(
+                "The evaluation failed" + (": its log follows." if admin else "."),
+                icon=":material/error:",
+            )
             if admin:
                 st.code(evaluation["log"] or "no output", language=None)
         elif evaluation["phase"] == "done":
             report = evaluation["report"]
-            st.markdown(f"**Evaluation on {report.get('split', 'PublicTest')}** "
-                        f"({report.get('n', 0):,} images): accuracy "
-                        f"**{percent(report.get('accuracy'))}**, macro-F1 "
-                        f"**{report.get('macro_f1', 0):.3f}**")
+            st.markdown(
+                f"**Evaluation on {report.get('split', 'PublicTest')}** "
+                f"({report.get('n', 0):,} images): accuracy "
+                f"**{percent(report.get('accuracy'))}**, macro-F1 "
+                f"**{report.get('macro_f1', 0):.3f}**"
+            )
             per_class = pd.DataFrame(report.get("per_class", {})).T
             if not per_class.empty:
-                st.dataframe(per_class, placeholder=MISSING, column_config={
-                    c: st.column_config.NumberColumn(format="%.3f")
-                    for c in ("precision", "recall", "f1")})
+                st.dataframe(
+                    per_class,
+                    placeholder=MISSING,
+                    column_config={
+                        c: st.column_config.NumberColumn(format="%.3f")
+                        for c in ("precision", "recall", "f1")
+                    },
+                )
         if config and admin:
             with st.expander("Settings and log"):
                 shown = {k: v for k, v in config.items() if k not in ("model_kwargs",)}
@@ -383,8 +549,11 @@ else:
             st.session_state["activation_message"] = f"The app now uses {target.stem}."
             st.rerun(scope="app")
         except (FerError, OSError) as exc:
-            show_error(str(exc) if isinstance(exc, FerError) else
-                       f"Could not switch the model ({type(exc).__name__}).")
+            show_error(
+                str(exc)
+                if isinstance(exc, FerError)
+                else f"Could not switch the model ({type(exc).__name__})."
+            )
 
     def describe_score(score: dict | None) -> str:
         if score is None:
@@ -397,18 +566,27 @@ else:
         candidate = run_public_score(status, evaluation)
         current_model = active_model()
         current = card_public_score(current_model.card)
-        st.warning(f"**{escape_markdown(status['name'])}** scores "
-                   f"{'lower than' if candidate else 'unknown against'} the model every page "
-                   f"uses now. {escape_markdown(status['name'])}: {describe_score(candidate)}. "
-                   f"{escape_markdown(current_model.model.name)} (in use): "
-                   f"{describe_score(current)}. Switch every visitor to it anyway?",
-                   icon=":material/warning:")
+        st.warning(
+            f"**{escape_markdown(status['name'])}** scores "
+            f"{'lower than' if candidate else 'unknown against'} the model every page "
+            f"uses now. {escape_markdown(status['name'])}: {describe_score(candidate)}. "
+            f"{escape_markdown(current_model.model.name)} (in use): "
+            f"{describe_score(current)}. Switch every visitor to it anyway?",
+            icon=":material/warning:",
+        )
         choice = st.container(horizontal=True, gap="small")
-        if choice.button("Use it anyway", key=f"confirm-{status['name']}",
-                         icon=":material/published_with_changes:"):
+        if choice.button(
+            "Use it anyway",
+            key=f"confirm-{status['name']}",
+            icon=":material/published_with_changes:",
+        ):
             activate(run_dir)
-        if choice.button("Keep the current model", key=f"cancel-{status['name']}",
-                         type="primary", icon=":material/undo:"):
+        if choice.button(
+            "Keep the current model",
+            key=f"cancel-{status['name']}",
+            type="primary",
+            icon=":material/undo:",
+        ):
             st.session_state.pop(CONFIRM_KEY, None)
             st.rerun()
 
@@ -433,11 +611,15 @@ with user_errors():
             st.session_state["activation_message"] = "The app uses the shipped model again."
             st.rerun()
     else:
-        st.markdown(f"The app uses the shipped model **{escape_markdown(active.model.name)}**. "
-                    "Train a run and press *Use in the app* to switch; you can always come back.")
+        st.markdown(
+            f"The app uses the shipped model **{escape_markdown(active.model.name)}**. "
+            "Train a run and press *Use in the app* to switch; you can always come back."
+        )
     if active.source == "session":
-        st.markdown(f"This session uses **{escape_markdown(active.model.name)}**, chosen for "
-                    "this session only.")
+        st.markdown(
+            f"This session uses **{escape_markdown(active.model.name)}**, chosen for "
+            "this session only."
+        )
         if st.button("Use what everyone uses", icon=":material/undo:"):
             choose_for_session(None)
             st.rerun(scope="app")

@@ -55,9 +55,11 @@ INTAKE_PROBLEMS_KEY = "upload_intake_problems"
 CANCELLED_KEY = "video_cancelled"  # keys of video analyses the visitor cancelled
 
 st.title("Photos & videos")
-st.caption("Upload one or several photos (JPEG, PNG, WebP, BMP, GIF, TIFF) or videos (MP4, "
-           "AVI, MOV, WebM). Every face found is boxed and labelled with its most likely "
-           "emotion, or as *uncertain* with its two leading emotions when the model is unsure.")
+st.caption(
+    "Upload one or several photos (JPEG, PNG, WebP, BMP, GIF, TIFF) or videos (MP4, "
+    "AVI, MOV, WebM). Every face found is boxed and labelled with its most likely "
+    "emotion, or as *uncertain* with its two leading emotions when the model is unsure."
+)
 
 active = require_active_model()
 model = active.model
@@ -68,12 +70,15 @@ threshold = threshold_of(model)  # measured on PublicTest, read from the model c
 
 generation = st.session_state.get(GENERATION_KEY, 0)
 incoming = st.file_uploader(
-    "Photos or videos", type=IMAGE_TYPES + VIDEO_TYPES, accept_multiple_files=True,
+    "Photos or videos",
+    type=IMAGE_TYPES + VIDEO_TYPES,
+    accept_multiple_files=True,
     key="upload_files" if generation == 0 else f"upload_files-{generation}",
     max_upload_size=max(1, math.ceil(max(max_photo_mb(), max_video_mb()))),
     help=f"Photos up to {max_photo_mb():g} MB; videos up to {max_video_mb():g} MB and "
-         f"{max_video_seconds():g} s. This tab holds at most {session_upload_files()} files "
-         f"and {session_upload_mb():g} MB at once; they are kept only while it is open.")
+    f"{max_video_seconds():g} s. This tab holds at most {session_upload_files()} files "
+    f"and {session_upload_mb():g} MB at once; they are kept only while it is open.",
+)
 
 
 def take_in(files) -> None:
@@ -90,9 +95,11 @@ def take_in(files) -> None:
                 elif kind == "video":
                     check_upload_size(upload, max_video_mb(), "video", "FER_MAX_VIDEO_MB")
                 else:
-                    raise UploadError(f"not a supported file type. Upload photos "
-                                      f"({', '.join(IMAGE_TYPES)}) or videos "
-                                      f"({', '.join(VIDEO_TYPES)}).")
+                    raise UploadError(
+                        f"not a supported file type. Upload photos "
+                        f"({', '.join(IMAGE_TYPES)}) or videos "
+                        f"({', '.join(VIDEO_TYPES)})."
+                    )
                 item = store_upload(upload)
             except FerError as exc:
                 problems.append(f"{shorten(upload.name)}: {exc}")
@@ -119,21 +126,31 @@ if incoming:
 del problems[:-10]
 for problem in problems:
     show_error(problem, icon=":material/block:")
-if problems and st.button("Dismiss", key="dismiss_upload_problems", type="tertiary",
-                          icon=":material/close:"):
+if problems and st.button(
+    "Dismiss", key="dismiss_upload_problems", type="tertiary", icon=":material/close:"
+):
     problems.clear()
     st.rerun()
 
 with st.expander("Video settings", expanded=False):
-    every = st.number_input("Analyse every N-th frame", min_value=1, max_value=120, value=3,
-                            step=1, key="video_every",
-                            help="1 analyses every frame (slowest); 3 analyses 10 of 30 frames "
-                                 "per second.")
-    segment_seconds = st.number_input("Segment length for the summary (seconds)",
-                                      min_value=0.2, max_value=60.0, value=1.0, step=0.5,
-                                      key="video_segment")
-    write_video = st.checkbox("Make an annotated video to download", value=True,
-                              key="video_write")
+    every = st.number_input(
+        "Analyse every N-th frame",
+        min_value=1,
+        max_value=120,
+        value=3,
+        step=1,
+        key="video_every",
+        help="1 analyses every frame (slowest); 3 analyses 10 of 30 frames per second.",
+    )
+    segment_seconds = st.number_input(
+        "Segment length for the summary (seconds)",
+        min_value=0.2,
+        max_value=60.0,
+        value=1.0,
+        step=0.5,
+        key="video_segment",
+    )
+    write_video = st.checkbox("Make an annotated video to download", value=True, key="video_write")
 
 # This tab's files stay on disk while it is open, and are shown again on return from another
 # page. A tab that lost its connection got a new, empty folder: its files are gone.
@@ -141,14 +158,19 @@ stored = st.session_state.get(STORED_KEY) or []
 uploads: list[StoredUpload] = [item for item in stored if item.exists()]
 if len(uploads) != len(stored):
     st.session_state[STORED_KEY] = uploads
-    st.info("Files uploaded before this tab lost its connection to the server were removed; "
-            "upload them again.", icon=":material/cloud_off:")
+    st.info(
+        "Files uploaded before this tab lost its connection to the server were removed; "
+        "upload them again.",
+        icon=":material/cloud_off:",
+    )
 if uploads:
     held = sum(item.size for item in uploads)
     note = st.container(horizontal=True, vertical_alignment="center")
-    note.caption(f"This tab holds {len(uploads)} file{'s' if len(uploads) != 1 else ''} "
-                 f"({held / 2**20:,.1f} MB of {session_upload_mb():g} MB), kept while it is "
-                 "open. Upload more above; they are added.")
+    note.caption(
+        f"This tab holds {len(uploads)} file{'s' if len(uploads) != 1 else ''} "
+        f"({held / 2**20:,.1f} MB of {session_upload_mb():g} MB), kept while it is "
+        "open. Upload more above; they are added."
+    )
     if note.button("Clear all", icon=":material/delete:", key="clear_kept_uploads"):
         for item in uploads:
             discard_upload(item)
@@ -157,14 +179,15 @@ if uploads:
         st.rerun()
 
 if not uploads:
-    st.info("Drop photos or videos above. Try a clear, frontal face in good light.",
-            icon=":material/upload:")
+    st.info(
+        "Drop photos or videos above. Try a clear, frontal face in good light.",
+        icon=":material/upload:",
+    )
     st.stop()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def cached_photo(_path: Path, digest: str, name: str, model_key: str,
-                 detector: str) -> PhotoResult:
+def cached_photo(_path: Path, digest: str, name: str, model_key: str, detector: str) -> PhotoResult:
     # Keyed by the content's digest (the path is not hashed); ``model_key`` and ``detector``
     # keep results of different models and detectors apart.
     return analyze_photo(_path.read_bytes(), name, photo_recognizer(model, detector))
@@ -183,8 +206,9 @@ def cached_preview(_path: Path, digest: str, faces: tuple, threshold, model_key:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def cached_explanations(_path: Path, digest: str, name: str, faces: tuple,
-                        model_key: str) -> list[dict]:
+def cached_explanations(
+    _path: Path, digest: str, name: str, faces: tuple, model_key: str
+) -> list[dict]:
     return explain_photo(_path.read_bytes(), name, [dict(face) for face in faces], model)
 
 
@@ -203,29 +227,39 @@ def show_bars(faces: list[dict], key: str) -> None:
     per_row = 1 if len(faces) == 1 else 4
     for start in range(0, len(faces), per_row):
         columns = st.columns(per_row)
-        for column, face in zip(columns, faces[start:start + per_row]):
+        for column, face in zip(columns, faces[start : start + per_row]):
             column.plotly_chart(
-                probability_bars([[face[e] for e in EMOTIONS]],
-                                 [f"#{face['face']}: {shown_label(face)}"], columns=1),
-                key=f"{key}-{face['face']}", config={"displayModeBar": False})
+                probability_bars(
+                    [[face[e] for e in EMOTIONS]],
+                    [f"#{face['face']}: {shown_label(face)}"],
+                    columns=1,
+                ),
+                key=f"{key}-{face['face']}",
+                config={"displayModeBar": False},
+            )
 
 
 def show_explanations(upload: StoredUpload, faces: list[dict]) -> None:
     with st.spinner("Hiding parts of each face to see what the answer rests on…"):
-        items = cached_explanations(upload.path, upload.digest, upload.name, frozen(faces),
-                                    model_key)
-    st.caption("For each face: the 48×48 crop the model saw (a bad crop — a box on a shirt, "
-               "half a face — shows here), then its occlusion sensitivity: where greying out a "
-               "square lowers the named emotion's probability most (red: the answer rests "
-               "there).")
+        items = cached_explanations(
+            upload.path, upload.digest, upload.name, frozen(faces), model_key
+        )
+    st.caption(
+        "For each face: the 48×48 crop the model saw (a bad crop — a box on a shirt, "
+        "half a face — shows here), then its occlusion sensitivity: where greying out a "
+        "square lowers the named emotion's probability most (red: the answer rests "
+        "there)."
+    )
     per_row = 4
     for start in range(0, len(items), per_row):
         columns = st.columns(per_row)
-        for column, item in zip(columns, items[start:start + per_row]):
+        for column, item in zip(columns, items[start : start + per_row]):
             with column:
-                st.image([item["crop_png"], item["overlay_png"]],
-                         caption=[f"#{item['face']} crop", f"#{item['face']} {item['emotion']}"],
-                         width=144)
+                st.image(
+                    [item["crop_png"], item["overlay_png"]],
+                    caption=[f"#{item['face']} crop", f"#{item['face']} {item['emotion']}"],
+                    width=144,
+                )
 
 
 def dropped_of(file_id: str) -> list[int]:
@@ -235,15 +269,23 @@ def dropped_of(file_id: str) -> list[int]:
 
 def file_heading(upload: StoredUpload) -> None:
     """The file's name, and a button that removes it from this tab (and from the disk)."""
+
     def remove() -> None:
         discard_upload(upload)
-        st.session_state[STORED_KEY] = [item for item in st.session_state.get(STORED_KEY, [])
-                                        if item.key != upload.key]
+        st.session_state[STORED_KEY] = [
+            item for item in st.session_state.get(STORED_KEY, []) if item.key != upload.key
+        ]
 
     heading = st.container(horizontal=True, vertical_alignment="bottom")
     heading.subheader(escape_markdown(shorten(upload.name)), divider="gray")
-    heading.button("Remove", key=f"remove-{upload.key}", icon=":material/close:",
-                   type="tertiary", on_click=remove, help="Remove this file from this tab.")
+    heading.button(
+        "Remove",
+        key=f"remove-{upload.key}",
+        icon=":material/close:",
+        type="tertiary",
+        on_click=remove,
+        help="Remove this file from this tab.",
+    )
 
 
 def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
@@ -261,49 +303,78 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
     faces = result.kept(dropped)
     image_column, side_column = st.columns([3, 2], gap="large")
     with image_column:
-        preview_png = (cached_preview(upload.path, upload.digest, frozen(faces), threshold,
-                                      model_key) if dropped else result.preview_png)
-        st.image(preview_png, caption=f"{result.width}×{result.height} px, "
-                 f"{len(faces)} face{'s' if len(faces) != 1 else ''}"
-                 + (f" ({len(result.faces) - len(faces)} dropped)" if dropped else "")
-                 + f", {result.seconds:.2f} s", width="stretch")
+        preview_png = (
+            cached_preview(upload.path, upload.digest, frozen(faces), threshold, model_key)
+            if dropped
+            else result.preview_png
+        )
+        st.image(
+            preview_png,
+            caption=f"{result.width}×{result.height} px, "
+            f"{len(faces)} face{'s' if len(faces) != 1 else ''}"
+            + (f" ({len(result.faces) - len(faces)} dropped)" if dropped else "")
+            + f", {result.seconds:.2f} s",
+            width="stretch",
+        )
     with side_column:
         if not result.faces:
-            st.info(f"No face found in {escape_markdown(shorten(upload.name))}. "
-                    + ("The Haar cascade finds frontal faces at least about 30 pixels wide; "
-                       "try a sharper, frontal, well-lit photo, or BlazeFace, which also finds "
-                       "tilted, small and backlit faces." if detector == "haar" else
-                       "BlazeFace found no face either: try a sharper, well-lit photo in "
-                       "which the face is at least about 20 pixels wide."),
-                    icon=":material/face:")
+            st.info(
+                f"No face found in {escape_markdown(shorten(upload.name))}. "
+                + (
+                    "The Haar cascade finds frontal faces at least about 30 pixels wide; "
+                    "try a sharper, frontal, well-lit photo, or BlazeFace, which also finds "
+                    "tilted, small and backlit faces."
+                    if detector == "haar"
+                    else "BlazeFace found no face either: try a sharper, well-lit photo in "
+                    "which the face is at least about 20 pixels wide."
+                ),
+                icon=":material/face:",
+            )
             offer_blazeface(st, key=f"try-blazeface-{upload.file_id}")
         else:
             labels = ", ".join(f"#{f['face']} {shown_label(f)}" for f in faces)
             st.markdown(f"**{escape_markdown(labels)}**" if labels else "*All boxes dropped.*")
             if any(f.get("uncertain") for f in faces):
-                st.caption(f"*uncertain*: the most likely emotion has a probability below "
-                           f"{percent(threshold, 0)}; below that, this model's top guess was "
-                           "wrong more often than right on PublicTest (model card: "
-                           + ("against the FER+ crowd's majority" if (active.card.get(
-                               "calibration") or {}).get("labels") == "ferplus-majority"
-                              else "against FER2013's labels") + "). "
-                           "The two leading emotions are named.")
-            st.multiselect("Not a face? Drop these boxes before downloading",
-                           [f["face"] for f in result.faces], key=f"drop-{upload.file_id}",
-                           format_func=lambda number: f"#{number}",
-                           help="Dropped boxes leave the picture, the table and every download.")
+                st.caption(
+                    f"*uncertain*: the most likely emotion has a probability below "
+                    f"{percent(threshold, 0)}; below that, this model's top guess was "
+                    "wrong more often than right on PublicTest (model card: "
+                    + (
+                        "against the FER+ crowd's majority"
+                        if (active.card.get("calibration") or {}).get("labels")
+                        == "ferplus-majority"
+                        else "against FER2013's labels"
+                    )
+                    + "). "
+                    "The two leading emotions are named."
+                )
+            st.multiselect(
+                "Not a face? Drop these boxes before downloading",
+                [f["face"] for f in result.faces],
+                key=f"drop-{upload.file_id}",
+                format_func=lambda number: f"#{number}",
+                help="Dropped boxes leave the picture, the table and every download.",
+            )
             if len(faces) == 1:
                 show_bars(faces, f"bars-{upload.file_id}")
     if len(faces) > 1:  # several faces: the bars get the full width
         show_bars(faces, f"bars-{upload.file_id}")
     if faces:
         table = pd.DataFrame(result.rows(dropped), columns=RESULT_COLUMNS).drop(columns="file")
-        st.dataframe(table, hide_index=True, column_config={
-            "confidence": st.column_config.ProgressColumn("confidence", min_value=0.0,
-                                                          max_value=1.0, format="percent"),
-            **{e: st.column_config.NumberColumn(e, format="%.3f") for e in EMOTIONS}})
-        if st.toggle("Why? Show the crop the model saw and what its answer rests on",
-                     key=f"explain-{upload.file_id}"):
+        st.dataframe(
+            table,
+            hide_index=True,
+            column_config={
+                "confidence": st.column_config.ProgressColumn(
+                    "confidence", min_value=0.0, max_value=1.0, format="percent"
+                ),
+                **{e: st.column_config.NumberColumn(e, format="%.3f") for e in EMOTIONS},
+            },
+        )
+        if st.toggle(
+            "Why? Show the crop the model saw and what its answer rests on",
+            key=f"explain-{upload.file_id}",
+        ):
             show_explanations(upload, faces)
     stem = download_stem(upload.name)
     columns = st.columns(3)
@@ -311,17 +382,30 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
         columns[0].download_button(
             "Annotated PNG",  # drawn from the file when clicked, not now
             data=lambda: annotated_png(upload.path.read_bytes(), faces, threshold),
-            file_name=f"{stem}_annotated.png", mime="image/png", on_click="ignore",
-            key=f"png-{upload.file_id}", icon=":material/image:")
+            file_name=f"{stem}_annotated.png",
+            mime="image/png",
+            on_click="ignore",
+            key=f"png-{upload.file_id}",
+            icon=":material/image:",
+        )
     columns[1].download_button(
-        "Results CSV", data=rows_to_csv(result.rows(dropped), ALL_PHOTO_COLUMNS),
+        "Results CSV",
+        data=rows_to_csv(result.rows(dropped), ALL_PHOTO_COLUMNS),
         file_name=f"{stem}_emotions.csv",
-        mime="text/csv", on_click="ignore", key=f"csv-{upload.file_id}",
-        icon=":material/table:")
+        mime="text/csv",
+        on_click="ignore",
+        key=f"csv-{upload.file_id}",
+        icon=":material/table:",
+    )
     columns[2].download_button(
-        "Results JSON", data=to_json_bytes(result.as_json(model.name, dropped)),
-        file_name=f"{stem}_emotions.json", mime="application/json", on_click="ignore",
-        key=f"json-{upload.file_id}", icon=":material/data_object:")
+        "Results JSON",
+        data=to_json_bytes(result.as_json(model.name, dropped)),
+        file_name=f"{stem}_emotions.json",
+        mime="application/json",
+        on_click="ignore",
+        key=f"json-{upload.file_id}",
+        icon=":material/data_object:",
+    )
     return result.rows(dropped)
 
 
@@ -347,21 +431,35 @@ def analyse_video(upload: StoredUpload, data_key: str) -> dict:
     # A click stops this script run at its next progress update (Streamlit reruns at once);
     # the rerun sees the flag and skips the analysis. The partial annotated video is deleted.
     cancel_slot = st.empty()
-    cancel_slot.button("Cancel the analysis", key=f"cancel-{upload.file_id}",
-                       icon=":material/cancel:", on_click=cancelled.add, args=(key,))
+    cancel_slot.button(
+        "Cancel the analysis",
+        key=f"cancel-{upload.file_id}",
+        icon=":material/cancel:",
+        on_click=cancelled.add,
+        args=(key,),
+    )
     started = time.monotonic()
 
     def on_progress(fraction: float, message: str) -> None:
         fraction = min(max(fraction, 0.0), 1.0)
         elapsed = time.monotonic() - started
-        eta = (f" · {duration(elapsed / fraction * (1 - fraction))} left"
-               if 0.02 <= fraction < 1 else "")
+        eta = (
+            f" · {duration(elapsed / fraction * (1 - fraction))} left"
+            if 0.02 <= fraction < 1
+            else ""
+        )
         progress.progress(fraction, text=f"{name}: {message}{eta}")
 
     try:
-        result = analyse_video_file(path, session_folder(), video_recognizer(model, detector),
-                                    every=int(every), write_video=bool(write_video),
-                                    progress=on_progress, max_seconds=max_video_seconds())
+        result = analyse_video_file(
+            path,
+            session_folder(),
+            video_recognizer(model, detector),
+            every=int(every),
+            write_video=bool(write_video),
+            progress=on_progress,
+            max_seconds=max_video_seconds(),
+        )
     finally:
         progress.empty()
         cancel_slot.empty()
@@ -385,36 +483,54 @@ def show_video(upload: StoredUpload) -> None:
             st.rerun()
         return
     except FerError as exc:  # named as the visitor named it, not as it is stored
-        show_error(str(exc).replace(upload.path.name, shorten(upload.name)),
-                   icon=":material/broken_image:")
+        show_error(
+            str(exc).replace(upload.path.name, shorten(upload.name)), icon=":material/broken_image:"
+        )
         return
     frames, info = result["frames"], result["info"]
     if result.get("cut_short"):
         st.warning(escape_markdown(result["cut_short"]), icon=":material/warning:")
     duration = info.get("duration_s")
-    st.caption(f"{info['width']}×{info['height']} px, {info['fps']:.2f} fps"
-               + (f", {duration:.1f} s" if duration else "")
-               + f"; analysed every {int(every)} frame{'s' if every > 1 else ''}.")
+    st.caption(
+        f"{info['width']}×{info['height']} px, {info['fps']:.2f} fps"
+        + (f", {duration:.1f} s" if duration else "")
+        + f"; analysed every {int(every)} frame{'s' if every > 1 else ''}."
+    )
     if frames.empty:
-        st.info("No face found in any analysed frame of "
-                f"{escape_markdown(shorten(upload.name))}.", icon=":material/face:")
+        st.info(
+            f"No face found in any analysed frame of {escape_markdown(shorten(upload.name))}.",
+            icon=":material/face:",
+        )
     else:
         faces = face_summary(frames)
         st.markdown("**Faces** (ids follow a face from frame to frame)")
-        st.dataframe(faces, hide_index=True, column_config={
-            "mean_probability": st.column_config.NumberColumn(format="%.2f"),
-            "first_s": st.column_config.NumberColumn("first seen (s)", format="%.2f"),
-            "last_s": st.column_config.NumberColumn("last seen (s)", format="%.2f")})
-        st.plotly_chart(timeline_figure(frames), key=f"timeline-{upload.file_id}",
-                        config={"displayModeBar": False})
+        st.dataframe(
+            faces,
+            hide_index=True,
+            column_config={
+                "mean_probability": st.column_config.NumberColumn(format="%.2f"),
+                "first_s": st.column_config.NumberColumn("first seen (s)", format="%.2f"),
+                "last_s": st.column_config.NumberColumn("last seen (s)", format="%.2f"),
+            },
+        )
+        st.plotly_chart(
+            timeline_figure(frames),
+            key=f"timeline-{upload.file_id}",
+            config={"displayModeBar": False},
+        )
     segments = segment_summary(frames, float(segment_seconds), start_s=0.0)
     if not frames.empty:
         st.markdown(f"**Dominant emotion per {float(segment_seconds):g} s segment**")
-        st.dataframe(segments, hide_index=True, column_config={
-            "start_s": st.column_config.NumberColumn("start (s)", format="%.2f"),
-            "end_s": st.column_config.NumberColumn("end (s)", format="%.2f"),
-            "mean_probability": st.column_config.NumberColumn(format="%.2f"),
-            **{e: st.column_config.NumberColumn(e, format="%.2f") for e in EMOTIONS}})
+        st.dataframe(
+            segments,
+            hide_index=True,
+            column_config={
+                "start_s": st.column_config.NumberColumn("start (s)", format="%.2f"),
+                "end_s": st.column_config.NumberColumn("end (s)", format="%.2f"),
+                "mean_probability": st.column_config.NumberColumn(format="%.2f"),
+                **{e: st.column_config.NumberColumn(e, format="%.2f") for e in EMOTIONS},
+            },
+        )
     video_path = result["video_path"]
     if video_path is not None:
         with st.expander("Annotated video", expanded=not frames.empty):
@@ -422,18 +538,33 @@ def show_video(upload: StoredUpload) -> None:
     stem = download_stem(upload.name)
     columns = st.columns(3)
     columns[0].download_button(
-        "Per-frame CSV", data=frame_to_csv_bytes(frames),
-        file_name=f"{stem}_frames.csv", mime="text/csv", on_click="ignore",
-        key=f"vcsv-{upload.file_id}", icon=":material/table:")
+        "Per-frame CSV",
+        data=frame_to_csv_bytes(frames),
+        file_name=f"{stem}_frames.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key=f"vcsv-{upload.file_id}",
+        icon=":material/table:",
+    )
     columns[1].download_button(
-        "Results JSON", data=frames_to_json(frames, info, segments, model.name, int(every)),
-        file_name=f"{stem}_emotions.json", mime="application/json", on_click="ignore",
-        key=f"vjson-{upload.file_id}", icon=":material/data_object:")
+        "Results JSON",
+        data=frames_to_json(frames, info, segments, model.name, int(every)),
+        file_name=f"{stem}_emotions.json",
+        mime="application/json",
+        on_click="ignore",
+        key=f"vjson-{upload.file_id}",
+        icon=":material/data_object:",
+    )
     if video_path is not None:
         columns[2].download_button(
-            "Annotated video", data=video_path.read_bytes,  # read when clicked, not now
-            file_name=f"{stem}_annotated{video_path.suffix}", mime=result["video_mime"],
-            on_click="ignore", key=f"vvid-{upload.file_id}", icon=":material/movie:")
+            "Annotated video",
+            data=video_path.read_bytes,  # read when clicked, not now
+            file_name=f"{stem}_annotated{video_path.suffix}",
+            mime=result["video_mime"],
+            on_click="ignore",
+            key=f"vvid-{upload.file_id}",
+            icon=":material/movie:",
+        )
 
 
 photo_results: list[PhotoResult] = []
@@ -444,34 +575,52 @@ for upload in uploads:
     with user_errors(f"{shorten(upload.name)}: "):
         if kind == "image":
             with st.spinner(f"Analysing {escape_markdown(shorten(upload.name))}…"):
-                result = cached_photo(upload.path, upload.digest, upload.name, model_key,
-                                      detector)
+                result = cached_photo(upload.path, upload.digest, upload.name, model_key, detector)
             photo_results.append(result)
             photo_ids.append(upload.file_id)
             photo_rows.extend(show_photo(upload, result))
         elif kind == "video":
             show_video(upload)
         else:
-            show_error(f"{shorten(upload.name)}: not a supported file type. Upload photos "
-                       f"({', '.join(IMAGE_TYPES)}) or videos ({', '.join(VIDEO_TYPES)}).")
+            show_error(
+                f"{shorten(upload.name)}: not a supported file type. Upload photos "
+                f"({', '.join(IMAGE_TYPES)}) or videos ({', '.join(VIDEO_TYPES)})."
+            )
 
 if len(photo_results) > 1:
     st.subheader("All photos", divider="gray")
-    summary = pd.DataFrame([{"file": r.name, "faces": len(kept) if r.ok else None,
-                             "labels": ", ".join(shown_label(f) for f in kept) if r.ok else "",
-                             "problem": r.error or ("no face found" if not r.faces else
-                                                    "all boxes dropped" if not kept else "")}
-                            for r, kept in ((r, r.kept(dropped_of(i)))
-                                            for r, i in zip(photo_results, photo_ids))])
+    summary = pd.DataFrame(
+        [
+            {
+                "file": r.name,
+                "faces": len(kept) if r.ok else None,
+                "labels": ", ".join(shown_label(f) for f in kept) if r.ok else "",
+                "problem": r.error
+                or ("no face found" if not r.faces else "all boxes dropped" if not kept else ""),
+            }
+            for r, kept in ((r, r.kept(dropped_of(i))) for r, i in zip(photo_results, photo_ids))
+        ]
+    )
     st.dataframe(summary, hide_index=True)
     left, right = st.columns(2)
     # Every photo has rows here: one per face kept, or one saying why it has none.
-    left.download_button("All results CSV", data=rows_to_csv(photo_rows, ALL_PHOTO_COLUMNS),
-                         file_name="emotions.csv",
-                         mime="text/csv", on_click="ignore", key="all-csv",
-                         icon=":material/table:")
-    right.download_button("All results JSON",
-                          data=to_json_bytes([r.as_json(model.name, dropped_of(i))
-                                              for r, i in zip(photo_results, photo_ids)]),
-                          file_name="emotions.json", mime="application/json",
-                          on_click="ignore", key="all-json", icon=":material/data_object:")
+    left.download_button(
+        "All results CSV",
+        data=rows_to_csv(photo_rows, ALL_PHOTO_COLUMNS),
+        file_name="emotions.csv",
+        mime="text/csv",
+        on_click="ignore",
+        key="all-csv",
+        icon=":material/table:",
+    )
+    right.download_button(
+        "All results JSON",
+        data=to_json_bytes(
+            [r.as_json(model.name, dropped_of(i)) for r, i in zip(photo_results, photo_ids)]
+        ),
+        file_name="emotions.json",
+        mime="application/json",
+        on_click="ignore",
+        key="all-json",
+        icon=":material/data_object:",
+    )

@@ -38,22 +38,59 @@ def main(argv=None) -> int:
     for architecture in args.architectures:
         name = f"ablation-{architecture}-{args.epochs}ep"
         run = Path(args.runs_dir) / name
-        subprocess.run([sys.executable, "-m", "fer_core", "train", "--data", args.data,
-                        "-a", architecture, "--epochs", str(args.epochs), "--runs-dir",
-                        args.runs_dir, "--name", name], cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fer_core",
+                "train",
+                "--data",
+                args.data,
+                "-a",
+                architecture,
+                "--epochs",
+                str(args.epochs),
+                "--runs-dir",
+                args.runs_dir,
+                "--name",
+                name,
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
         report_path = run / "private_test.json"
-        subprocess.run([sys.executable, "-m", "fer_core", "evaluate", "--data", args.data,
-                        "--model", str(Run(run).best_model), "--split", "PrivateTest",
-                        "--json", str(report_path)], cwd=ROOT, env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fer_core",
+                "evaluate",
+                "--data",
+                args.data,
+                "--model",
+                str(Run(run).best_model),
+                "--split",
+                "PrivateTest",
+                "--json",
+                str(report_path),
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         report = json.loads(report_path.read_text())
         metrics = json.loads((run / "metrics.json").read_text())
         history = [line.split(",") for line in (run / "history.csv").read_text().splitlines()[1:]]
         results[name] = {
-            "architecture": architecture, "epochs": args.epochs,
-            "parameters": metrics["parameters"], "best_epoch": metrics["best_epoch"],
+            "architecture": architecture,
+            "epochs": args.epochs,
+            "parameters": metrics["parameters"],
+            "best_epoch": metrics["best_epoch"],
             "public_test_accuracy": metrics["accuracy"],
-            "private_test_accuracy": report["accuracy"], "private_test_macro_f1": report["macro_f1"],
+            "private_test_accuracy": report["accuracy"],
+            "private_test_macro_f1": report["macro_f1"],
             "disgust_recall": report["per_class"]["disgust"]["recall"],
             "train_minutes": round(sum(float(row[-1]) for row in history) / 60, 1),
         }

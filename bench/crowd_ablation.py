@@ -33,19 +33,50 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 OUT = ROOT / "bench" / "crowd_ablation.json"
 START = ROOT / "models" / "cnn_gru_fer2013.keras"
 EPOCHS = 6
-RECIPE = ["--epochs", str(EPOCHS), "--learning-rate", "1e-3", "--warmup-epochs", "1",
-          "--swa-start", "4", "--shift-fraction", "0.12", "--zoom-fraction", "0.15",
-          "--label-smoothing", "0", "--class-weighting", "none"]
-RUNS = {f"ablation_{labels.replace('-', '_')}{'_path' if path else ''}": (labels, path)
-        for labels in ("fer2013", "ferplus-votes", "ferplus-majority") for path in (False, True)}
+RECIPE = [
+    "--epochs",
+    str(EPOCHS),
+    "--learning-rate",
+    "1e-3",
+    "--warmup-epochs",
+    "1",
+    "--swa-start",
+    "4",
+    "--shift-fraction",
+    "0.12",
+    "--zoom-fraction",
+    "0.15",
+    "--label-smoothing",
+    "0",
+    "--class-weighting",
+    "none",
+]
+RUNS = {
+    f"ablation_{labels.replace('-', '_')}{'_path' if path else ''}": (labels, path)
+    for labels in ("fer2013", "ferplus-votes", "ferplus-majority")
+    for path in (False, True)
+}
 
 
 def train_all(runs_dir: Path) -> None:
     for name, (labels, path) in RUNS.items():
         if (runs_dir / name / "metrics.json").is_file():
             continue
-        command = [sys.executable, "-m", "fer_core", "train", "--name", name, "--runs-dir",
-                   str(runs_dir), "--init-from", str(START), "--labels", labels, *RECIPE]
+        command = [
+            sys.executable,
+            "-m",
+            "fer_core",
+            "train",
+            "--name",
+            name,
+            "--runs-dir",
+            str(runs_dir),
+            "--init-from",
+            str(START),
+            "--labels",
+            labels,
+            *RECIPE,
+        ]
         if path:
             command.append("--path-augment")
         print(" ".join(command), file=sys.stderr, flush=True)
@@ -69,8 +100,12 @@ def score(runs_dir: Path, faces: int) -> dict:
         if not run.best_model.is_file():
             continue
         model = EmotionModel(run.best_model, fast=False, flip_average=True)
-        entry = {"labels": labels, "path_augment": path, "epochs": EPOCHS,
-                 "train_seconds": round(sum(r.get("seconds", 0.0) for r in run.history()), 1)}
+        entry = {
+            "labels": labels,
+            "path_augment": path,
+            "epochs": EPOCHS,
+            "train_seconds": round(sum(r.get("seconds", 0.0) for r in run.history()), 1),
+        }
         for split in ("PublicTest", "PrivateTest"):
             inside = dataset.usage == split
             images, fer_labels = dataset.split(split)
@@ -82,8 +117,9 @@ def score(runs_dir: Path, faces: int) -> dict:
                 "fer2013_accuracy": float(np.mean(guess == fer_labels)),
                 "fer2013_macro_f1": classification_report(fer_labels, guess)["macro_f1"],
                 "ferplus_majority_agreement": float(np.mean(guess[clear] == majority[clear])),
-                "ferplus_macro_f1": classification_report(majority[clear],
-                                                          guess[clear])["macro_f1"],
+                "ferplus_macro_f1": classification_report(majority[clear], guess[clear])[
+                    "macro_f1"
+                ],
             }
         inside = dataset.usage == "PublicTest"
         images, _ = dataset.split("PublicTest")
@@ -94,9 +130,16 @@ def score(runs_dir: Path, faces: int) -> dict:
             recognizer = Recognizer(model, preset="photo", detector=detector)
             report = evaluate_pipeline(recognizer, images[keep], majority[keep], SceneOptions())
             entry["whole_path_PublicTest"][detector] = {
-                key: report[key] for key in ("faces", "found", "accuracy_found",
-                                             "crop_accuracy_found", "framing_cost",
-                                             "end_to_end")}
+                key: report[key]
+                for key in (
+                    "faces",
+                    "found",
+                    "accuracy_found",
+                    "crop_accuracy_found",
+                    "framing_cost",
+                    "end_to_end",
+                )
+            }
         results[name] = entry
         print(name, json.dumps(entry), flush=True)
     return results
@@ -106,8 +149,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train", action="store_true", help="train the runs that are missing")
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"))
-    parser.add_argument("--faces", type=int, default=1000,
-                        help="whole path: the first N PublicTest faces with a clear majority")
+    parser.add_argument(
+        "--faces",
+        type=int,
+        default=1000,
+        help="whole path: the first N PublicTest faces with a clear majority",
+    )
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args(argv)
     for name in ("FER2013_PATH", "FERPLUS_PATH"):
@@ -120,9 +167,16 @@ def main(argv=None) -> int:
     results = score(runs_dir, args.faces)
     from fer_core.storage import write_json
 
-    write_json(args.out, {"recipe": " ".join(RECIPE), "start": START.name,
-                          "whole_path_faces": args.faces,
-                          "date": time.strftime("%Y-%m-%d"), "runs": results})
+    write_json(
+        args.out,
+        {
+            "recipe": " ".join(RECIPE),
+            "start": START.name,
+            "whole_path_faces": args.faces,
+            "date": time.strftime("%Y-%m-%d"),
+            "runs": results,
+        },
+    )
     return 0
 
 

@@ -43,16 +43,22 @@ def main(argv=None) -> int:
     totals = votes.loc[rows, CROWD_COLUMNS + ["contempt", "unknown", "NF"]].to_numpy().sum(1)
     best = counts.argmax(axis=1)
     clear = counts.max(axis=1) * 2 > totals
-    images = np.stack([np.array(p.split(), dtype=np.uint8).reshape(48, 48)
-                       for p in fer.loc[rows, "pixels"]])
+    images = np.stack(
+        [np.array(p.split(), dtype=np.uint8).reshape(48, 48) for p in fer.loc[rows, "pixels"]]
+    )
     model = load_model(args.model)
     started = time.perf_counter()
     guess = model.predict_faces(images).argmax(axis=1)
     seconds = time.perf_counter() - started
-    result = {"model": model.path.name, "split": args.split, "clear_faces": int(clear.sum()),
-              "agreement_with_majority": float(np.mean(guess[clear] == best[clear])),
-              "fer2013_accuracy": float(np.mean(guess == fer.loc[rows, "emotion"].to_numpy())),
-              "seconds": round(seconds, 2), "date": time.strftime("%Y-%m-%d")}
+    result = {
+        "model": model.path.name,
+        "split": args.split,
+        "clear_faces": int(clear.sum()),
+        "agreement_with_majority": float(np.mean(guess[clear] == best[clear])),
+        "fer2013_accuracy": float(np.mean(guess == fer.loc[rows, "emotion"].to_numpy())),
+        "seconds": round(seconds, 2),
+        "date": time.strftime("%Y-%m-%d"),
+    }
     print(json.dumps(result, indent=1))
     out = Path(args.out)
     stored = json.loads(out.read_text()) if out.is_file() else {}

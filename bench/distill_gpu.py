@@ -34,20 +34,44 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "models" / "cnn_gru.keras"
 
-STUDENT = dict(architecture="cnn_gru", init_from=str(SHIPPED), epochs=60, batch_size=128,
-               learning_rate=1e-3, warmup_epochs=2, schedule="cosine")
+STUDENT = dict(
+    architecture="cnn_gru",
+    init_from=str(SHIPPED),
+    epochs=60,
+    batch_size=128,
+    learning_rate=1e-3,
+    warmup_epochs=2,
+    schedule="cosine",
+)
 TEACHERS = {
-    "teacher_a": dict(architecture="vgg_teacher", model_kwargs={"width": 56}, epochs=50,
-                      batch_size=128, learning_rate=1e-3, warmup_epochs=2, seed=1),
-    "teacher_b": dict(architecture="vgg_teacher", model_kwargs={"width": 48}, epochs=50,
-                      batch_size=128, learning_rate=1e-3, warmup_epochs=2, seed=2),
+    "teacher_a": dict(
+        architecture="vgg_teacher",
+        model_kwargs={"width": 56},
+        epochs=50,
+        batch_size=128,
+        learning_rate=1e-3,
+        warmup_epochs=2,
+        seed=1,
+    ),
+    "teacher_b": dict(
+        architecture="vgg_teacher",
+        model_kwargs={"width": 48},
+        epochs=50,
+        batch_size=128,
+        learning_rate=1e-3,
+        warmup_epochs=2,
+        seed=2,
+    ),
 }
 
 
 def _students(teachers: list[str]) -> dict:
     kd = dict(STUDENT, teacher=teachers, distill_temperature=4.0, distill_weight=0.7)
-    return {"student_kd": kd, "student_kd_mixup": dict(kd, mix="mixup", mix_alpha=0.4),
-            "student_kd_cutmix": dict(kd, mix="cutmix", mix_alpha=1.0)}
+    return {
+        "student_kd": kd,
+        "student_kd_mixup": dict(kd, mix="mixup", mix_alpha=0.4),
+        "student_kd_cutmix": dict(kd, mix="cutmix", mix_alpha=1.0),
+    }
 
 
 def worker(args) -> int:
@@ -67,9 +91,25 @@ def _launch(name: str, settings: dict, args, env) -> subprocess.Popen:
         settings = dict(settings, epochs=2, train_subset=512, validation_subset=256)
     log = open(Path(args.runs) / f"{name}.log", "w")
     return subprocess.Popen(
-        [sys.executable, "-m", "bench.distill_gpu", "worker", "--name", name, "--data",
-         args.data, "--runs", args.runs, "--settings", json.dumps(settings)],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "bench.distill_gpu",
+            "worker",
+            "--name",
+            name,
+            "--data",
+            args.data,
+            "--runs",
+            args.runs,
+            "--settings",
+            json.dumps(settings),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _phase(runs: dict, args, env, deadline: float, summary: dict) -> None:
@@ -92,8 +132,10 @@ def _phase(runs: dict, args, env, deadline: float, summary: dict) -> None:
         state = run.state()
         history = run.history_rows()
         summary["runs"][name] = {
-            "settings": settings, "exit": procs[name].returncode,
-            "status": state.get("status"), "epochs_done": state.get("epochs_done"),
+            "settings": settings,
+            "exit": procs[name].returncode,
+            "status": state.get("status"),
+            "epochs_done": state.get("epochs_done"),
             "best_epoch": state.get("best_epoch"),
             "best_val_accuracy": state.get("best_val_accuracy"),
             "recalibration": state.get("recalibration"),
@@ -148,11 +190,29 @@ def main(argv=None) -> int:
     summary: dict = {"runs": {}, "started": began}
     if not args.skip_speed:
         speed = subprocess.run(
-            [sys.executable, "-m", "bench.train_speed", "--data", args.data,
-             "--rows", "512" if args.tiny else "0", "--batch-size", "256",
-             "--epochs", "2" if args.tiny else "4", "--out",
-             str(Path(args.runs) / "speed.json"), "--label", "gpu-b256"],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=150)
+            [
+                sys.executable,
+                "-m",
+                "bench.train_speed",
+                "--data",
+                args.data,
+                "--rows",
+                "512" if args.tiny else "0",
+                "--batch-size",
+                "256",
+                "--epochs",
+                "2" if args.tiny else "4",
+                "--out",
+                str(Path(args.runs) / "speed.json"),
+                "--label",
+                "gpu-b256",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=150,
+        )
         summary["speed_log_tail"] = (speed.stdout + speed.stderr)[-3000:]
         speed_file = Path(args.runs) / "speed.json"
         summary["speed"] = json.loads(speed_file.read_text()) if speed_file.is_file() else None
@@ -160,8 +220,11 @@ def main(argv=None) -> int:
     left = args.seconds - (time.time() - began)
     phase1 = {**TEACHERS, "student_alone": STUDENT}
     _phase(phase1, args, env, time.time() + left * 0.5, summary)
-    teachers = [str(Path(args.runs) / name / "best.keras") for name in TEACHERS
-                if (Path(args.runs) / name / "best.keras").is_file()]
+    teachers = [
+        str(Path(args.runs) / name / "best.keras")
+        for name in TEACHERS
+        if (Path(args.runs) / name / "best.keras").is_file()
+    ]
     for path in teachers:
         shutil.copyfile(path, Path(args.out) / f"{Path(path).parent.name}.keras")
     if teachers:

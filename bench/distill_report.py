@@ -51,9 +51,11 @@ def main(argv=None) -> int:
                     cache[(path, split)] = predict_probabilities(model, images, flip_average=True)
                 probs = probs + cache[(path, split)]
             report = classification_report(labels, np.asarray(probs).argmax(1))
-            row[split] = {"accuracy": round(report["accuracy"], 4),
-                          "macro_f1": round(report["macro_f1"], 4),
-                          "disgust_recall": round(report["per_class"]["disgust"]["recall"], 4)}
+            row[split] = {
+                "accuracy": round(report["accuracy"], 4),
+                "macro_f1": round(report["macro_f1"], 4),
+                "disgust_recall": round(report["per_class"]["disgust"]["recall"], 4),
+            }
         row["parameters"] = sum(parameters[p] for p in members)
         row["seconds"] = round(time.perf_counter() - started, 1)
         rows[name] = row

@@ -18,8 +18,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "model.md"
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-LABEL_NAMES = {"fer2013": "FER2013's labels", "ferplus-votes": "FER+ vote shares",
-               "ferplus-majority": "FER+ majority"}
+LABEL_NAMES = {
+    "fer2013": "FER2013's labels",
+    "ferplus-votes": "FER+ vote shares",
+    "ferplus-majority": "FER+ majority",
+}
 
 
 def _load(name: str) -> dict:
@@ -37,8 +40,11 @@ def _pt(value) -> str:
 
 def _path_row(card: dict, labels: str, detector: str, preset: str = "photo") -> dict:
     for row in ((card.get("whole_path") or {}).get(labels) or {}).get("rows", []):
-        if (row["detector"], row["preset"], row.get("variant", "plain")) == (detector, preset,
-                                                                              "plain"):
+        if (row["detector"], row["preset"], row.get("variant", "plain")) == (
+            detector,
+            preset,
+            "plain",
+        ):
             return row
     return {}
 
@@ -53,45 +59,87 @@ def _cards() -> dict[str, dict]:
 
 
 def shipped_table(cards: dict) -> list[str]:
-    lines = ["| | " + " | ".join(f"`{c['name']}` ({'default' if k == 'crowd' else 'alternative'})"
-                                 for k, c in cards.items()) + " |",
-             "|---|" + "---|" * len(cards)]
+    lines = [
+        "| | "
+        + " | ".join(
+            f"`{c['name']}` ({'default' if k == 'crowd' else 'alternative'})"
+            for k, c in cards.items()
+        )
+        + " |",
+        "|---|" + "---|" * len(cards),
+    ]
 
     def row(label, get):
         lines.append(f"| {label} | " + " | ".join(get(c) for c in cards.values()) + " |")
 
-    row("trained on", lambda c: LABEL_NAMES.get(((c.get("training") or {}).get("config") or {})
-                                                .get("labels", "fer2013"), "?"))
+    row(
+        "trained on",
+        lambda c: LABEL_NAMES.get(
+            ((c.get("training") or {}).get("config") or {}).get("labels", "fer2013"), "?"
+        ),
+    )
     row("FER2013 PrivateTest, its labels", lambda c: _pct(c["test"]["accuracy"], 2))
-    row("the same without the test images that copy a Training image",
-        lambda c: f"{_pct(c['held_out']['without_training_copies']['accuracy'], 2)} "
-                  f"({c['held_out']['without_training_copies']['removed']} removed)")
-    row("agreement with FER+'s clear majority (PrivateTest)",
-        lambda c: f"{_pct(c['held_out']['ferplus']['majority_agreement'], 2)} of "
-                  f"{c['held_out']['ferplus']['clear_faces']:,}")
-    row("FER+ paper's majority protocol (PrivateTest)",
-        lambda c: f"{_pct(c['held_out']['ferplus']['plurality_agreement'], 2)} of "
-                  f"{c['held_out']['ferplus']['emotion_faces']:,}")
+    row(
+        "the same without the test images that copy a Training image",
+        lambda c: (
+            f"{_pct(c['held_out']['without_training_copies']['accuracy'], 2)} "
+            f"({c['held_out']['without_training_copies']['removed']} removed)"
+        ),
+    )
+    row(
+        "agreement with FER+'s clear majority (PrivateTest)",
+        lambda c: (
+            f"{_pct(c['held_out']['ferplus']['majority_agreement'], 2)} of "
+            f"{c['held_out']['ferplus']['clear_faces']:,}"
+        ),
+    )
+    row(
+        "FER+ paper's majority protocol (PrivateTest)",
+        lambda c: (
+            f"{_pct(c['held_out']['ferplus']['plurality_agreement'], 2)} of "
+            f"{c['held_out']['ferplus']['emotion_faces']:,}"
+        ),
+    )
     for detector, name in (("haar", "Haar"), ("blazeface", "BlazeFace")):
-        row(f"whole path, {name} photo, end to end, FER+ majority",
-            lambda c, d=detector: _pct(_path_row(c, "ferplus-majority", d).get("end_to_end")))
-        row("  its framing cost (crop minus path, faces found)",
-            lambda c, d=detector: _pt(_path_row(c, "ferplus-majority", d).get("framing_cost")))
-        row(f"whole path, {name} photo, end to end, FER2013's labels",
-            lambda c, d=detector: _pct(_path_row(c, "fer2013", d).get("end_to_end")))
+        row(
+            f"whole path, {name} photo, end to end, FER+ majority",
+            lambda c, d=detector: _pct(_path_row(c, "ferplus-majority", d).get("end_to_end")),
+        )
+        row(
+            "  its framing cost (crop minus path, faces found)",
+            lambda c, d=detector: _pt(_path_row(c, "ferplus-majority", d).get("framing_cost")),
+        )
+        row(
+            f"whole path, {name} photo, end to end, FER2013's labels",
+            lambda c, d=detector: _pct(_path_row(c, "fer2013", d).get("end_to_end")),
+        )
     row("macro-F1, FER2013's labels", lambda c: f"{c['test']['macro_f1']:.3f}")
-    row("macro-F1, FER+ majority",
-        lambda c: f"{c['held_out']['ferplus']['majority_report']['macro_f1']:.3f}")
-    row("KL(crowd ‖ model), total variation",
-        lambda c: f"{c['held_out']['ferplus']['crowd_kl']:.3f}, "
-                  f"{c['held_out']['ferplus']['crowd_tv']:.3f}")
-    row("one face, as shipped (card)",
-        lambda c: f"{c['latency']['batch_1']['median_ms']:.3f} ms "
-                  f"({c['latency']['batch_1'].get('backend', '?')})")
-    row("files", lambda c: " + ".join(
-        f"{f['file']} {f['bytes'] / 1e6:.2f} MB" + (f" ({f['quantization']})"
-                                                    if f.get("quantization") else "")
-        for f in c["files"].values()))
+    row(
+        "macro-F1, FER+ majority",
+        lambda c: f"{c['held_out']['ferplus']['majority_report']['macro_f1']:.3f}",
+    )
+    row(
+        "KL(crowd ‖ model), total variation",
+        lambda c: (
+            f"{c['held_out']['ferplus']['crowd_kl']:.3f}, "
+            f"{c['held_out']['ferplus']['crowd_tv']:.3f}"
+        ),
+    )
+    row(
+        "one face, as shipped (card)",
+        lambda c: (
+            f"{c['latency']['batch_1']['median_ms']:.3f} ms "
+            f"({c['latency']['batch_1'].get('backend', '?')})"
+        ),
+    )
+    row(
+        "files",
+        lambda c: " + ".join(
+            f"{f['file']} {f['bytes'] / 1e6:.2f} MB"
+            + (f" ({f['quantization']})" if f.get("quantization") else "")
+            for f in c["files"].values()
+        ),
+    )
     return lines
 
 
@@ -109,8 +157,12 @@ def training_section(card: dict) -> list[str]:
         f"{config.get('class_weighting')}, weight averaging from epoch {config.get('swa_start')}",
         f"- Augmentation: flip, rotation ±{config.get('rotation_degrees')}°, shift "
         f"±{config.get('shift_fraction')}, zoom ±{config.get('zoom_fraction')}"
-        + (", and the whole path's damage (`--path-augment`: small faces upscaled, light, "
-           "noise, a hidden part)" if config.get("path_augment") else ""),
+        + (
+            ", and the whole path's damage (`--path-augment`: small faces upscaled, light, "
+            "noise, a hidden part)"
+            if config.get("path_augment")
+            else ""
+        ),
         f"- Best epoch {training.get('best_epoch')} ({training.get('best_kind')}); "
         f"{training.get('train_seconds', 0) / 60:.0f} minutes of training on "
         f"{card.get('machine', {}).get('processor', '?')}",
@@ -126,26 +178,32 @@ def training_section(card: dict) -> list[str]:
 def per_class(card: dict) -> list[str]:
     crowd = card["held_out"]["ferplus"]["majority_report"]["per_class"]
     fer = card["test"]["per_class"]
-    lines = ["| class | recall, FER+ majority | recall, FER2013's labels | faces (FER+) |",
-             "|---|---|---|---|"]
+    lines = [
+        "| class | recall, FER+ majority | recall, FER2013's labels | faces (FER+) |",
+        "|---|---|---|---|",
+    ]
     for emotion in EMOTIONS:
-        lines.append(f"| {emotion} | {_pct(crowd[emotion]['recall'])} | "
-                     f"{_pct(fer[emotion]['recall'])} | {crowd[emotion]['support']:,} |")
+        lines.append(
+            f"| {emotion} | {_pct(crowd[emotion]['recall'])} | "
+            f"{_pct(fer[emotion]['recall'])} | {crowd[emotion]['support']:,} |"
+        )
     return lines
 
 
 def ablation_section(ablation: dict) -> list[str]:
     if not ablation.get("runs"):
         return ["Not measured yet: `python -m bench.crowd_ablation --train`."]
-    lines = [f"Every run: `fer train --init-from {ablation['start']} {ablation['recipe']}` "
-             f"(only the labels and `--path-augment` differ); measured {ablation['date']}. "
-             f"Whole path: the first {ablation['whole_path_faces']:,} PublicTest faces with a "
-             "clear FER+ majority.",
-             "",
-             "| labels | path augmentation | PublicTest: FER+ majority | PublicTest: FER2013 | "
-             "PrivateTest: FER+ majority | PrivateTest: FER2013 | framing cost Haar | "
-             "framing cost BlazeFace | minutes |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Every run: `fer train --init-from {ablation['start']} {ablation['recipe']}` "
+        f"(only the labels and `--path-augment` differ); measured {ablation['date']}. "
+        f"Whole path: the first {ablation['whole_path_faces']:,} PublicTest faces with a "
+        "clear FER+ majority.",
+        "",
+        "| labels | path augmentation | PublicTest: FER+ majority | PublicTest: FER2013 | "
+        "PrivateTest: FER+ majority | PrivateTest: FER2013 | framing cost Haar | "
+        "framing cost BlazeFace | minutes |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for entry in ablation["runs"].values():
         path = entry["whole_path_PublicTest"]
         lines.append(
@@ -155,15 +213,19 @@ def ablation_section(ablation: dict) -> list[str]:
             f"{_pct(entry['PrivateTest']['ferplus_majority_agreement'], 2)} | "
             f"{_pct(entry['PrivateTest']['fer2013_accuracy'], 2)} | "
             f"{_pt(path['haar']['framing_cost'])} | {_pt(path['blazeface']['framing_cost'])} | "
-            f"{entry['train_seconds'] / 60:.0f} |")
+            f"{entry['train_seconds'] / 60:.0f} |"
+        )
     return lines
 
 
 def wild_section(wild: dict, cards: dict) -> list[str]:
     models = wild.get("models") or {}
-    lines = ["| model | GENKI-4K, Haar: found / right on found / end to end | GENKI-4K, "
-             "BlazeFace: found / right on found / end to end | muxspace crops: accuracy, "
-             "macro-F1 |", "|---|---|---|---|"]
+    lines = [
+        "| model | GENKI-4K, Haar: found / right on found / end to end | GENKI-4K, "
+        "BlazeFace: found / right on found / end to end | muxspace crops: accuracy, "
+        "macro-F1 |",
+        "|---|---|---|---|",
+    ]
     shown = False
     for card in cards.values():
         entry = models.get(card["files"]["keras"]["sha256"])
@@ -173,27 +235,38 @@ def wild_section(wild: dict, cards: dict) -> list[str]:
         cells = []
         for detector in ("haar", "blazeface"):
             g = entry["genki4k"][detector]
-            cells.append(f"{_pct(g['found'])} / {_pct(g['on_found']['accuracy'])} / "
-                         f"{_pct(g['end_to_end_accuracy'])}")
+            cells.append(
+                f"{_pct(g['found'])} / {_pct(g['on_found']['accuracy'])} / "
+                f"{_pct(g['end_to_end_accuracy'])}"
+            )
         mux = entry["muxspace"]
-        lines.append(f"| `{card['name']}` | {cells[0]} | {cells[1]} | "
-                     f"{_pct(mux['accuracy'])}, {mux['macro_f1']:.3f} |")
+        lines.append(
+            f"| `{card['name']}` | {cells[0]} | {cells[1]} | "
+            f"{_pct(mux['accuracy'])}, {mux['macro_f1']:.3f} |"
+        )
     peer = ((wild.get("peer") or {}).get("genki4k")) or {}
     if peer and not peer.get("missing"):
-        lines.append(f"| the `fer` package | {_pct(peer['found'])} / "
-                     f"{_pct(peer['on_found']['accuracy'])} / "
-                     f"{_pct(peer['end_to_end_accuracy'])} (its own Haar) | | |")
+        lines.append(
+            f"| the `fer` package | {_pct(peer['found'])} / "
+            f"{_pct(peer['on_found']['accuracy'])} / "
+            f"{_pct(peer['end_to_end_accuracy'])} (its own Haar) | | |"
+        )
     if not shown:
         return ["Not measured for the shipped files yet: `python -m bench.wild --peer`."]
-    recall_lines = ["", "muxspace recall per class (one student labelled each crop):", "",
-                    "| model | " + " | ".join(EMOTIONS) + " |",
-                    "|---|" + "---|" * len(EMOTIONS)]
+    recall_lines = [
+        "",
+        "muxspace recall per class (one student labelled each crop):",
+        "",
+        "| model | " + " | ".join(EMOTIONS) + " |",
+        "|---|" + "---|" * len(EMOTIONS),
+    ]
     for card in cards.values():
         entry = models.get(card["files"]["keras"]["sha256"])
         if entry:
             recall = entry["muxspace"]["recall"]
-            recall_lines.append(f"| `{card['name']}` | "
-                                + " | ".join(_pct(recall[e]) for e in EMOTIONS) + " |")
+            recall_lines.append(
+                f"| `{card['name']}` | " + " | ".join(_pct(recall[e]) for e in EMOTIONS) + " |"
+            )
     support = next(iter(models.values()))["muxspace"]["support"]
     recall_lines.append("| faces | " + " | ".join(f"{support[e]:,}" for e in EMOTIONS) + " |")
     return lines + recall_lines
@@ -202,16 +275,25 @@ def wild_section(wild: dict, cards: dict) -> list[str]:
 def choice_section(choice: dict) -> list[str]:
     if not choice:
         return ["Not measured yet: `python -m bench.model_choice`."]
-    lines = [f"Rule: {choice['rule']}, on {choice['split']} ({choice['date']}). "
-             f"Default: **{choice['default']}**.", "",
-             "| model | trained on | FER+ majority, Haar | FER+ majority, BlazeFace | "
-             "FER2013, Haar | FER2013, BlazeFace |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"Rule: {choice['rule']}, on {choice['split']} ({choice['date']}). "
+        f"Default: **{choice['default']}**.",
+        "",
+        "| model | trained on | FER+ majority, Haar | FER+ majority, BlazeFace | "
+        "FER2013, Haar | FER2013, BlazeFace |",
+        "|---|---|---|---|---|---|",
+    ]
     for key, entry in choice["models"].items():
         rows = entry["rows"]
-        lines.append(f"| `{entry['model']}` ({key}) | {LABEL_NAMES[entry['trained_on']]} | "
-                     + " | ".join(_pct(rows[f"{labels}/{d}"]["end_to_end"])
-                                  for labels in ("ferplus-majority", "fer2013")
-                                  for d in ("haar", "blazeface")) + " |")
+        lines.append(
+            f"| `{entry['model']}` ({key}) | {LABEL_NAMES[entry['trained_on']]} | "
+            + " | ".join(
+                _pct(rows[f"{labels}/{d}"]["end_to_end"])
+                for labels in ("ferplus-majority", "fer2013")
+                for d in ("haar", "blazeface")
+            )
+            + " |"
+        )
     return lines
 
 
@@ -225,19 +307,23 @@ def int8_section(int8: dict) -> list[str]:
 def latency_section(latency: dict) -> list[str]:
     if not latency:
         return ["Not measured yet: `python -m bench.latency_vs_previous`."]
-    return [f"One face as shipped (flip averaging as each card chose), timed in turn over "
-            f"{latency['rounds']} rounds in one run on {latency['date']} "
-            f"({latency['cpus']} cores): `{latency['shipped_model']}` "
-            f"({latency['shipped_backend']}) {latency['shipped_ms']:.3f} ms, "
-            f"`{Path(latency['previous_model']).name}` {latency['previous_ms']:.3f} ms: "
-            f"×{latency['ratio']:.2f} (`python -m bench.latency_vs_previous`)."]
+    return [
+        f"One face as shipped (flip averaging as each card chose), timed in turn over "
+        f"{latency['rounds']} rounds in one run on {latency['date']} "
+        f"({latency['cpus']} cores): `{latency['shipped_model']}` "
+        f"({latency['shipped_backend']}) {latency['shipped_ms']:.3f} ms, "
+        f"`{Path(latency['previous_model']).name}` {latency['previous_ms']:.3f} ms: "
+        f"×{latency['ratio']:.2f} (`python -m bench.latency_vs_previous`)."
+    ]
 
 
 def check_section(check: dict) -> list[str]:
-    return [f"- `{name}` on {entry['split']}: {_pct(entry['agreement_with_majority'], 2)} "
-            f"agreement with the clear majority ({entry['clear_faces']:,} faces), "
-            f"{_pct(entry['fer2013_accuracy'], 2)} on FER2013's labels ({entry['date']})"
-            for name, entry in check.items()] or ["Not run yet: `python -m bench.crowd_check`."]
+    return [
+        f"- `{name}` on {entry['split']}: {_pct(entry['agreement_with_majority'], 2)} "
+        f"agreement with the clear majority ({entry['clear_faces']:,} faces), "
+        f"{_pct(entry['fer2013_accuracy'], 2)} on FER2013's labels ({entry['date']})"
+        for name, entry in check.items()
+    ] or ["Not run yet: `python -m bench.crowd_check`."]
 
 
 def render() -> str:
@@ -353,7 +439,8 @@ def upload_memory_section(report: dict) -> list[str]:
         lines.append(
             f"| {label} | {phase['accepted']} | {phase['refused']} | {phase['peak_mb']:,} MB | "
             f"{phase['peak_above_idle_mb']:,} MB | {after['above_idle_mb']:,} MB above idle "
-            f"{after['seconds_after_closing']:g} s later |")
+            f"{after['seconds_after_closing']:g} s later |"
+        )
     checks = report["checks"]
     lines += [
         "",
@@ -371,18 +458,26 @@ def upload_memory_section(report: dict) -> list[str]:
 
 # page -> {block name: its lines}; each block sits between <!-- bench:NAME --> markers.
 def blocks() -> dict[Path, dict[str, list[str]]]:
-    return {ROOT / "docs" / "sharing.md": {
-        "upload-memory": upload_memory_section(_load("upload_memory.json"))}}
+    return {
+        ROOT / "docs" / "sharing.md": {
+            "upload-memory": upload_memory_section(_load("upload_memory.json"))
+        }
+    }
 
 
 def fill_blocks(text: str, filled: dict[str, list[str]]) -> str:
     for name, lines in filled.items():
-        pattern = re.compile(rf"(<!-- bench:{re.escape(name)} -->\n)(?:.*?\n)?(<!-- /bench:"
-                             rf"{re.escape(name)} -->)", re.S)
+        pattern = re.compile(
+            rf"(<!-- bench:{re.escape(name)} -->\n)(?:.*?\n)?(<!-- /bench:"
+            rf"{re.escape(name)} -->)",
+            re.S,
+        )
         if not pattern.search(text):
             raise SystemExit(f"the markers of the block {name} are missing")
-        text = pattern.sub(lambda m, lines=lines: m.group(1) + "".join(f"{line}\n" for line in lines)
-                           + m.group(2), text)
+        text = pattern.sub(
+            lambda m, lines=lines: m.group(1) + "".join(f"{line}\n" for line in lines) + m.group(2),
+            text,
+        )
     return text
 
 
@@ -408,8 +503,7 @@ def main(argv=None) -> int:
         page.write_text(text, encoding="utf-8")
         print(f"wrote {page.relative_to(ROOT)}")
     for page in stale:
-        print(f"{page.relative_to(ROOT)} is out of date: run python -m bench.docs",
-              file=sys.stderr)
+        print(f"{page.relative_to(ROOT)} is out of date: run python -m bench.docs", file=sys.stderr)
     return 1 if stale else 0
 
 

@@ -24,10 +24,13 @@ def main() -> int:
 
     shipped = EmotionModel()
     result = compare_with_previous(shipped, repeats=3000, rounds=15)
-    result.update(date=time.strftime("%Y-%m-%d"), shipped_model=shipped.path.name,
-                  shipped_backend=shipped.backend,
-                  shipped_litert_sha256=file_sha256(litert_path_for(shipped.path)),
-                  cpus=os.cpu_count())
+    result.update(
+        date=time.strftime("%Y-%m-%d"),
+        shipped_model=shipped.path.name,
+        shipped_backend=shipped.backend,
+        shipped_litert_sha256=file_sha256(litert_path_for(shipped.path)),
+        cpus=os.cpu_count(),
+    )
     print(json.dumps(result, indent=1))
     OUT.write_text(json.dumps(result, indent=1) + "\n")
     return 0

@@ -41,22 +41,26 @@ def soak(minutes: float, out_dir: Path) -> dict:
     seconds = minutes * 60
     with serve_app(out_dir / "streamlit.log", {"FER_RUNS_DIR": str(out_dir / "runs")}) as server:
         idle_rss = _rss_mib(server.process.pid)
-        driver = server.start("soak", "--y4m", str(y4m), "--seconds", str(seconds),
-                              out=out_dir)
+        driver = server.start("soak", "--y4m", str(y4m), "--seconds", str(seconds), out=out_dir)
         started = time.monotonic()
         samples = []
         while driver.poll() is None:
-            samples.append((round(time.monotonic() - started, 1),
-                            round(_rss_mib(server.process.pid), 1)))
+            samples.append(
+                (round(time.monotonic() - started, 1), round(_rss_mib(server.process.pid), 1))
+            )
             time.sleep(5)
         result = server.result(driver)
         log = server.server_log()
     if not result.get("ok"):
-        raise SystemExit(f"the soak scenario failed: {result.get('error')}\n"
-                         f"{result.get('_stderr', '')[-2000:]}")
+        raise SystemExit(
+            f"the soak scenario failed: {result.get('error')}\n{result.get('_stderr', '')[-2000:]}"
+        )
     steady = [(t, rss) for t, rss in samples if t >= WARM_UP_S]
-    slope = (float(np.polyfit([t for t, _ in steady], [r for _, r in steady], 1)[0] * 60)
-             if len(steady) >= 3 else None)
+    slope = (
+        float(np.polyfit([t for t, _ in steady], [r for _, r in steady], 1)[0] * 60)
+        if len(steady) >= 3
+        else None
+    )
     fps = [float(r["Frames/s"]) for r in result["readings"] if "Frames/s" in r]
     latency = [float(r["Latency"].split()[0]) for r in result["readings"] if "Latency" in r]
     tops = [r.get("top") for r in result["readings"]]
@@ -69,8 +73,10 @@ def soak(minutes: float, out_dir: Path) -> dict:
             "max": max(r for _, r in samples) if samples else None,
             "slope_mib_per_minute_after_warm_up": round(slope, 2) if slope is not None else None,
         },
-        "page_frames_per_second": {"median": statistics.median(fps) if fps else None,
-                                   "min": min(fps) if fps else None},
+        "page_frames_per_second": {
+            "median": statistics.median(fps) if fps else None,
+            "min": min(fps) if fps else None,
+        },
         "page_latency_ms_median": statistics.median(latency) if latency else None,
         "top_emotion_happy_share": (sum(t == "happy" for t in tops) / len(tops)) if tops else None,
         "seconds_to_first_result": result["first"]["seconds_to_result"],

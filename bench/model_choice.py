@@ -38,7 +38,8 @@ def main() -> int:
     results = {}
     for key, path in SHIPPED_MODELS.items():
         trained = (((read_card(path) or {}).get("training") or {}).get("config") or {}).get(
-            "labels", "fer2013")
+            "labels", "fer2013"
+        )
         entry = {"model": path.name, "trained_on": trained, "rows": {}}
         for labels in ("ferplus-majority", "fer2013"):
             images, truth = split_with_labels(dataset, "PublicTest", labels)
@@ -46,8 +47,7 @@ def main() -> int:
                 recognizer = Recognizer(str(path), preset="photo", detector=detector)
                 report = evaluate_pipeline(recognizer, images, truth, SceneOptions())
                 entry["rows"][f"{labels}/{detector}"] = {k: report[k] for k in KEYS}
-                print(key, labels, detector, f"end to end {report['end_to_end']:.4f}",
-                      flush=True)
+                print(key, labels, detector, f"end to end {report['end_to_end']:.4f}", flush=True)
         results[key] = entry
 
     def crowd(key: str) -> float:
@@ -58,12 +58,20 @@ def main() -> int:
     label_models = [k for k in results if results[k]["trained_on"] == "fer2013"]
     best_crowd = max(crowd_models, key=crowd, default=None)
     best_label = max(label_models, key=crowd, default=None)
-    default = best_crowd if best_label is None or (
-        best_crowd is not None and crowd(best_crowd) >= crowd(best_label)) else best_label
-    out = {"split": "PublicTest", "rule": "the highest end-to-end agreement with FER+'s clear "
-                                          "majority, summed over Haar and BlazeFace (photo "
-                                          "presets)",
-           "default": default, "date": time.strftime("%Y-%m-%d"), "models": results}
+    default = (
+        best_crowd
+        if best_label is None or (best_crowd is not None and crowd(best_crowd) >= crowd(best_label))
+        else best_label
+    )
+    out = {
+        "split": "PublicTest",
+        "rule": "the highest end-to-end agreement with FER+'s clear "
+        "majority, summed over Haar and BlazeFace (photo "
+        "presets)",
+        "default": default,
+        "date": time.strftime("%Y-%m-%d"),
+        "models": results,
+    }
     OUT.write_text(json.dumps(out, indent=1) + "\n")
     print(f"default: {default}")
     return 0

@@ -71,8 +71,10 @@ def bench_frames(fer, repeats: int) -> dict:
     fer again, ...), so that a slow spell of the machine falls on all of them alike."""
     from fer_core import Recognizer
 
-    cases = {"640x480_1face": synthetic_frame(640, 480, 1, 200),
-             "1280x720_5faces": synthetic_frame(1280, 720, 5, 200)}
+    cases = {
+        "640x480_1face": synthetic_frame(640, 480, 1, 200),
+        "1280x720_5faces": synthetic_frame(1280, 720, 5, 200),
+    }
     out = {}
     for case, frame in cases.items():
         runners = {} if fer is None else {"fer": fer.detect_emotions}
@@ -108,7 +110,7 @@ def moving_frames(count: int = 150, width: int = 640, height: int = 480, face: i
         dx = int(0.32 * width * np.sin(t))
         dy = int(0.18 * height * np.sin(2 * t))
         x0, y0 = cx - width // 2 - dx, cy - height // 2 - dy
-        frames.append(np.ascontiguousarray(base[y0:y0 + height, x0:x0 + width]))
+        frames.append(np.ascontiguousarray(base[y0 : y0 + height, x0 : x0 + width]))
     return frames
 
 
@@ -127,11 +129,17 @@ def bench_moving(fer) -> dict:
             times.append(time.perf_counter() - started)
         fer_ms = float(np.median(times) * 1e3)
         fer_mean = float(np.mean(times) * 1e3)
-        out["fer"] = {**_stats(times), "mean_ms": round(fer_mean, 3),
-                      "face_present": round(present / len(frames), 4)}
+        out["fer"] = {
+            **_stats(times),
+            "mean_ms": round(fer_mean, 3),
+            "face_present": round(present / len(frames), 4),
+        }
     for detector, preset, every in [(d, p, 1) for d, p in SETTINGS] + [
-            ("haar", "live", 2), ("haar", "live", 3), ("blazeface", "live", 2),
-            ("blazeface", "live", 3)]:
+        ("haar", "live", 2),
+        ("haar", "live", 3),
+        ("blazeface", "live", 2),
+        ("blazeface", "live", 3),
+    ]:
         recognizer = Recognizer(preset=preset, detector=detector, detect_every=every)
         recognizer.analyze(frames[0])
         recognizer.tracker.reset()
@@ -142,9 +150,13 @@ def bench_moving(fer) -> dict:
             times.append(time.perf_counter() - started)
             present += bool(results)
             ids.update(r.face_id for r in results)
-        entry = {**_stats(times), "mean_ms": round(float(np.mean(times) * 1e3), 3),
-                 "face_present": round(present / len(frames), 4), "ids_used": len(ids),
-                 "detect_every": every}
+        entry = {
+            **_stats(times),
+            "mean_ms": round(float(np.mean(times) * 1e3), 3),
+            "face_present": round(present / len(frames), 4),
+            "ids_used": len(ids),
+            "detect_every": every,
+        }
         if fer_ms:
             entry["ratio_to_fer"] = round(float(np.median(times) * 1e3) / fer_ms, 3)
             entry["mean_ratio_to_fer"] = round(float(np.mean(times) * 1e3) / fer_mean, 3)
@@ -179,18 +191,22 @@ def bench_video(path: Path) -> dict:
             times = [index / fps for index in range(len(scaled))]
             for frame in scaled:
                 results = recognizer.analyze_stream(frame)
-                detected += any(not r.carried for r in results) and \
-                    recognizer.last_timings.get("detect_ms", 0) > 0
+                detected += (
+                    any(not r.carried for r in results)
+                    and recognizer.last_timings.get("detect_ms", 0) > 0
+                )
                 present += bool(results)
                 ids.update({r.face_id for r in results})
                 shown.append([(r.face_id, r.box) for r in results])
             out[f"{detector}_live_{size[0]}x{size[1]}"] = {
-                "frames_detected": detected, "frames_with_face_shown": present,
+                "frames_detected": detected,
+                "frames_with_face_shown": present,
                 "ids_used": len(ids),
                 # each face followed by box overlap across frames, bridging a loss of up to
                 # half a second (a cut ends it): the share of its frames that show its main id
                 # (fer_core.track_metrics)
-                "id_consistency": id_consistency(shown, times=times, max_gap_s=0.5)}
+                "id_consistency": id_consistency(shown, times=times, max_gap_s=0.5),
+            }
     return out
 
 
@@ -226,8 +242,14 @@ def bench_detection(photos_dir: Path, fer) -> dict:
         for file, detections in found.items():
             a, b, c = _match([d.box if hasattr(d, "box") else d for d in detections], gts[file])
             tp, fp, fn = tp + a, fp + b, fn + c
-        return {"recall": round(tp / max(tp + fn, 1), 4), "precision": round(tp / max(tp + fp, 1), 4),
-                "true_positives": tp, "false_positives": fp, "missed": fn, **_stats(times)}
+        return {
+            "recall": round(tp / max(tp + fn, 1), 4),
+            "precision": round(tp / max(tp + fp, 1), 4),
+            "true_positives": tp,
+            "false_positives": fp,
+            "missed": fn,
+            **_stats(times),
+        }
 
     for detector, preset in SETTINGS:
         det = make_detector(detector, preset)
@@ -248,8 +270,11 @@ def bench_detection(photos_dir: Path, fer) -> dict:
                 sweep[f"{threshold:.2f}"] = {"recall": r["recall"], "precision": r["precision"]}
             # the thresholds with the best recall at precision >= 0.95; the one in use was
             # chosen among them on PublicTest faces (see the detector's presets)
-            ok = [(r["recall"], float(t)) for t, r in sweep.items()
-                  if r["precision"] >= PRECISION_TARGET]
+            ok = [
+                (r["recall"], float(t))
+                for t, r in sweep.items()
+                if r["precision"] >= PRECISION_TARGET
+            ]
             best = max((recall for recall, _ in ok), default=None)
             entry = out[f"{detector}_{preset}"]
             entry["threshold_sweep"] = sweep
@@ -266,8 +291,10 @@ def bench_detection(photos_dir: Path, fer) -> dict:
 
 
 def print_summary(results: dict) -> None:
-    print(f"\nmachine: {results['machine']['cpu']} ({results['machine']['cores']} cores), "
-          f"{results['machine']['date']}")
+    print(
+        f"\nmachine: {results['machine']['cpu']} ({results['machine']['cores']} cores), "
+        f"{results['machine']['date']}"
+    )
     for case, row in results["frames"].items():
         print(f"\nper frame, {case} (median ms, ratio to fer)")
         for key, r in row.items():
@@ -278,21 +305,28 @@ def print_summary(results: dict) -> None:
     for key, r in m.items():
         if isinstance(r, dict):
             ratio = f"  x{r['ratio_to_fer']:.3f} of fer" if "ratio_to_fer" in r else ""
-            print(f"  {key:<34} present {r['face_present'] * 100:5.1f}%  median "
-                  f"{r['median_ms']:7.2f} ms  mean {r['mean_ms']:7.2f} ms  ids "
-                  f"{r.get('ids_used', '-')}{ratio}"
-                  + (f" (mean x{r['mean_ratio_to_fer']:.3f})" if "mean_ratio_to_fer" in r else ""))
+            print(
+                f"  {key:<34} present {r['face_present'] * 100:5.1f}%  median "
+                f"{r['median_ms']:7.2f} ms  mean {r['mean_ms']:7.2f} ms  ids "
+                f"{r.get('ids_used', '-')}{ratio}"
+                + (f" (mean x{r['mean_ratio_to_fer']:.3f})" if "mean_ratio_to_fer" in r else "")
+            )
     print("\ntest video, live presets")
     for key, r in results["video"].items():
         print(f"  {key}: {r}")
     print("\ndetection on labelled photos (IoU >= 0.4)")
     for key, r in results["detection"].items():
         if isinstance(r, dict):
-            extra = (f"  threshold {r['threshold_in_use']} (best recall at precision >= "
-                     f"{PRECISION_TARGET}: {r['thresholds_meeting_target']})"
-                     if "thresholds_meeting_target" in r else "")
-            print(f"  {key:<32} recall {r['recall']:.3f}  precision {r['precision']:.3f}  "
-                  f"{r['median_ms']:.1f} ms/image{extra}")
+            extra = (
+                f"  threshold {r['threshold_in_use']} (best recall at precision >= "
+                f"{PRECISION_TARGET}: {r['thresholds_meeting_target']})"
+                if "thresholds_meeting_target" in r
+                else ""
+            )
+            print(
+                f"  {key:<32} recall {r['recall']:.3f}  precision {r['precision']:.3f}  "
+                f"{r['median_ms']:.1f} ms/image{extra}"
+            )
         else:
             print(f"  {key}: {r}")
 
@@ -306,8 +340,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     started = time.perf_counter()
     fer, why = load_fer()
-    results = {"machine": machine_info(), "fer": why or "fer 25.10.3, FER() defaults "
-               "(Haar, scale 1.1, 5 neighbours, TFLite model)"}
+    results = {
+        "machine": machine_info(),
+        "fer": why or "fer 25.10.3, FER() defaults (Haar, scale 1.1, 5 neighbours, TFLite model)",
+    }
     print("frames...", flush=True)
     results["frames"] = bench_frames(fer, 10 if args.quick else 50)
     print("moving face...", flush=True)

@@ -29,16 +29,31 @@ def make_images(folder: Path, count: int) -> None:
 
     base = synthetic_frame(320, 240, 1, 110)
     for index in range(count):
-        Image.fromarray(np.roll(base, index % 60, axis=1)).save(folder / f"img_{index:04d}.jpg",
-                                                                quality=90)
+        Image.fromarray(np.roll(base, index % 60, axis=1)).save(
+            folder / f"img_{index:04d}.jpg", quality=90
+        )
 
 
 def timed_cli(folder: Path, *extra: str) -> float:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "RAY_USAGE_STATS_ENABLED": "0"}
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "fer_core", "predict", str(folder), "--out",
-                    str(folder.parent / "out.csv"), *extra], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=1200)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fer_core",
+            "predict",
+            str(folder),
+            "--out",
+            str(folder.parent / "out.csv"),
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=1200,
+    )
     return time.perf_counter() - started
 
 
@@ -54,8 +69,12 @@ def main(argv=None) -> int:
         folder = Path(work) / "photos"
         folder.mkdir()
         make_images(folder, args.images)
-        results = {"images": args.images, "concurrency": args.concurrency,
-                   "cores": os.cpu_count(), "date": time.strftime("%Y-%m-%d")}
+        results = {
+            "images": args.images,
+            "concurrency": args.concurrency,
+            "cores": os.cpu_count(),
+            "date": time.strftime("%Y-%m-%d"),
+        }
         cli = timed_cli(folder)
         ray_cli = timed_cli(folder, "--engine", "ray", "--concurrency", str(args.concurrency))
         files, _ = collect_inputs([str(folder)])
@@ -66,15 +85,22 @@ def main(argv=None) -> int:
         start_ray()
         table, timing = predict_with_ray(files, None, "photo", args.concurrency)
         assert len(table) == len(plain["rows"]), (len(table), len(plain["rows"]))
-        results.update({
-            "plain_cli_images_per_second_with_start": round(args.images / cli, 1),
-            "ray_cli_images_per_second_with_start": round(args.images / ray_cli, 1),
-            "plain_images_per_second_without_start": round(args.images / plain_seconds, 1),
-            "ray_images_per_second_without_start": round(
-                args.images / timing["seconds_after_start"], 1),
-            "seconds": {"plain_cli": round(cli, 1), "ray_cli": round(ray_cli, 1),
-                        "plain_in_process": round(plain_seconds, 1),
-                        "ray_in_process": round(timing["seconds_after_start"], 1)}})
+        results.update(
+            {
+                "plain_cli_images_per_second_with_start": round(args.images / cli, 1),
+                "ray_cli_images_per_second_with_start": round(args.images / ray_cli, 1),
+                "plain_images_per_second_without_start": round(args.images / plain_seconds, 1),
+                "ray_images_per_second_without_start": round(
+                    args.images / timing["seconds_after_start"], 1
+                ),
+                "seconds": {
+                    "plain_cli": round(cli, 1),
+                    "ray_cli": round(ray_cli, 1),
+                    "plain_in_process": round(plain_seconds, 1),
+                    "ray_in_process": round(timing["seconds_after_start"], 1),
+                },
+            }
+        )
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     return 0

@@ -42,16 +42,26 @@ def machine_info() -> dict:
                 break
     except OSError:
         pass
-    return {"date": time.strftime("%Y-%m-%d"), "cpu": cpu, "cores": os.cpu_count(),
-            "platform": platform.platform(), "python": platform.python_version(),
-            "tensorflow": tf.__version__, "keras": keras.__version__, "opencv": cv2.__version__,
-            "numpy": np.__version__}
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "opencv": cv2.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def _stats(times) -> dict:
     times = np.asarray(times) * 1e3
-    return {"median_ms": round(float(np.median(times)), 3),
-            "p90_ms": round(float(np.percentile(times, 90)), 3), "runs": int(len(times))}
+    return {
+        "median_ms": round(float(np.median(times)), 3),
+        "p90_ms": round(float(np.percentile(times, 90)), 3),
+        "runs": int(len(times)),
+    }
 
 
 # The model that the shipped default replaced (v3, FER2013's labels), still shipped as the
@@ -67,14 +77,20 @@ def bench_classifier(repeats: int) -> dict:
     for backend, fast in (("litert", True), ("keras", False)):
         model = EmotionModel(fast=fast, flip_average=False)
         for batch in (1, 32):
-            r = measure_classifier_latency(model, batch, repeats=repeats if batch == 1 else
-                                           max(20, repeats // 5))
-            out[f"{backend}_batch{batch}"] = {k: round(v, 4) if isinstance(v, float) else v
-                                              for k, v in r.items()}
+            r = measure_classifier_latency(
+                model, batch, repeats=repeats if batch == 1 else max(20, repeats // 5)
+            )
+            out[f"{backend}_batch{batch}"] = {
+                k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()
+            }
     shipped = EmotionModel()
-    out["shipped_setting"] = {"flip_average": shipped.flip_average, **{
-        k: round(v, 4) if isinstance(v, float) else v
-        for k, v in measure_classifier_latency(shipped, 1, repeats=repeats).items()}}
+    out["shipped_setting"] = {
+        "flip_average": shipped.flip_average,
+        **{
+            k: round(v, 4) if isinstance(v, float) else v
+            for k, v in measure_classifier_latency(shipped, 1, repeats=repeats).items()
+        },
+    }
     if PREVIOUS_MODEL.is_file():
         out["against_previous_model"] = compare_with_previous(shipped, repeats)
     return out
@@ -91,14 +107,21 @@ def compare_with_previous(shipped, repeats: int, rounds: int = 10) -> dict:
     times = {"shipped": [], "previous": []}
     for _ in range(rounds):
         for name, model in (("shipped", shipped), ("previous", previous)):
-            times[name].append(measure_classifier_latency(
-                model, 1, repeats=max(20, repeats // rounds), warmup=10)["median_ms"])
+            times[name].append(
+                measure_classifier_latency(model, 1, repeats=max(20, repeats // rounds), warmup=10)[
+                    "median_ms"
+                ]
+            )
     shipped_ms, previous_ms = (float(np.median(times[k])) for k in ("shipped", "previous"))
-    return {"shipped_ms": round(shipped_ms, 4), "previous_ms": round(previous_ms, 4),
-            "ratio": round(shipped_ms / previous_ms, 3), "rounds": rounds,
-            "previous_model": str(PREVIOUS_MODEL.relative_to(ROOT)),
-            "previous_flip_average": previous.flip_average,
-            "shipped_flip_average": shipped.flip_average}
+    return {
+        "shipped_ms": round(shipped_ms, 4),
+        "previous_ms": round(previous_ms, 4),
+        "ratio": round(shipped_ms / previous_ms, 3),
+        "rounds": rounds,
+        "previous_model": str(PREVIOUS_MODEL.relative_to(ROOT)),
+        "previous_flip_average": previous.flip_average,
+        "shipped_flip_average": shipped.flip_average,
+    }
 
 
 def synthetic_frame(width: int, height: int, faces: int, face_width: int) -> np.ndarray:
@@ -117,7 +140,7 @@ def synthetic_frame(width: int, height: int, faces: int, face_width: int) -> np.
         y = int(height / 2 - fh / 2)
         x0, y0 = max(0, x), max(0, y)
         x1, y1 = min(width, x + fw), min(height, y + fh)
-        frame[y0:y1, x0:x1] = face[y0 - y:y1 - y, x0 - x:x1 - x]
+        frame[y0:y1, x0:x1] = face[y0 - y : y1 - y, x0 - x : x1 - x]
     return frame
 
 
@@ -125,8 +148,12 @@ def bench_pipeline(repeats: int) -> dict:
     from fer_core import Recognizer
 
     out = {}
-    cases = [("640x480", 640, 480, 1, 200), ("640x480", 640, 480, 5, 100),
-             ("1280x720", 1280, 720, 1, 300), ("1280x720", 1280, 720, 5, 200)]
+    cases = [
+        ("640x480", 640, 480, 1, 200),
+        ("640x480", 640, 480, 5, 100),
+        ("1280x720", 1280, 720, 1, 300),
+        ("1280x720", 1280, 720, 5, 200),
+    ]
     for preset in ("live", "photo"):
         recognizer = Recognizer(preset=preset)
         for label, width, height, faces, face_width in cases:
@@ -140,9 +167,13 @@ def bench_pipeline(repeats: int) -> dict:
                 recognizer.analyze_stream(frame)
                 times.append(time.perf_counter() - started)
             key = f"{preset}_{label}_{faces}face{'s' if faces > 1 else ''}"
-            out[key] = {**_stats(times), "faces_placed": faces, "faces_found": found,
-                        "face_width_px": face_width,
-                        "fps_capacity": round(1000.0 / float(np.median(times) * 1e3), 1)}
+            out[key] = {
+                **_stats(times),
+                "faces_placed": faces,
+                "faces_found": found,
+                "face_width_px": face_width,
+                "fps_capacity": round(1000.0 / float(np.median(times) * 1e3), 1),
+            }
     return out
 
 
@@ -155,10 +186,12 @@ def smallest_live_face() -> dict:
     for width in range(30, 160, 5):
         if len(recognizer.analyze(synthetic_frame(640, 480, 1, width))) == 1:
             found_sizes.append(width)
-    return {"smallest_found_px": min(found_sizes) if found_sizes else None,
-            "always_found_from_px": next((w for w in range(30, 160, 5)
-                                          if all(s in found_sizes for s in range(w, 160, 5))),
-                                         None)}
+    return {
+        "smallest_found_px": min(found_sizes) if found_sizes else None,
+        "always_found_from_px": next(
+            (w for w in range(30, 160, 5) if all(s in found_sizes for s in range(w, 160, 5))), None
+        ),
+    }
 
 
 def iou(a, b) -> float:
@@ -178,8 +211,10 @@ def bench_detection(photos_dir: Path) -> dict:
     if not annotations.is_file():
         return {"skipped": f"no labelled photos at {photos_dir}"}
     truth = json.loads(annotations.read_text())
-    settings = {"seed (1.1, 5, 30x30, full size)": DetectorSettings(1.1, 5, 30, None),
-                **{f"preset {name}": s for name, s in PRESETS.items()}}
+    settings = {
+        "seed (1.1, 5, 30x30, full size)": DetectorSettings(1.1, 5, 30, None),
+        **{f"preset {name}": s for name, s in PRESETS.items()},
+    }
     out = {}
     for name, setting in settings.items():
         detector = FaceDetector(setting)
@@ -200,10 +235,16 @@ def bench_detection(photos_dir: Path) -> dict:
                 else:
                     fp += 1
             fn += len(gt) - len(matched)
-        out[name] = {"recall": round(tp / max(tp + fn, 1), 4),
-                     "precision": round(tp / max(tp + fp, 1), 4), "true_positives": tp,
-                     "false_positives": fp, "missed": fn, "faces": tp + fn,
-                     "images": len(truth), **_stats(times)}
+        out[name] = {
+            "recall": round(tp / max(tp + fn, 1), 4),
+            "precision": round(tp / max(tp + fp, 1), 4),
+            "true_positives": tp,
+            "false_positives": fp,
+            "missed": fn,
+            "faces": tp + fn,
+            "images": len(truth),
+            **_stats(times),
+        }
     del cv2
     return out
 
@@ -224,28 +265,35 @@ def bench_training_throughput(steps: int) -> dict:
         started = time.perf_counter()
         model.fit(x, y, batch_size=64, epochs=1, verbose=0)
         seconds = time.perf_counter() - started
-        out[name] = {"images_per_second": round(len(x) / seconds, 1),
-                     "parameters": int(model.count_params()), "batch_size": 64}
+        out[name] = {
+            "images_per_second": round(len(x) / seconds, 1),
+            "parameters": int(model.count_params()),
+            "batch_size": 64,
+        }
     # The project's own loop (augmentation, class weights, checkpoints, validation), which
     # is what `fer train` and the Training page run: bench.train_speed.
     from bench.train_speed import load_training_data, measure
 
-    loop = measure(load_training_data(None, 64 * steps * 2, 0), 64, 2, 64 * steps * 2,
-                   "cnn_gru")
+    loop = measure(load_training_data(None, 64 * steps * 2, 0), 64, 2, 64 * steps * 2, "cnn_gru")
     out["cnn_gru, fer train loop"] = {
-        "images_per_second": loop["images_per_second"], "batch_size": 64,
-        "note": "second epoch, timed from its first finished batch to its last"}
+        "images_per_second": loop["images_per_second"],
+        "batch_size": 64,
+        "note": "second epoch, timed from its first finished batch to its last",
+    }
     return out
 
 
 def bench_loading() -> dict:
     out = {}
-    code = ("import time; t=time.perf_counter(); import fer_core; m=fer_core.load_model(); "
-            "import numpy as np; m.predict_faces(np.zeros((1,48,48),np.uint8)); "
-            "print(time.perf_counter()-t)")
+    code = (
+        "import time; t=time.perf_counter(); import fer_core; m=fer_core.load_model(); "
+        "import numpy as np; m.predict_faces(np.zeros((1,48,48),np.uint8)); "
+        "print(time.perf_counter()-t)"
+    )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     out["model_load_first_prediction_s"] = round(float(result.stdout.strip().splitlines()[-1]), 3)
     path = os.environ.get("FER2013_PATH")
     if path and Path(path).exists():
@@ -270,19 +318,43 @@ def bench_app_cold_start() -> dict:
         port = s.getsockname()[1]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py",
-                               "--server.headless", "true", "--server.port", str(port),
-                               "--server.address", "127.0.0.1"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "app.py",
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         from playwright.sync_api import sync_playwright
 
         # Playwright gives each launch a fresh temporary profile of its own.
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run",
-                "--disable-dev-shm-usage", "--disable-quic"])
+            browser = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--disable-dev-shm-usage",
+                    "--disable-quic",
+                ],
+            )
             page = browser.new_page()
             while True:
                 try:
@@ -317,7 +389,7 @@ def _write_test_video(path: Path, seconds: int, fps: int = 15, size=(320, 240)) 
         stream.options = {"preset": "ultrafast"}
         for index in range(seconds * fps):
             offset = int((index % (fps * 8)) / (fps * 8) * size[0])
-            image = np.ascontiguousarray(frame_rgb[:, offset:offset + size[0]])
+            image = np.ascontiguousarray(frame_rgb[:, offset : offset + size[0]])
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
@@ -363,12 +435,17 @@ def bench_video(every: int) -> dict:
             _write_test_video(path, minutes * 60)
             started = time.perf_counter()
             peak, before, frame = _peak_rss_during(
-                lambda path=path: analyze_video(path, recognizer=recognizer, every=every))
+                lambda path=path: analyze_video(path, recognizer=recognizer, every=every)
+            )
             seconds = time.perf_counter() - started
             out[f"{minutes}min_320x240_15fps"] = {
-                "every_nth_frame": every, "frames_analysed": int(frame["frame"].nunique()),
-                "face_rows": int(len(frame)), "seconds": round(seconds, 1),
-                "peak_rss_mib": round(peak, 1), "rss_growth_mib": round(peak - before, 1)}
+                "every_nth_frame": every,
+                "frames_analysed": int(frame["frame"].nunique()),
+                "face_rows": int(len(frame)),
+                "seconds": round(seconds, 1),
+                "peak_rss_mib": round(peak, 1),
+                "rss_growth_mib": round(peak - before, 1),
+            }
     return out
 
 
@@ -384,37 +461,56 @@ def bench_batch_cli(count: int) -> dict:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         out_file = Path(folder) / "results.csv"
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, "-m", "fer_core", "predict", folder, "--out",
-                                 str(out_file)], cwd=ROOT, env=env, capture_output=True,
-                                text=True, timeout=600)
+        result = subprocess.run(
+            [sys.executable, "-m", "fer_core", "predict", folder, "--out", str(out_file)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         seconds = time.perf_counter() - started
         summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
-    return {"images": count, "seconds_including_start": round(seconds, 1),
-            "images_per_second": round(count / seconds, 1), "summary": summary,
-            "returncode": result.returncode}
+    return {
+        "images": count,
+        "seconds_including_start": round(seconds, 1),
+        "images_per_second": round(count / seconds, 1),
+        "summary": summary,
+        "returncode": result.returncode,
+    }
 
 
 def print_table(results: dict) -> None:
-    print(f"\nmachine: {results['machine']['cpu']} ({results['machine']['cores']} cores), "
-          f"{results['machine']['date']}")
+    print(
+        f"\nmachine: {results['machine']['cpu']} ({results['machine']['cores']} cores), "
+        f"{results['machine']['date']}"
+    )
     print("\nclassifier (per call)")
     for key, r in results["classifier"].items():
         if key == "against_previous_model":
-            print(f"  as shipped, 1 face: {r['shipped_ms']:.3f} ms against the previous "
-                  f"model's {r['previous_ms']:.3f} ms (x{r['ratio']:.2f}, interleaved)")
+            print(
+                f"  as shipped, 1 face: {r['shipped_ms']:.3f} ms against the previous "
+                f"model's {r['previous_ms']:.3f} ms (x{r['ratio']:.2f}, interleaved)"
+            )
             continue
-        print(f"  {key:<18} median {r['median_ms']:8.3f} ms  p90 {r['p90_ms']:8.3f} ms  "
-              f"per face {r['median_ms_per_face']:.4f} ms")
+        print(
+            f"  {key:<18} median {r['median_ms']:8.3f} ms  p90 {r['p90_ms']:8.3f} ms  "
+            f"per face {r['median_ms_per_face']:.4f} ms"
+        )
     print("\npipeline per frame (detect + crop + classify + smoothing)")
     for key, r in results["pipeline"].items():
-        print(f"  {key:<28} median {r['median_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f} ms  "
-              f"{r['fps_capacity']:6.1f} fps  faces {r['faces_found']}/{r['faces_placed']}")
+        print(
+            f"  {key:<28} median {r['median_ms']:7.2f} ms  p90 {r['p90_ms']:7.2f} ms  "
+            f"{r['fps_capacity']:6.1f} fps  faces {r['faces_found']}/{r['faces_placed']}"
+        )
     print(f"  smallest face the live preset finds in 640x480: {results['live_smallest_face']}")
     print("\ndetection on labelled photos (IoU >= 0.4)")
     for key, r in results["detection"].items():
         if isinstance(r, dict):
-            print(f"  {key:<34} recall {r['recall']:.3f}  precision {r['precision']:.3f}  "
-                  f"median {r['median_ms']:.1f} ms/image")
+            print(
+                f"  {key:<34} recall {r['recall']:.3f}  precision {r['precision']:.3f}  "
+                f"median {r['median_ms']:.1f} ms/image"
+            )
         else:
             print(f"  {key}: {r}")
     print("\ntraining throughput (batch 64)")
@@ -423,12 +519,16 @@ def print_table(results: dict) -> None:
         print(f"  {key:<24} {r['images_per_second']:8.1f} images/s{params}")
     print("\nvideo analysis (streamed; peak memory)")
     for key, r in results.get("video", {}).items():
-        print(f"  {key:<22} {r['frames_analysed']} frames in {r['seconds']} s, peak RSS "
-              f"{r['peak_rss_mib']} MiB (+{r['rss_growth_mib']} MiB)")
+        print(
+            f"  {key:<22} {r['frames_analysed']} frames in {r['seconds']} s, peak RSS "
+            f"{r['peak_rss_mib']} MiB (+{r['rss_growth_mib']} MiB)"
+        )
     batch = results.get("batch_cli", {})
     if batch:
-        print(f"\nbatch CLI: {batch['images']} images, {batch['images_per_second']} images/s "
-              f"({batch['summary']})")
+        print(
+            f"\nbatch CLI: {batch['images']} images, {batch['images_per_second']} images/s "
+            f"({batch['summary']})"
+        )
     print("\nloading")
     for key, value in {**results["loading"], **results["app"]}.items():
         print(f"  {key}: {value}")

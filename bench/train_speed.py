@@ -72,14 +72,24 @@ def load_training_data(path: str | None, rows: int | None, seed: int):
     else:
         rng = np.random.default_rng(seed)
         n = rows or 8192
-        dataset = Fer2013(rng.integers(0, 256, (n + 512, 48, 48), dtype=np.uint8),
-                          np.arange(n + 512) % 7,
-                          np.array(["Training"] * n + ["PublicTest"] * 512), source="random")
+        dataset = Fer2013(
+            rng.integers(0, 256, (n + 512, 48, 48), dtype=np.uint8),
+            np.arange(n + 512) % 7,
+            np.array(["Training"] * n + ["PublicTest"] * 512),
+            source="random",
+        )
     return dataset
 
 
-def measure(dataset, batch_size: int, epochs: int, rows: int | None, architecture: str,
-            steps_per_execution: int = 1, stop_after: float | None = None) -> dict:
+def measure(
+    dataset,
+    batch_size: int,
+    epochs: int,
+    rows: int | None,
+    architecture: str,
+    steps_per_execution: int = 1,
+    stop_after: float | None = None,
+) -> dict:
     import keras
 
     from fer_core.config import TrainConfig
@@ -98,20 +108,25 @@ def measure(dataset, batch_size: int, epochs: int, rows: int | None, architectur
             compiles_at_epoch_end.append(counter.count)
 
     with tempfile.TemporaryDirectory() as runs:
-        config = TrainConfig(architecture=architecture, epochs=epochs, batch_size=batch_size,
-                             train_subset=rows, validation_subset=512, runs_dir=runs,
-                             run_name="speed", recalibrate_batch_norm=False,
-                             # only when asked: the same script then also times an older
-                             # fer_core (PYTHONPATH) that has no such setting
-                             **({"steps_per_execution": steps_per_execution}
-                                if steps_per_execution != 1 else {}))
+        config = TrainConfig(
+            architecture=architecture,
+            epochs=epochs,
+            batch_size=batch_size,
+            train_subset=rows,
+            validation_subset=512,
+            runs_dir=runs,
+            run_name="speed",
+            recalibrate_batch_norm=False,
+            # only when asked: the same script then also times an older
+            # fer_core (PYTHONPATH) that has no such setting
+            **({"steps_per_execution": steps_per_execution} if steps_per_execution != 1 else {}),
+        )
         started = time.perf_counter()
 
         def should_stop():  # a user's Stop, pressed mid-epoch
             return stop_after is not None and time.perf_counter() - started > stop_after
 
-        run = train(config, dataset, on_batch=on_batch, on_epoch=on_epoch,
-                    should_stop=should_stop)
+        run = train(config, dataset, on_batch=on_batch, on_epoch=on_epoch, should_stop=should_stop)
         total = time.perf_counter() - started
         state = json.loads((run / "state.json").read_text())
     per_epoch = []
@@ -121,45 +136,63 @@ def measure(dataset, batch_size: int, epochs: int, rows: int | None, architectur
             per_epoch.append((batches[-1] - batches[0]) * batch_size / (times[-1] - times[0]))
     steady = per_epoch[1:] or per_epoch
     result = {
-        "backend": keras.backend.backend(), "architecture": architecture,
-        "batch_size": batch_size, "epochs": epochs,
+        "backend": keras.backend.backend(),
+        "architecture": architecture,
+        "batch_size": batch_size,
+        "epochs": epochs,
         "training_images": int(rows or int(np.sum(dataset.usage == "Training"))),
         "steps_per_execution": steps_per_execution,
         "images_per_second_by_epoch": [round(v, 1) for v in per_epoch],
         "images_per_second": round(float(np.median(steady)), 1) if steady else None,
         "wall_seconds": round(total, 1),
-        "status": state.get("status"), "epochs_done": state.get("epochs_done"),
+        "status": state.get("status"),
+        "epochs_done": state.get("epochs_done"),
     }
     if counter is not None:
         result["compilations_by_epoch_end"] = compiles_at_epoch_end
-        result["compilations_after_first_epoch"] = (compiles_at_epoch_end[-1]
-                                                    - compiles_at_epoch_end[0]
-                                                    if compiles_at_epoch_end else None)
-        result["compiled_steps"] = {name: count for name, count in counter.names.items()
-                                    if "step" in name}
+        result["compilations_after_first_epoch"] = (
+            compiles_at_epoch_end[-1] - compiles_at_epoch_end[0] if compiles_at_epoch_end else None
+        )
+        result["compiled_steps"] = {
+            name: count for name, count in counter.names.items() if "step" in name
+        }
     return result
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.train_speed")
     parser.add_argument("--data", default=os.environ.get("FER2013_PATH"))
-    parser.add_argument("--rows", type=int, default=4096,
-                        help="training images per epoch (0: all of Training)")
+    parser.add_argument(
+        "--rows", type=int, default=4096, help="training images per epoch (0: all of Training)"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--steps-per-execution", type=int, default=1)
     parser.add_argument("--architecture", default="cnn_gru")
     parser.add_argument("--out", default=str(OUT))
     parser.add_argument("--label", default=None, help="key of this row in the output file")
-    parser.add_argument("--stop-after", type=float, default=None,
-                        help="ask the run to stop after this many seconds (a Stop mid-epoch)")
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        default=None,
+        help="ask the run to stop after this many seconds (a Stop mid-epoch)",
+    )
     args = parser.parse_args(argv)
     dataset = load_training_data(args.data, args.rows or None, 0)
-    result = measure(dataset, args.batch_size, args.epochs, args.rows or None,
-                     args.architecture, args.steps_per_execution, args.stop_after)
+    result = measure(
+        dataset,
+        args.batch_size,
+        args.epochs,
+        args.rows or None,
+        args.architecture,
+        args.steps_per_execution,
+        args.stop_after,
+    )
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores"
-    result["command"] = ("python -m bench.train_speed --batch-size "
-                         f"{args.batch_size} --epochs {args.epochs} --rows {args.rows}")
+    result["command"] = (
+        "python -m bench.train_speed --batch-size "
+        f"{args.batch_size} --epochs {args.epochs} --rows {args.rows}"
+    )
     out = Path(args.out)
     rows = json.loads(out.read_text()) if out.is_file() else {}
     rows[args.label or f"{result['backend']}-b{args.batch_size}"] = result

@@ -81,11 +81,24 @@ def _free_port() -> int:
 
 
 def _drive(url: str, files: list[Path], out: Path, hold: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(DRIVER), "upload_memory", "--url", url,
-                             "--out", str(out), "--seconds", str(hold),
-                             *(["--photos", *map(str, files)] if files else [])],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=str(ROOT))
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(DRIVER),
+            "upload_memory",
+            "--url",
+            url,
+            "--out",
+            str(out),
+            "--seconds",
+            str(hold),
+            *(["--photos", *map(str, files)] if files else []),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=str(ROOT),
+    )
 
 
 def _result(process: subprocess.Popen) -> dict:
@@ -105,32 +118,53 @@ def _wait_released(sampler: Sampler, idle: int, seconds: float) -> dict:
     deadline = time.time() + 30
     while sampler.now() - idle > 300 * MB and time.time() < deadline:
         time.sleep(1)
-    return {"seconds_after_closing": round(seconds, 1), "rss_mb": round(after_grace / MB),
-            "above_idle_mb": round((after_grace - idle) / MB),
-            "settled_mb": round(sampler.now() / MB),
-            "settled_after_s": round(time.time() - closed, 1)}
+    return {
+        "seconds_after_closing": round(seconds, 1),
+        "rss_mb": round(after_grace / MB),
+        "above_idle_mb": round((after_grace - idle) / MB),
+        "settled_mb": round(sampler.now() / MB),
+        "settled_after_s": round(time.time() - closed, 1),
+    }
 
 
-def _phase(sampler, url, tabs: int, files: list[list[Path]], work: Path, idle: int,
-           grace: float) -> dict:
+def _phase(
+    sampler, url, tabs: int, files: list[list[Path]], work: Path, idle: int, grace: float
+) -> dict:
     started = time.time()
     drivers = [_drive(url, files[i], work / f"shots{i}", hold=3) for i in range(tabs)]
     results = [_result(driver) for driver in drivers]
     ended = time.time()
     peak = max(sampler.between(started, ended))
-    per_tab = [[{"file": e["file"], "accepted": e["accepted"],
-                 "seconds": round(e["settled"] - e["started"], 1),
-                 "rss_mb": round(sampler.at(e["settled"]) / MB)}
-                for e in result["events"]] for result in results]
-    return {"tabs": tabs, "uploads": per_tab, "peak_mb": round(peak / MB),
-            "peak_above_idle_mb": round((peak - idle) / MB),
-            "accepted": sum(e["accepted"] for tab in per_tab for e in tab),
-            "refused": sum(not e["accepted"] for tab in per_tab for e in tab),
-            "refusals": sorted({error.split("was not accepted: ", 1)[-1][:120]
-                                for result in results for error in result["errors"]
-                                if "was not accepted" in error}),
-            "exceptions": [x for result in results for x in result["exceptions"]],
-            "after_closing": _wait_released(sampler, idle, grace)}
+    per_tab = [
+        [
+            {
+                "file": e["file"],
+                "accepted": e["accepted"],
+                "seconds": round(e["settled"] - e["started"], 1),
+                "rss_mb": round(sampler.at(e["settled"]) / MB),
+            }
+            for e in result["events"]
+        ]
+        for result in results
+    ]
+    return {
+        "tabs": tabs,
+        "uploads": per_tab,
+        "peak_mb": round(peak / MB),
+        "peak_above_idle_mb": round((peak - idle) / MB),
+        "accepted": sum(e["accepted"] for tab in per_tab for e in tab),
+        "refused": sum(not e["accepted"] for tab in per_tab for e in tab),
+        "refusals": sorted(
+            {
+                error.split("was not accepted: ", 1)[-1][:120]
+                for result in results
+                for error in result["errors"]
+                if "was not accepted" in error
+            }
+        ),
+        "exceptions": [x for result in results for x in result["exceptions"]],
+        "after_closing": _wait_released(sampler, idle, grace),
+    }
 
 
 def main(argv=None) -> int:
@@ -160,15 +194,34 @@ def main(argv=None) -> int:
             for source, path in zip(files[0], tab):
                 os.link(source, path)
         port = _free_port()
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith("FER_SESSION_UPLOAD") and key != "FER_UPLOAD_BUDGET_MB"}
-        env.update(FER_UPLOAD_DIR=str(work / "uploads"), FER_RUNS_DIR=str(work / "runs"),
-                   TF_CPP_MIN_LOG_LEVEL="2")
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("FER_SESSION_UPLOAD") and key != "FER_UPLOAD_BUDGET_MB"
+        }
+        env.update(
+            FER_UPLOAD_DIR=str(work / "uploads"),
+            FER_RUNS_DIR=str(work / "runs"),
+            TF_CPP_MIN_LOG_LEVEL="2",
+        )
         log = open(work / "server.log", "wb")
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py",
-                                   "--server.port", str(port), "--server.address",
-                                   "127.0.0.1"], cwd=str(ROOT), env=env, stdout=log,
-                                  stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "app.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+            ],
+            cwd=str(ROOT),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             import urllib.request
@@ -204,35 +257,43 @@ def main(argv=None) -> int:
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": f"{os.cpu_count()} CPU cores",
         "files": f"{FILES} x {FILE_MB} MB ({FILE_MB * 10**6:,} bytes) per tab, each uploaded "
-                 "on its own",
+        "on its own",
         "memory_unit": "MiB (2**20 bytes), resident set size of the server process",
-        "settings": {"FER_SESSION_UPLOAD_MB": DEFAULT_SESSION_MB,
-                     "FER_SESSION_UPLOAD_FILES": DEFAULT_SESSION_FILES,
-                     "FER_UPLOAD_BUDGET_MB": budget,
-                     "server.disconnectedSessionTTL": ttl,
-                     "janitor_seconds": JANITOR_SECONDS},
+        "settings": {
+            "FER_SESSION_UPLOAD_MB": DEFAULT_SESSION_MB,
+            "FER_SESSION_UPLOAD_FILES": DEFAULT_SESSION_FILES,
+            "FER_UPLOAD_BUDGET_MB": budget,
+            "server.disconnectedSessionTTL": ttl,
+            "janitor_seconds": JANITOR_SECONDS,
+        },
         "idle_mb": round(idle / MB),
-        "one_tab": one, "three_tabs": three,
+        "one_tab": one,
+        "three_tabs": three,
         "refusals_logged": refused_log,
         "before": "issue 24: one tab 722 -> 4,573 MB, three tabs 10,483 MB, 10,364 MB 94 s "
-                  "after every tab closed",
+        "after every tab closed",
     }
     margin = 2 * FILE_MB
     report["checks"] = {
         "margin_mb": margin,
         "margin": "uploads in flight: the web server holds a file whole between receiving "
-                  "it and handing it to the budget (one per tab uploading at that moment, up "
-                  "to two here when a tab's next file overlaps)",
+        "it and handing it to the budget (one per tab uploading at that moment, up "
+        "to two here when a tab's next file overlaps)",
         "peak_within_idle_budget_margin": max(one["peak_mb"], three["peak_mb"])
         <= round(idle / MB) + budget + margin,
         "refused_beyond_the_budget": one["refused"] > 0 and three["refused"] > 0,
-        "back_within_300_mb_of_idle": max(one["after_closing"]["above_idle_mb"],
-                                          three["after_closing"]["above_idle_mb"]) <= 300,
+        "back_within_300_mb_of_idle": max(
+            one["after_closing"]["above_idle_mb"], three["after_closing"]["above_idle_mb"]
+        )
+        <= 300,
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report["checks"], indent=2))
-    return 0 if all(v for k, v in report["checks"].items() if k.startswith(("peak", "refused",
-                                                                             "back"))) else 1
+    return (
+        0
+        if all(v for k, v in report["checks"].items() if k.startswith(("peak", "refused", "back")))
+        else 1
+    )
 
 
 if __name__ == "__main__":

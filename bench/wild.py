@@ -60,8 +60,9 @@ def muxspace(wild: Path):
     import pandas as pd
 
     table = pd.read_csv(wild / "muxspace_crops.csv.gz")
-    images = np.stack([np.array(p.split(), dtype=np.uint8).reshape(48, 48)
-                       for p in table["pixels"]])
+    images = np.stack(
+        [np.array(p.split(), dtype=np.uint8).reshape(48, 48) for p in table["pixels"]]
+    )
     return images, table["emotion"].to_numpy(dtype=np.int64)
 
 
@@ -69,10 +70,15 @@ def _happy_or_not(predicted_happy: np.ndarray, smiling: np.ndarray) -> dict:
     right = predicted_happy == smiling
     recall_smile = float(right[smiling].mean()) if smiling.any() else None
     recall_other = float(right[~smiling].mean()) if (~smiling).any() else None
-    return {"n": int(len(smiling)), "accuracy": float(right.mean()) if len(right) else None,
-            "balanced_accuracy": None if recall_smile is None or recall_other is None
-            else (recall_smile + recall_other) / 2,
-            "smiles_called_happy": recall_smile, "others_not_called_happy": recall_other}
+    return {
+        "n": int(len(smiling)),
+        "accuracy": float(right.mean()) if len(right) else None,
+        "balanced_accuracy": None
+        if recall_smile is None or recall_other is None
+        else (recall_smile + recall_other) / 2,
+        "smiles_called_happy": recall_smile,
+        "others_not_called_happy": recall_other,
+    }
 
 
 def genki_whole_path(model, images, smiling, detector: str) -> dict:
@@ -91,10 +97,15 @@ def genki_whole_path(model, images, smiling, detector: str) -> dict:
     seconds = time.perf_counter() - started
     end_to_end = _happy_or_not(np.where(found, happy, ~smiling), smiling)
     end_to_end["accuracy"] = float(np.mean(found & (happy == smiling)))
-    return {"detector": detector, "preset": "photo", "photos": len(images),
-            "found": float(found.mean()), "on_found": _happy_or_not(happy[found], smiling[found]),
-            "end_to_end_accuracy": end_to_end["accuracy"],
-            "ms_per_photo": round(1000 * seconds / max(len(images), 1), 2)}
+    return {
+        "detector": detector,
+        "preset": "photo",
+        "photos": len(images),
+        "found": float(found.mean()),
+        "on_found": _happy_or_not(happy[found], smiling[found]),
+        "end_to_end_accuracy": end_to_end["accuracy"],
+        "ms_per_photo": round(1000 * seconds / max(len(images), 1), 2),
+    }
 
 
 def genki_peer(images, smiling) -> dict:
@@ -115,10 +126,14 @@ def genki_peer(images, smiling) -> dict:
             found[i] = True
             happy[i] = max(largest["emotions"], key=largest["emotions"].get) == "happy"
     seconds = time.perf_counter() - started
-    return {"detector": "fer's Haar", "photos": len(images), "found": float(found.mean()),
-            "on_found": _happy_or_not(happy[found], smiling[found]),
-            "end_to_end_accuracy": float(np.mean(found & (happy == smiling))),
-            "ms_per_photo": round(1000 * seconds / max(len(images), 1), 2)}
+    return {
+        "detector": "fer's Haar",
+        "photos": len(images),
+        "found": float(found.mean()),
+        "on_found": _happy_or_not(happy[found], smiling[found]),
+        "end_to_end_accuracy": float(np.mean(found & (happy == smiling))),
+        "ms_per_photo": round(1000 * seconds / max(len(images), 1), 2),
+    }
 
 
 def muxspace_report(model, crops, labels) -> dict:
@@ -126,18 +141,27 @@ def muxspace_report(model, crops, labels) -> dict:
 
     probs = predict_probabilities(model, crops)
     report = classification_report(labels, probs.argmax(axis=1))
-    return {"n": report["n"], "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
-            "recall": {emotion: row["recall"] for emotion, row in report["per_class"].items()},
-            "support": {emotion: row["support"] for emotion, row in report["per_class"].items()},
-            "confusion_matrix": report["confusion_matrix"]}
+    return {
+        "n": report["n"],
+        "accuracy": report["accuracy"],
+        "macro_f1": report["macro_f1"],
+        "recall": {emotion: row["recall"] for emotion, row in report["per_class"].items()},
+        "support": {emotion: row["support"] for emotion, row in report["per_class"].items()},
+        "confusion_matrix": report["confusion_matrix"],
+    }
 
 
 def score_model(path: Path, wild: Path, images, smiling, crops, labels) -> dict:
     from fer_core.inference import EmotionModel, file_sha256
 
     model = EmotionModel(path)
-    entry = {"model": path.name, "sha256": file_sha256(path),
-             "flip_average": model.flip_average, "genki4k": {}, "muxspace": None}
+    entry = {
+        "model": path.name,
+        "sha256": file_sha256(path),
+        "flip_average": model.flip_average,
+        "genki4k": {},
+        "muxspace": None,
+    }
     for detector in ("haar", "blazeface"):
         print(f"{path.name}: GENKI-4K through {detector}", file=sys.stderr, flush=True)
         entry["genki4k"][detector] = genki_whole_path(model, images, smiling, detector)
@@ -170,14 +194,19 @@ def main(argv=None) -> int:
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {}
     results.setdefault("models", {})
-    results["data"] = {"genki4k_photos": int(len(images)), "genki4k_smiling": int(smiling.sum()),
-                       "muxspace_crops": int(len(labels))}
+    results["data"] = {
+        "genki4k_photos": int(len(images)),
+        "genki4k_smiling": int(smiling.sum()),
+        "muxspace_crops": int(len(labels)),
+    }
     for path in models:
         entry = score_model(path, wild, images, smiling, crops, labels)
         results["models"][entry["sha256"]] = entry
         print(json.dumps({k: entry[k] for k in ("model", "genki4k")}, indent=1))
-        print(f"muxspace: accuracy {entry['muxspace']['accuracy']:.4f}, macro-F1 "
-              f"{entry['muxspace']['macro_f1']:.4f}")
+        print(
+            f"muxspace: accuracy {entry['muxspace']['accuracy']:.4f}, macro-F1 "
+            f"{entry['muxspace']['macro_f1']:.4f}"
+        )
     if args.peer:
         results["peer"] = {"genki4k": genki_peer(images, smiling)}
         print(json.dumps(results["peer"], indent=1))

@@ -15,9 +15,26 @@ from .model import available_architectures, build_model
 from .recognizer import PRESETS, FaceResult, FaceTracker, Recognizer, draw_results
 
 __all__ = [
-    "EMOTIONS", "NUM_CLASSES", "USAGES", "FerError", "ImageError", "DatasetError", "ModelError",
-    "ConfigError", "read_image", "load_fer2013", "Fer2013", "load_model", "EmotionModel",
-    "Recognizer", "DETECTORS", "FaceResult", "FaceTracker", "PRESETS", "draw_results", "build_model",
+    "EMOTIONS",
+    "NUM_CLASSES",
+    "USAGES",
+    "FerError",
+    "ImageError",
+    "DatasetError",
+    "ModelError",
+    "ConfigError",
+    "read_image",
+    "load_fer2013",
+    "Fer2013",
+    "load_model",
+    "EmotionModel",
+    "Recognizer",
+    "DETECTORS",
+    "FaceResult",
+    "FaceTracker",
+    "PRESETS",
+    "draw_results",
+    "build_model",
     "available_architectures",
 ]
 # The one place the version is written: pyproject.toml reads it from here.

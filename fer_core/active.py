@@ -39,8 +39,9 @@ def active_choice(runs_dir: str | os.PathLike = "runs") -> ActiveChoice:
     return ActiveChoice(path, "run")
 
 
-def set_active_model(model_path: str | os.PathLike | None,
-                     runs_dir: str | os.PathLike = "runs") -> None:
+def set_active_model(
+    model_path: str | os.PathLike | None, runs_dir: str | os.PathLike = "runs"
+) -> None:
     """Make ``model_path`` the app's active model (``None``: back to the shipped default)."""
     runs_dir = Path(runs_dir)
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -82,8 +83,11 @@ def activate_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike = "runs
         card["name"] = target.stem
         card["files"] = {
             "keras": {"file": target.name, "bytes": target.stat().st_size, "sha256": digest},
-            "litert": {"file": litert.name, "bytes": litert.stat().st_size,
-                       "sha256": file_sha256(litert)},
+            "litert": {
+                "file": litert.name,
+                "bytes": litert.stat().st_size,
+                "sha256": file_sha256(litert),
+            },
         }
         # The run's card timed best.keras with Keras (a run folder has no fast path); the app
         # runs this copy through LiteRT, so its latency is measured again, on what runs.
@@ -98,8 +102,10 @@ def _measure_latency(model_path: Path, flip_average) -> dict:
     from .latency import measure_classifier_latency
 
     model = EmotionModel(model_path, flip_average=bool(flip_average))
-    return {"batch_1": measure_classifier_latency(model, 1, max_seconds=10),
-            "batch_32": measure_classifier_latency(model, 32, repeats=100, max_seconds=10)}
+    return {
+        "batch_1": measure_classifier_latency(model, 1, max_seconds=10),
+        "batch_32": measure_classifier_latency(model, 32, repeats=100, max_seconds=10),
+    }
 
 
 def card_public_score(card: dict | None) -> dict | None:
@@ -109,14 +115,20 @@ def card_public_score(card: dict | None) -> dict | None:
     card = card or {}
     test = card.get("test") or {}
     if test.get("split") == "PublicTest" and test.get("accuracy") is not None:
-        return {"accuracy": float(test["accuracy"]), "images": test.get("n"),
-                "where": "PublicTest (model card)"}
+        return {
+            "accuracy": float(test["accuracy"]),
+            "images": test.get("n"),
+            "where": "PublicTest (model card)",
+        }
     selection = card.get("selection") or {}
     if selection.get("split") == "PublicTest":
         key = "accuracy_flip_average" if selection.get("flip_average") else "accuracy_plain"
         if selection.get(key) is not None:
-            return {"accuracy": float(selection[key]), "images": None,
-                    "where": "PublicTest (model card)"}
+            return {
+                "accuracy": float(selection[key]),
+                "images": None,
+                "where": "PublicTest (model card)",
+            }
     return None
 
 
@@ -125,13 +137,19 @@ def run_public_score(status: dict, evaluation: dict) -> dict | None:
     best validation accuracy (PublicTest or the subset of it the run validated on)."""
     report = evaluation.get("report") if evaluation.get("phase") == "done" else None
     if report and report.get("split") == "PublicTest" and report.get("accuracy") is not None:
-        return {"accuracy": float(report["accuracy"]), "images": report.get("n"),
-                "where": "PublicTest (its evaluation)"}
+        return {
+            "accuracy": float(report["accuracy"]),
+            "images": report.get("n"),
+            "where": "PublicTest (its evaluation)",
+        }
     best = status.get("best_val_accuracy")
     if best is not None and best >= 0:
         subset = (status.get("config") or {}).get("validation_subset")
-        return {"accuracy": float(best), "images": subset,
-                "where": "its validation images" + (" (a PublicTest subset)" if subset else "")}
+        return {
+            "accuracy": float(best),
+            "images": subset,
+            "where": "its validation images" + (" (a PublicTest subset)" if subset else ""),
+        }
     return None
 
 
@@ -167,34 +185,63 @@ def model_sources(runs_dir: str | os.PathLike = "runs") -> list[ModelSource]:
     sources = []
     if DEFAULT_MODEL.is_file():
         card = read_card(DEFAULT_MODEL) or {}
-        sources.append(ModelSource("shipped", f"the shipped model ({DEFAULT_MODEL.stem})",
-                                   DEFAULT_MODEL, str(card.get("architecture", "cnn_gru"))))
+        sources.append(
+            ModelSource(
+                "shipped",
+                f"the shipped model ({DEFAULT_MODEL.stem})",
+                DEFAULT_MODEL,
+                str(card.get("architecture", "cnn_gru")),
+            )
+        )
     for key, path in SHIPPED_MODELS.items():
         if path != DEFAULT_MODEL and path.is_file():
             card = read_card(path) or {}
-            sources.append(ModelSource(f"shipped:{key}", f"the shipped alternative "
-                                       f"({path.stem})", path,
-                                       str(card.get("architecture", "cnn_gru"))))
+            sources.append(
+                ModelSource(
+                    f"shipped:{key}",
+                    f"the shipped alternative ({path.stem})",
+                    path,
+                    str(card.get("architecture", "cnn_gru")),
+                )
+            )
     for summary in list_runs(runs_dir):
         if summary["has_model"]:
             best = summary["best_val_accuracy"]
-            score = f", val {100 * best:.1f}%" if isinstance(best, (int, float)) and best >= 0 \
-                else ""
-            sources.append(ModelSource(
-                f"run:{summary['name']}",
-                f"run {summary['name']} ({summary['architecture']}{score})",
-                Run(summary["path"]).best_model, str(summary["architecture"])))
+            score = (
+                f", val {100 * best:.1f}%" if isinstance(best, (int, float)) and best >= 0 else ""
+            )
+            sources.append(
+                ModelSource(
+                    f"run:{summary['name']}",
+                    f"run {summary['name']} ({summary['architecture']}{score})",
+                    Run(summary["path"]).best_model,
+                    str(summary["architecture"]),
+                )
+            )
     return sources
 
 
 def check_start_from(source: ModelSource | None, architecture: str) -> None:
     """A run can only start from weights of its own architecture."""
     if source is not None and source.architecture != architecture:
-        raise ConfigError(f"{source.label} is a {source.architecture} model; a {architecture} "
-                          "run cannot start from its weights. Choose a model of the same "
-                          "architecture, or random weights.")
+        raise ConfigError(
+            f"{source.label} is a {source.architecture} model; a {architecture} "
+            "run cannot start from its weights. Choose a model of the same "
+            "architecture, or random weights."
+        )
 
 
-__all__ = ["card_public_score", "run_public_score", "activation_warning", "ActiveChoice", "active_choice", "set_active_model", "get_active_model",
-           "activate_run", "use_shipped_model", "ModelSource", "model_sources",
-           "check_start_from"]
+__all__ = [
+    "card_public_score",
+    "run_public_score",
+    "activation_warning",
+    "ActiveChoice",
+    "active_choice",
+    "set_active_model",
+    "get_active_model",
+    "activate_run",
+    "use_shipped_model",
+    "ModelSource",
+    "model_sources",
+    "check_start_from",
+]

@@ -45,9 +45,18 @@ class FaceAugment(keras.layers.Layer):
     ``training``.
     """
 
-    def __init__(self, rotation_degrees=10.0, shift_fraction=0.1, zoom_fraction=0.1,
-                 horizontal_flip=True, mix="none", mix_alpha=0.4, seed=None,
-                 path_augment=False, **kwargs):
+    def __init__(
+        self,
+        rotation_degrees=10.0,
+        shift_fraction=0.1,
+        zoom_fraction=0.1,
+        horizontal_flip=True,
+        mix="none",
+        mix_alpha=0.4,
+        seed=None,
+        path_augment=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if mix not in MIXES:
             raise ValueError(f"mix must be one of {', '.join(MIXES)}")
@@ -62,11 +71,17 @@ class FaceAugment(keras.layers.Layer):
         self.generator = keras.random.SeedGenerator(seed)
 
     def get_config(self):
-        return {**super().get_config(), "rotation_degrees": self.rotation_degrees,
-                "shift_fraction": self.shift_fraction, "zoom_fraction": self.zoom_fraction,
-                "horizontal_flip": self.horizontal_flip, "mix": self.mix,
-                "mix_alpha": self.mix_alpha, "seed": self.seed,
-                "path_augment": self.path_augment}
+        return {
+            **super().get_config(),
+            "rotation_degrees": self.rotation_degrees,
+            "shift_fraction": self.shift_fraction,
+            "zoom_fraction": self.zoom_fraction,
+            "horizontal_flip": self.horizontal_flip,
+            "mix": self.mix,
+            "mix_alpha": self.mix_alpha,
+            "seed": self.seed,
+            "path_augment": self.path_augment,
+        }
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -106,8 +121,13 @@ class FaceAugment(keras.layers.Layer):
         b2 = centre + shift_y - (b0 + b1) * centre
         zeros = ops.zeros_like(a0)
         transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-        return ops.image.affine_transform(images, transform, interpolation="bilinear",
-                                          fill_mode="reflect", data_format="channels_last")
+        return ops.image.affine_transform(
+            images,
+            transform,
+            interpolation="bilinear",
+            fill_mode="reflect",
+            data_format="channels_last",
+        )
 
     def _chance(self, n, p):
         coin = keras.random.uniform((n,), 0.0, 1.0, seed=self.generator)
@@ -124,12 +144,19 @@ class FaceAugment(keras.layers.Layer):
         pick = keras.random.uniform((n,), 0.0, 1.0, seed=self.generator)
         degraded = images
         for low, high, side in ((0.0, 0.15, 24), (0.15, 0.3, 30), (0.3, 0.45, 36)):
-            small = ops.image.resize(images, (side, side), interpolation="bilinear",
-                                     antialias=True, data_format="channels_last")
-            back = ops.image.resize(small, (size, size), interpolation="bilinear",
-                                    data_format="channels_last")
-            chosen = ops.reshape(ops.cast(ops.logical_and(pick >= low, pick < high),
-                                          "float32"), (-1, 1, 1, 1))
+            small = ops.image.resize(
+                images,
+                (side, side),
+                interpolation="bilinear",
+                antialias=True,
+                data_format="channels_last",
+            )
+            back = ops.image.resize(
+                small, (size, size), interpolation="bilinear", data_format="channels_last"
+            )
+            chosen = ops.reshape(
+                ops.cast(ops.logical_and(pick >= low, pick < high), "float32"), (-1, 1, 1, 1)
+            )
             degraded = chosen * back + (1.0 - chosen) * degraded
         images = degraded
         # Light: contrast about the image mean, brightness, gamma.
@@ -142,8 +169,9 @@ class FaceAugment(keras.layers.Layer):
         changed = 255.0 * ops.power(ops.clip(changed, 0.0, 255.0) / 255.0, gamma)
         images = lit * changed + (1.0 - lit) * images
         # Noise (sensor, JPEG blocks' ringing at this size): Gaussian, up to sigma 8.
-        sigma = ops.reshape(keras.random.uniform((n,), 0.0, 8.0, seed=self.generator),
-                            (-1, 1, 1, 1)) * self._chance(n, 0.5)
+        sigma = ops.reshape(
+            keras.random.uniform((n,), 0.0, 8.0, seed=self.generator), (-1, 1, 1, 1)
+        ) * self._chance(n, 0.5)
         noise = keras.random.normal(ops.shape(images), seed=self.generator)
         images = ops.clip(images + sigma * noise, 0.0, 255.0)
         # A part hidden: a box of 12-22 px of one random grey, on a quarter of the faces.
@@ -151,14 +179,18 @@ class FaceAugment(keras.layers.Layer):
         cx = keras.random.uniform((n,), 0.0, float(size), seed=self.generator)
         cy = keras.random.uniform((n,), 0.0, float(size), seed=self.generator)
         grid = ops.arange(size, dtype="float32") + 0.5
-        inside_x = ops.logical_and(grid[None, :] >= (cx - side / 2)[:, None],
-                                   grid[None, :] < (cx + side / 2)[:, None])
-        inside_y = ops.logical_and(grid[None, :] >= (cy - side / 2)[:, None],
-                                   grid[None, :] < (cy + side / 2)[:, None])
-        box = ops.cast(ops.logical_and(inside_y[:, :, None], inside_x[:, None, :]),
-                       "float32")[..., None] * self._chance(n, 0.25)
-        fill = ops.reshape(keras.random.uniform((n,), 0.0, 255.0, seed=self.generator),
-                           (-1, 1, 1, 1))
+        inside_x = ops.logical_and(
+            grid[None, :] >= (cx - side / 2)[:, None], grid[None, :] < (cx + side / 2)[:, None]
+        )
+        inside_y = ops.logical_and(
+            grid[None, :] >= (cy - side / 2)[:, None], grid[None, :] < (cy + side / 2)[:, None]
+        )
+        box = ops.cast(ops.logical_and(inside_y[:, :, None], inside_x[:, None, :]), "float32")[
+            ..., None
+        ] * self._chance(n, 0.25)
+        fill = ops.reshape(
+            keras.random.uniform((n,), 0.0, 255.0, seed=self.generator), (-1, 1, 1, 1)
+        )
         return box * fill + (1.0 - box) * images
 
     def _mix(self, images, targets):
@@ -179,12 +211,15 @@ class FaceAugment(keras.layers.Layer):
             cx = keras.random.uniform((n,), 0.0, INPUT_SIZE, seed=self.generator)
             cy = keras.random.uniform((n,), 0.0, INPUT_SIZE, seed=self.generator)
             grid = ops.arange(INPUT_SIZE, dtype="float32") + 0.5
-            inside_x = ops.logical_and(grid[None, :] >= (cx - side / 2)[:, None],
-                                       grid[None, :] < (cx + side / 2)[:, None])
-            inside_y = ops.logical_and(grid[None, :] >= (cy - side / 2)[:, None],
-                                       grid[None, :] < (cy + side / 2)[:, None])
-            box = ops.cast(ops.logical_and(inside_y[:, :, None], inside_x[:, None, :]),
-                           "float32")[..., None]
+            inside_x = ops.logical_and(
+                grid[None, :] >= (cx - side / 2)[:, None], grid[None, :] < (cx + side / 2)[:, None]
+            )
+            inside_y = ops.logical_and(
+                grid[None, :] >= (cy - side / 2)[:, None], grid[None, :] < (cy + side / 2)[:, None]
+            )
+            box = ops.cast(ops.logical_and(inside_y[:, :, None], inside_x[:, None, :]), "float32")[
+                ..., None
+            ]
             images = box * partner_images + (1.0 - box) * images
             lam = 1.0 - ops.mean(box, axis=(1, 2, 3))
         keep = ops.reshape(lam, (-1, 1))
@@ -201,8 +236,15 @@ class TrainingLoss(keras.losses.Loss):
     then (distilling) 7 teacher probabilities. ``y_true`` is not read.
     """
 
-    def __init__(self, label_smoothing=0.0, temperature=4.0, distill_weight=0.0,
-                 name="training_loss", reduction="sum_over_batch_size", dtype=None):
+    def __init__(
+        self,
+        label_smoothing=0.0,
+        temperature=4.0,
+        distill_weight=0.0,
+        name="training_loss",
+        reduction="sum_over_batch_size",
+        dtype=None,
+    ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.label_smoothing = float(label_smoothing)
         self.temperature = float(temperature)
@@ -210,23 +252,26 @@ class TrainingLoss(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         probs = ops.clip(y_pred[:, :NUM_CLASSES], 1e-7, 1.0)
-        labels = y_pred[:, NUM_CLASSES:2 * NUM_CLASSES]
+        labels = y_pred[:, NUM_CLASSES : 2 * NUM_CLASSES]
         labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / NUM_CLASSES
         log_probs = ops.log(probs)
         loss = -ops.sum(labels * log_probs, axis=-1)
         if self.distill_weight and y_pred.shape[-1] == 3 * NUM_CLASSES:
             t = self.temperature
-            teacher = ops.clip(y_pred[:, 2 * NUM_CLASSES:], 1e-7, 1.0)
+            teacher = ops.clip(y_pred[:, 2 * NUM_CLASSES :], 1e-7, 1.0)
             teacher_t = ops.softmax(ops.log(teacher) / t, axis=-1)
             student_t = ops.log_softmax(log_probs / t, axis=-1)
-            kl = ops.sum(teacher_t * (ops.log(ops.clip(teacher_t, 1e-7, 1.0)) - student_t),
-                         axis=-1)
+            kl = ops.sum(teacher_t * (ops.log(ops.clip(teacher_t, 1e-7, 1.0)) - student_t), axis=-1)
             loss = (1.0 - self.distill_weight) * loss + self.distill_weight * t * t * kl
         return loss
 
     def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing,
-                "temperature": self.temperature, "distill_weight": self.distill_weight}
+        return {
+            **super().get_config(),
+            "label_smoothing": self.label_smoothing,
+            "temperature": self.temperature,
+            "distill_weight": self.distill_weight,
+        }
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -243,36 +288,56 @@ def build_trainer(inner, config, target_width: int):
     layers = keras.layers
     pixels = keras.Input(shape=(INPUT_SIZE, INPUT_SIZE, 1), name="pixels")
     targets = keras.Input(shape=(target_width,), name="targets")
-    augment = FaceAugment(config.rotation_degrees, config.shift_fraction, config.zoom_fraction,
-                          config.horizontal_flip, config.mix, config.mix_alpha,
-                          seed=config.seed, path_augment=config.path_augment, name="augment")
+    augment = FaceAugment(
+        config.rotation_degrees,
+        config.shift_fraction,
+        config.zoom_fraction,
+        config.horizontal_flip,
+        config.mix,
+        config.mix_alpha,
+        seed=config.seed,
+        path_augment=config.path_augment,
+        name="augment",
+    )
     images, mixed = augment([pixels, targets])
     probs = inner(images)
     outputs = layers.Concatenate(name="probs_and_targets")([probs, mixed])
     trainer = keras.Model({"pixels": pixels, "targets": targets}, outputs, name="trainer")
     trainer.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=config.learning_rate,
-                                         weight_decay=config.weight_decay),
-        loss=TrainingLoss(config.label_smoothing, config.distill_temperature,
-                          config.distill_weight if config.teacher else 0.0),
+        optimizer=keras.optimizers.AdamW(
+            learning_rate=config.learning_rate, weight_decay=config.weight_decay
+        ),
+        loss=TrainingLoss(
+            config.label_smoothing,
+            config.distill_temperature,
+            config.distill_weight if config.teacher else 0.0,
+        ),
         metrics=[keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy")],
-        steps_per_execution=config.steps_per_execution)
+        steps_per_execution=config.steps_per_execution,
+    )
     return trainer
 
 
-def trainer_inputs(images: np.ndarray, labels: np.ndarray,
-                   teacher: np.ndarray | None = None,
-                   label_targets: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+def trainer_inputs(
+    images: np.ndarray,
+    labels: np.ndarray,
+    teacher: np.ndarray | None = None,
+    label_targets: np.ndarray | None = None,
+) -> tuple[dict, np.ndarray]:
     """(x, y) for the trainer: images (N, 48, 48) uint8 and labels (N,) -> the input dict
     and the one-hot labels the accuracy is scored against. ``label_targets`` (N, 7): what the
     cross-entropy learns instead of the one-hot label (FER+'s vote shares)."""
     hot = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
     learn = hot if label_targets is None else np.asarray(label_targets, np.float32)
-    targets = learn if teacher is None else np.concatenate([learn, teacher.astype(np.float32)],
-                                                           1)
-    return ({"pixels": np.asarray(images, dtype=np.float32)[..., None], "targets": targets},
-            hot)
+    targets = learn if teacher is None else np.concatenate([learn, teacher.astype(np.float32)], 1)
+    return ({"pixels": np.asarray(images, dtype=np.float32)[..., None], "targets": targets}, hot)
 
 
-__all__ = ["FaceAugment", "TrainingLoss", "label_accuracy", "build_trainer", "trainer_inputs",
-           "MIXES"]
+__all__ = [
+    "FaceAugment",
+    "TrainingLoss",
+    "label_accuracy",
+    "build_trainer",
+    "trainer_inputs",
+    "MIXES",
+]

@@ -31,7 +31,7 @@ def recompute_batch_norm(model, images: np.ndarray, batch_size: int = 256) -> in
         for number, start in enumerate(range(0, len(images), batch_size), 1):
             for layer in norms:
                 layer.momentum = 1.0 - 1.0 / number  # a cumulative mean over the batches
-            model(images[start:start + batch_size], training=True)
+            model(images[start : start + batch_size], training=True)
     finally:
         for layer, momentum in zip(norms, momenta):
             layer.momentum = momentum

@@ -36,8 +36,9 @@ class FacePredictor:
             .map_batches(FacePredictor, batch_format="pandas", concurrency=4)
     """
 
-    def __init__(self, model_path: str | None = None, preset: str = "photo",
-                 detector: str = "haar"):
+    def __init__(
+        self, model_path: str | None = None, preset: str = "photo", detector: str = "haar"
+    ):
         from .recognizer import Recognizer
 
         self.recognizer = Recognizer(model_path, preset=preset, detector=detector)
@@ -56,21 +57,26 @@ class FacePredictor:
                     images.append(np.asarray(batch["image"][index]))
                 where.append(index)
             except FerError as exc:
-                rows_by_index[index] = [{"file": path, "faces": 0, "face": None,
-                                         "error": str(exc)}]
+                rows_by_index[index] = [{"file": path, "faces": 0, "face": None, "error": str(exc)}]
         for index, results in zip(where, self.recognizer.analyze_many(images)):
-            rows_by_index[index] = face_rows(results, file=paths[index],
-                                             uncertain_below=threshold_of(self.recognizer.model))
+            rows_by_index[index] = face_rows(
+                results, file=paths[index], uncertain_below=threshold_of(self.recognizer.model)
+            )
         return as_table([row for index in range(len(paths)) for row in rows_by_index[index]])
 
     def rows_for(self, path: str, rgb: np.ndarray) -> list[dict]:
         from .uncertainty import threshold_of
 
-        return face_rows(self.recognizer.analyze(rgb), file=path,
-                         uncertain_below=threshold_of(self.recognizer.model))
+        return face_rows(
+            self.recognizer.analyze(rgb),
+            file=path,
+            uncertain_below=threshold_of(self.recognizer.model),
+        )
 
 
 TABLE_COLUMNS = [*PHOTO_COLUMNS, "error"]
+
+
 def as_table(rows: list[dict]):
     """Rows -> a DataFrame with ``TABLE_COLUMNS``: strings, nullable integers and floats."""
     return typed_frame(rows, TABLE_COLUMNS)
@@ -95,20 +101,32 @@ def start_ray(num_cpus: int | None = None):
     try:
         import ray
     except ImportError:
-        raise ConfigError("Ray is not installed: pip install -r requirements-ray.txt "
-                          "(or pip install '.[ray]').") from None
+        raise ConfigError(
+            "Ray is not installed: pip install -r requirements-ray.txt (or pip install '.[ray]')."
+        ) from None
     if ray.is_initialized():
         return ray
     if os.environ.get("RAY_ADDRESS"):
         ray.init(log_to_driver=False, configure_logging=False)
     else:
-        ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-                 _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count(),
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            configure_logging=False,
+        )
     return ray
 
 
-def predict_with_ray(files: list[Path], model: str | None, preset: str, concurrency: int,
-                     batch_size: int = 16, detector: str = "haar"):
+def predict_with_ray(
+    files: list[Path],
+    model: str | None,
+    preset: str,
+    concurrency: int,
+    batch_size: int = 16,
+    detector: str = "haar",
+):
     """The rows (a DataFrame, ``predict.TABLE_COLUMNS``) for ``files``, computed on Ray Data,
     in the order of ``files``; also the seconds taken with and without Ray's start-up."""
     if concurrency < 1:
@@ -119,16 +137,23 @@ def predict_with_ray(files: list[Path], model: str | None, preset: str, concurre
     given = {str(Path(f).resolve()): str(f) for f in files}  # rows name files as given
     dataset = ray.data.read_binary_files(list(given), include_paths=True)
     table = dataset.map_batches(
-        FacePredictor, fn_constructor_kwargs={"model_path": model, "preset": preset,
-                                               "detector": detector},
-        batch_format="pandas", batch_size=batch_size, concurrency=concurrency,
-        num_cpus=WORKER_CPUS).to_pandas()
-    table["file"] = table["file"].map(lambda p: given.get(str(Path(p).resolve()), p)) \
-        .astype("string")
+        FacePredictor,
+        fn_constructor_kwargs={"model_path": model, "preset": preset, "detector": detector},
+        batch_format="pandas",
+        batch_size=batch_size,
+        concurrency=concurrency,
+        num_cpus=WORKER_CPUS,
+    ).to_pandas()
+    table["file"] = (
+        table["file"].map(lambda p: given.get(str(Path(p).resolve()), p)).astype("string")
+    )
     order = {str(f): i for i, f in enumerate(files)}
-    table = table.assign(_order=table["file"].map(order)) \
-        .sort_values(["_order", "face"], kind="stable", na_position="first") \
-        .drop(columns="_order").reset_index(drop=True)
+    table = (
+        table.assign(_order=table["file"].map(order))
+        .sort_values(["_order", "face"], kind="stable", na_position="first")
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
     finished = time.perf_counter()
     return table, {"seconds": finished - started, "seconds_after_start": finished - ready}
 

@@ -48,8 +48,9 @@ def calibrate(probs: np.ndarray, calibration: dict | None) -> np.ndarray:
     """Apply a model card's ``calibration`` section (None or {}: the probabilities as they are)."""
     if not calibration:
         return np.asarray(probs)
-    unsmoothed = remove_smoothing(probs, float(calibration.get("smoothing") or 0.0),
-                                  float(calibration.get("floor") or 0.0))
+    unsmoothed = remove_smoothing(
+        probs, float(calibration.get("smoothing") or 0.0), float(calibration.get("floor") or 0.0)
+    )
     return apply_temperature(unsmoothed, float(calibration.get("temperature", 1.0)))
 
 
@@ -64,8 +65,9 @@ def negative_log_likelihood(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(probs[np.arange(len(labels)), labels], _EPS, 1.0))))
 
 
-def fit_temperature(probs: np.ndarray, labels: np.ndarray, low: float = 0.05,
-                    high: float = 20.0) -> float:
+def fit_temperature(
+    probs: np.ndarray, labels: np.ndarray, low: float = 0.05, high: float = 20.0
+) -> float:
     """The temperature in [low, high] that minimises the NLL of ``labels`` (a golden-section
     search on log T; the NLL of temperature-scaled logits is unimodal in T)."""
     probs = np.asarray(probs, dtype=np.float64)
@@ -106,26 +108,36 @@ def reliability(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS) -> 
     for i in range(bins):
         members = index == i
         count = int(members.sum())
-        rows.append({"low": float(edges[i]), "high": float(edges[i + 1]), "count": count,
-                     "confidence": float(confidence[members].mean()) if count else None,
-                     "accuracy": float(correct[members].mean()) if count else None})
+        rows.append(
+            {
+                "low": float(edges[i]),
+                "high": float(edges[i + 1]),
+                "count": count,
+                "confidence": float(confidence[members].mean()) if count else None,
+                "accuracy": float(correct[members].mean()) if count else None,
+            }
+        )
     return rows
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray,
-                               bins: int = ECE_BINS) -> float:
+def expected_calibration_error(
+    probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS
+) -> float:
     """ECE: the count-weighted mean |accuracy - confidence| over ``bins`` equal-width bins of
     the top probability (Guo et al., 2017)."""
     rows = reliability(probs, labels, bins)
     total = sum(row["count"] for row in rows)
     if total == 0:
         return float("nan")
-    return float(sum(row["count"] * abs(row["accuracy"] - row["confidence"])
-                     for row in rows if row["count"]) / total)
+    return float(
+        sum(row["count"] * abs(row["accuracy"] - row["confidence"]) for row in rows if row["count"])
+        / total
+    )
 
 
-def uncertainty_threshold(probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS,
-                          right_at_least: float = 0.5) -> float:
+def uncertainty_threshold(
+    probs: np.ndarray, labels: np.ndarray, bins: int = ECE_BINS, right_at_least: float = 0.5
+) -> float:
     """The top probability below which a guess is more often wrong than right, read off the
     reliability curve: the lower edge of the lowest bin from which on every (non-empty) bin's
     accuracy is at least ``right_at_least``."""
@@ -145,50 +157,82 @@ def fit_calibration(probs: np.ndarray, labels: np.ndarray, smoothing: float = 0.
     """The floor (from ``FLOORS``, when ``smoothing`` > 0) and temperature that minimise the
     NLL of ``labels``: ``{"smoothing", "floor", "temperature"}`` for ``calibrate``."""
     best = None
-    for floor in (FLOORS if smoothing else (0.0,)):
+    for floor in FLOORS if smoothing else (0.0,):
         unsmoothed = remove_smoothing(probs, smoothing, floor)
         temperature = fit_temperature(unsmoothed, labels)
         loss = negative_log_likelihood(apply_temperature(unsmoothed, temperature), labels)
         if best is None or loss < best[0]:
-            best = (loss, {"smoothing": float(smoothing), "floor": float(floor),
-                           "temperature": temperature})
+            best = (
+                loss,
+                {"smoothing": float(smoothing), "floor": float(floor), "temperature": temperature},
+            )
     return best[1]
 
 
-def calibration_report(public_probs, public_labels, test_probs, test_labels, *,
-                       smoothing: float = 0.0, public_split: str = "PublicTest",
-                       test_split: str = "PrivateTest", bins: int = ECE_BINS,
-                       fit_probs=None, fit_targets=None) -> dict:
+def calibration_report(
+    public_probs,
+    public_labels,
+    test_probs,
+    test_labels,
+    *,
+    smoothing: float = 0.0,
+    public_split: str = "PublicTest",
+    test_split: str = "PrivateTest",
+    bins: int = ECE_BINS,
+    fit_probs=None,
+    fit_targets=None,
+) -> dict:
     """What the model card records: the calibration fitted on ``public_split`` (the training's
     label ``smoothing`` taken off, then a temperature), the uncertainty threshold read there,
     and ECE and reliability on ``test_split`` before and after. ``fit_probs``/``fit_targets``:
     fit the temperature on these instead (a crowd model: PublicTest's vote shares, so that its
     probabilities keep meaning the share of people who would choose each emotion)."""
-    fitted = fit_calibration(public_probs if fit_probs is None else fit_probs,
-                             public_labels if fit_targets is None else fit_targets, smoothing)
+    fitted = fit_calibration(
+        public_probs if fit_probs is None else fit_probs,
+        public_labels if fit_targets is None else fit_targets,
+        smoothing,
+    )
     public_calibrated = calibrate(public_probs, fitted)
     test_calibrated = calibrate(test_probs, fitted)
     return {
-        "method": ("label smoothing's floor taken off, then temperature scaling of "
-                   "log-probabilities" if smoothing else
-                   "temperature scaling of log-probabilities"),
+        "method": (
+            "label smoothing's floor taken off, then temperature scaling of log-probabilities"
+            if smoothing
+            else "temperature scaling of log-probabilities"
+        ),
         "fitted_on": public_split,
         **fitted,
         "bins": bins,
         "uncertain_below": uncertainty_threshold(public_calibrated, public_labels, bins),
         "uncertain_rule": "top probability below which the top guess is right less than half "
-                          f"the time on {public_split} (calibrated)",
-        "public": {"split": public_split, "n": int(len(public_labels)),
-                   "nll_before": negative_log_likelihood(public_probs, public_labels),
-                   "nll_after": negative_log_likelihood(public_calibrated, public_labels)},
-        "test": {"split": test_split, "n": int(len(test_labels)),
-                 "ece_before": expected_calibration_error(test_probs, test_labels, bins),
-                 "ece_after": expected_calibration_error(test_calibrated, test_labels, bins),
-                 "reliability_before": reliability(test_probs, test_labels, bins),
-                 "reliability_after": reliability(test_calibrated, test_labels, bins)},
+        f"the time on {public_split} (calibrated)",
+        "public": {
+            "split": public_split,
+            "n": int(len(public_labels)),
+            "nll_before": negative_log_likelihood(public_probs, public_labels),
+            "nll_after": negative_log_likelihood(public_calibrated, public_labels),
+        },
+        "test": {
+            "split": test_split,
+            "n": int(len(test_labels)),
+            "ece_before": expected_calibration_error(test_probs, test_labels, bins),
+            "ece_after": expected_calibration_error(test_calibrated, test_labels, bins),
+            "reliability_before": reliability(test_probs, test_labels, bins),
+            "reliability_after": reliability(test_calibrated, test_labels, bins),
+        },
     }
 
 
-__all__ = ["ECE_BINS", "apply_temperature", "remove_smoothing", "calibrate", "fit_calibration", "fit_temperature", "reliability",
-           "expected_calibration_error", "uncertainty_threshold", "calibration_report",
-           "negative_log_likelihood"]
+__all__ = [
+    "ECE_BINS",
+    "apply_temperature",
+    "remove_smoothing",
+    "calibrate",
+    "fit_calibration",
+    "fit_temperature",
+    "reliability",
+    "expected_calibration_error",
+    "uncertainty_threshold",
+    "calibration_report",
+    "negative_log_likelihood",
+]

@@ -30,8 +30,20 @@ class RunCallback:
         import keras
 
         class Impl(keras.callbacks.Callback):
-            def __init__(self, run: Run, config, inner_model, history, best, hooks, steps,
-                         swa=None, x_swa=None, val=None, shared: Run | None = None):
+            def __init__(
+                self,
+                run: Run,
+                config,
+                inner_model,
+                history,
+                best,
+                hooks,
+                steps,
+                swa=None,
+                x_swa=None,
+                val=None,
+                shared: Run | None = None,
+            ):
                 super().__init__()
                 self.run, self.config, self.inner_model = run, config, inner_model
                 self.shared = shared or run  # the chief's folder: every worker's stop flag
@@ -60,8 +72,11 @@ class RunCallback:
                 now = time.time()
                 if self.first_batch_end is None:
                     self.first_batch_end = now
-                if now - self.last_progress >= 1.0 or batch + 1 == self.steps_per_epoch \
-                        or batch == 0:
+                if (
+                    now - self.last_progress >= 1.0
+                    or batch + 1 == self.steps_per_epoch
+                    or batch == 0
+                ):
                     self.last_progress = now
                     self._write_progress(batch + 1, now)
                 if self.stop_requested():
@@ -71,28 +86,43 @@ class RunCallback:
                 # ``first_batch_end``: the batch rate is measured from there, without the
                 # first batch's graph building (the ETA jumped from 11 to 2 minutes).
                 try:
-                    self.run.write_progress({
-                        "epoch": self.current_epoch + 1, "epochs": self.config.epochs,
-                        "batch": batch, "steps": self.steps_per_epoch,
-                        "epoch_started": self.epoch_started, "updated": now,
-                        "first_batch_end": getattr(self, "first_batch_end", None)})
+                    self.run.write_progress(
+                        {
+                            "epoch": self.current_epoch + 1,
+                            "epochs": self.config.epochs,
+                            "batch": batch,
+                            "steps": self.steps_per_epoch,
+                            "epoch_started": self.epoch_started,
+                            "updated": now,
+                            "first_batch_end": getattr(self, "first_batch_end", None),
+                        }
+                    )
                 except Exception as exc:  # noqa: BLE001  (only an OSError is skipped)
                     if os_error_in(exc) is None:
                         raise
 
             def stop_requested(self):
                 should_stop = self.hooks["should_stop"]
-                return (self.shared.stop_requested() or self.run.stop_requested()
-                        or (should_stop is not None and should_stop()))
+                return (
+                    self.shared.stop_requested()
+                    or self.run.stop_requested()
+                    or (should_stop is not None and should_stop())
+                )
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = dict(logs or {})
-                row = {key: float(logs.get(key, float("nan")))
-                       for key in ("loss", "accuracy", "val_loss", "val_accuracy")}
-                row.update(epoch=epoch + 1, seconds=round(time.time() - self.epoch_started, 2),
-                           learning_rate=float(np.asarray(self.model.optimizer.learning_rate)))
-                if not self.run.path.is_dir() or (self.model.stop_training
-                                                  and self.stop_requested()):
+                row = {
+                    key: float(logs.get(key, float("nan")))
+                    for key in ("loss", "accuracy", "val_loss", "val_accuracy")
+                }
+                row.update(
+                    epoch=epoch + 1,
+                    seconds=round(time.time() - self.epoch_started, 2),
+                    learning_rate=float(np.asarray(self.model.optimizer.learning_rate)),
+                )
+                if not self.run.path.is_dir() or (
+                    self.model.stop_training and self.stop_requested()
+                ):
                     return  # deleted, or stopped mid-epoch: keep the last full checkpoint
                 try:
                     self._save_epoch(epoch, row)
@@ -115,17 +145,21 @@ class RunCallback:
                     row["swa_val_accuracy"] = accuracy(averaged, *self.val)
                     with saving(self.run.swa_model.name):
                         save_keras_model(averaged, self.run.swa_model)
-                    if (row["swa_val_accuracy"] > self.best["val_accuracy"]
-                            and row["swa_val_accuracy"] >= row["val_accuracy"]):
+                    if (
+                        row["swa_val_accuracy"] > self.best["val_accuracy"]
+                        and row["swa_val_accuracy"] >= row["val_accuracy"]
+                    ):
                         with saving(self.run.best_model.name):
                             save_keras_model(averaged, self.run.best_model)
-                        self.best.update(val_accuracy=row["swa_val_accuracy"],
-                                         epoch=epoch + 1, kind="swa")
+                        self.best.update(
+                            val_accuracy=row["swa_val_accuracy"], epoch=epoch + 1, kind="swa"
+                        )
                 if row["val_accuracy"] > self.best["val_accuracy"]:
                     with saving(self.run.best_model.name):
                         save_keras_model(self.inner_model, self.run.best_model)
-                    self.best.update(val_accuracy=row["val_accuracy"], epoch=epoch + 1,
-                                     kind="weights")
+                    self.best.update(
+                        val_accuracy=row["val_accuracy"], epoch=epoch + 1, kind="weights"
+                    )
                 with saving(self.run.last_model.name):
                     save_keras_model(self.model, self.run.last_model)
                 with saving(self.run.history_path.name):
@@ -133,11 +167,15 @@ class RunCallback:
                 self.history_rows.append(row)
                 with saving(self.run.state_path.name):
                     self.run.update_state(
-                        epochs_done=epoch + 1, epochs=self.config.epochs,
+                        epochs_done=epoch + 1,
+                        epochs=self.config.epochs,
                         best_val_accuracy=self.best["val_accuracy"],
-                        best_epoch=self.best["epoch"], best_kind=self.best["kind"],
+                        best_epoch=self.best["epoch"],
+                        best_kind=self.best["kind"],
                         swa_count=self.swa.count if self.swa is not None else 0,
-                        status="running", updated=time.time())
+                        status="running",
+                        updated=time.time(),
+                    )
 
         return Impl(*args, **kwargs)
 

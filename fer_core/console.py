@@ -10,8 +10,8 @@ def progress_printer(prefix: str):
         print(f"\r{prefix}: {fraction * 100:5.1f}%  {message}", end="", file=sys.stderr, flush=True)
         if fraction >= 1.0:
             print(file=sys.stderr)
-    return progress
 
+    return progress
 
 
 def count_printer(prefix: str):

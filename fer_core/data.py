@@ -88,11 +88,13 @@ def _open_text(path: Path):
         magic = raw.read(2)
         raw.seek(0)
         if magic == b"\x1f\x8b":
-            return io.TextIOWrapper(gzip.GzipFile(fileobj=raw, mode="rb"), encoding="utf-8",
-                                    newline=""), raw
+            return io.TextIOWrapper(
+                gzip.GzipFile(fileobj=raw, mode="rb"), encoding="utf-8", newline=""
+            ), raw
         if path.suffix == ".gz":
-            raise DatasetError(f"{path.name} ends in .gz but is not a gzip file. "
-                               "Download it again.")
+            raise DatasetError(
+                f"{path.name} ends in .gz but is not a gzip file. Download it again."
+            )
         return io.TextIOWrapper(raw, encoding="utf-8", newline=""), raw
     except BaseException:
         raw.close()
@@ -110,24 +112,36 @@ def _bounded_lines(handle, name: str, first_line: int):
             return
         number += 1
         if len(line) >= MAX_LINE_CHARS and not line.endswith("\n"):
-            raise DatasetError(f"{name} line {number} is longer than {MAX_LINE_CHARS // 1024} "
-                               "KB: this is not FER2013 (a row is about 9 KB). Check the file.")
+            raise DatasetError(
+                f"{name} line {number} is longer than {MAX_LINE_CHARS // 1024} "
+                "KB: this is not FER2013 (a row is about 9 KB). Check the file."
+            )
         total += len(line)
         if total > MAX_CSV_BYTES:
-            raise DatasetError(f"{name} holds more than {MAX_CSV_BYTES // 2**20} MB of text; "
-                               "FER2013 is 301 MB. This is not the FER2013 CSV.")
+            raise DatasetError(
+                f"{name} holds more than {MAX_CSV_BYTES // 2**20} MB of text; "
+                "FER2013 is 301 MB. This is not the FER2013 CSV."
+            )
         yield line
 
 
 def _problem(problems: list[str], message: str, skip_bad: bool) -> None:
     if not skip_bad:
-        raise DatasetError(message + " Fix or remove that row, or load with skip_bad=True "
-                           "(CLI: --skip-bad-rows) to skip bad rows and count them.")
+        raise DatasetError(
+            message + " Fix or remove that row, or load with skip_bad=True "
+            "(CLI: --skip-bad-rows) to skip bad rows and count them."
+        )
     problems.append(message)
 
 
-def _parse_rows(lines: Iterable[str], name: str, skip_bad: bool, progress: Progress | None,
-                total_bytes: int, position: Callable[[], int]):
+def _parse_rows(
+    lines: Iterable[str],
+    name: str,
+    skip_bad: bool,
+    progress: Progress | None,
+    total_bytes: int,
+    position: Callable[[], int],
+):
     images: list[np.ndarray] = []
     labels: list[int] = []
     usages: list[str] = []
@@ -141,8 +155,12 @@ def _parse_rows(lines: Iterable[str], name: str, skip_bad: bool, progress: Progr
         parts = line.split(",")
         where = f"{name} row {row + 1} (data row {row}, line {row + 2})"
         if len(parts) != 3:
-            _problem(problems, f"{where}: expected 3 comma-separated fields "
-                     f"(emotion,pixels,Usage), found {len(parts)}.", skip_bad)
+            _problem(
+                problems,
+                f"{where}: expected 3 comma-separated fields "
+                f"(emotion,pixels,Usage), found {len(parts)}.",
+                skip_bad,
+            )
             continue
         emotion_text, pixel_text, usage = parts[0].strip(), parts[1], parts[2].strip()
         try:
@@ -154,13 +172,17 @@ def _parse_rows(lines: Iterable[str], name: str, skip_bad: bool, progress: Progr
             _problem(problems, f"{where}: emotion {emotion} is outside 0-6.", skip_bad)
             continue
         if usage not in usage_set:
-            _problem(problems, f"{where}: the Usage field is not one of {', '.join(USAGES)}.",
-                     skip_bad)
+            _problem(
+                problems, f"{where}: the Usage field is not one of {', '.join(USAGES)}.", skip_bad
+            )
             continue
         tokens = pixel_text.split()
         if len(tokens) != PIXELS_PER_IMAGE:
-            _problem(problems, f"{where}: {len(tokens)} pixel values, expected {PIXELS_PER_IMAGE}.",
-                     skip_bad)
+            _problem(
+                problems,
+                f"{where}: {len(tokens)} pixel values, expected {PIXELS_PER_IMAGE}.",
+                skip_bad,
+            )
             continue
         try:
             values = np.array(tokens, dtype=np.int32)
@@ -169,8 +191,11 @@ def _parse_rows(lines: Iterable[str], name: str, skip_bad: bool, progress: Progr
             _problem(problems, f"{where}: pixel value number {bad} is not an integer.", skip_bad)
             continue
         if values.min() < 0 or values.max() > 255:
-            _problem(problems, f"{where}: pixel values must lie in 0-255, found "
-                     f"{values.min()}..{values.max()}.", skip_bad)
+            _problem(
+                problems,
+                f"{where}: pixel values must lie in 0-255, found {values.min()}..{values.max()}.",
+                skip_bad,
+            )
             continue
         images.append(values.astype(np.uint8).reshape(INPUT_SIZE, INPUT_SIZE))
         labels.append(emotion)
@@ -188,13 +213,17 @@ def _load_csv(path: Path, skip_bad: bool, progress: Progress | None) -> Fer2013:
     if info.st_size == 0:
         raise DatasetError(f"{path.name} is empty (0 bytes). Download FER2013 again.")
     if info.st_size > MAX_CSV_BYTES:
-        raise DatasetError(f"{path.name} is {info.st_size / 2**20:,.0f} MB; FER2013 is 301 MB "
-                           f"and files over {MAX_CSV_BYTES // 2**20} MB are refused. Is this the "
-                           "right file?")
+        raise DatasetError(
+            f"{path.name} is {info.st_size / 2**20:,.0f} MB; FER2013 is 301 MB "
+            f"and files over {MAX_CSV_BYTES // 2**20} MB are refused. Is this the "
+            "right file?"
+        )
     try:
         handle, raw = _open_text(path)
     except OSError as exc:
-        raise DatasetError(f"Cannot open {shown_path(path)}: {exc.strerror or type(exc).__name__}.") from exc
+        raise DatasetError(
+            f"Cannot open {shown_path(path)}: {exc.strerror or type(exc).__name__}."
+        ) from exc
     total = info.st_size
 
     def position() -> int:
@@ -207,28 +236,41 @@ def _load_csv(path: Path, skip_bad: bool, progress: Progress | None) -> Fer2013:
         try:
             header = handle.readline(MAX_HEADER_CHARS)
         except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
-            raise DatasetError(f"{path.name} cannot be read as text ({type(exc).__name__}). "
-                               "FER2013 is a UTF-8 CSV.") from exc
+            raise DatasetError(
+                f"{path.name} cannot be read as text ({type(exc).__name__}). "
+                "FER2013 is a UTF-8 CSV."
+            ) from exc
         if not header.strip():
-            raise DatasetError(f"{path.name} is empty. It should be the FER2013 CSV "
-                               "with header emotion,pixels,Usage.")
+            raise DatasetError(
+                f"{path.name} is empty. It should be the FER2013 CSV "
+                "with header emotion,pixels,Usage."
+            )
         names = tuple(h.strip().strip('"') for h in header.strip().split(","))
         if not header.endswith("\n") or names != EXPECTED_HEADER:
-            raise DatasetError(f"{path.name} does not start with FER2013's header line "
-                               "'emotion,pixels,Usage'. Is this the right file?")
+            raise DatasetError(
+                f"{path.name} does not start with FER2013's header line "
+                "'emotion,pixels,Usage'. Is this the right file?"
+            )
         try:
             images, labels, usages, rows, problems = _parse_rows(
-                _bounded_lines(handle, path.name, 1), path.name, skip_bad, progress, total,
-                position)
+                _bounded_lines(handle, path.name, 1), path.name, skip_bad, progress, total, position
+            )
         except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
-            raise DatasetError(f"{path.name} is corrupt or truncated ({type(exc).__name__}). "
-                               "Download it again.") from exc
+            raise DatasetError(
+                f"{path.name} is corrupt or truncated ({type(exc).__name__}). Download it again."
+            ) from exc
     if not labels:
         raise DatasetError(f"{path.name} holds no valid rows.")
     if progress is not None:
         progress(1.0, f"Read {len(labels):,} rows")
-    return Fer2013(np.stack(images), np.array(labels, dtype=np.int64), np.array(usages),
-                   str(path), problems, np.array(rows, dtype=np.int64))
+    return Fer2013(
+        np.stack(images),
+        np.array(labels, dtype=np.int64),
+        np.array(usages),
+        str(path),
+        problems,
+        np.array(rows, dtype=np.int64),
+    )
 
 
 def _read_image_file(image_path: Path) -> bytes | str:
@@ -242,8 +284,10 @@ def _read_image_file(image_path: Path) -> bytes | str:
     except OSError as exc:
         return f"{shown_path(image_path)}: cannot be read ({exc.strerror or type(exc).__name__})."
     if len(data) > MAX_IMAGE_FILE_BYTES:
-        return (f"{shown_path(image_path)}: larger than {MAX_IMAGE_FILE_BYTES // 2**20} MB, not a FER2013 "
-                "image.")
+        return (
+            f"{shown_path(image_path)}: larger than {MAX_IMAGE_FILE_BYTES // 2**20} MB, not a FER2013 "
+            "image."
+        )
     return data
 
 
@@ -260,15 +304,19 @@ def _image_too_large(data: bytes) -> bool:
     return width > MAX_IMAGE_SIDE or height > MAX_IMAGE_SIDE
 
 
-def _load_folders(root: Path, skip_bad: bool, progress: Progress | None,
-                  within: Sequence[Path] | None = None) -> Fer2013:
+def _load_folders(
+    root: Path, skip_bad: bool, progress: Progress | None, within: Sequence[Path] | None = None
+) -> Fer2013:
     import cv2
 
-    split_dirs = [(root / name, usage) for name, usage in FOLDER_USAGE.items()
-                  if (root / name).is_dir()]
+    split_dirs = [
+        (root / name, usage) for name, usage in FOLDER_USAGE.items() if (root / name).is_dir()
+    ]
     if not split_dirs:
-        raise DatasetError(f"{shown_path(root)} holds neither fer2013.csv(.gz) nor train/ and test/ folders. "
-                           "Point to the FER2013 CSV or the Kaggle folder layout.")
+        raise DatasetError(
+            f"{shown_path(root)} holds neither fer2013.csv(.gz) nor train/ and test/ folders. "
+            "Point to the FER2013 CSV or the Kaggle folder layout."
+        )
     problems: list[str] = []
     files: list[tuple[Path, int, str]] = []
     for split_dir, usage in split_dirs:
@@ -277,30 +325,43 @@ def _load_folders(root: Path, skip_bad: bool, progress: Progress | None,
                 continue
             name = class_dir.name.lower()
             if name not in EMOTIONS:
-                _problem(problems, f"{shown_path(class_dir)}: unknown class folder {class_dir.name!r}; "
-                         f"expected one of {', '.join(EMOTIONS)}.", skip_bad)
+                _problem(
+                    problems,
+                    f"{shown_path(class_dir)}: unknown class folder {class_dir.name!r}; "
+                    f"expected one of {', '.join(EMOTIONS)}.",
+                    skip_bad,
+                )
                 continue
             for image_path in sorted(class_dir.iterdir()):
                 files.append((image_path, EMOTIONS.index(name), usage))
                 if len(files) > MAX_FOLDER_FILES:
-                    raise DatasetError(f"{shown_path(root)} holds more than {MAX_FOLDER_FILES:,} files; "
-                                       "FER2013 has 35,887 images. Is this the right folder?")
+                    raise DatasetError(
+                        f"{shown_path(root)} holds more than {MAX_FOLDER_FILES:,} files; "
+                        "FER2013 has 35,887 images. Is this the right folder?"
+                    )
     images, labels, usages = [], [], []
     for index, (image_path, label, usage) in enumerate(files):
         if image_path.suffix.lower() not in IMAGE_SUFFIXES:
             _problem(problems, f"{shown_path(image_path)}: not an image file.", skip_bad)
             continue
         if within is not None and not is_within(Path(os.path.realpath(image_path)), within):
-            _problem(problems, f"{shown_path(image_path)}: links outside the allowed data folders.",
-                     skip_bad)
+            _problem(
+                problems,
+                f"{shown_path(image_path)}: links outside the allowed data folders.",
+                skip_bad,
+            )
             continue
         data = _read_image_file(image_path)  # each file checked: a FIFO is never opened
         if isinstance(data, str):
             _problem(problems, data, skip_bad)
             continue
         if data and _image_too_large(data):
-            _problem(problems, f"{shown_path(image_path)}: larger than {MAX_IMAGE_SIDE} pixels on a side, "
-                     "not a FER2013 image.", skip_bad)
+            _problem(
+                problems,
+                f"{shown_path(image_path)}: larger than {MAX_IMAGE_SIDE} pixels on a side, "
+                "not a FER2013 image.",
+                skip_bad,
+            )
             continue
         array = np.frombuffer(data, dtype=np.uint8)
         grey = cv2.imdecode(array, cv2.IMREAD_GRAYSCALE) if array.size else None
@@ -318,13 +379,18 @@ def _load_folders(root: Path, skip_bad: bool, progress: Progress | None,
         raise DatasetError(f"No readable images under {shown_path(root)}.")
     if progress is not None:
         progress(1.0, f"Read {len(labels):,} images")
-    return Fer2013(np.stack(images), np.array(labels, dtype=np.int64), np.array(usages),
-                   str(root), problems)
+    return Fer2013(
+        np.stack(images), np.array(labels, dtype=np.int64), np.array(usages), str(root), problems
+    )
 
 
-def load_fer2013(path: str | os.PathLike | None = None, *, skip_bad: bool = False,
-                 progress: Progress | None = None,
-                 within: Sequence[Path] | None = None) -> Fer2013:
+def load_fer2013(
+    path: str | os.PathLike | None = None,
+    *,
+    skip_bad: bool = False,
+    progress: Progress | None = None,
+    within: Sequence[Path] | None = None,
+) -> Fer2013:
     """Load FER2013 from a CSV (optionally gzipped) or a Kaggle-style folder.
 
     ``path=None`` reads the ``FER2013_PATH`` environment variable. ``progress(fraction,
@@ -338,23 +404,29 @@ def load_fer2013(path: str | os.PathLike | None = None, *, skip_bad: bool = Fals
     if path is None:
         path = default_data_path()
         if not path:
-            raise DatasetError("No FER2013 path given and FER2013_PATH is not set. Download "
-                               "fer2013.csv from Kaggle and pass its path.")
+            raise DatasetError(
+                "No FER2013 path given and FER2013_PATH is not set. Download "
+                "fer2013.csv from Kaggle and pass its path."
+            )
     if within is not None:
         from .paths import resolve_user_path
 
         path = resolve_user_path(str(path), list(within))
     path = Path(path).expanduser()
     if not path.exists():
-        raise DatasetError(f"{shown_path(path)} does not exist. Give the path of fer2013.csv, "
-                           "fer2013.csv.gz or the folder holding train/ and test/.")
+        raise DatasetError(
+            f"{shown_path(path)} does not exist. Give the path of fer2013.csv, "
+            "fer2013.csv.gz or the folder holding train/ and test/."
+        )
     if path.is_dir():
         for candidate in ("fer2013.csv", "fer2013.csv.gz"):
             if (path / candidate).is_file():
                 if within is not None and not is_within(
-                        Path(os.path.realpath(path / candidate)), within):
-                    raise DatasetError(f"{path / candidate} links outside the allowed data "
-                                       "folders: refused.")
+                    Path(os.path.realpath(path / candidate)), within
+                ):
+                    raise DatasetError(
+                        f"{path / candidate} links outside the allowed data folders: refused."
+                    )
                 return _load_csv(path / candidate, skip_bad, progress)
         return _load_folders(path, skip_bad, progress, within)
     return _load_csv(path, skip_bad, progress)
@@ -366,8 +438,10 @@ def duplicates_of_training(dataset: Fer2013, usage: str) -> np.ndarray:
     import hashlib
 
     def digests(images: np.ndarray) -> list[bytes]:
-        return [hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
-                for image in images]
+        return [
+            hashlib.blake2b(np.ascontiguousarray(image).tobytes(), digest_size=16).digest()
+            for image in images
+        ]
 
     training = set(digests(dataset.images[dataset.usage == "Training"]))
     split = dataset.images[dataset.usage == usage]

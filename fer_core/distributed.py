@@ -46,9 +46,12 @@ def distribution_from_env():
         raise ConfigError(f"{TIMEOUT_ENV} must be a number of seconds.") from exc
     strategy = tf.distribute.MultiWorkerMirroredStrategy(
         communication_options=tf.distribute.experimental.CommunicationOptions(
-            timeout_seconds=timeout))
-    is_chief = task_type == "chief" or (task_type == "worker" and index == 0
-                                        and "chief" not in cluster)
+            timeout_seconds=timeout
+        )
+    )
+    is_chief = task_type == "chief" or (
+        task_type == "worker" and index == 0 and "chief" not in cluster
+    )
     return strategy, is_chief, index
 
 
@@ -56,8 +59,19 @@ TRACE_ENV = "FER_TRACE_WEIGHTS"  # a folder: each worker logs a hash of its weig
 TIMEOUT_ENV = "FER_COLLECTIVE_TIMEOUT"  # seconds a worker waits for the others (default 600)
 
 
-def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
-                     x_train, y_train, w_train, x_val, y_val, worker_index: int = 0):
+def fit_multi_worker(
+    strategy,
+    training_model,
+    config,
+    initial_epoch,
+    callback,
+    x_train,
+    y_train,
+    w_train,
+    x_val,
+    y_val,
+    worker_index: int = 0,
+):
     """Data-parallel training loop under MultiWorkerMirroredStrategy.
 
     Keras 3's ``fit`` fails under this strategy (keras-team/keras#20585), so the step is
@@ -77,9 +91,12 @@ def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
 
     optimizer = training_model.optimizer
     loss = training_model.loss
-    per_example_loss = type(loss)(label_smoothing=loss.label_smoothing,
-                                  temperature=loss.temperature,
-                                  distill_weight=loss.distill_weight, reduction=None)
+    per_example_loss = type(loss)(
+        label_smoothing=loss.label_smoothing,
+        temperature=loss.temperature,
+        distill_weight=loss.distill_weight,
+        reduction=None,
+    )
     global_batch = config.batch_size
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -89,12 +106,14 @@ def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
         def replica_step(x, y, w):
             with tf.GradientTape() as tape:
                 outputs = training_model(x, training=True)
-                loss = tf.nn.compute_average_loss(per_example_loss(y, outputs) * w,
-                                                  global_batch_size=global_batch)
+                loss = tf.nn.compute_average_loss(
+                    per_example_loss(y, outputs) * w, global_batch_size=global_batch
+                )
             variables = training_model.trainable_variables
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-            hits = tf.cast(tf.equal(tf.argmax(outputs[:, :NUM_CLASSES], 1), tf.argmax(y, 1)),
-                           tf.float32)
+            hits = tf.cast(
+                tf.equal(tf.argmax(outputs[:, :NUM_CLASSES], 1), tf.argmax(y, 1)), tf.float32
+            )
             return loss, tf.reduce_sum(hits), tf.cast(tf.shape(y)[0], tf.float32)
 
         results = strategy.run(replica_step, args=batch)
@@ -109,21 +128,48 @@ def fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
 
     callback.set_model(training_model)
     try:
-        _epochs(strategy, training_model, config, initial_epoch, callback, train_step,
-                agreed_stop, trace, options, per_example_loss,
-                (x_train, y_train, w_train), (x_val, y_val))
-    except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
-            tf.errors.CancelledError) as exc:
+        _epochs(
+            strategy,
+            training_model,
+            config,
+            initial_epoch,
+            callback,
+            train_step,
+            agreed_stop,
+            trace,
+            options,
+            per_example_loss,
+            (x_train, y_train, w_train),
+            (x_val, y_val),
+        )
+    except (
+        tf.errors.DeadlineExceededError,
+        tf.errors.UnavailableError,
+        tf.errors.CancelledError,
+    ) as exc:
         # Any collective can be the one that times out: the step, the stop vote, or the
         # distributed dataset agreeing on whether every worker still has a batch.
         raise ConfigError(
             f"Another worker stopped answering (waited up to "
             f"{os.environ.get(TIMEOUT_ENV, '600')} s: {type(exc).__name__}). The run keeps "
-            "its last full epoch: start every worker again to resume it.") from None
+            "its last full epoch: start every worker again to resume it."
+        ) from None
 
 
-def _epochs(strategy, training_model, config, initial_epoch, callback, train_step, agreed_stop,
-            trace, options, per_example_loss, train, val):
+def _epochs(
+    strategy,
+    training_model,
+    config,
+    initial_epoch,
+    callback,
+    train_step,
+    agreed_stop,
+    trace,
+    options,
+    per_example_loss,
+    train,
+    val,
+):
     import tensorflow as tf
 
     (x_train, y_train, w_train), (x_val, y_val) = train, val
@@ -135,8 +181,11 @@ def _epochs(strategy, training_model, config, initial_epoch, callback, train_ste
         steps = 0
         for batch in strategy.experimental_distribute_dataset(data.with_options(options)):
             loss, batch_hits, batch_seen = train_step(batch)
-            loss_sum, hits, seen = loss_sum + float(loss), hits + float(batch_hits), \
-                seen + float(batch_seen)
+            loss_sum, hits, seen = (
+                loss_sum + float(loss),
+                hits + float(batch_hits),
+                seen + float(batch_seen),
+            )
             callback.on_train_batch_end(steps)
             steps += 1
             if trace is not None:
@@ -146,15 +195,27 @@ def _epochs(strategy, training_model, config, initial_epoch, callback, train_ste
             if training_model.stop_training:
                 break
         # Weights are identical on every worker after the all-reduce, so each evaluates alone.
-        outputs = np.concatenate([
-            np.asarray(training_model({key: value[i:i + 256] for key, value in x_val.items()},
-                                      training=False))
-            for i in range(0, len(y_val), 256)])
+        outputs = np.concatenate(
+            [
+                np.asarray(
+                    training_model(
+                        {key: value[i : i + 256] for key, value in x_val.items()}, training=False
+                    )
+                )
+                for i in range(0, len(y_val), 256)
+            ]
+        )
         val_loss = float(np.mean(per_example_loss(y_val, outputs)))
         val_accuracy = float(np.mean(outputs[:, :NUM_CLASSES].argmax(1) == y_val.argmax(1)))
-        callback.on_epoch_end(epoch, {"loss": loss_sum / max(steps, 1),
-                                      "accuracy": hits / max(seen, 1.0),
-                                      "val_loss": val_loss, "val_accuracy": val_accuracy})
+        callback.on_epoch_end(
+            epoch,
+            {
+                "loss": loss_sum / max(steps, 1),
+                "accuracy": hits / max(seen, 1.0),
+                "val_loss": val_loss,
+                "val_accuracy": val_accuracy,
+            },
+        )
         if training_model.stop_training:
             break
 

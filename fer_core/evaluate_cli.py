@@ -16,23 +16,44 @@ def add_evaluate_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="accuracy, macro-F1, per-class report, confusion matrix")
     p.add_argument("--model", default=None, help="a .keras file (default: the shipped model)")
     p.add_argument("--data", default=default_data_path(), help="FER2013 (default: $FER2013_PATH)")
-    p.add_argument("--split", default="PrivateTest",
-                   choices=["Training", "PublicTest", "PrivateTest"])
+    p.add_argument(
+        "--split", default="PrivateTest", choices=["Training", "PublicTest", "PrivateTest"]
+    )
     flip = p.add_mutually_exclusive_group()
-    flip.add_argument("--flip", dest="flip", action="store_const", const=True, default=None,
-                      help="average with the mirrored face (default: as the model card chose, "
-                           "i.e. the model as users get it)")
-    flip.add_argument("--no-flip", dest="flip", action="store_const", const=False,
-                      help="the plain model, without averaging with the mirrored face")
-    flip.add_argument("--choose-flip", action="store_true",
-                      help="decide flip averaging on PublicTest before evaluating")
-    p.add_argument("--ferplus", default=None,
-                   help="FER+'s fer2013new.csv: also measure agreement with the crowd "
-                        "(default: $FERPLUS_PATH, skipped with a note when it describes "
-                        "another dataset)")
+    flip.add_argument(
+        "--flip",
+        dest="flip",
+        action="store_const",
+        const=True,
+        default=None,
+        help="average with the mirrored face (default: as the model card chose, "
+        "i.e. the model as users get it)",
+    )
+    flip.add_argument(
+        "--no-flip",
+        dest="flip",
+        action="store_const",
+        const=False,
+        help="the plain model, without averaging with the mirrored face",
+    )
+    flip.add_argument(
+        "--choose-flip",
+        action="store_true",
+        help="decide flip averaging on PublicTest before evaluating",
+    )
+    p.add_argument(
+        "--ferplus",
+        default=None,
+        help="FER+'s fer2013new.csv: also measure agreement with the crowd "
+        "(default: $FERPLUS_PATH, skipped with a note when it describes "
+        "another dataset)",
+    )
     p.add_argument("--json", default=None, help="also write the report to this JSON file")
-    p.add_argument("--write-card", action="store_true",
-                   help="write the model card (<model>.card.json) from this evaluation")
+    p.add_argument(
+        "--write-card",
+        action="store_true",
+        help="write the model card (<model>.card.json) from this evaluation",
+    )
     p.add_argument("--run", default=None, help="run folder the model came from (for the card)")
     p.add_argument("--skip-bad-rows", action="store_true")
     p.set_defaults(func=cmd_evaluate)
@@ -54,8 +75,9 @@ def cmd_evaluate(args) -> int:
     from .inference import DEFAULT_MODEL, EmotionModel, read_card
 
     model_path = args.model or DEFAULT_MODEL
-    dataset = load_fer2013(args.data, skip_bad=args.skip_bad_rows,
-                           progress=progress_printer("loading FER2013"))
+    dataset = load_fer2013(
+        args.data, skip_bad=args.skip_bad_rows, progress=progress_printer("loading FER2013")
+    )
     flip = args.flip  # None: the model card's choice (EmotionModel reads it)
     selection = None
     ferplus = _ferplus_votes(args.ferplus, dataset)
@@ -72,13 +94,19 @@ def cmd_evaluate(args) -> int:
         plain = evaluate_images(EmotionModel(model_path, flip_average=False), x_val, y_val)
         flipped = evaluate_images(EmotionModel(model_path, flip_average=True), x_val, y_val)
         flip = flipped["accuracy"] > plain["accuracy"]
-        selection = {"split": "PublicTest", "judged_by": judged_by,
-                     "accuracy_plain": plain["accuracy"],
-                     "accuracy_flip_average": flipped["accuracy"],
-                     "macro_f1_plain": plain["macro_f1"],
-                     "macro_f1_flip_average": flipped["macro_f1"], "flip_average": flip}
-        print(f"PublicTest: plain {plain['accuracy']:.4f}, flip-averaged "
-              f"{flipped['accuracy']:.4f} -> flip_average={flip}")
+        selection = {
+            "split": "PublicTest",
+            "judged_by": judged_by,
+            "accuracy_plain": plain["accuracy"],
+            "accuracy_flip_average": flipped["accuracy"],
+            "macro_f1_plain": plain["macro_f1"],
+            "macro_f1_flip_average": flipped["macro_f1"],
+            "flip_average": flip,
+        }
+        print(
+            f"PublicTest: plain {plain['accuracy']:.4f}, flip-averaged "
+            f"{flipped['accuracy']:.4f} -> flip_average={flip}"
+        )
     model = EmotionModel(model_path, flip_average=flip)
     images, labels = dataset.split(args.split)
     if len(labels) == 0:
@@ -86,13 +114,16 @@ def cmd_evaluate(args) -> int:
         return 2
     # Raw probabilities: the accuracy does not depend on calibration (it keeps every face's
     # ranking), and the calibration is fitted and measured on the network's own output.
-    raw = predict_probabilities(model, images, calibrated=False,
-                                progress=count_printer(f"evaluating on {args.split}"))
+    raw = predict_probabilities(
+        model, images, calibrated=False, progress=count_printer(f"evaluating on {args.split}")
+    )
     report = classification_report(labels, raw.argmax(axis=1))
     report["flip_average"] = model.flip_average
     chosen_by = " (the model card's choice)" if flip is None and model.card else ""
-    print(f"model: {model.path} ({model.backend}"
-          f"{', flip-averaged' if model.flip_average else ', not flip-averaged'}{chosen_by})")
+    print(
+        f"model: {model.path} ({model.backend}"
+        f"{', flip-averaged' if model.flip_average else ', not flip-averaged'}{chosen_by})"
+    )
     print(f"split: {args.split}")
     print(format_report(report))
     calibration = None
@@ -100,9 +131,16 @@ def cmd_evaluate(args) -> int:
         # Calibration is fitted on PublicTest only; the evaluated split only reports it.
         x_public, y_public = dataset.split("PublicTest")
         if len(y_public):
-            public = raw if args.split == "PublicTest" else predict_probabilities(
-                model, x_public, calibrated=False,
-                progress=count_printer("calibrating on PublicTest"))
+            public = (
+                raw
+                if args.split == "PublicTest"
+                else predict_probabilities(
+                    model,
+                    x_public,
+                    calibrated=False,
+                    progress=count_printer("calibrating on PublicTest"),
+                )
+            )
             smoothing = _label_smoothing(args.run, previous)
             public_keep, test_keep = slice(None), slice(None)
             fit = {}
@@ -116,20 +154,28 @@ def cmd_evaluate(args) -> int:
                 fit = {"fit_probs": public[emotion_faces], "fit_targets": shares}
             else:
                 labels_for_test = labels
-            calibration = calibration_report(public[public_keep], y_public,
-                                             raw[test_keep], labels_for_test,
-                                             smoothing=smoothing, test_split=args.split, **fit)
+            calibration = calibration_report(
+                public[public_keep],
+                y_public,
+                raw[test_keep],
+                labels_for_test,
+                smoothing=smoothing,
+                test_split=args.split,
+                **fit,
+            )
             if fit:
                 calibration["fitted_to"] = "FER+ vote shares (PublicTest)"
                 calibration["labels"] = "ferplus-majority"
             else:
                 calibration["labels"] = "fer2013"
-            print(f"calibration (fitted on PublicTest): temperature "
-                  f"{calibration['temperature']:.3f} after taking off label smoothing "
-                  f"{smoothing:g}; {args.split} ECE ({calibration['bins']} bins) "
-                  f"{calibration['test']['ece_before']:.4f} before, "
-                  f"{calibration['test']['ece_after']:.4f} after; uncertain below "
-                  f"{calibration['uncertain_below']:.3f}")
+            print(
+                f"calibration (fitted on PublicTest): temperature "
+                f"{calibration['temperature']:.3f} after taking off label smoothing "
+                f"{smoothing:g}; {args.split} ECE ({calibration['bins']} bins) "
+                f"{calibration['test']['ece_before']:.4f} before, "
+                f"{calibration['test']['ece_after']:.4f} after; uncertain below "
+                f"{calibration['uncertain_below']:.3f}"
+            )
     shown = raw
     if calibration is not None:
         from .calibration import calibrate
@@ -142,28 +188,48 @@ def cmd_evaluate(args) -> int:
     held_out = held_out_reports(dataset, args.split, shown, ferplus)
     print(format_held_out(held_out))
     if ferplus is None:
-        print("(no FER+ votes: set FERPLUS_PATH or give --ferplus to measure agreement with "
-              "the crowd)")
+        print(
+            "(no FER+ votes: set FERPLUS_PATH or give --ferplus to measure agreement with "
+            "the crowd)"
+        )
     if args.json:
         from .storage import write_json
 
-        write_json(args.json, {"model": str(model.path), "split": args.split, **report,
-                               "held_out": held_out,
-                               **({"calibration": calibration} if calibration else {})})
+        write_json(
+            args.json,
+            {
+                "model": str(model.path),
+                "split": args.split,
+                **report,
+                "held_out": held_out,
+                **({"calibration": calibration} if calibration else {}),
+            },
+        )
     if args.write_card:
         from .latency import measure_classifier_latency
 
         print("measuring latency", file=sys.stderr, flush=True)
-        latency = {"batch_1": measure_classifier_latency(model, 1, max_seconds=10),
-                   "batch_32": measure_classifier_latency(model, 32, repeats=100,
-                                                          max_seconds=10)}
-        write_model_card(model.path, report, split=args.split, flip_average=model.flip_average,
-                         selection=selection, run_dir=args.run, latency=latency,
-                         data_source=str(dataset.source), calibration=calibration,
-                         held_out=held_out,
-                         training=None if args.run else previous.get("training"))
-        print(f"model card written beside {model.path.name}; latency batch 1: "
-              f"{latency['batch_1']['median_ms']:.3f} ms median ({model.backend})")
+        latency = {
+            "batch_1": measure_classifier_latency(model, 1, max_seconds=10),
+            "batch_32": measure_classifier_latency(model, 32, repeats=100, max_seconds=10),
+        }
+        write_model_card(
+            model.path,
+            report,
+            split=args.split,
+            flip_average=model.flip_average,
+            selection=selection,
+            run_dir=args.run,
+            latency=latency,
+            data_source=str(dataset.source),
+            calibration=calibration,
+            held_out=held_out,
+            training=None if args.run else previous.get("training"),
+        )
+        print(
+            f"model card written beside {model.path.name}; latency batch 1: "
+            f"{latency['batch_1']['median_ms']:.3f} ms median ({model.backend})"
+        )
     return 0
 
 
@@ -183,8 +249,11 @@ def _ferplus_votes(path, dataset):
     try:
         return load_ferplus(path, dataset)
     except DatasetError as exc:
-        print(f"note: not measuring agreement with the crowd: FERPLUS_PATH does not fit this "
-              f"dataset ({terminal_safe(str(exc))})", file=sys.stderr)
+        print(
+            f"note: not measuring agreement with the crowd: FERPLUS_PATH does not fit this "
+            f"dataset ({terminal_safe(str(exc))})",
+            file=sys.stderr,
+        )
         return None
 
 

@@ -20,8 +20,9 @@ STRIDE = 4
 VIEW_SIZE = 192  # the crop and the overlay are shown 4x enlarged
 
 
-def occlusion_map(model, crop: np.ndarray, target: int | None = None, patch: int = PATCH,
-                  stride: int = STRIDE) -> tuple[np.ndarray, int]:
+def occlusion_map(
+    model, crop: np.ndarray, target: int | None = None, patch: int = PATCH, stride: int = STRIDE
+) -> tuple[np.ndarray, int]:
     """(48, 48) float map in [0, 1]: how much hiding each pixel's neighbourhood lowers the
     probability of ``target`` (default: the predicted emotion), scaled so the largest drop is 1
     (all zeros when no square lowers it). Returns the map and the target class index."""
@@ -32,18 +33,21 @@ def occlusion_map(model, crop: np.ndarray, target: int | None = None, patch: int
     if target is None:
         target = int(np.argmax(base))
     fill = np.uint8(round(float(crop.mean())))
-    positions = [(y, x) for y in range(0, INPUT_SIZE - patch + 1, stride)
-                 for x in range(0, INPUT_SIZE - patch + 1, stride)]
+    positions = [
+        (y, x)
+        for y in range(0, INPUT_SIZE - patch + 1, stride)
+        for x in range(0, INPUT_SIZE - patch + 1, stride)
+    ]
     batch = np.repeat(crop[None], len(positions), axis=0)
     for index, (y, x) in enumerate(positions):
-        batch[index, y:y + patch, x:x + patch] = fill
+        batch[index, y : y + patch, x : x + patch] = fill
     probs = model.predict_faces(batch)
     drops = float(base[target]) - probs[:, target]
     total = np.zeros((INPUT_SIZE, INPUT_SIZE))
     counts = np.zeros((INPUT_SIZE, INPUT_SIZE))
     for (y, x), drop in zip(positions, drops):
-        total[y:y + patch, x:x + patch] += drop
-        counts[y:y + patch, x:x + patch] += 1
+        total[y : y + patch, x : x + patch] += drop
+        counts[y : y + patch, x : x + patch] += 1
     heat = np.clip(np.divide(total, counts, out=np.zeros_like(total), where=counts > 0), 0, None)
     peak = heat.max()
     return (heat / peak if peak > 0 else heat), target
@@ -54,19 +58,22 @@ def enlarge(crop: np.ndarray, size: int = VIEW_SIZE) -> np.ndarray:
     model saw, not a smoothed version)."""
     import cv2
 
-    big = cv2.resize(np.asarray(crop, dtype=np.uint8), (size, size),
-                     interpolation=cv2.INTER_NEAREST)
+    big = cv2.resize(
+        np.asarray(crop, dtype=np.uint8), (size, size), interpolation=cv2.INTER_NEAREST
+    )
     return np.repeat(big[:, :, None], 3, axis=2)
 
 
-def overlay(crop: np.ndarray, heat: np.ndarray, size: int = VIEW_SIZE,
-            strength: float = 0.5) -> np.ndarray:
+def overlay(
+    crop: np.ndarray, heat: np.ndarray, size: int = VIEW_SIZE, strength: float = 0.5
+) -> np.ndarray:
     """The crop with the map on top (red: the decision rests there), RGB, ``size`` wide."""
     import cv2
 
     grey = enlarge(crop, size)
-    heat_big = cv2.resize(np.asarray(heat, dtype=np.float32), (size, size),
-                          interpolation=cv2.INTER_CUBIC)
+    heat_big = cv2.resize(
+        np.asarray(heat, dtype=np.float32), (size, size), interpolation=cv2.INTER_CUBIC
+    )
     coloured = cv2.applyColorMap(np.uint8(np.clip(heat_big, 0, 1) * 255), cv2.COLORMAP_JET)
     coloured = cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
     weight = (strength * np.clip(heat_big, 0, 1))[:, :, None]
@@ -81,9 +88,16 @@ def explain_faces(model, grey: np.ndarray, boxes) -> list[dict]:
     explanations = []
     for box, crop in zip(boxes, crop_faces(grey, boxes) if len(boxes) else []):
         heat, target = occlusion_map(model, crop)
-        explanations.append({"box": tuple(int(v) for v in box), "crop": crop, "heat": heat,
-                             "emotion": EMOTIONS[target], "crop_image": enlarge(crop),
-                             "overlay_image": overlay(crop, heat)})
+        explanations.append(
+            {
+                "box": tuple(int(v) for v in box),
+                "crop": crop,
+                "heat": heat,
+                "emotion": EMOTIONS[target],
+                "crop_image": enlarge(crop),
+                "overlay_image": overlay(crop, heat),
+            }
+        )
     return explanations
 
 
@@ -99,8 +113,10 @@ def write_explanations(model, rgb: np.ndarray, boxes, out_dir: str | Path, stem:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for number, item in enumerate(explain_faces(model, to_grey(rgb), boxes), start=1):
-        for kind, image in (("crop", item["crop_image"]),
-                            (f"{item['emotion']}_occlusion", item["overlay_image"])):
+        for kind, image in (
+            ("crop", item["crop_image"]),
+            (f"{item['emotion']}_occlusion", item["overlay_image"]),
+        ):
             path = out_dir / f"{stem}_face{number}_{kind}.png"
             with atomic_writer(path, "wb") as handle:
                 handle.write(encode_png(image))

@@ -72,8 +72,13 @@ def _as_rows(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images.reshape(len(images), width))
 
 
-def find_flaws(images: np.ndarray, labels: np.ndarray, usage: np.ndarray | None = None,
-               row_numbers: np.ndarray | None = None, flat_std: float = FLAT_STD) -> FlawReport:
+def find_flaws(
+    images: np.ndarray,
+    labels: np.ndarray,
+    usage: np.ndarray | None = None,
+    row_numbers: np.ndarray | None = None,
+    flat_std: float = FLAT_STD,
+) -> FlawReport:
     """Find all-black and flat images, exact duplicates, duplicates across splits and
     duplicates with conflicting labels.
 
@@ -100,8 +105,14 @@ def find_flaws(images: np.ndarray, labels: np.ndarray, usage: np.ndarray | None 
     flat_mask = (std < flat_std) & ~black_mask
 
     # Exact duplicates: group by a 16-byte digest, then confirm byte equality in each group.
-    digests = np.array([hashlib.blake2b(row.tobytes(), digest_size=16).digest()
-                        for row in flat_pixels], dtype="S16") if count else np.zeros(0, "S16")
+    digests = (
+        np.array(
+            [hashlib.blake2b(row.tobytes(), digest_size=16).digest() for row in flat_pixels],
+            dtype="S16",
+        )
+        if count
+        else np.zeros(0, "S16")
+    )
     order = np.argsort(digests, kind="stable")
     sorted_digests = digests[order]
     boundaries = np.flatnonzero(sorted_digests[1:] != sorted_digests[:-1]) + 1
@@ -118,24 +129,40 @@ def find_flaws(images: np.ndarray, labels: np.ndarray, usage: np.ndarray | None 
             continue
         group_id = len(group_records)
         group_of[members] = group_id
-        member_usages = sorted({str(u) for u in usage[members]},
-                               key=lambda u: USAGES.index(u) if u in USAGES else len(USAGES))
+        member_usages = sorted(
+            {str(u) for u in usage[members]},
+            key=lambda u: USAGES.index(u) if u in USAGES else len(USAGES),
+        )
         member_labels = sorted({int(v) for v in labels[members]})
-        group_records.append({
-            "group": group_id,
-            "size": int(len(members)),
-            "first_row": int(rows[members[0]]),
-            "rows": [int(r) for r in rows[members]],
-            "positions": [int(m) for m in members],
-            "usages": member_usages,
-            "labels": [_label_name(v) for v in member_labels],
-            "spans_splits": len(member_usages) > 1,
-            "conflicting_labels": len(member_labels) > 1,
-            "all_black": bool(black_mask[members[0]]),
-        })
-    groups = pd.DataFrame(group_records, columns=[
-        "group", "size", "first_row", "rows", "positions", "usages", "labels", "spans_splits",
-        "conflicting_labels", "all_black"])
+        group_records.append(
+            {
+                "group": group_id,
+                "size": int(len(members)),
+                "first_row": int(rows[members[0]]),
+                "rows": [int(r) for r in rows[members]],
+                "positions": [int(m) for m in members],
+                "usages": member_usages,
+                "labels": [_label_name(v) for v in member_labels],
+                "spans_splits": len(member_usages) > 1,
+                "conflicting_labels": len(member_labels) > 1,
+                "all_black": bool(black_mask[members[0]]),
+            }
+        )
+    groups = pd.DataFrame(
+        group_records,
+        columns=[
+            "group",
+            "size",
+            "first_row",
+            "rows",
+            "positions",
+            "usages",
+            "labels",
+            "spans_splits",
+            "conflicting_labels",
+            "all_black",
+        ],
+    )
 
     spans = np.array([g["spans_splits"] for g in group_records], dtype=bool)
     conflicts = np.array([g["conflicting_labels"] for g in group_records], dtype=bool)
@@ -147,26 +174,34 @@ def find_flaws(images: np.ndarray, labels: np.ndarray, usage: np.ndarray | None 
         conflict_mask[in_group] = conflicts[group_of[in_group]]
     flagged = black_mask | flat_mask | in_group
     positions = np.flatnonzero(flagged)
-    row_flags = pd.DataFrame({
-        "row": rows[positions].astype(np.int64),
-        "position": positions.astype(np.int64),
-        "usage": usage[positions].astype(str),
-        "label": [_label_name(v) for v in labels[positions]],
-        "all_black": black_mask[positions],
-        "flat": flat_mask[positions],
-        "duplicate_group": group_of[positions],
-        "cross_split": cross_mask[positions],
-        "conflicting_label": conflict_mask[positions],
-    })
-    return FlawReport(all_black=rows[black_mask].astype(np.int64),
-                      flat=rows[flat_mask].astype(np.int64), groups=groups, row_flags=row_flags)
+    row_flags = pd.DataFrame(
+        {
+            "row": rows[positions].astype(np.int64),
+            "position": positions.astype(np.int64),
+            "usage": usage[positions].astype(str),
+            "label": [_label_name(v) for v in labels[positions]],
+            "all_black": black_mask[positions],
+            "flat": flat_mask[positions],
+            "duplicate_group": group_of[positions],
+            "cross_split": cross_mask[positions],
+            "conflicting_label": conflict_mask[positions],
+        }
+    )
+    return FlawReport(
+        all_black=rows[black_mask].astype(np.int64),
+        flat=rows[flat_mask].astype(np.int64),
+        groups=groups,
+        row_flags=row_flags,
+    )
 
 
 def _row_std(flat_pixels: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """Per-row standard deviation, in chunks (a float64 copy of FER2013 would be 660 MB)."""
     out = np.empty(len(flat_pixels), dtype=np.float64)
     for start in range(0, len(flat_pixels), chunk):
-        out[start:start + chunk] = flat_pixels[start:start + chunk].astype(np.float32).std(axis=1)
+        out[start : start + chunk] = (
+            flat_pixels[start : start + chunk].astype(np.float32).std(axis=1)
+        )
     return out
 
 
@@ -184,16 +219,19 @@ def class_counts(labels: np.ndarray, usage: np.ndarray):
     usage = np.asarray(usage)
     splits = [u for u in USAGES if np.any(usage == u)]
     splits += sorted({str(u) for u in np.unique(usage)} - set(USAGES))
-    table = {split: np.bincount(labels[usage == split], minlength=NUM_CLASSES)[:NUM_CLASSES]
-             for split in splits}
+    table = {
+        split: np.bincount(labels[usage == split], minlength=NUM_CLASSES)[:NUM_CLASSES]
+        for split in splits
+    }
     frame = pd.DataFrame.from_dict(table, orient="index", columns=list(EMOTIONS))
     frame.index.name = "split"
     frame["total"] = frame.sum(axis=1)
     return frame
 
 
-def mean_faces(images: np.ndarray, labels: np.ndarray,
-               mask: np.ndarray | None = None) -> dict[str, np.ndarray | None]:
+def mean_faces(
+    images: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None
+) -> dict[str, np.ndarray | None]:
     """The average image of each class (uint8 48x48), or None for a class with no images.
     ``mask`` restricts the images used (e.g. one split, or excluding flawed rows)."""
     images = np.asarray(images)
@@ -203,13 +241,17 @@ def mean_faces(images: np.ndarray, labels: np.ndarray,
     faces: dict[str, np.ndarray | None] = {}
     for index, emotion in enumerate(EMOTIONS):
         members = images[labels == index]
-        faces[emotion] = (np.round(members.mean(axis=0, dtype=np.float64)).astype(np.uint8)
-                          if len(members) else None)
+        faces[emotion] = (
+            np.round(members.mean(axis=0, dtype=np.float64)).astype(np.uint8)
+            if len(members)
+            else None
+        )
     return faces
 
 
-def tile_images(images: np.ndarray, columns: int = 8, scale: int = 2,
-                padding: int = 2, background: int = 255) -> np.ndarray:
+def tile_images(
+    images: np.ndarray, columns: int = 8, scale: int = 2, padding: int = 2, background: int = 255
+) -> np.ndarray:
     """Lay grey images out on a grid (for sample sheets and reports); returns uint8 grey."""
     images = np.asarray(images, dtype=np.uint8)
     if images.ndim != 3:
@@ -220,12 +262,15 @@ def tile_images(images: np.ndarray, columns: int = 8, scale: int = 2,
     height, width = images.shape[1] * scale, images.shape[2] * scale
     columns = max(1, min(columns, count))
     rows = -(-count // columns)
-    sheet = np.full((rows * (height + padding) + padding, columns * (width + padding) + padding),
-                    background, np.uint8)
+    sheet = np.full(
+        (rows * (height + padding) + padding, columns * (width + padding) + padding),
+        background,
+        np.uint8,
+    )
     for index, image in enumerate(images):
         r, c = divmod(index, columns)
         y, x = padding + r * (height + padding), padding + c * (width + padding)
-        sheet[y:y + height, x:x + width] = np.kron(image, np.ones((scale, scale), np.uint8))
+        sheet[y : y + height, x : x + width] = np.kron(image, np.ones((scale, scale), np.uint8))
     return sheet
 
 

@@ -32,8 +32,18 @@ from .errors import DatasetError
 from .labels import LABEL_SOURCES, NUM_CLASSES, USAGES
 from .paths import default_ferplus_path, open_regular_file
 
-FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear",
-                   "contempt", "unknown", "NF")
+FERPLUS_COLUMNS = (
+    "neutral",
+    "happiness",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "fear",
+    "contempt",
+    "unknown",
+    "NF",
+)
 # FER2013 order (angry, disgust, fear, happy, sad, surprise, neutral) -> FER+ column index.
 TO_FER2013 = (4, 5, 6, 1, 3, 2, 0)
 OTHER_COLUMNS = (7, 8, 9)  # contempt, unknown, NF
@@ -90,20 +100,26 @@ def load_ferplus(path: str | os.PathLike | None = None, dataset=None) -> FerPlus
     if path is None:
         path = default_ferplus_path()
     if path is None:
-        raise DatasetError("No FER+ votes given. Download fer2013new.csv from the FERPlus "
-                           "repository and set FERPLUS_PATH to it (or give --ferplus).")
+        raise DatasetError(
+            "No FER+ votes given. Download fer2013new.csv from the FERPlus "
+            "repository and set FERPLUS_PATH to it (or give --ferplus)."
+        )
     path = Path(path)
     name = path.name
     with open_regular_file(path) as raw:
         data = raw.read(MAX_FERPLUS_BYTES + 1)
     if len(data) > MAX_FERPLUS_BYTES:
-        raise DatasetError(f"{name} is larger than {MAX_FERPLUS_BYTES // 2**20} MB; FER+'s "
-                           "fer2013new.csv is 1.6 MB. This is not the FER+ file.")
+        raise DatasetError(
+            f"{name} is larger than {MAX_FERPLUS_BYTES // 2**20} MB; FER+'s "
+            "fer2013new.csv is 1.6 MB. This is not the FER+ file."
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"{name} is not a text file (byte {exc.start} is not UTF-8). "
-                           "Choose FER+'s fer2013new.csv.") from exc
+        raise DatasetError(
+            f"{name} is not a text file (byte {exc.start} is not UTF-8). "
+            "Choose FER+'s fer2013new.csv."
+        ) from exc
     result = _parse(text, name)
     if dataset is not None:
         check_against(result, dataset)
@@ -115,8 +131,10 @@ def _parse(text: str, name: str) -> FerPlus:
     header = next(reader, None)
     expected = ["Usage", "Image name", *FERPLUS_COLUMNS]
     if header is None or [h.strip() for h in header] != expected:
-        raise DatasetError(f"{name} does not start with FER+'s header "
-                           f"({','.join(expected)}). Choose FER+'s fer2013new.csv.")
+        raise DatasetError(
+            f"{name} does not start with FER+'s header "
+            f"({','.join(expected)}). Choose FER+'s fer2013new.csv."
+        )
     votes: list[list[int]] = []
     usage: list[str] = []
     known = set(USAGES)
@@ -126,13 +144,13 @@ def _parse(text: str, name: str) -> FerPlus:
         if len(row) != len(expected):
             raise DatasetError(f"{name} line {line} has {len(row)} fields, not {len(expected)}.")
         if row[0] not in known:
-            raise DatasetError(f"{name} line {line}: unknown Usage (expected one of "
-                               f"{', '.join(USAGES)}).")
+            raise DatasetError(
+                f"{name} line {line}: unknown Usage (expected one of {', '.join(USAGES)})."
+            )
         try:
             counts = [int(value) for value in row[2:]]
         except ValueError:
-            raise DatasetError(f"{name} line {line}: a vote count is not a whole number.") \
-                from None
+            raise DatasetError(f"{name} line {line}: a vote count is not a whole number.") from None
         if any(c < 0 or c > 100 for c in counts):
             raise DatasetError(f"{name} line {line}: vote counts must lie between 0 and 100.")
         if any(len(value) > MAX_LINE_CHARS for value in row):
@@ -148,17 +166,23 @@ def check_against(ferplus: FerPlus, dataset) -> None:
     """FER+ and FER2013 describe the same rows: the same count and the same Usage per row."""
     rows = dataset.row_numbers
     if rows is None or len(rows) != len(dataset):
-        raise DatasetError("FER+ votes can be matched only to FER2013 read from its CSV "
-                           "(the folder layout has no row order).")
+        raise DatasetError(
+            "FER+ votes can be matched only to FER2013 read from its CSV "
+            "(the folder layout has no row order)."
+        )
     if int(rows.max()) >= len(ferplus) or (not dataset.skipped and len(dataset) != len(ferplus)):
-        raise DatasetError(f"{ferplus.source} has {len(ferplus):,} rows but the FER2013 file "
-                           f"has {int(rows.max()) + 1:,}: they are not the same release.")
+        raise DatasetError(
+            f"{ferplus.source} has {len(ferplus):,} rows but the FER2013 file "
+            f"has {int(rows.max()) + 1:,}: they are not the same release."
+        )
     mismatched = np.flatnonzero(ferplus.usage[rows] != dataset.usage)
     if len(mismatched):
         first = int(rows[mismatched[0]])
-        raise DatasetError(f"{ferplus.source} and FER2013 disagree on the Usage of "
-                           f"{len(mismatched):,} rows (first: row {first}): they do not "
-                           "describe the same images.")
+        raise DatasetError(
+            f"{ferplus.source} and FER2013 disagree on the Usage of "
+            f"{len(mismatched):,} rows (first: row {first}): they do not "
+            "describe the same images."
+        )
 
 
 def aligned(ferplus: FerPlus, dataset) -> FerPlus:
@@ -206,14 +230,23 @@ def relabel(dataset, ferplus: FerPlus, mode: str):
     majority = votes.clear_majority()
     keep = np.where(training, votes.trainable(), majority >= 0)
     labels = np.where(training, votes.plurality(), majority)[keep]
-    soft = (votes.soft_targets()[keep] if mode == "ferplus-votes"
-            else np.eye(NUM_CLASSES, dtype=np.float32)[labels])
+    soft = (
+        votes.soft_targets()[keep]
+        if mode == "ferplus-votes"
+        else np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    )
     # A test face is scored against its majority: its soft target is that one-hot label.
     soft[~training[keep]] = np.eye(NUM_CLASSES, dtype=np.float32)[labels[~training[keep]]]
     rows = dataset.row_numbers[keep] if dataset.row_numbers is not None else None
-    return Fer2013(dataset.images[keep], labels, dataset.usage[keep],
-                   source=dataset.source, skipped=list(dataset.skipped), row_numbers=rows,
-                   soft=soft.astype(np.float32))
+    return Fer2013(
+        dataset.images[keep],
+        labels,
+        dataset.usage[keep],
+        source=dataset.source,
+        skipped=list(dataset.skipped),
+        row_numbers=rows,
+        soft=soft.astype(np.float32),
+    )
 
 
 def agreement_report(probabilities: np.ndarray, votes: FerPlus) -> dict:
@@ -233,16 +266,19 @@ def agreement_report(probabilities: np.ndarray, votes: FerPlus) -> dict:
     guess = probabilities.argmax(axis=1)
     shares = votes.soft_targets().astype(np.float64)
     eps = 1e-7
-    kl = np.sum(shares * (np.log(np.clip(shares, eps, 1)) - np.log(np.clip(probabilities,
-                                                                            eps, 1))), axis=1)
+    kl = np.sum(
+        shares * (np.log(np.clip(shares, eps, 1)) - np.log(np.clip(probabilities, eps, 1))), axis=1
+    )
     tv = 0.5 * np.abs(shares - probabilities).sum(axis=1)
     report = {
         "clear_faces": int(clear.sum()),
-        "majority_agreement": float(np.mean(guess[clear] == majority[clear])) if clear.any()
+        "majority_agreement": float(np.mean(guess[clear] == majority[clear]))
+        if clear.any()
         else None,
         "emotion_faces": int(trainable.sum()),
         "plurality_agreement": float(np.mean(guess[trainable] == votes.plurality()[trainable]))
-        if trainable.any() else None,
+        if trainable.any()
+        else None,
         "crowd_kl": float(kl[trainable].mean()) if trainable.any() else None,
         "crowd_tv": float(tv[trainable].mean()) if trainable.any() else None,
         "majority_ece": _ece(probabilities[clear], majority[clear]) if clear.any() else None,
@@ -290,5 +326,18 @@ def disagreement(dataset, votes: FerPlus) -> dict:
     return result
 
 
-__all__ = ["FerPlus", "load_ferplus", "default_ferplus_path", "check_against", "aligned",
-           "split_votes", "crowd_labels", "crowd_shares", "relabel", "agreement_report", "disagreement", "LABEL_SOURCES", "FERPLUS_COLUMNS"]
+__all__ = [
+    "FerPlus",
+    "load_ferplus",
+    "default_ferplus_path",
+    "check_against",
+    "aligned",
+    "split_votes",
+    "crowd_labels",
+    "crowd_shares",
+    "relabel",
+    "agreement_report",
+    "disagreement",
+    "LABEL_SOURCES",
+    "FERPLUS_COLUMNS",
+]

@@ -30,8 +30,10 @@ def _read_bytes(source: ImageSource) -> tuple[bytes, str]:
             raise ImageError(f"{path} does not exist or is not a file.")
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ImageError(f"{path.name} is {size / 2**20:.0f} MB; images up to "
-                             f"{MAX_FILE_BYTES // 2**20} MB are accepted.")
+            raise ImageError(
+                f"{path.name} is {size / 2**20:.0f} MB; images up to "
+                f"{MAX_FILE_BYTES // 2**20} MB are accepted."
+            )
         return path.read_bytes(), path.name
     if hasattr(source, "read"):
         name = getattr(source, "name", "image")
@@ -46,8 +48,10 @@ def _read_bytes(source: ImageSource) -> tuple[bytes, str]:
         if len(data) > MAX_FILE_BYTES:
             raise ImageError(f"{name} is larger than {MAX_FILE_BYTES // 2**20} MB.")
         return bytes(data), str(name)
-    raise ImageError(f"Cannot read an image from a {type(source).__name__}; give a path, "
-                     "bytes or a binary file object.")
+    raise ImageError(
+        f"Cannot read an image from a {type(source).__name__}; give a path, "
+        "bytes or a binary file object."
+    )
 
 
 def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -72,7 +76,8 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
             if width * height > max_pixels:
                 raise ImageError(
                     f"{name} is {width}x{height} pixels ({width * height / 1e6:.0f} MP); the limit "
-                    f"is {max_pixels / 1e6:.0f} MP. Resize the image and try again.")
+                    f"is {max_pixels / 1e6:.0f} MP. Resize the image and try again."
+                )
             image.load()
             image = ImageOps.exif_transpose(image)
             rgb = _to_rgb(image)
@@ -81,12 +86,25 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{name} declares an enormous size and was refused: {exc}") from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(f"{name} is not an image in a format we can read "
-                         "(JPEG, PNG, WebP, BMP, GIF, TIFF).") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError,
-            MemoryError, ZeroDivisionError, AttributeError, RuntimeError) as exc:
-        raise ImageError(f"{name} is corrupt or truncated and cannot be decoded "
-                         f"({type(exc).__name__}: {exc}).") from exc
+        raise ImageError(
+            f"{name} is not an image in a format we can read (JPEG, PNG, WebP, BMP, GIF, TIFF)."
+        ) from exc
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        EOFError,
+        IndexError,
+        TypeError,
+        KeyError,
+        MemoryError,
+        ZeroDivisionError,
+        AttributeError,
+        RuntimeError,
+    ) as exc:
+        raise ImageError(
+            f"{name} is corrupt or truncated and cannot be decoded ({type(exc).__name__}: {exc})."
+        ) from exc
     return rgb
 
 

@@ -20,8 +20,11 @@ def _models_dir() -> Path:
     """The shipped model's folder: inside the installed package (``pip install .``), or the
     repository's ``models/`` (a checkout, or an editable install)."""
     installed = Path(__file__).resolve().parent / "shipped"
-    return installed if (installed / "cnn_gru.keras").is_file() else \
-        Path(__file__).resolve().parent.parent / "models"
+    return (
+        installed
+        if (installed / "cnn_gru.keras").is_file()
+        else Path(__file__).resolve().parent.parent / "models"
+    )
 
 
 MODELS_DIR = _models_dir()
@@ -39,8 +42,11 @@ def shipped_key(path: str | Path | None) -> str | None:
         resolved = Path(path).resolve()
     except OSError:
         return None
-    return next((key for key, shipped in SHIPPED_MODELS.items()
-                 if shipped.resolve() == resolved), None)
+    return next(
+        (key for key, shipped in SHIPPED_MODELS.items() if shipped.resolve() == resolved), None
+    )
+
+
 FAST_PATH_TOLERANCE = 1e-4
 
 
@@ -89,15 +95,17 @@ class _LiteRTRunner:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._interpreter = Interpreter(model_path=str(path),
-                                                num_threads=num_threads or min(2, os.cpu_count() or 1))
+                self._interpreter = Interpreter(
+                    model_path=str(path), num_threads=num_threads or min(2, os.cpu_count() or 1)
+                )
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"Could not load the fast-path model {path.name}: {exc}") from exc
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
-        if tuple(self._input["shape"][1:]) != (INPUT_SIZE, INPUT_SIZE, 1) or \
-                tuple(self._output["shape"][1:]) != (NUM_CLASSES,):
+        if tuple(self._input["shape"][1:]) != (INPUT_SIZE, INPUT_SIZE, 1) or tuple(
+            self._output["shape"][1:]
+        ) != (NUM_CLASSES,):
             raise ModelError(f"{path.name} does not map 48x48x1 images to 7 probabilities.")
         self._batch = int(self._input["shape"][0])
         self._lock = threading.Lock()
@@ -105,8 +113,9 @@ class _LiteRTRunner:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:
             if len(batch) != self._batch:
-                self._interpreter.resize_tensor_input(self._input["index"],
-                                                      [len(batch), INPUT_SIZE, INPUT_SIZE, 1])
+                self._interpreter.resize_tensor_input(
+                    self._input["index"], [len(batch), INPUT_SIZE, INPUT_SIZE, 1]
+                )
                 self._interpreter.allocate_tensors()
                 self._batch = len(batch)
             self._interpreter.set_tensor(self._input["index"], batch)
@@ -121,13 +130,20 @@ class EmotionModel:
     ``.keras`` file) or ``"keras"``.
     """
 
-    def __init__(self, path: str | Path | None = None, fast: bool = True,
-                 num_threads: int | None = None, flip_average: bool | None = None):
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        fast: bool = True,
+        num_threads: int | None = None,
+        flip_average: bool | None = None,
+    ):
         self.path = Path(path) if path is not None else DEFAULT_MODEL
         if not self.path.is_file():
             if path is None:
-                raise ModelError(f"The shipped model {self.path} is missing; reinstall the "
-                                 "project or train one with `python -m fer_core train`.")
+                raise ModelError(
+                    f"The shipped model {self.path} is missing; reinstall the "
+                    "project or train one with `python -m fer_core train`."
+                )
             raise ModelError(f"Model file {self.path} does not exist.")
         self.card = read_card(self.path)
         # Test-time horizontal-flip averaging: on when the model card chose it (on PublicTest).
@@ -197,8 +213,9 @@ _CACHE: dict[tuple, EmotionModel] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_model(path: str | Path | None = None, fast: bool = True,
-               flip_average: bool | None = None) -> EmotionModel:
+def load_model(
+    path: str | Path | None = None, fast: bool = True, flip_average: bool | None = None
+) -> EmotionModel:
     """Load a model (``None``: the shipped default in ``models/``). Loaded once per path."""
     resolved = Path(path).resolve() if path is not None else DEFAULT_MODEL
     try:
@@ -232,17 +249,24 @@ def export_litert(keras_path: str | Path, check_images: np.ndarray | None = None
             warnings.simplefilter("ignore")
             model.export(str(tmp), format="litert", verbose=False)
         runner = _LiteRTRunner(tmp)
-        got = np.concatenate([runner(batch[i:i + 1]) for i in range(len(batch))])
+        got = np.concatenate([runner(batch[i : i + 1]) for i in range(len(batch))])
         difference = float(np.abs(expected - got).max())
         if difference > FAST_PATH_TOLERANCE:
-            raise ModelError(f"The LiteRT export differs from Keras by {difference:.2e} "
-                             f"(> {FAST_PATH_TOLERANCE}); not using it.")
-    return {"path": str(target), "max_abs_difference": difference, "checked": int(len(batch)),
-            "bytes": target.stat().st_size}
+            raise ModelError(
+                f"The LiteRT export differs from Keras by {difference:.2e} "
+                f"(> {FAST_PATH_TOLERANCE}); not using it."
+            )
+    return {
+        "path": str(target),
+        "max_abs_difference": difference,
+        "checked": int(len(batch)),
+        "bytes": target.stat().st_size,
+    }
 
 
-def export_litert_int8(keras_path: str | Path, representative: np.ndarray,
-                       target: str | Path | None = None) -> dict:
+def export_litert_int8(
+    keras_path: str | Path, representative: np.ndarray, target: str | Path | None = None
+) -> dict:
     """Export ``<model>.keras`` as a full-integer LiteRT model: every weight and activation
     int8 (float32 in and out, so the fast path's callers do not change), the activation
     ranges read from ``representative`` (N, 48, 48) uint8 faces from Training. Written
@@ -280,10 +304,21 @@ def export_litert_int8(keras_path: str | Path, representative: np.ndarray,
     with atomic_path(target) as tmp:
         Path(tmp).write_bytes(data)
         _LiteRTRunner(Path(tmp))  # it loads and has the right shape
-    return {"path": str(target), "bytes": len(data), "quantization": "int8",
-            "representative_faces": int(len(faces))}
+    return {
+        "path": str(target),
+        "bytes": len(data),
+        "quantization": "int8",
+        "representative_faces": int(len(faces)),
+    }
 
 
-__all__ = ["EmotionModel", "load_model", "export_litert", "export_litert_int8", "DEFAULT_MODEL",
-           "SHIPPED_MODELS", "shipped_key",
-           "EMOTIONS"]
+__all__ = [
+    "EmotionModel",
+    "load_model",
+    "export_litert",
+    "export_litert_int8",
+    "DEFAULT_MODEL",
+    "SHIPPED_MODELS",
+    "shipped_key",
+    "EMOTIONS",
+]

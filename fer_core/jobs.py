@@ -93,13 +93,24 @@ def _spawn(command: list[str], run: Run, log_name: str, job_name: str, kind: str
     with open(run.file(log_name), "ab") as log:
         log.write(f"\n$ {' '.join(command)}\n".encode())
         log.flush()
-        process = subprocess.Popen(command, cwd=str(run.path), env=env,
-                                   stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=str(run.path),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     with _CHILDREN_LOCK:
         _CHILDREN[process.pid] = process
-    job = {"kind": kind, "pid": process.pid, "command": command, "started": time.time(),
-           "log": log_name}
+    job = {
+        "kind": kind,
+        "pid": process.pid,
+        "command": command,
+        "started": time.time(),
+        "log": log_name,
+    }
     write_json(run.file(job_name), job)
     return job
 
@@ -135,8 +146,11 @@ def find_training_process(run_dir: str | os.PathLike) -> int | None:
                 if "--name" not in command:
                     continue
                 # `fer train --name` finds its run in --runs-dir, else $FER_RUNS_DIR, else runs
-                runs = command[command.index("--runs-dir") + 1] if "--runs-dir" in command \
+                runs = (
+                    command[command.index("--runs-dir") + 1]
+                    if "--runs-dir" in command
                     else _process_runs_dir(process)
+                )
                 target = os.path.join(runs, command[command.index("--name") + 1])
             if (Path(process.cwd()) / target).resolve() == run_dir:
                 return int(process.info["pid"])
@@ -180,8 +194,11 @@ def is_training(run_dir: str | os.PathLike) -> bool:
 def _training_runs(runs_dir: Path) -> list[str]:
     if not runs_dir.is_dir():
         return []
-    return [folder.name for folder in runs_dir.iterdir()
-            if folder.is_dir() and not folder.name.startswith(".") and is_training(folder)]
+    return [
+        folder.name
+        for folder in runs_dir.iterdir()
+        if folder.is_dir() and not folder.name.startswith(".") and is_training(folder)
+    ]
 
 
 # ----------------------------------------------------------------------------- training
@@ -189,12 +206,15 @@ def _training_runs(runs_dir: Path) -> list[str]:
 
 def _check_data(data_path) -> Path:
     if not data_path:
-        raise DatasetError("No FER2013 file given. Enter its path on the Dataset page or set "
-                           "FER2013_PATH.")
+        raise DatasetError(
+            "No FER2013 file given. Enter its path on the Dataset page or set FER2013_PATH."
+        )
     data = Path(data_path).expanduser().resolve()
     if not data.exists():
-        raise DatasetError("The FER2013 path given cannot be used. Give the path of "
-                           "fer2013.csv(.gz) or of the folder holding train/ and test/.")
+        raise DatasetError(
+            "The FER2013 path given cannot be used. Give the path of "
+            "fer2013.csv(.gz) or of the folder holding train/ and test/."
+        )
     return data
 
 
@@ -203,12 +223,19 @@ def _launch(run: Run, runs_dir: Path, python: str | None) -> dict:
     with file_lock(runs_dir / _JOBS_LOCK, busy="Another training run is starting; try again."):
         busy = [name for name in _training_runs(runs_dir) if name != run.name]
         if len(busy) >= max_training_jobs():
-            raise ConfigError(f"{len(busy)} training run(s) already use this server "
-                              f"(at most {max_training_jobs()} at a time): wait for "
-                              f"{', '.join(busy)} to end, or stop it.")
+            raise ConfigError(
+                f"{len(busy)} training run(s) already use this server "
+                f"(at most {max_training_jobs()} at a time): wait for "
+                f"{', '.join(busy)} to end, or stop it."
+            )
         run.clear_stop()
-        return _spawn(fer_command(python) + ["train", "--run", str(run.path)], run, TRAIN_LOG,
-                      TRAIN_JOB, "train")
+        return _spawn(
+            fer_command(python) + ["train", "--run", str(run.path)],
+            run,
+            TRAIN_LOG,
+            TRAIN_JOB,
+            "train",
+        )
 
 
 def start_training(config: TrainConfig, python: str | None = None) -> dict:
@@ -220,8 +247,10 @@ def start_training(config: TrainConfig, python: str | None = None) -> dict:
     if not config.run_name:
         raise ConfigError("A new run needs a name.")
     config.validate()
-    config = config.replace(data_path=str(_check_data(config.data_path)),
-                            runs_dir=str(Path(config.runs_dir).expanduser().resolve()))
+    config = config.replace(
+        data_path=str(_check_data(config.data_path)),
+        runs_dir=str(Path(config.runs_dir).expanduser().resolve()),
+    )
     runs_dir = Path(config.runs_dir)
     run = Run.create(runs_dir, config.run_name)  # atomic: a taken name raises
     try:
@@ -259,8 +288,10 @@ def _is_starting(run: Run, job: dict | None) -> bool:
     if not job:
         return False
     state = run.state()
-    return not (state.get("status") == "running"
-                and float(state.get("updated", 0)) >= float(job.get("started", 0)) - 1)
+    return not (
+        state.get("status") == "running"
+        and float(state.get("updated", 0)) >= float(job.get("started", 0)) - 1
+    )
 
 
 def stop_training(run_dir: str | os.PathLike) -> str:
@@ -287,8 +318,12 @@ def stop_training(run_dir: str | os.PathLike) -> str:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def start_evaluation(run_dir: str | os.PathLike, data_path: str | os.PathLike,
-                     split: str = "PublicTest", python: str | None = None) -> dict:
+def start_evaluation(
+    run_dir: str | os.PathLike,
+    data_path: str | os.PathLike,
+    split: str = "PublicTest",
+    python: str | None = None,
+) -> dict:
     """Evaluate a run's best.keras on ``split`` in the background (``fer evaluate
     --write-card``): writes evaluation.json and best.card.json into the run folder.
 
@@ -302,15 +337,27 @@ def start_evaluation(run_dir: str | os.PathLike, data_path: str | os.PathLike,
     data = _check_data(data_path)
     with operation_lock(run) as trainer:
         if trainer is not None:
-            raise ConfigError(f"Run {run.name} is training (process {trainer}); evaluate it "
-                              "when it ends.")
+            raise ConfigError(
+                f"Run {run.name} is training (process {trainer}); evaluate it when it ends."
+            )
         job = read_json(run.file(EVAL_JOB), None)
         if job and process_alive(job.get("pid")):
             raise ConfigError(f"Run {run.name} is being evaluated already.")
         run.file(EVAL_REPORT).unlink(missing_ok=True)
         command = fer_command(python) + [
-            "evaluate", "--model", str(run.best_model), "--data", str(data), "--split", split,
-            "--json", str(run.file(EVAL_REPORT)), "--write-card", "--run", str(run.path)]
+            "evaluate",
+            "--model",
+            str(run.best_model),
+            "--data",
+            str(data),
+            "--split",
+            split,
+            "--json",
+            str(run.file(EVAL_REPORT)),
+            "--write-card",
+            "--run",
+            str(run.path),
+        ]
         return _spawn(command, run, EVAL_LOG, EVAL_JOB, "evaluate")
 
 
@@ -329,7 +376,17 @@ def stop_evaluation(run_dir: str | os.PathLike) -> str:
         return "terminated"
 
 
-__all__ = ["start_training", "resume_training", "stop_training", "start_evaluation",
-           "stop_evaluation", "RunBusy",
-           "process_alive", "is_training", "training_pid", "find_training_process",
-           "max_training_jobs", "MAX_JOBS_ENV"]
+__all__ = [
+    "start_training",
+    "resume_training",
+    "stop_training",
+    "start_evaluation",
+    "stop_evaluation",
+    "RunBusy",
+    "process_alive",
+    "is_training",
+    "training_pid",
+    "find_training_process",
+    "max_training_jobs",
+    "MAX_JOBS_ENV",
+]

@@ -9,9 +9,14 @@ import numpy as np
 from .labels import INPUT_SIZE
 
 
-def measure_classifier_latency(model, batch_size: int = 1, repeats: int = 300,
-                               warmup: int = 30, seed: int = 0,
-                               max_seconds: float | None = None) -> dict:
+def measure_classifier_latency(
+    model,
+    batch_size: int = 1,
+    repeats: int = 300,
+    warmup: int = 30,
+    seed: int = 0,
+    max_seconds: float | None = None,
+) -> dict:
     """Median and p90 milliseconds per call, and per face, for ``model.predict_faces``.
 
     ``max_seconds``: stop warming up and measuring when that much time has passed (at least 5
@@ -35,6 +40,12 @@ def measure_classifier_latency(model, batch_size: int = 1, repeats: int = 300,
     repeats = len(times)
     median = float(np.median(times) * 1e3)
     p90 = float(np.percentile(times, 90) * 1e3)
-    return {"backend": getattr(model, "backend", "?"), "batch_size": batch_size,
-            "repeats": repeats, "median_ms": median, "p90_ms": p90,
-            "median_ms_per_face": median / batch_size, "p90_ms_per_face": p90 / batch_size}
+    return {
+        "backend": getattr(model, "backend", "?"),
+        "batch_size": batch_size,
+        "repeats": repeats,
+        "median_ms": median,
+        "p90_ms": p90,
+        "median_ms_per_face": median / batch_size,
+        "p90_ms_per_face": p90 / batch_size,
+    }

@@ -59,8 +59,9 @@ def _xception_block(x, filters, name):
     """Residual block of two depthwise-separable convolutions, halving the resolution."""
     from keras import layers
 
-    residual = layers.Conv2D(filters, 1, strides=2, padding="same", use_bias=False,
-                             name=f"{name}_skip_conv")(x)
+    residual = layers.Conv2D(
+        filters, 1, strides=2, padding="same", use_bias=False, name=f"{name}_skip_conv"
+    )(x)
     residual = layers.BatchNormalization(name=f"{name}_skip_bn")(residual)
     x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_sep1")(x)
     x = layers.BatchNormalization(name=f"{name}_bn1")(x)
@@ -111,8 +112,9 @@ def cnn_wide(width: int = 16, dropout_rate: float = 0.3):
 
 
 @register("cnn_gru")
-def cnn_gru(width: int = 16, projection_units: int = 128, rnn_units: int = 64,
-            dropout_rate: float = 0.3):
+def cnn_gru(
+    width: int = 16, projection_units: int = 128, rnn_units: int = 64, dropout_rate: float = 0.3
+):
     """Hierarchical CNN-RNN.
 
     The pooled output of every residual block (low level to high level) is projected to one
@@ -128,7 +130,9 @@ def cnn_gru(width: int = 16, projection_units: int = 128, rnn_units: int = 64,
     steps = []
     for index, feature in enumerate(features, start=1):
         pooled = layers.GlobalAveragePooling2D(name=f"level{index}_pool")(feature)
-        projected = layers.Dense(projection_units, activation="relu", name=f"level{index}_proj")(pooled)
+        projected = layers.Dense(projection_units, activation="relu", name=f"level{index}_proj")(
+            pooled
+        )
         steps.append(layers.Reshape((1, projection_units), name=f"level{index}_step")(projected))
     sequence = layers.Concatenate(axis=1, name="levels")(steps)
     x = layers.Bidirectional(layers.GRU(rnn_units, unroll=True, name="gru"), name="bigru")(sequence)

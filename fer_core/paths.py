@@ -142,7 +142,8 @@ def refusal(text: str, roots: Sequence[Path]) -> DataPathError:
         f"{text} is not inside a data folder this app may read. Put the dataset in the "
         f"server's data folder (the project's data/ unless {DATA_DIRS_ENV} names others), "
         "upload it, or ask whoever runs the app to add its folder to "
-        f"{DATA_DIRS_ENV}.")
+        f"{DATA_DIRS_ENV}."
+    )
 
 
 def resolve_user_path(text: str, roots: Sequence[Path]) -> Path:
@@ -151,8 +152,9 @@ def resolve_user_path(text: str, roots: Sequence[Path]) -> Path:
     the same whether or not the path exists."""
     text = (text or "").strip()
     if not text:
-        raise DataPathError("Give the path of fer2013.csv, fer2013.csv.gz or the folder "
-                            "holding train/ and test/.")
+        raise DataPathError(
+            "Give the path of fer2013.csv, fer2013.csv.gz or the folder holding train/ and test/."
+        )
     shown = text if len(text) <= 300 else text[:300] + "…"
     if "\0" in text:
         raise refusal(repr(shown), roots)
@@ -186,11 +188,14 @@ def require_regular_file(path: Path) -> os.stat_result:
     except FileNotFoundError:
         raise DataPathError(f"{shown_path(path)} does not exist.") from None
     except OSError as exc:
-        raise DataPathError(f"Cannot read {shown_path(path)}: "
-                            f"{exc.strerror or type(exc).__name__}.") from None
+        raise DataPathError(
+            f"Cannot read {shown_path(path)}: {exc.strerror or type(exc).__name__}."
+        ) from None
     if not stat.S_ISREG(info.st_mode):
-        raise DataPathError(f"{shown_path(path)} is {describe_kind(info.st_mode)}, not a "
-                            "regular file: refused. Give a plain file.")
+        raise DataPathError(
+            f"{shown_path(path)} is {describe_kind(info.st_mode)}, not a "
+            "regular file: refused. Give a plain file."
+        )
     return info
 
 
@@ -205,19 +210,30 @@ def open_regular_file(path: Path):
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise DataPathError(f"Cannot open {shown_path(path)}: "
-                            f"{exc.strerror or type(exc).__name__}.") from None
+        raise DataPathError(
+            f"Cannot open {shown_path(path)}: {exc.strerror or type(exc).__name__}."
+        ) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise DataPathError(f"{shown_path(path)} is {describe_kind(mode)}, not a regular "
-                                "file: refused.")
+            raise DataPathError(
+                f"{shown_path(path)} is {describe_kind(mode)}, not a regular file: refused."
+            )
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
 
 
-__all__ = ["DATA_DIRS_ENV", "PROJECT_DATA_DIR", "DataPathError", "allowed_data_roots",
-           "is_within", "resolve_user_path", "require_regular_file", "open_regular_file",
-           "shown_path", "add_places"]
+__all__ = [
+    "DATA_DIRS_ENV",
+    "PROJECT_DATA_DIR",
+    "DataPathError",
+    "allowed_data_roots",
+    "is_within",
+    "resolve_user_path",
+    "require_regular_file",
+    "open_regular_file",
+    "shown_path",
+    "add_places",
+]

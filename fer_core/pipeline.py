@@ -60,8 +60,10 @@ class SceneOptions:
         if not 0.5 <= self.scale <= 20:
             raise ConfigError("scale must lie between 0.5 and 20.")
         if side > min(self.width, self.height):
-            raise ConfigError(f"A face upscaled {self.scale}x ({side:.0f} px) does not fit in a "
-                              f"{self.width}x{self.height} frame.")
+            raise ConfigError(
+                f"A face upscaled {self.scale}x ({side:.0f} px) does not fit in a "
+                f"{self.width}x{self.height} frame."
+            )
         if self.background not in BACKGROUNDS:
             raise ConfigError(f"background must be one of {', '.join(BACKGROUNDS)}.")
         if self.placement not in PLACEMENTS:
@@ -82,8 +84,9 @@ def _background(options: SceneOptions, rng: np.random.Generator) -> np.ndarray:
     return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
 
 
-def make_scene(face: np.ndarray, options: SceneOptions, index: int = 0
-               ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def make_scene(
+    face: np.ndarray, options: SceneOptions, index: int = 0
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """(RGB frame, (x, y, side, side) where FER2013's frame of the face lies in it)."""
     import cv2
 
@@ -96,23 +99,38 @@ def make_scene(face: np.ndarray, options: SceneOptions, index: int = 0
     else:
         x = int(rng.integers(0, options.width - side + 1))
         y = int(rng.integers(0, options.height - side + 1))
-    frame[y:y + side, x:x + side] = big
+    frame[y : y + side, x : x + side] = big
     if options.angle:
         angle = options.angle if index % 2 == 0 else -options.angle
         matrix = cv2.getRotationMatrix2D((x + side / 2, y + side / 2), angle, 1.0)
         back = _background(options, rng)
-        rotated = cv2.warpAffine(frame, matrix, (options.width, options.height),
-                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                 borderValue=0)
-        mask = cv2.warpAffine(np.full_like(frame, 255), matrix, (options.width, options.height),
-                              flags=cv2.INTER_NEAREST, borderValue=0)
+        rotated = cv2.warpAffine(
+            frame,
+            matrix,
+            (options.width, options.height),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+        mask = cv2.warpAffine(
+            np.full_like(frame, 255),
+            matrix,
+            (options.width, options.height),
+            flags=cv2.INTER_NEAREST,
+            borderValue=0,
+        )
         frame = np.where(mask > 0, rotated, back)
     return np.repeat(frame[..., None], 3, axis=2), (x, y, side, side)
 
 
-def evaluate_pipeline(recognizer, images: np.ndarray, labels: np.ndarray,
-                      options: SceneOptions | None = None, progress=None,
-                      keep_records: bool = False) -> dict:
+def evaluate_pipeline(
+    recognizer,
+    images: np.ndarray,
+    labels: np.ndarray,
+    options: SceneOptions | None = None,
+    progress=None,
+    keep_records: bool = False,
+) -> dict:
     """Every face through ``recognizer.analyze`` on its own frame; see the module doc."""
     from .evaluate import classification_report, predict_probabilities
 
@@ -141,12 +159,20 @@ def evaluate_pipeline(recognizer, images: np.ndarray, labels: np.ndarray,
             predicted[index] = int(np.argmax(best.probs))
             extra_boxes += len(results) - 1
             if keep_records:
-                records.append({"index": index, "box": list(best.box), "truth": list(truth),
-                                "score": best.score})
+                records.append(
+                    {
+                        "index": index,
+                        "box": list(best.box),
+                        "truth": list(truth),
+                        "score": best.score,
+                    }
+                )
         else:
             extra_boxes += len(results)
         if progress is not None and (index % 100 == 0 or index == n - 1):
-            progress((index + 1) / n, f"{index + 1}/{n} faces, {found[:index + 1].mean():.1%} found")
+            progress(
+                (index + 1) / n, f"{index + 1}/{n} faces, {found[: index + 1].mean():.1%} found"
+            )
     crop_predicted = predict_probabilities(recognizer.model, images).argmax(axis=1)
     on_found = classification_report(labels[found], predicted[found]) if found.any() else None
     crop_found = float(np.mean(crop_predicted[found] == labels[found])) if found.any() else None
@@ -200,18 +226,28 @@ def measure_framing(records: list[dict]):
     scale = truth[:, 2] / side
     dx = ((truth[:, 0] + truth[:, 2] / 2) - (box[:, 0] + box[:, 2] / 2)) / box[:, 2]
     dy = ((truth[:, 1] + truth[:, 3] / 2) - (box[:, 1] + box[:, 3] / 2)) / box[:, 3]
-    return Framing(scale=round(float(np.median(scale)), 3), dx=round(float(np.median(dx)), 3),
-                   dy=round(float(np.median(dy)), 3)), {
+    return Framing(
+        scale=round(float(np.median(scale)), 3),
+        dx=round(float(np.median(dx)), 3),
+        dy=round(float(np.median(dy)), 3),
+    ), {
         "faces": int(len(records)),
         "box_covers_frame_width_median": round(float(np.median(side / truth[:, 2])), 4),
         "scale_iqr": [round(float(v), 3) for v in np.percentile(scale, [25, 75])],
         "dx_iqr": [round(float(v), 3) for v in np.percentile(dx, [25, 75])],
-        "dy_iqr": [round(float(v), 3) for v in np.percentile(dy, [25, 75])]}
+        "dy_iqr": [round(float(v), 3) for v in np.percentile(dy, [25, 75])],
+    }
 
 
-def framing_sweep(recognizer, images: np.ndarray, labels: np.ndarray,
-                  options: SceneOptions | None = None, scales=None, dys=None,
-                  progress=None) -> dict:
+def framing_sweep(
+    recognizer,
+    images: np.ndarray,
+    labels: np.ndarray,
+    options: SceneOptions | None = None,
+    scales=None,
+    dys=None,
+    progress=None,
+) -> dict:
     """Accuracy on the faces found for a grid of framings (side ``scale`` x the box, centre
     moved by ``dy`` box heights), each face detected once through ``recognizer``'s detector.
     Also the oracle: FER2013's own frame cut from the same scene (what resampling alone
@@ -234,8 +270,9 @@ def framing_sweep(recognizer, images: np.ndarray, labels: np.ndarray,
         grey = to_grey(frame)
         detections = detector.detect_faces(frame if detector.needs_rgb else grey)
         if recognizer.min_score is not None:
-            detections = [d for d in detections
-                          if d.score is None or d.score >= recognizer.min_score]
+            detections = [
+                d for d in detections if d.score is None or d.score >= recognizer.min_score
+            ]
         best = max(detections, key=lambda d: iou(d.box, truth), default=None)
         if best is None or iou(best.box, truth) < MATCH_IOU:
             continue
@@ -243,8 +280,9 @@ def framing_sweep(recognizer, images: np.ndarray, labels: np.ndarray,
         kept.append(index)
         oracle[slot] = crop_faces(grey, [truth], framing=Framing())[0]
         for g, (scale, dy) in enumerate(grid):
-            crops[g, slot] = crop_faces(grey, [best.box], recognizer.margin,
-                                        Framing(scale, 0.0, dy))[0]
+            crops[g, slot] = crop_faces(
+                grey, [best.box], recognizer.margin, Framing(scale, 0.0, dy)
+            )[0]
         if progress is not None and index % 200 == 0:
             progress((index + 1) / n, f"{index + 1}/{n} faces")
     found = len(kept)
@@ -255,14 +293,28 @@ def framing_sweep(recognizer, images: np.ndarray, labels: np.ndarray,
     def accuracy(batch):
         return float(np.mean(model.predict_faces(batch).argmax(1) == truth_labels))
 
-    rows = [{"scale": a, "dy": b, "accuracy_found": accuracy(crops[g, :found])}
-            for g, (a, b) in enumerate(grid)]
+    rows = [
+        {"scale": a, "dy": b, "accuracy_found": accuracy(crops[g, :found])}
+        for g, (a, b) in enumerate(grid)
+    ]
     best_row = max(rows, key=lambda r: r["accuracy_found"])
-    return {"faces": int(n), "found": int(found),
-            "crop_accuracy_found": accuracy(np.asarray(images)[kept]),
-            "oracle_frame_accuracy_found": accuracy(oracle[:found]), "grid": rows,
-            "best": best_row}
+    return {
+        "faces": int(n),
+        "found": int(found),
+        "crop_accuracy_found": accuracy(np.asarray(images)[kept]),
+        "oracle_frame_accuracy_found": accuracy(oracle[:found]),
+        "grid": rows,
+        "best": best_row,
+    }
 
 
-__all__ = ["SceneOptions", "make_scene", "evaluate_pipeline", "measure_framing", "framing_sweep",
-           "BACKGROUNDS", "PLACEMENTS", "VARIANTS"]
+__all__ = [
+    "SceneOptions",
+    "make_scene",
+    "evaluate_pipeline",
+    "measure_framing",
+    "framing_sweep",
+    "BACKGROUNDS",
+    "PLACEMENTS",
+    "VARIANTS",
+]

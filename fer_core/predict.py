@@ -39,13 +39,18 @@ def collect_inputs(paths: Iterable[str]) -> tuple[list[Path], list[tuple[str, st
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES)
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES + VIDEO_SUFFIXES
+            )
             if not found:
-                raise FerError(f"The folder {terminal_safe(raw)} holds no image or video "
-                               "files, nor do its subfolders; predict reads files ending in "
-                               f"{', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}. Give a folder "
-                               "of photos or videos, or name the files.")
+                raise FerError(
+                    f"The folder {terminal_safe(raw)} holds no image or video "
+                    "files, nor do its subfolders; predict reads files ending in "
+                    f"{', '.join(IMAGE_SUFFIXES + VIDEO_SUFFIXES)}. Give a folder "
+                    "of photos or videos, or name the files."
+                )
             files.extend(found)
         elif path.is_file():
             files.append(path)
@@ -63,27 +68,37 @@ def check_out(out: str | os.PathLike) -> Path:
         raise FerError(f"--out must end in .csv, .json or .parquet, not {path.name!r}.")
     shown = terminal_safe(path)
     if path.is_symlink():
-        raise FerError(f"--out {shown} is a symbolic link; it is not replaced (it could point "
-                       "anywhere). Remove the link or give another file name.")
+        raise FerError(
+            f"--out {shown} is a symbolic link; it is not replaced (it could point "
+            "anywhere). Remove the link or give another file name."
+        )
     if path.is_dir():
-        raise FerError(f"--out {shown} is a folder; give a file name, e.g. "
-                       f"{terminal_safe(path / 'results.csv')}.")
+        raise FerError(
+            f"--out {shown} is a folder; give a file name, e.g. "
+            f"{terminal_safe(path / 'results.csv')}."
+        )
     if path.exists() and not path.is_file():
-        raise FerError(f"--out {shown} exists and is not a regular file (a FIFO or device?); "
-                       "give another file name.")
+        raise FerError(
+            f"--out {shown} exists and is not a regular file (a FIFO or device?); "
+            "give another file name."
+        )
     folder = path.parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FerError(f"Cannot create the folder {terminal_safe(folder)} for --out: "
-                       f"{exc.strerror or type(exc).__name__}. Choose another --out.") from None
+        raise FerError(
+            f"Cannot create the folder {terminal_safe(folder)} for --out: "
+            f"{exc.strerror or type(exc).__name__}. Choose another --out."
+        ) from None
     try:  # a real probe: access() says yes to root even on a read-only file system
         with temporary_beside(folder / ".fer-out-check"):
             pass
     except OSError as exc:
-        raise FerError(f"Cannot write in {terminal_safe(folder)} "
-                       f"({exc.strerror or type(exc).__name__}). Give an --out in a folder you "
-                       "may write to.") from None
+        raise FerError(
+            f"Cannot write in {terminal_safe(folder)} "
+            f"({exc.strerror or type(exc).__name__}). Give an --out in a folder you "
+            "may write to."
+        ) from None
     return path
 
 
@@ -110,25 +125,31 @@ def write_table(rows: list[dict], out: Path, columns: list[str]) -> None:
             else:
                 frame.to_parquet(handle, index=False)
     except ConfigError as exc:  # the target is (or became) a symbolic link
-        raise FerError(f"--out {terminal_safe(out)}: {exc} Remove the link and run "
-                       "again.") from None
+        raise FerError(
+            f"--out {terminal_safe(out)}: {exc} Remove the link and run again."
+        ) from None
     except OSError as exc:
-        raise FerError(f"Could not write the results to {terminal_safe(out)}: "
-                       f"{exc.strerror or type(exc).__name__}. Nothing was written there; "
-                       "free some space or choose another --out.") from None
+        raise FerError(
+            f"Could not write the results to {terminal_safe(out)}: "
+            f"{exc.strerror or type(exc).__name__}. Nothing was written there; "
+            "free some space or choose another --out."
+        ) from None
 
 
 def check_explain(folder: str | os.PathLike) -> Path:
     """Check ``--explain DIR`` before any work: a folder (made if missing), not a file."""
     path = Path(folder)
     if path.exists() and not path.is_dir():
-        raise FerError(f"--explain {terminal_safe(path)} is not a folder; give a folder for "
-                       "the PNGs.")
+        raise FerError(
+            f"--explain {terminal_safe(path)} is not a folder; give a folder for the PNGs."
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise FerError(f"Cannot create the folder {terminal_safe(path)} for --explain: "
-                       f"{exc.strerror or type(exc).__name__}. Choose another folder.") from None
+        raise FerError(
+            f"Cannot create the folder {terminal_safe(path)} for --explain: "
+            f"{exc.strerror or type(exc).__name__}. Choose another folder."
+        ) from None
     return path
 
 
@@ -140,10 +161,18 @@ def _safe_stem(index: int, path: Path) -> str:
     return f"{index:03d}_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem)[:60] or "image")
 
 
-def run_predict(paths: list[str], out: str | None, model: str | None, every: int,
-                preset: str, stream=None, explain: str | None = None, engine: str = "local",
-                detector: str = "haar",
-                concurrency: int = 1) -> dict:
+def run_predict(
+    paths: list[str],
+    out: str | None,
+    model: str | None,
+    every: int,
+    preset: str,
+    stream=None,
+    explain: str | None = None,
+    engine: str = "local",
+    detector: str = "haar",
+    concurrency: int = 1,
+) -> dict:
     stream = stream or sys.stderr  # at call time: a default bound at import goes stale
     out_path = check_out(out) if out else None  # before any work: refuse a bad --out now
     explain_dir = check_explain(explain) if explain else None
@@ -173,10 +202,14 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
                 if explain_dir is not None:
                     from .explain import write_explanations
 
-                    boxes = [(r["x"], r["y"], r["w"], r["h"]) for r in new_rows
-                             if r.get("face") is not None]
-                    explained += write_explanations(predictor.recognizer.model, rgb, boxes,
-                                                    explain_dir, _safe_stem(index, path))
+                    boxes = [
+                        (r["x"], r["y"], r["w"], r["h"])
+                        for r in new_rows
+                        if r.get("face") is not None
+                    ]
+                    explained += write_explanations(
+                        predictor.recognizer.model, rgb, boxes, explain_dir, _safe_stem(index, path)
+                    )
                 rows.extend(new_rows)
             done += 1
         except FerError as exc:
@@ -187,9 +220,13 @@ def run_predict(paths: list[str], out: str | None, model: str | None, every: int
         print(file=stream)
     if out_path is not None:
         write_table(rows, out_path, columns)
-    summary = {"files": len(files) + sum(1 for f in failures if f[1] == "does not exist"),
-               "processed": done, "faces": faces, "failed": failures,
-               "explanations": [str(p) for p in explained]}
+    summary = {
+        "files": len(files) + sum(1 for f in failures if f[1] == "does not exist"),
+        "processed": done,
+        "faces": faces,
+        "failed": failures,
+        "explanations": [str(p) for p in explained],
+    }
     return {"summary": summary, "rows": rows}
 
 
@@ -199,20 +236,29 @@ def _run_on_ray(files, failures, out_path, model, preset, concurrency, detector)
     videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
     failures += [(str(f), "videos are analysed with --engine local") for f in videos]
     photos = [f for f in files if f not in videos]
-    table, timing = predict_with_ray(photos, model, preset, concurrency,
-                                     detector=detector) if photos else \
-        (as_table([]), {"seconds": 0.0, "seconds_after_start": 0.0})
+    table, timing = (
+        predict_with_ray(photos, model, preset, concurrency, detector=detector)
+        if photos
+        else (as_table([]), {"seconds": 0.0, "seconds_after_start": 0.0})
+    )
     broken = table["error"].notna()
-    failures += [(str(f), str(e)) for f, e in zip(table.loc[broken, "file"],
-                                                   table.loc[broken, "error"])]
+    failures += [
+        (str(f), str(e)) for f, e in zip(table.loc[broken, "file"], table.loc[broken, "error"])
+    ]
     table = table[~broken].drop(columns="error")
     if out_path is not None:
         write_table(table.to_dict("records"), out_path, PHOTO_COLUMNS)
-    rows = [{k: (None if v is None or v != v else v) for k, v in row.items()}
-            for row in table.astype(object).to_dict("records")]
-    summary = {"files": len(files) + sum(1 for f in failures if f[1] == "does not exist"),
-               "processed": len(photos) - int(broken.sum()),
-               "faces": int(table["face"].notna().sum()), "failed": failures, **timing}
+    rows = [
+        {k: (None if v is None or v != v else v) for k, v in row.items()}
+        for row in table.astype(object).to_dict("records")
+    ]
+    summary = {
+        "files": len(files) + sum(1 for f in failures if f[1] == "does not exist"),
+        "processed": len(photos) - int(broken.sum()),
+        "faces": int(table["face"].notna().sum()),
+        "failed": failures,
+        **timing,
+    }
     return {"summary": summary, "rows": rows}
 
 
@@ -222,17 +268,30 @@ def add_predict_parser(sub) -> None:
     p.add_argument("--out", default=None, help="results file: .csv, .json or .parquet")
     p.add_argument("--model", default=None, help="a .keras file (default: the shipped model)")
     p.add_argument("--preset", default="photo", choices=["photo", "live"])
-    p.add_argument("--detector", default="haar", choices=list(DETECTORS),
-                   help="face detector: haar (OpenCV's cascade) or blazeface")
+    p.add_argument(
+        "--detector",
+        default="haar",
+        choices=list(DETECTORS),
+        help="face detector: haar (OpenCV's cascade) or blazeface",
+    )
     p.add_argument("--every", type=int, default=1, help="videos: analyse every N-th frame")
-    p.add_argument("--explain", default=None, metavar="DIR",
-                   help="photos: write, per face, the 48x48 crop the model saw and an "
-                        "occlusion-sensitivity overlay (where hiding the face changes the "
-                        "answer most) as PNGs into DIR")
-    p.add_argument("--engine", default="local", choices=["local", "ray"],
-                   help="ray: photos on Ray Data (a local Ray, or the cluster at $RAY_ADDRESS)")
-    p.add_argument("--concurrency", type=int, default=2,
-                   help="ray: how many workers, each with its own model")
+    p.add_argument(
+        "--explain",
+        default=None,
+        metavar="DIR",
+        help="photos: write, per face, the 48x48 crop the model saw and an "
+        "occlusion-sensitivity overlay (where hiding the face changes the "
+        "answer most) as PNGs into DIR",
+    )
+    p.add_argument(
+        "--engine",
+        default="local",
+        choices=["local", "ray"],
+        help="ray: photos on Ray Data (a local Ray, or the cluster at $RAY_ADDRESS)",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=2, help="ray: how many workers, each with its own model"
+    )
     p.set_defaults(func=_cmd_predict)
 
 
@@ -247,32 +306,48 @@ def _cmd_predict(args) -> int:
 
 def _predict_and_report(args) -> int:
     """``fer predict``: every line that names a file shows it through ``terminal_safe``."""
-    result = run_predict(args.paths, args.out, args.model, args.every, args.preset,
-                         detector=args.detector,
-                         explain=args.explain, engine=args.engine,
-                         concurrency=args.concurrency)
+    result = run_predict(
+        args.paths,
+        args.out,
+        args.model,
+        args.every,
+        args.preset,
+        detector=args.detector,
+        explain=args.explain,
+        engine=args.engine,
+        concurrency=args.concurrency,
+    )
     summary = result["summary"]
     if args.explain:
-        print(f"explanations: {len(summary['explanations'])} PNGs in "
-              f"{terminal_safe(args.explain)}")
+        print(f"explanations: {len(summary['explanations'])} PNGs in {terminal_safe(args.explain)}")
     if args.out is None:
         for row in result["rows"]:
             if row.get("label"):
                 where = f" frame {row['frame']}" if row.get("frame") is not None else ""
-                label = (f"uncertain: {row['label']}/{row['second']}" if row.get("uncertain")
-                         else row["label"])
-                print(f"{terminal_safe(row['file'])}{where}: face at ({row['x']}, {row['y']}, "
-                      f"{row['w']}, {row['h']}) -> {label} ({row['confidence'] * 100:.1f}%)")
+                label = (
+                    f"uncertain: {row['label']}/{row['second']}"
+                    if row.get("uncertain")
+                    else row["label"]
+                )
+                print(
+                    f"{terminal_safe(row['file'])}{where}: face at ({row['x']}, {row['y']}, "
+                    f"{row['w']}, {row['h']}) -> {label} ({row['confidence'] * 100:.1f}%)"
+                )
             elif row.get("faces") == 0:
                 print(f"{terminal_safe(row['file'])}: no face found")
-    print(f"files: {summary['files']}, processed: {summary['processed']}, faces: "
-          f"{summary['faces']}, failed: {len(summary['failed'])}"
-          + (f", results: {terminal_safe(args.out)}" if args.out else ""))
+    print(
+        f"files: {summary['files']}, processed: {summary['processed']}, faces: "
+        f"{summary['faces']}, failed: {len(summary['failed'])}"
+        + (f", results: {terminal_safe(args.out)}" if args.out else "")
+    )
     for path, reason in summary["failed"]:
         print(f"  failed: {terminal_safe(path)}: {terminal_safe(reason)}")
     failed = len(summary["failed"])
     if failed:
-        print(f"{failed} of {summary['files']} input{'s' if summary['files'] != 1 else ''} "
-              "failed (listed above).", file=sys.stderr)
+        print(
+            f"{failed} of {summary['files']} input{'s' if summary['files'] != 1 else ''} "
+            "failed (listed above).",
+            file=sys.stderr,
+        )
         return 1
     return 0

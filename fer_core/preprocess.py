@@ -48,8 +48,9 @@ FRAMINGS = {
 
 def _offsets(centre: Framing, step: float = 0.05) -> tuple[Framing, ...]:
     """The centre framing raised and lowered by ``step`` box heights (3 crops)."""
-    return tuple(Framing(centre.scale, centre.dx, round(centre.dy + b, 3))
-                 for b in (-step, 0.0, step))
+    return tuple(
+        Framing(centre.scale, centre.dx, round(centre.dy + b, 3)) for b in (-step, 0.0, step)
+    )
 
 
 # Haar's photo preset averages the model over three framings (one model call): Haar's box
@@ -70,8 +71,9 @@ def eye_angle(eyes) -> float:
     return float(np.degrees(np.arctan2(ry - ly, rx - lx)))
 
 
-def crop_faces(grey: np.ndarray, boxes, margin: float = 0.0, framing: Framing | None = None,
-               eyes=None) -> np.ndarray:
+def crop_faces(
+    grey: np.ndarray, boxes, margin: float = 0.0, framing: Framing | None = None, eyes=None
+) -> np.ndarray:
     """Crop each (x, y, w, h) box from a grey image and resize to 48x48 uint8.
 
     Without ``framing``: the box itself, widened by ``margin`` (a fraction of its size) per side
@@ -103,17 +105,31 @@ def crop_faces(grey: np.ndarray, boxes, margin: float = 0.0, framing: Framing | 
             if angle == 0.0:
                 x0, y0 = int(round(cx - size / 2)), int(round(cy - size / 2))
                 if x0 >= 0 and y0 >= 0 and x0 + size <= width and y0 + size <= height:
-                    face = grey[y0:y0 + size, x0:x0 + size]
+                    face = grey[y0 : y0 + size, x0 : x0 + size]
                 else:
-                    face = cv2.copyMakeBorder(
-                        grey[max(0, y0):min(height, y0 + size), max(0, x0):min(width, x0 + size)],
-                        max(0, -y0), max(0, y0 + size - height), max(0, -x0),
-                        max(0, x0 + size - width), cv2.BORDER_REPLICATE) \
-                        if x0 < width and y0 < height and x0 + size > 0 and y0 + size > 0 \
+                    face = (
+                        cv2.copyMakeBorder(
+                            grey[
+                                max(0, y0) : min(height, y0 + size),
+                                max(0, x0) : min(width, x0 + size),
+                            ],
+                            max(0, -y0),
+                            max(0, y0 + size - height),
+                            max(0, -x0),
+                            max(0, x0 + size - width),
+                            cv2.BORDER_REPLICATE,
+                        )
+                        if x0 < width and y0 < height and x0 + size > 0 and y0 + size > 0
                         else np.full((size, size), int(np.median(grey)), np.uint8)
+                    )
             else:
-                face = cv2.warpAffine(grey, matrix, (size, size), flags=cv2.INTER_LINEAR,
-                                      borderMode=cv2.BORDER_REPLICATE)
+                face = cv2.warpAffine(
+                    grey,
+                    matrix,
+                    (size, size),
+                    flags=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REPLICATE,
+                )
         interpolation = cv2.INTER_AREA if face.shape[0] > INPUT_SIZE else cv2.INTER_LINEAR
         crops[index] = cv2.resize(face, (INPUT_SIZE, INPUT_SIZE), interpolation=interpolation)
     return crops

@@ -22,14 +22,14 @@ from .inference import _LiteRTRunner, export_litert_int8, file_sha256, litert_pa
 REPRESENTATIVE_FACES = 1000
 
 
-def _accuracy(runner: _LiteRTRunner, images: np.ndarray, labels: np.ndarray,
-              flip: bool) -> float:
+def _accuracy(runner: _LiteRTRunner, images: np.ndarray, labels: np.ndarray, flip: bool) -> float:
     batch = images.astype(np.float32)[..., None]
-    probs = np.concatenate([runner(batch[i:i + 64]) for i in range(0, len(batch), 64)])
+    probs = np.concatenate([runner(batch[i : i + 64]) for i in range(0, len(batch), 64)])
     if flip:
         mirrored = np.ascontiguousarray(batch[:, :, ::-1])
-        probs = probs + np.concatenate([runner(mirrored[i:i + 64])
-                                        for i in range(0, len(batch), 64)])
+        probs = probs + np.concatenate(
+            [runner(mirrored[i : i + 64]) for i in range(0, len(batch), 64)]
+        )
     return float(np.mean(probs.argmax(axis=1) == labels))
 
 
@@ -49,7 +49,8 @@ def _selection_labels(dataset, card: dict | None, labels_choice: str | None = No
     what its card says it learned)."""
     images, labels = dataset.split("PublicTest")
     trained = labels_choice or (((card or {}).get("training") or {}).get("config") or {}).get(
-        "labels")
+        "labels"
+    )
     path = os.environ.get("FERPLUS_PATH")
     if trained and trained != "fer2013":
         if not path:
@@ -66,8 +67,15 @@ def _selection_labels(dataset, card: dict | None, labels_choice: str | None = No
     return images, labels, "FER2013 labels"
 
 
-def choose_int8(model_path, data_path, *, max_loss: float = 0.003, record=None,
-                labels: str | None = None, progress=None) -> dict:
+def choose_int8(
+    model_path,
+    data_path,
+    *,
+    max_loss: float = 0.003,
+    record=None,
+    labels: str | None = None,
+    progress=None,
+) -> dict:
     model_path = Path(model_path)
     dataset = load_fer2013(data_path, progress=progress)
     x_train, y_train = dataset.split("Training")
@@ -84,15 +92,22 @@ def choose_int8(model_path, data_path, *, max_loss: float = 0.003, record=None,
     loss = float_accuracy - int8_accuracy
     shipped = loss <= max_loss
     result = {
-        "model": model_path.name, "split": "PublicTest", "judged_by": judged_by,
-        "faces": int(len(labels)), "flip_average": flip,
-        "float_accuracy": float_accuracy, "int8_accuracy": int8_accuracy,
-        "loss_points": round(100 * loss, 3), "max_loss_points": round(100 * max_loss, 3),
-        "float_bytes": float_path.stat().st_size, "int8_bytes": candidate.stat().st_size,
+        "model": model_path.name,
+        "split": "PublicTest",
+        "judged_by": judged_by,
+        "faces": int(len(labels)),
+        "flip_average": flip,
+        "float_accuracy": float_accuracy,
+        "int8_accuracy": int8_accuracy,
+        "loss_points": round(100 * loss, 3),
+        "max_loss_points": round(100 * max_loss, 3),
+        "float_bytes": float_path.stat().st_size,
+        "int8_bytes": candidate.stat().st_size,
         "float_batch_1_ms": _median_ms(float_runner, images[0]),
         "int8_batch_1_ms": _median_ms(int8_runner, images[0]),
-        "representative_faces": int(len(representative)), "shipped": "int8" if shipped
-        else "float32", "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "representative_faces": int(len(representative)),
+        "shipped": "int8" if shipped else "float32",
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if shipped:
         shutil.move(candidate, float_path)
@@ -104,7 +119,8 @@ def choose_int8(model_path, data_path, *, max_loss: float = 0.003, record=None,
         f"int8 {100 * int8_accuracy:.2f}% ({100 * loss:+.2f} pt loss, allowed "
         f"{100 * max_loss:.2f}); batch 1 {result['float_batch_1_ms']:.3f} ms float, "
         f"{result['int8_batch_1_ms']:.3f} ms int8 -> {float_path.name} is "
-        f"{result['shipped']} ({float_path.stat().st_size:,} bytes)")
+        f"{result['shipped']} ({float_path.stat().st_size:,} bytes)"
+    )
     if record:
         from .storage import read_json, write_json
 
@@ -115,7 +131,7 @@ def choose_int8(model_path, data_path, *, max_loss: float = 0.003, record=None,
 
 
 def litert_quantization(path) -> str | None:
-    """"int8" when the LiteRT model's weights are int8, "float32" otherwise; None: no file."""
+    """ "int8" when the LiteRT model's weights are int8, "float32" otherwise; None: no file."""
     path = Path(path)
     if not path.is_file():
         return None

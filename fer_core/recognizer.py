@@ -48,9 +48,16 @@ class FaceResult:
 
     def as_dict(self) -> dict:
         x, y, w, h = self.box
-        row = {"face_id": self.face_id, "x": x, "y": y, "w": w, "h": h, "label": self.label,
-               "confidence": round(self.confidence, 6),
-               "score": None if self.score is None else round(float(self.score), 6)}
+        row = {
+            "face_id": self.face_id,
+            "x": x,
+            "y": y,
+            "w": w,
+            "h": h,
+            "label": self.label,
+            "confidence": round(self.confidence, 6),
+            "score": None if self.score is None else round(float(self.score), 6),
+        }
         row.update({emotion: round(float(p), 6) for emotion, p in zip(EMOTIONS, self.probs)})
         return row
 
@@ -108,8 +115,14 @@ class FaceTracker:
         self._next_id = 1
 
     def update(self, results: list[FaceResult]) -> list[FaceResult]:
-        pairs = sorted(((_affinity(t.box, r.box), ti, ri) for ti, t in enumerate(self._tracks)
-                        for ri, r in enumerate(results)), reverse=True)
+        pairs = sorted(
+            (
+                (_affinity(t.box, r.box), ti, ri)
+                for ti, t in enumerate(self._tracks)
+                for ri, r in enumerate(results)
+            ),
+            reverse=True,
+        )
         used_tracks, used_results = set(), set()
         for overlap, ti, ri in pairs:
             if overlap < self.min_iou or ti in used_tracks or ri in used_results:
@@ -126,16 +139,26 @@ class FaceTracker:
             if ti not in used_tracks:
                 track.missed += 1
                 if track.missed <= self.carry_missed and track.hits >= self.carry_min_hits:
-                    carried.append(FaceResult(track.box, track.probs.copy(), track.face_id,
-                                              score=track.score, carried=True))
+                    carried.append(
+                        FaceResult(
+                            track.box,
+                            track.probs.copy(),
+                            track.face_id,
+                            score=track.score,
+                            carried=True,
+                        )
+                    )
         # the half second counts from the last frame that showed the face: carried frames
         # (shown at the last box) do not use it up
-        self._tracks = [t for t in self._tracks if t.missed <= self.max_missed + (
-            self.carry_missed if t.hits >= self.carry_min_hits else 0)]
+        self._tracks = [
+            t
+            for t in self._tracks
+            if t.missed
+            <= self.max_missed + (self.carry_missed if t.hits >= self.carry_min_hits else 0)
+        ]
         for ri, result in enumerate(results):
             if ri not in used_results:
-                track = _Track(self._next_id, result.box, result.probs.copy(),
-                               score=result.score)
+                track = _Track(self._next_id, result.box, result.probs.copy(), score=result.score)
                 self._next_id += 1
                 self._tracks.append(track)
                 result.face_id = track.face_id
@@ -160,17 +183,26 @@ class Recognizer:
     ``analyze_stream``).
     """
 
-    def __init__(self, model: EmotionModel | str | None = None, preset: str = "photo",
-                 detector_settings: DetectorSettings | None = None, smoothing: float = 0.5,
-                 margin: float = 0.0, detector: str = DEFAULT_DETECTOR,
-                 framing: Framing | str | None = "auto", align: bool = False,
-                 min_score: float | None = None, detect_every: int = 1,
-                 min_face: int | None = None):
+    def __init__(
+        self,
+        model: EmotionModel | str | None = None,
+        preset: str = "photo",
+        detector_settings: DetectorSettings | None = None,
+        smoothing: float = 0.5,
+        margin: float = 0.0,
+        detector: str = DEFAULT_DETECTOR,
+        framing: Framing | str | None = "auto",
+        align: bool = False,
+        min_score: float | None = None,
+        detect_every: int = 1,
+        min_face: int | None = None,
+    ):
         if preset not in PRESETS:
             raise ConfigError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
         if detector not in DETECTORS:
-            raise ConfigError(f"Unknown detector {detector!r}; choose one of "
-                              f"{', '.join(DETECTORS)}.")
+            raise ConfigError(
+                f"Unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}."
+            )
         if isinstance(framing, str) and framing == "auto":
             framing = (FRAMINGS if preset == "live" else FRAMING_SETS).get(detector)
         if isinstance(framing, (list, tuple)):
@@ -193,10 +225,13 @@ class Recognizer:
             settings, changes = self.detector.settings, {"min_size": self.min_face}
             if settings.large_from is not None and self.min_face >= settings.large_from:
                 # only large faces are wanted: the large-face pass alone
-                changes.update(large_from=None, scale_factor=settings.large_scale_factor,
-                               min_neighbors=settings.min_neighbors
-                               if settings.large_min_neighbors is None
-                               else settings.large_min_neighbors)
+                changes.update(
+                    large_from=None,
+                    scale_factor=settings.large_scale_factor,
+                    min_neighbors=settings.min_neighbors
+                    if settings.large_min_neighbors is None
+                    else settings.large_min_neighbors,
+                )
             self.detector = FaceDetector(settings, **changes)
         self.margin = margin
         self.framing = framing
@@ -208,8 +243,9 @@ class Recognizer:
         self._stream_frames = 0
         # Live frames carry a face the detector misses for a few frames; photos and videos
         # report only what was detected.
-        self.tracker = FaceTracker(smoothing=smoothing,
-                                   carry_missed=LIVE_CARRY_FRAMES if preset == "live" else 0)
+        self.tracker = FaceTracker(
+            smoothing=smoothing, carry_missed=LIVE_CARRY_FRAMES if preset == "live" else 0
+        )
         self._stream_lock = threading.Lock()
         self.last_timings: dict[str, float] = {}
 
@@ -235,8 +271,10 @@ class Recognizer:
         crops = [crop for detections, crop in found if detections]
         probs = self.model.predict_faces(np.concatenate(crops)) if crops else None
         finished = time.perf_counter()
-        self.last_timings = {"detect_ms": (detected - started) * 1e3,
-                             "classify_ms": (finished - detected) * 1e3}
+        self.last_timings = {
+            "detect_ms": (detected - started) * 1e3,
+            "classify_ms": (finished - detected) * 1e3,
+        }
         framings = len(self.framing) if isinstance(self.framing, tuple) else 1
         results, used = [], 0
         for detections, _ in found:
@@ -245,12 +283,19 @@ class Recognizer:
                 continue
             count = len(detections) * framings
             # several framings: every face cropped each way (framing-major), averaged
-            mine = probs[used:used + count].reshape(framings, len(detections), -1).mean(axis=0)
+            mine = probs[used : used + count].reshape(framings, len(detections), -1).mean(axis=0)
             used += count
-            results.append([FaceResult(tuple(int(v) for v in d.box),
-                                       p.astype(np.float64) / p.sum(), score=d.score,
-                                       eyes=d.eyes)
-                            for d, p in zip(detections, mine)])
+            results.append(
+                [
+                    FaceResult(
+                        tuple(int(v) for v in d.box),
+                        p.astype(np.float64) / p.sum(),
+                        score=d.score,
+                        eyes=d.eyes,
+                    )
+                    for d, p in zip(detections, mine)
+                ]
+            )
         return results
 
     def _detect_and_crop(self, rgb_image: np.ndarray):
@@ -266,8 +311,9 @@ class Recognizer:
         eyes = [d.eyes for d in detections] if self.align else None
         boxes = [d.box for d in detections]
         framings = self.framing if isinstance(self.framing, tuple) else (self.framing,)
-        return detections, np.concatenate([crop_faces(grey, boxes, self.margin, f, eyes)
-                                           for f in framings])
+        return detections, np.concatenate(
+            [crop_faces(grey, boxes, self.margin, f, eyes) for f in framings]
+        )
 
     def analyze_stream(self, rgb_frame: np.ndarray) -> list[FaceResult]:
         """Like ``analyze``, for consecutive frames: faces get ids and smoothed probabilities.
@@ -278,8 +324,11 @@ class Recognizer:
         with self._stream_lock:
             self._stream_frames += 1
             tracked = [(t.box, t.score) for t in self.tracker._tracks if t.missed == 0]
-            skip = (self.detect_every > 1 and tracked
-                    and (self._stream_frames - 1) % self.detect_every != 0)
+            skip = (
+                self.detect_every > 1
+                and tracked
+                and (self._stream_frames - 1) % self.detect_every != 0
+            )
         results = self._classify_boxes(rgb_frame, tracked) if skip else self.analyze(rgb_frame)
         with self._stream_lock:
             return self.tracker.update(results)
@@ -293,10 +342,11 @@ class Recognizer:
         framings = self.framing if isinstance(self.framing, tuple) else (self.framing,)
         crops = np.concatenate([crop_faces(grey, boxes, self.margin, f) for f in framings])
         probs = self.model.predict_faces(crops).reshape(len(framings), len(boxes), -1).mean(axis=0)
-        self.last_timings = {"detect_ms": 0.0,
-                             "classify_ms": (time.perf_counter() - started) * 1e3}
-        return [FaceResult(tuple(int(v) for v in box), p.astype(np.float64) / p.sum(), score=score)
-                for (box, score), p in zip(tracked, probs)]
+        self.last_timings = {"detect_ms": 0.0, "classify_ms": (time.perf_counter() - started) * 1e3}
+        return [
+            FaceResult(tuple(int(v) for v in box), p.astype(np.float64) / p.sum(), score=score)
+            for (box, score), p in zip(tracked, probs)
+        ]
 
     def set_smoothing(self, smoothing: float) -> None:
         if not 0.0 <= smoothing < 1.0:
@@ -320,20 +370,34 @@ def draw_results(rgb_image: np.ndarray, results: list[FaceResult], style=None) -
     height, width = canvas.shape[:2]
     thickness = max(2, int(round(min(height, width) / 300)))
     font_scale = _font_scale(canvas.shape)
-    styled = [style(result) if style is not None else
-              (f"{result.label} {result.confidence * 100:.0f}%", CONFIDENT_COLOUR)
-              for result in results]
-    texts = [(f"#{r.face_id} " if r.face_id is not None else "") + label
-             for r, (label, _) in zip(results, styled)]
+    styled = [
+        style(result)
+        if style is not None
+        else (f"{result.label} {result.confidence * 100:.0f}%", CONFIDENT_COLOUR)
+        for result in results
+    ]
+    texts = [
+        (f"#{r.face_id} " if r.face_id is not None else "") + label
+        for r, (label, _) in zip(results, styled)
+    ]
     for result, (_, colour) in zip(results, styled):
         x, y, w, h = (int(v) for v in result.box)
         cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
     for text, (_, colour), (left, top, lw, lh) in zip(
-            texts, styled, label_boxes(canvas.shape, results, texts)):
+        texts, styled, label_boxes(canvas.shape, results, texts)
+    ):
         cv2.rectangle(canvas, (left, top), (left + lw - 1, top + lh - 1), colour, -1)
         baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)[1]
-        cv2.putText(canvas, text, (left + 2, top + lh - baseline - 2), cv2.FONT_HERSHEY_SIMPLEX,
-                    font_scale, (0, 0, 0), max(1, thickness // 2), cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            text,
+            (left + 2, top + lh - baseline - 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (0, 0, 0),
+            max(1, thickness // 2),
+            cv2.LINE_AA,
+        )
     return canvas
 
 
@@ -342,8 +406,9 @@ def _font_scale(shape) -> float:
     return max(0.5, min(shape[:2]) / 900)
 
 
-def label_boxes(shape, results: list[FaceResult],
-                texts: list[str]) -> list[tuple[int, int, int, int]]:
+def label_boxes(
+    shape, results: list[FaceResult], texts: list[str]
+) -> list[tuple[int, int, int, int]]:
     """Where ``draw_results`` puts each face's label: (left, top, width, height) in pixels.
 
     Each label goes above its box, else below it, else at the top inside it, whichever first
@@ -363,8 +428,14 @@ def label_boxes(shape, results: list[FaceResult],
         tops = [_within(top, height - lh) for top in (y - lh, y + h, y)]
         top = next((t for t in tops if not _overlapping((left, t, lw, lh), placed)), None)
         if top is None:
-            top = next((t for t in (_slide_down((left, t, lw, lh), placed, height) for t in tops)
-                        if t is not None), tops[0])
+            top = next(
+                (
+                    t
+                    for t in (_slide_down((left, t, lw, lh), placed, height) for t in tops)
+                    if t is not None
+                ),
+                tops[0],
+            )
         placed.append((left, top, lw, lh))
     return placed
 
@@ -375,8 +446,11 @@ def _within(value: int, highest: int) -> int:
 
 def _overlapping(box, others) -> list:
     left, top, w, h = box
-    return [o for o in others if left < o[0] + o[2] and o[0] < left + w
-            and top < o[1] + o[3] and o[1] < top + h]
+    return [
+        o
+        for o in others
+        if left < o[0] + o[2] and o[0] < left + w and top < o[1] + o[3] and o[1] < top + h
+    ]
 
 
 def _slide_down(box, others, height: int) -> int | None:

@@ -12,8 +12,20 @@ from __future__ import annotations
 
 from .labels import EMOTIONS
 
-FACE_COLUMNS = ["faces", "face", "face_id", "x", "y", "w", "h", "label", "confidence",
-                "uncertain", "second", *EMOTIONS]
+FACE_COLUMNS = [
+    "faces",
+    "face",
+    "face_id",
+    "x",
+    "y",
+    "w",
+    "h",
+    "label",
+    "confidence",
+    "uncertain",
+    "second",
+    *EMOTIONS,
+]
 PHOTO_COLUMNS = ["file", *FACE_COLUMNS]
 VIDEO_COLUMNS = ["frame", "time_s", *FACE_COLUMNS]
 FILE_VIDEO_COLUMNS = ["file", "frame", "time_s", *FACE_COLUMNS]  # the CLI: photos and videos
@@ -30,8 +42,12 @@ def face_rows(results, *, uncertain_below: float | None = None, **context) -> li
         return [{**context, "faces": 0, "face": None}] if "file" in context else []
     rows = []
     for number, result in enumerate(results, start=1):
-        values = {"faces": len(results), "face": number, **result.as_dict(),
-                  **uncertainty_columns(result.probs, uncertain_below)}
+        values = {
+            "faces": len(results),
+            "face": number,
+            **result.as_dict(),
+            **uncertainty_columns(result.probs, uncertain_below),
+        }
         rows.append({**context, **{column: values[column] for column in FACE_COLUMNS}})
     return rows
 
@@ -48,8 +64,15 @@ def typed_frame(rows: list[dict], columns: list[str]):
 
     frame = pd.DataFrame(rows, columns=columns)
     for column in columns:
-        kind = ("string" if column in _TEXT_COLUMNS else "Int64" if column in _INT_COLUMNS
-                else "boolean" if column in _BOOL_COLUMNS else "float64")
+        kind = (
+            "string"
+            if column in _TEXT_COLUMNS
+            else "Int64"
+            if column in _INT_COLUMNS
+            else "boolean"
+            if column in _BOOL_COLUMNS
+            else "float64"
+        )
         frame[column] = frame[column].astype(kind)
     return frame
 
@@ -71,5 +94,13 @@ def rows_to_csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
     return frame_to_csv_bytes(typed_frame(rows, columns))
 
 
-__all__ = ["typed_frame", "frame_to_csv_bytes", "rows_to_csv_bytes", "FACE_COLUMNS",
-           "PHOTO_COLUMNS", "VIDEO_COLUMNS", "FILE_VIDEO_COLUMNS", "face_rows"]
+__all__ = [
+    "typed_frame",
+    "frame_to_csv_bytes",
+    "rows_to_csv_bytes",
+    "FACE_COLUMNS",
+    "PHOTO_COLUMNS",
+    "VIDEO_COLUMNS",
+    "FILE_VIDEO_COLUMNS",
+    "face_rows",
+]

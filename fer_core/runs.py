@@ -59,8 +59,16 @@ EXPORT_DIR = "export"
 LOCK = ".lock"
 ACTIVE = "active.json"  # in the runs folder, not in a run
 
-HISTORY_FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
-                  "seconds", "swa_val_accuracy"]
+HISTORY_FIELDS = [
+    "epoch",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "learning_rate",
+    "seconds",
+    "swa_val_accuracy",
+]
 _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -70,8 +78,10 @@ _RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 def check_run_name(name: str) -> str:
     """A run name is a plain folder name: it can never escape the runs folder."""
     if not isinstance(name, str) or not _RUN_NAME.fullmatch(name) or ".." in name:
-        raise ConfigError(f"Run name {name!r} is not allowed: use letters, digits, '_', '-' "
-                          "and '.', starting with a letter or digit (at most 64 characters).")
+        raise ConfigError(
+            f"Run name {name!r} is not allowed: use letters, digits, '_', '-' "
+            "and '.', starting with a letter or digit (at most 64 characters)."
+        )
     return name
 
 
@@ -130,8 +140,9 @@ class Run:
         try:
             os.mkdir(parent / check_run_name(name))
         except FileExistsError:
-            raise ConfigError(f"A run named {name!r} already exists; choose another name, or "
-                              "resume that run.") from None
+            raise ConfigError(
+                f"A run named {name!r} already exists; choose another name, or resume that run."
+            ) from None
         return cls(parent / name)
 
     @classmethod
@@ -216,12 +227,15 @@ class Run:
     def summary(self) -> dict:
         config, state, metrics = self.config(), self.state(), self.metrics() or {}
         return {
-            "name": self.name, "path": str(self.path),
+            "name": self.name,
+            "path": str(self.path),
             "architecture": config.get("architecture", "?"),
-            "epochs_done": state.get("epochs_done", 0), "epochs": config.get("epochs"),
+            "epochs_done": state.get("epochs_done", 0),
+            "epochs": config.get("epochs"),
             "status": state.get("status", "unknown"),
             "best_val_accuracy": state.get("best_val_accuracy"),
-            "has_model": self.best_model.is_file(), "val_macro_f1": metrics.get("macro_f1"),
+            "has_model": self.best_model.is_file(),
+            "val_macro_f1": metrics.get("macro_f1"),
             "modified": self.path.stat().st_mtime,
         }
 
@@ -243,5 +257,13 @@ def read_history(run_dir: str | os.PathLike) -> list[dict]:
     return Run(run_dir).history()
 
 
-__all__ = ["Run", "list_runs", "read_history", "check_run_name", "new_run_name", "runs_dir",
-           "HISTORY_FIELDS", "RUNS_DIR_ENV"]
+__all__ = [
+    "Run",
+    "list_runs",
+    "read_history",
+    "check_run_name",
+    "new_run_name",
+    "runs_dir",
+    "HISTORY_FIELDS",
+    "RUNS_DIR_ENV",
+]

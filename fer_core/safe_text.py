@@ -46,8 +46,10 @@ def terminal_safe(text) -> str:
     text = str(text)
     if text.isprintable():  # the common case: nothing to look at
         return text
-    return "".join(_escape(char) if unicodedata.category(char) in _ESCAPED_CATEGORIES
-                   else char for char in text)
+    return "".join(
+        _escape(char) if unicodedata.category(char) in _ESCAPED_CATEGORIES else char
+        for char in text
+    )
 
 
 def csv_safe_cell(value):
@@ -72,8 +74,9 @@ def csv_safe_frame(frame):
             continue
         cells = [csv_safe_cell(value) for value in series]
         if any(isinstance(new, str) and new is not old for new, old in zip(cells, series)):
-            frame.isetitem(position, pd.Series(cells, index=series.index, dtype=series.dtype,
-                                               name=column))
+            frame.isetitem(
+                position, pd.Series(cells, index=series.index, dtype=series.dtype, name=column)
+            )
     return frame
 
 
@@ -84,5 +87,4 @@ def to_safe_csv(frame, target=None):
     return csv_safe_frame(frame).to_csv(target, index=False, lineterminator="\r\n")
 
 
-__all__ = ["terminal_safe", "csv_safe_cell", "csv_safe_frame", "to_safe_csv",
-           "CSV_FORMULA_STARTS"]
+__all__ = ["terminal_safe", "csv_safe_cell", "csv_safe_frame", "to_safe_csv", "CSV_FORMULA_STARTS"]

@@ -16,8 +16,9 @@ from .runs import EVAL_JOB, EVAL_LOG, EVAL_REPORT, TRAIN_JOB, TRAIN_LOG, Run
 from .storage import read_json
 
 
-def estimate_eta(progress: dict | None, history: list[dict], epochs: int | None = None,
-                 now: float | None = None) -> float | None:
+def estimate_eta(
+    progress: dict | None, history: list[dict], epochs: int | None = None, now: float | None = None
+) -> float | None:
     """Seconds left in the run, from the batch rate of the current epoch and the length of
     the finished epochs (which include validation); None when nothing is known yet."""
     if not progress:
@@ -64,17 +65,27 @@ def tail(path: str | os.PathLike, max_bytes: int = 4000, lines: int = 12) -> str
     except OSError:
         return ""
     # A progress line is redrawn after '\r'; its last drawn state is the last non-empty part.
-    cleaned = [([part for part in line.split("\r") if part.strip()] or [""])[-1]
-               for line in text.split("\n")]
+    cleaned = [
+        ([part for part in line.split("\r") if part.strip()] or [""])[-1]
+        for line in text.split("\n")
+    ]
     cleaned = [line for line in cleaned if line.strip() and not _noise(line)]
     return "\n".join(cleaned[-lines:])
 
 
 def _noise(line: str) -> bool:
     # TensorFlow's start-up chatter says nothing to a user.
-    markers = ("oneDNN custom operations", "absl::InitializeLog", "cuda_", "TensorFlow binary",
-               "rebuild TensorFlow", "Unable to register", "computation placer", "cpu_feature_guard",
-               "XNNPACK delegate")
+    markers = (
+        "oneDNN custom operations",
+        "absl::InitializeLog",
+        "cuda_",
+        "TensorFlow binary",
+        "rebuild TensorFlow",
+        "Unable to register",
+        "computation placer",
+        "cpu_feature_guard",
+        "XNNPACK delegate",
+    )
     return any(marker in line for marker in markers)
 
 
@@ -99,8 +110,9 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
     started = float(job["started"]) if job else None
     # Files from before this job started (a resumed run) do not describe it yet.
     fresh_state = bool(state) and (started is None or float(state.get("updated", 0)) >= started - 1)
-    fresh_progress = bool(progress) and (started is None or
-                                         float(progress.get("updated", 0)) >= started - 1)
+    fresh_progress = bool(progress) and (
+        started is None or float(progress.get("updated", 0)) >= started - 1
+    )
     epochs = int(config.get("epochs") or state.get("epochs") or 0)
     if alive:
         if run.stop_requested():
@@ -133,8 +145,11 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
             overall = min((epoch_number - 1 + batch_fraction) / epochs, 1.0)
         else:
             overall = min(epochs_done / epochs, 1.0)
-    eta = estimate_eta(progress, history, epochs, now) if (
-        fresh_progress and phase in ("training", "stopping")) else None
+    eta = (
+        estimate_eta(progress, history, epochs, now)
+        if (fresh_progress and phase in ("training", "stopping"))
+        else None
+    )
     if eta is None and phase == "training" and history and epochs:
         # No batch progress (a run from an older fer_core): whole epochs from their length.
         recent = [float(row["seconds"]) for row in history[-3:] if row.get("seconds")]
@@ -147,21 +162,40 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
     if reason and reason not in log:  # a run started from a terminal has no train.log here
         log = f"{log}\n{reason}" if log else reason
     return {
-        "name": run.name, "path": str(run.path), "phase": phase, "alive": alive, "pid": pid,
-        "config": config, "state": state, "progress": progress if fresh_progress else None,
-        "history": history, "epochs": epochs, "epochs_done": epochs_done,
-        "epoch": epoch_number, "batch_fraction": batch_fraction, "overall_fraction": overall,
-        "eta_seconds": eta, "best_val_accuracy": state.get("best_val_accuracy"),
-        "best_epoch": state.get("best_epoch"), "has_model": run.best_model.is_file(),
-        "metrics": run.metrics(), "evaluation": read_json(run.file(EVAL_REPORT), None),
-        "log": log, "started": started, "reason": reason,
+        "name": run.name,
+        "path": str(run.path),
+        "phase": phase,
+        "alive": alive,
+        "pid": pid,
+        "config": config,
+        "state": state,
+        "progress": progress if fresh_progress else None,
+        "history": history,
+        "epochs": epochs,
+        "epochs_done": epochs_done,
+        "epoch": epoch_number,
+        "batch_fraction": batch_fraction,
+        "overall_fraction": overall,
+        "eta_seconds": eta,
+        "best_val_accuracy": state.get("best_val_accuracy"),
+        "best_epoch": state.get("best_epoch"),
+        "has_model": run.best_model.is_file(),
+        "metrics": run.metrics(),
+        "evaluation": read_json(run.file(EVAL_REPORT), None),
+        "log": log,
+        "started": started,
+        "reason": reason,
     }
 
 
 # The stages of ``fer evaluate`` as its log names them, and the share of the work before each
 # (loading the CSV and predicting dominate; latency is capped at 20 s).
-EVAL_STAGES = (("loading FER2013", 0.0, 0.35), ("evaluating on", 0.35, 0.45),
-               ("calibrating on", 0.80, 0.10), ("measuring latency", 0.90, 0.10))
+EVAL_STAGES = (
+    ("loading FER2013", 0.0, 0.35),
+    ("evaluating on", 0.35, 0.45),
+    ("calibrating on", 0.80, 0.10),
+    ("measuring latency", 0.90, 0.10),
+)
 _PERCENT = re.compile(r":\s+([0-9.]+)%")
 
 
@@ -181,8 +215,7 @@ def evaluation_progress(log: str, started: float | None, now: float | None = Non
             continue
         break
     elapsed = max(now - started, 0.0) if started else None
-    eta = (elapsed / fraction * (1 - fraction)
-           if elapsed is not None and fraction >= 0.05 else None)
+    eta = elapsed / fraction * (1 - fraction) if elapsed is not None and fraction >= 0.05 else None
     return {"fraction": fraction, "stage": stage, "eta_seconds": eta}
 
 
@@ -205,8 +238,14 @@ def evaluation_status(run_dir: str | os.PathLike, now: float | None = None) -> d
         phase = "none"
     log = tail(run.file(EVAL_LOG))
     progress = evaluation_progress(log, (job or {}).get("started"), now) if alive else None
-    return {"phase": phase, "alive": alive, "job": job, "report": report, "log": log,
-            "progress": progress}
+    return {
+        "phase": phase,
+        "alive": alive,
+        "job": job,
+        "report": report,
+        "log": log,
+        "progress": progress,
+    }
 
 
 __all__ = ["evaluation_progress", "run_status", "evaluation_status", "estimate_eta", "tail"]

@@ -61,8 +61,7 @@ def write_failure_message(name: str, exc: BaseException) -> str:
     error = os_error_in(exc) or exc
     why = getattr(error, "strerror", None) or str(error) or type(error).__name__
     code = errno.errorcode.get(getattr(error, "errno", None) or -1)
-    return (f"could not save {name} ({why}{f', {code}' if code else ''}): fix that and "
-            "resume")
+    return f"could not save {name} ({why}{f', {code}' if code else ''}): fix that and resume"
 
 
 @contextlib.contextmanager
@@ -88,8 +87,9 @@ def temporary_beside(path: str | os.PathLike):
     it is still there. Its name comes from ``tempfile.mkstemp``, so threads and processes never
     share one, and it stays short whatever the target's name."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:60]}.", suffix=f".tmp{path.suffix[:20]}",
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem[:60]}.", suffix=f".tmp{path.suffix[:20]}", dir=path.parent
+    )
     os.close(fd)
     try:
         os.chmod(tmp, 0o644)
@@ -129,8 +129,9 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         handle.write(text)
 
 
-def store_by_digest(source, folder: str | os.PathLike, prefix: str = "",
-                    suffix: str = "") -> tuple[Path, str]:
+def store_by_digest(
+    source, folder: str | os.PathLike, prefix: str = "", suffix: str = ""
+) -> tuple[Path, str]:
     """Copy ``source`` (a path or a binary file object) into ``folder`` under a name made from
     its SHA-256 (``<prefix><sha[:16]><suffix>``, never from a user's name); return the path
     and the full digest. The same content is stored once; concurrent copies never collide."""
@@ -202,6 +203,19 @@ def file_lock(path: str | os.PathLike, timeout: float = 30.0, busy: str = "Busy;
         os.close(fd)  # closing the descriptor releases the lock
 
 
-__all__ = ["WriteError", "saving", "write_failure_message", "is_disk_full", "os_error_in",
-           "temporary_beside", "atomic_path", "atomic_writer", "atomic_write_text",
-           "store_by_digest", "write_json", "read_json", "file_lock", "DISK_FULL_ERRNOS"]
+__all__ = [
+    "WriteError",
+    "saving",
+    "write_failure_message",
+    "is_disk_full",
+    "os_error_in",
+    "temporary_beside",
+    "atomic_path",
+    "atomic_writer",
+    "atomic_write_text",
+    "store_by_digest",
+    "write_json",
+    "read_json",
+    "file_lock",
+    "DISK_FULL_ERRNOS",
+]

@@ -13,8 +13,9 @@ from .model import load_keras_model
 from .runs import TEACHER_CACHE, Run
 
 
-def teacher_probabilities(config: TrainConfig, run: Run, images: dict[str, np.ndarray]
-                          ) -> dict[str, np.ndarray]:
+def teacher_probabilities(
+    config: TrainConfig, run: Run, images: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """The teachers' averaged, flip-averaged probabilities for each named image set.
 
     Computed once and cached, keyed by the teacher files' and the images' fingerprints: in the
@@ -50,8 +51,9 @@ def teacher_probabilities(config: TrainConfig, run: Run, images: dict[str, np.nd
         teacher = load_keras_model(item)
         for name, x in images.items():
             result[name] += predict_probabilities(teacher, x, flip_average=True)
-    result = {name: (probs / len(config.teacher)).astype(np.float32)
-              for name, probs in result.items()}
+    result = {
+        name: (probs / len(config.teacher)).astype(np.float32) for name, probs in result.items()
+    }
     _write_teacher_cache(run.teacher_cache, key, result)
     try:
         shared.parent.mkdir(exist_ok=True)

@@ -6,8 +6,16 @@ import numpy as np
 
 from .labels import EMOTIONS
 
-SEGMENT_COLUMNS = ["face_id", "segment", "start_s", "end_s", "frames", "dominant",
-                   "mean_probability", *EMOTIONS]
+SEGMENT_COLUMNS = [
+    "face_id",
+    "segment",
+    "start_s",
+    "end_s",
+    "frames",
+    "dominant",
+    "mean_probability",
+    *EMOTIONS,
+]
 
 
 def segment_summary(frames, segment_seconds: float = 1.0, start_s: float | None = None):
@@ -55,11 +63,16 @@ def face_summary(frames):
     rows = []
     for face_id, group in data.groupby(data["face_id"].astype(int)):
         mean = group[list(EMOTIONS)].mean().to_numpy()
-        rows.append({"face_id": int(face_id), "frames": int(len(group)),
-                     "first_s": float(group["time_s"].min()),
-                     "last_s": float(group["time_s"].max()),
-                     "dominant": EMOTIONS[int(mean.argmax())],
-                     "mean_probability": float(mean.max())})
+        rows.append(
+            {
+                "face_id": int(face_id),
+                "frames": int(len(group)),
+                "first_s": float(group["time_s"].min()),
+                "last_s": float(group["time_s"].max()),
+                "dominant": EMOTIONS[int(mean.argmax())],
+                "mean_probability": float(mean.max()),
+            }
+        )
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -27,8 +27,9 @@ def id_consistency(frames, link_iou: float = 0.3, times=None, max_gap_s: float =
     for index, faces in enumerate(frames):
         now = float(times[index]) if times is not None else float(index)
         gap = max_gap_s if times is not None else 1.0
-        candidates = {chain: box for chain, (box, seen) in open_chains.items()
-                      if now - seen <= gap + 1e-9}
+        candidates = {
+            chain: box for chain, (box, seen) in open_chains.items() if now - seen <= gap + 1e-9
+        }
         taken: set[int] = set()
         updates = {}
         for face_id, box in faces:
@@ -43,17 +44,25 @@ def id_consistency(frames, link_iou: float = 0.3, times=None, max_gap_s: float =
             taken.add(best)
             chains[best].append(face_id)
             updates[best] = (tuple(box), now)
-        open_chains = {chain: last for chain, last in {**open_chains, **updates}.items()
-                       if now - last[1] <= gap + 1e-9}
+        open_chains = {
+            chain: last
+            for chain, last in {**open_chains, **updates}.items()
+            if now - last[1] <= gap + 1e-9
+        }
     shown = sum(len(c) for c in chains)
     kept = sum(Counter(c).most_common(1)[0][1] for c in chains if c)
     switches = sum(a != b for c in chains for a, b in zip(c, c[1:]))
     longest = max(chains, key=len, default=[])
-    return {"chains": len(chains), "faces_shown": shown, "switches": switches,
-            "kept_share": round(kept / shown, 4) if shown else None,
-            "longest_chain": len(longest),
-            "longest_kept_share": round(Counter(longest).most_common(1)[0][1] / len(longest), 4)
-            if longest else None}
+    return {
+        "chains": len(chains),
+        "faces_shown": shown,
+        "switches": switches,
+        "kept_share": round(kept / shown, 4) if shown else None,
+        "longest_chain": len(longest),
+        "longest_kept_share": round(Counter(longest).most_common(1)[0][1] / len(longest), 4)
+        if longest
+        else None,
+    }
 
 
 __all__ = ["id_consistency"]

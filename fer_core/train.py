@@ -66,14 +66,23 @@ def prepare_training_splits(dataset: Fer2013, config: TrainConfig):
             held[rng.choice(members, size=max(1, len(members) // 10), replace=False)] = True
         val_rows, train_rows = train_rows[held], train_rows[~held]
     if config.train_subset:
-        train_rows = train_rows[stratified_subset(dataset.labels[train_rows],
-                                                  config.train_subset, config.seed)]
+        train_rows = train_rows[
+            stratified_subset(dataset.labels[train_rows], config.train_subset, config.seed)
+        ]
     if config.validation_subset:
-        val_rows = val_rows[stratified_subset(dataset.labels[val_rows],
-                                              config.validation_subset, config.seed)]
+        val_rows = val_rows[
+            stratified_subset(dataset.labels[val_rows], config.validation_subset, config.seed)
+        ]
     targets = dataset.targets()
-    return (dataset.images[train_rows], dataset.labels[train_rows], targets[train_rows],
-            dataset.images[val_rows], dataset.labels[val_rows], targets[val_rows], split)
+    return (
+        dataset.images[train_rows],
+        dataset.labels[train_rows],
+        targets[train_rows],
+        dataset.images[val_rows],
+        dataset.labels[val_rows],
+        targets[val_rows],
+        split,
+    )
 
 
 def crowd_labelled(dataset: Fer2013, config: TrainConfig) -> Fer2013:
@@ -86,8 +95,9 @@ def crowd_labelled(dataset: Fer2013, config: TrainConfig) -> Fer2013:
     return relabel(dataset, load_ferplus(config.ferplus_path, dataset), config.labels)
 
 
-def pad_to_full_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                        *more: np.ndarray | None):
+def pad_to_full_batches(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, *more: np.ndarray | None
+):
     """Repeat a few randomly chosen rows so the row count is a multiple of the batch size.
 
     With no partial last batch, every training batch has the same, even size: TensorFlow
@@ -98,10 +108,13 @@ def pad_to_full_batches(images: np.ndarray, labels: np.ndarray, batch_size: int,
     remainder = len(labels) % batch_size
     if not remainder:
         return (images, labels, *more)
-    extra = np.random.default_rng(seed).choice(len(labels), batch_size - remainder,
-                                               replace=batch_size - remainder > len(labels))
-    return tuple(None if array is None else np.concatenate([array, array[extra]])
-                 for array in (images, labels, *more))
+    extra = np.random.default_rng(seed).choice(
+        len(labels), batch_size - remainder, replace=batch_size - remainder > len(labels)
+    )
+    return tuple(
+        None if array is None else np.concatenate([array, array[extra]])
+        for array in (images, labels, *more)
+    )
 
 
 def as_model_input(images: np.ndarray) -> np.ndarray:
@@ -126,8 +139,10 @@ def _build_training_model(config: TrainConfig, target_width: int):
         try:
             inner.set_weights(source.get_weights())
         except ValueError as exc:
-            raise ConfigError(f"init_from: {Path(config.init_from).name} does not have this "
-                              f"architecture's weights ({exc}).") from exc
+            raise ConfigError(
+                f"init_from: {Path(config.init_from).name} does not have this "
+                f"architecture's weights ({exc})."
+            ) from exc
     return build_trainer(inner, config, target_width), inner
 
 
@@ -150,10 +165,16 @@ def _model_to_start_from(path: str, architecture: str):
         raise
 
 
-def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str | Path | None = None,
-          on_epoch: Callable[[dict], None] | None = None,
-          on_batch: Callable[[int, int, int], None] | None = None,
-          should_stop: Callable[[], bool] | None = None, verbose: int = 0) -> Path:
+def train(
+    config: TrainConfig,
+    dataset: Fer2013 | None = None,
+    *,
+    run_dir: str | Path | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_batch: Callable[[int, int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    verbose: int = 0,
+) -> Path:
     """Train (or resume) a run and return its folder.
 
     If ``run_dir`` (or ``config.run_name``) names a run with a ``last.keras``, the run resumes
@@ -169,8 +190,10 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     config.validate()
     strategy, is_chief, worker_index = distribution_from_env()
     if strategy is not None and run_dir is None and not config.run_name:
-        raise ConfigError("Multi-worker training (TF_CONFIG is set) needs a run name (--name), "
-                          "the same on every worker.")
+        raise ConfigError(
+            "Multi-worker training (TF_CONFIG is set) needs a run name (--name), "
+            "the same on every worker."
+        )
     # The chief (or the only process) writes the run folder. Other workers read the chief's
     # folder to resume, and write to a scratch folder that is removed when they finish.
     source = _open_run(config, run_dir)
@@ -181,7 +204,8 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
         dataset = load_fer2013(config.data_path)
     dataset = crowd_labelled(dataset, config)
     x_train, y_train, t_train, x_val, y_val, t_val, val_split = prepare_training_splits(
-        dataset, config)
+        dataset, config
+    )
 
     from . import augment  # registers the trainer's layer and loss before a resume loads them
 
@@ -190,10 +214,14 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
     training_images = int(len(y_train))
     # The teachers see each image once, before padding, so their cached probabilities do not
     # depend on the batch size or the seed.
-    teacher = (teacher_probabilities(config, source, {"train": x_train, "val": x_val})
-               if config.teacher else {"train": None, "val": None})
+    teacher = (
+        teacher_probabilities(config, source, {"train": x_train, "val": x_val})
+        if config.teacher
+        else {"train": None, "val": None}
+    )
     x_train, y_train, teacher["train"], t_train = pad_to_full_batches(
-        x_train, y_train, config.batch_size, config.seed, teacher["train"], t_train)
+        x_train, y_train, config.batch_size, config.seed, teacher["train"], t_train
+    )
     target_width = NUM_CLASSES * (2 if config.teacher else 1)
     state = source.state()
     state.pop("reason", None)  # why an earlier attempt failed: not this one's
@@ -202,15 +230,21 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
         if source.last_model.is_file() and state.get("epochs_done"):
             saved = source.config()
             if saved and saved.get("architecture") != config.architecture:
-                raise ConfigError(f"Run {source.name} was trained as {saved.get('architecture')}; "
-                                  f"cannot resume it as {config.architecture}.")
+                raise ConfigError(
+                    f"Run {source.name} was trained as {saved.get('architecture')}; "
+                    f"cannot resume it as {config.architecture}."
+                )
             training_model = keras.saving.load_model(source.last_model, safe_mode=True)
-            if (not isinstance(training_model.input, dict)
-                    or training_model.input["targets"].shape[-1] != target_width):
-                raise ConfigError(f"Run {source.name}'s checkpoint was written by an older "
-                                  "version or with other teacher settings, and cannot be "
-                                  "resumed: start a new run (--init-from its best.keras keeps "
-                                  "its weights).")
+            if (
+                not isinstance(training_model.input, dict)
+                or training_model.input["targets"].shape[-1] != target_width
+            ):
+                raise ConfigError(
+                    f"Run {source.name}'s checkpoint was written by an older "
+                    "version or with other teacher settings, and cannot be "
+                    "resumed: start a new run (--init-from its best.keras keeps "
+                    "its weights)."
+                )
             initial_epoch = int(state["epochs_done"])
             inner = training_model.get_layer(config.architecture)
         else:
@@ -229,53 +263,104 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
 
     # History: keep exactly the epochs the checkpoint holds (no gap, no duplicate).
     history = [r for r in run.history_rows() if int(r["epoch"]) <= initial_epoch]
-    best = {"val_accuracy": float(state.get("best_val_accuracy", -1.0)),
-            "epoch": int(state.get("best_epoch", 0)), "kind": state.get("best_kind", "weights")}
+    best = {
+        "val_accuracy": float(state.get("best_val_accuracy", -1.0)),
+        "epoch": int(state.get("best_epoch", 0)),
+        "kind": state.get("best_kind", "weights"),
+    }
     if initial_epoch >= config.epochs:
         return source.path
 
-    data_used = {"source": Path(str(dataset.source)).name, "training_images": training_images,
-                 "labels": config.labels,
-                 "validation_split": val_split, "validation_images": int(len(y_val))}
+    data_used = {
+        "source": Path(str(dataset.source)).name,
+        "training_images": training_images,
+        "labels": config.labels,
+        "validation_split": val_split,
+        "validation_images": int(len(y_val)),
+    }
     steps = int(math.ceil(len(y_train) / config.batch_size))
     swa = None
     if config.swa_start:
         count = int(state.get("swa_count", 0))
-        resumed = (keras.saving.load_model(run.swa_model, safe_mode=True)
-                   if count and run.swa_model.is_file() else None)
+        resumed = (
+            keras.saving.load_model(run.swa_model, safe_mode=True)
+            if count and run.swa_model.is_file()
+            else None
+        )
         swa = WeightAverage(inner, resume_from=resumed, count=count if resumed else 0)
     hooks = {"on_epoch": on_epoch, "on_batch": on_batch, "should_stop": should_stop}
-    callback = RunCallback(run, config, inner, history, best, hooks, steps, swa,
-                            as_model_input(x_train), (x_val, y_val), source)
+    callback = RunCallback(
+        run,
+        config,
+        inner,
+        history,
+        best,
+        hooks,
+        steps,
+        swa,
+        as_model_input(x_train),
+        (x_val, y_val),
+        source,
+    )
     callbacks = [callback]
     if config.schedule == "plateau":
         # As the seed: cut the rate tenfold after a quarter of the early-stopping patience
         # without improvement (never under 2 epochs); 5 epochs when early stopping is off.
-        patience = (max(2, config.early_stopping_patience // 4)
-                    if config.early_stopping_patience else 5)
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1,
-                                                           patience=patience))
+        patience = (
+            max(2, config.early_stopping_patience // 4) if config.early_stopping_patience else 5
+        )
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=patience)
+        )
     if config.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy",
-                                                       patience=config.early_stopping_patience))
-    train_inputs, y_train_hot = augment.trainer_inputs(x_train, y_train, teacher["train"],
-                                                       t_train)
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=config.early_stopping_patience
+            )
+        )
+    train_inputs, y_train_hot = augment.trainer_inputs(x_train, y_train, teacher["train"], t_train)
     val_inputs, y_val_hot = augment.trainer_inputs(x_val, y_val, teacher["val"], t_val)
-    run.write_state({**state, "status": "running", "epochs_done": initial_epoch,
-                     "epochs": config.epochs, "best_val_accuracy": best["val_accuracy"],
-                     "best_epoch": best["epoch"], "pid": os.getpid(), "data": data_used,
-                     "updated": time.time()})
+    run.write_state(
+        {
+            **state,
+            "status": "running",
+            "epochs_done": initial_epoch,
+            "epochs": config.epochs,
+            "best_val_accuracy": best["val_accuracy"],
+            "best_epoch": best["epoch"],
+            "pid": os.getpid(),
+            "data": data_used,
+            "updated": time.time(),
+        }
+    )
     started = time.time()
     if strategy is None:
         training_model.fit(
-            train_inputs, y_train_hot, sample_weight=weights[y_train],
+            train_inputs,
+            y_train_hot,
+            sample_weight=weights[y_train],
             validation_data=(val_inputs, y_val_hot),
-            batch_size=config.batch_size, epochs=config.epochs, initial_epoch=initial_epoch,
-            shuffle=True, callbacks=callbacks, verbose=verbose)
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            shuffle=True,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
     else:
-        fit_multi_worker(strategy, training_model, config, initial_epoch, callback,
-                         train_inputs, y_train_hot, weights[y_train],
-                         val_inputs, y_val_hot, worker_index)
+        fit_multi_worker(
+            strategy,
+            training_model,
+            config,
+            initial_epoch,
+            callback,
+            train_inputs,
+            y_train_hot,
+            weights[y_train],
+            val_inputs,
+            y_val_hot,
+            worker_index,
+        )
     if callback.failure is not None:
         _fail_run(run, callback.failure, best, started)
         if not is_chief:
@@ -290,16 +375,19 @@ def train(config: TrainConfig, dataset: Fer2013 | None = None, *, run_dir: str |
         return run.path
     stopped = run.stop_requested() or (should_stop is not None and should_stop())
     final_state = run.state()
-    final_state.update(status="stopped" if stopped else "finished",
-                       train_seconds=round(final_state.get("train_seconds", 0)
-                                           + time.time() - started, 1), updated=time.time())
+    final_state.update(
+        status="stopped" if stopped else "finished",
+        train_seconds=round(final_state.get("train_seconds", 0) + time.time() - started, 1),
+        updated=time.time(),
+    )
     final_state.pop("pid", None)
     run.write_state(final_state)
     if config.recalibrate_batch_norm and not stopped and run.best_model.is_file():
         recalibrate_best(run.path, x_train, x_val, y_val)
     if run.best_model.is_file():
-        write_run_metrics(run.path, x_val, y_val, val_split, config.architecture,
-                          best["epoch"], len(history))
+        write_run_metrics(
+            run.path, x_val, y_val, val_split, config.architecture, best["epoch"], len(history)
+        )
     return run.path
 
 
@@ -311,20 +399,33 @@ def _fail_run(run: Run, failure: WriteError, best: dict, started: float) -> None
     line."""
     try:
         state = run.state()
-        state.update(status="failed", reason=str(failure),
-                     best_val_accuracy=best["val_accuracy"], best_epoch=best["epoch"],
-                     best_kind=best["kind"],
-                     train_seconds=round(state.get("train_seconds", 0)
-                                         + time.time() - started, 1), updated=time.time())
+        state.update(
+            status="failed",
+            reason=str(failure),
+            best_val_accuracy=best["val_accuracy"],
+            best_epoch=best["epoch"],
+            best_kind=best["kind"],
+            train_seconds=round(state.get("train_seconds", 0) + time.time() - started, 1),
+            updated=time.time(),
+        )
         state.pop("pid", None)
         run.write_state(state)
     except OSError as exc:  # still no room even for state.json: the message says it all
-        print(f"could not record the failure in {run.state_path.name} either: "
-              f"{exc.strerror or exc}", flush=True)
+        print(
+            f"could not record the failure in {run.state_path.name} either: {exc.strerror or exc}",
+            flush=True,
+        )
 
 
-def write_run_metrics(run_dir: str | Path, x_val: np.ndarray, y_val: np.ndarray, split: str,
-                      architecture: str, best_epoch: int, epochs_done: int) -> dict:
+def write_run_metrics(
+    run_dir: str | Path,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    split: str,
+    architecture: str,
+    best_epoch: int,
+    epochs_done: int,
+) -> dict:
     """Evaluate the run's best.keras on the validation images into metrics.json."""
     from .evaluate import evaluate_images
     from .storage import write_json
@@ -332,14 +433,20 @@ def write_run_metrics(run_dir: str | Path, x_val: np.ndarray, y_val: np.ndarray,
     run = Run(run_dir)
     model = load_keras_model(run.best_model)
     report = evaluate_images(model, x_val, y_val)
-    report.update(split=split, architecture=architecture, parameters=int(model.count_params()),
-                  best_epoch=best_epoch, epochs_done=epochs_done)
+    report.update(
+        split=split,
+        architecture=architecture,
+        parameters=int(model.count_params()),
+        best_epoch=best_epoch,
+        epochs_done=epochs_done,
+    )
     write_json(run.metrics_path, report)
     return report
 
 
-def recalibrate_best(run_dir: str | Path, x_train: np.ndarray, x_val: np.ndarray,
-                     y_val: np.ndarray) -> dict:
+def recalibrate_best(
+    run_dir: str | Path, x_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
+) -> dict:
     """Recompute the BatchNorm statistics of a run's best.keras on the plain training images
     and keep the result only if it scores higher on the validation images; the replaced file
     is kept as best_before_recalibration.keras.
@@ -352,9 +459,13 @@ def recalibrate_best(run_dir: str | Path, x_train: np.ndarray, x_val: np.ndarray
     before = accuracy(model, x_val, y_val)
     layers_done = recompute_batch_norm(model, as_model_input(x_train))
     after = accuracy(model, x_val, y_val) if layers_done else before
-    result = {"val_accuracy_before": before, "val_accuracy_after": after,
-              "batch_norm_layers": layers_done, "kept": bool(after > before),
-              "training_images": int(len(x_train))}
+    result = {
+        "val_accuracy_before": before,
+        "val_accuracy_after": after,
+        "batch_norm_layers": layers_done,
+        "kept": bool(after > before),
+        "training_images": int(len(x_train)),
+    }
     if result["kept"]:
         save_keras_model(load_keras_model(run.best_model), run.file(BEST_BEFORE_RECALIBRATION))
         save_keras_model(model, run.best_model)
@@ -365,6 +476,15 @@ def recalibrate_best(run_dir: str | Path, x_train: np.ndarray, x_val: np.ndarray
     return result
 
 
-__all__ = ["TrainConfig", "train", "learning_rate_at", "class_weights", "prepare_splits",
-           "recalibrate_best", "write_run_metrics", "pad_to_full_batches",
-           "prepare_training_splits", "crowd_labelled"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "learning_rate_at",
+    "class_weights",
+    "prepare_splits",
+    "recalibrate_best",
+    "write_run_metrics",
+    "pad_to_full_batches",
+    "prepare_training_splits",
+    "crowd_labelled",
+]

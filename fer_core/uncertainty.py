@@ -52,8 +52,10 @@ def caption(probs, threshold: float | None) -> str:
 def uncertainty_columns(probs, threshold: float | None) -> dict:
     """The columns a result row gets: ``uncertain`` (True/False; None without a threshold)
     and ``second`` (the runner-up emotion)."""
-    return {"uncertain": None if threshold is None else is_uncertain(probs, threshold),
-            "second": leading_two(probs)[1]}
+    return {
+        "uncertain": None if threshold is None else is_uncertain(probs, threshold),
+        "second": leading_two(probs)[1],
+    }
 
 
 def draw_faces(rgb_image: np.ndarray, results, threshold: float | None) -> np.ndarray:
@@ -68,5 +70,13 @@ def draw_faces(rgb_image: np.ndarray, results, threshold: float | None) -> np.nd
     return draw_results(rgb_image, results, style)
 
 
-__all__ = ["threshold_of", "leading_two", "is_uncertain", "short_label", "caption",
-           "uncertainty_columns", "draw_faces", "UNCERTAIN"]
+__all__ = [
+    "threshold_of",
+    "leading_two",
+    "is_uncertain",
+    "short_label",
+    "caption",
+    "uncertainty_columns",
+    "draw_faces",
+    "UNCERTAIN",
+]

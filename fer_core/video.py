@@ -41,8 +41,7 @@ def iter_frames(path: str | Path, every: int = 1, report: dict | None = None):
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise ImageError(f"{_name(path)} is not a video we can read: "
-                         f"{_reason(exc)}.") from exc
+        raise ImageError(f"{_name(path)} is not a video we can read: {_reason(exc)}.") from exc
     try:
         if not container.streams.video:
             raise ImageError(f"{_name(path)} has no video stream.")
@@ -51,8 +50,11 @@ def iter_frames(path: str | Path, every: int = 1, report: dict | None = None):
         # Times count from the stream's start, as a player shows them: many files (phone
         # clips, cuts) start their timestamps at 0.85 s or later, and a CSV that said 0.852 s
         # for the first frame (and 9.96 s for the last of a 9.2 s clip) matched nothing.
-        start = (float(stream.start_time * stream.time_base)
-                 if stream.start_time is not None and stream.time_base else None)
+        start = (
+            float(stream.start_time * stream.time_base)
+            if stream.start_time is not None and stream.time_base
+            else None
+        )
         index = -1
         try:
             for frame in container.decode(stream):
@@ -63,13 +65,17 @@ def iter_frames(path: str | Path, every: int = 1, report: dict | None = None):
                     start = float(frame.time)  # no declared start: the first frame's time
                 if index % every:
                     continue
-                seconds = max(0.0, float(frame.time) - start) if frame.time is not None \
+                seconds = (
+                    max(0.0, float(frame.time) - start)
+                    if frame.time is not None
                     else index / float(stream.average_rate or 30)
+                )
                 yield index, seconds, frame.to_ndarray(format="rgb24")
         except av.error.FFmpegError as exc:
             if index < 0:
-                raise ImageError(f"{_name(path)}: no frame could be decoded "
-                                 f"({_reason(exc)}).") from exc
+                raise ImageError(
+                    f"{_name(path)}: no frame could be decoded ({_reason(exc)})."
+                ) from exc
             # A truncated file: keep what was decoded, and say so.
             if report is not None:
                 report["decode_error"] = type(exc).__name__
@@ -84,21 +90,34 @@ def video_info(path: str | Path) -> dict:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             # The container's duration runs to its last timestamp: less its start time.
-            duration = float(stream.duration * stream.time_base) if stream.duration else (
-                (container.duration - max(container.start_time or 0, 0)) / 1e6
-                if container.duration else None)
-            return {"width": stream.width, "height": stream.height,
-                    "fps": float(stream.average_rate or 0), "frames": stream.frames or None,
-                    "duration_s": duration}
+            duration = (
+                float(stream.duration * stream.time_base)
+                if stream.duration
+                else (
+                    (container.duration - max(container.start_time or 0, 0)) / 1e6
+                    if container.duration
+                    else None
+                )
+            )
+            return {
+                "width": stream.width,
+                "height": stream.height,
+                "fps": float(stream.average_rate or 0),
+                "frames": stream.frames or None,
+                "duration_s": duration,
+            }
     except (av.error.FFmpegError, OSError, IndexError, ValueError) as exc:
-        raise ImageError(f"{_name(path)} is not a video we can read: "
-                         f"{_reason(exc)}.") from exc
+        raise ImageError(f"{_name(path)} is not a video we can read: {_reason(exc)}.") from exc
 
 
-def analyze_video(path: str | Path, recognizer=None, every: int = 1,
-                  progress: Callable[[float, str], None] | None = None,
-                  on_frame: Callable[[int, np.ndarray, list], None] | None = None,
-                  max_seconds: float | None = None):
+def analyze_video(
+    path: str | Path,
+    recognizer=None,
+    every: int = 1,
+    progress: Callable[[float, str], None] | None = None,
+    on_frame: Callable[[int, np.ndarray, list], None] | None = None,
+    max_seconds: float | None = None,
+):
     """Analyse a video; returns a DataFrame with one row per face per analysed frame.
 
     ``frame.attrs["cut_short"]`` is None, or a sentence saying why the results stop before the
@@ -125,8 +144,9 @@ def analyze_video(path: str | Path, recognizer=None, every: int = 1,
             stopped_at = seconds
             break
         results = recognizer.analyze_stream(rgb)
-        rows.extend(face_rows(results, frame=index, time_s=round(seconds, 4),
-                              uncertain_below=threshold))
+        rows.extend(
+            face_rows(results, frame=index, time_s=round(seconds, 4), uncertain_below=threshold)
+        )
         if on_frame is not None:
             on_frame(index, rgb, results)
         if progress is not None and total:
@@ -137,14 +157,20 @@ def analyze_video(path: str | Path, recognizer=None, every: int = 1,
     decoded = report.get("decoded", 0)
     cut_short = None
     if stopped_at is not None:
-        cut_short = (f"Only the first {max_seconds:g} s were analysed: that is the longest "
-                     "video this app analyses.")
+        cut_short = (
+            f"Only the first {max_seconds:g} s were analysed: that is the longest "
+            "video this app analyses."
+        )
     elif report.get("decode_error") or (total and decoded < total * 0.98 and decoded < total - 1):
         fps = info.get("fps") or 0
-        cut_short = (f"The video is cut short: only {decoded:,} of the {total:,} frames it "
-                     "declares could be decoded" if total else
-                     f"The video is damaged: decoding stopped after {decoded:,} frames")
-        cut_short += ((f" (the first {decoded / fps:.1f} s)" if fps else "")
-                      + ". The file is truncated or damaged; results cover only that part.")
+        cut_short = (
+            f"The video is cut short: only {decoded:,} of the {total:,} frames it "
+            "declares could be decoded"
+            if total
+            else f"The video is damaged: decoding stopped after {decoded:,} frames"
+        )
+        cut_short += (
+            f" (the first {decoded / fps:.1f} s)" if fps else ""
+        ) + ". The file is truncated or damaged; results cover only that part."
     frame.attrs["cut_short"] = cut_short
     return frame

@@ -47,8 +47,9 @@ class AnnotatedVideoWriter:
     trimmed by one pixel, as yuv420p needs even sizes).
     """
 
-    def __init__(self, path: str | Path, fps: float, crf: int = 23,
-                 uncertain_below: float | None = None):
+    def __init__(
+        self, path: str | Path, fps: float, crf: int = 23, uncertain_below: float | None = None
+    ):
         codec, container_format, suffix, mime = choose_codec()
         self.codec = codec
         self.mime = mime
@@ -66,16 +67,21 @@ class AnnotatedVideoWriter:
         import av
 
         options = {"movflags": "+faststart"} if self._container_format == "mp4" else {}
-        self._container = av.open(str(self.path), mode="w", format=self._container_format,
-                                  options=options)
+        self._container = av.open(
+            str(self.path), mode="w", format=self._container_format, options=options
+        )
         stream = self._container.add_stream(self.codec, rate=self.fps)
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         if self.codec == "libx264":
             stream.options = {"crf": str(self.crf), "preset": "veryfast"}
         elif self.codec == "libvpx-vp9":
-            stream.options = {"crf": str(self.crf + 10), "b": "0", "deadline": "realtime",
-                              "cpu-used": "8"}
+            stream.options = {
+                "crf": str(self.crf + 10),
+                "b": "0",
+                "deadline": "realtime",
+                "cpu-used": "8",
+            }
         self._stream = stream
         self._size = (width, height)
 
@@ -85,8 +91,11 @@ class AnnotatedVideoWriter:
 
         from .uncertainty import draw_faces
 
-        frame = (draw_faces(rgb, results, self.uncertain_below) if results
-                 else np.asarray(rgb, dtype=np.uint8))
+        frame = (
+            draw_faces(rgb, results, self.uncertain_below)
+            if results
+            else np.asarray(rgb, dtype=np.uint8)
+        )
         if self._container is None:
             height, width = frame.shape[:2]
             self._open(width - width % 2, height - height % 2)

@@ -19,8 +19,10 @@ def fer2013_path():
     """The real FER2013 (CI sets FER2013_PATH); tests that need it skip when it is unset."""
     path = os.environ.get("FER2013_PATH")
     if not path:
-        pytest.skip("FER2013_PATH is not set: real-data tests need the FER2013 CSV "
-                    "(CI sets it to ../shared/data/fer2013/fer2013.csv.gz)")
+        pytest.skip(
+            "FER2013_PATH is not set: real-data tests need the FER2013 CSV "
+            "(CI sets it to ../shared/data/fer2013/fer2013.csv.gz)"
+        )
     if not Path(path).exists():
         pytest.skip(f"FER2013_PATH={path} does not exist")
     return Path(path)
@@ -31,8 +33,10 @@ def ferplus_path():
     """FER+'s fer2013new.csv (CI sets FERPLUS_PATH); tests that need it skip when it is unset."""
     path = os.environ.get("FERPLUS_PATH")
     if not path:
-        pytest.skip("FERPLUS_PATH is not set: crowd-label tests need FER+'s fer2013new.csv "
-                    "(CI sets it to ../shared/data/ferplus/fer2013new.csv)")
+        pytest.skip(
+            "FERPLUS_PATH is not set: crowd-label tests need FER+'s fer2013new.csv "
+            "(CI sets it to ../shared/data/ferplus/fer2013new.csv)"
+        )
     if not Path(path).exists():
         pytest.skip(f"FERPLUS_PATH={path} does not exist")
     return Path(path)

@@ -116,8 +116,9 @@ def test_teacher_and_mix_flags_reach_the_config(tmp_path):
     teacher = save_keras_model(build_model("mini_xception", width=4), tmp_path / "t.keras")
     parser = argparse.ArgumentParser()
     add_config_arguments(parser)
-    args = parser.parse_args(["--teacher", str(teacher), str(teacher), "--mix", "cutmix",
-                              "--distill-temperature", "2"])
+    args = parser.parse_args(
+        ["--teacher", str(teacher), str(teacher), "--mix", "cutmix", "--distill-temperature", "2"]
+    )
     config = TrainConfig(**given_settings(args))
     config.validate()
     assert config.teacher == [str(teacher)] * 2 and config.mix == "cutmix"
@@ -134,13 +135,21 @@ def test_training_with_a_teacher_caches_its_probabilities(tmp_path, monkeypatch)
 
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(8)))
     teacher = save_keras_model(build_model("mini_xception", width=4), tmp_path / "t.keras")
-    config = TrainConfig(architecture="mini_xception", epochs=1, batch_size=32,
-                         runs_dir=str(tmp_path / "runs"), run_name="kd", teacher=[str(teacher)],
-                         mix="mixup", recalibrate_batch_norm=False)
+    config = TrainConfig(
+        architecture="mini_xception",
+        epochs=1,
+        batch_size=32,
+        runs_dir=str(tmp_path / "runs"),
+        run_name="kd",
+        teacher=[str(teacher)],
+        mix="mixup",
+        recalibrate_batch_norm=False,
+    )
     loads = []
     real_load = teacher_module.load_keras_model
-    monkeypatch.setattr(teacher_module, "load_keras_model",
-                        lambda path: loads.append(str(path)) or real_load(path))
+    monkeypatch.setattr(
+        teacher_module, "load_keras_model", lambda path: loads.append(str(path)) or real_load(path)
+    )
     run = train(config, data)
     assert loads.count(str(teacher)) == 1
     cache = np.load(run / "teacher.npz")
@@ -153,8 +162,7 @@ def test_training_with_a_teacher_caches_its_probabilities(tmp_path, monkeypatch)
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 2
     # Without the teacher the checkpoint (trained on label + teacher targets) cannot resume.
     with pytest.raises(ConfigError, match="cannot be resumed"):
-        train(TrainConfig(**{**config.to_dict(), "teacher": None, "epochs": 3}), data,
-              run_dir=run)
+        train(TrainConfig(**{**config.to_dict(), "teacher": None, "epochs": 3}), data, run_dir=run)
     # Another run with the same teacher and data, but another seed and batch size (so other
     # padding rows), finds the probabilities in the runs folder's shared cache.
     other = train(config.replace(run_name="kd2", seed=7, batch_size=16, epochs=1), data)

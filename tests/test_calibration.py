@@ -58,7 +58,8 @@ def test_ece_and_reliability_by_hand():
     assert top["confidence"] == pytest.approx(0.9) and top["accuracy"] == 0.5
     # |0.5 - 0.9| * 2/3 + |1 - 0.55| * 1/3
     assert expected_calibration_error(probs, labels, bins=10) == pytest.approx(
-        0.4 * 2 / 3 + 0.45 / 3)
+        0.4 * 2 / 3 + 0.45 / 3
+    )
 
 
 def test_removing_label_smoothing_lifts_the_floor():
@@ -74,8 +75,9 @@ def test_removing_label_smoothing_lifts_the_floor():
 def test_uncertainty_threshold_is_where_guesses_start_being_right():
     # Top probability 0.3 -> right 20% of the time; 0.8 -> right 90% of the time: the
     # threshold is the lower edge of 0.8's bin, (0.7, 0.8].
-    probs = np.array([[0.3, 0.25, 0.2, 0.1, 0.05, 0.05, 0.05]] * 10
-                     + [[0.8, 0.1, 0.1, 0, 0, 0, 0]] * 10)
+    probs = np.array(
+        [[0.3, 0.25, 0.2, 0.1, 0.05, 0.05, 0.05]] * 10 + [[0.8, 0.1, 0.1, 0, 0, 0, 0]] * 10
+    )
     labels = np.array([0] * 2 + [1] * 8 + [0] * 9 + [1])
     assert uncertainty_threshold(probs, labels, bins=10) == pytest.approx(0.7)
 
@@ -139,10 +141,16 @@ def test_activating_a_run_times_the_fast_path_the_app_will_use(tmp_path):
     run = tmp_path / "runs" / "small"
     save_keras_model(build_model("mini_xception"), run / "best.keras")
     keras_latency = {"backend": "keras", "batch_size": 1, "median_ms": 182.24}
-    (run / "best.card.json").write_text(json.dumps({
-        "name": "best", "flip_average": False,
-        "files": {"keras": {"sha256": file_sha256(run / "best.keras")}},
-        "latency": {"batch_1": keras_latency, "batch_32": keras_latency}}))
+    (run / "best.card.json").write_text(
+        json.dumps(
+            {
+                "name": "best",
+                "flip_average": False,
+                "files": {"keras": {"sha256": file_sha256(run / "best.keras")}},
+                "latency": {"batch_1": keras_latency, "batch_32": keras_latency},
+            }
+        )
+    )
     target = activate_run(run, tmp_path / "runs")
     card = json.loads(target.with_name(target.stem + ".card.json").read_text())
     assert card["latency"]["batch_1"]["backend"] == "litert"
@@ -165,20 +173,27 @@ def test_card_ece_matches_an_outside_computation_on_privatetest(fer2013, request
     if card.get("labels") == "ferplus-majority":
         votes = pd.read_csv(request.getfixturevalue("ferplus_path"))
         private = (votes["Usage"] == "PrivateTest").to_numpy()
-        emotions = votes[["anger", "disgust", "fear", "happiness", "sadness", "surprise",
-                          "neutral"]].to_numpy()[private]
+        emotions = votes[
+            ["anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral"]
+        ].to_numpy()[private]
         totals = votes.iloc[:, 2:12].to_numpy()[private].sum(axis=1)
         clear = emotions.max(axis=1) * 2 > totals
         images, labels = images[clear], emotions.argmax(axis=1)[clear]
         assert len(labels) == card["test"]["n"] == 2720
     model = load_model()
-    probs = np.concatenate([model.predict_faces(images[i:i + 256])
-                            for i in range(0, len(images), 256)])
+    probs = np.concatenate(
+        [model.predict_faces(images[i : i + 256]) for i in range(0, len(images), 256)]
+    )
     confidence, right = probs.max(axis=1), probs.argmax(axis=1) == labels
     edges = np.linspace(0, 1, 16)
-    ece = sum(((confidence > lo) & (confidence <= hi)).mean()
-              * abs(right[(confidence > lo) & (confidence <= hi)].mean()
-                    - confidence[(confidence > lo) & (confidence <= hi)].mean())
-              for lo, hi in zip(edges[:-1], edges[1:]) if ((confidence > lo) & (confidence <= hi)).any())
+    ece = sum(
+        ((confidence > lo) & (confidence <= hi)).mean()
+        * abs(
+            right[(confidence > lo) & (confidence <= hi)].mean()
+            - confidence[(confidence > lo) & (confidence <= hi)].mean()
+        )
+        for lo, hi in zip(edges[:-1], edges[1:])
+        if ((confidence > lo) & (confidence <= hi)).any()
+    )
     assert ece == pytest.approx(card["test"]["ece_after"], abs=1e-6)
     assert ece < card["test"]["ece_before"]

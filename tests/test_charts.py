@@ -33,11 +33,18 @@ def test_the_timeline_draws_the_faces_it_is_given_in_that_order():
     from fer_core import EMOTIONS
 
     seen = {1: 50, 2: 40, 7: 3, 9: 2}  # frames per face
-    frames = pd.DataFrame([{"face_id": face, "time_s": -t, **dict.fromkeys(EMOTIONS, 1 / 7)}
-                           for face, count in seen.items() for t in range(count)])
+    frames = pd.DataFrame(
+        [
+            {"face_id": face, "time_s": -t, **dict.fromkeys(EMOTIONS, 1 / 7)}
+            for face, count in seen.items()
+            for t in range(count)
+        ]
+    )
     default = timeline_figure(frames, max_faces=2)
-    assert [a.text for a in default.layout.annotations] == ["face #1 (50 frames)",
-                                                            "face #2 (40 frames)"]
+    assert [a.text for a in default.layout.annotations] == [
+        "face #1 (50 frames)",
+        "face #2 (40 frames)",
+    ]
     chosen = timeline_figure(frames, max_faces=2, faces=[9, 7], titles={9: "nine", 7: "seven"})
     assert [a.text for a in chosen.layout.annotations] == ["nine", "seven"]
     assert {trace.hovertemplate.split()[1] for trace in chosen.data if trace.yaxis == "y"} == {"#9"}

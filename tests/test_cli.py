@@ -10,8 +10,14 @@ from tests.conftest import ROOT
 
 def _run(*args, timeout=600):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "fer_core", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fer_core", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_evaluate_private_test_prints_report(fer2013_path, tmp_path):
@@ -19,8 +25,15 @@ def test_evaluate_private_test_prints_report(fer2013_path, tmp_path):
     is evaluated as users get it (flip averaging as the card chose)."""
     import json
 
-    result = _run("evaluate", "--split", "PrivateTest", "--data", str(fer2013_path),
-                  "--json", str(tmp_path / "r.json"))
+    result = _run(
+        "evaluate",
+        "--split",
+        "PrivateTest",
+        "--data",
+        str(fer2013_path),
+        "--json",
+        str(tmp_path / "r.json"),
+    )
     assert result.returncode == 0, result.stderr
     assert "images: 3589" in result.stdout and "macro-F1" in result.stdout
     assert "disgust" in result.stdout and "confusion matrix" in result.stdout
@@ -37,8 +50,16 @@ def test_evaluate_private_test_prints_report(fer2013_path, tmp_path):
         assert crowd["majority_agreement"] == card["held_out"]["ferplus"]["majority_agreement"]
         assert crowd["clear_faces"] == 2720
         assert crowd["majority_agreement"] >= 0.84  # issue 23's bar for the shipped default
-    plain = _run("evaluate", "--split", "PrivateTest", "--data", str(fer2013_path), "--no-flip",
-                 "--json", str(tmp_path / "plain.json"))
+    plain = _run(
+        "evaluate",
+        "--split",
+        "PrivateTest",
+        "--data",
+        str(fer2013_path),
+        "--no-flip",
+        "--json",
+        str(tmp_path / "plain.json"),
+    )
     assert plain.returncode == 0 and "not flip-averaged" in plain.stdout, plain.stderr
     assert json.loads((tmp_path / "plain.json").read_text())["accuracy"] != report["accuracy"]
 
@@ -115,8 +136,9 @@ def test_predict_chooses_the_face_detector(tmp_path, astronaut):
 
     Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
     for detector in ("haar", "blazeface"):
-        rows = run_predict([str(tmp_path / "astronaut.png")], None, None, 1, "photo",
-                           detector=detector)["rows"]
+        rows = run_predict(
+            [str(tmp_path / "astronaut.png")], None, None, 1, "photo", detector=detector
+        )["rows"]
         assert [row["label"] for row in rows] == ["happy"], detector
     result = _run("predict", str(tmp_path / "astronaut.png"), "--detector", "nope")
     assert result.returncode == 2 and "invalid choice" in result.stderr

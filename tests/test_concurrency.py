@@ -9,10 +9,14 @@ from fer_core import Recognizer
 
 
 def test_shared_model_is_thread_safe(astronaut, shipped_model):
-    images = [astronaut, np.ascontiguousarray(astronaut[:, ::-1]),
-              np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)]
-    reference = [[(r.box, r.probs) for r in Recognizer(shipped_model).analyze(image)]
-                 for image in images]
+    images = [
+        astronaut,
+        np.ascontiguousarray(astronaut[:, ::-1]),
+        np.concatenate([astronaut, astronaut[:, ::-1]], axis=1),
+    ]
+    reference = [
+        [(r.box, r.probs) for r in Recognizer(shipped_model).analyze(image)] for image in images
+    ]
 
     def session(index):
         recognizer = Recognizer(shipped_model)  # each session its own detector and tracker

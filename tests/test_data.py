@@ -11,8 +11,9 @@ from tests.conftest import synthetic_rows, write_csv
 def test_reads_csv_and_gz(tmp_path):
     rows = synthetic_rows(n_per_class=3)
     for compress in (False, True):
-        path = write_csv(tmp_path / f"f{compress}.csv{'.gz' if compress else ''}", rows,
-                         compress=compress)
+        path = write_csv(
+            tmp_path / f"f{compress}.csv{'.gz' if compress else ''}", rows, compress=compress
+        )
         data = load_fer2013(path)
         assert data.images.shape == (len(rows), 48, 48) and data.images.dtype == np.uint8
         assert list(data.labels[:3]) == [0, 0, 0]
@@ -33,14 +34,17 @@ def _bad(rows, index, row):
     return rows
 
 
-@pytest.mark.parametrize("row, message", [
-    ((0, " ".join(["1"] * 2303), "Training"), "2303 pixel values"),
-    ((0, " ".join(["1"] * 2303 + ["x"]), "Training"), "not an integer"),
-    ((0, " ".join(["1"] * 2303 + ["300"]), "Training"), "0-255"),
-    ((7, " ".join(["1"] * 2304), "Training"), "outside 0-6"),
-    ((-1, " ".join(["1"] * 2304), "Training"), "outside 0-6"),
-    ((0, " ".join(["1"] * 2304), "Validation"), "Usage"),
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ((0, " ".join(["1"] * 2303), "Training"), "2303 pixel values"),
+        ((0, " ".join(["1"] * 2303 + ["x"]), "Training"), "not an integer"),
+        ((0, " ".join(["1"] * 2303 + ["300"]), "Training"), "0-255"),
+        ((7, " ".join(["1"] * 2304), "Training"), "outside 0-6"),
+        ((-1, " ".join(["1"] * 2304), "Training"), "outside 0-6"),
+        ((0, " ".join(["1"] * 2304), "Validation"), "Usage"),
+    ],
+)
 def test_malformed_row_reported_with_row_number(tmp_path, row, message):
     rows = _bad(synthetic_rows(n_per_class=2), 5, row)
     path = write_csv(tmp_path / "bad.csv", rows)
@@ -64,8 +68,9 @@ def test_wrong_header_empty_and_fake_gzip(tmp_path):
         load_fer2013(tmp_path / "fake.csv.gz")
     truncated = tmp_path / "trunc.csv.gz"
     with gzip.open(truncated, "wt") as handle:
-        handle.write("emotion,pixels,Usage\n" + "".join(
-            f"{a},{b},{c}\n" for a, b, c in synthetic_rows(2)))
+        handle.write(
+            "emotion,pixels,Usage\n" + "".join(f"{a},{b},{c}\n" for a, b, c in synthetic_rows(2))
+        )
     truncated.write_bytes(truncated.read_bytes()[:-200])
     with pytest.raises(DatasetError, match="corrupt or truncated"):
         load_fer2013(truncated)
@@ -100,11 +105,14 @@ def test_folder_layout(tmp_path):
     assert set(data.labels) == {0, 3}
 
 
-@pytest.mark.parametrize("make_bad, message", [
-    (lambda r: (r / "train" / "contempt").mkdir(), "unknown class folder"),
-    (lambda r: (r / "train" / "happy" / "notes.txt").write_text("hi"), "not an image"),
-    (lambda r: (r / "train" / "happy" / "zero.jpg").write_bytes(b""), "empty or corrupt"),
-])
+@pytest.mark.parametrize(
+    "make_bad, message",
+    [
+        (lambda r: (r / "train" / "contempt").mkdir(), "unknown class folder"),
+        (lambda r: (r / "train" / "happy" / "notes.txt").write_text("hi"), "not an image"),
+        (lambda r: (r / "train" / "happy" / "zero.jpg").write_bytes(b""), "empty or corrupt"),
+    ],
+)
 def test_folder_layout_problems(tmp_path, make_bad, message):
     _make_folder_layout(tmp_path, make_bad)
     with pytest.raises(DatasetError, match=message):
@@ -124,9 +132,11 @@ def test_real_fer2013_counts(fer2013):
     """The full CSV: 35,887 rows with the published per-split class counts."""
     assert fer2013.images.shape == (35887, 48, 48)
     assert not fer2013.skipped
-    expected = {"Training": [3995, 436, 4097, 7215, 4830, 3171, 4965],
-                "PublicTest": [467, 56, 496, 895, 653, 415, 607],
-                "PrivateTest": [491, 55, 528, 879, 594, 416, 626]}
+    expected = {
+        "Training": [3995, 436, 4097, 7215, 4830, 3171, 4965],
+        "PublicTest": [467, 56, 496, 895, 653, 415, 607],
+        "PrivateTest": [491, 55, 528, 879, 594, 416, 626],
+    }
     for usage, counts in expected.items():
         _, labels = fer2013.split(usage)
         assert np.bincount(labels, minlength=7).tolist() == counts

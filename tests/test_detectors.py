@@ -73,8 +73,9 @@ def test_blazeface_models_have_their_own_thresholds(astronaut):
         BlazeFaceDetector(short_min_score=1.5)
     # a short-range threshold above every score leaves the full-range model's boxes only
     only_full = BlazeFaceDetector(preset="photo", short_min_score=0.9999)
-    assert [d.box for d in only_full.detect_faces(astronaut)] == \
-        [d.box for d in BlazeFaceDetector(model="full", min_score=0.45).detect_faces(astronaut)]
+    assert [d.box for d in only_full.detect_faces(astronaut)] == [
+        d.box for d in BlazeFaceDetector(model="full", min_score=0.45).detect_faces(astronaut)
+    ]
 
 
 def test_recognizer_with_blazeface_reports_the_score(astronaut, shipped_model):
@@ -102,7 +103,9 @@ def test_framed_crop_pads_at_the_border_and_levels_the_eyes():
     line = np.zeros((101, 101), np.uint8)
     for i in range(20, 81):
         line[i, i] = 255  # a 45-degree line through the centre
-    levelled = crop_faces(line, [(20, 20, 61, 61)], framing=Framing(), eyes=[((20, 20), (80, 80))])[0]
+    levelled = crop_faces(line, [(20, 20, 61, 61)], framing=Framing(), eyes=[((20, 20), (80, 80))])[
+        0
+    ]
     rows = np.argwhere(levelled > 100)[:, 0]
     assert rows.max() - rows.min() <= 4  # now a horizontal line
     # the legacy call (no framing, no eyes) is unchanged
@@ -126,8 +129,12 @@ def test_tracker_carries_a_face_missed_for_a_few_frames_and_keeps_its_id():
     back = tracker.update([FaceResult((130, 102, 80, 80), probs.copy())])
     assert back[0].face_id == 1 and not back[0].carried
     # a box seen once (a false face) is not carried
-    tracker.update([FaceResult((400, 10, 50, 50), probs.copy()), FaceResult((130, 102, 80, 80), probs.copy())])
-    assert all(r.face_id == 1 for r in tracker.update([FaceResult((131, 102, 80, 80), probs.copy())]))
+    tracker.update(
+        [FaceResult((400, 10, 50, 50), probs.copy()), FaceResult((130, 102, 80, 80), probs.copy())]
+    )
+    assert all(
+        r.face_id == 1 for r in tracker.update([FaceResult((131, 102, 80, 80), probs.copy())])
+    )
 
 
 def test_several_framings_are_averaged_in_one_model_call(astronaut, shipped_model, monkeypatch):
@@ -147,13 +154,15 @@ def test_several_framings_are_averaged_in_one_model_call(astronaut, shipped_mode
         Recognizer(shipped_model, framing=("wide",))
 
 
-def test_detect_every_classifies_tracked_boxes_between_detections(astronaut, shipped_model,
-                                                                  monkeypatch):
+def test_detect_every_classifies_tracked_boxes_between_detections(
+    astronaut, shipped_model, monkeypatch
+):
     recognizer = Recognizer(shipped_model, preset="live", detect_every=3)
     calls = []
     original = recognizer.detector.detect_faces
-    monkeypatch.setattr(recognizer.detector, "detect_faces",
-                        lambda image: calls.append(1) or original(image))
+    monkeypatch.setattr(
+        recognizer.detector, "detect_faces", lambda image: calls.append(1) or original(image)
+    )
     ids = []
     for _ in range(7):
         results = recognizer.analyze_stream(astronaut)

@@ -31,8 +31,14 @@ DISK_FULL = "disk full while saving {}: free space and resume"
 
 
 def tiny_config(runs: Path, name: str, **kw) -> TrainConfig:
-    values = dict(architecture="mini_xception", epochs=2, batch_size=32, runs_dir=str(runs),
-                  run_name=name, rotation_degrees=5)
+    values = dict(
+        architecture="mini_xception",
+        epochs=2,
+        batch_size=32,
+        runs_dir=str(runs),
+        run_name=name,
+        rotation_degrees=5,
+    )
     values.update(kw)
     return TrainConfig(**values)
 
@@ -53,8 +59,9 @@ def enospc(path) -> OSError:
 # ----------------------------------------------------------------------------- the writer
 
 
-def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path,
-                                                                               monkeypatch):
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary_file(
+    tmp_path, monkeypatch
+):
     import fer_core.storage as storage
 
     target = tmp_path / "history.csv"
@@ -98,8 +105,7 @@ def test_write_failure_messages_name_the_file_and_the_cause():
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("failing", ["checkpoint", "history.csv"])
-def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, monkeypatch,
-                                                                   failing):
+def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, monkeypatch, failing):
     """ENOSPC injected into the atomic writer in epoch 2: at the first checkpoint written
     (best.keras when it improved, else last.keras), or at history.csv (after the checkpoints
     were written)."""
@@ -113,8 +119,12 @@ def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, mon
 
     def after_epoch(row):
         if int(row["epoch"]) == 1:
-            kept.update({name: digest(run.file(name))
-                         for name in ("best.keras", "last.keras", "history.csv")})
+            kept.update(
+                {
+                    name: digest(run.file(name))
+                    for name in ("best.keras", "last.keras", "history.csv")
+                }
+            )
             armed[0] = True
 
     @contextlib.contextmanager
@@ -122,8 +132,11 @@ def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, mon
         with real_atomic_path(path) as tmp:
             yield tmp  # the caller writes the temporary file, then the disk is "full"
             name = Path(path).name
-            if armed[0] and not failed and (name == failing or (
-                    failing == "checkpoint" and name.endswith(".keras"))):
+            if (
+                armed[0]
+                and not failed
+                and (name == failing or (failing == "checkpoint" and name.endswith(".keras")))
+            ):
                 failed.append((name, Path(tmp)))
                 assert Path(tmp).stat().st_size > 0  # a partly written file to clean up
                 raise enospc(tmp)
@@ -131,7 +144,7 @@ def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, mon
     monkeypatch.setattr(storage, "atomic_path", full_disk)
     with pytest.raises(WriteError) as info:
         train(config, data, on_epoch=after_epoch)
-    (name, tmp), = failed
+    ((name, tmp),) = failed
     message = str(info.value)
     assert message == f"{DISK_FULL.format(name)} (fer train --run {run.path})"
     assert "\n" not in message
@@ -173,8 +186,15 @@ def test_a_run_that_failed_on_a_write_shows_failed_and_why(tmp_path):
 
     from tests.test_jobs import dead_pid, fake_run
 
-    folder = fake_run(tmp_path, "full", status="running", epochs_done=1, epochs=3,
-                      job_pid=dead_pid(), job_started=time.time() - 60)
+    folder = fake_run(
+        tmp_path,
+        "full",
+        status="running",
+        epochs_done=1,
+        epochs=3,
+        job_pid=dead_pid(),
+        job_started=time.time() - 60,
+    )
     state = json.loads((folder / "state.json").read_text())
     state.update(status="failed", reason=DISK_FULL.format("last.keras"))
     (folder / "state.json").write_text(json.dumps(state))
@@ -184,7 +204,8 @@ def test_a_run_that_failed_on_a_write_shows_failed_and_why(tmp_path):
     assert status["epochs_done"] == 1  # the page offers Resume
     # The app's own job wrote the command line's error to train.log: not repeated.
     (folder / "train.log").write_text(
-        f"epoch 1/3\nerror: {DISK_FULL.format('last.keras')} (fer train --run {folder})\n")
+        f"epoch 1/3\nerror: {DISK_FULL.format('last.keras')} (fer train --run {folder})\n"
+    )
     assert run_status(folder)["log"].count("disk full") == 1
 
 
@@ -219,14 +240,20 @@ def test_training_page_shows_a_failed_run_and_its_reason(tmp_path, monkeypatch):
 def small_tmpfs(folder: Path, size: str):
     """``folder`` as a tmpfs of ``size``; always unmounted at the end."""
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (os.geteuid() != 0): the real full-disk "
-                    "test runs only as root")
+        pytest.skip(
+            "mounting a tmpfs needs root (os.geteuid() != 0): the real full-disk "
+            "test runs only as root"
+        )
     folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs",
-                              str(folder)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here, even as root (no CAP_SYS_ADMIN?): "
-                    f"{mounted.stderr.strip()}")
+        pytest.skip(
+            f"cannot mount a tmpfs here, even as root (no CAP_SYS_ADMIN?): {mounted.stderr.strip()}"
+        )
     try:
         yield folder
     finally:
@@ -235,8 +262,9 @@ def small_tmpfs(folder: Path, size: str):
 
 
 def remount(folder: Path, size: str) -> None:
-    subprocess.run(["mount", "-o", f"remount,size={size}", str(folder)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["mount", "-o", f"remount,size={size}", str(folder)], check=True, capture_output=True
+    )
 
 
 def fill(folder: Path, leave: int) -> Path:
@@ -247,7 +275,7 @@ def fill(folder: Path, leave: int) -> Path:
     with open(filler, "wb") as handle:
         block = b"\0" * (1 << 20)
         while size > 0:
-            size -= handle.write(block[:min(size, len(block))])
+            size -= handle.write(block[: min(size, len(block))])
     return filler
 
 
@@ -263,11 +291,11 @@ def test_a_real_full_disk_fails_the_run_with_one_line_and_it_resumes(tmp_path, c
     with small_tmpfs(tmp_path / "mnt", "16m") as mnt:
         config = tiny_config(mnt, "full", data_path=str(csv))
         run = Run(mnt / "full")
-        train(config, load_fer2013(csv),
-              should_stop=lambda: len(read_history(run.path)) >= 1)
+        train(config, load_fer2013(csv), should_stop=lambda: len(read_history(run.path)) >= 1)
         assert run.state()["epochs_done"] == 1
-        kept = {name: digest(run.file(name)) for name in ("best.keras", "last.keras",
-                                                          "history.csv")}
+        kept = {
+            name: digest(run.file(name)) for name in ("best.keras", "last.keras", "history.csv")
+        }
         fill(mnt, leave=192 << 10)
         capsys.readouterr()
         assert main(["train", "--run", str(run.path)]) == 2
@@ -358,7 +386,8 @@ def test_dataset_page_upload_on_a_full_disk_shows_a_message(tmp_path, monkeypatc
     try:
         at = page("app_pages/dataset.py")
         at.file_uploader(key="dataset_upload").set_value(
-            [("fer2013.csv", csv.read_bytes(), "text/csv")])
+            [("fer2013.csv", csv.read_bytes(), "text/csv")]
+        )
         at.run()
         assert_clean(at)
         assert "disk is full" in texts(at.error)

@@ -9,16 +9,18 @@ from tests.conftest import ROOT
 def test_model_page_is_generated_from_the_cards_and_bench():
     from bench.docs import PAGE, render
 
-    assert PAGE.read_text(encoding="utf-8") == render(), \
+    assert PAGE.read_text(encoding="utf-8") == render(), (
         "docs/model.md is out of date: run python -m bench.docs"
+    )
 
 
 def test_measured_blocks_of_other_pages_are_generated_from_bench():
     from bench.docs import pages
 
     for page, text in pages().items():
-        assert page.read_text(encoding="utf-8") == text, \
+        assert page.read_text(encoding="utf-8") == text, (
             f"{page.relative_to(ROOT)} is out of date: run python -m bench.docs"
+        )
 
 
 def test_a_block_without_its_markers_is_an_error():
@@ -26,8 +28,10 @@ def test_a_block_without_its_markers_is_an_error():
 
     from bench.docs import fill_blocks
 
-    assert fill_blocks("a\n<!-- bench:x -->\nold\n<!-- /bench:x -->\nb", {"x": ["new"]}) == \
-        "a\n<!-- bench:x -->\nnew\n<!-- /bench:x -->\nb"
+    assert (
+        fill_blocks("a\n<!-- bench:x -->\nold\n<!-- /bench:x -->\nb", {"x": ["new"]})
+        == "a\n<!-- bench:x -->\nnew\n<!-- /bench:x -->\nb"
+    )
     with pytest.raises(SystemExit, match="markers"):
         fill_blocks("no markers", {"x": ["new"]})
 

@@ -45,9 +45,14 @@ def generated():
 def test_find_flaws_on_generated_data():
     images, labels, usage, rows = generated()
     report = find_flaws(images, labels, usage, rows)
-    assert report.summary() == {"all_black": 2, "flat": 1, "duplicate_groups": 4,
-                                "duplicate_rows": 9, "cross_split_groups": 2,
-                                "conflicting_groups": 2}
+    assert report.summary() == {
+        "all_black": 2,
+        "flat": 1,
+        "duplicate_groups": 4,
+        "duplicate_rows": 9,
+        "cross_split_groups": 2,
+        "conflicting_groups": 2,
+    }
     assert report.all_black.tolist() == [110, 111]
     assert report.flat.tolist() == [112]
     groups = {tuple(g["rows"]): g for _, g in report.groups.iterrows()}
@@ -56,7 +61,10 @@ def test_find_flaws_on_generated_data():
     assert groups[(101, 114)]["labels"] == ["disgust", "sad"]
     assert groups[(101, 114)]["spans_splits"] and groups[(101, 114)]["conflicting_labels"]
     assert not groups[(100, 113)]["spans_splits"] and not groups[(100, 113)]["conflicting_labels"]
-    assert groups[(102, 115, 116)]["conflicting_labels"] and not groups[(102, 115, 116)]["spans_splits"]
+    assert (
+        groups[(102, 115, 116)]["conflicting_labels"]
+        and not groups[(102, 115, 116)]["spans_splits"]
+    )
     assert groups[(110, 111)]["all_black"] and groups[(110, 111)]["spans_splits"]
     flags = report.row_flags.set_index("row")
     assert set(flags.index) == {100, 101, 102, 110, 111, 112, 113, 114, 115, 116}
@@ -70,9 +78,14 @@ def test_find_flaws_clean_and_empty_data():
     images = rng.integers(0, 256, (20, 48, 48), dtype=np.uint8)
     labels = np.arange(20) % 7
     report = find_flaws(images, labels)  # no usage, no row numbers
-    assert report.summary() == {"all_black": 0, "flat": 0, "duplicate_groups": 0,
-                                "duplicate_rows": 0, "cross_split_groups": 0,
-                                "conflicting_groups": 0}
+    assert report.summary() == {
+        "all_black": 0,
+        "flat": 0,
+        "duplicate_groups": 0,
+        "duplicate_rows": 0,
+        "cross_split_groups": 0,
+        "conflicting_groups": 0,
+    }
     assert report.row_flags.empty
     empty = find_flaws(np.zeros((0, 48, 48), np.uint8), np.zeros(0, int), np.zeros(0, str))
     assert empty.summary()["duplicate_groups"] == 0
@@ -99,8 +112,10 @@ def test_class_counts_mean_faces_and_tiles():
     np.testing.assert_array_equal(sheet[1:97:2, 1:97:2], images[0])
 
 
-@pytest.mark.skipif(not os.environ.get("FER2013_PATH"),
-                    reason="FER2013_PATH is not set: the real-data check needs FER2013")
+@pytest.mark.skipif(
+    not os.environ.get("FER2013_PATH"),
+    reason="FER2013_PATH is not set: the real-data check needs FER2013",
+)
 def test_flaws_of_the_real_fer2013():
     from fer_core import load_fer2013
 
@@ -108,8 +123,20 @@ def test_flaws_of_the_real_fer2013():
     report = find_flaws(data.images, data.labels, data.usage, data.row_numbers)
     summary = report.summary()
     assert summary["all_black"] == 12
-    assert report.all_black.tolist() == [6458, 7629, 10423, 11286, 13148, 13402, 13988, 15894,
-                                         22198, 22927, 28601, 30002]
+    assert report.all_black.tolist() == [
+        6458,
+        7629,
+        10423,
+        11286,
+        13148,
+        13402,
+        13988,
+        15894,
+        22198,
+        22927,
+        28601,
+        30002,
+    ]
     assert 2171 in report.flat.tolist()
     assert summary["duplicate_groups"] == 1516
     assert summary["duplicate_rows"] == 3369

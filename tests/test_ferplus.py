@@ -33,17 +33,24 @@ def write_votes(path: Path, usage: list[str], votes: list[list[int]]) -> Path:
 def dataset(usage: list[str], labels: list[int]) -> Fer2013:
     n = len(usage)
     rng = np.random.default_rng(0)
-    return Fer2013(rng.integers(0, 256, (n, 48, 48), dtype=np.uint8), np.array(labels),
-                   np.array(usage), source="t.csv", row_numbers=np.arange(n))
+    return Fer2013(
+        rng.integers(0, 256, (n, 48, 48), dtype=np.uint8),
+        np.array(labels),
+        np.array(usage),
+        source="t.csv",
+        row_numbers=np.arange(n),
+    )
 
 
 #            neu hap sur sad ang dis fea con unk NF
-VOTES = [[0, 9, 0, 0, 0, 0, 0, 0, 1, 0],   # happy, clear
-         [4, 0, 0, 3, 0, 0, 0, 0, 3, 0],   # neutral plurality, no clear majority
-         [0, 0, 0, 0, 0, 0, 0, 0, 2, 8],   # not a face: leaves training
-         [1, 0, 0, 0, 3, 0, 0, 4, 2, 0],   # contempt wins: leaves training
-         [0, 0, 6, 0, 0, 0, 4, 0, 0, 0],   # surprise, clear (6 of 10)
-         [5, 0, 0, 5, 0, 0, 0, 0, 0, 0]]   # a tie: no clear majority
+VOTES = [
+    [0, 9, 0, 0, 0, 0, 0, 0, 1, 0],  # happy, clear
+    [4, 0, 0, 3, 0, 0, 0, 0, 3, 0],  # neutral plurality, no clear majority
+    [0, 0, 0, 0, 0, 0, 0, 0, 2, 8],  # not a face: leaves training
+    [1, 0, 0, 0, 3, 0, 0, 4, 2, 0],  # contempt wins: leaves training
+    [0, 0, 6, 0, 0, 0, 4, 0, 0, 0],  # surprise, clear (6 of 10)
+    [5, 0, 0, 5, 0, 0, 0, 0, 0, 0],
+]  # a tie: no clear majority
 USAGE = ["Training", "Training", "Training", "Training", "PublicTest", "PublicTest"]
 
 
@@ -80,12 +87,15 @@ def test_votes_must_describe_the_same_rows(tmp_path):
         load_ferplus(swapped, data)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("Usage,wrong\n", "header"),
-    (HEADER + "\nTraining,x.png,1,2,3\n", "fields"),
-    (HEADER + "\nSomewhere,x.png," + ",".join("1" * 10) + "\n", "unknown Usage"),
-    (HEADER + "\nTraining,x.png," + ",".join(["a"] * 10) + "\n", "not a whole number"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("Usage,wrong\n", "header"),
+        (HEADER + "\nTraining,x.png,1,2,3\n", "fields"),
+        (HEADER + "\nSomewhere,x.png," + ",".join("1" * 10) + "\n", "unknown Usage"),
+        (HEADER + "\nTraining,x.png," + ",".join(["a"] * 10) + "\n", "not a whole number"),
+    ],
+)
 def test_malformed_files_are_named_not_quoted(tmp_path, text, message):
     path = tmp_path / "bad.csv"
     path.write_text(text)
@@ -143,10 +153,17 @@ def test_training_on_crowd_votes_end_to_end(tmp_path, monkeypatch):
         row[8] = 10 - row[column]
         votes.append(row)
     ferplus = write_votes(tmp_path / "votes.csv", list(data.usage), votes)
-    config = TrainConfig(epochs=1, batch_size=16, labels="ferplus-votes",
-                         ferplus_path=str(ferplus), path_augment=True,
-                         runs_dir=str(tmp_path / "runs"), run_name="crowd",
-                         model_kwargs={"width": 8}, recalibrate_batch_norm=False)
+    config = TrainConfig(
+        epochs=1,
+        batch_size=16,
+        labels="ferplus-votes",
+        ferplus_path=str(ferplus),
+        path_augment=True,
+        runs_dir=str(tmp_path / "runs"),
+        run_name="crowd",
+        model_kwargs={"width": 8},
+        recalibrate_batch_norm=False,
+    )
     run = Run(train(config, data))
     assert run.best_model.is_file()
     state = run.state()
@@ -154,8 +171,7 @@ def test_training_on_crowd_votes_end_to_end(tmp_path, monkeypatch):
     assert run.config()["labels"] == "ferplus-votes"
 
 
-def test_evaluate_leaves_out_the_servers_votes_for_another_dataset(tmp_path, monkeypatch,
-                                                                    capsys):
+def test_evaluate_leaves_out_the_servers_votes_for_another_dataset(tmp_path, monkeypatch, capsys):
     """$FERPLUS_PATH describes the server's FER2013; `fer evaluate` on another dataset (the
     Training page's evaluation of a run on the user's CSV) goes on without the crowd, with a
     note. A file given with --ferplus must fit: a clear error, exit 2."""
@@ -167,12 +183,16 @@ def test_evaluate_leaves_out_the_servers_votes_for_another_dataset(tmp_path, mon
     monkeypatch.setenv("FERPLUS_PATH", str(other))
     assert main(["evaluate", "--data", str(csv), "--split", "PublicTest"]) == 0
     captured = capsys.readouterr()
-    assert "note: not measuring agreement with the crowd: FERPLUS_PATH does not fit" in \
-        captured.err and "not the same release" in captured.err
+    assert (
+        "note: not measuring agreement with the crowd: FERPLUS_PATH does not fit" in captured.err
+        and "not the same release" in captured.err
+    )
     assert "accuracy" in captured.out
     monkeypatch.delenv("FERPLUS_PATH")
-    assert main(["evaluate", "--data", str(csv), "--split", "PublicTest",
-                 "--ferplus", str(other)]) == 2
+    assert (
+        main(["evaluate", "--data", str(csv), "--split", "PublicTest", "--ferplus", str(other)])
+        == 2
+    )
     assert "error: other.csv has 5 rows" in capsys.readouterr().err
 
 
@@ -194,7 +214,8 @@ def test_real_ferplus_matches_the_published_facts(fer2013_path):
     votes = load_ferplus(path, data)
     report = disagreement(data, votes)["PrivateTest"]
     assert report["clear_faces"] == 2720
-    assert report["label_matches_majority"] / report["clear_faces"] == pytest.approx(0.722,
-                                                                                     abs=0.001)
+    assert report["label_matches_majority"] / report["clear_faces"] == pytest.approx(
+        0.722, abs=0.001
+    )
     assert int(duplicates_of_training(data, "PrivateTest").sum()) == 288
     assert isinstance(votes, FerPlus) and len(votes) == 35887

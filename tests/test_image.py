@@ -60,7 +60,9 @@ def test_exif_rotation_is_applied(rgb):
     assert out.shape == (60, 40, 3)
 
 
-@pytest.mark.parametrize("payload", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\0" * 20])
+@pytest.mark.parametrize(
+    "payload", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\0" * 20]
+)
 def test_rejects_garbage(payload):
     with pytest.raises(ImageError):
         read_image(payload)

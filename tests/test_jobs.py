@@ -59,8 +59,14 @@ def wait_until(condition, timeout_s: float, what: str):
 
 
 def test_estimate_eta_from_batch_rate_and_epoch_length():
-    progress = {"epoch": 2, "epochs": 5, "batch": 10, "steps": 40, "epoch_started": 100.0,
-                "updated": 120.0}
+    progress = {
+        "epoch": 2,
+        "epochs": 5,
+        "batch": 10,
+        "steps": 40,
+        "epoch_started": 100.0,
+        "updated": 120.0,
+    }
     history = [{"epoch": 1, "seconds": 100.0}]
     # This epoch: 30 batches at 2 s, plus validation (100 - 40 * 2 = 20 s); then 3 x 100 s.
     assert estimate_eta(progress, history, now=120.0) == pytest.approx(60 + 20 + 300)
@@ -69,28 +75,54 @@ def test_estimate_eta_from_batch_rate_and_epoch_length():
     assert estimate_eta(progress, [], now=120.0) == pytest.approx(60 + 8 + 3 * 88)
     # The epoch's row is already written: only the later epochs remain.
     done = {**progress, "batch": 40, "updated": 180.0}
-    assert estimate_eta(done, history + [{"epoch": 2, "seconds": 100.0}], now=180.0) == \
-        pytest.approx(300)
+    assert estimate_eta(
+        done, history + [{"epoch": 2, "seconds": 100.0}], now=180.0
+    ) == pytest.approx(300)
     assert estimate_eta(None, history) is None
     assert estimate_eta({"epoch": 1}, history) is None
 
 
-def fake_run(runs: Path, name: str, *, status="finished", epochs_done=2, epochs=2,
-             job_pid=None, job_started=None, updated=None) -> Path:
+def fake_run(
+    runs: Path,
+    name: str,
+    *,
+    status="finished",
+    epochs_done=2,
+    epochs=2,
+    job_pid=None,
+    job_started=None,
+    updated=None,
+) -> Path:
     folder = runs / name
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"architecture": "cnn_gru",
-                                                    "epochs": epochs, "batch_size": 64}))
+    (folder / "config.json").write_text(
+        json.dumps({"architecture": "cnn_gru", "epochs": epochs, "batch_size": 64})
+    )
     rows = ["epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds"]
     rows += [f"{e},1.5,0.4,1.6,0.38,0.001,12.5" for e in range(1, epochs_done + 1)]
     (folder / "history.csv").write_text("\n".join(rows) + "\n")
-    (folder / "state.json").write_text(json.dumps({
-        "epochs_done": epochs_done, "epochs": epochs, "best_val_accuracy": 0.38,
-        "best_epoch": epochs_done, "status": status, "updated": updated or time.time()}))
+    (folder / "state.json").write_text(
+        json.dumps(
+            {
+                "epochs_done": epochs_done,
+                "epochs": epochs,
+                "best_val_accuracy": 0.38,
+                "best_epoch": epochs_done,
+                "status": status,
+                "updated": updated or time.time(),
+            }
+        )
+    )
     if job_pid is not None:
-        (folder / "job.json").write_text(json.dumps({
-            "pid": job_pid, "started": job_started or time.time() - 5,
-            "command": ["python", "-m", "fer_core", "train", "--epochs", str(epochs)]}))
+        (folder / "job.json").write_text(
+            json.dumps(
+                {
+                    "pid": job_pid,
+                    "started": job_started or time.time() - 5,
+                    "command": ["python", "-m", "fer_core", "train", "--epochs", str(epochs)],
+                }
+            )
+        )
     return folder
 
 
@@ -106,12 +138,28 @@ def test_run_status_phases_from_files(tmp_path):
     assert finished["epochs_done"] == 2 and finished["overall_fraction"] == 1.0
     assert [row["epoch"] for row in finished["history"]] == [1.0, 2.0]
     # A process that died while its state says "running": interrupted (resumable).
-    crashed = run_status(fake_run(tmp_path, "crashed", status="running", epochs_done=1,
-                                  epochs=3, job_pid=dead_pid(), job_started=time.time() - 60))
+    crashed = run_status(
+        fake_run(
+            tmp_path,
+            "crashed",
+            status="running",
+            epochs_done=1,
+            epochs=3,
+            job_pid=dead_pid(),
+            job_started=time.time() - 60,
+        )
+    )
     assert crashed["phase"] == "interrupted" and crashed["overall_fraction"] == pytest.approx(1 / 3)
     # A job that ended before training started (nothing fresh in state.json): failed.
-    failed = fake_run(tmp_path, "failed", status="stopped", epochs_done=1, epochs=3,
-                      job_pid=dead_pid(), updated=time.time() - 3600)
+    failed = fake_run(
+        tmp_path,
+        "failed",
+        status="stopped",
+        epochs_done=1,
+        epochs=3,
+        job_pid=dead_pid(),
+        updated=time.time() - 3600,
+    )
     (failed / "train.log").write_text("loading\rloading 50%\rerror: bad CSV row\n")
     status = run_status(failed)
     assert status["phase"] == "failed" and status["log"].endswith("error: bad CSV row")
@@ -169,14 +217,27 @@ def test_train_evaluate_activate_and_go_back(tmp_path):
     evaluation, making it the app's model, and going back to the shipped model."""
     data = write_fer_csv(tmp_path / "fer.csv")
     runs = tmp_path / "runs"
-    job = start_training(_config(data, runs, "tiny", architecture="mini_xception", epochs=2,
-                                 batch_size=16, learning_rate=0.01))
+    job = start_training(
+        _config(
+            data,
+            runs,
+            "tiny",
+            architecture="mini_xception",
+            epochs=2,
+            batch_size=16,
+            learning_rate=0.01,
+        )
+    )
     run_dir = runs / "tiny"
     assert json.loads((run_dir / "job.json").read_text())["pid"] == job["pid"]
     assert run_status(run_dir)["config"]["architecture"] == "mini_xception"  # before config.json
-    status = wait_until(lambda: (lambda s: s if s["phase"] not in ("starting", "training",
-                                                                   "stopping") else None)(
-        run_status(run_dir)), 600, "training to finish")
+    status = wait_until(
+        lambda: (lambda s: s if s["phase"] not in ("starting", "training", "stopping") else None)(
+            run_status(run_dir)
+        ),
+        600,
+        "training to finish",
+    )
     assert status["phase"] == "finished", status["log"]
     assert status["epochs_done"] == 2 and len(status["history"]) == 2
     assert set(status["history"][0]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
@@ -186,8 +247,11 @@ def test_train_evaluate_activate_and_go_back(tmp_path):
     start_evaluation(run_dir, data)
     with pytest.raises(ConfigError):
         start_evaluation(run_dir, data)  # already running
-    evaluation = wait_until(lambda: (lambda e: e if e["phase"] != "running" else None)(
-        evaluation_status(run_dir)), 600, "the evaluation to finish")
+    evaluation = wait_until(
+        lambda: (lambda e: e if e["phase"] != "running" else None)(evaluation_status(run_dir)),
+        600,
+        "the evaluation to finish",
+    )
     assert evaluation["phase"] == "done", evaluation["log"]
     assert evaluation["report"]["split"] == "PublicTest" and evaluation["report"]["n"] == 42
     assert (run_dir / "best.card.json").is_file()
@@ -227,8 +291,9 @@ def test_a_run_started_elsewhere_is_followed_by_its_command_line(tmp_path):
     state.json: its process is found by its command line instead."""
     runs = tmp_path / "runs"
     run_dir = fake_run(runs, "cli-run", status="running", epochs_done=1, epochs=4)
-    process = stand_in("-m", "fer_core", "train", "--name", "cli-run", "--runs-dir", "runs",
-                       cwd=str(tmp_path))
+    process = stand_in(
+        "-m", "fer_core", "train", "--name", "cli-run", "--runs-dir", "runs", cwd=str(tmp_path)
+    )
     try:
         status = run_status(run_dir)
         assert status["phase"] == "training" and status["pid"] == process.pid
@@ -250,8 +315,15 @@ def test_a_terminal_run_in_fer_runs_dir_is_found_by_its_command_line(tmp_path):
     runs = tmp_path / "shared-runs"
     run_dir = fake_run(runs, "cli-run", status="running", epochs_done=1, epochs=4)
     (tmp_path / "cwd").mkdir()
-    process = stand_in("-m", "fer_core", "train", "--name", "cli-run", cwd=str(tmp_path / "cwd"),
-                       env={**os.environ, "FER_RUNS_DIR": str(runs)})
+    process = stand_in(
+        "-m",
+        "fer_core",
+        "train",
+        "--name",
+        "cli-run",
+        cwd=str(tmp_path / "cwd"),
+        env={**os.environ, "FER_RUNS_DIR": str(runs)},
+    )
     try:
         assert find_training_process(run_dir) == process.pid
         assert run_status(run_dir)["phase"] == "training"
@@ -269,9 +341,19 @@ def test_resume_keeps_the_runs_own_settings_and_its_finished_epochs(tmp_path):
     data = write_fer_csv(tmp_path / "fer.csv", per_class=12)
     runs = tmp_path / "runs"
     epochs = 6
-    config = _config(data, runs, "settings", architecture="mini_xception", epochs=epochs,
-                     batch_size=16, schedule="constant", swa_start=2, warmup_epochs=0,
-                     learning_rate=0.0007, recalibrate_batch_norm=False)
+    config = _config(
+        data,
+        runs,
+        "settings",
+        architecture="mini_xception",
+        epochs=epochs,
+        batch_size=16,
+        schedule="constant",
+        swa_start=2,
+        warmup_epochs=0,
+        learning_rate=0.0007,
+        recalibrate_batch_norm=False,
+    )
     job = start_training(config)
     run_dir = runs / "settings"
     written = json.loads((run_dir / "config.json").read_text())
@@ -287,9 +369,13 @@ def test_resume_keeps_the_runs_own_settings_and_its_finished_epochs(tmp_path):
 
     resumed = resume_training(run_dir)
     assert resumed["command"][-2:] == ["--run", str(run_dir.resolve())]  # no settings passed
-    status = wait_until(lambda: (lambda s: s if s["phase"] not in ("starting", "training",
-                                                                   "stopping") else None)(
-        run_status(run_dir)), 600, "the resumed run to finish")
+    status = wait_until(
+        lambda: (lambda s: s if s["phase"] not in ("starting", "training", "stopping") else None)(
+            run_status(run_dir)
+        ),
+        600,
+        "the resumed run to finish",
+    )
     assert status["phase"] == "finished", status["log"]
     assert json.loads((run_dir / "config.json").read_text()) == written
     history = read_history(run_dir)
@@ -298,8 +384,8 @@ def test_resume_keeps_the_runs_own_settings_and_its_finished_epochs(tmp_path):
     assert [("swa_val_accuracy" in row) for row in history] == [False] + [True] * (epochs - 1)
     # The epochs before the stop are the same rows, byte for byte: a restart from scratch
     # would have trained them again and rewritten them (their loss and time would differ).
-    assert (run_dir / "history.csv").read_text().splitlines()[:done + 1] == before
-    resumed_log = (run_dir / "train.log").read_text()[len(log_before):]
+    assert (run_dir / "history.csv").read_text().splitlines()[: done + 1] == before
+    resumed_log = (run_dir / "train.log").read_text()[len(log_before) :]
     assert f"epoch {done:3d}/{epochs}" not in resumed_log
     assert f"epoch {done + 1:3d}/{epochs}" in resumed_log
     state = json.loads((run_dir / "state.json").read_text())
@@ -369,8 +455,15 @@ def test_at_most_the_configured_number_of_runs_train_at_once(tmp_path, monkeypat
 def test_eta_is_measured_after_the_first_batch_which_builds_the_graph():
     """Bug 4: the ETA jumped from 11 to 2 minutes, the first batch's seconds of graph building
     being counted as the batch rate."""
-    progress = {"epoch": 1, "epochs": 3, "batch": 11, "steps": 40, "epoch_started": 100.0,
-                "first_batch_end": 110.0, "updated": 120.0}
+    progress = {
+        "epoch": 1,
+        "epochs": 3,
+        "batch": 11,
+        "steps": 40,
+        "epoch_started": 100.0,
+        "first_batch_end": 110.0,
+        "updated": 120.0,
+    }
     # 1 s a batch after the first: 29 batches + 10% validation, then 2 epochs of 44 s.
     assert estimate_eta(progress, [], now=120.0) == pytest.approx(29 + 4 + 2 * 44)
     assert estimate_eta({**progress, "batch": 1, "updated": 110.0}, [], now=110.0) is None
@@ -386,16 +479,24 @@ def test_a_new_epoch_reports_batch_zero_before_its_first_batch(tmp_path):
 
     run = Run(tmp_path / "r")
     run.path.mkdir()
-    callback = RunCallback(run, SimpleNamespace(schedule="none", epochs=3), None, [], None,
-                            {"on_batch": None, "should_stop": None}, 40)
+    callback = RunCallback(
+        run,
+        SimpleNamespace(schedule="none", epochs=3),
+        None,
+        [],
+        None,
+        {"on_batch": None, "should_stop": None},
+        40,
+    )
     callback.on_epoch_begin(0)
     first = run.progress()
     assert first["epoch"] == 1 and first["batch"] == 0 and first["steps"] == 40
     callback.on_train_batch_end(0)
     after = run.progress()
     assert after["batch"] == 1 and after["first_batch_end"] >= first["epoch_started"]
-    (run.path / "state.json").write_text(json.dumps({"status": "running", "epochs": 3,
-                                                     "updated": time.time()}))
+    (run.path / "state.json").write_text(
+        json.dumps({"status": "running", "epochs": 3, "updated": time.time()})
+    )
     status = run_status(run.path)
     assert status["progress"] is not None  # so the page shows the epoch's progress bar
 
@@ -406,7 +507,7 @@ def test_evaluation_progress_and_eta_from_its_log():
     from fer_core.status import evaluation_progress
 
     assert evaluation_progress("", 100.0, now=101.0)["fraction"] == 0.0
-    log = ("$ python -m fer_core evaluate\nloading FER2013:  50.0%  Read 17,000 rows\n")
+    log = "$ python -m fer_core evaluate\nloading FER2013:  50.0%  Read 17,000 rows\n"
     half_loaded = evaluation_progress(log, 100.0, now=117.5)
     assert half_loaded["fraction"] == pytest.approx(0.175)
     assert half_loaded["eta_seconds"] == pytest.approx(17.5 / 0.175 * 0.825)
@@ -440,8 +541,9 @@ def test_an_evaluation_can_be_cancelled(tmp_path):
     # Stands in for `python -m fer_core evaluate` (its command line names fer_core).
     sleeper = stand_in("-m", "fer_core", "evaluate", start_new_session=True)
     try:
-        (run / EVAL_JOB).write_text(json.dumps({"kind": "evaluate", "pid": sleeper.pid,
-                                                "started": time.time()}))
+        (run / EVAL_JOB).write_text(
+            json.dumps({"kind": "evaluate", "pid": sleeper.pid, "started": time.time()})
+        )
         running = evaluation_status(run)
         assert running["phase"] == "running" and running["progress"]["fraction"] == 0.0
         assert stop_evaluation(run) == "terminated"

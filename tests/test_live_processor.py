@@ -45,6 +45,7 @@ def box_pixels(rgb: np.ndarray) -> int:
 def processor_factory():
     def make(**kwargs):
         return LiveProcessor(None, **kwargs)
+
     return make
 
 
@@ -151,13 +152,20 @@ def test_rtc_configuration_is_local_by_default_and_reads_the_environment():
     assert rtc_configuration({ICE_SERVERS_ENV: "  "}) == {"iceServers": []}
     stun = rtc_configuration({ICE_SERVERS_ENV: '[{"urls": ["stun:stun.example.org:3478"]}]'})
     assert stun == {"iceServers": [{"urls": ["stun:stun.example.org:3478"]}]}
-    turn = rtc_configuration({ICE_SERVERS_ENV: '[{"urls": "turn:t.example.org:3478", '
-                                                '"username": "u", "credential": "p"}]'})
-    assert turn == {"iceServers": [{"urls": ["turn:t.example.org:3478"], "username": "u",
-                                    "credential": "p"}]}
+    turn = rtc_configuration(
+        {
+            ICE_SERVERS_ENV: '[{"urls": "turn:t.example.org:3478", '
+            '"username": "u", "credential": "p"}]'
+        }
+    )
+    assert turn == {
+        "iceServers": [{"urls": ["turn:t.example.org:3478"], "username": "u", "credential": "p"}]
+    }
     plain = rtc_configuration({ICE_SERVERS_ENV: '["stun:a.example.org", "stun:b.example.org"]'})
-    assert [s["urls"] for s in plain["iceServers"]] == [["stun:a.example.org"],
-                                                         ["stun:b.example.org"]]
+    assert [s["urls"] for s in plain["iceServers"]] == [
+        ["stun:a.example.org"],
+        ["stun:b.example.org"],
+    ]
     wrapped = rtc_configuration({ICE_SERVERS_ENV: '{"iceServers": [{"urls": "stun:x.org"}]}'})
     assert wrapped == {"iceServers": [{"urls": ["stun:x.org"]}]}
     for bad in ("not json", '{"urls": "stun:x"}', '[{"username": "u"}]', '["http://x.org"]'):
@@ -209,8 +217,14 @@ def test_the_heading_names_the_most_confident_face_and_the_bars_say_what_they_le
     from app_lib.live import LiveSnapshot, bar_faces
 
     def face(face_id, size, confidence):
-        return {"face_id": face_id, "box": (10 * face_id, 10, size, size), "label": "happy",
-                "confidence": confidence, "probs": [0.0] * 7, "shown": "happy"}
+        return {
+            "face_id": face_id,
+            "box": (10 * face_id, 10, size, size),
+            "label": "happy",
+            "confidence": confidence,
+            "probs": [0.0] * 7,
+            "shown": "happy",
+        }
 
     close_but_unsure = face(1, 300, 0.35)
     snapshot = LiveSnapshot(faces=[close_but_unsure, face(2, 60, 0.9), face(3, 60, 0.5)])

@@ -70,7 +70,11 @@ def test_a_recording_has_a_row_per_face_per_frame_in_the_video_columns():
     assert (parsed[2]["face_id"], parsed[2]["x"], parsed[2]["uncertain"]) == ("2", "300", "False")
     assert recorder.csv_bytes() is recorder.csv_bytes()  # formatted once, not every refresh
     document = json.loads(recorder.json_bytes())
-    assert document["frames"] == 6 and document["rows"] == rows and not document["stopped_because_full"]
+    assert (
+        document["frames"] == 6
+        and document["rows"] == rows
+        and not document["stopped_because_full"]
+    )
 
 
 def test_a_recording_stops_at_its_bound_and_keeps_what_it_has():

@@ -22,16 +22,47 @@ def _start_pair(fer2013_path, runs, trace, epochs, **env_extra):
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     processes = []
     for index in range(2):
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "FER_TRACE_WEIGHTS": str(trace),
-               **env_extra,
-               "TF_CONFIG": json.dumps({"cluster": cluster,
-                                        "task": {"type": "worker", "index": index}})}
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "fer_core", "train", "--data", str(fer2013_path),
-             "-a", "mini_xception", "--epochs", str(epochs), "--subset", "400",
-             "--val-subset", "200", "--batch-size", "32", "--runs-dir", str(runs),
-             "--name", "pair", "--no-recalibrate"],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "FER_TRACE_WEIGHTS": str(trace),
+            **env_extra,
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
+        }
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "fer_core",
+                    "train",
+                    "--data",
+                    str(fer2013_path),
+                    "-a",
+                    "mini_xception",
+                    "--epochs",
+                    str(epochs),
+                    "--subset",
+                    "400",
+                    "--val-subset",
+                    "200",
+                    "--batch-size",
+                    "32",
+                    "--runs-dir",
+                    str(runs),
+                    "--name",
+                    "pair",
+                    "--no-recalibrate",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     return processes
 
 
@@ -55,8 +86,9 @@ def _wait_for_second_epoch(run, trace, processes):
 
     deadline = time.time() + 600
     while time.time() < deadline:
-        if read_history(run) and any(int(epoch) == 2 and int(step) >= 2
-                                     for epoch, step, _ in _trace(trace, 0)):
+        if read_history(run) and any(
+            int(epoch) == 2 and int(step) >= 2 for epoch, step, _ in _trace(trace, 0)
+        ):
             return
         if any(process.poll() is not None for process in processes):
             return
@@ -65,8 +97,9 @@ def _wait_for_second_epoch(run, trace, processes):
 
 def _trace(trace, index):
     path = trace / f"worker{index}.csv"
-    return [tuple(line.split(",")) for line in path.read_text().splitlines()] \
-        if path.is_file() else []
+    return (
+        [tuple(line.split(",")) for line in path.read_text().splitlines()] if path.is_file() else []
+    )
 
 
 def test_two_workers_stop_together_and_resume_in_step(fer2013_path, tmp_path):

@@ -39,19 +39,57 @@ def installed(tmp_path_factory):
     source = work / "src"
     _copy_checkout(source)
     wheels = work / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--no-index", "-q", "-w", str(wheels), str(source)], check=True,
-                   capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(wheels),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     wheel = next(wheels.glob("fer_dashboard-*.whl"))
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    site = Path(subprocess.run([str(venv / "bin" / "python"), "-c",
-                                "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     (site / "_deps_from_test_venv.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps",
-                    "--no-index", "-q", str(wheel)], check=True, capture_output=True, text=True,
-                   timeout=300)
+    subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     outside = work / "elsewhere"
     outside.mkdir()
     return {"venv": venv, "wheel": wheel, "cwd": outside}
@@ -61,8 +99,9 @@ def _run(installed, *args, timeout=300):
     # No PYTHON* variable of the test run (a search path would reach the checkout).
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    return subprocess.run(args, cwd=installed["cwd"], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        args, cwd=installed["cwd"], env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_wheel_carries_every_package_and_data_file(installed):
@@ -72,22 +111,29 @@ def test_wheel_carries_every_package_and_data_file(installed):
     packages = {str(p.parent.relative_to(ROOT)) for p in (ROOT / "fer_core").rglob("__init__.py")}
     for package in packages:
         assert f"{package}/__init__.py" in names, f"{package} is missing from the wheel"
-    for required in ("fer_core/shipped/cnn_gru.keras", "fer_core/shipped/cnn_gru.tflite",
-                     "fer_core/shipped/cnn_gru.card.json",
-                     "fer_core/shipped/cnn_gru_fer2013.keras",
-                     "fer_core/shipped/cnn_gru_fer2013.tflite",
-                     "fer_core/shipped/cnn_gru_fer2013.card.json",
-                     "fer_core/faces/models/face_detection_short_range.tflite",
-                     "fer_core/faces/models/face_detection_full_range.tflite",
-                     "fer_core/faces/models/LICENSE"):
+    for required in (
+        "fer_core/shipped/cnn_gru.keras",
+        "fer_core/shipped/cnn_gru.tflite",
+        "fer_core/shipped/cnn_gru.card.json",
+        "fer_core/shipped/cnn_gru_fer2013.keras",
+        "fer_core/shipped/cnn_gru_fer2013.tflite",
+        "fer_core/shipped/cnn_gru_fer2013.card.json",
+        "fer_core/faces/models/face_detection_short_range.tflite",
+        "fer_core/faces/models/face_detection_full_range.tflite",
+        "fer_core/faces/models/LICENSE",
+    ):
         assert required in names
 
 
 def test_import_from_outside_the_checkout(installed):
     python = str(installed["venv"] / "bin" / "python")
-    out = _run(installed, python, "-c",
-               "import fer_core, json; print(json.dumps({'file': fer_core.__file__, "
-               "'version': fer_core.__version__}))")
+    out = _run(
+        installed,
+        python,
+        "-c",
+        "import fer_core, json; print(json.dumps({'file': fer_core.__file__, "
+        "'version': fer_core.__version__}))",
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     info = json.loads(out.stdout.strip().splitlines()[-1])
     assert str(installed["venv"]) in info["file"] and str(ROOT) not in info["file"]
@@ -98,15 +144,17 @@ def test_import_from_outside_the_checkout(installed):
 
 def test_declared_dependencies_are_what_it_imports(installed):
     python = str(installed["venv"] / "bin" / "python")
-    script = ("from importlib.metadata import requires, version\n"
-              "from packaging.requirements import Requirement\n"
-              "bad = []\n"
-              "for text in requires('fer-dashboard'):\n"
-              "    r = Requirement(text)\n"
-              "    if r.marker is not None: continue\n"
-              "    if not r.specifier.contains(version(r.name), prereleases=True):\n"
-              "        bad.append(f'{r} (installed {version(r.name)})')\n"
-              "print(bad)\n")
+    script = (
+        "from importlib.metadata import requires, version\n"
+        "from packaging.requirements import Requirement\n"
+        "bad = []\n"
+        "for text in requires('fer-dashboard'):\n"
+        "    r = Requirement(text)\n"
+        "    if r.marker is not None: continue\n"
+        "    if not r.specifier.contains(version(r.name), prereleases=True):\n"
+        "        bad.append(f'{r} (installed {version(r.name)})')\n"
+        "print(bad)\n"
+    )
     out = _run(installed, python, "-c", script)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
@@ -124,8 +172,9 @@ def test_fer_help_and_predict_with_both_detectors(installed, tmp_path):
     Image.fromarray(data.astronaut()).save(photo)
     for detector in ("haar", "blazeface"):
         out_file = tmp_path / f"{detector}.json"
-        result = _run(installed, fer, "predict", str(photo), "--detector", detector,
-                      "--out", str(out_file))
+        result = _run(
+            installed, fer, "predict", str(photo), "--detector", detector, "--out", str(out_file)
+        )
         assert result.returncode == 0, result.stderr[-2000:]
         rows = json.loads(out_file.read_text())
         faces = [row for row in rows if row.get("label")]

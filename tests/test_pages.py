@@ -101,9 +101,11 @@ def _pct(value) -> str:
 
 def _path_end_to_end(card: dict, labels: str, detector: str) -> float:
     rows = card["whole_path"][labels]["rows"]
-    return next(r["end_to_end"] for r in rows if (r["detector"], r["preset"],
-                                                   r.get("variant", "plain"))
-                == (detector, "photo", "plain"))
+    return next(
+        r["end_to_end"]
+        for r in rows
+        if (r["detector"], r["preset"], r.get("variant", "plain")) == (detector, "photo", "plain")
+    )
 
 
 @pytest.mark.parametrize("detector", ["haar", "blazeface"])
@@ -124,7 +126,8 @@ def test_home_shows_crop_and_whole_path_numbers_from_the_card(app_env, detector)
     path_split = card["whole_path"]["ferplus-majority"]["split"]
     name = {"haar": "Haar", "blazeface": "BlazeFace"}[detector]
     assert metrics[f"Whole path, {name} ({path_split})"] == _pct(
-        _path_end_to_end(card, "ferplus-majority", detector))
+        _path_end_to_end(card, "ferplus-majority", detector)
+    )
     shown = texts(at.markdown)
     assert _pct(card["test"]["accuracy"]) in shown  # FER2013's labels, one sentence
     assert _pct(_path_end_to_end(card, "fer2013", detector)) in shown
@@ -132,12 +135,16 @@ def test_home_shows_crop_and_whole_path_numbers_from_the_card(app_env, detector)
     sidebar = texts(at.sidebar.markdown)
     assert "Active model" in sidebar and "cnn_gru" in sidebar and "shipped default" in sidebar
     side = {m.label: m.value for m in at.sidebar.metric}
-    assert side == {f"Agrees with people ({split})": _pct(crowd["majority_agreement"]),
-                    f"FER2013 labels ({split})": _pct(card["test"]["accuracy"])}
+    assert side == {
+        f"Agrees with people ({split})": _pct(crowd["majority_agreement"]),
+        f"FER2013 labels ({split})": _pct(card["test"]["accuracy"]),
+    }
 
 
-@pytest.mark.parametrize("page", ["app_pages/model.py", "app_pages/training.py",
-                                  "app_pages/upload.py", "app_pages/dataset.py"])
+@pytest.mark.parametrize(
+    "page",
+    ["app_pages/model.py", "app_pages/training.py", "app_pages/upload.py", "app_pages/dataset.py"],
+)
 def test_every_page_renders(app_env, page):
     at = run_page(page)
     assert_clean(at)
@@ -156,7 +163,8 @@ def test_no_old_style_pages_folder():
     app.py's navigation and sidebar) when the first visit goes to a page URL."""
     folder = ROOT / "pages"
     assert not (folder.is_dir() and any(folder.glob("*.py"))), (
-        "keep the app's pages in app_pages/, not pages/ (see app.py)")
+        "keep the app's pages in app_pages/, not pages/ (see app.py)"
+    )
 
 
 def test_active_model_that_fails_falls_back_to_the_shipped_one(app_env):
@@ -199,11 +207,13 @@ def test_model_card_shows_calibration_read_from_the_card(app_env):
 def test_upload_photos_each_get_a_result_or_a_message(app_env):
     at = run_page("app_pages/upload.py")
     assert texts(at.info).startswith("Drop photos")
-    at.file_uploader[0].set_value([
-        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png"),
-        ("broken.jpg", b"\xff\xd8\xff\xe0 truncated", "image/jpeg"),
-        ("wall.png", png_bytes(np.full((120, 160, 3), 200, np.uint8)), "image/png"),
-    ])
+    at.file_uploader[0].set_value(
+        [
+            ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png"),
+            ("broken.jpg", b"\xff\xd8\xff\xe0 truncated", "image/jpeg"),
+            ("wall.png", png_bytes(np.full((120, 160, 3), 200, np.uint8)), "image/png"),
+        ]
+    )
     at.run()
     assert_clean(at)
     assert "broken.jpg" in texts(at.error) and len(at.error) == 1
@@ -226,8 +236,7 @@ def test_upload_video_gives_timeline_and_segments(app_env):
     path = writer.close()
     at = run_page("app_pages/upload.py")
     at.number_input(key="video_every").set_value(2)
-    at.file_uploader[0].set_value(
-        [(f"clip{path.suffix}", path.read_bytes(), writer.mime)])
+    at.file_uploader[0].set_value([(f"clip{path.suffix}", path.read_bytes(), writer.mime)])
     at.run()
     assert_clean(at)
     assert not at.error, texts(at.error)
@@ -317,17 +326,18 @@ def test_dataset_page_shows_where_fer2013_and_the_crowd_disagree(app_env, monkey
     table = at.dataframe[-1].value
     public = table[table["split"] == "PublicTest"].iloc[0]
     assert public["faces"] == "21" and public["clear majority"] == "21"
-    expected = sum(1 for i, u in enumerate(usage) if u == "PublicTest"
-                   and (i % 3 != 0 or labels[i] == 6))
+    expected = sum(
+        1 for i, u in enumerate(usage) if u == "PublicTest" and (i % 3 != 0 or labels[i] == 6)
+    )
     assert public["FER2013 label = majority"].startswith(f"{expected:,} ")
     at.selectbox(key="crowd_split").set_value("PublicTest").run()
     at.selectbox(key="crowd_fer_class").set_value("angry").run()
     at.selectbox(key="crowd_crowd_class").set_value("neutral").run()
     assert_clean(at)
-    wanted = sum(1 for i, u in enumerate(usage) if u == "PublicTest" and labels[i] == 0
-                 and i % 3 == 0)
-    assert (f"{wanted:,} PublicTest faces labelled angry by FER2013 and neutral"
-            in texts(at.caption))
+    wanted = sum(
+        1 for i, u in enumerate(usage) if u == "PublicTest" and labels[i] == 0 and i % 3 == 0
+    )
+    assert f"{wanted:,} PublicTest faces labelled angry by FER2013 and neutral" in texts(at.caption)
     # A FER+ file that describes other rows is refused with a message, never a traceback:
     # the server's (FERPLUS_PATH) as a warning (it was given for another dataset than the one
     # loaded), one typed on the page as an error.
@@ -359,8 +369,9 @@ def test_dataset_page_reports_a_bad_path(app_env, monkeypatch):
     assert "does not start with FER2013's header line" in texts(at.error).replace("\\", "")
 
 
-@pytest.mark.skipif(not REAL_FER2013, reason="FER2013_PATH is not set: the real-data page "
-                                             "check needs FER2013")
+@pytest.mark.skipif(
+    not REAL_FER2013, reason="FER2013_PATH is not set: the real-data page check needs FER2013"
+)
 def test_dataset_page_on_the_real_fer2013(app_env, monkeypatch):
     monkeypatch.setenv("FER_DATA_DIRS", str(Path(REAL_FER2013).resolve().parent))
     at = AppTest.from_file(APP, default_timeout=300)
@@ -373,27 +384,58 @@ def test_dataset_page_on_the_real_fer2013(app_env, monkeypatch):
     assert metrics["Images"] == "35,887" and metrics["Rows skipped"] == "0"
     assert metrics["All-black images"] == "12" and metrics["Duplicate groups"] == "1,516"
     assert metrics["Across splits"] == "557" and metrics["Conflicting labels"] == "57"
-    assert ("far from balanced in this data: happy is 25.0% of the images and disgust 1.5%"
-            in texts(at.caption)), texts(at.caption)
+    assert "far from balanced in this data: happy is 25.0% of the images and disgust 1.5%" in texts(
+        at.caption
+    ), texts(at.caption)
 
 
 def fake_finished_run(runs: Path, name: str) -> Path:
     folder = runs / name
     folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({
-        "architecture": "mini_xception", "epochs": 2, "batch_size": 32, "learning_rate": 0.002,
-        "train_subset": 500, "validation_subset": 100}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "architecture": "mini_xception",
+                "epochs": 2,
+                "batch_size": 32,
+                "learning_rate": 0.002,
+                "train_subset": 500,
+                "validation_subset": 100,
+            }
+        )
+    )
     (folder / "history.csv").write_text(
         "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n"
-        "1,1.9,0.25,1.85,0.27,0.001,10.5\n2,1.8,0.30,1.80,0.31,0.002,10.1\n")
-    (folder / "state.json").write_text(json.dumps({
-        "epochs_done": 2, "epochs": 2, "best_val_accuracy": 0.31, "best_epoch": 2,
-        "status": "finished", "updated": time.time()}))
-    (folder / "metrics.json").write_text(json.dumps({"split": "PublicTest", "accuracy": 0.31,
-                                                    "macro_f1": 0.12}))
-    (folder / "evaluation.json").write_text(json.dumps({
-        "split": "PublicTest", "n": 100, "accuracy": 0.3, "macro_f1": 0.11,
-        "per_class": {"happy": {"precision": 0.5, "recall": 0.6, "f1": 0.55, "support": 30}}}))
+        "1,1.9,0.25,1.85,0.27,0.001,10.5\n2,1.8,0.30,1.80,0.31,0.002,10.1\n"
+    )
+    (folder / "state.json").write_text(
+        json.dumps(
+            {
+                "epochs_done": 2,
+                "epochs": 2,
+                "best_val_accuracy": 0.31,
+                "best_epoch": 2,
+                "status": "finished",
+                "updated": time.time(),
+            }
+        )
+    )
+    (folder / "metrics.json").write_text(
+        json.dumps({"split": "PublicTest", "accuracy": 0.31, "macro_f1": 0.12})
+    )
+    (folder / "evaluation.json").write_text(
+        json.dumps(
+            {
+                "split": "PublicTest",
+                "n": 100,
+                "accuracy": 0.3,
+                "macro_f1": 0.11,
+                "per_class": {
+                    "happy": {"precision": 0.5, "recall": 0.6, "f1": 0.55, "support": 30}
+                },
+            }
+        )
+    )
     return folder
 
 
@@ -443,8 +485,7 @@ def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(st, "fragment", fragment)
         try:
-            (new / TRAIN_JOB).write_text(json.dumps({"pid": process.pid,
-                                                     "started": time.time()}))
+            (new / TRAIN_JOB).write_text(json.dumps({"pid": process.pid, "started": time.time()}))
             at = run_page("app_pages/training.py")
             at.selectbox(key="run_choice").set_value("finished-run").run()
             assert_clean(at)
@@ -466,8 +507,9 @@ def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env
     assert_clean(at)
     assert "new-run (failed)" in at.selectbox(key="run_choice").options  # ...and says so
     statuses = {"new-run": {"path": str(new), "phase": "starting"}}
-    assert busy_runs(statuses, {"new-run": {"phase": "none", "alive": False}}) \
-        == {"new-run": ("starting", "none")}
+    assert busy_runs(statuses, {"new-run": {"phase": "none", "alive": False}}) == {
+        "new-run": ("starting", "none")
+    }
     assert changed_runs({"new-run": ("starting", "none")}, statuses) == ["new-run"]
 
 
@@ -487,8 +529,11 @@ def test_training_page_trains_on_the_crowds_labels(app_env, monkeypatch):
     import fer_core.jobs
 
     started = []
-    monkeypatch.setattr(fer_core.jobs, "start_training",
-                        lambda config, **kwargs: started.append(config) or {"pid": 0})
+    monkeypatch.setattr(
+        fer_core.jobs,
+        "start_training",
+        lambda config, **kwargs: started.append(config) or {"pid": 0},
+    )
     monkeypatch.delenv("FERPLUS_PATH", raising=False)
     at = run_page("app_pages/training.py")
     [s for s in at.selectbox if s.label == "Labels to learn"][0].set_value("ferplus-votes")
@@ -508,7 +553,10 @@ def test_training_page_trains_on_the_crowds_labels(app_env, monkeypatch):
     assert not at.error, texts(at.error)
     (config,) = started
     assert (config.labels, config.ferplus_path, config.path_augment) == (
-        "ferplus-votes", str(votes), True)
+        "ferplus-votes",
+        str(votes),
+        True,
+    )
 
 
 def test_training_page_fine_tunes_and_distils_from_models_it_lists(app_env, monkeypatch):
@@ -521,14 +569,19 @@ def test_training_page_fine_tunes_and_distils_from_models_it_lists(app_env, monk
     folder = fake_finished_run(app_env["runs"], "finished-run")  # a mini_xception run
     (folder / "best.keras").write_bytes(b"stands in for a model file")
     started = []
-    monkeypatch.setattr(fer_core.jobs, "start_training",
-                        lambda config, **kwargs: started.append(config) or {"pid": 0})
+    monkeypatch.setattr(
+        fer_core.jobs,
+        "start_training",
+        lambda config, **kwargs: started.append(config) or {"pid": 0},
+    )
     at = run_page("app_pages/training.py")
     assert_clean(at)
     start_from = [s for s in at.selectbox if s.label == "Start from"][0]
     teachers = [m for m in at.multiselect if m.label == "Distil from (teachers)"][0]
-    assert set(teachers.options) >= {f"the shipped model ({DEFAULT_MODEL.stem})",
-                                     "run finished-run (mini_xception, val 31.0%)"}
+    assert set(teachers.options) >= {
+        f"the shipped model ({DEFAULT_MODEL.stem})",
+        "run finished-run (mini_xception, val 31.0%)",
+    }
     # cnn_gru (the default architecture) cannot start from the mini_xception run's weights.
     start_from.set_value("run:finished-run")
     _button(at, "Start training").click()
@@ -539,7 +592,8 @@ def test_training_page_fine_tunes_and_distils_from_models_it_lists(app_env, monk
     start_from = [s for s in at.selectbox if s.label == "Start from"][0]
     start_from.set_value("shipped")
     [m for m in at.multiselect if m.label == "Distil from (teachers)"][0].set_value(
-        ["run:finished-run"])
+        ["run:finished-run"]
+    )
     [s for s in at.selectbox if s.label == "Image mixing"][0].set_value("cutmix")
     [n for n in at.number_input if n.label == "Teacher weight"][0].set_value(0.5)
     _button(at, "Start training").click()
@@ -582,9 +636,10 @@ def test_a_visitor_who_is_not_admin_cannot_change_what_everyone_sees(app_env, mo
     from fer_core.jobs import process_alive, start_training
     from tests.test_jobs import SLEEPER, _kill
 
-    job = start_training(TrainConfig(data_path=str(app_env["data"]),
-                                     runs_dir=str(app_env["runs"]), run_name="busy"),
-                         python=SLEEPER)
+    job = start_training(
+        TrainConfig(data_path=str(app_env["data"]), runs_dir=str(app_env["runs"]), run_name="busy"),
+        python=SLEEPER,
+    )
     try:
         with listening_on("0.0.0.0"):
             at = run_page("app_pages/training.py")
@@ -628,9 +683,12 @@ def test_upload_a_photo_of_30_faces_drop_boxes_and_explain(app_env):
     from tests.media import crowd
 
     at = run_page("app_pages/upload.py")
-    at.file_uploader[0].set_value([
-        ("crowd.png", png_bytes(crowd()), "image/png"),
-        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.file_uploader[0].set_value(
+        [
+            ("crowd.png", png_bytes(crowd()), "image/png"),
+            ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png"),
+        ]
+    )
     at.run()
     assert_clean(at)
     assert "#30 happy" in texts(at.markdown)
@@ -682,8 +740,11 @@ def media_files(monkeypatch):
 def downloaded(managers, at: AppTest, key: str) -> bytes:
     """The bytes a click on download button ``key`` gives (made then, for a deferred one)."""
     proto = [b for b in at.get("download_button") if b.proto.id.endswith(key)][0].proto
-    url = managers[-1].execute_deferred(proto.deferred_file_id) if proto.deferred_file_id \
+    url = (
+        managers[-1].execute_deferred(proto.deferred_file_id)
+        if proto.deferred_file_id
         else proto.url
+    )
     return managers[-1].read_file(url.rsplit("/", 1)[-1]).content
 
 
@@ -695,9 +756,12 @@ def test_dropped_boxes_leave_every_download(app_env, media_files):
 
     three = png_bytes(crowd(1, 3))
     at = run_page("app_pages/upload.py")
-    at.file_uploader[0].set_value([
-        ("three.png", three, "image/png"),
-        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.file_uploader[0].set_value(
+        [
+            ("three.png", three, "image/png"),
+            ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png"),
+        ]
+    )
     at.run()
     at.multiselect[0].set_value([2]).run()
     assert_clean(at)
@@ -722,8 +786,7 @@ def test_upload_labels_an_unsure_face_uncertain(app_env):
     from tests.media import unsure_face
 
     at = run_page("app_pages/upload.py")
-    at.file_uploader[0].set_value([
-        ("unsure.png", png_bytes(unsure_face()), "image/png")])
+    at.file_uploader[0].set_value([("unsure.png", png_bytes(unsure_face()), "image/png")])
     at.run()
     assert_clean(at)
     assert re.search(r"\*\*#1 uncertain: [a-z]+/[a-z]+\*\*", texts(at.markdown))
@@ -731,9 +794,12 @@ def test_upload_labels_an_unsure_face_uncertain(app_env):
     threshold = card["calibration"]["uncertain_below"]
     assert f"below {threshold * 100:.0f}%" in texts(at.caption)  # the card's threshold
     assert list(at.dataframe[0].value["uncertain"]) == [True]
-    at.file_uploader[0].set_value([
-        ("unsure.png", png_bytes(unsure_face()), "image/png"),
-        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.file_uploader[0].set_value(
+        [
+            ("unsure.png", png_bytes(unsure_face()), "image/png"),
+            ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png"),
+        ]
+    )
     at.run()
     summary = at.dataframe[-1].value
     assert [label.split(":")[0] for label in summary["labels"]] == ["uncertain", "happy"]
@@ -768,8 +834,9 @@ def test_activating_a_worse_model_asks_first_and_shows_both_numbers(app_env):
 
 def test_photo_results_survive_going_to_another_page_and_back(app_env):
     at = run_page("app_pages/upload.py")
-    at.file_uploader[0].set_value([
-        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.file_uploader[0].set_value(
+        [("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")]
+    )
     at.run()
     assert "**#1 happy**" in texts(at.markdown)
     at.switch_page("app_pages/model.py")
@@ -790,12 +857,14 @@ def test_uploads_are_added_kept_on_disk_and_removed_one_by_one(app_env):
     from app_lib.session_files import upload_root
 
     at = run_page("app_pages/upload.py")
-    at.file_uploader[0].set_value([
-        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.file_uploader[0].set_value(
+        [("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")]
+    )
     at.run()
     assert at.file_uploader[0].key != "upload_files"  # a new, empty uploader
-    at.file_uploader[0].set_value([
-        ("wall.png", png_bytes(np.full((120, 160, 3), 200, np.uint8)), "image/png")])
+    at.file_uploader[0].set_value(
+        [("wall.png", png_bytes(np.full((120, 160, 3), 200, np.uint8)), "image/png")]
+    )
     at.run()
     assert_clean(at)
     assert [h.value for h in at.subheader][:2] == ["astronaut.png", "wall.png"]
@@ -820,8 +889,7 @@ def test_a_video_analysis_can_be_cancelled_and_started_again(app_env):
         writer.write(np.roll(face, shift, axis=1))
     path = writer.close()
     at = run_page("app_pages/upload.py")
-    at.file_uploader[0].set_value(
-        [(f"clip{path.suffix}", path.read_bytes(), writer.mime)])
+    at.file_uploader[0].set_value([(f"clip{path.suffix}", path.read_bytes(), writer.mime)])
     at.run()
     assert_clean(at)
     # Pressing Cancel while it runs: Streamlit reruns with the button's callback done.
@@ -877,13 +945,16 @@ def test_a_running_evaluation_shows_progress_and_can_be_cancelled(app_env):
 
     sleeper = stand_in("-m", "fer_core", "evaluate", start_new_session=True)
     try:
-        (run / EVAL_JOB).write_text(json.dumps({"kind": "evaluate", "pid": sleeper.pid,
-                                                "started": time.time() - 30}))
+        (run / EVAL_JOB).write_text(
+            json.dumps({"kind": "evaluate", "pid": sleeper.pid, "started": time.time() - 30})
+        )
         # As the evaluate command writes it: each update starts with '\r'.
-        (run / EVAL_LOG).write_text("\rloading FER2013:  50.0%  Read 17,000 rows"
-                                    "\rloading FER2013: 100.0%  Read 35,887 rows\n"
-                                    "\revaluating on PublicTest:  25.0%  896/3,589 images"
-                                    "\revaluating on PublicTest:  50.0%  1,792/3,589 images")
+        (run / EVAL_LOG).write_text(
+            "\rloading FER2013:  50.0%  Read 17,000 rows"
+            "\rloading FER2013: 100.0%  Read 35,887 rows\n"
+            "\revaluating on PublicTest:  25.0%  896/3,589 images"
+            "\revaluating on PublicTest:  50.0%  1,792/3,589 images"
+        )
         at = run_page("app_pages/training.py")
         assert_clean(at)
         bars = [p for p in at.get("progress") if "Evaluating on PublicTest" in p.proto.text]
@@ -903,11 +974,14 @@ def test_a_running_evaluation_shows_progress_and_can_be_cancelled(app_env):
 def test_photos_page_switches_the_face_detector(app_env):
     at = run_page("app_pages/upload.py")
     radio = at.sidebar.radio(key="face_detector")
-    assert radio.value == "haar" and list(radio.options) == ["Haar cascade (OpenCV)",
-                                                             "BlazeFace (MediaPipe)"]
+    assert radio.value == "haar" and list(radio.options) == [
+        "Haar cascade (OpenCV)",
+        "BlazeFace (MediaPipe)",
+    ]
     radio.set_value("blazeface")
-    at.file_uploader[0].set_value([
-        ("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")])
+    at.file_uploader[0].set_value(
+        [("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")]
+    )
     at.run()
     assert_clean(at)
     assert "**#1 happy**" in texts(at.markdown)
@@ -929,8 +1003,13 @@ def test_model_card_shows_the_whole_path_beside_the_crop_accuracy(app_env):
         results = card["whole_path"][labels]
         assert f"{results['faces']:,} faces" in texts(at.markdown)
         haar = table[(table["detector"] == "Haar") & (table["preset"] == "photo")].iloc[0]
-        row = [r for r in results["rows"] if r["detector"] == "haar"
-               and r["preset"] == "photo" and r.get("variant", "plain") == "plain"][0]
+        row = [
+            r
+            for r in results["rows"]
+            if r["detector"] == "haar"
+            and r["preset"] == "photo"
+            and r.get("variant", "plain") == "plain"
+        ][0]
         assert haar["end-to-end accuracy"] == f"{row['end_to_end'] * 100:.1f}%"
         # the caption names the commands the results record, not one made up
         assert all(command in captions for command in results["commands"]), captions

@@ -72,8 +72,17 @@ def live_markdown_links(source: str) -> list[str]:
 
 def all_markdown_sources(at: AppTest) -> str:
     """The source text of every element Streamlit renders as Markdown."""
-    kinds = ("markdown", "caption", "error", "warning", "info", "success", "subheader",
-             "header", "title")
+    kinds = (
+        "markdown",
+        "caption",
+        "error",
+        "warning",
+        "info",
+        "success",
+        "subheader",
+        "header",
+        "title",
+    )
     return "\n".join(texts(getattr(at, kind)) for kind in kinds)
 
 
@@ -86,7 +95,8 @@ def test_dataset_csv_upload_first_time_in_a_tab(secure_env):
     at = page("app_pages/dataset.py")
     assert_clean(at)
     at.file_uploader(key="dataset_upload").set_value(
-        [("fer2013.csv", csv.read_bytes(), "text/csv")])
+        [("fer2013.csv", csv.read_bytes(), "text/csv")]
+    )
     at.run()
     assert_clean(at)
     assert not at.error, texts(at.error)
@@ -195,8 +205,7 @@ def test_upload_folder_is_private_to_the_session_and_removed_when_it_ends(secure
     clip = make_clip(secure_env["tmp"] / "clip")
     at = page("app_pages/upload.py")
     at.number_input(key="video_every").set_value(3)
-    at.file_uploader[0].set_value(
-        [("holiday clip.mp4", clip.read_bytes(), "video/mp4")])
+    at.file_uploader[0].set_value([("holiday clip.mp4", clip.read_bytes(), "video/mp4")])
     at.run()
     assert_clean(at)
     assert not at.error, texts(at.error)
@@ -293,12 +302,12 @@ def test_two_simultaneous_analyses_of_one_video(tmp_path):
 def test_long_names_truncated_videos_and_caps(secure_env, monkeypatch):
     clip = make_clip(secure_env["tmp"] / "clip", frames=40)
     long_name = "a" * 236 + ".mp4"  # 240 characters: legal on Linux, 255 bytes is the limit
-    truncated = clip.read_bytes()[:int(clip.stat().st_size * 0.8)]
+    truncated = clip.read_bytes()[: int(clip.stat().st_size * 0.8)]
     at = page("app_pages/upload.py")
     at.number_input(key="video_every").set_value(5)
-    at.file_uploader[0].set_value([
-        (long_name, clip.read_bytes(), "video/mp4"),
-        ("cut.mp4", truncated, "video/mp4")])
+    at.file_uploader[0].set_value(
+        [(long_name, clip.read_bytes(), "video/mp4"), ("cut.mp4", truncated, "video/mp4")]
+    )
     at.run()
     assert_clean(at)
     assert not at.error, texts(at.error)
@@ -311,9 +320,12 @@ def test_long_names_truncated_videos_and_caps(secure_env, monkeypatch):
     monkeypatch.setenv("FER_MAX_PHOTO_MB", "0.01")
     monkeypatch.setenv("FER_MAX_VIDEO_SECONDS", "2")
     at = page("app_pages/upload.py")
-    at.file_uploader[0].set_value([
-        ("big.png", png_bytes(skimage.data.astronaut()), "image/png"),
-        ("long.mp4", clip.read_bytes(), "video/mp4")])
+    at.file_uploader[0].set_value(
+        [
+            ("big.png", png_bytes(skimage.data.astronaut()), "image/png"),
+            ("long.mp4", clip.read_bytes(), "video/mp4"),
+        ]
+    )
     at.run()
     assert_clean(at)
     errors = plain(texts(at.error))
@@ -326,10 +338,13 @@ def test_long_names_truncated_videos_and_caps(secure_env, monkeypatch):
 
 def test_names_and_messages_are_text_not_markdown(secure_env):
     at = page("app_pages/upload.py")
-    at.file_uploader[0].set_value([
-        (MARKDOWN_IMAGE_NAME, png_bytes(skimage.data.astronaut()), "image/png"),
-        ("[x](http://example.invalid).png", b"not an image", "image/png"),
-        ("![](http://example.invalid/y.png).mp4", b"not a video", "video/mp4")])
+    at.file_uploader[0].set_value(
+        [
+            (MARKDOWN_IMAGE_NAME, png_bytes(skimage.data.astronaut()), "image/png"),
+            ("[x](http://example.invalid).png", b"not an image", "image/png"),
+            ("![](http://example.invalid/y.png).mp4", b"not a video", "video/mp4"),
+        ]
+    )
     at.run()
     assert_clean(at)
     rendered = all_markdown_sources(at)
@@ -578,5 +593,4 @@ def test_server_wide_failure_counter(monkeypatch):
         list(pool.map(lambda _: counter.record(), range(400)))
     assert counter.recent() == 400
     # A session's own waits: 3 free, then 2, 4, 8 ... at most 60 s.
-    assert [access.wait_after(n) for n in range(1, 11)] == [
-        0, 0, 2, 4, 8, 16, 32, 60, 60, 60]
+    assert [access.wait_after(n) for n in range(1, 11)] == [0, 0, 2, 4, 8, 16, 32, 60, 60, 60]

@@ -72,9 +72,12 @@ def test_outside_paths_are_refused_without_content_or_existence_hint(tmp_path, r
     env_file = outside / ".env"
     env_file.write_text(SECRET + "\n")
     messages = {}
-    for label, path in {"passwd": "/etc/passwd", "env": str(env_file),
-                        "missing": str(outside / ".env-missing"),
-                        "dotdot": str(roots[0] / ".." / "outside" / ".env")}.items():
+    for label, path in {
+        "passwd": "/etc/passwd",
+        "env": str(env_file),
+        "missing": str(outside / ".env-missing"),
+        "dotdot": str(roots[0] / ".." / "outside" / ".env"),
+    }.items():
         with pytest.raises(DataPathError) as info:
             load_fer2013(path, within=roots)
         messages[label] = str(info.value).replace(path, "<PATH>")
@@ -165,8 +168,9 @@ def test_fifo_is_refused_as_a_path_and_inside_a_folder_dataset(roots, fifo_unblo
     for split in ("train", "test"):
         (folder / split / "happy").mkdir(parents=True)
         for i in range(2):
-            cv2.imwrite(str(folder / split / "happy" / f"{i}.jpg"),
-                        np.full((48, 48), 100, np.uint8))
+            cv2.imwrite(
+                str(folder / split / "happy" / f"{i}.jpg"), np.full((48, 48), 100, np.uint8)
+            )
     pipe = folder / "train" / "happy" / "pipe.jpg"
     os.mkfifo(pipe)
     fifo_unblocker.append(pipe)
@@ -206,7 +210,8 @@ def test_real_fer2013_through_the_allowed_folders(fer2013_path, monkeypatch):
 
 
 def test_messages_name_files_as_a_visitor_knows_them_never_by_server_path(
-        tmp_path, roots, monkeypatch, fifo_unblocker):
+    tmp_path, roots, monkeypatch, fifo_unblocker
+):
     """Item 6: refusals of files inside the data folder or a session's uploads said
     "/srv/.../data/sub/fer2013.csv is a FIFO" (or the upload folder's absolute path): they
     now say "sub/fer2013.csv in the data folder", "<file> in your uploads"."""

@@ -4,17 +4,39 @@ import json
 
 from app_lib.pipeline_card import load_pipeline_results, pipeline_figure, pipeline_rows
 
-ROW = {"detector": "blazeface", "preset": "photo", "variant": "plain", "found": 0.95,
-       "accuracy_found": 0.68, "macro_f1_found": 0.65, "end_to_end": 0.646,
-       "crop_accuracy_found": 0.685, "crop_accuracy": 0.6907, "framing_cost": 0.005}
+ROW = {
+    "detector": "blazeface",
+    "preset": "photo",
+    "variant": "plain",
+    "found": 0.95,
+    "accuracy_found": 0.68,
+    "macro_f1_found": 0.65,
+    "end_to_end": 0.646,
+    "crop_accuracy_found": 0.685,
+    "crop_accuracy": 0.6907,
+    "framing_cost": 0.005,
+}
 
 
 def test_rows_show_crop_and_pipeline_accuracy_side_by_side(tmp_path):
-    results = {"split": "PrivateTest", "faces": 3589, "rows": [
-        ROW, {**ROW, "detector": "haar", "found": 0.0, "accuracy_found": None,
-              "macro_f1_found": None, "crop_accuracy_found": None, "framing_cost": None,
-              "end_to_end": 0.0},
-        {**ROW, "variant": "rotated"}]}
+    results = {
+        "split": "PrivateTest",
+        "faces": 3589,
+        "rows": [
+            ROW,
+            {
+                **ROW,
+                "detector": "haar",
+                "found": 0.0,
+                "accuracy_found": None,
+                "macro_f1_found": None,
+                "crop_accuracy_found": None,
+                "framing_cost": None,
+                "end_to_end": 0.0,
+            },
+            {**ROW, "variant": "rotated"},
+        ],
+    }
     path = tmp_path / "pipeline.json"
     path.write_text(json.dumps(results))
     loaded = load_pipeline_results(path)

@@ -14,8 +14,14 @@ from tests.conftest import ROOT
 
 def _run(*args, timeout=600):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "fer_core", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fer_core", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -45,8 +51,12 @@ def test_bad_out_is_refused_before_any_work(tmp_path, photo):
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         unwritable = str(locked / "results.csv")
-    cases = {str(folder_out): "is a folder", str(link): "symbolic link",
-             str(dangling): "symbolic link", unwritable: "Cannot write in"}
+    cases = {
+        str(folder_out): "is a folder",
+        str(link): "symbolic link",
+        str(dangling): "symbolic link",
+        unwritable: "Cannot write in",
+    }
     for out, message in cases.items():
         result = _run("predict", str(photo), "--out", out)
         assert result.returncode == 2, (out, result.stdout, result.stderr)
@@ -61,8 +71,14 @@ def test_any_failed_input_makes_the_exit_status_non_zero(tmp_path, photo):
     out = tmp_path / "out" / "results.csv"
     out.parent.mkdir()
     out.write_text("old results\n")
-    result = _run("predict", str(photo), str(tmp_path / "broken.jpg"),
-                  str(tmp_path / "missing.png"), "--out", str(out))
+    result = _run(
+        "predict",
+        str(photo),
+        str(tmp_path / "broken.jpg"),
+        str(tmp_path / "missing.png"),
+        "--out",
+        str(out),
+    )
     assert result.returncode == 1, result.stderr
     assert "2 of 3 inputs failed" in result.stderr
     assert "files: 3, processed: 1, faces: 1, failed: 2" in result.stdout

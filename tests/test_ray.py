@@ -32,20 +32,27 @@ def folder(tmp_path, astronaut):
 
 
 def test_the_documented_pipeline_gives_typed_columns_and_one_model_call_a_batch(
-        local_ray, folder, astronaut):
+    local_ray, folder, astronaut
+):
     import pyarrow as pa
 
     from fer_core.predict import TABLE_COLUMNS, FacePredictor
 
     paths = sorted(str(p) for p in folder.rglob("*") if p.is_file())
-    table = ray.data.read_binary_files(paths, include_paths=True) \
-        .map_batches(FacePredictor, batch_format="pandas", batch_size=8, concurrency=2,
-                     num_cpus=0.5) \
+    table = (
+        ray.data.read_binary_files(paths, include_paths=True)
+        .map_batches(
+            FacePredictor, batch_format="pandas", batch_size=8, concurrency=2, num_cpus=0.5
+        )
         .to_pandas()
+    )
     assert list(table.columns) == TABLE_COLUMNS and len(table) == 6  # 1 + 1 + 2 + blank + broken
     arrow = pa.Table.from_pandas(table)
-    assert not [f.name for f in arrow.schema if pa.types.is_null(f.type)
-                or f.type == pa.binary() or str(f.type) == "object"]
+    assert not [
+        f.name
+        for f in arrow.schema
+        if pa.types.is_null(f.type) or f.type == pa.binary() or str(f.type) == "object"
+    ]
     by_file = {name.rsplit("/", 1)[-1]: group for name, group in table.groupby("file")}
     assert by_file["blank.png"]["faces"].tolist() == [0]
     assert by_file["broken.jpg"]["error"].notna().all()
@@ -55,8 +62,9 @@ def test_the_documented_pipeline_gives_typed_columns_and_one_model_call_a_batch(
     predictor = FacePredictor()
     calls = []
     original = predictor.recognizer.model.predict_faces
-    predictor.recognizer.model.predict_faces = lambda crops: calls.append(len(crops)) or \
-        original(crops)
+    predictor.recognizer.model.predict_faces = lambda crops: (
+        calls.append(len(crops)) or original(crops)
+    )
     predictor({"path": ["a.png", "b.png"], "image": [astronaut, astronaut]})
     framings = predictor.recognizer.framing
     assert calls == [2 * (len(framings) if isinstance(framings, tuple) else 1)]

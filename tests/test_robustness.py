@@ -26,8 +26,13 @@ def recognizer(shipped_model):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_empty_truncated_and_corrupt_in_every_format(fmt, astronaut):
     data = _encode(astronaut[::4, ::4].copy(), fmt)
-    bad = [b"", data[:10], data[: len(data) // 3], data[:-len(data) // 4],
-           data[:20] + bytes(len(data) - 20)]
+    bad = [
+        b"",
+        data[:10],
+        data[: len(data) // 3],
+        data[: -len(data) // 4],
+        data[:20] + bytes(len(data) - 20),
+    ]
     for payload in bad:
         try:
             read_image(payload)
@@ -78,7 +83,7 @@ def test_fuzz_mutated_images(astronaut, recognizer):
             data[position:position] = rng.bytes(int(rng.integers(1, 200)))
         else:  # overwrite a block (headers included)
             position = rng.integers(0, max(1, len(data) - 64))
-            data[position:position + 64] = rng.bytes(64)
+            data[position : position + 64] = rng.bytes(64)
         counts["tried"] += 1
         try:
             image = read_image(bytes(data))

@@ -26,8 +26,13 @@ MISSING = "missing\x1b[2J\u2028.png"
 def _run(*args, cwd, timeout=600):
     """``fer`` with its output as it reaches a terminal: bytes, newlines untranslated."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-m", "fer_core", *args], cwd=cwd, env=env,
-                            capture_output=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, "-m", "fer_core", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+    )
     result.stdout = result.stdout.decode("utf-8", "surrogateescape")
     result.stderr = result.stderr.decode("utf-8", "surrogateescape")
     return result
@@ -51,10 +56,14 @@ def test_csv_cells_that_look_like_formulas_are_neutralised_numbers_are_not():
         assert csv_safe_cell(text) == "'" + text
     for value in ("photo.png", "", None, -0.5, 3, True):
         assert csv_safe_cell(value) == value
-    frame = pd.DataFrame({"file": pd.array([FORMULA, "-x.png", "ok.png", None], "string"),
-                          "happy": [-0.5, 0.25, -1e-3, float("nan")],
-                          "x": pd.array([-3, 4, None, 1], "Int64"),
-                          "mixed": ["@home", -2.5, None, "fine"]})
+    frame = pd.DataFrame(
+        {
+            "file": pd.array([FORMULA, "-x.png", "ok.png", None], "string"),
+            "happy": [-0.5, 0.25, -1e-3, float("nan")],
+            "x": pd.array([-3, 4, None, 1], "Int64"),
+            "mixed": ["@home", -2.5, None, "fine"],
+        }
+    )
     safe = csv_safe_frame(frame)
     assert list(safe["file"].fillna("<NA>")) == ["'" + FORMULA, "'-x.png", "ok.png", "<NA>"]
     assert list(safe["mixed"]) == ["'@home", -2.5, None, "fine"]
@@ -73,21 +82,23 @@ def test_a_line_break_in_a_csv_cell_cannot_end_its_row():
 
     frame = pd.DataFrame({"file": ["a\rb.png", "c\nd.png", "e\r\n=1+1"], "happy": [0.5, -1, 2]})
     text = to_safe_csv(frame)
-    assert text == ('file,happy\r\n"a\rb.png",0.5\r\n"c\nd.png",-1.0\r\n'
-                    '"e\r\n=1+1",2.0\r\n')
+    assert text == ('file,happy\r\n"a\rb.png",0.5\r\n"c\nd.png",-1.0\r\n"e\r\n=1+1",2.0\r\n')
     assert pd.read_csv(io.StringIO(text))["file"].tolist() == frame["file"].tolist()
 
 
 def test_the_apps_shared_csv_writer_neutralises_file_names():
     from fer_core.results import PHOTO_COLUMNS, frame_to_csv_bytes, rows_to_csv_bytes, typed_frame
 
-    rows = [{"file": FORMULA, "faces": 1, "face": 1, "x": -2, "label": "happy",
-             "happy": -0.5}, {"file": "+cmd.png", "faces": 0}]
+    rows = [
+        {"file": FORMULA, "faces": 1, "face": 1, "x": -2, "label": "happy", "happy": -0.5},
+        {"file": "+cmd.png", "faces": 0},
+    ]
     table = pd.read_csv(io.BytesIO(rows_to_csv_bytes(rows, PHOTO_COLUMNS)))
     assert list(table["file"]) == ["'" + FORMULA, "'+cmd.png"]
     assert table["happy"][0] == -0.5 and table["x"][0] == -2  # still numbers
-    assert frame_to_csv_bytes(typed_frame(rows, PHOTO_COLUMNS)) == \
-        rows_to_csv_bytes(rows, PHOTO_COLUMNS)
+    assert frame_to_csv_bytes(typed_frame(rows, PHOTO_COLUMNS)) == rows_to_csv_bytes(
+        rows, PHOTO_COLUMNS
+    )
 
 
 @pytest.fixture
@@ -110,8 +121,11 @@ def _check_terminal_text(text: str, progress_line: bool = False) -> None:
     import unicodedata
 
     allowed = {"\n", "\r"} if progress_line else {"\n"}
-    bad = {char for char in text
-           if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs") and char not in allowed}
+    bad = {
+        char
+        for char in text
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs") and char not in allowed
+    }
     assert not bad, (bad, text)
 
 

@@ -7,10 +7,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fer_core"
-RUN_FILES = ["config.json", "history.csv", "state.json", "progress.json", "last.keras",
-             "best.keras", "swa.keras", "metrics.json", "job.json", "train.log",
-             "eval_job.json", "evaluate.log", "evaluation.json", "active.json",
-             "best_before_recalibration.keras"]
+RUN_FILES = [
+    "config.json",
+    "history.csv",
+    "state.json",
+    "progress.json",
+    "last.keras",
+    "best.keras",
+    "swa.keras",
+    "metrics.json",
+    "job.json",
+    "train.log",
+    "eval_job.json",
+    "evaluate.log",
+    "evaluation.json",
+    "active.json",
+    "best_before_recalibration.keras",
+]
 
 
 def _imports(path: Path) -> set[str]:
@@ -52,34 +65,58 @@ def test_no_import_cycle_in_fer_core():
 
 
 def test_no_fer_core_file_over_400_lines():
-    long = {str(path.relative_to(PACKAGE)): n for path in PACKAGE.rglob("*.py")
-            if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400}
+    long = {
+        str(path.relative_to(PACKAGE)): n
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400
+    }
     assert not long, long
 
 
 def test_run_folder_file_names_are_spelled_in_one_module():
     """Only fer_core/runs.py names the files of a run folder (strings in code, not prose)."""
     offenders = []
-    for path in sorted(list(PACKAGE.glob("*.py")) + list((ROOT / "app_lib").glob("*.py"))
-                       + list((ROOT / "app_pages").glob("*.py")) + [ROOT / "app.py"]):
+    for path in sorted(
+        list(PACKAGE.glob("*.py"))
+        + list((ROOT / "app_lib").glob("*.py"))
+        + list((ROOT / "app_pages").glob("*.py"))
+        + [ROOT / "app.py"]
+    ):
         if path.name == "runs.py":
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef))
-                      and node.body and isinstance(node.body[0], ast.Expr)}
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef))
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+        }
         for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                    and id(node) not in docstrings and node.value in RUN_FILES:
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and node.value in RUN_FILES
+            ):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
     assert not offenders, offenders
 
 
 def test_no_sys_path_insert_or_pythonpath_in_tests_bench_or_docs():
     pattern = re.compile(r"sys\.path\.(insert|append)|PYTHONPATH=|\"PYTHONPATH\"")
-    places = [*ROOT.glob("tests/**/*.py"), *ROOT.glob("bench/*.py"), ROOT / "README.md",
-              ROOT / "Makefile", ROOT / "app.py"]
-    hits = [f"{path.relative_to(ROOT)}:{n}" for path in places if path.name != Path(__file__).name
-            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
-            if pattern.search(line)]
+    places = [
+        *ROOT.glob("tests/**/*.py"),
+        *ROOT.glob("bench/*.py"),
+        ROOT / "README.md",
+        ROOT / "Makefile",
+        ROOT / "app.py",
+    ]
+    hits = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in places
+        if path.name != Path(__file__).name
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert not hits, hits

@@ -15,16 +15,33 @@ def frames_table(rows):
     for index, (time_s, face_id, emotion, p) in enumerate(rows):
         probs = np.full(len(EMOTIONS), (1 - p) / (len(EMOTIONS) - 1))
         probs[EMOTIONS.index(emotion)] = p
-        record = {"frame": index, "time_s": time_s, "face_id": face_id, "x": 0, "y": 0, "w": 10,
-                  "h": 10, "label": emotion, "confidence": p}
+        record = {
+            "frame": index,
+            "time_s": time_s,
+            "face_id": face_id,
+            "x": 0,
+            "y": 0,
+            "w": 10,
+            "h": 10,
+            "label": emotion,
+            "confidence": p,
+        }
         record.update(dict(zip(EMOTIONS, probs)))
         records.append(record)
     return pd.DataFrame(records, columns=COLUMNS)
 
 
 def test_segment_summary_averages_per_face_and_segment():
-    frames = frames_table([(0.1, 1, "happy", 0.9), (0.6, 1, "sad", 0.5), (0.7, 2, "angry", 0.8),
-                           (1.2, 1, "sad", 0.9), (1.4, 1, "sad", 0.7), (2.5, 2, "fear", 0.6)])
+    frames = frames_table(
+        [
+            (0.1, 1, "happy", 0.9),
+            (0.6, 1, "sad", 0.5),
+            (0.7, 2, "angry", 0.8),
+            (1.2, 1, "sad", 0.9),
+            (1.4, 1, "sad", 0.7),
+            (2.5, 2, "fear", 0.6),
+        ]
+    )
     summary = segment_summary(frames, 1.0, start_s=0.0)
     assert list(summary.columns) == SEGMENT_COLUMNS
     keyed = {(r.face_id, r.segment): r for r in summary.itertuples()}

@@ -5,9 +5,14 @@ from fer_core.track_metrics import id_consistency
 
 def test_one_face_kept_a_switch_and_a_cut():
     moving = [[(1, (10 + 2 * t, 10, 50, 50))] for t in range(10)]
-    assert id_consistency(moving) == {"chains": 1, "faces_shown": 10, "switches": 0,
-                                      "kept_share": 1.0, "longest_chain": 10,
-                                      "longest_kept_share": 1.0}
+    assert id_consistency(moving) == {
+        "chains": 1,
+        "faces_shown": 10,
+        "switches": 0,
+        "kept_share": 1.0,
+        "longest_chain": 10,
+        "longest_kept_share": 1.0,
+    }
     switched = moving[:6] + [[(7, box)] for [(_, box)] in moving[6:]]
     report = id_consistency(switched)
     assert report["switches"] == 1 and report["kept_share"] == 0.6 and report["chains"] == 1
@@ -41,6 +46,11 @@ def test_two_faces_are_followed_apart():
     frames.append([(2, (0, 0, 50, 50)), (1, (200, 0, 50, 50))])  # ids swapped: two switches
     report = id_consistency(frames)
     assert report["chains"] == 2 and report["switches"] == 2 and report["kept_share"] == 0.8
-    assert id_consistency([]) == {"chains": 0, "faces_shown": 0, "switches": 0,
-                                  "kept_share": None, "longest_chain": 0,
-                                  "longest_kept_share": None}
+    assert id_consistency([]) == {
+        "chains": 0,
+        "faces_shown": 0,
+        "switches": 0,
+        "kept_share": None,
+        "longest_chain": 0,
+        "longest_kept_share": None,
+    }

@@ -17,8 +17,21 @@ from fer_core.train import TrainConfig, class_weights, learning_rate_at, train
 from tests.conftest import ROOT, synthetic_rows, write_csv
 
 
-@pytest.mark.parametrize("name", ["../escape", "/etc/passwd", "a/b", "..", "", ".hidden",
-                                  "x" * 100, "run\n", "run\r", "a\n../b"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../escape",
+        "/etc/passwd",
+        "a/b",
+        "..",
+        "",
+        ".hidden",
+        "x" * 100,
+        "run\n",
+        "run\r",
+        "a\n../b",
+    ],
+)
 def test_run_names_cannot_escape(name):
     with pytest.raises(ConfigError):
         check_run_name(name)
@@ -45,8 +58,13 @@ def test_schedule_and_class_weights():
 
 
 def _tiny_config(tmp_path, **kw):
-    values = dict(architecture="mini_xception", epochs=2, batch_size=32,
-                  runs_dir=str(tmp_path / "runs"), rotation_degrees=5)
+    values = dict(
+        architecture="mini_xception",
+        epochs=2,
+        batch_size=32,
+        runs_dir=str(tmp_path / "runs"),
+        rotation_degrees=5,
+    )
     values.update(kw)
     return TrainConfig(**values)
 
@@ -56,8 +74,15 @@ def test_train_writes_run_folder_and_resumes(tmp_path):
     config = _tiny_config(tmp_path, run_name="tiny")
     seen = []
     run = train(config, data, on_epoch=seen.append)
-    for name in ("config.json", "history.csv", "state.json", "best.keras", "last.keras",
-                 "metrics.json", "progress.json"):
+    for name in (
+        "config.json",
+        "history.csv",
+        "state.json",
+        "best.keras",
+        "last.keras",
+        "metrics.json",
+        "progress.json",
+    ):
         assert (run / name).is_file(), name
     assert [int(r["epoch"]) for r in seen] == [1, 2]
     load_keras_model(run / "best.keras")
@@ -87,8 +112,9 @@ def test_stop_keeps_last_full_epoch(tmp_path):
 def test_parallel_runs_get_distinct_folders(tmp_path):
     config = _tiny_config(tmp_path)
     with ThreadPoolExecutor(8) as pool:
-        folders = list(pool.map(lambda _: Run.create_unique(config.runs_dir, "same").path,
-                                range(8)))
+        folders = list(
+            pool.map(lambda _: Run.create_unique(config.runs_dir, "same").path, range(8))
+        )
     assert len(set(folders)) == 8
 
 
@@ -107,18 +133,38 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     """Kill the training process mid-epoch; the resumed run has no gap or duplicate epoch."""
     csv = write_csv(tmp_path / "d.csv", synthetic_rows(60))
     runs = tmp_path / "runs"
-    command = [sys.executable, "-m", "fer_core", "train", "--data", str(csv), "-a",
-               "mini_xception", "--epochs", "4", "--batch-size", "16", "--runs-dir", str(runs),
-               "--name", "killme"]
+    command = [
+        sys.executable,
+        "-m",
+        "fer_core",
+        "train",
+        "--data",
+        str(csv),
+        "-a",
+        "mini_xception",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "16",
+        "--runs-dir",
+        str(runs),
+        "--name",
+        "killme",
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     run = runs / "killme"
     deadline = time.time() + 240
     try:
         while time.time() < deadline:
             progress = _read(run / "progress.json")
-            if progress and progress.get("epoch", 0) >= 2 and 0 < progress["batch"] < progress["steps"]:
+            if (
+                progress
+                and progress.get("epoch", 0) >= 2
+                and 0 < progress["batch"] < progress["steps"]
+            ):
                 break
             time.sleep(0.05)
         else:
@@ -130,8 +176,15 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
             process.kill()
     done_before = len(read_history(run))
     assert done_before >= 1
-    subprocess.run(command, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, timeout=300)
+    subprocess.run(
+        command,
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+    )
     assert [int(r["epoch"]) for r in read_history(run)] == [1, 2, 3, 4]
     load_keras_model(run / "best.keras")
 
@@ -146,8 +199,14 @@ def _read(path):
 
 
 def test_one_epoch_smoke_on_real_images(fer2013, tmp_path):
-    config = _tiny_config(tmp_path, architecture="cnn_gru", epochs=1, train_subset=400,
-                          validation_subset=200, run_name="smoke")
+    config = _tiny_config(
+        tmp_path,
+        architecture="cnn_gru",
+        epochs=1,
+        train_subset=400,
+        validation_subset=200,
+        run_name="smoke",
+    )
     run = train(config, fer2013)
     metrics = _read(run / "metrics.json")
     assert metrics["split"] == "PublicTest" and metrics["n"] >= 190
@@ -172,9 +231,30 @@ def test_mini_xception_trains_when_rows_do_not_fill_the_last_batch(tmp_path):
     csv = write_csv(tmp_path / "d.csv", rows)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
-        [sys.executable, "-m", "fer_core", "train", "--data", str(csv), "-a", "mini_xception",
-         "--epochs", "1", "--batch-size", "64", "--runs-dir", str(tmp_path / "runs"),
-         "--name", "odd"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "fer_core",
+            "train",
+            "--data",
+            str(csv),
+            "-a",
+            "mini_xception",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--name",
+            "odd",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
 
 

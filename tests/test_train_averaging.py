@@ -18,9 +18,16 @@ from tests.test_train import _tiny_config as _config
 def _base_then_swa(tmp_path, data, name: str):
     """A 1-epoch run "base", then a 2-epoch SWA fine-tune of it named ``name``."""
     base = train(_config(tmp_path, run_name="base", epochs=1), data)
-    config = _config(tmp_path, run_name=name, epochs=2, schedule="constant",
-                     warmup_epochs=0, learning_rate=3e-4, swa_start=1,
-                     init_from=str(base / "last.keras"))
+    config = _config(
+        tmp_path,
+        run_name=name,
+        epochs=2,
+        schedule="constant",
+        warmup_epochs=0,
+        learning_rate=3e-4,
+        swa_start=1,
+        init_from=str(base / "last.keras"),
+    )
     return config, train(config, data)
 
 
@@ -51,8 +58,7 @@ def test_recompute_batch_norm_gives_the_mean_of_batch_statistics():
     batch_means = images.reshape(10, 100, 3).mean(axis=1)
     batch_vars = images.reshape(10, 100, 3).var(axis=1)
     np.testing.assert_allclose(np.asarray(layer.moving_mean), batch_means.mean(0), rtol=1e-4)
-    np.testing.assert_allclose(np.asarray(layer.moving_variance), batch_vars.mean(0),
-                               rtol=1e-3)
+    np.testing.assert_allclose(np.asarray(layer.moving_variance), batch_vars.mean(0), rtol=1e-3)
     assert layer.momentum == pytest.approx(0.99)  # restored
 
 
@@ -60,10 +66,10 @@ def test_weight_average_is_the_running_mean_and_resumes(tmp_path):
     import keras
 
     def dense(value):
-        model = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(),
-                                  keras.layers.Dense(1)])
-        model.set_weights([np.full((48 * 48, 1), value, np.float32),
-                           np.full(1, value, np.float32)])
+        model = keras.Sequential(
+            [keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(1)]
+        )
+        model.set_weights([np.full((48 * 48, 1), value, np.float32), np.full(1, value, np.float32)])
         return model
 
     average = WeightAverage(dense(0.0))
@@ -131,8 +137,9 @@ def test_model_card_of_a_fine_tuned_run_counts_the_base_run(tmp_path):
     save_keras_model(load_keras_model(run / "best.keras"), model_file)
     x_test, y_test = data.split("PrivateTest")
     report = evaluate_images(load_keras_model(model_file), x_test, y_test)
-    card = write_model_card(model_file, report, split="PrivateTest", flip_average=False,
-                            selection=None, run_dir=run)
+    card = write_model_card(
+        model_file, report, split="PrivateTest", flip_average=False, selection=None, run_dir=run
+    )
     training = card["training"]
     assert training["run"] == "tuned" and training["epochs_done"] == 2
     # The snapshots in the shipped weights: the average up to the best epoch, or none.
@@ -142,7 +149,8 @@ def test_model_card_of_a_fine_tuned_run_counts_the_base_run(tmp_path):
     base_part = training["initialised_from"]
     assert base_part["run"] == "base" and base_part["epochs_done"] == 1
     assert training["total_train_seconds"] == pytest.approx(
-        training["train_seconds"] + base_part["train_seconds"], abs=0.11)
+        training["train_seconds"] + base_part["train_seconds"], abs=0.11
+    )
     assert json.loads(model_file.with_suffix(".card.json").read_text())["training"] == training
 
 
@@ -158,22 +166,39 @@ def test_model_lineage_follows_runs_and_cards_and_stops_at_a_changed_file(tmp_pa
         (runs / name).mkdir(parents=True)
         (runs / name / "history.csv").write_text(
             "epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,seconds\n"
-            f"1,1,0.5,1,0.5,0.001,{seconds}\n2,1,0.5,1,0.5,0.001,{seconds}\n")
+            f"1,1,0.5,1,0.5,0.001,{seconds}\n2,1,0.5,1,0.5,0.001,{seconds}\n"
+        )
         (runs / name / "best.keras").write_bytes(name.encode())
     shipped = tmp_path / "models" / "m.keras"
     shipped.parent.mkdir()
     shipped.write_bytes(b"model m")
-    shipped.with_suffix(".card.json").write_text(json.dumps({"training": {
-        "run": "m_run", "epochs_done": 5, "train_seconds": 50.0,
-        "initialised_from": {"file": "runs/a/best.keras", "run": "a", "epochs_done": 2,
-                             "train_seconds": 20.0}}}))
+    shipped.with_suffix(".card.json").write_text(
+        json.dumps(
+            {
+                "training": {
+                    "run": "m_run",
+                    "epochs_done": 5,
+                    "train_seconds": 50.0,
+                    "initialised_from": {
+                        "file": "runs/a/best.keras",
+                        "run": "a",
+                        "epochs_done": 2,
+                        "train_seconds": 20.0,
+                    },
+                }
+            }
+        )
+    )
     (runs / "b" / "config.json").write_text(json.dumps({"init_from": str(shipped)}))
-    (runs / "b" / "state.json").write_text(json.dumps(
-        {"init_from_sha256": file_sha256(shipped)}))
-    lineage = model_lineage(str(runs / "b" / "best.keras"), file_sha256(runs / "b" / "best.keras"),
-                            runs)
+    (runs / "b" / "state.json").write_text(json.dumps({"init_from_sha256": file_sha256(shipped)}))
+    lineage = model_lineage(
+        str(runs / "b" / "best.keras"), file_sha256(runs / "b" / "best.keras"), runs
+    )
     assert [(s["run"], s["epochs_done"], s["train_seconds"]) for s in lineage] == [
-        ("b", 2, 40.0), ("m_run", 5, 50.0), ("a", 2, 20.0)]
+        ("b", 2, 40.0),
+        ("m_run", 5, 50.0),
+        ("a", 2, 20.0),
+    ]
     # A relative path from another folder finds its sibling run folder.
     assert model_lineage("elsewhere/b/best.keras", None, runs)[0]["run"] == "b"
     # The model file changed after run b started from it: the chain stops there.
@@ -184,11 +209,11 @@ def test_model_lineage_follows_runs_and_cards_and_stops_at_a_changed_file(tmp_pa
     loose = tmp_path / "loose.keras"
     loose.write_bytes(b"x")
     assert model_lineage(str(loose), None, runs) == [
-        {"file": str(loose), "run": tmp_path.name, "epochs_done": None, "train_seconds": None}]
+        {"file": str(loose), "run": tmp_path.name, "epochs_done": None, "train_seconds": None}
+    ]
 
 
-def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_path,
-                                                                           monkeypatch):
+def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_path, monkeypatch):
     """Two fine-tunes of one base run, averaged by `fer average`: the run folder's model is
     the mean of their weights (BatchNorm statistics recomputed), it cannot be resumed, and
     its card lists both parents with their lineage, counting the shared base run once."""
@@ -201,19 +226,35 @@ def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_p
     csv = write_csv(tmp_path / "d.csv", synthetic_rows(4))
     data = load_fer2013(csv)
     base = train(_config(tmp_path, run_name="base", epochs=1), data)
-    tuned = [train(_config(tmp_path, run_name=name, epochs=1, seed=seed, warmup_epochs=0,
-                           init_from=str(base / "best.keras")), data)
-             for name, seed in (("a", 1), ("b", 2))]
+    tuned = [
+        train(
+            _config(
+                tmp_path,
+                run_name=name,
+                epochs=1,
+                seed=seed,
+                warmup_epochs=0,
+                init_from=str(base / "best.keras"),
+            ),
+            data,
+        )
+        for name, seed in (("a", 1), ("b", 2))
+    ]
     runs = tmp_path / "runs"
     models = [str(run / "best.keras") for run in tuned]
-    assert main(["average", *models, "--name", "soup", "--runs-dir", str(runs),
-                 "--data", str(csv)]) == 0
+    assert (
+        main(["average", *models, "--name", "soup", "--runs-dir", str(runs), "--data", str(csv)])
+        == 0
+    )
     soup = load_keras_model(runs / "soup" / "best.keras")
     parents = [load_keras_model(path) for path in models]
     np.testing.assert_allclose(
         np.asarray(soup.trainable_weights[0]),
-        (np.asarray(parents[0].trainable_weights[0])
-         + np.asarray(parents[1].trainable_weights[0])) / 2, rtol=1e-5, atol=1e-6)
+        (np.asarray(parents[0].trainable_weights[0]) + np.asarray(parents[1].trainable_weights[0]))
+        / 2,
+        rtol=1e-5,
+        atol=1e-6,
+    )
     state = json.loads((runs / "soup" / "state.json").read_text())
     assert [item["file"] for item in state["averaged_from"]] == models
     assert 0 <= state["best_val_accuracy"] <= 1
@@ -223,24 +264,39 @@ def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_p
     status = run_status(runs / "soup")
     assert status["phase"] == "finished" and status["has_model"]
     # An existing run folder is never overwritten; one model alone is no average.
-    assert main(["average", *models, "--name", "soup", "--runs-dir", str(runs),
-                 "--data", str(csv)]) == 2
-    assert main(["average", models[0], "--name", "soup2", "--runs-dir", str(runs),
-                 "--data", str(csv)]) == 2
+    assert (
+        main(["average", *models, "--name", "soup", "--runs-dir", str(runs), "--data", str(csv)])
+        == 2
+    )
+    assert (
+        main(["average", models[0], "--name", "soup2", "--runs-dir", str(runs), "--data", str(csv)])
+        == 2
+    )
     # The card: both parents, each back to the base run; the base run's time counted once.
     x_test, y_test = data.split("PrivateTest")
-    card = write_model_card(runs / "soup" / "best.keras", evaluate_images(soup, x_test, y_test),
-                            split="PrivateTest", flip_average=False, selection=None,
-                            run_dir=runs / "soup")
+    card = write_model_card(
+        runs / "soup" / "best.keras",
+        evaluate_images(soup, x_test, y_test),
+        split="PrivateTest",
+        flip_average=False,
+        selection=None,
+        run_dir=runs / "soup",
+    )
     training = card["training"]
     assert [[step["run"] for step in chain] for chain in training["averaged_from"]] == [
-        ["a", "base"], ["b", "base"]]
-    seconds = {name: sum(row["seconds"] for row in read_history(runs / name))
-               for name in ("a", "b", "base")}
+        ["a", "base"],
+        ["b", "base"],
+    ]
+    seconds = {
+        name: sum(row["seconds"] for row in read_history(runs / name))
+        for name in ("a", "b", "base")
+    }
     assert training["total_train_seconds"] == pytest.approx(sum(seconds.values()), abs=0.2)
     rows = training_rows(training)
-    assert rows["averaged from"].startswith("run a: 1 epochs") and "; run b: 1 epochs" in \
-        rows["averaged from"]
+    assert (
+        rows["averaged from"].startswith("run a: 1 epochs")
+        and "; run b: 1 epochs" in rows["averaged from"]
+    )
     assert rows["weights"] == "the mean of the 2 models' weights (a model soup)"
     assert "epochs trained" not in rows and "best epoch" not in rows
     assert "augmentation" not in rows

@@ -22,16 +22,27 @@ from tests.conftest import ROOT
 from tests.test_jobs import fake_run, write_fer_csv
 
 # A tiny, fast run: 14 training faces, a narrow network, no end-of-run recalibration.
-TINY = ["-a", "mini_xception", "--model-kwargs", '{"width": 4}', "--batch-size", "8",
-        "--warmup-epochs", "0", "--no-recalibrate"]
+TINY = [
+    "-a",
+    "mini_xception",
+    "--model-kwargs",
+    '{"width": 4}',
+    "--batch-size",
+    "8",
+    "--warmup-epochs",
+    "0",
+    "--no-recalibrate",
+]
 
 # A process that holds a run's training lock the way `fer train` does, then sleeps.
-_HOLDER = ("import sys, time\n"
-           "from fer_core.run_lock import training_lock\n"
-           "from fer_core.runs import Run\n"
-           "with training_lock(Run(sys.argv[1])):\n"
-           "    print('ready', flush=True)\n"
-           "    time.sleep(600)\n")
+_HOLDER = (
+    "import sys, time\n"
+    "from fer_core.run_lock import training_lock\n"
+    "from fer_core.runs import Run\n"
+    "with training_lock(Run(sys.argv[1])):\n"
+    "    print('ready', flush=True)\n"
+    "    time.sleep(600)\n"
+)
 
 
 def _env(**extra):
@@ -40,13 +51,24 @@ def _env(**extra):
 
 
 def _fer(*args, cwd=ROOT, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "fer_core", *args], cwd=cwd,
-                          env=env or _env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fer_core", *args],
+        cwd=cwd,
+        env=env or _env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _hold(run_dir: Path) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", _HOLDER, str(run_dir)], cwd=ROOT,
-                               env=_env(), stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(run_dir)],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     if process.stdout.readline().strip() != "ready":
         process.kill()
         raise RuntimeError("the lock holder did not start")
@@ -62,10 +84,25 @@ def _kill(process: subprocess.Popen) -> None:
 def test_two_trainers_started_at_once_train_the_run_once(tmp_path):
     data = write_fer_csv(tmp_path / "fer.csv", per_class=2)
     run_dir = tmp_path / "runs" / "R"
-    command = [sys.executable, "-m", "fer_core", "train", "--run", str(run_dir),
-               "--data", str(data), "--epochs", "2", *TINY]
-    both = [subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    command = [
+        sys.executable,
+        "-m",
+        "fer_core",
+        "train",
+        "--run",
+        str(run_dir),
+        "--data",
+        str(data),
+        "--epochs",
+        "2",
+        *TINY,
+    ]
+    both = [
+        subprocess.Popen(
+            command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     try:
         outputs = [process.communicate(timeout=600) for process in both]
     finally:
@@ -92,19 +129,26 @@ def test_a_lock_left_by_a_killed_trainer_is_taken_over(tmp_path):
     data = write_fer_csv(tmp_path / "fer.csv", per_class=2)
     runs = tmp_path / "elsewhere"
     run_dir = fake_run(runs, "R", status="running", epochs_done=0, epochs=1)
-    Run(run_dir).write_config(TrainConfig(data_path=str(data), runs_dir=str(runs),
-                                          run_name="R", epochs=1, architecture="mini_xception",
-                                          model_kwargs={"width": 4}, batch_size=8,
-                                          warmup_epochs=0,
-                                          recalibrate_batch_norm=False).to_dict())
+    Run(run_dir).write_config(
+        TrainConfig(
+            data_path=str(data),
+            runs_dir=str(runs),
+            run_name="R",
+            epochs=1,
+            architecture="mini_xception",
+            model_kwargs={"width": 4},
+            batch_size=8,
+            warmup_epochs=0,
+            recalibrate_batch_norm=False,
+        ).to_dict()
+    )
     (run_dir / "history.csv").unlink()
     env = _env(FER_RUNS_DIR=str(runs))
     holder = _hold(run_dir)
     try:
         for field in ("job.json", "state.json"):  # as the app records a trainer it started
             record = json.loads((run_dir / field).read_text()) if field == "state.json" else {}
-            record.update(pid=holder.pid, started=time.time(), updated=time.time(),
-                          kind="train")
+            record.update(pid=holder.pid, started=time.time(), updated=time.time(), kind="train")
             (run_dir / field).write_text(json.dumps(record))
         refused = _fer("train", "--name", "R", cwd=tmp_path, env=env, timeout=120)
         assert refused.returncode == 2, refused.stderr
@@ -130,8 +174,16 @@ def test_train_name_finds_the_run_in_fer_runs_dir(tmp_path):
     run_dir = fake_run(runs, "R", status="running", epochs_done=1, epochs=3)
     holder = _hold(run_dir)
     try:
-        result = _fer("train", "--name", "R", "--data", str(tmp_path / "missing.csv"),
-                      cwd=tmp_path, env=_env(FER_RUNS_DIR=str(runs)), timeout=120)
+        result = _fer(
+            "train",
+            "--name",
+            "R",
+            "--data",
+            str(tmp_path / "missing.csv"),
+            cwd=tmp_path,
+            env=_env(FER_RUNS_DIR=str(runs)),
+            timeout=120,
+        )
     finally:
         _kill(holder)
     assert result.returncode == 2
@@ -145,8 +197,9 @@ def test_the_apps_resume_and_stop_do_not_wait_for_a_training_cli_run(tmp_path):
     data = write_fer_csv(tmp_path / "fer.csv", per_class=1)
     runs = tmp_path / "runs"
     run_dir = fake_run(runs, "R", status="stopped", epochs_done=1, epochs=3)
-    Run(run_dir).write_config(TrainConfig(data_path=str(data), runs_dir=str(runs),
-                                          run_name="R", epochs=3).to_dict())
+    Run(run_dir).write_config(
+        TrainConfig(data_path=str(data), runs_dir=str(runs), run_name="R", epochs=3).to_dict()
+    )
     holder = _hold(run_dir)
     try:
         started = time.monotonic()

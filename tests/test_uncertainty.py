@@ -34,12 +34,16 @@ def test_low_top_probability_is_labelled_uncertain_with_two_emotions():
 
 
 def test_rows_carry_the_uncertainty_columns():
-    results = [FaceResult((0, 0, 10, 10), probs(sad=0.4, neutral=0.35, fear=0.25), 1),
-               FaceResult((20, 0, 10, 10), probs(happy=0.9, neutral=0.1), 2)]
+    results = [
+        FaceResult((0, 0, 10, 10), probs(sad=0.4, neutral=0.35, fear=0.25), 1),
+        FaceResult((20, 0, 10, 10), probs(happy=0.9, neutral=0.1), 2),
+    ]
     rows = face_rows(results, file="x.png", uncertain_below=0.53)
     assert list(rows[0]) == ["file", *FACE_COLUMNS]
     assert [(r["uncertain"], r["label"], r["second"]) for r in rows] == [
-        (True, "sad", "neutral"), (False, "happy", "neutral")]
+        (True, "sad", "neutral"),
+        (False, "happy", "neutral"),
+    ]
     assert face_rows(results, frame=0, time_s=0.0)[0]["uncertain"] is None
 
 
@@ -87,15 +91,24 @@ def test_predict_explain_writes_a_crop_and_an_overlay_per_face(astronaut, tmp_pa
     Image.fromarray(astronaut).save(tmp_path / "astro naut.png")
     Image.fromarray(np.full((80, 80, 3), 90, np.uint8)).save(tmp_path / "wall.png")
     out = tmp_path / "why"
-    assert main(["predict", str(tmp_path / "astro naut.png"), str(tmp_path / "wall.png"),
-                 "--explain", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "astro naut.png"),
+                str(tmp_path / "wall.png"),
+                "--explain",
+                str(out),
+            ]
+        )
+        == 0
+    )
     names = sorted(p.name for p in out.iterdir())
     assert names == ["001_astro_naut_face1_crop.png", "001_astro_naut_face1_happy_occlusion.png"]
     assert Image.open(out / names[0]).size == (192, 192)
     assert "explanations: 2 PNGs" in capsys.readouterr().out
     (tmp_path / "afile").write_text("x")
-    assert main(["predict", str(tmp_path / "wall.png"), "--explain",
-                 str(tmp_path / "afile")]) == 2
+    assert main(["predict", str(tmp_path / "wall.png"), "--explain", str(tmp_path / "afile")]) == 2
 
 
 def test_predict_prints_an_unsure_face_as_uncertain(tmp_path, capsys):
@@ -122,12 +135,14 @@ def test_annotated_video_draws_unsure_faces_amber(tmp_path):
     unsure = FaceResult((80, 60, 120, 120), probs(sad=0.4, neutral=0.35, fear=0.25), 1)
     counts = {}
     for threshold in (0.53, None):
-        writer = AnnotatedVideoWriter(tmp_path / f"clip{threshold}", fps=5,
-                                      uncertain_below=threshold)
+        writer = AnnotatedVideoWriter(
+            tmp_path / f"clip{threshold}", fps=5, uncertain_below=threshold
+        )
         for _ in range(3):
             writer.write(canvas, [unsure])
         path = writer.close()
         _, _, frame = next(iter(iter_frames(path)))
-        counts[threshold] = int((np.abs(frame.astype(int) - UNCERTAIN_COLOUR).sum(axis=2)
-                                 < 80).sum())
+        counts[threshold] = int(
+            (np.abs(frame.astype(int) - UNCERTAIN_COLOUR).sum(axis=2) < 80).sum()
+        )
     assert counts[0.53] > 300 and counts[None] < 20, counts

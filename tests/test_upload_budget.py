@@ -34,8 +34,7 @@ def manager(monkeypatch):
 
 
 def rec(file_id: str, mb: float, name: str = "clip.mp4") -> UploadedFileRec:
-    return UploadedFileRec(file_id=file_id, name=name, type="video/mp4",
-                           data=b"\0" * int(mb * MB))
+    return UploadedFileRec(file_id=file_id, name=name, type="video/mp4", data=b"\0" * int(mb * MB))
 
 
 def held(manager, session: str) -> float:
@@ -49,8 +48,10 @@ def test_a_tab_holds_at_most_its_megabytes_counting_what_it_stored_on_disk(manag
         manager.add_file("a", rec("3", 2, "third\x1b[31m.mp4"))
     assert refused.value.status_code == 413
     message = refused.value.detail
-    assert message.startswith("third\\x1b[31m.mp4 (2.0 MB) was not accepted: this tab would "
-                              "hold 6 MB of uploads, more than the 5 MB")
+    assert message.startswith(
+        "third\\x1b[31m.mp4 (2.0 MB) was not accepted: this tab would "
+        "hold 6 MB of uploads, more than the 5 MB"
+    )
     assert "FER_SESSION_UPLOAD_MB" in message
     assert held(manager, "a") == 4  # the refused bytes were not kept
     assert take_refusals("a") == [message] and take_refusals("a") == []

@@ -91,8 +91,9 @@ def test_every_download_leaves_the_dropped_boxes_out():
     assert {f["faces"] for f in whole["faces"]} == {3}
     two = np.asarray(Image.open(io.BytesIO(annotated_png(data, result.kept([2])))))
     three = np.asarray(Image.open(io.BytesIO(annotated_png(data, result.faces))))
-    green = [(np.abs(image.astype(int) - [40, 200, 80]).sum(axis=2) < 30).sum()
-             for image in (two, three)]
+    green = [
+        (np.abs(image.astype(int) - [40, 200, 80]).sum(axis=2) < 30).sum() for image in (two, three)
+    ]
     assert green[0] < green[1] * 0.8  # the dropped face is not drawn
 
 
@@ -113,8 +114,12 @@ def png_header_only(width: int, height: int) -> bytes:
     import zlib
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")

@@ -10,8 +10,9 @@ import skimage.data
 from fer_core.video import analyze_video, iter_frames, video_info
 
 
-def write_offset_video(path, start_frames: int = 9, frames: int = 20, fps: int = 10,
-                       container: str = "mp4"):
+def write_offset_video(
+    path, start_frames: int = 9, frames: int = 20, fps: int = 10, container: str = "mp4"
+):
     """A clip whose first timestamp is ``start_frames / fps`` seconds (0.9 s), of the
     astronaut's face."""
     import av

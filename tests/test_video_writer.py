@@ -22,8 +22,9 @@ def test_annotated_video_round_trip(tmp_path):
 
     codec, _, suffix, mime = choose_codec()
     writer = AnnotatedVideoWriter(tmp_path / "annotated.anything", fps=info["fps"] / 2)
-    frames = analyze_video(source_path, recognizer=Recognizer(preset="photo"), every=2,
-                           on_frame=writer.on_frame)
+    frames = analyze_video(
+        source_path, recognizer=Recognizer(preset="photo"), every=2, on_frame=writer.on_frame
+    )
     annotated = writer.close()
     assert annotated == (tmp_path / "annotated").with_suffix(suffix) and writer.mime == mime
     assert writer.frames == 3 and sorted(frames["frame"].unique()) == [0, 2, 4]

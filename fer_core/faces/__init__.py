@@ -23,7 +23,9 @@ def make_detector(name: str = DEFAULT_DETECTOR, preset: str = "photo", **options
         from .haar import HAAR_PRESETS
 
         if preset not in HAAR_PRESETS:
-            raise ConfigError(f"Unknown preset {preset!r}; choose one of {', '.join(HAAR_PRESETS)}.")
+            raise ConfigError(
+                f"Unknown preset {preset!r}; choose one of {', '.join(HAAR_PRESETS)}."
+            )
         return FaceDetector(HAAR_PRESETS[preset], **options)
     if name == "blazeface":
         from .blazeface import BlazeFaceDetector
@@ -38,5 +40,15 @@ def make_interpreter(model_path, num_threads: int | None = None):
     return _make(model_path, num_threads)
 
 
-__all__ = ["Detection", "DetectorSettings", "FaceDetector", "DETECTORS", "DEFAULT_DETECTOR",
-           "make_detector", "make_interpreter", "to_grey", "cascade_path", "CASCADE_FILE"]
+__all__ = [
+    "Detection",
+    "DetectorSettings",
+    "FaceDetector",
+    "DETECTORS",
+    "DEFAULT_DETECTOR",
+    "make_detector",
+    "make_interpreter",
+    "to_grey",
+    "cascade_path",
+    "CASCADE_FILE",
+]

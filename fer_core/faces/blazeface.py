@@ -22,8 +22,9 @@ from ..errors import ConfigError, ModelError
 from .common import Detection, clip_box, to_rgb
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
-INSTALL_HINT = ("They ship inside fer_core (fer_core/faces/models/): reinstall the package "
-                "(`pip install .`).")
+INSTALL_HINT = (
+    "They ship inside fer_core (fer_core/faces/models/): reinstall the package (`pip install .`)."
+)
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,9 @@ class BlazeFaceSettings:
 
     def validate(self) -> None:
         if self.model not in (*MODELS, "both"):
-            raise ConfigError(f"Unknown BlazeFace model {self.model!r}; choose one of "
-                              f"{', '.join(MODELS)}, both.")
+            raise ConfigError(
+                f"Unknown BlazeFace model {self.model!r}; choose one of {', '.join(MODELS)}, both."
+            )
         if not 0.0 <= self.min_score < 1.0:
             raise ConfigError("min_score must lie in [0, 1).")
         if self.short_min_score is not None and not 0.0 <= self.short_min_score < 1.0:
@@ -77,10 +79,12 @@ class BlazeFaceSettings:
 SCORE_THRESHOLD = 0.45  # the full-range model's (and the merged boxes' floor)
 SHORT_SCORE_THRESHOLD = 0.55  # the short-range model's
 BLAZEFACE_PRESETS = {
-    "photo": BlazeFaceSettings(model="both", min_score=SCORE_THRESHOLD, tiles=1,
-                               short_min_score=SHORT_SCORE_THRESHOLD),
-    "live": BlazeFaceSettings(model="both", min_score=SCORE_THRESHOLD, tiles=1,
-                              short_min_score=SHORT_SCORE_THRESHOLD),
+    "photo": BlazeFaceSettings(
+        model="both", min_score=SCORE_THRESHOLD, tiles=1, short_min_score=SHORT_SCORE_THRESHOLD
+    ),
+    "live": BlazeFaceSettings(
+        model="both", min_score=SCORE_THRESHOLD, tiles=1, short_min_score=SHORT_SCORE_THRESHOLD
+    ),
 }
 
 
@@ -103,8 +107,9 @@ def make_interpreter(model_path, num_threads: int | None = None):
         Interpreter = tf.lite.Interpreter
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        interpreter = Interpreter(model_path=str(model_path),
-                                  num_threads=num_threads or min(2, os.cpu_count() or 1))
+        interpreter = Interpreter(
+            model_path=str(model_path), num_threads=num_threads or min(2, os.cpu_count() or 1)
+        )
     interpreter.allocate_tensors()
     return interpreter
 
@@ -121,8 +126,9 @@ def anchors(size: int, strides: tuple[int, ...]) -> np.ndarray:
             per_cell += 2 if len(strides) > 1 else 1
             layer += 1
         cells = int(np.ceil(size / stride))
-        ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells,
-                             indexing="ij")
+        ys, xs = np.meshgrid(
+            (np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij"
+        )
         grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
         centres.append(np.repeat(grid, per_cell, axis=0))
     return np.concatenate(centres).astype(np.float32)
@@ -159,7 +165,6 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, extra: np.ndarray, iou_t
     return np.array(kept_boxes), np.array(kept_scores), np.array(kept_extra)
 
 
-
 class _Model:
     """One BlazeFace model file behind a lock (LiteRT interpreters are not thread-safe)."""
 
@@ -179,8 +184,10 @@ class _Model:
         self._regressors, self._scores = outputs[0]["index"], outputs[1]["index"]
         self._anchors = anchors(spec.size, spec.strides)
         if int(outputs[0]["shape"][1]) != len(self._anchors):
-            raise ModelError(f"{path.name}: {outputs[0]['shape'][1]} outputs but "
-                             f"{len(self._anchors)} anchors; unexpected model.")
+            raise ModelError(
+                f"{path.name}: {outputs[0]['shape'][1]} outputs but "
+                f"{len(self._anchors)} anchors; unexpected model."
+            )
         self._lock = threading.Lock()
 
     def run(self, rgb: np.ndarray, min_score: float):
@@ -196,7 +203,9 @@ class _Model:
         resized = cv2.resize(rgb, (new_w, new_h), interpolation=interpolation)
         pad_x, pad_y = (size - new_w) // 2, (size - new_h) // 2
         canvas = np.zeros((size, size, 3), np.float32)
-        canvas[pad_y:pad_y + new_h, pad_x:pad_x + new_w] = resized.astype(np.float32) / 127.5 - 1
+        canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = (
+            resized.astype(np.float32) / 127.5 - 1
+        )
         with self._lock:
             self._interpreter.set_tensor(self._input, canvas[None])
             self._interpreter.invoke()
@@ -225,12 +234,18 @@ class BlazeFaceDetector:
     needs_rgb = True
     name = "blazeface"
 
-    def __init__(self, settings: BlazeFaceSettings | None = None, preset: str = "photo",
-                 num_threads: int | None = None, **overrides):
+    def __init__(
+        self,
+        settings: BlazeFaceSettings | None = None,
+        preset: str = "photo",
+        num_threads: int | None = None,
+        **overrides,
+    ):
         if settings is None:
             if preset not in BLAZEFACE_PRESETS:
-                raise ConfigError(f"Unknown preset {preset!r}; choose one of "
-                                  f"{', '.join(BLAZEFACE_PRESETS)}.")
+                raise ConfigError(
+                    f"Unknown preset {preset!r}; choose one of {', '.join(BLAZEFACE_PRESETS)}."
+                )
             settings = BLAZEFACE_PRESETS[preset]
         if overrides:
             settings = BlazeFaceSettings(**{**settings.__dict__, **overrides})
@@ -239,13 +254,17 @@ class BlazeFaceDetector:
         names = ("short", "full") if settings.model == "both" else (settings.model,)
         self._models = [_Model(MODELS[name], num_threads) for name in names]
         # each model's threshold: in "both", the short-range model may have its own
-        self._thresholds = [settings.short_min_score if name == "short" and settings.model ==
-                            "both" and settings.short_min_score is not None
-                            else settings.min_score for name in names]
+        self._thresholds = [
+            settings.short_min_score
+            if name == "short" and settings.model == "both" and settings.short_min_score is not None
+            else settings.min_score
+            for name in names
+        ]
 
     def _run(self, rgb: np.ndarray):
-        parts = [model.run(rgb, threshold)
-                 for model, threshold in zip(self._models, self._thresholds)]
+        parts = [
+            model.run(rgb, threshold) for model, threshold in zip(self._models, self._thresholds)
+        ]
         if len(parts) == 1:
             return parts[0]
         return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
@@ -269,7 +288,7 @@ class BlazeFaceDetector:
             return []
         parts = [self._run(rgb)]
         for tx, ty, side in self._tiles(height, width):
-            boxes, scores, points = self._run(rgb[ty:ty + side, tx:tx + side])
+            boxes, scores, points = self._run(rgb[ty : ty + side, tx : tx + side])
             parts.append((boxes + [tx, ty, tx, ty], scores, points + np.tile([tx, ty], 6)))
         boxes = np.concatenate([p[0] for p in parts])
         scores = np.concatenate([p[1] for p in parts])
@@ -294,5 +313,13 @@ class BlazeFaceDetector:
         return [d.box for d in self.detect_faces(image)]
 
 
-__all__ = ["BlazeFaceDetector", "BlazeFaceSettings", "BLAZEFACE_PRESETS", "MODELS",
-           "make_interpreter", "model_dir", "anchors", "weighted_nms"]
+__all__ = [
+    "BlazeFaceDetector",
+    "BlazeFaceSettings",
+    "BLAZEFACE_PRESETS",
+    "MODELS",
+    "make_interpreter",
+    "model_dir",
+    "anchors",
+    "weighted_nms",
+]

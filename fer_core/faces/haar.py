@@ -16,8 +16,11 @@ from .common import Detection, clip_box, iou, to_grey
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
 
-CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml",
-            "haarcascade_frontalface_alt.xml")
+CASCADES = (
+    "haarcascade_frontalface_default.xml",
+    "haarcascade_frontalface_alt2.xml",
+    "haarcascade_frontalface_alt.xml",
+)
 
 
 def cascade_path(name: str = CASCADE_FILE) -> Path:
@@ -100,8 +103,10 @@ class FaceDetector:
         self.settings = settings
         self._cascade = cv2.CascadeClassifier(str(cascade_path(settings.cascade)))
         if self._cascade.empty():
-            raise RuntimeError(f"OpenCV could not load {cascade_path(settings.cascade)}; reinstall "
-                               "opencv-python-headless<5.")
+            raise RuntimeError(
+                f"OpenCV could not load {cascade_path(settings.cascade)}; reinstall "
+                "opencv-python-headless<5."
+            )
         # CascadeClassifier.detectMultiScale is not documented as thread-safe.
         self._lock = threading.Lock()
 
@@ -128,42 +133,54 @@ class FaceDetector:
         small = grey
         if s.detect_width is not None and width > s.detect_width:
             scale = s.detect_width / width
-            small = cv2.resize(grey, (s.detect_width, max(1, int(round(height * scale)))),
-                               interpolation=cv2.INTER_AREA)
+            small = cv2.resize(
+                grey,
+                (s.detect_width, max(1, int(round(height * scale)))),
+                interpolation=cv2.INTER_AREA,
+            )
         min_side = max(8, int(round(s.min_size * scale)))
         if min(small.shape) < min_side:
             return []
         large = None if s.large_from is None else int(round(s.large_from * scale))
         passes = [(s.scale_factor, s.min_neighbors, min_side, 0)]
         if large is not None and large > min_side:
-            neighbours = s.min_neighbors if s.large_min_neighbors is None \
-                else s.large_min_neighbors
-            passes = [(s.scale_factor, s.min_neighbors, min_side, large),
-                      (s.large_scale_factor, neighbours, large, 0)]
+            neighbours = s.min_neighbors if s.large_min_neighbors is None else s.large_min_neighbors
+            passes = [
+                (s.scale_factor, s.min_neighbors, min_side, large),
+                (s.large_scale_factor, neighbours, large, 0),
+            ]
         scored = []
         with self._lock:
             for factor, neighbours, smallest, largest in passes:
                 if min(small.shape) < smallest:
                     continue
                 found, _, weights = self._cascade.detectMultiScale3(
-                    small, scaleFactor=factor, minNeighbors=neighbours,
-                    minSize=(smallest, smallest), maxSize=(largest, largest),
-                    outputRejectLevels=True)
-                scored += [((x, y, w, h), cascade_score(weight, s.cascade)) for (x, y, w, h),
-                           weight in zip(found if len(found) else [], np.ravel(weights))]
+                    small,
+                    scaleFactor=factor,
+                    minNeighbors=neighbours,
+                    minSize=(smallest, smallest),
+                    maxSize=(largest, largest),
+                    outputRejectLevels=True,
+                )
+                scored += [
+                    ((x, y, w, h), cascade_score(weight, s.cascade))
+                    for (x, y, w, h), weight in zip(found if len(found) else [], np.ravel(weights))
+                ]
         boxes = []
         for (x, y, w, h), score in sorted(scored, key=lambda pair: -pair[1]):
             box = clip_box(x / scale, y / scale, (x + w) / scale, (y + h) / scale, width, height)
             # a face near the passes' border can be found by both: the better box stays
-            if box is not None and score >= s.min_score and \
-                    all(iou(box, kept) < MERGE_IOU for kept, _ in boxes):
+            if (
+                box is not None
+                and score >= s.min_score
+                and all(iou(box, kept) < MERGE_IOU for kept, _ in boxes)
+            ):
                 boxes.append((box, score))
         boxes.sort(key=lambda pair: (pair[0][0], pair[0][1]))
         return boxes
 
     def detect(self, image: np.ndarray) -> list[tuple[int, int, int, int]]:
         return self.detect_grey(to_grey(image))
-
 
 
 # Presets. "photo" runs on the full-size image (best recall) with OpenCV's "alt2" cascade, in
@@ -180,11 +197,24 @@ class FaceDetector:
 # faces on both sets. "live" detects on a frame downscaled to 320 px wide, several times
 # faster, and finds faces of about 85 px and up in a 640 px frame.
 HAAR_PRESETS = {
-    "photo": DetectorSettings(scale_factor=1.2, min_neighbors=2, min_size=30, detect_width=None,
-                              cascade="haarcascade_frontalface_alt2.xml", large_from=120,
-                              large_scale_factor=1.1, large_min_neighbors=1),
+    "photo": DetectorSettings(
+        scale_factor=1.2,
+        min_neighbors=2,
+        min_size=30,
+        detect_width=None,
+        cascade="haarcascade_frontalface_alt2.xml",
+        large_from=120,
+        large_scale_factor=1.1,
+        large_min_neighbors=1,
+    ),
     "live": DetectorSettings(scale_factor=1.15, min_neighbors=5, min_size=60, detect_width=320),
 }
 
-__all__ = ["DetectorSettings", "FaceDetector", "HAAR_PRESETS", "CASCADES", "to_grey",
-           "cascade_path"]
+__all__ = [
+    "DetectorSettings",
+    "FaceDetector",
+    "HAAR_PRESETS",
+    "CASCADES",
+    "to_grey",
+    "cascade_path",
+]

@@ -52,8 +52,11 @@ def write_y4m(path: Path, rgb, frames: int = 30, fps: int = 30) -> Path:
         handle.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for picture in pictures:
             handle.write(b"FRAME\n")
-            handle.write(cv2.cvtColor(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR),
-                                      cv2.COLOR_BGR2YUV_I420).tobytes())
+            handle.write(
+                cv2.cvtColor(
+                    cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), cv2.COLOR_BGR2YUV_I420
+                ).tobytes()
+            )
     return path
 
 
@@ -93,10 +96,23 @@ class AppServer:
 
     def start(self, scenario: str, *extra: str, out: Path) -> subprocess.Popen:
         """Start a driver scenario without waiting; ``result(process)`` collects it."""
-        command = ["ip", "netns", "exec", self.namespace, sys.executable, str(DRIVER), scenario,
-                   "--url", self.url, "--out", str(out), *extra]
-        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, cwd=str(ROOT))
+        command = [
+            "ip",
+            "netns",
+            "exec",
+            self.namespace,
+            sys.executable,
+            str(DRIVER),
+            scenario,
+            "--url",
+            self.url,
+            "--out",
+            str(out),
+            *extra,
+        ]
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT)
+        )
 
     def result(self, process: subprocess.Popen, timeout: float | None = None) -> dict:
         try:
@@ -111,8 +127,9 @@ class AppServer:
     def _result(stdout: str, stderr: str, returncode: int) -> dict:
         lines = [line for line in stdout.splitlines() if line.startswith("{")]
         if not lines:
-            raise AssertionError(f"driver printed no result (rc {returncode}):\n"
-                                 f"{stdout[-2000:]}\n{stderr[-3000:]}")
+            raise AssertionError(
+                f"driver printed no result (rc {returncode}):\n{stdout[-2000:]}\n{stderr[-3000:]}"
+            )
         result = json.loads(lines[-1])
         result["_stderr"] = stderr[-3000:]
         return result
@@ -120,15 +137,20 @@ class AppServer:
     def fetch(self, path: str) -> tuple[int, bytes]:
         """GET ``path`` (sent as written, no normalisation) from inside the namespace:
         (status, body)."""
-        probe = ("import http.client, sys\n"
-                 f"c = http.client.HTTPConnection('127.0.0.1', {self.url.rsplit(':', 1)[1]}, "
-                 "timeout=20)\n"
-                 "c.request('GET', sys.argv[1])\n"
-                 "r = c.getresponse()\n"
-                 "body = r.read()\n"
-                 "sys.stdout.buffer.write(str(r.status).encode() + b'\\n' + body)\n")
-        completed = subprocess.run(["ip", "netns", "exec", self.namespace, sys.executable, "-c",
-                                    probe, path], capture_output=True, timeout=60)
+        probe = (
+            "import http.client, sys\n"
+            f"c = http.client.HTTPConnection('127.0.0.1', {self.url.rsplit(':', 1)[1]}, "
+            "timeout=20)\n"
+            "c.request('GET', sys.argv[1])\n"
+            "r = c.getresponse()\n"
+            "body = r.read()\n"
+            "sys.stdout.buffer.write(str(r.status).encode() + b'\\n' + body)\n"
+        )
+        completed = subprocess.run(
+            ["ip", "netns", "exec", self.namespace, sys.executable, "-c", probe, path],
+            capture_output=True,
+            timeout=60,
+        )
         if completed.returncode != 0:
             raise AssertionError(f"GET {path} failed: {completed.stderr.decode()[-1000:]}")
         status, _, body = completed.stdout.partition(b"\n")
@@ -140,22 +162,30 @@ class AppServer:
 
 
 def _wait_for_server(namespace: str, url: str, process, log: Path, timeout_s: float = 120.0):
-    probe = ("import sys, urllib.request\n"
-             "try:\n"
-             f"    urllib.request.urlopen('{url}/_stcore/health', timeout=2).read()\n"
-             "except Exception:\n"
-             "    sys.exit(1)\n")
+    probe = (
+        "import sys, urllib.request\n"
+        "try:\n"
+        f"    urllib.request.urlopen('{url}/_stcore/health', timeout=2).read()\n"
+        "except Exception:\n"
+        "    sys.exit(1)\n"
+    )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {process.returncode}:\n"
-                               f"{log.read_text()[-3000:]}")
-        if subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", probe],
-                          capture_output=True).returncode == 0:
+            raise RuntimeError(
+                f"streamlit exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        if (
+            subprocess.run(
+                ["ip", "netns", "exec", namespace, sys.executable, "-c", probe], capture_output=True
+            ).returncode
+            == 0
+        ):
             return
         time.sleep(0.5)
-    raise RuntimeError(f"streamlit did not answer within {timeout_s:.0f} s:\n"
-                       f"{log.read_text()[-3000:]}")
+    raise RuntimeError(
+        f"streamlit did not answer within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}"
+    )
 
 
 _SERVERS = itertools.count()
@@ -171,24 +201,47 @@ def serve_app(log: Path, env: dict | None = None):
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     process = None
     try:
-        subprocess.run(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"],
-                       check=True)
+        subprocess.run(
+            ["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"], check=True
+        )
         # aioice skips 127.0.0.1 as a host candidate: give lo a second loopback address.
-        subprocess.run(["ip", "netns", "exec", namespace, "ip", "addr", "add", "127.0.0.2/8",
-                        "dev", "lo"], check=True)
+        subprocess.run(
+            ["ip", "netns", "exec", namespace, "ip", "addr", "add", "127.0.0.2/8", "dev", "lo"],
+            check=True,
+        )
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
-        full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
-                        **(env or {}))
+        full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **(env or {}))
         full_env.pop("FER_ICE_SERVERS", None)  # local only: no STUN/TURN
         with open(log, "wb") as handle:
             process = subprocess.Popen(
-                ["ip", "netns", "exec", namespace, sys.executable, "-m", "streamlit", "run",
-                 "app.py", "--server.headless", "true", "--server.address", "127.0.0.1",
-                 "--server.port", str(port), "--browser.gatherUsageStats", "false",
-                 "--server.fileWatcherType", "none"],
-                cwd=str(ROOT), env=full_env, stdout=handle, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    namespace,
+                    sys.executable,
+                    "-m",
+                    "streamlit",
+                    "run",
+                    "app.py",
+                    "--server.headless",
+                    "true",
+                    "--server.address",
+                    "127.0.0.1",
+                    "--server.port",
+                    str(port),
+                    "--browser.gatherUsageStats",
+                    "false",
+                    "--server.fileWatcherType",
+                    "none",
+                ],
+                cwd=str(ROOT),
+                env=full_env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         _wait_for_server(namespace, url, process, log)
         yield AppServer(namespace, url, process, log)
     finally:

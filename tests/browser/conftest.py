@@ -71,8 +71,11 @@ def e2e(tmp_path_factory):
 
     photo = work / "astronaut.png"
     Image.fromarray(skimage.data.astronaut()).save(photo)
-    media = {"photo": photo, "y4m": write_y4m(work / "face.y4m", webcam_frame()),
-             "fer": write_small_fer_csv(work / "fer2013_small.csv")}
+    media = {
+        "photo": photo,
+        "y4m": write_y4m(work / "face.y4m", webcam_frame()),
+        "fer": write_small_fer_csv(work / "fer2013_small.csv"),
+    }
     runs = work / "runs"
     runs.mkdir()
 
@@ -83,7 +86,10 @@ def e2e(tmp_path_factory):
     stale.mkdir(parents=True)
     (stale / "old.csv").write_text("left behind\n")
     media["uploads"], media["stale"] = uploads, stale.parent
-    env = {"FER_RUNS_DIR": str(runs), "FER2013_PATH": str(media["fer"]),
-           "FER_UPLOAD_DIR": str(uploads)}
+    env = {
+        "FER_RUNS_DIR": str(runs),
+        "FER2013_PATH": str(media["fer"]),
+        "FER_UPLOAD_DIR": str(uploads),
+    }
     with serve_app(work / "streamlit.log", env) as server:
         yield E2E(server, work, shots, media)

@@ -34,15 +34,30 @@ CHROMIUM = "/usr/bin/chromium"
 # The first page is not the home page on purpose: the first visit after a server start goes
 # straight to a page URL (see app.py on why the pages are not in pages/).
 PAGES = ["model", "home", "live", "upload", "dataset", "training"]
-TITLES = {"home": "Facial emotion recognition", "live": "Live webcam",
-          "upload": "Photos & videos", "dataset": "Dataset explorer", "training": "Training",
-          "model": "Model card"}
+TITLES = {
+    "home": "Facial emotion recognition",
+    "live": "Live webcam",
+    "upload": "Photos & videos",
+    "dataset": "Dataset explorer",
+    "training": "Training",
+    "model": "Model card",
+}
 NAV_LABELS = {"home": "Home", "live": "Live webcam"}  # app_lib.navigation's titles
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage"]
-WEBCAM_FLAGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                "--allow-loopback-in-peer-connection"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+WEBCAM_FLAGS = [
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+]
 BOX_RGB = (40, 200, 80)  # fer_core.draw_results' box colour
 IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
 
@@ -53,14 +68,22 @@ def launch(playwright, profile: str, y4m: str | None = None):
         args += WEBCAM_FLAGS + [f"--use-file-for-fake-video-capture={y4m}"]
     # headless=True makes Playwright pass Chromium's (new) --headless mode.
     return playwright.chromium.launch_persistent_context(
-        profile, executable_path=CHROMIUM, headless=True, args=args,
-        viewport={"width": 1400, "height": 1000}, ignore_default_args=["--mute-audio"])
+        profile,
+        executable_path=CHROMIUM,
+        headless=True,
+        args=args,
+        viewport={"width": 1400, "height": 1000},
+        ignore_default_args=["--mute-audio"],
+    )
 
 
 def wait_idle(page, timeout_s: float = 90.0) -> None:
     """Wait until the Streamlit script has finished running (and was seen running or done)."""
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]',
-                           timeout=timeout_s * 1000, state="attached")
+    page.wait_for_selector(
+        '[data-testid="stApp"][data-test-script-state="notRunning"]',
+        timeout=timeout_s * 1000,
+        state="attached",
+    )
 
 
 def exceptions(page) -> list[str]:
@@ -68,7 +91,9 @@ def exceptions(page) -> list[str]:
 
 
 def errors(page) -> list[str]:
-    return [e.inner_text()[:300] for e in page.query_selector_all('[data-testid="stAlertContentError"]')]
+    return [
+        e.inner_text()[:300] for e in page.query_selector_all('[data-testid="stAlertContentError"]')
+    ]
 
 
 def shoot(page, path: Path) -> None:
@@ -81,15 +106,18 @@ def shoot(page, path: Path) -> None:
             chart.locator(".main-svg").first.wait_for(state="attached", timeout=30_000)
     size = page.viewport_size
     height = page.evaluate(
-        "Math.max(...Array.from(document.querySelectorAll('[data-testid=\"stMain\"], "
-        "[data-testid=\"stMainBlockContainer\"]')).map(e => e.scrollHeight), 0)")
-    page.set_viewport_size({"width": size["width"], "height": min(max(size["height"],
-                                                                       int(height) + 40), 9000)})
+        'Math.max(...Array.from(document.querySelectorAll(\'[data-testid="stMain"], '
+        '[data-testid="stMainBlockContainer"]\')).map(e => e.scrollHeight), 0)'
+    )
+    page.set_viewport_size(
+        {"width": size["width"], "height": min(max(size["height"], int(height) + 40), 9000)}
+    )
     try:
         # Let the resized layout paint: elements show skeletons until they are drawn.
         try:
             page.wait_for_function(
-                "!document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=15_000)
+                "!document.querySelector('[data-testid=\"stSkeleton\"]')", timeout=15_000
+            )
         except Exception:  # a picture with a placeholder is still a picture
             pass
         page.wait_for_timeout(500)  # for the screenshot only, never for a test condition
@@ -99,8 +127,11 @@ def shoot(page, path: Path) -> None:
 
 
 def open_page(page, url: str, name: str, timeout_s: float = 90.0) -> None:
-    page.goto(f"{url}/{'' if name == 'home' else name}", wait_until="domcontentloaded",
-              timeout=timeout_s * 1000)
+    page.goto(
+        f"{url}/{'' if name == 'home' else name}",
+        wait_until="domcontentloaded",
+        timeout=timeout_s * 1000,
+    )
     page.get_by_role("heading", name=TITLES[name]).first.wait_for(timeout=timeout_s * 1000)
 
 
@@ -117,9 +148,12 @@ def scenario_pages(page, args) -> dict:
             page.get_by_text("Rows skipped").first.wait_for(timeout=120_000)
             wait_idle(page)
         shoot(page, Path(args.out) / f"{name}.png")
-        results[name] = {"exceptions": exceptions(page), "errors": errors(page),
-                         "seconds": round(time.monotonic() - started, 2),
-                         "sidebar": page.locator('[data-testid="stSidebar"]').inner_text()[:400]}
+        results[name] = {
+            "exceptions": exceptions(page),
+            "errors": errors(page),
+            "seconds": round(time.monotonic() - started, 2),
+            "sidebar": page.locator('[data-testid="stSidebar"]').inner_text()[:400],
+        }
     return {"pages": results}
 
 
@@ -132,10 +166,13 @@ def scenario_upload(page, args) -> dict:
     wait_idle(page)
     page.locator('[data-testid="stImage"] img').first.wait_for(timeout=30_000)
     shoot(page, Path(args.out) / "upload_photo.png")
-    return {"labels": labels, "exceptions": exceptions(page),
-            "errors": errors(page),
-            "charts": page.locator('[data-testid="stPlotlyChart"]').count(),
-            "downloads": page.locator('[data-testid="stDownloadButton"]').count()}
+    return {
+        "labels": labels,
+        "exceptions": exceptions(page),
+        "errors": errors(page),
+        "charts": page.locator('[data-testid="stPlotlyChart"]').count(),
+        "downloads": page.locator('[data-testid="stDownloadButton"]').count(),
+    }
 
 
 def scenario_upload_budget(page, args) -> dict:
@@ -144,15 +181,20 @@ def scenario_upload_budget(page, args) -> dict:
     open_page(page, args.url, "upload")
     wait_idle(page)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-        args.photos)
+        args.photos
+    )
     page.locator('[data-testid="stAlertContentError"]').filter(
-        has_text="was not accepted").first.wait_for(timeout=120_000)
+        has_text="was not accepted"
+    ).first.wait_for(timeout=120_000)
     page.get_by_text("This tab holds").first.wait_for(timeout=120_000)
     wait_idle(page)
     shoot(page, Path(args.out) / "upload_budget.png")
-    return {"errors": errors(page), "exceptions": exceptions(page),
-            "files": [h.inner_text() for h in page.locator("h3").all()],
-            "holds": page.get_by_text("This tab holds").first.inner_text()}
+    return {
+        "errors": errors(page),
+        "exceptions": exceptions(page),
+        "files": [h.inner_text() for h in page.locator("h3").all()],
+        "holds": page.get_by_text("This tab holds").first.inner_text(),
+    }
 
 
 def scenario_upload_memory(page, args) -> dict:
@@ -165,18 +207,22 @@ def scenario_upload_memory(page, args) -> dict:
         name = Path(path).name
         started = time.time()
         page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-            path)
+            path
+        )
         kept = page.locator("h3").filter(has_text=name)
-        refused = page.locator('[data-testid="stAlertContentError"]').filter(
-            has_text=f"{name} (")
+        refused = page.locator('[data-testid="stAlertContentError"]').filter(has_text=f"{name} (")
         kept.or_(refused).first.wait_for(timeout=600_000)
         wait_idle(page)
-        events.append({"file": name, "started": started, "settled": time.time(),
-                       "accepted": kept.count() > 0})
+        events.append(
+            {"file": name, "started": started, "settled": time.time(), "accepted": kept.count() > 0}
+        )
     time.sleep(args.seconds if args.photos else 0)
     shoot(page, Path(args.out) / f"upload_memory_{os.getpid()}.png")
-    return {"events": events, "exceptions": exceptions(page),
-            "errors": [e for e in errors(page) if "not a video we can read" not in e]}
+    return {
+        "events": events,
+        "exceptions": exceptions(page),
+        "errors": [e for e in errors(page) if "not a video we can read" not in e],
+    }
 
 
 def green_box_pixels(png: bytes) -> int:
@@ -232,8 +278,9 @@ def start_camera(page) -> float:
     return started
 
 
-def wait_for_emotion(page, started: float, expected: str = "happy",
-                     timeout_s: float = 30.0) -> dict:
+def wait_for_emotion(
+    page, started: float, expected: str = "happy", timeout_s: float = 30.0
+) -> dict:
     """Wait until the live panel shows a top emotion and its bars; then until the top emotion
     is ``expected`` (smoothing settles within frames) or the time is up."""
     summary = page.locator(".st-key-live-summary")
@@ -245,8 +292,12 @@ def wait_for_emotion(page, started: float, expected: str = "happy",
     while top != expected and time.monotonic() < started + timeout_s:
         page.wait_for_timeout(250)
         top = summary.get_by_role("heading").first.inner_text().strip()
-    return {"top": top, "summary": summary.inner_text(), "bars": bars.count(),
-            "seconds_to_result": round(time.monotonic() - started, 2)}
+    return {
+        "top": top,
+        "summary": summary.inner_text(),
+        "bars": bars.count(),
+        "seconds_to_result": round(time.monotonic() - started, 2),
+    }
 
 
 def scenario_live(page, args) -> dict:
@@ -265,8 +316,9 @@ def scenario_live(page, args) -> dict:
             break
         page.wait_for_timeout(250)
     page.screenshot(path=str(Path(args.out) / "live_streaming.png"), full_page=True)
-    result.update(box_pixels=box_pixels,
-                  metrics=page.locator('[data-testid="stMetric"]').all_inner_texts())
+    result.update(
+        box_pixels=box_pixels, metrics=page.locator('[data-testid="stMetric"]').all_inner_texts()
+    )
     stop = camera_button(page, "stop")
     if stop.count():
         stop.first.click()
@@ -330,13 +382,18 @@ def scenario_live_history(page, args) -> dict:
     result.update(wait_for_emotion(page, started))
     result["csv_name"], data, result["csv_rows"] = record_session(page, 4.0)  # 4 s recorded
     (out / "live_session.csv").write_bytes(data)
-    result["recorded_caption"] = page.get_by_text(re.compile(r"^Recorded [\d,]+ frames")
-                                                  ).first.inner_text()
+    result["recorded_caption"] = page.get_by_text(
+        re.compile(r"^Recorded [\d,]+ frames")
+    ).first.inner_text()
     page.get_by_role("button", name=re.compile("Snapshot$")).first.click()
     name, png = download(page, "Snapshot PNG")
     (out / "live_snapshot.png").write_bytes(png)
-    result["snapshot"] = {"name": name, "bytes": len(png), "png": png[:8] == b"\x89PNG\r\n\x1a\n",
-                          "box_pixels": green_box_pixels(png)}
+    result["snapshot"] = {
+        "name": name,
+        "bytes": len(png),
+        "png": png[:8] == b"\x89PNG\r\n\x1a\n",
+        "box_pixels": green_box_pixels(png),
+    }
     # The sidebar switches the detector while the video runs: the panel names the new one and
     # the face is still found.
     page.locator('[data-testid="stSidebar"]').get_by_text("BlazeFace (MediaPipe)").click()
@@ -358,9 +415,11 @@ def record_session(page, seconds: float) -> tuple[str, bytes, list[dict]]:
     """Press Record, wait, press Stop recording; the session CSV's name, bytes and rows."""
     record = page.get_by_role("button", name=re.compile("^.*Record$"))
     record.first.wait_for(timeout=30_000)
-    page.wait_for_function("() => ![...document.querySelectorAll('button')].some("
-                           "b => b.innerText.trim().endsWith('Record') && b.disabled)",
-                           timeout=30_000)
+    page.wait_for_function(
+        "() => ![...document.querySelectorAll('button')].some("
+        "b => b.innerText.trim().endsWith('Record') && b.disabled)",
+        timeout=30_000,
+    )
     record.first.click()
     page.get_by_text("Recording:").first.wait_for(timeout=30_000)
     page.wait_for_timeout(seconds * 1000)  # the length of the recording itself
@@ -393,8 +452,10 @@ def scenario_live_small(page, args) -> dict:
     start_camera(page)
     warning = page.get_by_text(re.compile("Faces too small at this resolution"))
     warning.first.wait_for(timeout=60_000)
-    result = {"warning": warning.first.inner_text(),
-              "arriving": page.get_by_text(re.compile("Video arriving at")).first.inner_text()}
+    result = {
+        "warning": warning.first.inner_text(),
+        "arriving": page.get_by_text(re.compile("Video arriving at")).first.inner_text(),
+    }
     page.screenshot(path=str(Path(args.out) / "live_small.png"), full_page=True)
     stop = camera_button(page, "stop")
     if stop.count():
@@ -420,8 +481,12 @@ def scenario_sessions(page, args) -> dict:
     again, and the first leaves for another page while streaming, returns and starts again."""
     context = page.context
     context.add_init_script(TRACK_RECORDER)
-    tabs = {"live_a": page, "live_b": context.new_page(), "upload_a": context.new_page(),
-            "upload_b": context.new_page()}
+    tabs = {
+        "live_a": page,
+        "live_b": context.new_page(),
+        "upload_a": context.new_page(),
+        "upload_b": context.new_page(),
+    }
     for name, tab in tabs.items():
         open_page(tab, args.url, "live" if name.startswith("live") else "upload")
     started = {}
@@ -441,11 +506,15 @@ def scenario_sessions(page, args) -> dict:
 
     # Unplug live_a's camera: the panel says it waits for frames, and nothing breaks.
     live_a = tabs["live_a"]
-    webrtc_frame = next(f for f in live_a.frames if "streamlit_webrtc" in (f.url or "")
-                        or f.name == "streamlit_webrtc")
+    webrtc_frame = next(
+        f
+        for f in live_a.frames
+        if "streamlit_webrtc" in (f.url or "") or f.name == "streamlit_webrtc"
+    )
     stopped_tracks = webrtc_frame.evaluate(
         "(window.__ferTracks || []).filter(t => t.readyState === 'live')"
-        ".map(t => { t.stop(); return t.kind; }).length")
+        ".map(t => { t.stop(); return t.kind; }).length"
+    )
     live_a.get_by_text("Waiting for video frames").first.wait_for(timeout=30_000)
     shoot(live_a, Path(args.out) / "sessions_unplugged.png")
     # Plug it back in: STOP, then START opens the camera again.
@@ -467,10 +536,15 @@ def scenario_sessions(page, args) -> dict:
     live_a.get_by_role("heading", name=TITLES["live"]).first.wait_for(timeout=60_000)
     live_a.wait_for_selector(IFRAME, timeout=90_000)
     returned = wait_for_emotion(live_a, start_camera(live_a), timeout_s=60)
-    return {"sessions": sessions, "stopped_tracks": stopped_tracks, "replugged": replugged,
-            "reloaded": reloaded, "returned": returned,
-            "exceptions": {n: exceptions(t) for n, t in tabs.items()},
-            "errors": {n: errors(t) for n, t in tabs.items()}}
+    return {
+        "sessions": sessions,
+        "stopped_tracks": stopped_tracks,
+        "replugged": replugged,
+        "reloaded": reloaded,
+        "returned": returned,
+        "exceptions": {n: exceptions(t) for n, t in tabs.items()},
+        "errors": {n: errors(t) for n, t in tabs.items()},
+    }
 
 
 def scenario_soak(page, args) -> dict:
@@ -483,18 +557,29 @@ def scenario_soak(page, args) -> dict:
     readings = []
     while time.monotonic() < started + args.seconds:
         page.wait_for_timeout(10_000)
-        metrics = dict(m.split("\n", 1) for m in
-                       page.locator('[data-testid="stMetric"]').all_inner_texts() if "\n" in m)
+        metrics = dict(
+            m.split("\n", 1)
+            for m in page.locator('[data-testid="stMetric"]').all_inner_texts()
+            if "\n" in m
+        )
         summary = page.locator(".st-key-live-summary")
-        top = (summary.get_by_role("heading").first.inner_text().strip()
-               if summary.count() else None)
-        readings.append({"t": round(time.monotonic() - started, 1), "top": top,
-                         **{k.strip(): v.strip() for k, v in metrics.items()}})
+        top = summary.get_by_role("heading").first.inner_text().strip() if summary.count() else None
+        readings.append(
+            {
+                "t": round(time.monotonic() - started, 1),
+                "top": top,
+                **{k.strip(): v.strip() for k, v in metrics.items()},
+            }
+        )
         print(json.dumps(readings[-1]), file=sys.stderr, flush=True)
     page.screenshot(path=str(Path(args.out) / "live_soak.png"), full_page=True)
     camera_button(page, "stop").click()
-    return {"first": first, "readings": readings, "exceptions": exceptions(page),
-            "errors": errors(page)}
+    return {
+        "first": first,
+        "readings": readings,
+        "exceptions": exceptions(page),
+        "errors": errors(page),
+    }
 
 
 def _session_files(uploads: Path) -> list[str]:
@@ -511,7 +596,8 @@ def scenario_session_end(page, args) -> dict:
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url) if "example.invalid" in r.url else None)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-        {"name": args.name, "mimeType": "image/png", "buffer": Path(args.photo).read_bytes()})
+        {"name": args.name, "mimeType": "image/png", "buffer": Path(args.photo).read_bytes()}
+    )
     labels = uploaded_labels(page, 90)
     wait_idle(page)
     subheader = page.locator("h3").filter(has_text="example.invalid").first.inner_text()
@@ -521,7 +607,8 @@ def scenario_session_end(page, args) -> dict:
     open_page(page, args.url, "dataset")
     wait_idle(page)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-        args.csv)
+        args.csv
+    )
     page.get_by_text("(uploaded)").first.wait_for(timeout=120_000)
     wait_idle(page)
     while_open = _session_files(uploads)
@@ -531,10 +618,17 @@ def scenario_session_end(page, args) -> dict:
     while after and time.monotonic() < deadline:
         time.sleep(0.25)
         after = _session_files(uploads)
-    return {"labels": labels, "subheader": subheader, "remote_images": remote_images,
-            "remote_requests": requested, "while_open": while_open, "after_close": after,
-            "seconds_to_removal": round(60 - (deadline - time.monotonic()), 2),
-            "exceptions": [], "errors": []}
+    return {
+        "labels": labels,
+        "subheader": subheader,
+        "remote_images": remote_images,
+        "remote_requests": requested,
+        "while_open": while_open,
+        "after_close": after,
+        "seconds_to_removal": round(60 - (deadline - time.monotonic()), 2),
+        "exceptions": [],
+        "errors": [],
+    }
 
 
 def scenario_roles(page, args) -> dict:
@@ -556,13 +650,19 @@ def scenario_roles(page, args) -> dict:
         wait_idle(page)
         outcomes[attempt == args.name] = {
             "wrong": page.get_by_text("Wrong password").count() > 0,
-            "disabled": page.get_by_role("button", name="Start training").is_disabled()}
+            "disabled": page.get_by_role("button", name="Start training").is_disabled(),
+        }
         if attempt != args.name:
             box = page.get_by_label("Administrator password")
     shoot(page, Path(args.out) / "roles_admin.png")
-    return {"visitor_disabled": before, "wrong": outcomes[False], "right": outcomes[True],
-            "signed_in": page.get_by_text("Signed in as administrator").count() > 0,
-            "exceptions": exceptions(page), "errors": []}
+    return {
+        "visitor_disabled": before,
+        "wrong": outcomes[False],
+        "right": outcomes[True],
+        "signed_in": page.get_by_text("Signed in as administrator").count() > 0,
+        "exceptions": exceptions(page),
+        "errors": [],
+    }
 
 
 def colour_share(png: bytes) -> float:
@@ -583,7 +683,8 @@ def scenario_insight(page, args) -> dict:
     open_page(page, args.url, "upload")
     wait_idle(page)
     page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-        args.photos)
+        args.photos
+    )
     strong = page.locator('[data-testid="stMarkdownContainer"] strong')
     strong.filter(has_text=re.compile(r"#30 ")).first.wait_for(timeout=180_000)
     strong.filter(has_text="uncertain").first.wait_for(timeout=60_000)
@@ -603,16 +704,19 @@ def scenario_insight(page, args) -> dict:
     wait_idle(page, 120)
     page.get_by_text("occlusion sensitivity").first.wait_for(timeout=60_000)
     images = page.locator('[data-testid="stImage"]')
-    result["explanation_captions"] = [c.inner_text() for c in
-                                      page.locator('[data-testid="stImageCaption"]').all()]
+    result["explanation_captions"] = [
+        c.inner_text() for c in page.locator('[data-testid="stImageCaption"]').all()
+    ]
     pictures = page.locator('[data-testid="stImage"] img')
     overlay, crop = pictures.last, pictures.nth(pictures.count() - 2)
     overlay.scroll_into_view_if_needed()
     result["images"] = images.count()
     overlay.screenshot(path=str(out / "insight_overlay.png"))
     crop.screenshot(path=str(out / "insight_crop.png"))
-    result["colour_share"] = {name: colour_share((out / f"insight_{name}.png").read_bytes())
-                              for name in ("overlay", "crop")}
+    result["colour_share"] = {
+        name: colour_share((out / f"insight_{name}.png").read_bytes())
+        for name in ("overlay", "crop")
+    }
     shoot(page, out / "insight_explained.png")
     # A phone: 390 px wide. Every bar label must stay inside its own chart.
     page.set_viewport_size({"width": 390, "height": 900})
@@ -640,11 +744,17 @@ def scenario_insight(page, args) -> dict:
     diagram = page.locator('[data-testid="stPlotlyChart"]', has_text="ECE")
     diagram.first.wait_for(timeout=60_000)
     diagram.first.locator(".legendtext").first.wait_for(state="attached", timeout=30_000)
-    result["diagram_legend"] = [t.text_content() for t in
-                                diagram.first.locator(".legendtext").all()]
-    result["metrics"] = {m.locator('[data-testid="stMetricLabel"]').inner_text().strip():
-                         m.locator('[data-testid="stMetricValue"]').inner_text().strip()
-                         for m in page.locator('[data-testid="stMetric"]').all()}
+    result["diagram_legend"] = [
+        t.text_content() for t in diagram.first.locator(".legendtext").all()
+    ]
+    result["metrics"] = {
+        m.locator('[data-testid="stMetricLabel"]').inner_text().strip(): m.locator(
+            '[data-testid="stMetricValue"]'
+        )
+        .inner_text()
+        .strip()
+        for m in page.locator('[data-testid="stMetric"]').all()
+    }
     diagram.first.scroll_into_view_if_needed()
     diagram.first.screenshot(path=str(out / "insight_reliability.png"))
     result["exceptions"] = exceptions(page)
@@ -694,15 +804,14 @@ def scenario_offer_photo(page, args) -> dict:
     offer = offer_button(page)
     offer.first.wait_for(timeout=30_000)
     wait_idle(page)
-    result = {"before": before, "message": no_face.first.inner_text(),
-              "offers": offer.count()}
+    result = {"before": before, "message": no_face.first.inner_text(), "offers": offer.count()}
     shoot(page, out / "offer_photo.png")
     offer.first.click()
     result["after"] = wait_for_sidebar_detector(page, "BlazeFace")
     wait_idle(page)
     result["after"] = sidebar_detector(page)
     result["offers_after"] = offer_button(page).count()
-    result["message_after"] = (no_face.first.inner_text() if no_face.count() else None)
+    result["message_after"] = no_face.first.inner_text() if no_face.count() else None
     shoot(page, out / "offer_photo_clicked.png")
     return {**result, "exceptions": exceptions(page), "errors": errors(page)}
 
@@ -719,9 +828,12 @@ def scenario_offer_live(page, args) -> dict:
     no_face_at = time.monotonic()
     offer = offer_button(page)
     offer.first.wait_for(timeout=60_000)
-    result = {"before": before, "seconds_to_no_face": round(no_face_at - started, 2),
-              "seconds_no_face_to_offer": round(time.monotonic() - no_face_at, 2),
-              "caption": page.get_by_text(re.compile("has found no face for")).first.inner_text()}
+    result = {
+        "before": before,
+        "seconds_to_no_face": round(no_face_at - started, 2),
+        "seconds_no_face_to_offer": round(time.monotonic() - no_face_at, 2),
+        "caption": page.get_by_text(re.compile("has found no face for")).first.inner_text(),
+    }
     shoot(page, out / "offer_live.png")
     offer.first.click()
     result["after"] = wait_for_sidebar_detector(page, "BlazeFace")
@@ -740,14 +852,23 @@ def scenario_offer_live(page, args) -> dict:
     return {**result, "exceptions": exceptions(page), "errors": errors(page)}
 
 
-SCENARIOS = {"insight": scenario_insight, "pages": scenario_pages, "roles": scenario_roles,
-             "upload": scenario_upload, "upload_budget": scenario_upload_budget,
-             "upload_memory": scenario_upload_memory,
-             "live": scenario_live,
-             "sessions": scenario_sessions, "soak": scenario_soak,
-             "session_end": scenario_session_end, "live_history": scenario_live_history,
-             "live_small": scenario_live_small, "live_track": scenario_live_track,
-             "offer_photo": scenario_offer_photo, "offer_live": scenario_offer_live}
+SCENARIOS = {
+    "insight": scenario_insight,
+    "pages": scenario_pages,
+    "roles": scenario_roles,
+    "upload": scenario_upload,
+    "upload_budget": scenario_upload_budget,
+    "upload_memory": scenario_upload_memory,
+    "live": scenario_live,
+    "sessions": scenario_sessions,
+    "soak": scenario_soak,
+    "session_end": scenario_session_end,
+    "live_history": scenario_live_history,
+    "live_small": scenario_live_small,
+    "live_track": scenario_live_track,
+    "offer_photo": scenario_offer_photo,
+    "offer_live": scenario_offer_live,
+}
 
 
 def main(argv=None) -> int:
@@ -761,9 +882,17 @@ def main(argv=None) -> int:
     parser.add_argument("--expect-dataset", action="store_true")
     parser.add_argument("--uploads", help="session_end: the app's FER_UPLOAD_DIR")
     parser.add_argument("--csv", help="session_end: a FER2013-format CSV to upload")
-    parser.add_argument("--name", help="session_end: the file name the photo is uploaded as; "
-                        "roles: the administrator password")
-    parser.add_argument("--seconds", type=float, default=600.0, help="soak: how long to stream; live_track: how long to record")
+    parser.add_argument(
+        "--name",
+        help="session_end: the file name the photo is uploaded as; "
+        "roles: the administrator password",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=600.0,
+        help="soak: how long to stream; live_track: how long to record",
+    )
     args = parser.parse_args(argv)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     from playwright.sync_api import sync_playwright
@@ -772,29 +901,59 @@ def main(argv=None) -> int:
     result: dict = {"scenario": args.scenario}
     try:
         with sync_playwright() as playwright:
-            context = launch(playwright, profile,
-                             args.y4m if args.scenario in ("live", "sessions", "soak", "live_history",
-                                                           "live_small", "live_track",
-                                                           "offer_live")
-                             else None)
+            context = launch(
+                playwright,
+                profile,
+                args.y4m
+                if args.scenario
+                in (
+                    "live",
+                    "sessions",
+                    "soak",
+                    "live_history",
+                    "live_small",
+                    "live_track",
+                    "offer_live",
+                )
+                else None,
+            )
             try:
                 page = context.pages[0] if context.pages else context.new_page()
                 console: list[str] = []
-                page.on("console", lambda m: console.append(f"{m.type}: {m.text}"[:300])
-                        if m.type in ("error",) else None)
-                page.on("requestfailed", lambda r: console.append(
-                    f"request failed: {r.url[:200]} {r.failure}"))
-                page.on("response", lambda r: console.append(f"HTTP {r.status}: {r.url[:200]}")
-                        if r.status >= 400 else None)
+                page.on(
+                    "console",
+                    lambda m: (
+                        console.append(f"{m.type}: {m.text}"[:300])
+                        if m.type in ("error",)
+                        else None
+                    ),
+                )
+                page.on(
+                    "requestfailed",
+                    lambda r: console.append(f"request failed: {r.url[:200]} {r.failure}"),
+                )
+                page.on(
+                    "response",
+                    lambda r: (
+                        console.append(f"HTTP {r.status}: {r.url[:200]}")
+                        if r.status >= 400
+                        else None
+                    ),
+                )
                 try:
                     result.update(SCENARIOS[args.scenario](page, args))
                     result["ok"] = True
                 except Exception as exc:
-                    result.update(ok=False, error=f"{type(exc).__name__}: {exc}"[:3000],
-                                  traceback=traceback.format_exc()[-3000:])
+                    result.update(
+                        ok=False,
+                        error=f"{type(exc).__name__}: {exc}"[:3000],
+                        traceback=traceback.format_exc()[-3000:],
+                    )
                     try:
-                        page.screenshot(path=str(Path(args.out) / f"{args.scenario}_failure.png"),
-                                        full_page=True)
+                        page.screenshot(
+                            path=str(Path(args.out) / f"{args.scenario}_failure.png"),
+                            full_page=True,
+                        )
                         result["exceptions"] = exceptions(page)
                     except Exception:
                         pass

@@ -13,8 +13,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _explain(result: dict) -> str:
-    keys = ("error", "traceback", "exceptions", "errors", "console_errors", "forced_clicks",
-            "_stderr")
+    keys = (
+        "error",
+        "traceback",
+        "exceptions",
+        "errors",
+        "console_errors",
+        "forced_clicks",
+        "_stderr",
+    )
     return "\n".join(f"{key}: {result[key]}" for key in keys if result.get(key))
 
 
@@ -26,10 +33,12 @@ def test_every_page_renders_without_exception(e2e):
         assert page["errors"] == [], f"{name}: {page['errors']}"
         assert "Active model" in page["sidebar"], f"{name}: sidebar is {page['sidebar']!r}"
         # the measured numbers, each with its split (issue 21 item 9)
-        assert "Agrees with people (PrivateTest)" in page["sidebar"], \
+        assert "Agrees with people (PrivateTest)" in page["sidebar"], (
             f"{name}: sidebar is {page['sidebar']!r}"
-        assert "FER2013 labels (PrivateTest)" in page["sidebar"], \
+        )
+        assert "FER2013 labels (PrivateTest)" in page["sidebar"], (
             f"{name}: sidebar is {page['sidebar']!r}"
+        )
 
 
 def test_uploaded_photo_gets_a_labelled_face(e2e):
@@ -52,12 +61,14 @@ def test_live_webcam_shows_box_bars_and_happy(e2e):
     assert result["top"] == "happy", f"top emotion {result['top']!r}; {result['summary']!r}"
     assert result["seconds_to_result"] <= 30, result["seconds_to_result"]
     assert result["box_pixels"] > 200, (
-        f"no face box on the returned video ({result['box_pixels']} box-coloured pixels)")
+        f"no face box on the returned video ({result['box_pixels']} box-coloured pixels)"
+    )
 
 
 def test_concurrent_sessions_share_one_model_and_survive_camera_trouble(e2e):
-    result = e2e.run("sessions", "--y4m", str(e2e.media["y4m"]), "--photo",
-                     str(e2e.media["photo"]), timeout=500)
+    result = e2e.run(
+        "sessions", "--y4m", str(e2e.media["y4m"]), "--photo", str(e2e.media["photo"]), timeout=500
+    )
     print("START pressed without Playwright's stability check:", result.get("forced_clicks"))
     assert result.get("ok"), _explain(result)
     for name, tab_exceptions in result["exceptions"].items():
@@ -80,8 +91,14 @@ def test_concurrent_sessions_share_one_model_and_survive_camera_trouble(e2e):
 
 
 # Files of the project and of the machine that the app's server must never hand out.
-PRIVATE_FILES = ["app.py", ".streamlit/config.toml", "models/cnn_gru.keras",
-                 "models/cnn_gru.card.json", "fer_core/train.py", "requirements.txt"]
+PRIVATE_FILES = [
+    "app.py",
+    ".streamlit/config.toml",
+    "models/cnn_gru.keras",
+    "models/cnn_gru.card.json",
+    "fer_core/train.py",
+    "requirements.txt",
+]
 
 
 def test_the_server_hands_out_no_project_or_system_files(e2e):
@@ -91,13 +108,24 @@ def test_the_server_hands_out_no_project_or_system_files(e2e):
     passwd = open("/etc/passwd", "rb").read()[:60]
     paths = []
     for name in PRIVATE_FILES:
-        paths += [f"/{name}", f"/app/static/{name}", f"/static/{name}", f"/media/{name}",
-                  f"/../{name}", f"/%2e%2e/{name}", f"/app/static/..%2f{name}",
-                  f"/component/streamlit_webrtc.component.webrtc_streamer/..%2f..%2f{name}"]
-    paths += ["/etc/passwd", "/app/static/../../../../etc/passwd",
-              "/static/..%2f..%2f..%2f..%2f..%2fetc%2fpasswd", "/media/..%2f..%2fetc%2fpasswd",
-              "/component/streamlit_webrtc.component.webrtc_streamer/..%2f..%2f..%2f..%2f"
-              "..%2f..%2f..%2f..%2fetc%2fpasswd"]
+        paths += [
+            f"/{name}",
+            f"/app/static/{name}",
+            f"/static/{name}",
+            f"/media/{name}",
+            f"/../{name}",
+            f"/%2e%2e/{name}",
+            f"/app/static/..%2f{name}",
+            f"/component/streamlit_webrtc.component.webrtc_streamer/..%2f..%2f{name}",
+        ]
+    paths += [
+        "/etc/passwd",
+        "/app/static/../../../../etc/passwd",
+        "/static/..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/media/..%2f..%2fetc%2fpasswd",
+        "/component/streamlit_webrtc.component.webrtc_streamer/..%2f..%2f..%2f..%2f"
+        "..%2f..%2f..%2f..%2fetc%2fpasswd",
+    ]
     assert e2e.server.fetch("/_stcore/health") == (200, b"ok")  # the probe itself works
     leaks = []
     for path in paths:
@@ -108,7 +136,6 @@ def test_the_server_hands_out_no_project_or_system_files(e2e):
             leaks.append((path, status))
     assert leaks == [], leaks
     print(f"{len(paths)} paths tried, none served a private file")
-
 
 
 VIDEO = ROOT.parent / "shared" / "data" / "video" / "facerec_short_hamilton_clip.mp4"

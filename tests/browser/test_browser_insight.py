@@ -37,11 +37,13 @@ def test_thirty_faces_uncertain_label_explanation_and_calibration(e2e):
     assert result["downloads"] == 3 + 3 + 2
     captions = result["explanation_captions"]
     # the overlay explains the face's leading emotion (the first of its two)
-    assert "#1 crop" in captions and any(c.startswith(f"#1 {unsure.group(1)}") for c in
-                                         captions), captions
+    assert "#1 crop" in captions and any(c.startswith(f"#1 {unsure.group(1)}") for c in captions), (
+        captions
+    )
     # The overlay is coloured where the answer rests; the crop is the grey face the model saw.
-    assert result["colour_share"]["overlay"] > 0.05 and result["colour_share"]["crop"] < 0.01, \
+    assert result["colour_share"]["overlay"] > 0.05 and result["colour_share"]["crop"] < 0.01, (
         result["colour_share"]
+    )
     assert result["narrow_overflow"] == [], result["narrow_overflow"]  # bug 7
     card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())["calibration"]
     assert result["metrics"]["ECE calibrated"] == f"{card['test']['ece_after']:.3f}"

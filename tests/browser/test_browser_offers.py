@@ -35,13 +35,15 @@ def test_photo_without_a_face_offers_blazeface_and_the_click_switches(e2e, tmp_p
     assert result["after"] == BLAZEFACE, f"sidebar after the click: {result['after']!r}; {result}"
     assert result["offers_after"] == 0, result
     # ... and the message now says what BlazeFace found (nothing), not to try it.
-    assert result["message_after"] and "BlazeFace found no face" in result["message_after"] \
-        and "or BlazeFace" not in result["message_after"], result
+    assert (
+        result["message_after"]
+        and "BlazeFace found no face" in result["message_after"]
+        and "or BlazeFace" not in result["message_after"]
+    ), result
     assert "Traceback" not in e2e.server_log()
 
 
-def test_live_page_offers_blazeface_after_haar_sees_no_face_and_the_click_switches(
-        e2e, tmp_path):
+def test_live_page_offers_blazeface_after_haar_sees_no_face_and_the_click_switches(e2e, tmp_path):
     y4m = write_y4m(tmp_path / "grey.y4m", grey())
     result = e2e.run("offer_live", "--y4m", str(y4m), timeout=300)
     print("START pressed without Playwright's stability check:", result.get("forced_clicks"))
@@ -54,7 +56,8 @@ def test_live_page_offers_blazeface_after_haar_sees_no_face_and_the_click_switch
     assert "Haar cascade has found no face for" in result["caption"], result
     assert result["after"] == BLAZEFACE, (
         f"sidebar after the click: {result['after']!r}, offers still shown: "
-        f"{result['offers_after']}; {result}")
+        f"{result['offers_after']}; {result}"
+    )
     # The running stream switched as well: the panel names the detector of the frames.
     assert result["arriving"] and "BlazeFace" in result["arriving"], result
     assert result["offers_after"] == 0, result

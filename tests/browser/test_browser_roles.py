@@ -19,9 +19,12 @@ def guarded(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("roles")
     (work / "runs").mkdir()
-    env = {"FER_RUNS_DIR": str(work / "runs"), "FER_ADMIN_PASSWORD": PASSWORD,
-           "FER2013_PATH": str(write_small_fer_csv(work / "fer.csv")),
-           "FER_UPLOAD_DIR": str(work / "uploads")}
+    env = {
+        "FER_RUNS_DIR": str(work / "runs"),
+        "FER_ADMIN_PASSWORD": PASSWORD,
+        "FER2013_PATH": str(write_small_fer_csv(work / "fer.csv")),
+        "FER_UPLOAD_DIR": str(work / "uploads"),
+    }
     with serve_app(work / "streamlit.log", env) as server:
         yield server, work
 

@@ -12,12 +12,21 @@ MARKDOWN_IMAGE_NAME = "![](http://example.invalid/x.png).png"
 
 
 def test_session_uploads_are_removed_when_the_tab_closes(e2e):
-    result = e2e.run("session_end", "--photo", str(e2e.media["photo"]),
-                     "--csv", str(e2e.media["fer"]), "--name", MARKDOWN_IMAGE_NAME,
-                     "--uploads", str(e2e.media["uploads"]))
+    result = e2e.run(
+        "session_end",
+        "--photo",
+        str(e2e.media["photo"]),
+        "--csv",
+        str(e2e.media["fer"]),
+        "--name",
+        MARKDOWN_IMAGE_NAME,
+        "--uploads",
+        str(e2e.media["uploads"]),
+    )
     assert result.get("ok"), _explain(result)
-    print("session end:", {k: result[k] for k in ("while_open", "after_close",
-                                                  "seconds_to_removal")})
+    print(
+        "session end:", {k: result[k] for k in ("while_open", "after_close", "seconds_to_removal")}
+    )
     assert "#1 happy" in result["labels"]
     # The name is shown as written, as text: no image element, no request for it.
     assert result["subheader"].strip() == MARKDOWN_IMAGE_NAME

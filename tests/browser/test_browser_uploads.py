@@ -20,8 +20,12 @@ def small_budget(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("budget")
-    env = {"FER_UPLOAD_DIR": str(work / "uploads"), "FER_SESSION_UPLOAD_MB": "3",
-           "FER_UPLOAD_BUDGET_MB": "100", "FER_RUNS_DIR": str(work / "runs")}
+    env = {
+        "FER_UPLOAD_DIR": str(work / "uploads"),
+        "FER_SESSION_UPLOAD_MB": "3",
+        "FER_UPLOAD_BUDGET_MB": "100",
+        "FER_RUNS_DIR": str(work / "runs"),
+    }
     with serve_app(work / "streamlit.log", env) as server:
         yield server, work
 
@@ -31,8 +35,13 @@ def test_one_drop_beyond_the_tabs_budget_is_refused_with_a_message(small_budget)
     names = [f"clip{i}.mp4" for i in range(3)]
     for name in names:  # 1.2 MB each: two fit in 3 MB, the third does not
         (work / name).write_bytes(os.urandom(1_200_000))
-    result = server.run("upload_budget", "--photos", *[str(work / n) for n in names],
-                        out=work / "shots", timeout=300)
+    result = server.run(
+        "upload_budget",
+        "--photos",
+        *[str(work / n) for n in names],
+        out=work / "shots",
+        timeout=300,
+    )
     assert result.get("ok"), _explain(result)
     assert result["exceptions"] == [], _explain(result)
     refused = [e for e in result["errors"] if "was not accepted" in e]
