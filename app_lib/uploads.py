@@ -167,22 +167,23 @@ def named_bytes(data: bytes, name: str) -> io.BytesIO:
     return handle
 
 
-def explain_photo(data: bytes, name: str, faces: list[dict], model) -> list[dict]:
+def explain_photo(data: bytes, name: str, faces: list[dict], recognizer) -> list[dict]:
     """Per face: the 48x48 crop the model saw and its occlusion-sensitivity overlay, as PNG
-    bytes, and the emotion the overlay explains (``fer_core.explain``)."""
+    bytes, and the emotion the overlay explains (``fer_core.explain``), cropped by the
+    recognizer that found the faces."""
     from fer_core.explain import explain_faces
-    from fer_core.faces import to_grey
 
-    grey = to_grey(read_image(named_bytes(data, name)))
+    rgb = read_image(named_bytes(data, name))
     boxes = [(f["x"], f["y"], f["w"], f["h"]) for f in faces]
     return [
         {
             "face": face["face"],
             "emotion": item["emotion"],
+            "framings": len(item["crops"]),
             "crop_png": encode_png(item["crop_image"]),
             "overlay_png": encode_png(item["overlay_image"]),
         }
-        for face, item in zip(faces, explain_faces(model, grey, boxes))
+        for face, item in zip(faces, explain_faces(recognizer, rgb, boxes))
     ]
 
 

@@ -207,9 +207,11 @@ def cached_preview(_path: Path, digest: str, faces: tuple, threshold, model_key:
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def cached_explanations(
-    _path: Path, digest: str, name: str, faces: tuple, model_key: str
+    _path: Path, digest: str, name: str, faces: tuple, model_key: str, detector: str
 ) -> list[dict]:
-    return explain_photo(_path.read_bytes(), name, [dict(face) for face in faces], model)
+    return explain_photo(
+        _path.read_bytes(), name, [dict(face) for face in faces], photo_recognizer(model, detector)
+    )
 
 
 def frozen(faces: list[dict]) -> tuple:
@@ -242,13 +244,21 @@ def show_bars(faces: list[dict], key: str) -> None:
 def show_explanations(upload: StoredUpload, faces: list[dict]) -> None:
     with st.spinner("Hiding parts of each face to see what the answer rests on…"):
         items = cached_explanations(
-            upload.path, upload.digest, upload.name, frozen(faces), model_key
+            upload.path, upload.digest, upload.name, frozen(faces), model_key, detector
         )
+    averaged = max((item["framings"] for item in items), default=1)
     st.caption(
         "For each face: the 48×48 crop the model saw (a bad crop — a box on a shirt, "
         "half a face — shows here), then its occlusion sensitivity: where greying out a "
         "square lowers the named emotion's probability most (red: the answer rests "
         "there)."
+        + (
+            f" With this detector the model averages {averaged} crops of each face (its box "
+            "raised, centred and lowered a little); the centred one is shown, and the map "
+            "explains the average."
+            if averaged > 1
+            else ""
+        )
     )
     per_row = 4
     for start in range(0, len(items), per_row):

@@ -21,27 +21,35 @@ VIEW_SIZE = 192  # the crop and the overlay are shown 4x enlarged
 
 
 def occlusion_map(
-    model, crop: np.ndarray, target: int | None = None, patch: int = PATCH, stride: int = STRIDE
-) -> tuple[np.ndarray, int]:
+    model, crops: np.ndarray, target: int | None = None, patch: int = PATCH, stride: int = STRIDE
+) -> tuple[np.ndarray, int, np.ndarray]:
     """(48, 48) float map in [0, 1]: how much hiding each pixel's neighbourhood lowers the
     probability of ``target`` (default: the predicted emotion), scaled so the largest drop is 1
-    (all zeros when no square lowers it). Returns the map and the target class index."""
-    crop = np.asarray(crop, dtype=np.uint8)
-    if crop.shape != (INPUT_SIZE, INPUT_SIZE):
-        raise ValueError(f"expected a 48x48 crop, got {crop.shape}")
-    base = model.predict_faces(crop[None])[0]
+    (all zeros when no square lowers it). ``crops``: one 48x48 crop, or the (F, 48, 48) crops
+    of one face whose probabilities the recognizer averages (its framings): the same square is
+    hidden in each and their probabilities averaged, so the map explains that average.
+    Returns the map, the target class index and the probabilities explained."""
+    crops = np.asarray(crops, dtype=np.uint8)
+    if crops.ndim == 2:
+        crops = crops[None]
+    if crops.ndim != 3 or crops.shape[1:] != (INPUT_SIZE, INPUT_SIZE):
+        raise ValueError(f"expected 48x48 crops, got {crops.shape}")
+    framings = len(crops)
+    base = model.predict_faces(crops).mean(axis=0)
     if target is None:
         target = int(np.argmax(base))
-    fill = np.uint8(round(float(crop.mean())))
     positions = [
         (y, x)
         for y in range(0, INPUT_SIZE - patch + 1, stride)
         for x in range(0, INPUT_SIZE - patch + 1, stride)
     ]
-    batch = np.repeat(crop[None], len(positions), axis=0)
-    for index, (y, x) in enumerate(positions):
-        batch[index, y : y + patch, x : x + patch] = fill
-    probs = model.predict_faces(batch)
+    batch = np.repeat(crops[:, None], len(positions), axis=1)  # (F, P, 48, 48)
+    for index, crop in enumerate(crops):
+        fill = np.uint8(round(float(crop.mean())))
+        for position, (y, x) in enumerate(positions):
+            batch[index, position, y : y + patch, x : x + patch] = fill
+    probs = model.predict_faces(batch.reshape(-1, INPUT_SIZE, INPUT_SIZE))
+    probs = probs.reshape(framings, len(positions), -1).mean(axis=0)
     drops = float(base[target]) - probs[:, target]
     total = np.zeros((INPUT_SIZE, INPUT_SIZE))
     counts = np.zeros((INPUT_SIZE, INPUT_SIZE))
@@ -50,7 +58,7 @@ def occlusion_map(
         counts[y : y + patch, x : x + patch] += 1
     heat = np.clip(np.divide(total, counts, out=np.zeros_like(total), where=counts > 0), 0, None)
     peak = heat.max()
-    return (heat / peak if peak > 0 else heat), target
+    return (heat / peak if peak > 0 else heat), target, base
 
 
 def enlarge(crop: np.ndarray, size: int = VIEW_SIZE) -> np.ndarray:
@@ -80,39 +88,50 @@ def overlay(
     return np.uint8(np.round(grey * (1 - weight) + coloured * weight))
 
 
-def explain_faces(model, grey: np.ndarray, boxes) -> list[dict]:
-    """For each box of a grey image: the crop the model saw (through the one preprocessing
-    function), the occlusion map, the emotion it explains, and the two images to show."""
-    from .preprocess import crop_faces
+def explain_faces(recognizer, rgb: np.ndarray, boxes, eyes=None) -> list[dict]:
+    """For each box of an RGB image, through ``recognizer`` (the one that gave the boxes): the
+    crops it classifies (``Recognizer.face_crops``: its framings, margin and alignment), the
+    occlusion map of the probabilities it averages over them, the emotion explained, and the
+    two images to show. The crop shown is the middle framing's (the only one, except for the
+    Haar photo preset, which averages the face's box raised, centred and lowered)."""
+    from .faces import to_grey
 
+    if not len(boxes):
+        return []
+    stacks = recognizer.face_crops(to_grey(rgb), boxes, eyes)  # (framings, faces, 48, 48)
     explanations = []
-    for box, crop in zip(boxes, crop_faces(grey, boxes) if len(boxes) else []):
-        heat, target = occlusion_map(model, crop)
+    for index, box in enumerate(boxes):
+        crops = stacks[:, index]
+        heat, target, probs = occlusion_map(recognizer.model, crops)
+        shown = crops[len(crops) // 2]
         explanations.append(
             {
                 "box": tuple(int(v) for v in box),
-                "crop": crop,
+                "crops": crops,
+                "crop": shown,
+                "probs": probs,
                 "heat": heat,
                 "emotion": EMOTIONS[target],
-                "crop_image": enlarge(crop),
-                "overlay_image": overlay(crop, heat),
+                "crop_image": enlarge(shown),
+                "overlay_image": overlay(shown, heat),
             }
         )
     return explanations
 
 
-def write_explanations(model, rgb: np.ndarray, boxes, out_dir: str | Path, stem: str) -> list[Path]:
+def write_explanations(
+    recognizer, rgb: np.ndarray, boxes, out_dir: str | Path, stem: str, eyes=None
+) -> list[Path]:
     """PNGs for ``fer predict --explain DIR``: per face ``<stem>_face<N>_crop.png`` and
     ``<stem>_face<N>_<emotion>_occlusion.png`` (faces numbered from 1, left to right as
     detected). Written atomically; returns the paths."""
-    from .faces import to_grey
     from .image import encode_png
     from .storage import atomic_writer
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for number, item in enumerate(explain_faces(model, to_grey(rgb), boxes), start=1):
+    for number, item in enumerate(explain_faces(recognizer, rgb, boxes, eyes), start=1):
         for kind, image in (
             ("crop", item["crop_image"]),
             (f"{item['emotion']}_occlusion", item["overlay_image"]),

@@ -208,7 +208,7 @@ def run_predict(
                         if r.get("face") is not None
                     ]
                     explained += write_explanations(
-                        predictor.recognizer.model, rgb, boxes, explain_dir, _safe_stem(index, path)
+                        predictor.recognizer, rgb, boxes, explain_dir, _safe_stem(index, path)
                     )
                 rows.extend(new_rows)
             done += 1

@@ -308,12 +308,17 @@ class Recognizer:
             detections = [d for d in detections if max(d.box[2], d.box[3]) >= self.min_face]
         if not detections:
             return [], None
-        eyes = [d.eyes for d in detections] if self.align else None
-        boxes = [d.box for d in detections]
+        crops = self.face_crops(grey, [d.box for d in detections], [d.eyes for d in detections])
+        return detections, crops.reshape(-1, *crops.shape[2:])
+
+    def face_crops(self, grey: np.ndarray, boxes, eyes=None) -> np.ndarray:
+        """The 48x48 crops this recognizer classifies for ``boxes`` of a grey image, shape
+        (framings, faces, 48, 48): one per framing (their probabilities are averaged), eyes
+        levelled when the recognizer aligns. The one place a face becomes model input, for
+        the answer and for its explanation alike."""
         framings = self.framing if isinstance(self.framing, tuple) else (self.framing,)
-        return detections, np.concatenate(
-            [crop_faces(grey, boxes, self.margin, f, eyes) for f in framings]
-        )
+        eyes = list(eyes) if self.align and eyes is not None else None
+        return np.stack([crop_faces(grey, boxes, self.margin, f, eyes) for f in framings])
 
     def analyze_stream(self, rgb_frame: np.ndarray) -> list[FaceResult]:
         """Like ``analyze``, for consecutive frames: faces get ids and smoothed probabilities.
@@ -338,10 +343,9 @@ class Recognizer:
         detections in a stream. Each face keeps the score of its last detection."""
         started = time.perf_counter()
         boxes = [box for box, _ in tracked]
-        grey = to_grey(rgb_image)
-        framings = self.framing if isinstance(self.framing, tuple) else (self.framing,)
-        crops = np.concatenate([crop_faces(grey, boxes, self.margin, f) for f in framings])
-        probs = self.model.predict_faces(crops).reshape(len(framings), len(boxes), -1).mean(axis=0)
+        crops = self.face_crops(to_grey(rgb_image), boxes)
+        probs = self.model.predict_faces(crops.reshape(-1, *crops.shape[2:]))
+        probs = probs.reshape(crops.shape[0], len(boxes), -1).mean(axis=0)
         self.last_timings = {"detect_ms": 0.0, "classify_ms": (time.perf_counter() - started) * 1e3}
         return [
             FaceResult(tuple(int(v) for v in box), p.astype(np.float64) / p.sum(), score=score)

@@ -67,11 +67,9 @@ def test_the_shipped_model_is_unsure_of_an_ambiguous_face():
 
 def test_occlusion_map_points_at_the_face_the_answer_rests_on(astronaut):
     from fer_core.explain import explain_faces, occlusion_map
-    from fer_core.faces import to_grey
-    from fer_core.inference import load_model
 
-    model = load_model()
-    items = explain_faces(model, to_grey(astronaut), [ASTRONAUT_FACE])
+    recognizer = Recognizer(framing=None)  # the bare box, as ASTRONAUT_FACE was measured
+    items = explain_faces(recognizer, astronaut, [ASTRONAUT_FACE])
     assert len(items) == 1 and items[0]["emotion"] == "happy"
     heat = items[0]["heat"]
     assert heat.shape == (48, 48) and heat.max() == pytest.approx(1.0) and heat.min() >= 0
@@ -79,8 +77,36 @@ def test_occlusion_map_points_at_the_face_the_answer_rests_on(astronaut):
     assert heat[32:44, 12:36].mean() > heat[0:8, 12:36].mean()
     assert items[0]["overlay_image"].shape == (192, 192, 3)
     assert not np.array_equal(items[0]["overlay_image"], items[0]["crop_image"])
-    flat, _ = occlusion_map(model, np.full((48, 48), 120, np.uint8))
+    flat, _, _ = occlusion_map(recognizer.model, np.full((48, 48), 120, np.uint8))
     assert flat.shape == (48, 48) and np.isfinite(flat).all()
+
+
+@pytest.mark.parametrize("detector", ["haar", "blazeface"])
+def test_the_crop_explained_is_the_crop_classified(astronaut, detector):
+    """Issue 22: "Why?" re-cropped a face from its box without the recognizer's framing, so
+    with Haar it showed none of the three crops averaged and with BlazeFace a crop the model
+    never saw. The explanation now crops through the recognizer: the probabilities it explains
+    are the recognizer's answer, and the crop shown is one the recognizer classified."""
+    from fer_core.explain import explain_faces
+    from fer_core.faces import to_grey
+    from fer_core.preprocess import crop_faces
+
+    recognizer = Recognizer(detector=detector)
+    results = recognizer.analyze(astronaut)
+    assert results, f"{detector} found no face in the astronaut"
+    boxes = [r.box for r in results]
+    items = explain_faces(recognizer, astronaut, boxes)
+    classified = recognizer.face_crops(to_grey(astronaut), boxes)
+    framings = 3 if detector == "haar" else 1  # Haar's photo preset averages three framings
+    assert classified.shape == (framings, len(boxes), 48, 48)
+    for index, (result, item) in enumerate(zip(results, items)):
+        np.testing.assert_allclose(item["probs"], result.probs, atol=1e-5)
+        assert item["emotion"] == result.label
+        np.testing.assert_array_equal(item["crops"], classified[:, index])
+        assert any(np.array_equal(item["crop"], crop) for crop in classified[:, index])
+        # ... and not the bare box the page used to show.
+        bare = crop_faces(to_grey(astronaut), [result.box])[0]
+        assert not np.array_equal(item["crop"], bare)
 
 
 def test_predict_explain_writes_a_crop_and_an_overlay_per_face(astronaut, tmp_path, capsys):
