@@ -797,7 +797,7 @@ def scenario_offer_photo(page, args) -> dict:
     out = Path(args.out)
     open_page(page, args.url, "upload")
     wait_idle(page)
-    before = sidebar_detector(page)
+    before = wait_for_sidebar_detector(page, "Haar")  # the sidebar may render after the page
     upload_photo(page, args.photo)
     no_face = page.get_by_text(re.compile("No face found in"))
     no_face.first.wait_for(timeout=90_000)
@@ -822,7 +822,7 @@ def scenario_offer_live(page, args) -> dict:
     out = Path(args.out)
     open_page(page, args.url, "live")
     page.wait_for_selector(IFRAME, timeout=90_000)
-    before = sidebar_detector(page)
+    before = wait_for_sidebar_detector(page, "Haar")
     started = start_camera(page)
     page.get_by_text("No face in view").first.wait_for(timeout=60_000)
     no_face_at = time.monotonic()
