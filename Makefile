@@ -7,7 +7,7 @@ PORT ?= 8501
 # To share it, see the README's threat model (ADDRESS=0.0.0.0 with FER_ADMIN_PASSWORD set).
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test install install-dev browser bench clean
+.PHONY: run test test-fast lint install install-dev browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,16 @@ browser:
 test: install-dev browser
 	@$(BIN)/python -m pytest tests -q -p no:cacheprovider; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+
+# The quick loop while you work: everything but the tests marked slow, browser or real_data
+# (pytest.ini says what each means). `make test` still runs everything.
+test-fast: install-dev
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider -m "not slow and not browser and not real_data"
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: install-dev
 	$(BIN)/python -m bench

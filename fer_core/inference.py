@@ -77,7 +77,7 @@ def read_card(model_path: str | Path) -> dict | None:
 
 def _interpreter_class():
     try:  # The standalone LiteRT runtime, where installed.
-        from ai_edge_litert.interpreter import Interpreter  # type: ignore
+        from ai_edge_litert.interpreter import Interpreter
 
         return Interpreter
     except ImportError:

@@ -13,6 +13,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import app_lib  # noqa: E402,F401
 from fer_core.labels import EMOTIONS, USAGES  # noqa: E402
 
+REAL_DATA_FIXTURES = {"fer2013_path", "ferplus_path", "fer2013"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Markers that follow from where a test lives and what it needs (pytest.ini explains
+    them; `make test-fast` leaves these out): everything under tests/browser drives Chromium,
+    and a test that asks for the real FER2013 or FER+ reads real data. `slow` is written on
+    the tests themselves."""
+    browser = Path(__file__).parent / "browser"
+    for item in items:
+        if browser in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+        if REAL_DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real_data)
+
 
 @pytest.fixture(scope="session")
 def fer2013_path():

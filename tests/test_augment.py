@@ -130,6 +130,7 @@ def test_teacher_and_mix_flags_reach_the_config(tmp_path):
         parser.parse_args(["--mix", "blend"])
 
 
+@pytest.mark.slow
 def test_training_with_a_teacher_caches_its_probabilities(tmp_path, monkeypatch):
     import fer_core.teacher as teacher_module
 

@@ -131,6 +131,7 @@ def test_shipped_cards_record_calibration_and_the_app_uses_it():
     assert alternative["calibration"]["labels"] == "fer2013"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_activating_a_run_times_the_fast_path_the_app_will_use(tmp_path):
     """Bug 3: the run's card timed best.keras with Keras; the app runs LiteRT."""

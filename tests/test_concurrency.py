@@ -4,10 +4,12 @@ the same answers as sequential ones."""
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 from fer_core import Recognizer
 
 
+@pytest.mark.slow
 def test_shared_model_is_thread_safe(astronaut, shipped_model):
     images = [
         astronaut,

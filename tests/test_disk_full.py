@@ -27,6 +27,8 @@ from fer_core.storage import WriteError, atomic_write_text
 from fer_core.train import TrainConfig, train
 from tests.conftest import synthetic_rows, write_csv
 
+pytestmark = pytest.mark.slow  # training runs on a full disk
+
 DISK_FULL = "disk full while saving {}: free space and resume"
 
 

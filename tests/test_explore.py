@@ -1,8 +1,6 @@
 """fer_core.explore: the dataset explorer's numbers, on generated data (and on the real
 FER2013 when FER2013_PATH is set)."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -112,14 +110,10 @@ def test_class_counts_mean_faces_and_tiles():
     np.testing.assert_array_equal(sheet[1:97:2, 1:97:2], images[0])
 
 
-@pytest.mark.skipif(
-    not os.environ.get("FER2013_PATH"),
-    reason="FER2013_PATH is not set: the real-data check needs FER2013",
-)
-def test_flaws_of_the_real_fer2013():
+def test_flaws_of_the_real_fer2013(fer2013_path):
     from fer_core import load_fer2013
 
-    data = load_fer2013(os.environ["FER2013_PATH"])
+    data = load_fer2013(fer2013_path)
     report = find_flaws(data.images, data.labels, data.usage, data.row_numbers)
     summary = report.summary()
     assert summary["all_black"] == 12

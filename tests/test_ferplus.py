@@ -134,6 +134,7 @@ def test_duplicates_of_training_are_found_by_pixels():
     assert duplicates_of_training(data, "PrivateTest").tolist() == [False, True]
 
 
+@pytest.mark.slow
 def test_training_on_crowd_votes_end_to_end(tmp_path, monkeypatch):
     """``fer train --labels ferplus-votes --path-augment`` trains on the crowd's shares and
     validates against the clear majority."""

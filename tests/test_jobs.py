@@ -211,6 +211,7 @@ def test_stopping_a_run_while_it_loads_ends_it(tmp_path):
     assert run_status(runs / "quick-stop")["phase"] == "stopped"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_train_evaluate_activate_and_go_back(tmp_path):
     """The Training page's whole path with real processes: a short run on a tiny CSV, its
@@ -332,6 +333,7 @@ def test_a_terminal_run_in_fer_runs_dir_is_found_by_its_command_line(tmp_path):
         process.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_resume_keeps_the_runs_own_settings_and_its_finished_epochs(tmp_path):
     """A run with a non-default schedule, weight averaging and no warm-up is stopped after
@@ -392,6 +394,7 @@ def test_resume_keeps_the_runs_own_settings_and_its_finished_epochs(tmp_path):
     assert state["swa_count"] == epochs - 1 and state["epochs_done"] == epochs
 
 
+@pytest.mark.slow
 def test_two_simultaneous_resumes_start_one_trainer(tmp_path):
     """The run's lock: of two resumes at once, exactly one starts a process."""
     from concurrent.futures import ThreadPoolExecutor

@@ -38,6 +38,7 @@ def test_cnn_gru_reads_every_level_with_an_unrolled_gru():
     assert model.get_layer("bigru").forward_layer.unroll
 
 
+@pytest.mark.slow
 def test_save_load_and_litert_agree(tmp_path):
     model = build_model("cnn_gru")
     path = save_keras_model(model, tmp_path / "m.keras")

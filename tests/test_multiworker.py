@@ -6,9 +6,13 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from fer_core.model import load_keras_model
 from fer_core.runs import read_history
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # two trainers in their own processes
 
 
 def _free_port():

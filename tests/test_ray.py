@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # a Ray cluster on this machine
+
 ray = pytest.importorskip("ray", reason="Ray is a test dependency (requirements-dev.txt)")
 
 

@@ -69,6 +69,7 @@ def _tiny_config(tmp_path, **kw):
     return TrainConfig(**values)
 
 
+@pytest.mark.slow
 def test_train_writes_run_folder_and_resumes(tmp_path):
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(8)))
     config = _tiny_config(tmp_path, run_name="tiny")
@@ -92,6 +93,7 @@ def test_train_writes_run_folder_and_resumes(tmp_path):
     assert list_runs(tmp_path / "runs")[0]["name"] == "tiny"
 
 
+@pytest.mark.slow
 def test_stop_keeps_last_full_epoch(tmp_path):
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(8)))
     config = _tiny_config(tmp_path, run_name="stopper", epochs=5)
@@ -129,6 +131,7 @@ def test_active_model_switch(tmp_path):
     assert get_active_model(runs) is None
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume(tmp_path):
     """Kill the training process mid-epoch; the resumed run has no gap or duplicate epoch."""
     csv = write_csv(tmp_path / "d.csv", synthetic_rows(60))
@@ -198,6 +201,7 @@ def _read(path):
         return None
 
 
+@pytest.mark.slow
 def test_one_epoch_smoke_on_real_images(fer2013, tmp_path):
     config = _tiny_config(
         tmp_path,
@@ -225,6 +229,7 @@ def test_batches_are_full_and_even(tmp_path):
         TrainConfig(batch_size=33).validate()
 
 
+@pytest.mark.slow
 def test_mini_xception_trains_when_rows_do_not_fill_the_last_batch(tmp_path):
     """Regression: a partial batch of odd size crashed TensorFlow's oneDNN kernels (SIGSEGV)."""
     rows = synthetic_rows(5)  # 35 Training rows: a partial batch of 35 at batch size 64
@@ -258,6 +263,7 @@ def test_mini_xception_trains_when_rows_do_not_fill_the_last_batch(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_a_run_whose_folder_is_deleted_ends_instead_of_training_on(tmp_path):
     """Deleting a run's folder ends its trainer at the next batch (no zombie training on,
     and the folder is not recreated)."""
@@ -277,6 +283,7 @@ def test_a_run_whose_folder_is_deleted_ends_instead_of_training_on(tmp_path):
     assert max(epoch for epoch, _ in batches) == 1  # nothing after the deletion's epoch
 
 
+@pytest.mark.slow
 def test_a_resumed_run_starts_from_the_checkpoints_weights(tmp_path, monkeypatch):
     """Resume loads last.keras, and the model it goes on training has exactly the weights the
     interrupted run saved (a restart from scratch would build fresh ones and never load it);

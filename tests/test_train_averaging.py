@@ -82,6 +82,7 @@ def test_weight_average_is_the_running_mean_and_resumes(tmp_path):
     np.testing.assert_allclose(np.asarray(resumed.model.trainable_variables[0]), 4.0)
 
 
+@pytest.mark.slow
 def test_swa_run_records_the_average_and_resumes(tmp_path):
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(8)))
     config, run = _base_then_swa(tmp_path, data, "swa")
@@ -99,6 +100,7 @@ def test_swa_run_records_the_average_and_resumes(tmp_path):
     assert [row["epoch"] for row in read_history(run)] == [1, 2, 3, 4]
 
 
+@pytest.mark.slow
 def test_recalibration_is_kept_only_when_validation_improves(tmp_path, monkeypatch):
     import fer_core.train as train_module
 
@@ -127,6 +129,7 @@ def test_recalibration_is_kept_only_when_validation_improves(tmp_path, monkeypat
     assert state["recalibration"]["kept"] is True and state["best_val_accuracy"] == 0.5
 
 
+@pytest.mark.slow
 def test_model_card_of_a_fine_tuned_run_counts_the_base_run(tmp_path):
     from fer_core.card import write_model_card
     from fer_core.evaluate import evaluate_images
@@ -213,6 +216,7 @@ def test_model_lineage_follows_runs_and_cards_and_stops_at_a_changed_file(tmp_pa
     ]
 
 
+@pytest.mark.slow
 def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_path, monkeypatch):
     """Two fine-tunes of one base run, averaged by `fer average`: the run folder's model is
     the mean of their weights (BatchNorm statistics recomputed), it cannot be resumed, and

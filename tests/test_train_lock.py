@@ -21,6 +21,8 @@ from fer_core.status import run_status
 from tests.conftest import ROOT
 from tests.test_jobs import fake_run, write_fer_csv
 
+pytestmark = pytest.mark.slow  # trainers in their own processes
+
 # A tiny, fast run: 14 training faces, a narrow network, no end-of-run recalibration.
 TINY = [
     "-a",
