@@ -207,6 +207,7 @@ def cmd_evaluate(args) -> int:
         )
     if args.write_card:
         from .latency import measure_classifier_latency
+        from .provenance import training_section
 
         print("measuring latency", file=sys.stderr, flush=True)
         latency = {
@@ -219,12 +220,11 @@ def cmd_evaluate(args) -> int:
             split=args.split,
             flip_average=model.flip_average,
             selection=selection,
-            run_dir=args.run,
             latency=latency,
             data_source=str(dataset.source),
             calibration=calibration,
             held_out=held_out,
-            training=None if args.run else previous.get("training"),
+            training=training_section(args.run) if args.run else previous.get("training"),
         )
         print(
             f"model card written beside {model.path.name}; latency batch 1: "

@@ -133,6 +133,7 @@ def test_recalibration_is_kept_only_when_validation_improves(tmp_path, monkeypat
 def test_model_card_of_a_fine_tuned_run_counts_the_base_run(tmp_path):
     from fer_core.card import write_model_card
     from fer_core.evaluate import evaluate_images
+    from fer_core.provenance import training_section
 
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(4)))
     _, run = _base_then_swa(tmp_path, data, "tuned")
@@ -141,7 +142,12 @@ def test_model_card_of_a_fine_tuned_run_counts_the_base_run(tmp_path):
     x_test, y_test = data.split("PrivateTest")
     report = evaluate_images(load_keras_model(model_file), x_test, y_test)
     card = write_model_card(
-        model_file, report, split="PrivateTest", flip_average=False, selection=None, run_dir=run
+        model_file,
+        report,
+        split="PrivateTest",
+        flip_average=False,
+        selection=None,
+        training=training_section(run),
     )
     training = card["training"]
     assert training["run"] == "tuned" and training["epochs_done"] == 2
@@ -161,8 +167,8 @@ def test_model_lineage_follows_runs_and_cards_and_stops_at_a_changed_file(tmp_pa
     """Run c started from run b's best.keras, b from a model file with a card (whose own
     training started from run a). A file replaced after a run started from it ends the chain
     rather than describing another model."""
-    from fer_core.card import model_lineage
     from fer_core.inference import file_sha256
+    from fer_core.provenance import model_lineage
 
     runs = tmp_path / "runs"
     for name, seconds in (("a", 10.0), ("b", 20.0)):
@@ -225,6 +231,7 @@ def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_p
     from fer_core.__main__ import main
     from fer_core.card import write_model_card
     from fer_core.evaluate import evaluate_images
+    from fer_core.provenance import training_section
     from fer_core.status import run_status
 
     csv = write_csv(tmp_path / "d.csv", synthetic_rows(4))
@@ -284,7 +291,7 @@ def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_p
         split="PrivateTest",
         flip_average=False,
         selection=None,
-        run_dir=runs / "soup",
+        training=training_section(runs / "soup"),
     )
     training = card["training"]
     assert [[step["run"] for step in chain] for chain in training["averaged_from"]] == [
