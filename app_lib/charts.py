@@ -75,7 +75,7 @@ def probability_bars(
 
 def class_counts_figure(counts):
     """Grouped bars: images per emotion, one colour per split (``counts`` from
-    ``fer_core.explore.class_counts``)."""
+    ``fer_core.data.explore.class_counts``)."""
     import plotly.graph_objects as go
 
     figure = go.Figure()
@@ -215,7 +215,7 @@ def per_class_figure(per_class: dict):
 
 def timeline_figure(frames, max_faces: int = 6, x_title: str = "time (s)", titles=None, faces=None):
     """Probability of each emotion over time, one panel per face id (``frames`` is the
-    DataFrame of ``fer_core.video.analyze_video``, or the Live page's last minute).
+    DataFrame of ``fer_core.recognition.video.analyze_video``, or the Live page's last minute).
     ``titles``: a title per face id, instead of "face #N (K frames)". ``faces``: the face
     ids to draw, top to bottom (default: the ``max_faces`` seen in most frames, by id)."""
     import plotly.graph_objects as go

@@ -1,12 +1,12 @@
 """The FER2013 path a browser session chose (Dataset page; the Training page reads it).
 
-Only paths inside the allowed data folders (``fer_core.paths``: ``FER_DATA_DIRS``, else the
+Only paths inside the allowed data folders (``fer_core.data.paths``: ``FER_DATA_DIRS``, else the
 project's ``data/``; plus ``FER2013_PATH``) and the session's own upload folder are kept.
 ``data_path()`` therefore never returns a path a visitor typed to reach elsewhere on the
 server's disk.
 
 Messages about these files name them as a visitor knows them, never by the server's absolute
-path: ``fer_core.paths.shown_path`` says "train/happy/1.jpg in the data folder", and, for the
+path: ``fer_core.data.paths.shown_path`` says "train/happy/1.jpg in the data folder", and, for the
 upload folder registered here, "<file> in your uploads".
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import streamlit as st
 
 from app_lib.session_files import session_folder, upload_root
-from fer_core.paths import (
+from fer_core.data.paths import (
     add_places,
     allowed_data_roots,
     default_data_path,
@@ -32,7 +32,7 @@ DATA_PATH_KEY = "fer2013_path"  # session_state: the accepted FER2013 path ("" i
 
 def visitor_places() -> list[tuple[Path, str]]:
     """The folders a visitor knows by a name rather than a path: every session's uploads are
-    under the upload root ("your uploads"; the data folders are named by fer_core.paths)."""
+    under the upload root ("your uploads"; the data folders are named by fer_core.data.paths)."""
     return [(upload_root(), "your uploads")]
 
 
@@ -113,7 +113,7 @@ def data_path() -> str:
 def set_data_path(text: str) -> str:
     """Accept ``text`` as the session's dataset path if it lies in ``allowed_roots()``.
 
-    Returns the resolved path ('' for an empty ``text``). Raises ``fer_core.paths.
+    Returns the resolved path ('' for an empty ``text``). Raises ``fer_core.data.paths.
     DataPathError`` (a FerError) otherwise, and the dataset already chosen stays chosen (a
     mistyped path unloaded it)."""
     text = (text or "").strip()

@@ -30,7 +30,7 @@ from app_lib.live_record import LiveRecorder
 from fer_core import EMOTIONS, Recognizer
 from fer_core.errors import ConfigError
 from fer_core.faces import DEFAULT_DETECTOR
-from fer_core.uncertainty import draw_faces, is_uncertain, short_label, threshold_of
+from fer_core.recognition.uncertainty import draw_faces, is_uncertain, short_label, threshold_of
 
 logger = logging.getLogger(__name__)
 

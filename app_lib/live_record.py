@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from fer_core import EMOTIONS
-from fer_core.results import VIDEO_COLUMNS, face_rows, frame_to_csv_bytes, typed_frame
+from fer_core.recognition.results import VIDEO_COLUMNS, face_rows, frame_to_csv_bytes, typed_frame
 
 # A recording keeps at most this many frames: 10 minutes at 30 frames a second (a frame with
 # two faces is one entry). It then stops by itself and says so; nothing already recorded is

@@ -1,5 +1,5 @@
 """The model a page uses: loaded once per file with st.cache_resource and shared by all
-sessions; chosen by the administrator for everyone (``fer_core.active``), or by a visitor
+sessions; chosen by the administrator for everyone (``fer_core.service.active``), or by a visitor
 for their own session only."""
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ import streamlit as st
 from streamlit.logger import get_logger
 
 from fer_core import FerError
-from fer_core.active import active_choice
 from fer_core.errors import ModelError
-from fer_core.inference import (
+from fer_core.models.inference import (
     DEFAULT_MODEL,
     EmotionModel,
     card_path_for,
@@ -21,7 +20,8 @@ from fer_core.inference import (
     load_model,
     shipped_key,
 )
-from fer_core.runs import runs_dir as _runs_dir
+from fer_core.service.active import active_choice
+from fer_core.training.runs import runs_dir as _runs_dir
 
 SESSION_MODEL_KEY = "fer_session_model"  # session_state: a model chosen for this session only
 _logger = get_logger("fer_app")

@@ -36,7 +36,7 @@ import psutil
 import streamlit as st
 
 from fer_core import FerError
-from fer_core.media import DATASET_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from fer_core.data.media import DATASET_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_core.storage import store_by_digest
 
 MB = 2**20

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from app_lib.card import LABEL_NAMES, headline
-from fer_core.inference import SHIPPED_MODELS, read_card
+from fer_core.models.inference import SHIPPED_MODELS, read_card
 
 WHAT = {
     "crowd": "default: what share of people would say",
@@ -44,7 +44,7 @@ def render_shipped_choice(active) -> None:
 
     from app_lib.access import is_admin
     from app_lib.model_state import choose_for_session, runs_dir
-    from fer_core.active import set_active_model
+    from fer_core.service.active import set_active_model
 
     st.subheader("The shipped models")
     st.dataframe(shipped_rows(), hide_index=True, width="stretch")

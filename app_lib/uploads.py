@@ -12,21 +12,21 @@ from pathlib import Path
 import numpy as np
 
 from fer_core import EMOTIONS, FerError, Recognizer, read_image
+from fer_core.data.image import encode_png
+from fer_core.data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, kind_of, without_dots
 from fer_core.faces import DEFAULT_DETECTOR, DetectorSettings
 from fer_core.faces.haar import HAAR_PRESETS
-from fer_core.image import encode_png
-from fer_core.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, kind_of, without_dots
-from fer_core.results import PHOTO_COLUMNS, face_rows
-from fer_core.uncertainty import draw_faces, threshold_of
+from fer_core.recognition.results import PHOTO_COLUMNS, face_rows
+from fer_core.recognition.uncertainty import draw_faces, threshold_of
 
-IMAGE_TYPES = without_dots(IMAGE_SUFFIXES)  # for st.file_uploader; fer_core.media decides
+IMAGE_TYPES = without_dots(IMAGE_SUFFIXES)  # for st.file_uploader; fer_core.data.media decides
 VIDEO_TYPES = without_dots(VIDEO_SUFFIXES)
 # Photos: the "photo" preset (full resolution, best recall) up to 2048 px wide; wider photos
 # are scaled down for detection only (a 24 MP photo would take many seconds otherwise).
 PHOTO_DETECTOR = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30, detect_width=2048)
 VIDEO_DETECTOR = DetectorSettings(scale_factor=1.1, min_neighbors=5, min_size=30, detect_width=960)
 PREVIEW_WIDTH = 1600  # annotated previews are scaled down to this width for the page
-RESULT_COLUMNS = PHOTO_COLUMNS  # fer_core.results: the one row schema
+RESULT_COLUMNS = PHOTO_COLUMNS  # fer_core.recognition.results: the one row schema
 
 
 @dataclass
@@ -138,7 +138,7 @@ def analyze_photo(data: bytes, name: str, recognizer: Recognizer) -> PhotoResult
 
 def face_results(faces: list[dict]):
     """FaceResults back from result rows (to draw them again)."""
-    from fer_core.recognizer import FaceResult
+    from fer_core.recognition.recognizer import FaceResult
 
     return [
         FaceResult(
@@ -169,9 +169,9 @@ def named_bytes(data: bytes, name: str) -> io.BytesIO:
 
 def explain_photo(data: bytes, name: str, faces: list[dict], recognizer) -> list[dict]:
     """Per face: the 48x48 crop the model saw and its occlusion-sensitivity overlay, as PNG
-    bytes, and the emotion the overlay explains (``fer_core.explain``), cropped by the
+    bytes, and the emotion the overlay explains (``fer_core.recognition.explain``), cropped by the
     recognizer that found the faces."""
-    from fer_core.explain import explain_faces
+    from fer_core.recognition.explain import explain_faces
 
     rgb = read_image(named_bytes(data, name))
     boxes = [(f["x"], f["y"], f["w"], f["h"]) for f in faces]
@@ -193,7 +193,7 @@ ALL_PHOTO_COLUMNS = RESULT_COLUMNS + ["problem"]
 def rows_to_csv(rows: list[dict], columns: list[str] | None = None) -> bytes:
     """The shared CSV writer: a cell that would start a formula is neutralised (a visitor's
     file name is in it), numbers stay numbers."""
-    from fer_core.results import rows_to_csv_bytes
+    from fer_core.recognition.results import rows_to_csv_bytes
 
     return rows_to_csv_bytes(rows, columns or RESULT_COLUMNS)
 
@@ -243,8 +243,8 @@ def analyse_video_file(
     before the video does (a truncated file, or the cap), else None. The annotated video stays
     on disk: ``video_path`` (None without one)."""
     from fer_core.errors import ImageError
-    from fer_core.video import analyze_video, video_info
-    from fer_core.video_writer import AnnotatedVideoWriter
+    from fer_core.recognition.video import analyze_video, video_info
+    from fer_core.recognition.video_writer import AnnotatedVideoWriter
 
     info = video_info(path)
     duration = info.get("duration_s")

@@ -11,10 +11,10 @@ from app_lib.session_files import check_upload_size, discard_upload, max_dataset
 from app_lib.text import escape_markdown, shorten, show_error
 from app_lib.upload_budget import release
 from fer_core import EMOTIONS, FerError, load_fer2013
-from fer_core.explore import class_counts, find_flaws, mean_faces
-from fer_core.ferplus import default_ferplus_path, disagreement, load_ferplus
-from fer_core.paths import shown_path
-from fer_core.results import frame_to_csv_bytes
+from fer_core.data.explore import class_counts, find_flaws, mean_faces
+from fer_core.data.ferplus import default_ferplus_path, disagreement, load_ferplus
+from fer_core.data.paths import shown_path
+from fer_core.recognition.results import frame_to_csv_bytes
 
 PAGE_SIZE = 48
 PATH_INPUT_KEY = "dataset_path_input"
@@ -477,7 +477,7 @@ def _crowd_path() -> str:
     """The FER+ file this tab reads: the one typed here (inside the allowed folders, as the
     dataset path), else $FERPLUS_PATH."""
     from app_lib.data_source import allowed_roots
-    from fer_core.paths import resolve_user_path
+    from fer_core.data.paths import resolve_user_path
 
     typed = (st.session_state.get(FERPLUS_INPUT_KEY) or "").strip()
     if typed:
@@ -554,7 +554,7 @@ with crowd_tab:
             "Rows: FER2013's label; columns: the crowd's majority (faces with a clear "
             "majority), as shares of each row."
         )
-        from fer_core.ferplus import aligned
+        from fer_core.data.ferplus import aligned
 
         aligned_votes = aligned(votes, data)
         majority = aligned_votes.clear_majority()

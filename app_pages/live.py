@@ -24,7 +24,7 @@ from app_lib.model_state import require_active_model
 from app_lib.settings import keep, kept
 from app_lib.text import user_errors
 from fer_core import FerError
-from fer_core.uncertainty import threshold_of
+from fer_core.recognition.uncertainty import threshold_of
 
 PROCESSOR_KEY = "live_processor"
 WEBRTC_KEY = "live-emotions"

@@ -14,7 +14,9 @@ from app_lib.model_state import active_model, choose_for_session, runs_dir
 from app_lib.run_watch import ACTIVE_PHASES, busy_runs, changed_runs
 from app_lib.text import escape_markdown, show_error, user_errors
 from fer_core import FerError, available_architectures
-from fer_core.active import (
+from fer_core.data.paths import default_ferplus_path
+from fer_core.labels import LABEL_SOURCES
+from fer_core.service.active import (
     activate_run,
     activation_warning,
     card_public_score,
@@ -24,18 +26,16 @@ from fer_core.active import (
     run_public_score,
     use_shipped_model,
 )
-from fer_core.config import MIXES, TrainConfig
-from fer_core.jobs import (
+from fer_core.service.jobs import (
     resume_training,
     start_evaluation,
     start_training,
     stop_evaluation,
     stop_training,
 )
-from fer_core.labels import LABEL_SOURCES
-from fer_core.paths import default_ferplus_path
-from fer_core.runs import list_runs, new_run_name
-from fer_core.status import evaluation_status, run_status
+from fer_core.service.status import evaluation_status, run_status
+from fer_core.training.config import MIXES, TrainConfig
+from fer_core.training.runs import list_runs, new_run_name
 
 POLL_SECONDS = 2.0
 WATCHED_KEY = "watched_run"

@@ -44,9 +44,9 @@ from app_lib.uploads import (
     video_recognizer,
 )
 from fer_core import EMOTIONS, FerError
-from fer_core.results import frame_to_csv_bytes
-from fer_core.timeline import face_summary, segment_summary
-from fer_core.uncertainty import short_label, threshold_of
+from fer_core.recognition.results import frame_to_csv_bytes
+from fer_core.recognition.timeline import face_summary, segment_summary
+from fer_core.recognition.uncertainty import short_label, threshold_of
 
 VIDEO_RESULTS_KEY = "video_results"
 STORED_KEY = "stored_uploads"  # this tab's uploads: StoredUpload records (files on disk)

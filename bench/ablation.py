@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fer_core.runs import Run
+from fer_core.training.runs import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = Path(__file__).resolve().parent / "ablation.json"

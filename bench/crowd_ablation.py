@@ -84,13 +84,13 @@ def train_all(runs_dir: Path) -> None:
 
 
 def score(runs_dir: Path, faces: int) -> dict:
-    from fer_core.data import load_fer2013
-    from fer_core.evaluate import classification_report, predict_probabilities
-    from fer_core.ferplus import FerPlus, aligned, load_ferplus
-    from fer_core.inference import EmotionModel
-    from fer_core.pipeline import SceneOptions, evaluate_pipeline
-    from fer_core.recognizer import Recognizer
-    from fer_core.runs import Run
+    from fer_core.data.fer2013 import load_fer2013
+    from fer_core.data.ferplus import FerPlus, aligned, load_ferplus
+    from fer_core.evaluation.reports import classification_report, predict_probabilities
+    from fer_core.evaluation.whole_path import SceneOptions, evaluate_pipeline
+    from fer_core.models.inference import EmotionModel
+    from fer_core.recognition.recognizer import Recognizer
+    from fer_core.training.runs import Run
 
     dataset = load_fer2013(os.environ["FER2013_PATH"])
     votes = aligned(load_ferplus(os.environ["FERPLUS_PATH"], dataset), dataset)

@@ -4,7 +4,7 @@
 
 PACK_DIR holds Training and PublicTest as ``../shared/device/pack_fer2013.sh`` packs them
 (PrivateTest never travels: it is scored on the CPU machine, after every choice is made).
-Every run is ``fer_core.train.train``, the loop ``python -m fer_core train`` runs; the runs of
+Every run is ``fer_core.training.loop.train``, the loop ``python -m fer_core train`` runs; the runs of
 a phase train side by side (small models leave most of the GPU idle), and a phase that
 reaches its deadline asks its runs to stop (each keeps its best checkpoint on PublicTest).
 
@@ -76,8 +76,8 @@ def _students(teachers: list[str]) -> dict:
 
 def worker(args) -> int:
     from bench.train_speed import load_training_data
-    from fer_core.config import TrainConfig
-    from fer_core.train import train
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.loop import train
 
     settings = json.loads(args.settings)
     dataset = load_training_data(args.data, None, 0)
@@ -113,7 +113,7 @@ def _launch(name: str, settings: dict, args, env) -> subprocess.Popen:
 
 
 def _phase(runs: dict, args, env, deadline: float, summary: dict) -> None:
-    from fer_core.runs import Run
+    from fer_core.training.runs import Run
 
     started = time.time()
     procs = {name: _launch(name, settings, args, env) for name, settings in runs.items()}
@@ -155,8 +155,8 @@ def _teacher_scores(paths: list[str], args) -> dict:
     import numpy as np
 
     from bench.train_speed import load_training_data
-    from fer_core.evaluate import predict_probabilities
-    from fer_core.model import load_keras_model
+    from fer_core.evaluation.reports import predict_probabilities
+    from fer_core.models.architectures import load_keras_model
 
     dataset = load_training_data(args.data, None, 0)
     x, y = dataset.split("PublicTest")

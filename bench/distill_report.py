@@ -22,9 +22,9 @@ OUT = Path(__file__).resolve().parent / "distill.json"
 
 
 def main(argv=None) -> int:
-    from fer_core.data import load_fer2013
-    from fer_core.evaluate import classification_report, predict_probabilities
-    from fer_core.model import load_keras_model
+    from fer_core.data.fer2013 import load_fer2013
+    from fer_core.evaluation.reports import classification_report, predict_probabilities
+    from fer_core.models.architectures import load_keras_model
 
     parser = argparse.ArgumentParser(prog="python -m bench.distill_report")
     parser.add_argument("models", nargs="+", help="NAME=PATH.keras or NAME=A.keras+B.keras")

@@ -371,7 +371,7 @@ def render() -> str:
         "",
         *training_section(default),
         "",
-        "How FER+'s votes become targets (`fer_core/ferplus.py`): the seven emotions' vote "
+        "How FER+'s votes become targets (`fer_core/data/ferplus.py`): the seven emotions' vote "
         "shares are the target (`--labels ferplus-votes`) or the most-voted emotion "
         "(`ferplus-majority`); *contempt*, *unknown* and *not a face* votes are left out of "
         "the target; a face leaves the training set when one of those three has at least as "

@@ -20,7 +20,7 @@ OUT = ROOT / "bench" / "latency_vs_previous.json"
 
 def main() -> int:
     from bench.run import compare_with_previous
-    from fer_core.inference import EmotionModel, file_sha256, litert_path_for
+    from fer_core.models.inference import EmotionModel, file_sha256, litert_path_for
 
     shipped = EmotionModel()
     result = compare_with_previous(shipped, repeats=3000, rounds=15)

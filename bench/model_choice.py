@@ -4,7 +4,7 @@ bench/model_choice.json.
 
     python -m bench.model_choice    # about 2 minutes on 2 cores
 
-Every shipped model goes through ``fer_core.pipeline.evaluate_pipeline`` on PublicTest (the
+Every shipped model goes through ``fer_core.evaluation.whole_path.evaluate_pipeline`` on PublicTest (the
 split that chooses), Haar and BlazeFace photo presets, scored against FER+'s clear majority and
 against FER2013's labels. PrivateTest is not read. Needs ``$FER2013_PATH`` and ``$FERPLUS_PATH``.
 """
@@ -24,11 +24,11 @@ KEYS = ("faces", "found", "accuracy_found", "crop_accuracy_found", "framing_cost
 
 
 def main() -> int:
-    from fer_core.data import load_fer2013
-    from fer_core.inference import SHIPPED_MODELS, read_card
-    from fer_core.pipeline import SceneOptions, evaluate_pipeline
-    from fer_core.pipeline_cli import split_with_labels
-    from fer_core.recognizer import Recognizer
+    from fer_core.cli.whole_path import split_with_labels
+    from fer_core.data.fer2013 import load_fer2013
+    from fer_core.evaluation.whole_path import SceneOptions, evaluate_pipeline
+    from fer_core.models.inference import SHIPPED_MODELS, read_card
+    from fer_core.recognition.recognizer import Recognizer
 
     for name in ("FER2013_PATH", "FERPLUS_PATH"):
         if not os.environ.get(name):

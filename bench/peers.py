@@ -14,7 +14,7 @@ Sections:
 - ``video``: the test video (../shared/data/video, or FER_VIDEO) at 640x360 and 320x180:
   frames with a face, per detector's live preset, streamed as on the Live page (detection on
   every 3rd frame), the ids used, and how well each face keeps its id while it is shown
-  (``fer_core.track_metrics.id_consistency``: faces followed by box overlap, a cut ends one).
+  (``fer_core.recognition.track_metrics.id_consistency``: faces followed by box overlap, a cut ends one).
 - ``detection``: recall and precision on the labelled photos (IoU >= 0.4) for every detector
   and preset, fer's own Haar settings too; for detectors with a score, recall and precision
   at every threshold, and the threshold chosen (the best recall at precision >= 0.95, then the
@@ -168,8 +168,8 @@ def bench_video(path: Path) -> dict:
     import cv2
 
     from fer_core import Recognizer
-    from fer_core.track_metrics import id_consistency
-    from fer_core.video import iter_frames  # noqa: F401  (same decoder as the app)
+    from fer_core.recognition.track_metrics import id_consistency
+    from fer_core.recognition.video import iter_frames  # noqa: F401  (same decoder as the app)
 
     if not path.is_file():
         return {"skipped": f"no test video at {path}"}
@@ -204,14 +204,14 @@ def bench_video(path: Path) -> dict:
                 "ids_used": len(ids),
                 # each face followed by box overlap across frames, bridging a loss of up to
                 # half a second (a cut ends it): the share of its frames that show its main id
-                # (fer_core.track_metrics)
+                # (fer_core.recognition.track_metrics)
                 "id_consistency": id_consistency(shown, times=times, max_gap_s=0.5),
             }
     return out
 
 
 def _match(boxes, truth) -> tuple[int, int, int]:
-    from fer_core.recognizer import iou
+    from fer_core.recognition.recognizer import iou
 
     tp = fp = 0
     matched = set()

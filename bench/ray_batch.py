@@ -62,8 +62,8 @@ def main(argv=None) -> int:
     parser.add_argument("--images", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args(argv)
-    from fer_core.batch import predict_with_ray, start_ray
-    from fer_core.predict import collect_inputs, run_predict
+    from fer_core.recognition.batch import predict_with_ray, start_ray
+    from fer_core.recognition.predict import collect_inputs, run_predict
 
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work) / "photos"

@@ -70,8 +70,8 @@ PREVIOUS_MODEL = ROOT / "models" / "cnn_gru_fer2013.keras"
 
 
 def bench_classifier(repeats: int) -> dict:
-    from fer_core.inference import EmotionModel
-    from fer_core.latency import measure_classifier_latency
+    from fer_core.evaluation.latency import measure_classifier_latency
+    from fer_core.models.inference import EmotionModel
 
     out = {}
     for backend, fast in (("litert", True), ("keras", False)):
@@ -100,8 +100,8 @@ def compare_with_previous(shipped, repeats: int, rounds: int = 10) -> dict:
     """One face, as shipped (each model with its own card's flip choice and calibration),
     the shipped model and the one it replaced, timed in turn round by round so that the
     machine's drift falls on both alike."""
-    from fer_core.inference import EmotionModel
-    from fer_core.latency import measure_classifier_latency
+    from fer_core.evaluation.latency import measure_classifier_latency
+    from fer_core.models.inference import EmotionModel
 
     previous = EmotionModel(PREVIOUS_MODEL)
     times = {"shipped": [], "previous": []}
@@ -195,7 +195,7 @@ def smallest_live_face() -> dict:
 
 
 def iou(a, b) -> float:
-    from fer_core.recognizer import iou as _iou
+    from fer_core.recognition.recognizer import iou as _iou
 
     return _iou(a, b)
 
@@ -205,7 +205,7 @@ def bench_detection(photos_dir: Path) -> dict:
 
     from fer_core import read_image
     from fer_core.faces import DetectorSettings, FaceDetector
-    from fer_core.recognizer import PRESETS
+    from fer_core.recognition.recognizer import PRESETS
 
     annotations = photos_dir / "annotations" / "face_boxes.json"
     if not annotations.is_file():
@@ -252,7 +252,7 @@ def bench_detection(photos_dir: Path) -> dict:
 def bench_training_throughput(steps: int) -> dict:
     import keras
 
-    from fer_core.model import available_architectures, build_model
+    from fer_core.models.architectures import available_architectures, build_model
 
     out = {}
     rng = np.random.default_rng(0)
@@ -425,7 +425,7 @@ def bench_video(every: int) -> dict:
     """Peak memory and speed of video analysis on a 1-minute and a 10-minute clip: memory
     must not grow with the video's length (frames are streamed)."""
     from fer_core import Recognizer
-    from fer_core.video import analyze_video
+    from fer_core.recognition.video import analyze_video
 
     recognizer = Recognizer(preset="photo")
     out = {}

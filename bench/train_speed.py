@@ -1,4 +1,4 @@
-"""Training speed of the project's own loop (``fer_core.train.train``), on any Keras backend.
+"""Training speed of the project's own loop (``fer_core.training.loop.train``), on any Keras backend.
 
     python -m bench.train_speed                      # this machine, writes bench/train_speed.json
     KERAS_BACKEND=jax python -m bench.train_speed    # also counts JAX's compilations
@@ -59,7 +59,7 @@ def _count_compiles():
 
 
 def load_training_data(path: str | None, rows: int | None, seed: int):
-    from fer_core.data import Fer2013, load_fer2013
+    from fer_core.data.fer2013 import Fer2013, load_fer2013
 
     if path and Path(path).is_dir() and (Path(path) / "lab.npy").is_file():
         folder = Path(path)
@@ -92,8 +92,8 @@ def measure(
 ) -> dict:
     import keras
 
-    from fer_core.config import TrainConfig
-    from fer_core.train import train
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.loop import train
 
     counter = _count_compiles()
     marks: dict[int, list[float]] = {}

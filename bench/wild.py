@@ -41,7 +41,7 @@ OUT = ROOT / "bench" / "wild.json"
 
 def genki(wild: Path, limit: int | None = None):
     """(rgb images, smiling bools) of GENKI-4K, in file order."""
-    from fer_core.image import read_image
+    from fer_core.data.image import read_image
 
     with open(wild / "genki4k_labels.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -82,7 +82,7 @@ def _happy_or_not(predicted_happy: np.ndarray, smiling: np.ndarray) -> dict:
 
 
 def genki_whole_path(model, images, smiling, detector: str) -> dict:
-    from fer_core.recognizer import Recognizer
+    from fer_core.recognition.recognizer import Recognizer
 
     recognizer = Recognizer(model, preset="photo", detector=detector)
     found = np.zeros(len(images), dtype=bool)
@@ -137,7 +137,7 @@ def genki_peer(images, smiling) -> dict:
 
 
 def muxspace_report(model, crops, labels) -> dict:
-    from fer_core.evaluate import classification_report, predict_probabilities
+    from fer_core.evaluation.reports import classification_report, predict_probabilities
 
     probs = predict_probabilities(model, crops)
     report = classification_report(labels, probs.argmax(axis=1))
@@ -152,7 +152,7 @@ def muxspace_report(model, crops, labels) -> dict:
 
 
 def score_model(path: Path, wild: Path, images, smiling, crops, labels) -> dict:
-    from fer_core.inference import EmotionModel, file_sha256
+    from fer_core.models.inference import EmotionModel, file_sha256
 
     model = EmotionModel(path)
     entry = {
@@ -171,7 +171,7 @@ def score_model(path: Path, wild: Path, images, smiling, crops, labels) -> dict:
 
 
 def shipped_models() -> list[Path]:
-    from fer_core.active import model_sources
+    from fer_core.service.active import model_sources
 
     return [Path(source.path) for source in model_sources() if source.shipped]
 

@@ -5,14 +5,20 @@ Public API::
     from fer_core import EMOTIONS, FerError, read_image, load_fer2013, load_model, Recognizer
 """
 
-from .data import Fer2013, load_fer2013
-from .errors import ConfigError, DatasetError, FerError, ImageError, ModelError
-from .faces import DETECTORS
-from .image import read_image
-from .inference import EmotionModel, load_model
-from .labels import EMOTIONS, NUM_CLASSES, USAGES
-from .model import available_architectures, build_model
-from .recognizer import PRESETS, FaceResult, FaceTracker, Recognizer, draw_results
+from fer_core.data.fer2013 import Fer2013, load_fer2013
+from fer_core.data.image import read_image
+from fer_core.errors import ConfigError, DatasetError, FerError, ImageError, ModelError
+from fer_core.faces import DETECTORS
+from fer_core.labels import EMOTIONS, NUM_CLASSES, USAGES
+from fer_core.models.architectures import available_architectures, build_model
+from fer_core.models.inference import EmotionModel, load_model
+from fer_core.recognition.recognizer import (
+    PRESETS,
+    FaceResult,
+    FaceTracker,
+    Recognizer,
+    draw_results,
+)
 
 __all__ = [
     "EMOTIONS",

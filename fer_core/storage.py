@@ -3,7 +3,7 @@ file beside the target, fsynced, then renamed), JSON read with a bound, files st
 digest, an inter-process file lock, and the error a failed write becomes (``WriteError``, with
 the disk's reason in one line).
 
-Nothing here knows about training runs; ``fer_core.runs`` builds a run's folder on it.
+Nothing here knows about training runs; ``fer_core.training.runs`` builds a run's folder on it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, FerError
+from fer_core.errors import ConfigError, FerError
 
 # ----------------------------------------------------------------------------- write failures
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from fer_core import ConfigError, load_fer2013
-from fer_core.augment import FaceAugment, TrainingLoss, build_trainer, trainer_inputs
-from fer_core.config import TrainConfig, add_config_arguments, given_settings
 from fer_core.labels import NUM_CLASSES
-from fer_core.model import build_model, save_keras_model
-from fer_core.train import train
+from fer_core.models.architectures import build_model, save_keras_model
+from fer_core.training.config import TrainConfig, add_config_arguments, given_settings
+from fer_core.training.loop import train
+from fer_core.training.trainer import FaceAugment, TrainingLoss, build_trainer, trainer_inputs
 from tests.conftest import synthetic_rows, write_csv
 
 
@@ -132,7 +132,7 @@ def test_teacher_and_mix_flags_reach_the_config(tmp_path):
 
 @pytest.mark.slow
 def test_training_with_a_teacher_caches_its_probabilities(tmp_path, monkeypatch):
-    import fer_core.teacher as teacher_module
+    import fer_core.training.teachers as teacher_module
 
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(8)))
     teacher = save_keras_model(build_model("mini_xception", width=4), tmp_path / "t.keras")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core.calibration import (
+from fer_core.models.calibration import (
     apply_temperature,
     calibrate,
     calibration_report,
@@ -93,7 +93,7 @@ def test_report_is_fitted_on_public_and_only_measured_on_test():
 
 
 def test_predict_faces_applies_the_cards_calibration_and_can_give_raw(tmp_path):
-    from fer_core.inference import EmotionModel
+    from fer_core.models.inference import EmotionModel
 
     for name in ("cnn_gru.keras", "cnn_gru.tflite"):
         shutil.copy(ROOT / "models" / name, tmp_path / name)
@@ -107,7 +107,7 @@ def test_predict_faces_applies_the_cards_calibration_and_can_give_raw(tmp_path):
 
 
 def test_shipped_cards_record_calibration_and_the_app_uses_it():
-    from fer_core.inference import SHIPPED_MODELS, load_model
+    from fer_core.models.inference import SHIPPED_MODELS, load_model
 
     for path in SHIPPED_MODELS.values():
         card = json.loads(path.with_name(path.stem + ".card.json").read_text())
@@ -135,9 +135,9 @@ def test_shipped_cards_record_calibration_and_the_app_uses_it():
 @pytest.mark.timeout(300)
 def test_activating_a_run_times_the_fast_path_the_app_will_use(tmp_path):
     """Bug 3: the run's card timed best.keras with Keras; the app runs LiteRT."""
-    from fer_core.active import activate_run
-    from fer_core.inference import file_sha256
-    from fer_core.model import build_model, save_keras_model
+    from fer_core.models.architectures import build_model, save_keras_model
+    from fer_core.models.inference import file_sha256
+    from fer_core.service.active import activate_run
 
     run = tmp_path / "runs" / "small"
     save_keras_model(build_model("mini_xception"), run / "best.keras")
@@ -161,13 +161,13 @@ def test_activating_a_run_times_the_fast_path_the_app_will_use(tmp_path):
 
 @pytest.mark.timeout(600)
 def test_card_ece_matches_an_outside_computation_on_privatetest(fer2013, request):
-    """The card's calibrated ECE, recomputed here without fer_core.calibration or
-    fer_core.ferplus from what the app gets (load_model().predict_faces, calibration applied)
+    """The card's calibrated ECE, recomputed here without fer_core.models.calibration or
+    fer_core.data.ferplus from what the app gets (load_model().predict_faces, calibration applied)
     on PrivateTest, against the labels the card says it was measured on: FER2013's, or for a
     crowd model the FER+ clear majority (more than half of all ten votes on one emotion)."""
     import pandas as pd
 
-    from fer_core.inference import load_model
+    from fer_core.models.inference import load_model
 
     card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())["calibration"]
     images, labels = fer2013.split("PrivateTest")

@@ -4,7 +4,7 @@ import sys
 
 import numpy as np
 
-from fer_core.results import FILE_VIDEO_COLUMNS
+from fer_core.recognition.results import FILE_VIDEO_COLUMNS
 from tests.conftest import ROOT
 
 
@@ -132,7 +132,7 @@ def test_predict_video_gives_per_frame_rows(tmp_path, astronaut):
 def test_predict_chooses_the_face_detector(tmp_path, astronaut):
     from PIL import Image
 
-    from fer_core.predict import run_predict
+    from fer_core.recognition.predict import run_predict
 
     Image.fromarray(astronaut).save(tmp_path / "astronaut.png")
     for detector in ("haar", "blazeface"):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fer_core import DatasetError, load_fer2013
-from fer_core.data import stratified_subset
+from fer_core.data.fer2013 import stratified_subset
 from tests.conftest import synthetic_rows, write_csv
 
 

@@ -7,7 +7,7 @@ import pytest
 from fer_core import DETECTORS, ConfigError, FaceResult, FaceTracker, Recognizer
 from fer_core.faces import make_detector
 from fer_core.faces.blazeface import MODELS, anchors, make_interpreter, model_dir, weighted_nms
-from fer_core.preprocess import Framing, crop_faces, eye_angle
+from fer_core.recognition.preprocess import Framing, crop_faces, eye_angle
 
 
 def test_detector_names():

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from fer_core import load_fer2013
-from fer_core.model import load_keras_model
-from fer_core.runs import Run, read_history
-from fer_core.status import run_status
+from fer_core.models.architectures import load_keras_model
+from fer_core.service.status import run_status
 from fer_core.storage import WriteError, atomic_write_text
-from fer_core.train import TrainConfig, train
+from fer_core.training.loop import TrainConfig, train
+from fer_core.training.runs import Run, read_history
 from tests.conftest import synthetic_rows, write_csv
 
 pytestmark = pytest.mark.slow  # training runs on a full disk
@@ -287,7 +287,7 @@ def test_a_real_full_disk_fails_the_run_with_one_line_and_it_resumes(tmp_path, c
     then filled but for 192 KiB, and ``fer train --run`` resumes it: epoch 2's checkpoint
     (best.keras 0.4 MB, last.keras 0.9 MB) cannot be written. The file system is remounted
     bigger and the same command finishes the run."""
-    from fer_core.__main__ import main
+    from fer_core.cli.main import main
 
     csv = write_csv(tmp_path / "d.csv", synthetic_rows(8))
     with small_tmpfs(tmp_path / "mnt", "16m") as mnt:

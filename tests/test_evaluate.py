@@ -1,6 +1,6 @@
 import numpy as np
 
-from fer_core.evaluate import classification_report, format_report
+from fer_core.evaluation.reports import classification_report, format_report
 
 
 def test_report_numbers():

@@ -1,11 +1,11 @@
-"""fer_core.explore: the dataset explorer's numbers, on generated data (and on the real
+"""fer_core.data.explore: the dataset explorer's numbers, on generated data (and on the real
 FER2013 when FER2013_PATH is set)."""
 
 import numpy as np
 import pytest
 
 from fer_core import EMOTIONS
-from fer_core.explore import class_counts, find_flaws, mean_faces, tile_images
+from fer_core.data.explore import class_counts, find_flaws, mean_faces, tile_images
 
 
 def generated():

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core.data import Fer2013, duplicates_of_training, load_fer2013
-from fer_core.errors import DatasetError
-from fer_core.ferplus import (
+from fer_core.data.fer2013 import Fer2013, duplicates_of_training, load_fer2013
+from fer_core.data.ferplus import (
     FERPLUS_COLUMNS,
     FerPlus,
     agreement_report,
@@ -18,6 +17,7 @@ from fer_core.ferplus import (
     load_ferplus,
     relabel,
 )
+from fer_core.errors import DatasetError
 
 HEADER = "Usage,Image name," + ",".join(FERPLUS_COLUMNS)
 
@@ -138,9 +138,9 @@ def test_duplicates_of_training_are_found_by_pixels():
 def test_training_on_crowd_votes_end_to_end(tmp_path, monkeypatch):
     """``fer train --labels ferplus-votes --path-augment`` trains on the crowd's shares and
     validates against the clear majority."""
-    from fer_core.config import TrainConfig
-    from fer_core.runs import Run
-    from fer_core.train import train
+    from fer_core.training.config import TrainConfig
+    from fer_core.training.loop import train
+    from fer_core.training.runs import Run
     from tests.test_jobs import write_fer_csv
 
     csv = write_fer_csv(tmp_path / "fer.csv", per_class=4)
@@ -176,7 +176,7 @@ def test_evaluate_leaves_out_the_servers_votes_for_another_dataset(tmp_path, mon
     """$FERPLUS_PATH describes the server's FER2013; `fer evaluate` on another dataset (the
     Training page's evaluation of a run on the user's CSV) goes on without the crowd, with a
     note. A file given with --ferplus must fit: a clear error, exit 2."""
-    from fer_core.__main__ import main
+    from fer_core.cli.main import main
     from tests.test_jobs import write_fer_csv
 
     csv = write_fer_csv(tmp_path / "fer.csv", per_class=2)
@@ -198,8 +198,8 @@ def test_evaluate_leaves_out_the_servers_votes_for_another_dataset(tmp_path, mon
 
 
 def test_crowd_labels_without_votes_is_a_clear_error(monkeypatch):
-    from fer_core.config import TrainConfig
     from fer_core.errors import ConfigError
+    from fer_core.training.config import TrainConfig
 
     monkeypatch.delenv("FERPLUS_PATH", raising=False)
     with pytest.raises(ConfigError, match="FERPLUS_PATH"):

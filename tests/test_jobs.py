@@ -1,4 +1,4 @@
-"""fer_core.jobs: training and evaluation in background processes, read back from run folders."""
+"""fer_core.service.jobs: training and evaluation in background processes, read back from run folders."""
 
 import json
 import subprocess
@@ -9,24 +9,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core.active import (
+from fer_core.errors import ConfigError, DatasetError, ModelError
+from fer_core.service.active import (
     ActiveChoice,
     activate_run,
     active_choice,
     get_active_model,
     use_shipped_model,
 )
-from fer_core.config import TrainConfig
-from fer_core.errors import ConfigError, DatasetError, ModelError
-from fer_core.jobs import (
+from fer_core.service.jobs import (
     process_alive,
     resume_training,
     start_evaluation,
     start_training,
     stop_training,
 )
-from fer_core.runs import new_run_name, read_history
-from fer_core.status import estimate_eta, evaluation_status, run_status, tail
+from fer_core.service.status import estimate_eta, evaluation_status, run_status, tail
+from fer_core.training.config import TrainConfig
+from fer_core.training.runs import new_run_name, read_history
 from tests.processes import stand_in
 
 
@@ -311,7 +311,7 @@ def test_a_terminal_run_in_fer_runs_dir_is_found_by_its_command_line(tmp_path):
     used ./runs): a run started so, by an older fer_core that takes no lock, is found there."""
     import os
 
-    from fer_core.jobs import find_training_process
+    from fer_core.service.jobs import find_training_process
 
     runs = tmp_path / "shared-runs"
     run_dir = fake_run(runs, "cli-run", status="running", epochs_done=1, epochs=4)
@@ -477,8 +477,8 @@ def test_a_new_epoch_reports_batch_zero_before_its_first_batch(tmp_path):
     batches'; the epoch now reports itself before the first batch (which builds the graph)."""
     from types import SimpleNamespace
 
-    from fer_core.callback import RunCallback
-    from fer_core.runs import Run
+    from fer_core.training.checkpoints import RunCallback
+    from fer_core.training.runs import Run
 
     run = Run(tmp_path / "r")
     run.path.mkdir()
@@ -507,7 +507,7 @@ def test_a_new_epoch_reports_batch_zero_before_its_first_batch(tmp_path):
 def test_evaluation_progress_and_eta_from_its_log():
     """Bug 6: Evaluate ran 166 s with no progress; the page now shows the stage, a fraction
     and the time left, read from the evaluation's own log."""
-    from fer_core.status import evaluation_progress
+    from fer_core.service.status import evaluation_progress
 
     assert evaluation_progress("", 100.0, now=101.0)["fraction"] == 0.0
     log = "$ python -m fer_core evaluate\nloading FER2013:  50.0%  Read 17,000 rows\n"
@@ -521,7 +521,7 @@ def test_evaluation_progress_and_eta_from_its_log():
 
 
 def test_latency_measurement_keeps_to_its_time_budget():
-    from fer_core.latency import measure_classifier_latency
+    from fer_core.evaluation.latency import measure_classifier_latency
 
     class Slow:
         backend = "keras"
@@ -537,8 +537,8 @@ def test_latency_measurement_keeps_to_its_time_budget():
 
 @pytest.mark.timeout(120)
 def test_an_evaluation_can_be_cancelled(tmp_path):
-    from fer_core.jobs import stop_evaluation
-    from fer_core.runs import EVAL_JOB
+    from fer_core.service.jobs import stop_evaluation
+    from fer_core.training.runs import EVAL_JOB
 
     run = fake_run(tmp_path, "r")
     # Stands in for `python -m fer_core evaluate` (its command line names fer_core).

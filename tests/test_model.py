@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from fer_core import ModelError, available_architectures, build_model
-from fer_core.inference import EmotionModel, export_litert
-from fer_core.model import load_keras_model, save_keras_model
+from fer_core.models.architectures import load_keras_model, save_keras_model
+from fer_core.models.inference import EmotionModel, export_litert
 
 
 def test_registry_names():

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from fer_core.model import load_keras_model
-from fer_core.runs import read_history
+from fer_core.models.architectures import load_keras_model
+from fer_core.training.runs import read_history
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow  # two trainers in their own processes

@@ -249,7 +249,7 @@ def test_upload_photos_each_get_a_result_or_a_message(app_env):
 
 
 def test_upload_video_gives_timeline_and_segments(app_env):
-    from fer_core.video_writer import AnnotatedVideoWriter
+    from fer_core.recognition.video_writer import AnnotatedVideoWriter
 
     face = cv2.resize(skimage.data.astronaut()[0:255, 60:400], (320, 240))
     writer = AnnotatedVideoWriter(app_env["tmp"] / "clip", fps=10)
@@ -487,7 +487,7 @@ def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env
     import streamlit as st
 
     from app_lib.run_watch import busy_runs, changed_runs
-    from fer_core.runs import TRAIN_JOB
+    from fer_core.training.runs import TRAIN_JOB
     from tests.processes import stand_in
 
     polled, reruns = {}, []
@@ -549,11 +549,11 @@ def _button(at, label):
 def test_training_page_trains_on_the_crowds_labels(app_env, monkeypatch):
     """Issue 23: the new-run form offers FER+'s labels and the whole-path augmentation; without
     FERPLUS_PATH, choosing the crowd says what to do instead of starting a run."""
-    import fer_core.jobs
+    import fer_core.service.jobs
 
     started = []
     monkeypatch.setattr(
-        fer_core.jobs,
+        fer_core.service.jobs,
         "start_training",
         lambda config, **kwargs: started.append(config) or {"pid": 0},
     )
@@ -586,14 +586,14 @@ def test_training_page_fine_tunes_and_distils_from_models_it_lists(app_env, monk
     """The new-run form offers the shipped model and every run's best model to start from and
     to distil from, by name: the files it passes on are the server's own, and a run cannot
     start from another architecture's weights."""
-    import fer_core.jobs
-    from fer_core.inference import DEFAULT_MODEL
+    import fer_core.service.jobs
+    from fer_core.models.inference import DEFAULT_MODEL
 
     folder = fake_finished_run(app_env["runs"], "finished-run")  # a mini_xception run
     (folder / "best.keras").write_bytes(b"stands in for a model file")
     started = []
     monkeypatch.setattr(
-        fer_core.jobs,
+        fer_core.service.jobs,
         "start_training",
         lambda config, **kwargs: started.append(config) or {"pid": 0},
     )
@@ -655,8 +655,8 @@ def test_a_visitor_who_is_not_admin_cannot_change_what_everyone_sees(app_env, mo
         assert not _button(at, "Start training").disabled
         assert [e for e in at.expander if e.label == "Settings and log"]
     # A run that is training: a visitor who is not signed in cannot stop it.
-    from fer_core.config import TrainConfig
-    from fer_core.jobs import process_alive, start_training
+    from fer_core.service.jobs import process_alive, start_training
+    from fer_core.training.config import TrainConfig
     from tests.test_jobs import SLEEPER, _kill
 
     job = start_training(
@@ -684,7 +684,7 @@ def test_a_visitor_who_is_not_admin_cannot_change_what_everyone_sees(app_env, mo
 def test_a_model_chosen_for_one_session_is_not_seen_by_another(app_env):
     """A visitor's own model choice stays in their session: everyone else keeps the model the
     administrator chose (here the shipped one)."""
-    from fer_core.inference import DEFAULT_MODEL
+    from fer_core.models.inference import DEFAULT_MODEL
 
     copy = app_env["tmp"] / "mine" / "mine.keras"
     copy.parent.mkdir()
@@ -832,8 +832,8 @@ def test_upload_labels_an_unsure_face_uncertain(app_env):
 @pytest.mark.slow
 def test_activating_a_worse_model_asks_first_and_shows_both_numbers(app_env):
     """Bug 10: one click replaced the 69% model with an 18% one, with no warning."""
-    from fer_core.active import get_active_model
-    from fer_core.model import build_model, save_keras_model
+    from fer_core.models.architectures import build_model, save_keras_model
+    from fer_core.service.active import get_active_model
 
     run = fake_finished_run(app_env["runs"], "weak-run")
     save_keras_model(build_model("mini_xception"), run / "best.keras")
@@ -906,7 +906,7 @@ def test_uploads_are_added_kept_on_disk_and_removed_one_by_one(app_env):
 
 
 def test_a_video_analysis_can_be_cancelled_and_started_again(app_env):
-    from fer_core.video_writer import AnnotatedVideoWriter
+    from fer_core.recognition.video_writer import AnnotatedVideoWriter
 
     face = cv2.resize(skimage.data.astronaut()[0:255, 60:400], (320, 240))
     writer = AnnotatedVideoWriter(app_env["tmp"] / "clip", fps=10)
@@ -961,7 +961,7 @@ def test_a_running_evaluation_shows_progress_and_can_be_cancelled(app_env):
     """Bug 6: Evaluate ran 166 s with no progress; now its stage, share done and time left
     show, and Cancel ends it."""
 
-    from fer_core.runs import EVAL_JOB, EVAL_LOG
+    from fer_core.training.runs import EVAL_JOB, EVAL_LOG
 
     run = fake_finished_run(app_env["runs"], "evaluating-run")
     (run / "evaluation.json").unlink()

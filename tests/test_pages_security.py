@@ -188,7 +188,7 @@ def escape(text: str) -> str:
 
 
 def make_clip(path: Path, frames: int = 12, fps: int = 10) -> Path:
-    from fer_core.video_writer import AnnotatedVideoWriter
+    from fer_core.recognition.video_writer import AnnotatedVideoWriter
 
     face = cv2.resize(skimage.data.astronaut()[0:255, 60:400], (320, 240))
     writer = AnnotatedVideoWriter(path, fps=fps)

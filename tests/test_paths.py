@@ -1,4 +1,4 @@
-"""fer_core.paths and the bounded reads of fer_core.data: what a path typed into a shared app
+"""fer_core.data.paths and the bounded reads of fer_core.data.fer2013: what a path typed into a shared app
 may read, and that nothing read from it can exhaust memory, block, or leak its content."""
 
 import os
@@ -10,7 +10,12 @@ import psutil
 import pytest
 
 from fer_core import DatasetError, load_fer2013
-from fer_core.paths import PROJECT_DATA_DIR, DataPathError, allowed_data_roots, resolve_user_path
+from fer_core.data.paths import (
+    PROJECT_DATA_DIR,
+    DataPathError,
+    allowed_data_roots,
+    resolve_user_path,
+)
 from tests.conftest import synthetic_rows, write_csv
 
 SECRET = "FER_TEST_SECRET_TOKEN=hunter2-do-not-echo"
@@ -215,7 +220,7 @@ def test_messages_name_files_as_a_visitor_knows_them_never_by_server_path(
     """Item 6: refusals of files inside the data folder or a session's uploads said
     "/srv/.../data/sub/fer2013.csv is a FIFO" (or the upload folder's absolute path): they
     now say "sub/fer2013.csv in the data folder", "<file> in your uploads"."""
-    from fer_core.paths import require_regular_file, shown_path
+    from fer_core.data.paths import require_regular_file, shown_path
 
     fifo = roots[0] / "sub" / "fer2013.csv"
     fifo.parent.mkdir()

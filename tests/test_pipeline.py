@@ -6,9 +6,14 @@ import numpy as np
 import pytest
 
 from fer_core import ConfigError, Recognizer
-from fer_core.pipeline import SceneOptions, evaluate_pipeline, make_scene, measure_framing
-from fer_core.pipeline_cli import add_pipeline_parser
-from fer_core.preprocess import Framing
+from fer_core.cli.whole_path import add_pipeline_parser
+from fer_core.evaluation.whole_path import (
+    SceneOptions,
+    evaluate_pipeline,
+    make_scene,
+    measure_framing,
+)
+from fer_core.recognition.preprocess import Framing
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +120,7 @@ def test_pipeline_on_real_fer2013_faces(fer2013):
 
 
 def test_framing_sweep_scores_every_framing_and_the_oracle(astronaut_faces):
-    from fer_core.pipeline import framing_sweep
+    from fer_core.evaluation.whole_path import framing_sweep
 
     result = framing_sweep(
         Recognizer(), astronaut_faces, np.array([3, 3, 3, 3]), scales=[1.0, 1.2], dys=[0.0]
@@ -126,7 +131,7 @@ def test_framing_sweep_scores_every_framing_and_the_oracle(astronaut_faces):
 
 
 def test_sweep_refuses_private_test():
-    from fer_core.pipeline_cli import _cmd_sweep
+    from fer_core.cli.whole_path import _cmd_sweep
 
     parser = argparse.ArgumentParser()
     add_pipeline_parser(parser.add_subparsers(dest="command"))

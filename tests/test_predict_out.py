@@ -95,7 +95,7 @@ def _umask():
 
 
 def test_full_disk_leaves_no_temporary_file_and_the_old_results(tmp_path, monkeypatch, photo):
-    from fer_core.__main__ import main
+    from fer_core.cli.main import main
 
     out = tmp_path / "results.csv"
     out.write_text("old results\n")
@@ -117,7 +117,7 @@ def test_full_disk_leaves_no_temporary_file_and_the_old_results(tmp_path, monkey
 
 def test_write_table_never_replaces_a_symlink_made_during_the_run(tmp_path):
     from fer_core import FerError
-    from fer_core.predict import write_table
+    from fer_core.recognition.predict import write_table
 
     target = tmp_path / "elsewhere.csv"
     target.write_text("not yours\n")

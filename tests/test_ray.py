@@ -13,7 +13,7 @@ ray = pytest.importorskip("ray", reason="Ray is a test dependency (requirements-
 
 @pytest.fixture(scope="module")
 def local_ray():
-    from fer_core.batch import start_ray
+    from fer_core.recognition.batch import start_ray
 
     start_ray(num_cpus=2)
     yield ray
@@ -38,7 +38,7 @@ def test_the_documented_pipeline_gives_typed_columns_and_one_model_call_a_batch(
 ):
     import pyarrow as pa
 
-    from fer_core.predict import TABLE_COLUMNS, FacePredictor
+    from fer_core.recognition.predict import TABLE_COLUMNS, FacePredictor
 
     paths = sorted(str(p) for p in folder.rglob("*") if p.is_file())
     table = (
@@ -73,7 +73,7 @@ def test_the_documented_pipeline_gives_typed_columns_and_one_model_call_a_batch(
 
 
 def test_ray_engine_rows_equal_the_plain_cli_rows(local_ray, folder):
-    from fer_core.predict import run_predict
+    from fer_core.recognition.predict import run_predict
 
     plain = run_predict([str(folder)], None, None, 1, "photo")
     on_ray = run_predict([str(folder)], None, None, 1, "photo", engine="ray", concurrency=2)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from fer_core import EMOTIONS, FaceResult, FaceTracker, Recognizer, draw_results
-from fer_core.recognizer import iou
+from fer_core.recognition.recognizer import iou
 
 
 def test_shipped_model_card_and_fast_path(shipped_model):
@@ -90,7 +90,7 @@ def test_tracker_follows_a_face_that_moved_between_sampled_frames():
 
 def test_labels_stay_inside_the_image_and_clear_of_each_other():
     """Issue item 8: labels were cut at the image's edges and overlapped on a group photo."""
-    from fer_core.recognizer import label_boxes
+    from fer_core.recognition.recognizer import label_boxes
 
     canvas = np.zeros((240, 320, 3), np.uint8)
     happy, sad, neutral = np.eye(7)[3], np.eye(7)[4], np.eye(7)[6]

@@ -3,13 +3,13 @@
 import numpy as np
 
 from fer_core import EMOTIONS, Recognizer
-from fer_core.results import FACE_COLUMNS, PHOTO_COLUMNS, VIDEO_COLUMNS, face_rows
+from fer_core.recognition.results import FACE_COLUMNS, PHOTO_COLUMNS, VIDEO_COLUMNS, face_rows
 
 
 def test_photo_page_cli_and_video_rows_share_the_face_columns(astronaut, tmp_path):
     from app_lib.uploads import analyze_photo
-    from fer_core.image import encode_png
-    from fer_core.predict import FacePredictor
+    from fer_core.data.image import encode_png
+    from fer_core.recognition.predict import FacePredictor
 
     recognizer = Recognizer()
     page = analyze_photo(encode_png(astronaut), "astronaut.png", recognizer).rows()
@@ -26,7 +26,7 @@ def test_photo_page_cli_and_video_rows_share_the_face_columns(astronaut, tmp_pat
 
 
 def test_an_image_without_faces_still_gives_a_row():
-    from fer_core.predict import FacePredictor
+    from fer_core.recognition.predict import FacePredictor
 
     assert face_rows([], file="blank.png") == [{"file": "blank.png", "faces": 0, "face": None}]
     assert face_rows([], frame=3, time_s=0.1) == []  # a frame without faces: no row

@@ -87,7 +87,12 @@ def test_a_line_break_in_a_csv_cell_cannot_end_its_row():
 
 
 def test_the_apps_shared_csv_writer_neutralises_file_names():
-    from fer_core.results import PHOTO_COLUMNS, frame_to_csv_bytes, rows_to_csv_bytes, typed_frame
+    from fer_core.recognition.results import (
+        PHOTO_COLUMNS,
+        frame_to_csv_bytes,
+        rows_to_csv_bytes,
+        typed_frame,
+    )
 
     rows = [
         {"file": FORMULA, "faces": 1, "face": 1, "x": -2, "label": "happy", "happy": -0.5},

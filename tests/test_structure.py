@@ -1,6 +1,6 @@
-"""The house's rules, checked: no import cycle in fer_core, no fer_core file over 500 lines (as
-ruff formats them), the run folder's file names spelled in one module, no sys.path tricks in
-tests, bench or docs; ruff and mypy clean (`make lint`)."""
+"""The house's rules, checked: fer_core in rooms whose imports only run down, no import cycle,
+no fer_core file over 500 lines (as ruff formats them), the run folder's file names spelled in
+one module, no sys.path tricks in tests, bench or docs; ruff and mypy clean (`make lint`)."""
 
 import ast
 import re
@@ -31,29 +31,84 @@ RUN_FILES = [
 ]
 
 
-def _imports(path: Path) -> set[str]:
-    """fer_core modules that ``path`` imports (at any depth: lazy imports count too)."""
+# fer_core's rooms, lowest first: a module imports only from its own room, the core modules
+# (fer_core/*.py: errors, labels, storage, safe_text) and the rooms before its own.
+ROOMS = ["data", "faces", "models", "recognition", "evaluation", "training", "service", "cli"]
+CORE = {"errors", "labels", "storage", "safe_text"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
+def _imports(path: Path, modules: dict[str, Path]) -> dict[str, bool]:
+    """fer_core modules that ``path`` imports, each with whether it is imported at module level
+    (False: only inside a function). ``from fer_core.x import name`` counts ``fer_core.x.name``
+    when that is a module."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    found = set()
+    package = _module_name(path).split(".")
+    if path.name != "__init__.py":
+        package = package[:-1]
+    top_level = {id(node) for node in tree.body}
+    found: dict[str, bool] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1:
-                base = node.module.split(".")[0] if node.module else None
-                names = [base] if base else [alias.name for alias in node.names]
-            elif node.module and node.module.startswith("fer_core."):
-                names = [node.module.split(".")[1]]
-            else:
-                continue
-            found.update(name for name in names if (PACKAGE / f"{name}.py").is_file())
+            base = (
+                ".".join(package[: len(package) - node.level + 1] + [node.module or ""]).rstrip(".")
+                if node.level
+                else node.module or ""
+            )
+            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        elif isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        else:
+            continue
+        for target in targets:
+            if target in modules and target != "fer_core":
+                found[target] = found.get(target, False) or id(node) in top_level
+                break
     return found
 
 
+def _room(module: str) -> str:
+    """fer_core.<room>.x -> room; fer_core.<room> -> room; fer_core.errors and fer_core -> core."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and (len(parts) > 2 or parts[1] in ROOMS) else "core"
+
+
+def test_fer_core_is_rooms_and_every_import_runs_down():
+    modules = _modules()
+    rooms = {_room(name) for name in modules if name != "fer_core"}
+    assert rooms == {"core", *ROOMS}, rooms
+    assert {
+        name.split(".")[1] for name in modules if _room(name) == "core" and name != "fer_core"
+    } == CORE | {"__main__"}
+    rank = {"core": -1, **{room: index for index, room in enumerate(ROOMS)}}
+    upward = []
+    for name, path in modules.items():
+        if name in ("fer_core", "fer_core.__main__"):
+            continue  # the curated API and `python -m fer_core` may reach into any room
+        for target in _imports(path, modules):
+            if rank[_room(target)] > rank[_room(name)]:
+                upward.append(f"{name} -> {target}")
+    assert not upward, upward
+
+
 def test_no_import_cycle_in_fer_core():
-    graph = {path.stem: _imports(path) - {path.stem} for path in PACKAGE.glob("*.py")}
-    graph.pop("__init__", None)
-    graph.pop("__main__", None)
-    for module in graph.values():
-        module.discard("__init__")
+    modules = _modules()
+    graph = {
+        name: set(_imports(path, modules)) - {name}
+        for name, path in modules.items()
+        if name not in ("fer_core", "fer_core.__main__")
+    }
+    for targets in graph.values():
+        targets.discard("fer_core")
+        targets -= {t for t in targets if t.count(".") == 1 and t.split(".")[1] in ROOMS}
     state: dict[str, str] = {}
 
     def visit(node, trail):
@@ -79,7 +134,7 @@ def test_no_fer_core_file_over_500_lines():
 
 
 def test_run_folder_file_names_are_spelled_in_one_module():
-    """Only fer_core/runs.py names the files of a run folder (strings in code, not prose)."""
+    """Only fer_core/training/runs.py names the files of a run folder (strings in code, not prose)."""
     offenders = []
     for path in sorted(
         list(PACKAGE.glob("*.py"))

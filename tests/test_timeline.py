@@ -1,12 +1,12 @@
-"""fer_core.timeline: per-segment and per-face summaries of video results."""
+"""fer_core.recognition.timeline: per-segment and per-face summaries of video results."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from fer_core import EMOTIONS
-from fer_core.timeline import SEGMENT_COLUMNS, face_summary, segment_summary
-from fer_core.video import COLUMNS
+from fer_core.recognition.timeline import SEGMENT_COLUMNS, face_summary, segment_summary
+from fer_core.recognition.video import COLUMNS
 
 
 def frames_table(rows):

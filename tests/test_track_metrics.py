@@ -1,6 +1,6 @@
 """The id-consistency measure used by the benchmark and the Live page's browser test."""
 
-from fer_core.track_metrics import id_consistency
+from fer_core.recognition.track_metrics import id_consistency
 
 
 def test_one_face_kept_a_switch_and_a_cut():

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from fer_core import ConfigError, load_fer2013
-from fer_core.active import get_active_model, set_active_model
-from fer_core.model import load_keras_model
-from fer_core.runs import Run, check_run_name, list_runs, read_history
-from fer_core.train import TrainConfig, class_weights, learning_rate_at, train
+from fer_core.models.architectures import load_keras_model
+from fer_core.service.active import get_active_model, set_active_model
+from fer_core.training.loop import TrainConfig, class_weights, learning_rate_at, train
+from fer_core.training.runs import Run, check_run_name, list_runs, read_history
 from tests.conftest import ROOT, synthetic_rows, write_csv
 
 
@@ -218,7 +218,7 @@ def test_one_epoch_smoke_on_real_images(fer2013, tmp_path):
 
 
 def test_batches_are_full_and_even(tmp_path):
-    from fer_core.train import pad_to_full_batches
+    from fer_core.training.loop import pad_to_full_batches
 
     images = np.zeros((101, 48, 48), np.uint8)
     labels = np.arange(101) % 7

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from fer_core import ConfigError, load_fer2013
-from fer_core.averaging import WeightAverage, recompute_batch_norm
-from fer_core.model import build_model, load_keras_model, save_keras_model
-from fer_core.runs import read_history
-from fer_core.train import TrainConfig, learning_rate_at, recalibrate_best, train
+from fer_core.models.architectures import build_model, load_keras_model, save_keras_model
+from fer_core.training.averaging import WeightAverage, recompute_batch_norm
+from fer_core.training.loop import TrainConfig, learning_rate_at, recalibrate_best, train
+from fer_core.training.runs import read_history
 from tests.conftest import synthetic_rows, write_csv
 from tests.test_train import _tiny_config as _config
 
@@ -102,7 +102,7 @@ def test_swa_run_records_the_average_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_recalibration_is_kept_only_when_validation_improves(tmp_path, monkeypatch):
-    import fer_core.train as train_module
+    import fer_core.training.loop as train_module
 
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(4)))
     run = train(_config(tmp_path, run_name="r", epochs=1, recalibrate_batch_norm=False), data)
@@ -131,9 +131,9 @@ def test_recalibration_is_kept_only_when_validation_improves(tmp_path, monkeypat
 
 @pytest.mark.slow
 def test_model_card_of_a_fine_tuned_run_counts_the_base_run(tmp_path):
-    from fer_core.card import write_model_card
-    from fer_core.evaluate import evaluate_images
-    from fer_core.provenance import training_section
+    from fer_core.evaluation.reports import evaluate_images
+    from fer_core.models.card import write_model_card
+    from fer_core.training.provenance import training_section
 
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(4)))
     _, run = _base_then_swa(tmp_path, data, "tuned")
@@ -167,8 +167,8 @@ def test_model_lineage_follows_runs_and_cards_and_stops_at_a_changed_file(tmp_pa
     """Run c started from run b's best.keras, b from a model file with a card (whose own
     training started from run a). A file replaced after a run started from it ends the chain
     rather than describing another model."""
-    from fer_core.inference import file_sha256
-    from fer_core.provenance import model_lineage
+    from fer_core.models.inference import file_sha256
+    from fer_core.training.provenance import model_lineage
 
     runs = tmp_path / "runs"
     for name, seconds in (("a", 10.0), ("b", 20.0)):
@@ -228,11 +228,11 @@ def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_p
     the mean of their weights (BatchNorm statistics recomputed), it cannot be resumed, and
     its card lists both parents with their lineage, counting the shared base run once."""
     from app_lib.card import training_rows
-    from fer_core.__main__ import main
-    from fer_core.card import write_model_card
-    from fer_core.evaluate import evaluate_images
-    from fer_core.provenance import training_section
-    from fer_core.status import run_status
+    from fer_core.cli.main import main
+    from fer_core.evaluation.reports import evaluate_images
+    from fer_core.models.card import write_model_card
+    from fer_core.service.status import run_status
+    from fer_core.training.provenance import training_section
 
     csv = write_csv(tmp_path / "d.csv", synthetic_rows(4))
     data = load_fer2013(csv)

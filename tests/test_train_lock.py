@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from fer_core.config import TrainConfig
 from fer_core.errors import ConfigError
-from fer_core.jobs import resume_training, stop_training, training_pid
-from fer_core.run_lock import lock_holder
-from fer_core.runs import Run, read_history
-from fer_core.status import run_status
+from fer_core.service.jobs import resume_training, stop_training, training_pid
+from fer_core.service.status import run_status
+from fer_core.training.config import TrainConfig
+from fer_core.training.run_lock import lock_holder
+from fer_core.training.runs import Run, read_history
 from tests.conftest import ROOT
 from tests.test_jobs import fake_run, write_fer_csv
 
@@ -39,8 +39,8 @@ TINY = [
 # A process that holds a run's training lock the way `fer train` does, then sleeps.
 _HOLDER = (
     "import sys, time\n"
-    "from fer_core.run_lock import training_lock\n"
-    "from fer_core.runs import Run\n"
+    "from fer_core.training.run_lock import training_lock\n"
+    "from fer_core.training.runs import Run\n"
     "with training_lock(Run(sys.argv[1])):\n"
     "    print('ready', flush=True)\n"
     "    time.sleep(600)\n"
@@ -222,7 +222,7 @@ def test_the_training_lock_in_one_process(tmp_path):
     take it again; any other thread (or process) is refused at once with that pid."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from fer_core.run_lock import RunBusy, training_lock
+    from fer_core.training.run_lock import RunBusy, training_lock
 
     run = Run(tmp_path / "runs" / "R")
     with training_lock(run):

@@ -1,4 +1,4 @@
-"""Uncertain faces (fer_core.uncertainty), the explanation maps (fer_core.explain) and their
+"""Uncertain faces (fer_core.recognition.uncertainty), the explanation maps (fer_core.recognition.explain) and their
 CLI (`fer predict --explain DIR`)."""
 
 import re
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from fer_core import EMOTIONS, Recognizer
-from fer_core.recognizer import FaceResult
-from fer_core.results import FACE_COLUMNS, face_rows
-from fer_core.uncertainty import (
+from fer_core.recognition.recognizer import FaceResult
+from fer_core.recognition.results import FACE_COLUMNS, face_rows
+from fer_core.recognition.uncertainty import (
     UNCERTAIN_COLOUR,
     caption,
     draw_faces,
@@ -66,7 +66,7 @@ def test_the_shipped_model_is_unsure_of_an_ambiguous_face():
 
 
 def test_occlusion_map_points_at_the_face_the_answer_rests_on(astronaut):
-    from fer_core.explain import explain_faces, occlusion_map
+    from fer_core.recognition.explain import explain_faces, occlusion_map
 
     recognizer = Recognizer(framing=None)  # the bare box, as ASTRONAUT_FACE was measured
     items = explain_faces(recognizer, astronaut, [ASTRONAUT_FACE])
@@ -87,9 +87,9 @@ def test_the_crop_explained_is_the_crop_classified(astronaut, detector):
     with Haar it showed none of the three crops averaged and with BlazeFace a crop the model
     never saw. The explanation now crops through the recognizer: the probabilities it explains
     are the recognizer's answer, and the crop shown is one the recognizer classified."""
-    from fer_core.explain import explain_faces
     from fer_core.faces import to_grey
-    from fer_core.preprocess import crop_faces
+    from fer_core.recognition.explain import explain_faces
+    from fer_core.recognition.preprocess import crop_faces
 
     recognizer = Recognizer(detector=detector)
     results = recognizer.analyze(astronaut)
@@ -112,7 +112,7 @@ def test_the_crop_explained_is_the_crop_classified(astronaut, detector):
 def test_predict_explain_writes_a_crop_and_an_overlay_per_face(astronaut, tmp_path, capsys):
     from PIL import Image
 
-    from fer_core.__main__ import main
+    from fer_core.cli.main import main
 
     Image.fromarray(astronaut).save(tmp_path / "astro naut.png")
     Image.fromarray(np.full((80, 80, 3), 90, np.uint8)).save(tmp_path / "wall.png")
@@ -140,7 +140,7 @@ def test_predict_explain_writes_a_crop_and_an_overlay_per_face(astronaut, tmp_pa
 def test_predict_prints_an_unsure_face_as_uncertain(tmp_path, capsys):
     from PIL import Image
 
-    from fer_core.__main__ import main
+    from fer_core.cli.main import main
 
     Image.fromarray(unsure_face()).save(tmp_path / "unsure.png")
     out = tmp_path / "rows.csv"
@@ -154,8 +154,8 @@ def test_predict_prints_an_unsure_face_as_uncertain(tmp_path, capsys):
 
 
 def test_annotated_video_draws_unsure_faces_amber(tmp_path):
-    from fer_core.video import iter_frames
-    from fer_core.video_writer import AnnotatedVideoWriter
+    from fer_core.recognition.video import iter_frames
+    from fer_core.recognition.video_writer import AnnotatedVideoWriter
 
     canvas = np.full((240, 320, 3), 30, np.uint8)
     unsure = FaceResult((80, 60, 120, 120), probs(sad=0.4, neutral=0.35, fear=0.25), 1)

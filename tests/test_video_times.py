@@ -7,7 +7,7 @@ import cv2
 import pytest
 import skimage.data
 
-from fer_core.video import analyze_video, iter_frames, video_info
+from fer_core.recognition.video import analyze_video, iter_frames, video_info
 
 
 def write_offset_video(

@@ -1,12 +1,12 @@
-"""fer_core.video_writer: annotated videos that browsers play."""
+"""fer_core.recognition.video_writer: annotated videos that browsers play."""
 
 import cv2
 import numpy as np
 import skimage.data
 
 from fer_core import Recognizer
-from fer_core.video import analyze_video, iter_frames, video_info
-from fer_core.video_writer import AnnotatedVideoWriter, choose_codec
+from fer_core.recognition.video import analyze_video, iter_frames, video_info
+from fer_core.recognition.video_writer import AnnotatedVideoWriter, choose_codec
 
 
 def test_annotated_video_round_trip(tmp_path):

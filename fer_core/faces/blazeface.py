@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, ModelError
-from .common import Detection, clip_box, to_rgb
+from fer_core.errors import ConfigError, ModelError
+from fer_core.faces.common import Detection, clip_box, to_rgb
 
 MODEL_DIR = Path(__file__).resolve().parent / "models"
 INSTALL_HINT = (

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ImageError
+from fer_core.errors import ImageError
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, ImageError
-from .common import Detection, clip_box, iou, to_grey
+from fer_core.errors import ConfigError, ImageError
+from fer_core.faces.common import Detection, clip_box, iou, to_grey
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 

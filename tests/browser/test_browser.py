@@ -96,7 +96,7 @@ PRIVATE_FILES = [
     ".streamlit/config.toml",
     "models/cnn_gru.keras",
     "models/cnn_gru.card.json",
-    "fer_core/train.py",
+    "fer_core/training/loop.py",
     "requirements.txt",
 ]
 
@@ -151,7 +151,7 @@ def test_the_performer_keeps_one_id_on_the_live_page(e2e, tmp_path):
         pytest.skip(f"the test video is not at {VIDEO} (../shared/data/video)")
     import av
 
-    from fer_core.track_metrics import id_consistency
+    from fer_core.recognition.track_metrics import id_consistency
 
     with av.open(str(VIDEO)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]

@@ -1,0 +1,469 @@
+"""Image -> faces -> emotions. One path for photos, video files and the live webcam."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fer_core.errors import ConfigError
+from fer_core.faces import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    DetectorSettings,
+    FaceDetector,
+    make_detector,
+    to_grey,
+)
+from fer_core.faces.common import iou
+from fer_core.faces.haar import HAAR_PRESETS
+from fer_core.labels import EMOTIONS
+from fer_core.models.inference import EmotionModel, load_model
+from fer_core.recognition.preprocess import FRAMING_SETS, FRAMINGS, Framing, crop_faces
+
+# Haar's presets (kept under this name for old callers). "photo" is the seed's settings on the
+# full-size image (best recall); "live" detects on a frame downscaled to 320 px wide.
+PRESETS = HAAR_PRESETS
+LIVE_CARRY_FRAMES = 5  # the live preset draws a missed face for up to 5 frames
+
+
+@dataclass
+class FaceResult:
+    box: tuple[int, int, int, int]  # x, y, w, h in image pixels
+    probs: np.ndarray  # 7 floats summing to 1, EMOTIONS order
+    face_id: int | None = None
+    score: float | None = None  # the detector's score, where it has one (not Haar)
+    eyes: tuple | None = None  # ((x, y) image-left eye, (x, y) image-right eye), or None
+    carried: bool = False  # True: the detector missed this face; the tracker kept its box
+
+    @property
+    def label(self) -> str:
+        return EMOTIONS[int(np.argmax(self.probs))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probs))
+
+    def as_dict(self) -> dict:
+        x, y, w, h = self.box
+        row = {
+            "face_id": self.face_id,
+            "x": x,
+            "y": y,
+            "w": w,
+            "h": h,
+            "label": self.label,
+            "confidence": round(self.confidence, 6),
+            "score": None if self.score is None else round(float(self.score), 6),
+        }
+        row.update({emotion: round(float(p), 6) for emotion, p in zip(EMOTIONS, self.probs)})
+        return row
+
+
+def _affinity(track_box, box) -> float:
+    """IoU, or, for boxes of similar size whose centres are close (a face that moved between
+    sparsely sampled frames, or a box that jittered), a score just above the IoU threshold
+    scaled by how close the centres are."""
+    overlap = iou(track_box, box)
+    tx, ty, tw, th = track_box
+    x, y, w, h = box
+    size_ratio = min(tw, w) / max(tw, w, 1)
+    distance = np.hypot((tx + tw / 2) - (x + w / 2), (ty + th / 2) - (y + h / 2))
+    reach = 0.8 * max(tw, w)
+    if size_ratio >= 0.6 and distance < reach:
+        return max(overlap, 0.3 + 0.2 * (1 - distance / reach))
+    return overlap
+
+
+@dataclass
+class _Track:
+    face_id: int
+    box: tuple[int, int, int, int]
+    probs: np.ndarray
+    missed: int = 0
+    hits: int = 1
+    score: float | None = None
+
+
+@dataclass
+class FaceTracker:
+    """Gives faces stable ids across frames (greedy IoU matching) and smooths each face's
+    probabilities: ``smoothed = smoothing * previous + (1 - smoothing) * current``.
+
+    A track the detector misses keeps its id for ``max_missed`` frames (15: half a second at
+    30 fps) after the last frame that showed it. With ``carry_missed`` > 0 (the live preset:
+    5), a face seen in at least ``carry_min_hits`` frames is carried through up to
+    ``carry_missed`` missed frames: it stays in the results, at its last box, with its last
+    probabilities and ``carried=True``, so a moving face does not blink out of the overlay."""
+
+    smoothing: float = 0.5
+    min_iou: float = 0.3
+    max_missed: int = 15
+    carry_missed: int = 0
+    carry_min_hits: int = 3
+    _tracks: list = field(default_factory=list)
+    _next_id: int = 1
+
+    def __post_init__(self):
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ConfigError("smoothing must lie in [0, 1).")
+
+    def reset(self) -> None:
+        self._tracks = []
+        self._next_id = 1
+
+    def update(self, results: list[FaceResult]) -> list[FaceResult]:
+        pairs = sorted(
+            (
+                (_affinity(t.box, r.box), ti, ri)
+                for ti, t in enumerate(self._tracks)
+                for ri, r in enumerate(results)
+            ),
+            reverse=True,
+        )
+        used_tracks, used_results = set(), set()
+        for overlap, ti, ri in pairs:
+            if overlap < self.min_iou or ti in used_tracks or ri in used_results:
+                continue
+            used_tracks.add(ti)
+            used_results.add(ri)
+            track, result = self._tracks[ti], results[ri]
+            track.probs = self.smoothing * track.probs + (1 - self.smoothing) * result.probs
+            track.box, track.missed, track.score = result.box, 0, result.score
+            track.hits += 1
+            result.probs, result.face_id = track.probs.copy(), track.face_id
+        carried = []
+        for ti, track in enumerate(self._tracks):
+            if ti not in used_tracks:
+                track.missed += 1
+                if track.missed <= self.carry_missed and track.hits >= self.carry_min_hits:
+                    carried.append(
+                        FaceResult(
+                            track.box,
+                            track.probs.copy(),
+                            track.face_id,
+                            score=track.score,
+                            carried=True,
+                        )
+                    )
+        # the half second counts from the last frame that showed the face: carried frames
+        # (shown at the last box) do not use it up
+        self._tracks = [
+            t
+            for t in self._tracks
+            if t.missed
+            <= self.max_missed + (self.carry_missed if t.hits >= self.carry_min_hits else 0)
+        ]
+        for ri, result in enumerate(results):
+            if ri not in used_results:
+                track = _Track(self._next_id, result.box, result.probs.copy(), score=result.score)
+                self._next_id += 1
+                self._tracks.append(track)
+                result.face_id = track.face_id
+        return results + carried
+
+
+class Recognizer:
+    """Detect every face in an RGB image and classify them all in one model call.
+
+    ``model``: an EmotionModel, a path, or None (the shipped default).
+    ``detector``: one of ``fer_core.DETECTORS`` ("haar", the default, or "blazeface").
+    ``preset``: "photo" (default) or "live"; ``detector_settings`` (Haar's) overrides it.
+    ``framing``: "auto" (the detector's FER2013 framing: ``preprocess.FRAMING_SETS`` for photos,
+    ``FRAMINGS`` for live), a ``Framing``, a tuple of them (averaged), or None (the bare box,
+    widened by ``margin``).
+    ``align``: rotate each face so that its eyes are level (detectors that give eye points).
+    ``min_score``: drop faces whose detector score is below it (None: the detector's default).
+    ``min_face``: the smallest face to report, in pixels of the image (the larger side of its
+    box); Haar then searches from that size up (None: the preset's own, see ``smallest_face``).
+    ``smoothing``: for streams (``analyze_stream``), weight of the previous probabilities.
+    ``detect_every``: for streams, run the detector on every N-th frame only (see
+    ``analyze_stream``).
+    """
+
+    def __init__(
+        self,
+        model: EmotionModel | str | None = None,
+        preset: str = "photo",
+        detector_settings: DetectorSettings | None = None,
+        smoothing: float = 0.5,
+        margin: float = 0.0,
+        detector: str = DEFAULT_DETECTOR,
+        framing: Framing | str | None = "auto",
+        align: bool = False,
+        min_score: float | None = None,
+        detect_every: int = 1,
+        min_face: int | None = None,
+    ):
+        if preset not in PRESETS:
+            raise ConfigError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+        if detector not in DETECTORS:
+            raise ConfigError(
+                f"Unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}."
+            )
+        if isinstance(framing, str) and framing == "auto":
+            framing = (FRAMINGS if preset == "live" else FRAMING_SETS).get(detector)
+        if isinstance(framing, (list, tuple)):
+            framing = tuple(framing)
+            if not framing or not all(isinstance(f, Framing) for f in framing):
+                raise ConfigError("framing must be 'auto', a Framing, a tuple of Framings or None.")
+        elif framing is not None and not isinstance(framing, Framing):
+            raise ConfigError("framing must be 'auto', a Framing, a tuple of Framings or None.")
+        self.model = model if isinstance(model, EmotionModel) else load_model(model)
+        self.preset = preset
+        self.detector_name = detector
+        if min_face is not None and not 8 <= int(min_face) <= 4096:
+            raise ConfigError("min_face must lie between 8 and 4096 pixels.")
+        self.min_face = None if min_face is None else int(min_face)
+        if detector == "haar" and detector_settings is not None:
+            self.detector = FaceDetector(detector_settings)
+        else:
+            self.detector = make_detector(detector, preset)
+        if detector == "haar" and self.min_face is not None:
+            settings, changes = self.detector.settings, {"min_size": self.min_face}
+            if settings.large_from is not None and self.min_face >= settings.large_from:
+                # only large faces are wanted: the large-face pass alone
+                changes.update(
+                    large_from=None,
+                    scale_factor=settings.large_scale_factor,
+                    min_neighbors=settings.min_neighbors
+                    if settings.large_min_neighbors is None
+                    else settings.large_min_neighbors,
+                )
+            self.detector = FaceDetector(settings, **changes)
+        self.margin = margin
+        self.framing = framing
+        self.align = align
+        self.min_score = min_score
+        if not 1 <= int(detect_every) <= 10:
+            raise ConfigError("detect_every must lie between 1 and 10.")
+        self.detect_every = int(detect_every)
+        self._stream_frames = 0
+        # Live frames carry a face the detector misses for a few frames; photos and videos
+        # report only what was detected.
+        self.tracker = FaceTracker(
+            smoothing=smoothing, carry_missed=LIVE_CARRY_FRAMES if preset == "live" else 0
+        )
+        self._stream_lock = threading.Lock()
+        self.last_timings: dict[str, float] = {}
+
+    @property
+    def smallest_face(self) -> int | None:
+        """The smallest face (pixels) this recognizer reports, where it has a limit: the
+        ``min_face`` given, else Haar's ``min_size``; None for BlazeFace without ``min_face``."""
+        if self.min_face is not None:
+            return self.min_face
+        settings = getattr(self.detector, "settings", None)
+        return getattr(settings, "min_size", None)
+
+    def analyze(self, rgb_image: np.ndarray) -> list[FaceResult]:
+        """All faces in one image, each with box, probabilities and label. No face: []."""
+        return self.analyze_many([rgb_image])[0]
+
+    def analyze_many(self, rgb_images) -> list[list[FaceResult]]:
+        """``analyze`` for several images, with the faces of all of them classified in one
+        model call (a batch engine's batch of photos)."""
+        started = time.perf_counter()
+        found = [self._detect_and_crop(rgb) for rgb in rgb_images]
+        detected = time.perf_counter()
+        crops = [crop for detections, crop in found if detections]
+        probs = self.model.predict_faces(np.concatenate(crops)) if crops else None
+        finished = time.perf_counter()
+        self.last_timings = {
+            "detect_ms": (detected - started) * 1e3,
+            "classify_ms": (finished - detected) * 1e3,
+        }
+        framings = len(self.framing) if isinstance(self.framing, tuple) else 1
+        results, used = [], 0
+        for detections, _ in found:
+            if not detections:
+                results.append([])
+                continue
+            count = len(detections) * framings
+            # several framings: every face cropped each way (framing-major), averaged
+            mine = probs[used : used + count].reshape(framings, len(detections), -1).mean(axis=0)
+            used += count
+            results.append(
+                [
+                    FaceResult(
+                        tuple(int(v) for v in d.box),
+                        p.astype(np.float64) / p.sum(),
+                        score=d.score,
+                        eyes=d.eyes,
+                    )
+                    for d, p in zip(detections, mine)
+                ]
+            )
+        return results
+
+    def _detect_and_crop(self, rgb_image: np.ndarray):
+        """(detections, crops) of one image: every face cropped in each framing."""
+        grey = to_grey(rgb_image)
+        detections = self.detector.detect_faces(rgb_image if self.detector.needs_rgb else grey)
+        if self.min_score is not None:
+            detections = [d for d in detections if d.score is None or d.score >= self.min_score]
+        if self.min_face is not None:
+            detections = [d for d in detections if max(d.box[2], d.box[3]) >= self.min_face]
+        if not detections:
+            return [], None
+        crops = self.face_crops(grey, [d.box for d in detections], [d.eyes for d in detections])
+        return detections, crops.reshape(-1, *crops.shape[2:])
+
+    def face_crops(self, grey: np.ndarray, boxes, eyes=None) -> np.ndarray:
+        """The 48x48 crops this recognizer classifies for ``boxes`` of a grey image, shape
+        (framings, faces, 48, 48): one per framing (their probabilities are averaged), eyes
+        levelled when the recognizer aligns. The one place a face becomes model input, for
+        the answer and for its explanation alike."""
+        framings = self.framing if isinstance(self.framing, tuple) else (self.framing,)
+        eyes = list(eyes) if self.align and eyes is not None else None
+        return np.stack([crop_faces(grey, boxes, self.margin, f, eyes) for f in framings])
+
+    def analyze_stream(self, rgb_frame: np.ndarray) -> list[FaceResult]:
+        """Like ``analyze``, for consecutive frames: faces get ids and smoothed probabilities.
+
+        With ``detect_every`` = N > 1, the detector runs on every N-th frame only; in between,
+        the faces tracked on the last detected frame are cropped at their boxes and classified
+        (the cheap part), so every frame still gets fresh probabilities."""
+        with self._stream_lock:
+            self._stream_frames += 1
+            tracked = [(t.box, t.score) for t in self.tracker._tracks if t.missed == 0]
+            skip = (
+                self.detect_every > 1
+                and tracked
+                and (self._stream_frames - 1) % self.detect_every != 0
+            )
+        results = self._classify_boxes(rgb_frame, tracked) if skip else self.analyze(rgb_frame)
+        with self._stream_lock:
+            return self.tracker.update(results)
+
+    def _classify_boxes(self, rgb_image: np.ndarray, tracked) -> list[FaceResult]:
+        """Classify tracked (box, score) pairs without detecting: the frames between
+        detections in a stream. Each face keeps the score of its last detection."""
+        started = time.perf_counter()
+        boxes = [box for box, _ in tracked]
+        crops = self.face_crops(to_grey(rgb_image), boxes)
+        probs = self.model.predict_faces(crops.reshape(-1, *crops.shape[2:]))
+        probs = probs.reshape(crops.shape[0], len(boxes), -1).mean(axis=0)
+        self.last_timings = {"detect_ms": 0.0, "classify_ms": (time.perf_counter() - started) * 1e3}
+        return [
+            FaceResult(tuple(int(v) for v in box), p.astype(np.float64) / p.sum(), score=score)
+            for (box, score), p in zip(tracked, probs)
+        ]
+
+    def set_smoothing(self, smoothing: float) -> None:
+        if not 0.0 <= smoothing < 1.0:
+            raise ConfigError("smoothing must lie in [0, 1).")
+        self.tracker.smoothing = smoothing
+
+
+CONFIDENT_COLOUR = (40, 200, 80)  # green, RGB: a face's box and label background
+
+
+def draw_results(rgb_image: np.ndarray, results: list[FaceResult], style=None) -> np.ndarray:
+    """A copy of the image with each face boxed and labelled with its top emotion.
+
+    ``style(result) -> (text, rgb colour)`` overrides a face's label and colour (the face id
+    is still put in front). Every label lies inside the image and, where the image has room,
+    clear of the other labels (``label_boxes``): a face at the edge or in a group keeps a
+    readable label. Boxes are drawn first, so no box line crosses a label."""
+    import cv2
+
+    canvas = np.ascontiguousarray(np.asarray(rgb_image, dtype=np.uint8).copy())
+    height, width = canvas.shape[:2]
+    thickness = max(2, int(round(min(height, width) / 300)))
+    font_scale = _font_scale(canvas.shape)
+    styled = [
+        style(result)
+        if style is not None
+        else (f"{result.label} {result.confidence * 100:.0f}%", CONFIDENT_COLOUR)
+        for result in results
+    ]
+    texts = [
+        (f"#{r.face_id} " if r.face_id is not None else "") + label
+        for r, (label, _) in zip(results, styled)
+    ]
+    for result, (_, colour) in zip(results, styled):
+        x, y, w, h = (int(v) for v in result.box)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
+    for text, (_, colour), (left, top, lw, lh) in zip(
+        texts, styled, label_boxes(canvas.shape, results, texts)
+    ):
+        cv2.rectangle(canvas, (left, top), (left + lw - 1, top + lh - 1), colour, -1)
+        baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)[1]
+        cv2.putText(
+            canvas,
+            text,
+            (left + 2, top + lh - baseline - 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            font_scale,
+            (0, 0, 0),
+            max(1, thickness // 2),
+            cv2.LINE_AA,
+        )
+    return canvas
+
+
+def _font_scale(shape) -> float:
+    """Labels grow with the image, so they stay readable on a large photo."""
+    return max(0.5, min(shape[:2]) / 900)
+
+
+def label_boxes(
+    shape, results: list[FaceResult], texts: list[str]
+) -> list[tuple[int, int, int, int]]:
+    """Where ``draw_results`` puts each face's label: (left, top, width, height) in pixels.
+
+    Each label goes above its box, else below it, else at the top inside it, whichever first
+    lies clear of the labels already placed (moved down past them if none does); it is then
+    kept inside the image. A label that cannot be clear of the others in a small image
+    overlaps them rather than leave the image."""
+    import cv2
+
+    height, width = shape[:2]
+    font_scale = _font_scale(shape)
+    placed: list[tuple[int, int, int, int]] = []
+    for result, text in zip(results, texts):
+        (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
+        lw, lh = min(tw + 4, width), min(th + baseline + 4, height)
+        x, y, w, h = (int(v) for v in result.box)
+        left = _within(x, width - lw)
+        tops = [_within(top, height - lh) for top in (y - lh, y + h, y)]
+        top = next((t for t in tops if not _overlapping((left, t, lw, lh), placed)), None)
+        if top is None:
+            top = next(
+                (
+                    t
+                    for t in (_slide_down((left, t, lw, lh), placed, height) for t in tops)
+                    if t is not None
+                ),
+                tops[0],
+            )
+        placed.append((left, top, lw, lh))
+    return placed
+
+
+def _within(value: int, highest: int) -> int:
+    return max(0, min(int(value), max(0, highest)))
+
+
+def _overlapping(box, others) -> list:
+    left, top, w, h = box
+    return [
+        o
+        for o in others
+        if left < o[0] + o[2] and o[0] < left + w and top < o[1] + o[3] and o[1] < top + h
+    ]
+
+
+def _slide_down(box, others, height: int) -> int | None:
+    """The first top at or below ``box``'s where it overlaps none of ``others`` and still
+    fits in the image; None if there is none."""
+    left, top, w, h = box
+    while top + h <= height:
+        hits = _overlapping((left, top, w, h), others)
+        if not hits:
+            return top
+        top = max(o[1] + o[3] for o in hits)
+    return None

@@ -1,0 +1,106 @@
+"""One row schema for a face result, shared by photos, videos, the CLI and the live page.
+
+A row is the context it came from (``file``; ``frame`` and ``time_s`` for video and live),
+then ``faces`` (how many faces the image or frame has), ``face`` (which one, 1-based, left to
+right), ``face_id`` (the tracker's id in a stream; for a photo, its number as drawn, or empty), the box, the label, its
+probability, ``uncertain`` (whether the top probability is below the model card's threshold, in
+which case pages draw "uncertain" with the two leading emotions; empty for a model without a
+calibrated card), ``second`` (the runner-up emotion) and all seven probabilities.
+"""
+
+from __future__ import annotations
+
+from fer_core.labels import EMOTIONS
+
+FACE_COLUMNS = [
+    "faces",
+    "face",
+    "face_id",
+    "x",
+    "y",
+    "w",
+    "h",
+    "label",
+    "confidence",
+    "uncertain",
+    "second",
+    *EMOTIONS,
+]
+PHOTO_COLUMNS = ["file", *FACE_COLUMNS]
+VIDEO_COLUMNS = ["frame", "time_s", *FACE_COLUMNS]
+FILE_VIDEO_COLUMNS = ["file", "frame", "time_s", *FACE_COLUMNS]  # the CLI: photos and videos
+
+
+def face_rows(results, *, uncertain_below: float | None = None, **context) -> list[dict]:
+    """Rows for the faces of one image or frame (``results``: FaceResult list), each
+    starting with ``context``; an image with no face gives one row with ``faces == 0`` so
+    that nothing disappears silently when ``context`` names a file. ``uncertain_below``:
+    the model card's threshold (``fer_core.recognition.uncertainty.threshold_of``)."""
+    from fer_core.recognition.uncertainty import uncertainty_columns
+
+    if not results:
+        return [{**context, "faces": 0, "face": None}] if "file" in context else []
+    rows = []
+    for number, result in enumerate(results, start=1):
+        values = {
+            "faces": len(results),
+            "face": number,
+            **result.as_dict(),
+            **uncertainty_columns(result.probs, uncertain_below),
+        }
+        rows.append({**context, **{column: values[column] for column in FACE_COLUMNS}})
+    return rows
+
+
+_TEXT_COLUMNS = {"file", "label", "second", "error", "problem", "timestamp"}
+_INT_COLUMNS = {"frame", "faces", "face", "face_id", "x", "y", "w", "h"}
+_BOOL_COLUMNS = {"uncertain"}
+
+
+def typed_frame(rows: list[dict], columns: list[str]):
+    """Rows -> a DataFrame with ``columns``: strings, nullable integers (a face number stays
+    ``3``, not ``3.0``, beside a row without a face), nullable booleans and floats."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in columns:
+        kind = (
+            "string"
+            if column in _TEXT_COLUMNS
+            else "Int64"
+            if column in _INT_COLUMNS
+            else "boolean"
+            if column in _BOOL_COLUMNS
+            else "float64"
+        )
+        frame[column] = frame[column].astype(kind)
+    return frame
+
+
+def frame_to_csv_bytes(frame) -> bytes:
+    """The CSV of a results table, as UTF-8 bytes: the one writer for the CSVs people open in
+    a spreadsheet (downloads, ``fer predict --out x.csv``). A text cell that a spreadsheet
+    would run as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return: a file named ``=HYPERLINK(...).png``) gets a leading single quote; numbers stay
+    numbers; a cell holding a line break is quoted (CRLF line ends, as RFC 4180). JSON is
+    written from the table as it is."""
+    from fer_core.safe_text import to_safe_csv
+
+    return to_safe_csv(frame).encode("utf-8")
+
+
+def rows_to_csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
+    """``frame_to_csv_bytes`` of ``typed_frame(rows, columns)``."""
+    return frame_to_csv_bytes(typed_frame(rows, columns))
+
+
+__all__ = [
+    "typed_frame",
+    "frame_to_csv_bytes",
+    "rows_to_csv_bytes",
+    "FACE_COLUMNS",
+    "PHOTO_COLUMNS",
+    "VIDEO_COLUMNS",
+    "FILE_VIDEO_COLUMNS",
+    "face_rows",
+]

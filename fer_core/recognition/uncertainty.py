@@ -1,0 +1,82 @@
+"""Uncertain faces: a face whose top probability is below the model card's threshold is shown
+as "uncertain" with its two leading emotions instead of one confident-looking label.
+
+The threshold is measured, never typed: ``evaluate --write-card`` reads it off the PublicTest
+reliability curve of the calibrated probabilities (``fer_core.models.calibration``) and records it as
+``calibration.uncertain_below`` in the card. A model without it labels every face plainly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fer_core.labels import EMOTIONS
+
+UNCERTAIN = "uncertain"
+UNCERTAIN_COLOUR = (255, 170, 0)  # amber, RGB
+CONFIDENT_COLOUR = (40, 200, 80)  # the green draw_results uses
+
+
+def threshold_of(model) -> float | None:
+    """The uncertainty threshold from an EmotionModel's (or a card dict's) calibration."""
+    card = model if isinstance(model, dict) else (getattr(model, "card", None) or {})
+    value = (card.get("calibration") or {}).get("uncertain_below")
+    return float(value) if value is not None else None
+
+
+def leading_two(probs) -> tuple[str, str]:
+    order = np.argsort(np.asarray(probs, dtype=np.float64))[::-1]
+    return EMOTIONS[int(order[0])], EMOTIONS[int(order[1])]
+
+
+def is_uncertain(probs, threshold: float | None) -> bool:
+    return threshold is not None and float(np.max(probs)) < threshold
+
+
+def short_label(probs, threshold: float | None) -> str:
+    """``"happy"``, or ``"uncertain: sad/neutral"`` when the top probability is low."""
+    first, second = leading_two(probs)
+    return f"{UNCERTAIN}: {first}/{second}" if is_uncertain(probs, threshold) else first
+
+
+def caption(probs, threshold: float | None) -> str:
+    """The label drawn on a face: ``"happy 91%"`` or ``"uncertain: sad 41%/neutral 35%"``."""
+    probs = np.asarray(probs, dtype=np.float64)
+    first, second = leading_two(probs)
+    p1, p2 = probs[EMOTIONS.index(first)], probs[EMOTIONS.index(second)]
+    if is_uncertain(probs, threshold):
+        return f"{UNCERTAIN}: {first} {p1 * 100:.0f}%/{second} {p2 * 100:.0f}%"
+    return f"{first} {p1 * 100:.0f}%"
+
+
+def uncertainty_columns(probs, threshold: float | None) -> dict:
+    """The columns a result row gets: ``uncertain`` (True/False; None without a threshold)
+    and ``second`` (the runner-up emotion)."""
+    return {
+        "uncertain": None if threshold is None else is_uncertain(probs, threshold),
+        "second": leading_two(probs)[1],
+    }
+
+
+def draw_faces(rgb_image: np.ndarray, results, threshold: float | None) -> np.ndarray:
+    """Like ``recognizer.draw_results``, with uncertain faces drawn amber and labelled with
+    their two leading emotions."""
+    from fer_core.recognition.recognizer import draw_results
+
+    def style(result):
+        colour = UNCERTAIN_COLOUR if is_uncertain(result.probs, threshold) else CONFIDENT_COLOUR
+        return caption(result.probs, threshold), colour
+
+    return draw_results(rgb_image, results, style)
+
+
+__all__ = [
+    "threshold_of",
+    "leading_two",
+    "is_uncertain",
+    "short_label",
+    "caption",
+    "uncertainty_columns",
+    "draw_faces",
+    "UNCERTAIN",
+]

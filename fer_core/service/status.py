@@ -1,0 +1,251 @@
+"""What a page shows about a run or its evaluation, read from the run folder's files.
+
+Nothing here starts or stops anything (that is ``fer_core.service.jobs``); a run started from a
+terminal is followed just like one started from the app.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+from fer_core.service.jobs import process_alive, training_pid
+from fer_core.storage import read_json
+from fer_core.training.runs import EVAL_JOB, EVAL_LOG, EVAL_REPORT, TRAIN_JOB, TRAIN_LOG, Run
+
+
+def estimate_eta(
+    progress: dict | None, history: list[dict], epochs: int | None = None, now: float | None = None
+) -> float | None:
+    """Seconds left in the run, from the batch rate of the current epoch and the length of
+    the finished epochs (which include validation); None when nothing is known yet."""
+    if not progress:
+        return None
+    now = time.time() if now is None else now
+    try:
+        epoch = int(progress["epoch"])
+        total = int(epochs or progress["epochs"])
+        batch = int(progress["batch"])
+        steps = int(progress["steps"])
+        elapsed = float(progress["updated"]) - float(progress["epoch_started"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if batch <= 0 or steps <= 0 or elapsed < 0:
+        return None
+    first_end = progress.get("first_batch_end")
+    if first_end is not None:
+        # The first batch builds the graph (seconds): the rate is measured after it.
+        if batch < 2:
+            return None
+        per_batch = max(float(progress["updated"]) - float(first_end), 0.0) / (batch - 1)
+    else:
+        per_batch = elapsed / batch
+    recent = [float(row["seconds"]) for row in history[-3:] if row.get("seconds")]
+    epoch_seconds = sum(recent) / len(recent) if recent else per_batch * steps * 1.1
+    # Validation takes the part of an epoch that is not training batches.
+    validation = max(epoch_seconds - per_batch * steps, 0.0) if recent else per_batch * steps * 0.1
+    finished_current = len(history) >= epoch  # the epoch's row is written: only later epochs
+    this_epoch = 0.0 if finished_current else (steps - batch) * per_batch + validation
+    later = max(total - epoch, 0) * epoch_seconds
+    since_update = max(now - float(progress["updated"]), 0.0)
+    return max(this_epoch + later - since_update, 0.0)
+
+
+def tail(path: str | os.PathLike, max_bytes: int = 4000, lines: int = 12) -> str:
+    """The last lines of a log (carriage-return progress lines collapsed to their last state)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    # A progress line is redrawn after '\r'; its last drawn state is the last non-empty part.
+    cleaned = [
+        ([part for part in line.split("\r") if part.strip()] or [""])[-1]
+        for line in text.split("\n")
+    ]
+    cleaned = [line for line in cleaned if line.strip() and not _noise(line)]
+    return "\n".join(cleaned[-lines:])
+
+
+def _noise(line: str) -> bool:
+    # TensorFlow's start-up chatter says nothing to a user.
+    markers = (
+        "oneDNN custom operations",
+        "absl::InitializeLog",
+        "cuda_",
+        "TensorFlow binary",
+        "rebuild TensorFlow",
+        "Unable to register",
+        "computation placer",
+        "cpu_feature_guard",
+        "XNNPACK delegate",
+    )
+    return any(marker in line for marker in markers)
+
+
+def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
+    """Everything a page shows about a run, read from its folder.
+
+    ``phase`` is one of: ``starting`` (process up, data loading), ``training``, ``stopping``,
+    ``finished``, ``stopped``, ``interrupted`` (the process ended without finishing: killed
+    or crashed; resumable), ``failed`` (ended before the first epoch, see ``log``; or a
+    checkpoint or history write failed, e.g. a full disk: ``reason`` says which and why, and
+    the run resumes from its last full epoch), ``idle`` (a folder with no job information).
+    """
+    run = Run(run_dir)
+    now = time.time() if now is None else now
+    config, state, progress = run.config(), run.state(), run.progress()
+    job = read_json(run.file(TRAIN_JOB), None)
+    history = run.history()
+    pid = training_pid(run)
+    alive = pid is not None
+    if pid is None and job and job.get("pid"):
+        pid = int(job["pid"])
+    started = float(job["started"]) if job else None
+    # Files from before this job started (a resumed run) do not describe it yet.
+    fresh_state = bool(state) and (started is None or float(state.get("updated", 0)) >= started - 1)
+    fresh_progress = bool(progress) and (
+        started is None or float(progress.get("updated", 0)) >= started - 1
+    )
+    epochs = int(config.get("epochs") or state.get("epochs") or 0)
+    if alive:
+        if run.stop_requested():
+            phase = "stopping"
+        elif fresh_state and state.get("status") == "running":
+            phase = "training"
+        else:
+            phase = "starting"
+    else:
+        status = state.get("status")
+        if job and not fresh_state:
+            # The latest job ended before it trained a batch: stopped by the user, or failed.
+            phase = "stopped" if job.get("terminated") else "failed"
+        elif status in ("finished", "stopped", "failed"):
+            phase = status  # "failed": training stopped on an error; state.json says why
+        elif status == "running":
+            phase = "interrupted"
+        else:
+            phase = "idle"
+    epochs_done = int(state.get("epochs_done", len(history)) or 0)
+    batch_fraction = None
+    epoch_number = None
+    if fresh_progress and phase in ("training", "stopping"):
+        steps = int(progress.get("steps") or 0)
+        batch_fraction = min(int(progress.get("batch", 0)) / steps, 1.0) if steps else None
+        epoch_number = int(progress.get("epoch", epochs_done + 1))
+    overall = None
+    if epochs:
+        if batch_fraction is not None and epoch_number is not None and epoch_number > epochs_done:
+            overall = min((epoch_number - 1 + batch_fraction) / epochs, 1.0)
+        else:
+            overall = min(epochs_done / epochs, 1.0)
+    eta = (
+        estimate_eta(progress, history, epochs, now)
+        if (fresh_progress and phase in ("training", "stopping"))
+        else None
+    )
+    if eta is None and phase == "training" and history and epochs:
+        # No batch progress (a run from an older fer_core): whole epochs from their length.
+        recent = [float(row["seconds"]) for row in history[-3:] if row.get("seconds")]
+        if recent:
+            epoch_seconds = sum(recent) / len(recent)
+            elapsed = max(now - float(state.get("updated", now)), 0.0)
+            eta = max((epochs - epochs_done) * epoch_seconds - elapsed, 0.0)
+    reason = state.get("reason") if phase == "failed" and fresh_state else None
+    log = tail(run.file(TRAIN_LOG))
+    if reason and reason not in log:  # a run started from a terminal has no train.log here
+        log = f"{log}\n{reason}" if log else reason
+    return {
+        "name": run.name,
+        "path": str(run.path),
+        "phase": phase,
+        "alive": alive,
+        "pid": pid,
+        "config": config,
+        "state": state,
+        "progress": progress if fresh_progress else None,
+        "history": history,
+        "epochs": epochs,
+        "epochs_done": epochs_done,
+        "epoch": epoch_number,
+        "batch_fraction": batch_fraction,
+        "overall_fraction": overall,
+        "eta_seconds": eta,
+        "best_val_accuracy": state.get("best_val_accuracy"),
+        "best_epoch": state.get("best_epoch"),
+        "has_model": run.best_model.is_file(),
+        "metrics": run.metrics(),
+        "evaluation": read_json(run.file(EVAL_REPORT), None),
+        "log": log,
+        "started": started,
+        "reason": reason,
+    }
+
+
+# The stages of ``fer evaluate`` as its log names them, and the share of the work before each
+# (loading the CSV and predicting dominate; latency is capped at 20 s).
+EVAL_STAGES = (
+    ("loading FER2013", 0.0, 0.35),
+    ("evaluating on", 0.35, 0.45),
+    ("calibrating on", 0.80, 0.10),
+    ("measuring latency", 0.90, 0.10),
+)
+_PERCENT = re.compile(r":\s+([0-9.]+)%")
+
+
+def evaluation_progress(log: str, started: float | None, now: float | None = None) -> dict:
+    """How far an evaluation is, from its log's last progress line: ``fraction`` (0..1),
+    ``stage`` (what it does now) and ``eta_seconds`` (None until 5% is done)."""
+    now = time.time() if now is None else now
+    fraction, stage = 0.0, "starting (loading TensorFlow)"
+    for line in reversed([line for line in log.splitlines() if line.strip()]):
+        for name, before, share in EVAL_STAGES:
+            if line.startswith(name):
+                found = _PERCENT.search(line)
+                part = min(float(found.group(1)) / 100, 1.0) if found else 0.0
+                fraction, stage = before + share * part, line.strip()
+                break
+        else:
+            continue
+        break
+    elapsed = max(now - started, 0.0) if started else None
+    eta = elapsed / fraction * (1 - fraction) if elapsed is not None and fraction >= 0.05 else None
+    return {"fraction": fraction, "stage": stage, "eta_seconds": eta}
+
+
+def evaluation_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
+    """``phase``: ``none`` (never evaluated), ``running``, ``done``, ``stopped`` (cancelled) or
+    ``failed``; while running, ``progress`` (``evaluation_progress``)."""
+    run = Run(run_dir)
+    job = read_json(run.file(EVAL_JOB), None)
+    report = read_json(run.file(EVAL_REPORT), None)
+    alive = bool(job) and process_alive(job.get("pid"))
+    if alive:
+        phase = "running"
+    elif report:
+        phase = "done"
+    elif job and job.get("terminated"):
+        phase = "stopped"
+    elif job:
+        phase = "failed"
+    else:
+        phase = "none"
+    log = tail(run.file(EVAL_LOG))
+    progress = evaluation_progress(log, (job or {}).get("started"), now) if alive else None
+    return {
+        "phase": phase,
+        "alive": alive,
+        "job": job,
+        "report": report,
+        "log": log,
+        "progress": progress,
+    }
+
+
+__all__ = ["evaluation_progress", "run_status", "evaluation_status", "estimate_eta", "tail"]
