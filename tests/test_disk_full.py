@@ -111,6 +111,7 @@ def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, mon
     """ENOSPC injected into the atomic writer in epoch 2: at the first checkpoint written
     (best.keras when it improved, else last.keras), or at history.csv (after the checkpoints
     were written)."""
+    import fer_core.models.architectures as architectures
     import fer_core.storage as storage
 
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(8)))
@@ -143,7 +144,9 @@ def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, mon
                 assert Path(tmp).stat().st_size > 0  # a partly written file to clean up
                 raise enospc(tmp)
 
-    monkeypatch.setattr(storage, "atomic_path", full_disk)
+    # The atomic writer, where it is defined and where checkpoints are saved through it.
+    for module in (storage, architectures):
+        monkeypatch.setattr(module, "atomic_path", full_disk)
     with pytest.raises(WriteError) as info:
         train(config, data, on_epoch=after_epoch)
     ((name, tmp),) = failed
@@ -171,7 +174,8 @@ def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, mon
     assert DISK_FULL.format(name) in status["log"]
 
     # Space again: the run resumes from its last full epoch and finishes.
-    monkeypatch.setattr(storage, "atomic_path", real_atomic_path)
+    for module in (storage, architectures):
+        monkeypatch.setattr(module, "atomic_path", real_atomic_path)
     train(config, data)
     assert [int(r["epoch"]) for r in read_history(run.path)] == [1, 2]
     state = run.state()

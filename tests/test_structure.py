@@ -99,6 +99,33 @@ def test_fer_core_is_rooms_and_every_import_runs_down():
     assert not upward, upward
 
 
+# fer_core modules that import Keras as they load (their layers are defined at module level):
+# the only ones another module may import inside a function, so that a path that needs no
+# Keras (the LiteRT inference path, `fer --help`) never loads it.
+HEAVY = {"fer_core.training.trainer"}
+
+
+def test_imports_inside_functions_are_only_of_heavy_modules():
+    modules = _modules()
+    lazy = [
+        f"{name} -> {target}"
+        for name, path in modules.items()
+        for target, at_top in _imports(path, modules).items()
+        if not at_top and target not in HEAVY
+    ]
+    assert not lazy, lazy
+
+
+def test_the_command_and_the_recognizer_load_no_keras():
+    code = (
+        "import sys, fer_core.cli.main, fer_core.recognition.recognizer, fer_core.service.jobs; "
+        "print(sorted(m for m in ('keras', 'tensorflow') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
+
+
 def test_no_import_cycle_in_fer_core():
     modules = _modules()
     graph = {

@@ -9,7 +9,26 @@ import sys
 from pathlib import Path
 
 from fer_core.cli.console import count_printer, progress_printer
+from fer_core.data.fer2013 import load_fer2013
+from fer_core.data.ferplus import crowd_labels, crowd_shares, load_ferplus
 from fer_core.data.paths import default_data_path
+from fer_core.errors import DatasetError
+from fer_core.evaluation.latency import measure_classifier_latency
+from fer_core.evaluation.reports import (
+    classification_report,
+    evaluate_images,
+    format_held_out,
+    format_report,
+    held_out_reports,
+    predict_probabilities,
+)
+from fer_core.models.calibration import calibrate, calibration_report
+from fer_core.models.card import write_model_card
+from fer_core.models.inference import DEFAULT_MODEL, EmotionModel, read_card
+from fer_core.safe_text import terminal_safe
+from fer_core.storage import write_json
+from fer_core.training.provenance import training_section
+from fer_core.training.runs import Run
 
 
 def add_evaluate_parser(sub) -> None:
@@ -60,20 +79,6 @@ def add_evaluate_parser(sub) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    from fer_core.data.fer2013 import load_fer2013
-    from fer_core.data.ferplus import crowd_labels, crowd_shares
-    from fer_core.evaluation.reports import (
-        classification_report,
-        evaluate_images,
-        format_held_out,
-        format_report,
-        held_out_reports,
-        predict_probabilities,
-    )
-    from fer_core.models.calibration import calibration_report
-    from fer_core.models.card import write_model_card
-    from fer_core.models.inference import DEFAULT_MODEL, EmotionModel, read_card
-
     model_path = args.model or DEFAULT_MODEL
     dataset = load_fer2013(
         args.data, skip_bad=args.skip_bad_rows, progress=progress_printer("loading FER2013")
@@ -178,12 +183,8 @@ def cmd_evaluate(args) -> int:
             )
     shown = raw
     if calibration is not None:
-        from fer_core.models.calibration import calibrate
-
         shown = calibrate(raw, calibration)
     elif model.card and model.card.get("calibration"):
-        from fer_core.models.calibration import calibrate
-
         shown = calibrate(raw, model.card["calibration"])
     held_out = held_out_reports(dataset, args.split, shown, ferplus)
     print(format_held_out(held_out))
@@ -193,8 +194,6 @@ def cmd_evaluate(args) -> int:
             "the crowd)"
         )
     if args.json:
-        from fer_core.storage import write_json
-
         write_json(
             args.json,
             {
@@ -206,9 +205,6 @@ def cmd_evaluate(args) -> int:
             },
         )
     if args.write_card:
-        from fer_core.evaluation.latency import measure_classifier_latency
-        from fer_core.training.provenance import training_section
-
         print("measuring latency", file=sys.stderr, flush=True)
         latency = {
             "batch_1": measure_classifier_latency(model, 1, max_seconds=10),
@@ -237,9 +233,6 @@ def _ferplus_votes(path, dataset):
     """FER+'s votes for the loaded FER2013, or None when none are given (never required).
     A file given with --ferplus must fit the dataset; $FERPLUS_PATH, set for the server's
     FER2013, is left out with a note when the dataset is another one."""
-    from fer_core.data.ferplus import load_ferplus
-    from fer_core.errors import DatasetError
-    from fer_core.safe_text import terminal_safe
 
     if path:
         return load_ferplus(path, dataset)
@@ -260,8 +253,6 @@ def _ferplus_votes(path, dataset):
 def _training_config(run_dir, card: dict) -> dict:
     """How the model was trained: its run's config, else its card's training section."""
     if run_dir:
-        from fer_core.training.runs import Run
-
         return Run(Path(run_dir)).config()
     return (card.get("training") or {}).get("config") or {}
 

@@ -8,17 +8,34 @@ import os
 import sys
 
 from fer_core.cli.console import progress_printer
+from fer_core.cli.evaluate import add_evaluate_parser
+from fer_core.cli.predict import add_predict_parser
+from fer_core.cli.whole_path import add_pipeline_parser
+from fer_core.data.fer2013 import load_fer2013
 from fer_core.data.paths import default_data_path
 from fer_core.errors import FerError
+from fer_core.models.inference import export_litert
+from fer_core.models.quantize import choose_int8
+from fer_core.safe_text import terminal_safe
+from fer_core.service.jobs import process_alive
+from fer_core.storage import read_json
 from fer_core.training.config import TrainConfig, add_config_arguments, given_settings
+from fer_core.training.loop import (
+    crowd_labelled,
+    prepare_splits,
+    recalibrate_best,
+    train,
+    write_run_metrics,
+)
+from fer_core.training.run_lock import training_lock
+from fer_core.training.runs import LOCK, RUNS_DIR_ENV, Run, check_run_name, new_run_name, runs_dir
+from fer_core.training.soups import average_models
 
 
 def _train_config(args) -> TrainConfig:
     """Settings: the run's config.json when it has one (else a --config file, else the
     defaults), changed only by the flags actually given."""
     from pathlib import Path
-
-    from fer_core.training.runs import Run
 
     given = given_settings(args)
     run_dir = args.run or args.resume
@@ -54,8 +71,6 @@ def _train_config(args) -> TrainConfig:
 
 
 def _cmd_train(args) -> int:
-    from fer_core.safe_text import terminal_safe
-
     _runs_dir_from_env(args)
     try:
         return _train_holding_the_run(args)
@@ -68,13 +83,10 @@ def _cmd_train(args) -> int:
 def _runs_dir_from_env(args) -> None:
     """``--runs-dir`` when not given: ``$FER_RUNS_DIR`` (as the app and ``fer average``), unless
     a ``--config`` file names the runs folder; else TrainConfig's default (``runs``)."""
-    from fer_core.training.runs import RUNS_DIR_ENV
 
     if getattr(args, "runs_dir", None) is not None or not os.environ.get(RUNS_DIR_ENV):
         return
     if args.config and not (args.run or args.resume):
-        from fer_core.storage import read_json
-
         if (read_json(args.config, {}) or {}).get("runs_dir"):
             return
     args.runs_dir = os.environ[RUNS_DIR_ENV]
@@ -104,8 +116,6 @@ def _run_to_train(config: TrainConfig):
     for a worker of a multi-worker cluster, which trains no folder of its own."""
     from pathlib import Path
 
-    from fer_core.training.runs import Run, new_run_name
-
     if not _is_chief():
         return None
     if config.run_name:
@@ -118,7 +128,6 @@ def _run_to_train(config: TrainConfig):
 def _claim_state(run) -> None:
     """A run whose state.json still says "running" for a trainer that died (killed, crashed):
     this process trains it now, so state.json names it until train() rewrites the state."""
-    from fer_core.service.jobs import process_alive
 
     state = run.state()
     if (
@@ -134,8 +143,6 @@ def _remove_if_untouched(run) -> None:
     could not be loaded: no run was started)."""
     import shutil
 
-    from fer_core.training.runs import LOCK
-
     if [p.name for p in run.path.iterdir()] in ([], [LOCK]):
         shutil.rmtree(run.path, ignore_errors=True)
 
@@ -146,9 +153,6 @@ def _train_holding_the_run(args) -> int:
     already training (process N)")."""
     import contextlib
 
-    from fer_core.safe_text import terminal_safe
-    from fer_core.training.run_lock import training_lock
-
     config = _train_config(args)
     config.validate()
     run = _run_to_train(config)
@@ -156,8 +160,6 @@ def _train_holding_the_run(args) -> int:
     with training_lock(run) if run is not None else contextlib.nullcontext():
         if run is not None:
             _claim_state(run)
-        from fer_core.data.fer2013 import load_fer2013
-        from fer_core.training.loop import train
 
         try:
             dataset = load_fer2013(
@@ -204,15 +206,6 @@ def _train_holding_the_run(args) -> int:
 def _cmd_recalibrate(args) -> int:
     from pathlib import Path
 
-    from fer_core.data.fer2013 import load_fer2013
-    from fer_core.training.loop import (
-        crowd_labelled,
-        prepare_splits,
-        recalibrate_best,
-        write_run_metrics,
-    )
-    from fer_core.training.runs import Run
-
     run = Run(Path(args.run))
     if not run.best_model.is_file():
         print(
@@ -251,10 +244,6 @@ def _cmd_recalibrate(args) -> int:
 def _cmd_average(args) -> int:
     from pathlib import Path
 
-    from fer_core.data.fer2013 import load_fer2013
-    from fer_core.training.runs import Run, check_run_name, runs_dir
-    from fer_core.training.soups import average_models
-
     check_run_name(args.name)
     dataset = load_fer2013(
         args.data, skip_bad=args.skip_bad_rows, progress=progress_printer("loading FER2013")
@@ -270,16 +259,12 @@ def _cmd_average(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from fer_core.models.inference import export_litert
-
     result = export_litert(args.model)
     print(
         f"wrote {result['path']} ({result['bytes']:,} bytes); max |LiteRT - Keras| = "
         f"{result['max_abs_difference']:.2e} over {result['checked']} inputs"
     )
     if args.int8:
-        from fer_core.models.quantize import choose_int8
-
         decision = choose_int8(
             args.model,
             args.data,
@@ -312,8 +297,6 @@ def main(argv=None) -> int:
     p.add_argument("--skip-bad-rows", action="store_true")
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(func=_cmd_train)
-
-    from fer_core.cli.evaluate import add_evaluate_parser
 
     add_evaluate_parser(sub)
 
@@ -374,9 +357,6 @@ def main(argv=None) -> int:
     )
     p.set_defaults(func=_cmd_export)
 
-    from fer_core.cli.predict import add_predict_parser
-    from fer_core.cli.whole_path import add_pipeline_parser
-
     add_predict_parser(sub)
     add_pipeline_parser(sub)
 
@@ -384,8 +364,6 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except FerError as exc:
-        from fer_core.safe_text import terminal_safe
-
         print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

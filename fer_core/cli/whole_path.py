@@ -9,6 +9,8 @@ import sys
 import time
 from dataclasses import replace
 
+from fer_core.data.fer2013 import load_fer2013
+from fer_core.data.ferplus import crowd_labels, load_ferplus
 from fer_core.errors import ConfigError
 from fer_core.evaluation.whole_path import (
     BACKGROUNDS,
@@ -18,6 +20,10 @@ from fer_core.evaluation.whole_path import (
     framing_sweep,
     measure_framing,
 )
+from fer_core.faces import DETECTORS
+from fer_core.models.card import add_whole_path
+from fer_core.recognition.preprocess import Framing
+from fer_core.recognition.recognizer import Recognizer
 
 
 def format_pipeline_row(report: dict) -> str:
@@ -35,8 +41,6 @@ def format_pipeline_row(report: dict) -> str:
 
 
 def _parse_framing(text: str | None):
-    from fer_core.recognition.preprocess import Framing
-
     if text in (None, "auto"):
         return "auto"
     if text == "none":
@@ -49,9 +53,6 @@ def _parse_framing(text: str | None):
 
 
 def run_pipeline_evaluation(args, stream=sys.stderr) -> dict:
-    from fer_core.data.fer2013 import load_fer2013
-    from fer_core.recognition.recognizer import Recognizer
-
     dataset = load_fer2013(args.data, skip_bad=args.skip_bad_rows)
     images, labels = split_with_labels(dataset, args.split, args.labels, args.ferplus)
     if args.limit:
@@ -119,8 +120,6 @@ def run_pipeline_evaluation(args, stream=sys.stderr) -> dict:
                 f"of FER2013's frame width; {value['faces']} faces)"
             )
     if args.write_card:
-        from fer_core.models.card import add_whole_path
-
         add_whole_path(args.model, result, " ".join(["fer", "evaluate-pipeline", *sys.argv[2:]]))
         print(f"whole-path results added to the model card ({args.labels} labels)")
     if args.out:
@@ -139,15 +138,12 @@ def split_with_labels(dataset, split: str, labels: str, ferplus_path=None):
     images, fer_labels = dataset.split(split)
     if labels == "fer2013":
         return images, fer_labels
-    from fer_core.data.ferplus import crowd_labels, load_ferplus
 
     majority, keep = crowd_labels(load_ferplus(ferplus_path, dataset), dataset, split)
     return images[keep], majority
 
 
 def add_pipeline_parser(sub) -> None:
-    from fer_core.faces import DETECTORS
-
     p = sub.add_parser(
         "evaluate-pipeline",
         help="accuracy through the whole path (detector, crop, model) on FER2013 "
@@ -229,9 +225,6 @@ def _cmd_pipeline(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from fer_core.data.fer2013 import load_fer2013
-    from fer_core.recognition.recognizer import Recognizer
-
     if args.split != "PublicTest":
         raise ConfigError("Framings are chosen on PublicTest; PrivateTest must not steer them.")
     images, labels = load_fer2013(args.data, skip_bad=args.skip_bad_rows).split(args.split)

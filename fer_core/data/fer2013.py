@@ -27,6 +27,7 @@ from fer_core.data.paths import (
     require_regular_file,
     shown_path,
 )
+from fer_core.data.paths import resolve_user_path
 
 PIXELS_PER_IMAGE = INPUT_SIZE * INPUT_SIZE
 EXPECTED_HEADER = ("emotion", "pixels", "Usage")
@@ -409,7 +410,6 @@ def load_fer2013(
                 "fer2013.csv from Kaggle and pass its path."
             )
     if within is not None:
-        from fer_core.data.paths import resolve_user_path
 
         path = resolve_user_path(str(path), list(within))
     path = Path(path).expanduser()

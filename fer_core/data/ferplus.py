@@ -31,6 +31,7 @@ import numpy as np
 from fer_core.errors import DatasetError
 from fer_core.labels import LABEL_SOURCES, NUM_CLASSES, USAGES
 from fer_core.data.paths import default_ferplus_path, open_regular_file
+from fer_core.data.fer2013 import Fer2013
 
 FERPLUS_COLUMNS = (
     "neutral",
@@ -221,7 +222,6 @@ def relabel(dataset, ferplus: FerPlus, mode: str):
     keep the faces with a clear majority, labelled by it (the agreement protocol). Labels
     are the plurality (Training) or the majority (the test splits); ``soft`` holds the vote
     shares (``ferplus-votes``) or the one-hot label (``ferplus-majority``)."""
-    from fer_core.data.fer2013 import Fer2013
 
     if mode not in LABEL_SOURCES[1:]:
         raise DatasetError(f"labels must be one of {', '.join(LABEL_SOURCES)}.")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fer_core.data.fer2013 import duplicates_of_training
+from fer_core.data.ferplus import FerPlus, agreement_report, aligned
 from fer_core.labels import EMOTIONS, NUM_CLASSES
 
 
@@ -113,7 +115,6 @@ def held_out_reports(dataset, split: str, probabilities: np.ndarray, ferplus=Non
       (``fer_core.data.ferplus.agreement_report``), on the clear-majority faces and by the FER+
       paper's majority protocol.
     """
-    from fer_core.data.fer2013 import duplicates_of_training
 
     labels = dataset.labels[dataset.usage == split]
     guesses = np.asarray(probabilities).argmax(axis=1)
@@ -132,8 +133,6 @@ def held_out_reports(dataset, split: str, probabilities: np.ndarray, ferplus=Non
         }
     }
     if ferplus is not None:
-        from fer_core.data.ferplus import FerPlus, agreement_report, aligned
-
         votes = aligned(ferplus, dataset)
         inside = dataset.usage == split
         split_votes = FerPlus(votes.votes[inside], votes.usage[inside], votes.source)

@@ -25,8 +25,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from fer_core.errors import ConfigError
+from fer_core.evaluation.reports import classification_report, predict_probabilities
+from fer_core.faces import to_grey
 from fer_core.faces.common import iou
 from fer_core.labels import INPUT_SIZE
+from fer_core.recognition.preprocess import Framing, crop_faces
 
 MATCH_IOU = 0.25
 BACKGROUNDS = ("grey", "noise", "gradient")
@@ -132,7 +135,6 @@ def evaluate_pipeline(
     keep_records: bool = False,
 ) -> dict:
     """Every face through ``recognizer.analyze`` on its own frame; see the module doc."""
-    from fer_core.evaluation.reports import classification_report, predict_probabilities
 
     options = options or SceneOptions()
     options.validate()
@@ -215,7 +217,6 @@ def measure_framing(records: list[dict]):
     (frame side / box width) and of the frame centre's offset from the box centre, in box
     widths and heights, over ``records`` from ``evaluate_pipeline(keep_records=True)``
     (found faces only; unrotated scenes)."""
-    from fer_core.recognition.preprocess import Framing
 
     if not records:
         raise ConfigError("No faces were found, so no framing can be measured.")
@@ -252,8 +253,6 @@ def framing_sweep(
     moved by ``dy`` box heights), each face detected once through ``recognizer``'s detector.
     Also the oracle: FER2013's own frame cut from the same scene (what resampling alone
     costs). For PublicTest: the choice of ``preprocess.FRAMINGS`` is made here."""
-    from fer_core.faces import to_grey
-    from fer_core.recognition.preprocess import Framing, crop_faces
 
     options = options or SceneOptions()
     options.validate()

@@ -8,8 +8,17 @@ detector's score where it has one, and eye points where it gives them.
 
 from __future__ import annotations
 
+from fer_core.errors import ConfigError
+from fer_core.faces.blazeface import BlazeFaceDetector
+from fer_core.faces.blazeface import make_interpreter as _make
 from fer_core.faces.common import Detection, to_grey
-from fer_core.faces.haar import CASCADE_FILE, DetectorSettings, FaceDetector, cascade_path
+from fer_core.faces.haar import (
+    CASCADE_FILE,
+    HAAR_PRESETS,
+    DetectorSettings,
+    FaceDetector,
+    cascade_path,
+)
 
 DETECTORS = ("haar", "blazeface")
 DEFAULT_DETECTOR = "haar"
@@ -17,26 +26,19 @@ DEFAULT_DETECTOR = "haar"
 
 def make_detector(name: str = DEFAULT_DETECTOR, preset: str = "photo", **options):
     """A detector by name and preset ("photo": best recall; "live": fast, for webcam frames)."""
-    from fer_core.errors import ConfigError
 
     if name == "haar":
-        from fer_core.faces.haar import HAAR_PRESETS
-
         if preset not in HAAR_PRESETS:
             raise ConfigError(
                 f"Unknown preset {preset!r}; choose one of {', '.join(HAAR_PRESETS)}."
             )
         return FaceDetector(HAAR_PRESETS[preset], **options)
     if name == "blazeface":
-        from fer_core.faces.blazeface import BlazeFaceDetector
-
         return BlazeFaceDetector(preset=preset, **options)
     raise ConfigError(f"Unknown detector {name!r}; choose one of {', '.join(DETECTORS)}.")
 
 
 def make_interpreter(model_path, num_threads: int | None = None):
-    from fer_core.faces.blazeface import make_interpreter as _make
-
     return _make(model_path, num_threads)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from fer_core.errors import ModelError
 from fer_core.labels import INPUT_SIZE, NUM_CLASSES
+from fer_core.storage import atomic_path
 
 _REGISTRY: dict[str, Callable] = {}
 
@@ -203,7 +204,6 @@ def load_keras_model(path: str | Path):
 
 def save_keras_model(model, path: str | Path) -> Path:
     """Save atomically: a temporary file beside the target, then renamed into place."""
-    from fer_core.storage import atomic_path
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

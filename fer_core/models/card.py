@@ -9,9 +9,16 @@ import platform
 import time
 from pathlib import Path
 
+from fer_core.errors import ModelError
 from fer_core.labels import EMOTIONS
 from fer_core.models.architectures import load_keras_model
-from fer_core.models.inference import card_path_for, file_sha256, litert_path_for
+from fer_core.models.inference import (
+    DEFAULT_MODEL,
+    card_path_for,
+    file_sha256,
+    litert_path_for,
+    read_card,
+)
 from fer_core.models.quantize import litert_quantization
 from fer_core.storage import write_json
 
@@ -20,8 +27,6 @@ def add_whole_path(model_path, result: dict, command: str) -> dict:
     """Add one whole-path evaluation (``fer evaluate-pipeline``'s result) to the card beside
     the model, under the labels it was scored by; rows of the same detector, preset and
     variant are replaced, others kept."""
-    from fer_core.errors import ModelError
-    from fer_core.models.inference import DEFAULT_MODEL, read_card
 
     model_path = Path(model_path) if model_path else DEFAULT_MODEL
     card = read_card(model_path)
@@ -79,7 +84,6 @@ def write_model_card(
     keras_model = load_keras_model(model_path)
     training = dict(training or {})
     litert = litert_path_for(model_path)
-    from fer_core.models.inference import read_card
 
     previous = read_card(model_path) or {}
     same_file = previous.get("files", {}).get("keras", {}).get("sha256") == file_sha256(model_path)

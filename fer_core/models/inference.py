@@ -13,6 +13,8 @@ import numpy as np
 
 from fer_core.errors import ModelError
 from fer_core.labels import EMOTIONS, INPUT_SIZE, NUM_CLASSES
+from fer_core.models.architectures import load_keras_model
+from fer_core.models.calibration import calibrate
 from fer_core.storage import atomic_path
 
 
@@ -168,8 +170,6 @@ class EmotionModel:
     @property
     def keras_model(self):
         if self._keras is None:
-            from fer_core.models.architectures import load_keras_model
-
             with self._keras_lock:
                 if self._keras is None:
                     self._keras = load_keras_model(self.path)
@@ -192,8 +192,6 @@ class EmotionModel:
             half = len(crops)
             probs = 0.5 * (probs[:half] + probs[half:])
         if calibrated and self.calibration:
-            from fer_core.models.calibration import calibrate
-
             probs = calibrate(probs, self.calibration).astype(np.float32)
         return probs
 
@@ -231,7 +229,6 @@ def load_model(
 def export_litert(keras_path: str | Path, check_images: np.ndarray | None = None) -> dict:
     """Export ``<model>.keras`` to ``<model>.tflite`` (written atomically) and check that the
     fast path agrees with Keras to within 1e-4 on real or random inputs."""
-    from fer_core.models.architectures import load_keras_model
 
     keras_path = Path(keras_path)
     model = load_keras_model(keras_path)
@@ -271,8 +268,6 @@ def export_litert_int8(
     by its accuracy on PublicTest (``fer export --int8``), not here."""
     import shutil
     import tempfile
-
-    from fer_core.models.architectures import load_keras_model
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.data.fer2013 import load_fer2013, stratified_subset
+from fer_core.data.ferplus import FerPlus, aligned, load_ferplus
+from fer_core.errors import ConfigError
 from fer_core.models.inference import (
     _LiteRTRunner,
     export_litert_int8,
@@ -24,6 +26,7 @@ from fer_core.models.inference import (
     litert_path_for,
     read_card,
 )
+from fer_core.storage import read_json, write_json
 
 REPRESENTATIVE_FACES = 1000
 
@@ -60,10 +63,7 @@ def _selection_labels(dataset, card: dict | None, labels_choice: str | None = No
     path = os.environ.get("FERPLUS_PATH")
     if trained and trained != "fer2013":
         if not path:
-            from fer_core.errors import ConfigError
-
             raise ConfigError("Judging by the crowd needs FER+'s votes: set FERPLUS_PATH.")
-        from fer_core.data.ferplus import FerPlus, aligned, load_ferplus
 
         votes = aligned(load_ferplus(path, dataset), dataset)
         inside = dataset.usage == "PublicTest"
@@ -128,8 +128,6 @@ def choose_int8(
         f"{result['shipped']} ({float_path.stat().st_size:,} bytes)"
     )
     if record:
-        from fer_core.storage import read_json, write_json
-
         stored = read_json(record, {}) or {}
         stored[model_path.stem] = result
         write_json(record, stored)

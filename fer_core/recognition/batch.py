@@ -18,7 +18,9 @@ import numpy as np
 
 from fer_core.data.image import read_image
 from fer_core.errors import ConfigError, FerError
+from fer_core.recognition.recognizer import Recognizer
 from fer_core.recognition.results import PHOTO_COLUMNS, face_rows, typed_frame
+from fer_core.recognition.uncertainty import threshold_of
 
 
 class FacePredictor:
@@ -39,13 +41,9 @@ class FacePredictor:
     def __init__(
         self, model_path: str | None = None, preset: str = "photo", detector: str = "haar"
     ):
-        from fer_core.recognition.recognizer import Recognizer
-
         self.recognizer = Recognizer(model_path, preset=preset, detector=detector)
 
     def __call__(self, batch):
-        from fer_core.recognition.uncertainty import threshold_of
-
         paths = [str(p) for p in batch["path"]]
         rows_by_index: dict[int, list[dict]] = {}
         images, where = [], []
@@ -65,8 +63,6 @@ class FacePredictor:
         return as_table([row for index in range(len(paths)) for row in rows_by_index[index]])
 
     def rows_for(self, path: str, rgb: np.ndarray) -> list[dict]:
-        from fer_core.recognition.uncertainty import threshold_of
-
         return face_rows(
             self.recognizer.analyze(rgb),
             file=path,

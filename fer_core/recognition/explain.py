@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_core.data.image import encode_png
+from fer_core.faces import to_grey
 from fer_core.labels import EMOTIONS, INPUT_SIZE
+from fer_core.storage import atomic_writer
 
 PATCH = 12
 STRIDE = 4
@@ -94,7 +97,6 @@ def explain_faces(recognizer, rgb: np.ndarray, boxes, eyes=None) -> list[dict]:
     occlusion map of the probabilities it averages over them, the emotion explained, and the
     two images to show. The crop shown is the middle framing's (the only one, except for the
     Haar photo preset, which averages the face's box raised, centred and lowered)."""
-    from fer_core.faces import to_grey
 
     if not len(boxes):
         return []
@@ -125,8 +127,6 @@ def write_explanations(
     """PNGs for ``fer predict --explain DIR``: per face ``<stem>_face<N>_crop.png`` and
     ``<stem>_face<N>_<emotion>_occlusion.png`` (faces numbered from 1, left to right as
     detected). Written atomically; returns the paths."""
-    from fer_core.data.image import encode_png
-    from fer_core.storage import atomic_writer
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,10 @@ from pathlib import Path
 from fer_core.data.image import read_image
 from fer_core.data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_core.errors import ConfigError, FerError
-from fer_core.recognition.batch import TABLE_COLUMNS, FacePredictor, as_table  # noqa: F401 (part of this API)
+from fer_core.recognition.batch import TABLE_COLUMNS, FacePredictor, as_table, predict_with_ray  # noqa: F401 (part of this API)
+from fer_core.recognition.explain import write_explanations
 from fer_core.recognition.results import FILE_VIDEO_COLUMNS, PHOTO_COLUMNS
+from fer_core.recognition.video import analyze_video
 from fer_core.safe_text import terminal_safe, to_safe_csv
 from fer_core.storage import atomic_writer, temporary_beside
 
@@ -189,8 +191,6 @@ def run_predict(
     for index, path in enumerate(files, start=1):
         try:
             if path.suffix.lower() in VIDEO_SUFFIXES:
-                from fer_core.recognition.video import analyze_video
-
                 frame = analyze_video(path, recognizer=predictor.recognizer, every=every)
                 rows.extend({"file": str(path), **record} for record in frame.to_dict("records"))
                 faces += int(frame["face_id"].notna().sum()) if len(frame) else 0
@@ -199,8 +199,6 @@ def run_predict(
                 new_rows = predictor.rows_for(str(path), rgb)
                 faces += sum(1 for r in new_rows if r.get("face") is not None)
                 if explain_dir is not None:
-                    from fer_core.recognition.explain import write_explanations
-
                     boxes = [
                         (r["x"], r["y"], r["w"], r["h"])
                         for r in new_rows
@@ -230,8 +228,6 @@ def run_predict(
 
 
 def _run_on_ray(files, failures, out_path, model, preset, concurrency, detector) -> dict:
-    from fer_core.recognition.batch import predict_with_ray
-
     videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
     failures += [(str(f), "videos are analysed with --engine local") for f in videos]
     photos = [f for f in files if f not in videos]

@@ -11,6 +11,8 @@ calibrated card), ``second`` (the runner-up emotion) and all seven probabilities
 from __future__ import annotations
 
 from fer_core.labels import EMOTIONS
+from fer_core.recognition.uncertainty import uncertainty_columns
+from fer_core.safe_text import to_safe_csv
 
 FACE_COLUMNS = [
     "faces",
@@ -36,7 +38,6 @@ def face_rows(results, *, uncertain_below: float | None = None, **context) -> li
     starting with ``context``; an image with no face gives one row with ``faces == 0`` so
     that nothing disappears silently when ``context`` names a file. ``uncertain_below``:
     the model card's threshold (``fer_core.recognition.uncertainty.threshold_of``)."""
-    from fer_core.recognition.uncertainty import uncertainty_columns
 
     if not results:
         return [{**context, "faces": 0, "face": None}] if "file" in context else []
@@ -84,7 +85,6 @@ def frame_to_csv_bytes(frame) -> bytes:
     return: a file named ``=HYPERLINK(...).png``) gets a leading single quote; numbers stay
     numbers; a cell holding a line break is quoted (CRLF line ends, as RFC 4180). JSON is
     written from the table as it is."""
-    from fer_core.safe_text import to_safe_csv
 
     return to_safe_csv(frame).encode("utf-8")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from fer_core.labels import EMOTIONS
+from fer_core.recognition.recognizer import draw_results
 
 UNCERTAIN = "uncertain"
 UNCERTAIN_COLOUR = (255, 170, 0)  # amber, RGB
@@ -61,7 +62,6 @@ def uncertainty_columns(probs, threshold: float | None) -> dict:
 def draw_faces(rgb_image: np.ndarray, results, threshold: float | None) -> np.ndarray:
     """Like ``recognizer.draw_results``, with uncertain faces drawn amber and labelled with
     their two leading emotions."""
-    from fer_core.recognition.recognizer import draw_results
 
     def style(result):
         colour = UNCERTAIN_COLOUR if is_uncertain(result.probs, threshold) else CONFIDENT_COLOUR

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.errors import FerError, ImageError
+from fer_core.recognition.recognizer import Recognizer
 from fer_core.recognition.results import VIDEO_COLUMNS, face_rows
 from fer_core.recognition.uncertainty import threshold_of
 from fer_core.safe_text import terminal_safe
@@ -128,8 +129,6 @@ def analyze_video(
     annotated video); memory does not grow with the video's length.
     """
     import pandas as pd
-
-    from fer_core.recognition.recognizer import Recognizer
 
     recognizer = recognizer or Recognizer(preset="photo")
     recognizer.tracker.reset()

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.errors import ImageError
+from fer_core.recognition.uncertainty import draw_faces
 
 # (codec, container format, file suffix, MIME type), in order of preference.
 CODECS = [
@@ -88,8 +89,6 @@ class AnnotatedVideoWriter:
     def write(self, rgb: np.ndarray, results=None) -> None:
         """Add one frame; with ``results`` the faces are drawn on it first."""
         import av
-
-        from fer_core.recognition.uncertainty import draw_faces
 
         frame = (
             draw_faces(rgb, results, self.uncertain_below)

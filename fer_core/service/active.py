@@ -12,8 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fer_core.errors import ConfigError, ModelError
+from fer_core.evaluation.latency import measure_classifier_latency
+from fer_core.models.inference import (
+    DEFAULT_MODEL,
+    SHIPPED_MODELS,
+    EmotionModel,
+    card_path_for,
+    export_litert,
+    file_sha256,
+    litert_path_for,
+    read_card,
+)
 from fer_core.storage import read_json, store_by_digest, write_json
-from fer_core.training.runs import ACTIVE, Run
+from fer_core.training.runs import ACTIVE, Run, list_runs
 
 
 @dataclass(frozen=True)
@@ -67,7 +78,6 @@ def activate_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike = "runs
     run's model card is carried over when it describes exactly this model, and only then is
     the active-model pointer switched. The shipped model is never touched.
     """
-    from fer_core.models.inference import card_path_for, export_litert, file_sha256, litert_path_for
 
     run = Run(Path(run_dir).resolve())
     if not run.best_model.is_file():
@@ -98,9 +108,6 @@ def activate_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike = "runs
 
 
 def _measure_latency(model_path: Path, flip_average) -> dict:
-    from fer_core.evaluation.latency import measure_classifier_latency
-    from fer_core.models.inference import EmotionModel
-
     model = EmotionModel(model_path, flip_average=bool(flip_average))
     return {
         "batch_1": measure_classifier_latency(model, 1, max_seconds=10),
@@ -179,8 +186,6 @@ class ModelSource:
 def model_sources(runs_dir: str | os.PathLike = "runs") -> list[ModelSource]:
     """The shipped model, then every run under ``runs_dir`` that has a best.keras (newest
     first)."""
-    from fer_core.models.inference import DEFAULT_MODEL, SHIPPED_MODELS, read_card
-    from fer_core.training.runs import list_runs
 
     sources = []
     if DEFAULT_MODEL.is_file():

@@ -28,7 +28,15 @@ from fer_core.errors import ConfigError, DatasetError, ModelError
 from fer_core.storage import file_lock, read_json, write_json
 from fer_core.training.config import TrainConfig
 from fer_core.training.run_lock import RunBusy, lock_holder, operation_lock
-from fer_core.training.runs import EVAL_JOB, EVAL_LOG, EVAL_REPORT, TRAIN_JOB, TRAIN_LOG, Run
+from fer_core.training.runs import (
+    EVAL_JOB,
+    EVAL_LOG,
+    EVAL_REPORT,
+    RUNS_DIR_ENV,
+    TRAIN_JOB,
+    TRAIN_LOG,
+    Run,
+)
 
 MAX_JOBS_ENV = "FER_MAX_TRAINING_JOBS"
 _JOBS_LOCK = ".jobs.lock"  # in the runs folder: serialises the job-count check and the start
@@ -162,8 +170,6 @@ def find_training_process(run_dir: str | os.PathLike) -> int | None:
 def _process_runs_dir(process) -> str:
     """The runs folder a ``fer train --name`` process without ``--runs-dir`` uses."""
     import psutil
-
-    from fer_core.training.runs import RUNS_DIR_ENV
 
     try:
         return process.environ().get(RUNS_DIR_ENV) or "runs"

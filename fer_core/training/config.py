@@ -14,8 +14,12 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
+from fer_core.data.paths import default_ferplus_path
 from fer_core.errors import ConfigError
 from fer_core.labels import LABEL_SOURCES, NUM_CLASSES
+from fer_core.models.architectures import available_architectures
+from fer_core.storage import read_json
+from fer_core.training.runs import check_run_name
 
 SCHEDULES = ("cosine", "constant", "plateau")
 MIXES = ("none", "mixup", "cutmix")
@@ -115,9 +119,6 @@ class TrainConfig:
     )
 
     def validate(self) -> None:
-        from fer_core.models.architectures import available_architectures
-        from fer_core.training.runs import check_run_name
-
         if self.architecture not in available_architectures():
             raise ConfigError(
                 f"Unknown architecture {self.architecture!r}; choose one of "
@@ -156,8 +157,6 @@ class TrainConfig:
         if self.labels not in LABEL_SOURCES:
             raise ConfigError(f"labels must be one of {', '.join(LABEL_SOURCES)}.")
         if self.labels != "fer2013":
-            from fer_core.data.paths import default_ferplus_path
-
             path = self.ferplus_path or default_ferplus_path()
             if path is None:
                 raise ConfigError(
@@ -200,8 +199,6 @@ class TrainConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
-        from fer_core.storage import read_json
-
         values = read_json(path, None)
         if not isinstance(values, dict):
             raise ConfigError(f"{Path(path).name} is not a JSON object of training settings.")

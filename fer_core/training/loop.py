@@ -17,14 +17,17 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.data.fer2013 import Fer2013, load_fer2013, stratified_subset
-from fer_core.errors import ConfigError
-from fer_core.evaluation.reports import accuracy
+from fer_core.data.ferplus import load_ferplus, relabel
+from fer_core.errors import ConfigError, ModelError
+from fer_core.evaluation.reports import accuracy, evaluate_images
 from fer_core.labels import NUM_CLASSES
 from fer_core.models.architectures import build_model, load_keras_model, save_keras_model
-from fer_core.storage import WriteError
+from fer_core.models.inference import file_sha256
+from fer_core.storage import WriteError, write_json
 from fer_core.training.averaging import WeightAverage, recompute_batch_norm
 from fer_core.training.checkpoints import RunCallback
 from fer_core.training.config import TrainConfig, learning_rate_at
+from fer_core.training.distributed import distribution_from_env, fit_multi_worker
 from fer_core.training.runs import BEST_BEFORE_RECALIBRATION, Run, new_run_name
 from fer_core.training.teachers import teacher_probabilities
 
@@ -90,7 +93,6 @@ def crowd_labelled(dataset: Fer2013, config: TrainConfig) -> Fer2013:
     (fer_core.data.ferplus.relabel says which faces stay and what each learns)."""
     if config.labels == "fer2013":
         return dataset
-    from fer_core.data.ferplus import load_ferplus, relabel
 
     return relabel(dataset, load_ferplus(config.ferplus_path, dataset), config.labels)
 
@@ -151,7 +153,6 @@ def _model_to_start_from(path: str, architecture: str):
     student is the layer named after the architecture)."""
     import keras
 
-    from fer_core.errors import ModelError
     from fer_core.training import trainer as _registers_layers  # noqa: F401  (the trainer's parts)
 
     try:
@@ -184,8 +185,6 @@ def train(
     import shutil
 
     import keras
-
-    from fer_core.training.distributed import distribution_from_env, fit_multi_worker
 
     config.validate()
     strategy, is_chief, worker_index = distribution_from_env()
@@ -253,7 +252,6 @@ def train(
             if config.init_from:
                 # Which bytes the run started from: the model card follows this link back
                 # only while the file there is still the same one.
-                from fer_core.models.inference import file_sha256
 
                 state["init_from_sha256"] = file_sha256(config.init_from)
     run.write_config(config.to_dict())
@@ -428,8 +426,6 @@ def write_run_metrics(
     epochs_done: int,
 ) -> dict:
     """Evaluate the run's best.keras on the validation images into metrics.json."""
-    from fer_core.evaluation.reports import evaluate_images
-    from fer_core.storage import write_json
 
     run = Run(run_dir)
     model = load_keras_model(run.best_model)

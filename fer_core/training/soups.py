@@ -10,6 +10,7 @@ import numpy as np
 from fer_core.data.fer2013 import Fer2013
 from fer_core.errors import ConfigError, ModelError
 from fer_core.models.architectures import load_keras_model, save_keras_model
+from fer_core.models.inference import file_sha256
 from fer_core.training.averaging import recompute_batch_norm
 from fer_core.training.config import TrainConfig
 from fer_core.training.loop import as_model_input, crowd_labelled, prepare_splits, write_run_metrics
@@ -41,7 +42,6 @@ def average_models(
     in ``SOUP_SHARED_SETTINGS`` that all parents' runs share; no epochs, since a soup cannot
     be resumed) and metrics.json (on PublicTest).
     """
-    from fer_core.models.inference import file_sha256
 
     if len(paths) < 2:
         raise ConfigError("Give at least two models to average.")

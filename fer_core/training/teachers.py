@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_core.evaluation.reports import predict_probabilities
 from fer_core.labels import NUM_CLASSES
 from fer_core.models.architectures import load_keras_model
+from fer_core.storage import atomic_path
 from fer_core.training.config import TrainConfig
 from fer_core.training.runs import TEACHER_CACHE, Run
 
@@ -24,8 +26,6 @@ def teacher_probabilities(
     size or recipe) does not run an expensive teacher again.
     """
     import hashlib
-
-    from fer_core.evaluation.reports import predict_probabilities
 
     digest = hashlib.sha256()
     for item in config.teacher:
@@ -64,8 +64,6 @@ def teacher_probabilities(
 
 
 def _write_teacher_cache(path: Path, key: str, result: dict[str, np.ndarray]) -> None:
-    from fer_core.storage import atomic_path
-
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, key=np.array(key), **result)
