@@ -225,7 +225,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
 
 
-def analyse_video_file(
+def analyze_video_file(
     path: Path,
     out_folder: Path,
     recognizer: Recognizer,
@@ -310,5 +310,5 @@ __all__ = [
     "photo_recognizer",
     "video_recognizer",
     "named_bytes",
-    "analyse_video_file",
+    "analyze_video_file",
 ]

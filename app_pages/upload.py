@@ -32,8 +32,8 @@ from app_lib.uploads import (
     RESULT_COLUMNS,
     VIDEO_TYPES,
     PhotoResult,
-    analyse_video_file,
     analyze_photo,
+    analyze_video_file,
     annotated_png,
     explain_photo,
     frames_to_json,
@@ -425,7 +425,7 @@ class AnalysisCancelled(Exception):
         self.key = key
 
 
-def analyse_video(upload: StoredUpload, data_key: str) -> dict:
+def analyze_video_upload(upload: StoredUpload, data_key: str) -> dict:
     """Analyse an uploaded video once (per settings); results live in session_state, the
     annotated video in the session's folder on disk (never its bytes in memory)."""
     store = st.session_state.setdefault(VIDEO_RESULTS_KEY, {})
@@ -461,7 +461,7 @@ def analyse_video(upload: StoredUpload, data_key: str) -> dict:
         progress.progress(fraction, text=f"{name}: {message}{eta}")
 
     try:
-        result = analyse_video_file(
+        result = analyze_video_file(
             path,
             session_folder(),
             video_recognizer(model, detector),
@@ -485,7 +485,7 @@ def analyse_video(upload: StoredUpload, data_key: str) -> dict:
 def show_video(upload: StoredUpload) -> None:
     file_heading(upload)
     try:
-        result = analyse_video(upload, upload.digest)
+        result = analyze_video_upload(upload, upload.digest)
     except AnalysisCancelled as cancelled:
         st.info("Analysis cancelled.", icon=":material/cancel:")
         if st.button("Analyse it", key=f"again-{upload.file_id}", icon=":material/replay:"):

@@ -204,7 +204,7 @@ def bench_detection(photos_dir: Path) -> dict:
     import cv2
 
     from fer_core import read_image
-    from fer_core.faces import DetectorSettings, FaceDetector
+    from fer_core.faces import DetectorSettings, HaarDetector
     from fer_core.recognition.recognizer import PRESETS
 
     annotations = photos_dir / "annotations" / "face_boxes.json"
@@ -217,7 +217,7 @@ def bench_detection(photos_dir: Path) -> dict:
     }
     out = {}
     for name, setting in settings.items():
-        detector = FaceDetector(setting)
+        detector = HaarDetector(setting)
         tp = fp = fn = 0
         times = []
         for file, info in truth.items():

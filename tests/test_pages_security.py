@@ -279,7 +279,7 @@ def test_two_simultaneous_analyses_of_one_video(tmp_path):
     from threading import Barrier
 
     from app_lib.session_files import save_upload
-    from app_lib.uploads import analyse_video_file, video_recognizer
+    from app_lib.uploads import analyze_video_file, video_recognizer
 
     clip = make_clip(tmp_path / "clip", frames=6)
     folder = tmp_path / "session"
@@ -289,7 +289,7 @@ def test_two_simultaneous_analyses_of_one_video(tmp_path):
     def analyse(_):
         barrier.wait()
         path = save_upload(FakeUpload(clip.read_bytes(), "clip.mp4"), folder)
-        return analyse_video_file(path, folder, video_recognizer(None), every=2)
+        return analyze_video_file(path, folder, video_recognizer(None), every=2)
 
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(analyse, range(2))

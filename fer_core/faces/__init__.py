@@ -16,7 +16,7 @@ from fer_core.faces.haar import (
     CASCADE_FILE,
     HAAR_PRESETS,
     DetectorSettings,
-    FaceDetector,
+    HaarDetector,
     cascade_path,
 )
 
@@ -32,7 +32,7 @@ def make_detector(name: str = DEFAULT_DETECTOR, preset: str = "photo", **options
             raise ConfigError(
                 f"Unknown preset {preset!r}; choose one of {', '.join(HAAR_PRESETS)}."
             )
-        return FaceDetector(HAAR_PRESETS[preset], **options)
+        return HaarDetector(HAAR_PRESETS[preset], **options)
     if name == "blazeface":
         return BlazeFaceDetector(preset=preset, **options)
     raise ConfigError(f"Unknown detector {name!r}; choose one of {', '.join(DETECTORS)}.")
@@ -45,7 +45,7 @@ def make_interpreter(model_path, num_threads: int | None = None):
 __all__ = [
     "Detection",
     "DetectorSettings",
-    "FaceDetector",
+    "HaarDetector",
     "DETECTORS",
     "DEFAULT_DETECTOR",
     "make_detector",

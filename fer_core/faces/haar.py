@@ -90,7 +90,7 @@ def cascade_score(level_weight: float, cascade: str) -> float:
     return float(1.0 / (1.0 + np.exp(-margin)))
 
 
-class FaceDetector:
+class HaarDetector:
     """Find faces in an RGB or grey image; returns (x, y, w, h) boxes clipped to the image."""
 
     def __init__(self, settings: DetectorSettings | None = None, **overrides):
@@ -212,7 +212,7 @@ HAAR_PRESETS = {
 
 __all__ = [
     "DetectorSettings",
-    "FaceDetector",
+    "HaarDetector",
     "HAAR_PRESETS",
     "CASCADES",
     "to_grey",

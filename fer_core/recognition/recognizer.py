@@ -13,7 +13,7 @@ from fer_core.faces import (
     DEFAULT_DETECTOR,
     DETECTORS,
     DetectorSettings,
-    FaceDetector,
+    HaarDetector,
     make_detector,
     to_grey,
 )
@@ -218,7 +218,7 @@ class Recognizer:
             raise ConfigError("min_face must lie between 8 and 4096 pixels.")
         self.min_face = None if min_face is None else int(min_face)
         if detector == "haar" and detector_settings is not None:
-            self.detector = FaceDetector(detector_settings)
+            self.detector = HaarDetector(detector_settings)
         else:
             self.detector = make_detector(detector, preset)
         if detector == "haar" and self.min_face is not None:
@@ -232,7 +232,7 @@ class Recognizer:
                     if settings.large_min_neighbors is None
                     else settings.large_min_neighbors,
                 )
-            self.detector = FaceDetector(settings, **changes)
+            self.detector = HaarDetector(settings, **changes)
         self.margin = margin
         self.framing = framing
         self.align = align
