@@ -504,20 +504,33 @@ def test_a_new_epoch_reports_batch_zero_before_its_first_batch(tmp_path):
     assert status["progress"] is not None  # so the page shows the epoch's progress bar
 
 
-def test_evaluation_progress_and_eta_from_its_log():
+def test_evaluation_progress_and_eta_from_its_progress_file(tmp_path, capsys):
     """Bug 6: Evaluate ran 166 s with no progress; the page now shows the stage, a fraction
-    and the time left, read from the evaluation's own log."""
+    and the time left, from the progress file `fer evaluate --progress` keeps (issue 22: not by
+    parsing what it prints)."""
+    from fer_core.cli import console
     from fer_core.service.status import evaluation_progress
+    from fer_core.storage import read_json
 
-    assert evaluation_progress("", 100.0, now=101.0)["fraction"] == 0.0
-    log = "$ python -m fer_core evaluate\nloading FER2013:  50.0%  Read 17,000 rows\n"
-    half_loaded = evaluation_progress(log, 100.0, now=117.5)
-    assert half_loaded["fraction"] == pytest.approx(0.175)
-    assert half_loaded["eta_seconds"] == pytest.approx(17.5 / 0.175 * 0.825)
-    log += "loading FER2013: 100.0%  Read 35,887 rows\nevaluating on PublicTest:  50.0%  1,792/3,589 images\n"
-    assert evaluation_progress(log, 100.0, now=150.0)["fraction"] == pytest.approx(0.575)
-    assert "evaluating on PublicTest" in evaluation_progress(log, 100.0)["stage"]
-    assert evaluation_progress(log + "measuring latency\n", 100.0)["fraction"] == pytest.approx(0.9)
+    assert evaluation_progress(None, 100.0, now=101.0)["fraction"] == 0.0
+    record = tmp_path / "eval_progress.json"
+    console.report_to(record)
+    try:
+        console.progress_printer("loading FER2013")(0.5, "Read 17,000 rows")
+        half_loaded = evaluation_progress(read_json(record), 100.0, now=117.5)
+        assert half_loaded["fraction"] == pytest.approx(0.175)
+        assert half_loaded["eta_seconds"] == pytest.approx(17.5 / 0.175 * 0.825)
+        console.progress_printer("loading FER2013")(1.0, "Read 35,887 rows")
+        console.count_printer("evaluating on PublicTest")(1792, 3584)
+        evaluating = evaluation_progress(read_json(record), 100.0, now=150.0)
+        assert evaluating["fraction"] == pytest.approx(0.575)
+        assert evaluating["stage"].startswith("evaluating on PublicTest: 50.0%")
+        console.stage("measuring latency")
+        assert evaluation_progress(read_json(record), 100.0)["fraction"] == pytest.approx(0.9)
+    finally:
+        console.report_to(None)
+    # What a person reads on the terminal is unchanged.
+    assert "evaluating on PublicTest:  50.0%  1,792/3,584 images" in capsys.readouterr().err
 
 
 def test_latency_measurement_keeps_to_its_time_budget():

@@ -961,7 +961,7 @@ def test_a_running_evaluation_shows_progress_and_can_be_cancelled(app_env):
     """Bug 6: Evaluate ran 166 s with no progress; now its stage, share done and time left
     show, and Cancel ends it."""
 
-    from fer_core.training.runs import EVAL_JOB, EVAL_LOG
+    from fer_core.training.runs import EVAL_JOB, EVAL_PROGRESS
 
     run = fake_finished_run(app_env["runs"], "evaluating-run")
     (run / "evaluation.json").unlink()
@@ -973,17 +973,21 @@ def test_a_running_evaluation_shows_progress_and_can_be_cancelled(app_env):
         (run / EVAL_JOB).write_text(
             json.dumps({"kind": "evaluate", "pid": sleeper.pid, "started": time.time() - 30})
         )
-        # As the evaluate command writes it: each update starts with '\r'.
-        (run / EVAL_LOG).write_text(
-            "\rloading FER2013:  50.0%  Read 17,000 rows"
-            "\rloading FER2013: 100.0%  Read 35,887 rows\n"
-            "\revaluating on PublicTest:  25.0%  896/3,589 images"
-            "\revaluating on PublicTest:  50.0%  1,792/3,589 images"
+        # As `fer evaluate --progress` writes it.
+        (run / EVAL_PROGRESS).write_text(
+            json.dumps(
+                {
+                    "stage": "evaluating on PublicTest",
+                    "fraction": 0.5,
+                    "message": "1,792/3,589 images",
+                    "updated": time.time(),
+                }
+            )
         )
         at = run_page("app_pages/training.py")
         assert_clean(at)
         bars = [p for p in at.get("progress") if "Evaluating on PublicTest" in p.proto.text]
-        assert bars and "evaluating on PublicTest:  50.0%" in bars[0].proto.text
+        assert bars and "evaluating on PublicTest: 50.0%  1,792/3,589 images" in bars[0].proto.text
         assert "ETA" in bars[0].proto.text
         _button(at, "Cancel the evaluation").click()
         at.run()

@@ -26,6 +26,7 @@ RUN_FILES = [
     "eval_job.json",
     "evaluate.log",
     "evaluation.json",
+    "eval_progress.json",
     "active.json",
     "best_before_recalibration.keras",
 ]

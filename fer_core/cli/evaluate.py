@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from fer_core.cli.console import count_printer, progress_printer
+from fer_core.cli.console import count_printer, progress_printer, report_to, stage
 from fer_core.data.fer2013 import load_fer2013
 from fer_core.data.ferplus import crowd_labels, crowd_shares, load_ferplus
 from fer_core.data.paths import default_data_path
@@ -75,10 +75,17 @@ def add_evaluate_parser(sub) -> None:
     )
     p.add_argument("--run", default=None, help="run folder the model came from (for the card)")
     p.add_argument("--skip-bad-rows", action="store_true")
+    p.add_argument(
+        "--progress",
+        default=None,
+        metavar="FILE",
+        help="also record the stage and fraction done in this JSON file (the app's jobs read it)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_evaluate(args) -> int:
+    report_to(args.progress)
     model_path = args.model or DEFAULT_MODEL
     dataset = load_fer2013(
         args.data, skip_bad=args.skip_bad_rows, progress=progress_printer("loading FER2013")
@@ -205,7 +212,7 @@ def cmd_evaluate(args) -> int:
             },
         )
     if args.write_card:
-        print("measuring latency", file=sys.stderr, flush=True)
+        stage("measuring latency")
         latency = {
             "batch_1": measure_classifier_latency(model, 1, max_seconds=10),
             "batch_32": measure_classifier_latency(model, 32, repeats=100, max_seconds=10),

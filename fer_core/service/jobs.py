@@ -31,6 +31,7 @@ from fer_core.training.run_lock import RunBusy, lock_holder, operation_lock
 from fer_core.training.runs import (
     EVAL_JOB,
     EVAL_LOG,
+    EVAL_PROGRESS,
     EVAL_REPORT,
     RUNS_DIR_ENV,
     TRAIN_JOB,
@@ -350,6 +351,7 @@ def start_evaluation(
         if job and process_alive(job.get("pid")):
             raise ConfigError(f"Run {run.name} is being evaluated already.")
         run.file(EVAL_REPORT).unlink(missing_ok=True)
+        run.file(EVAL_PROGRESS).unlink(missing_ok=True)
         command = fer_command(python) + [
             "evaluate",
             "--model",
@@ -363,6 +365,8 @@ def start_evaluation(
             "--write-card",
             "--run",
             str(run.path),
+            "--progress",
+            str(run.file(EVAL_PROGRESS)),
         ]
         return _spawn(command, run, EVAL_LOG, EVAL_JOB, "evaluate")
 

@@ -7,13 +7,20 @@ terminal is followed just like one started from the app.
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 
 from fer_core.service.jobs import process_alive, training_pid
 from fer_core.storage import read_json
-from fer_core.training.runs import EVAL_JOB, EVAL_LOG, EVAL_REPORT, TRAIN_JOB, TRAIN_LOG, Run
+from fer_core.training.runs import (
+    EVAL_JOB,
+    EVAL_LOG,
+    EVAL_PROGRESS,
+    EVAL_REPORT,
+    TRAIN_JOB,
+    TRAIN_LOG,
+    Run,
+)
 
 
 def estimate_eta(
@@ -188,32 +195,32 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
     }
 
 
-# The stages of ``fer evaluate`` as its log names them, and the share of the work before each
-# (loading the CSV and predicting dominate; latency is capped at 20 s).
+# The stages of ``fer evaluate`` as its progress file names them, and the share of the work
+# before each (loading the CSV and predicting dominate; latency is capped at 20 s).
 EVAL_STAGES = (
     ("loading FER2013", 0.0, 0.35),
     ("evaluating on", 0.35, 0.45),
     ("calibrating on", 0.80, 0.10),
     ("measuring latency", 0.90, 0.10),
 )
-_PERCENT = re.compile(r":\s+([0-9.]+)%")
 
 
-def evaluation_progress(log: str, started: float | None, now: float | None = None) -> dict:
-    """How far an evaluation is, from its log's last progress line: ``fraction`` (0..1),
-    ``stage`` (what it does now) and ``eta_seconds`` (None until 5% is done)."""
+def evaluation_progress(
+    progress: dict | None, started: float | None, now: float | None = None
+) -> dict:
+    """How far an evaluation is, from its progress file (``fer evaluate --progress``):
+    ``fraction`` (0..1), ``stage`` (what it does now) and ``eta_seconds`` (None until 5% is
+    done)."""
     now = time.time() if now is None else now
     fraction, stage = 0.0, "starting (loading TensorFlow)"
-    for line in reversed([line for line in log.splitlines() if line.strip()]):
-        for name, before, share in EVAL_STAGES:
-            if line.startswith(name):
-                found = _PERCENT.search(line)
-                part = min(float(found.group(1)) / 100, 1.0) if found else 0.0
-                fraction, stage = before + share * part, line.strip()
-                break
-        else:
-            continue
-        break
+    name = str((progress or {}).get("stage") or "")
+    for prefix, before, share in EVAL_STAGES:
+        if name.startswith(prefix):
+            part = min(max(float(progress.get("fraction") or 0.0), 0.0), 1.0)
+            fraction = before + share * part
+            message = progress.get("message") or ""
+            stage = f"{name}: {part * 100:.1f}%  {message}".strip() if part else name
+            break
     elapsed = max(now - started, 0.0) if started else None
     eta = elapsed / fraction * (1 - fraction) if elapsed is not None and fraction >= 0.05 else None
     return {"fraction": fraction, "stage": stage, "eta_seconds": eta}
@@ -237,7 +244,13 @@ def evaluation_status(run_dir: str | os.PathLike, now: float | None = None) -> d
     else:
         phase = "none"
     log = tail(run.file(EVAL_LOG))
-    progress = evaluation_progress(log, (job or {}).get("started"), now) if alive else None
+    progress = (
+        evaluation_progress(
+            read_json(run.file(EVAL_PROGRESS), None), (job or {}).get("started"), now
+        )
+        if alive
+        else None
+    )
     return {
         "phase": phase,
         "alive": alive,

@@ -55,6 +55,7 @@ TRAIN_LOG = "train.log"
 EVAL_JOB = "eval_job.json"
 EVAL_LOG = "evaluate.log"
 EVAL_REPORT = "evaluation.json"
+EVAL_PROGRESS = "eval_progress.json"
 EXPORT_DIR = "export"
 LOCK = ".lock"
 ACTIVE = "active.json"  # in the runs folder, not in a run
