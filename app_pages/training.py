@@ -58,6 +58,297 @@ LABEL_CHOICES = {
 }
 MISSING = "—"  # what a table shows for a value a run does not have (yet)
 
+# The panels below read the page's settings from the script's globals, set before any panel
+# is drawn: ``runs`` (the runs folder), ``dataset`` (FER2013's path) and ``admin``.
+
+
+def watch_other_runs(others: dict, statuses: dict) -> None:
+    """The selector and the table above name every run's phase: when a run other than the
+    one shown starts training or ends, the page is drawn again (the shown run's panel
+    watches its own)."""
+    if changed_runs(others, statuses):
+        st.rerun()
+
+
+def run_panel(run_dir: Path, was_busy: bool, initial_phases: tuple) -> None:
+    """One run: its state, progress, chart, buttons, evaluation, settings and log."""
+    status = run_status(run_dir)
+    evaluation = evaluation_status(run_dir)
+    if was_busy and (status["phase"], evaluation["phase"]) != initial_phases:
+        st.rerun()  # a job started training or ended: refresh the table and buttons too
+    show_run_state(status)
+    run_buttons(status, evaluation, run_dir)
+    show_evaluation(status, evaluation, run_dir)
+    if status["config"] and admin:
+        with st.expander("Settings and log"):
+            shown = {k: v for k, v in status["config"].items() if k not in ("model_kwargs",)}
+            st.json(shown, expanded=False)
+            if status["log"]:
+                st.code(status["log"], language=None)
+
+
+def show_run_state(status: dict) -> None:
+    """The run's name, phase and numbers, its progress, why it failed, and its chart."""
+    head = st.columns([2, 1, 1, 1])
+    head[0].markdown(
+        f"**{escape_markdown(status['name'])}** · {PHASE_LABELS.get(status['phase'], status['phase'])}"
+    )
+    head[1].metric("Epochs", f"{status['epochs_done']}/{status['epochs'] or '?'}")
+    best = status["best_val_accuracy"]
+    head[2].metric(
+        "Best val accuracy",
+        percent(best) if best is not None and best >= 0 else "—",
+        help=f"epoch {status['best_epoch']}" if status["best_epoch"] else None,
+    )
+    head[3].metric(
+        "Time left",
+        duration(status["eta_seconds"]) if status["phase"] in ("training", "stopping") else "—",
+    )
+    if status["phase"] in ("training", "stopping"):
+        epoch = status["epoch"] or status["epochs_done"] + 1
+        st.progress(
+            status["overall_fraction"] or 0.0,
+            text=f"Run: {percent(status['overall_fraction'] or 0.0, 0)} · "
+            f"ETA {duration(status['eta_seconds'])}",
+        )
+        progress = status["progress"]
+        if progress and not progress.get("batch"):
+            st.progress(
+                0.0,
+                text=f"Epoch {epoch}/{status['epochs']}: building the model for its first batch…",
+            )
+        elif progress:
+            st.progress(
+                status["batch_fraction"] or 0.0,
+                text=f"Epoch {epoch}/{status['epochs']}: batch "
+                f"{progress.get('batch', 0)}/{progress.get('steps', '?')}",
+            )
+        else:
+            st.caption(
+                f"Epoch {epoch}/{status['epochs']} is running; this run does not "
+                "report its batches (it was started outside the app or by an older "
+                "version), so progress moves one epoch at a time."
+            )
+    elif status["phase"] == "starting":
+        st.progress(0.0, text="Loading FER2013 and building the model…")
+    if status["phase"] in ("failed", "interrupted"):
+        # The reason the run recorded (a full disk, say) is the run's own message: no
+        # server path is in it.
+        reason = status.get("reason")
+        st.error(
+            "The training process ended before finishing"
+            + (
+                f": {escape_markdown(reason)}."
+                if reason
+                else " (see the log below)."
+                if status["log"]
+                else "."
+            )
+            + (" Resume it to continue from its last full epoch." if status["epochs_done"] else ""),
+            icon=":material/error:",
+        )
+    if status["history"]:
+        st.plotly_chart(
+            history_figure(status["history"]),
+            key=f"history-{status['name']}",
+            config={"displayModeBar": False},
+        )
+    elif status["phase"] in ACTIVE_PHASES:
+        st.caption("The chart appears when the first epoch ends.")
+
+
+def run_buttons(status: dict, evaluation: dict, run_dir: Path) -> None:
+    """Stop or Resume, Evaluate, Use in the app (with a confirmation when the run scores
+    lower), and, for a visitor, Use for me."""
+    config = status["config"]
+    buttons = [st.container(horizontal=True, gap="small")] * 3
+    if status["alive"]:
+        if buttons[0].button(
+            "Stop",
+            key=f"stop-{status['name']}",
+            icon=":material/stop:",
+            disabled=status["phase"] == "stopping" or not admin,
+            help="Stops after the current batch; the last full epoch is "
+            "kept, and the run can be resumed.",
+        ):
+            outcome = stop_training(run_dir)
+            st.toast(
+                {
+                    "requested": "Stopping after the current batch…",
+                    "terminated": "Stopped while loading data.",
+                    "not running": "The run had already ended.",
+                }[outcome]
+            )
+    elif status["epochs_done"] < (status["epochs"] or 0) and config:
+        if buttons[0].button(
+            "Resume",
+            key=f"resume-{status['name']}",
+            icon=":material/play_arrow:",
+            disabled=not admin,
+            help="Continue from the last full epoch, with the run's own "
+            "settings (its config.json).",
+        ):
+            try:
+                resume_training(run_dir)
+                st.rerun()
+            except (FerError, OSError) as exc:
+                show_error(
+                    str(exc)
+                    if isinstance(exc, FerError)
+                    else f"Could not resume the run ({type(exc).__name__})."
+                )
+    can_use_model = status["has_model"] and not evaluation["alive"]
+    if buttons[1].button(
+        "Evaluate on PublicTest",
+        key=f"eval-{status['name']}",
+        icon=":material/fact_check:",
+        disabled=not (can_use_model and dataset and admin and not status["alive"]),
+        help="Accuracy, macro-F1, per-class scores and a model card for "
+        "this run's best model, in the background; its progress "
+        "and time left show here, and it can be cancelled.",
+    ):
+        try:
+            start_evaluation(run_dir, dataset, "PublicTest")
+            st.rerun()
+        except (FerError, OSError) as exc:
+            show_error(
+                str(exc)
+                if isinstance(exc, FerError)
+                else f"Could not start the evaluation ({type(exc).__name__})."
+            )
+    confirming = st.session_state.get(CONFIRM_KEY) == status["name"]
+    if buttons[2].button(
+        "Use in the app",
+        key=f"activate-{status['name']}",
+        icon=":material/published_with_changes:",
+        type="primary",
+        disabled=not (can_use_model and admin) or confirming,
+        help="Exports the fast path of this run's best model and makes it "
+        "the model every page uses, for every visitor. The shipped "
+        "model stays as it is.",
+    ):
+        candidate = run_public_score(status, evaluation)
+        current = card_public_score(active_model().card)
+        if activation_warning(candidate, current):
+            st.session_state[CONFIRM_KEY] = status["name"]
+            st.rerun()
+        activate(run_dir)
+    if confirming and admin and can_use_model:
+        confirm_activation(status, evaluation, run_dir)
+    exported = sorted((run_dir / "export").glob("*.keras")) if not admin else []
+    if exported and buttons[2].button(
+        "Use for me",
+        key=f"session-{status['name']}",
+        icon=":material/person:",
+        help="Use this run's exported model in your own session only.",
+    ):
+        choose_for_session(exported[-1])
+        st.rerun(scope="app")
+
+
+def show_evaluation(status: dict, evaluation: dict, run_dir: Path) -> None:
+    """The run's evaluation: its progress and Cancel, or how it ended."""
+    if evaluation["phase"] == "running":
+        progress = evaluation["progress"] or {}
+        eta = progress.get("eta_seconds")
+        st.progress(
+            progress.get("fraction", 0.0),
+            text=f"Evaluating on PublicTest: {progress.get('stage', '')}"
+            + (f" · ETA {duration(eta)}" if eta is not None else ""),
+        )
+        if st.button(
+            "Cancel the evaluation",
+            key=f"stop-eval-{status['name']}",
+            icon=":material/cancel:",
+            disabled=not admin,
+        ):
+            stop_evaluation(run_dir)
+            st.rerun()
+    elif evaluation["phase"] == "stopped":
+        st.info(
+            "The evaluation was cancelled; nothing was written. Evaluate again when you like.",
+            icon=":material/cancel:",
+        )
+    elif evaluation["phase"] == "failed":
+        st.error(
+            "The evaluation failed" + (": its log follows." if admin else "."),
+            icon=":material/error:",
+        )
+        if admin:
+            st.code(evaluation["log"] or "no output", language=None)
+    elif evaluation["phase"] == "done":
+        report = evaluation["report"]
+        st.markdown(
+            f"**Evaluation on {report.get('split', 'PublicTest')}** "
+            f"({report.get('n', 0):,} images): accuracy "
+            f"**{percent(report.get('accuracy'))}**, macro-F1 "
+            f"**{report.get('macro_f1', 0):.3f}**"
+        )
+        per_class = pd.DataFrame(report.get("per_class", {})).T
+        if not per_class.empty:
+            st.dataframe(
+                per_class,
+                placeholder=MISSING,
+                column_config={
+                    c: st.column_config.NumberColumn(format="%.3f")
+                    for c in ("precision", "recall", "f1")
+                },
+            )
+
+
+def activate(run_dir: Path) -> None:
+    st.session_state.pop(CONFIRM_KEY, None)
+    try:
+        with st.spinner("Exporting the fast path and switching the app's model…"):
+            target = activate_run(run_dir, runs)
+        choose_for_session(None)
+        st.session_state["activation_message"] = f"The app now uses {target.stem}."
+        st.rerun(scope="app")
+    except (FerError, OSError) as exc:
+        show_error(
+            str(exc)
+            if isinstance(exc, FerError)
+            else f"Could not switch the model ({type(exc).__name__})."
+        )
+
+
+def describe_score(score: dict | None) -> str:
+    if score is None:
+        return "not measured"
+    images = f", {score['images']:,} images" if score.get("images") else ""
+    return f"{percent(score['accuracy'])} on {score['where']}{images}"
+
+
+def confirm_activation(status: dict, evaluation: dict, run_dir: Path) -> None:
+    """Bug 10: one click replaced a 69% model with an 18% one, with no warning."""
+    candidate = run_public_score(status, evaluation)
+    current_model = active_model()
+    current = card_public_score(current_model.card)
+    st.warning(
+        f"**{escape_markdown(status['name'])}** scores "
+        f"{'lower than' if candidate else 'unknown against'} the model every page "
+        f"uses now. {escape_markdown(status['name'])}: {describe_score(candidate)}. "
+        f"{escape_markdown(current_model.model.name)} (in use): "
+        f"{describe_score(current)}. Switch every visitor to it anyway?",
+        icon=":material/warning:",
+    )
+    choice = st.container(horizontal=True, gap="small")
+    if choice.button(
+        "Use it anyway",
+        key=f"confirm-{status['name']}",
+        icon=":material/published_with_changes:",
+    ):
+        activate(run_dir)
+    if choice.button(
+        "Keep the current model",
+        key=f"cancel-{status['name']}",
+        type="primary",
+        icon=":material/undo:",
+    ):
+        st.session_state.pop(CONFIRM_KEY, None)
+        st.rerun()
+
+
 st.title("Training")
 st.caption(
     "Train a model on FER2013 in a background process: this page stays responsive, and "
@@ -318,283 +609,11 @@ else:
     initial_phases = (statuses[chosen]["phase"], evaluations[chosen]["phase"])
     others = {name: drawn for name, drawn in busy.items() if name != chosen}
 
-    def watch_other_runs():
-        """The selector and the table above name every run's phase: when a run other than
-        the one shown starts training or ends, the page is drawn again (the shown run's panel
-        watches its own)."""
-        if changed_runs(others, statuses):
-            st.rerun()
-
-    def run_panel():
-        status = run_status(run_dir)
-        evaluation = evaluation_status(run_dir)
-        if was_busy and (status["phase"], evaluation["phase"]) != initial_phases:
-            st.rerun()  # a job started training or ended: refresh the table and buttons too
-        config = status["config"]
-        head = st.columns([2, 1, 1, 1])
-        head[0].markdown(
-            f"**{escape_markdown(status['name'])}** · {PHASE_LABELS.get(status['phase'], status['phase'])}"
-        )
-        head[1].metric("Epochs", f"{status['epochs_done']}/{status['epochs'] or '?'}")
-        best = status["best_val_accuracy"]
-        head[2].metric(
-            "Best val accuracy",
-            percent(best) if best is not None and best >= 0 else "—",
-            help=f"epoch {status['best_epoch']}" if status["best_epoch"] else None,
-        )
-        head[3].metric(
-            "Time left",
-            duration(status["eta_seconds"]) if status["phase"] in ("training", "stopping") else "—",
-        )
-        if status["phase"] in ("training", "stopping"):
-            epoch = status["epoch"] or status["epochs_done"] + 1
-            st.progress(
-                status["overall_fraction"] or 0.0,
-                text=f"Run: {percent(status['overall_fraction'] or 0.0, 0)} · "
-                f"ETA {duration(status['eta_seconds'])}",
-            )
-            progress = status["progress"]
-            if progress and not progress.get("batch"):
-                st.progress(
-                    0.0,
-                    text=f"Epoch {epoch}/{status['epochs']}: building the model "
-                    "for its first batch…",
-                )
-            elif progress:
-                st.progress(
-                    status["batch_fraction"] or 0.0,
-                    text=f"Epoch {epoch}/{status['epochs']}: batch "
-                    f"{progress.get('batch', 0)}/{progress.get('steps', '?')}",
-                )
-            else:
-                st.caption(
-                    f"Epoch {epoch}/{status['epochs']} is running; this run does not "
-                    "report its batches (it was started outside the app or by an older "
-                    "version), so progress moves one epoch at a time."
-                )
-        elif status["phase"] == "starting":
-            st.progress(0.0, text="Loading FER2013 and building the model…")
-        if status["phase"] in ("failed", "interrupted"):
-            # The reason the run recorded (a full disk, say) is the run's own message: no
-            # server path is in it.
-            reason = status.get("reason")
-            st.error(
-                "The training process ended before finishing"
-                + (
-                    f": {escape_markdown(reason)}."
-                    if reason
-                    else " (see the log below)."
-                    if status["log"]
-                    else "."
-                )
-                + (
-                    " Resume it to continue from its last full epoch."
-                    if status["epochs_done"]
-                    else ""
-                ),
-                icon=":material/error:",
-            )
-        if status["history"]:
-            st.plotly_chart(
-                history_figure(status["history"]),
-                key=f"history-{status['name']}",
-                config={"displayModeBar": False},
-            )
-        elif status["phase"] in ACTIVE_PHASES:
-            st.caption("The chart appears when the first epoch ends.")
-
-        buttons = [st.container(horizontal=True, gap="small")] * 3
-        if status["alive"]:
-            if buttons[0].button(
-                "Stop",
-                key=f"stop-{status['name']}",
-                icon=":material/stop:",
-                disabled=status["phase"] == "stopping" or not admin,
-                help="Stops after the current batch; the last full epoch is "
-                "kept, and the run can be resumed.",
-            ):
-                outcome = stop_training(run_dir)
-                st.toast(
-                    {
-                        "requested": "Stopping after the current batch…",
-                        "terminated": "Stopped while loading data.",
-                        "not running": "The run had already ended.",
-                    }[outcome]
-                )
-        elif status["epochs_done"] < (status["epochs"] or 0) and config:
-            if buttons[0].button(
-                "Resume",
-                key=f"resume-{status['name']}",
-                icon=":material/play_arrow:",
-                disabled=not admin,
-                help="Continue from the last full epoch, with the run's own "
-                "settings (its config.json).",
-            ):
-                try:
-                    resume_training(run_dir)
-                    st.rerun()
-                except (FerError, OSError) as exc:
-                    show_error(
-                        str(exc)
-                        if isinstance(exc, FerError)
-                        else f"Could not resume the run ({type(exc).__name__})."
-                    )
-        can_use_model = status["has_model"] and not evaluation["alive"]
-        if buttons[1].button(
-            "Evaluate on PublicTest",
-            key=f"eval-{status['name']}",
-            icon=":material/fact_check:",
-            disabled=not (can_use_model and dataset and admin and not status["alive"]),
-            help="Accuracy, macro-F1, per-class scores and a model card for "
-            "this run's best model, in the background; its progress "
-            "and time left show here, and it can be cancelled.",
-        ):
-            try:
-                start_evaluation(run_dir, dataset, "PublicTest")
-                st.rerun()
-            except (FerError, OSError) as exc:
-                show_error(
-                    str(exc)
-                    if isinstance(exc, FerError)
-                    else f"Could not start the evaluation ({type(exc).__name__})."
-                )
-        confirming = st.session_state.get(CONFIRM_KEY) == status["name"]
-        if buttons[2].button(
-            "Use in the app",
-            key=f"activate-{status['name']}",
-            icon=":material/published_with_changes:",
-            type="primary",
-            disabled=not (can_use_model and admin) or confirming,
-            help="Exports the fast path of this run's best model and makes it "
-            "the model every page uses, for every visitor. The shipped "
-            "model stays as it is.",
-        ):
-            candidate = run_public_score(status, evaluation)
-            current = card_public_score(active_model().card)
-            if activation_warning(candidate, current):
-                st.session_state[CONFIRM_KEY] = status["name"]
-                st.rerun()
-            activate(run_dir)
-        if confirming and admin and can_use_model:
-            confirm_activation(status, evaluation, run_dir)
-        exported = sorted((run_dir / "export").glob("*.keras")) if not admin else []
-        if exported and buttons[2].button(
-            "Use for me",
-            key=f"session-{status['name']}",
-            icon=":material/person:",
-            help="Use this run's exported model in your own session only.",
-        ):
-            choose_for_session(exported[-1])
-            st.rerun(scope="app")
-
-        if evaluation["phase"] == "running":
-            progress = evaluation["progress"] or {}
-            eta = progress.get("eta_seconds")
-            st.progress(
-                progress.get("fraction", 0.0),
-                text=f"Evaluating on PublicTest: {progress.get('stage', '')}"
-                + (f" · ETA {duration(eta)}" if eta is not None else ""),
-            )
-            if st.button(
-                "Cancel the evaluation",
-                key=f"stop-eval-{status['name']}",
-                icon=":material/cancel:",
-                disabled=not admin,
-            ):
-                stop_evaluation(run_dir)
-                st.rerun()
-        elif evaluation["phase"] == "stopped":
-            st.info(
-                "The evaluation was cancelled; nothing was written. Evaluate again when you like.",
-                icon=":material/cancel:",
-            )
-        elif evaluation["phase"] == "failed":
-            st.error(
-                "The evaluation failed" + (": its log follows." if admin else "."),
-                icon=":material/error:",
-            )
-            if admin:
-                st.code(evaluation["log"] or "no output", language=None)
-        elif evaluation["phase"] == "done":
-            report = evaluation["report"]
-            st.markdown(
-                f"**Evaluation on {report.get('split', 'PublicTest')}** "
-                f"({report.get('n', 0):,} images): accuracy "
-                f"**{percent(report.get('accuracy'))}**, macro-F1 "
-                f"**{report.get('macro_f1', 0):.3f}**"
-            )
-            per_class = pd.DataFrame(report.get("per_class", {})).T
-            if not per_class.empty:
-                st.dataframe(
-                    per_class,
-                    placeholder=MISSING,
-                    column_config={
-                        c: st.column_config.NumberColumn(format="%.3f")
-                        for c in ("precision", "recall", "f1")
-                    },
-                )
-        if config and admin:
-            with st.expander("Settings and log"):
-                shown = {k: v for k, v in config.items() if k not in ("model_kwargs",)}
-                st.json(shown, expanded=False)
-                if status["log"]:
-                    st.code(status["log"], language=None)
-
-    def activate(run_dir: Path) -> None:
-        st.session_state.pop(CONFIRM_KEY, None)
-        try:
-            with st.spinner("Exporting the fast path and switching the app's model…"):
-                target = activate_run(run_dir, runs)
-            choose_for_session(None)
-            st.session_state["activation_message"] = f"The app now uses {target.stem}."
-            st.rerun(scope="app")
-        except (FerError, OSError) as exc:
-            show_error(
-                str(exc)
-                if isinstance(exc, FerError)
-                else f"Could not switch the model ({type(exc).__name__})."
-            )
-
-    def describe_score(score: dict | None) -> str:
-        if score is None:
-            return "not measured"
-        images = f", {score['images']:,} images" if score.get("images") else ""
-        return f"{percent(score['accuracy'])} on {score['where']}{images}"
-
-    def confirm_activation(status: dict, evaluation: dict, run_dir: Path) -> None:
-        """Bug 10: one click replaced a 69% model with an 18% one, with no warning."""
-        candidate = run_public_score(status, evaluation)
-        current_model = active_model()
-        current = card_public_score(current_model.card)
-        st.warning(
-            f"**{escape_markdown(status['name'])}** scores "
-            f"{'lower than' if candidate else 'unknown against'} the model every page "
-            f"uses now. {escape_markdown(status['name'])}: {describe_score(candidate)}. "
-            f"{escape_markdown(current_model.model.name)} (in use): "
-            f"{describe_score(current)}. Switch every visitor to it anyway?",
-            icon=":material/warning:",
-        )
-        choice = st.container(horizontal=True, gap="small")
-        if choice.button(
-            "Use it anyway",
-            key=f"confirm-{status['name']}",
-            icon=":material/published_with_changes:",
-        ):
-            activate(run_dir)
-        if choice.button(
-            "Keep the current model",
-            key=f"cancel-{status['name']}",
-            type="primary",
-            icon=":material/undo:",
-        ):
-            st.session_state.pop(CONFIRM_KEY, None)
-            st.rerun()
-
     panel = st.fragment(run_panel, run_every=POLL_SECONDS) if was_busy else run_panel
     with st.container(border=True):
-        panel()
+        panel(run_dir, was_busy, initial_phases)
     if others:
-        st.fragment(watch_other_runs, run_every=POLL_SECONDS)()
+        st.fragment(watch_other_runs, run_every=POLL_SECONDS)(others, statuses)
 
 # ----------------------------------------------------------------------------- app model
 

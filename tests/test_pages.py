@@ -493,12 +493,18 @@ def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env
     polled, reruns = {}, []
     real_fragment = st.fragment
 
-    def fragment(func=None, *, run_every=None):  # records what the page polls
+    def fragment(func=None, *, run_every=None):  # records what the page polls, with its args
         if func is None:
             return lambda f: fragment(f, run_every=run_every)
-        if run_every:
-            polled[func.__name__] = func
-        return real_fragment(func, run_every=run_every)
+        wrapped = real_fragment(func, run_every=run_every)
+        if not run_every:
+            return wrapped
+
+        def call(*args, **kwargs):
+            polled[func.__name__] = lambda: func(*args, **kwargs)
+            return wrapped(*args, **kwargs)
+
+        return call
 
     fake_finished_run(app_env["runs"], "finished-run")
     new = app_env["runs"] / "new-run"
