@@ -57,6 +57,20 @@ class E2E:
     def server_log(self) -> str:
         return self.server.server_log()
 
+    def publish(self, shot: str, as_name: str, width: int = 1000) -> None:
+        """With ``$FER_README_SHOTS`` set (a folder: docs/images for the README), keep a copy of
+        one of this run's screenshots there, ``width`` pixels wide. Otherwise nothing."""
+        folder = os.environ.get("FER_README_SHOTS")
+        if not folder:
+            return
+        from PIL import Image
+
+        image = Image.open(self.shots / shot).convert("RGB")
+        height = round(image.height * width / image.width)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        small = image.resize((width, height), Image.LANCZOS).quantize(256)  # a UI: 256 colours
+        small.save(Path(folder) / as_name, optimize=True)
+
 
 @pytest.fixture(scope="session")
 def e2e(tmp_path_factory):

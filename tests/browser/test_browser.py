@@ -48,6 +48,7 @@ def test_uploaded_photo_gets_a_labelled_face(e2e):
     assert "#1 happy" in result["labels"], result["labels"]
     assert result["charts"] >= 1, "no probability bars"
     assert result["downloads"] == 3, "expected PNG, CSV and JSON downloads"
+    e2e.publish("upload_photo.png", "photos.png")  # the README's picture of the Photos page
 
 
 def test_live_webcam_shows_box_bars_and_happy(e2e):
@@ -63,6 +64,7 @@ def test_live_webcam_shows_box_bars_and_happy(e2e):
     assert result["box_pixels"] > 200, (
         f"no face box on the returned video ({result['box_pixels']} box-coloured pixels)"
     )
+    e2e.publish("live_streaming.png", "live.png")  # the README's picture of the Live page
 
 
 def test_concurrent_sessions_share_one_model_and_survive_camera_trouble(e2e):
