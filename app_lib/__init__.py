@@ -34,7 +34,7 @@ def _keep_streamlit_from_resetting_keras() -> None:
     except ImportError:  # pragma: no cover - streamlit is a requirement of the app
         return
     if not hasattr(script_runner, "_clean_problem_modules"):
-        return  # a Streamlit without the hook; tests/test_app_runtime.py notices
+        return  # a Streamlit without the hook; tests/app/test_app_runtime.py notices
 
     def clean_problem_modules_except_keras() -> None:
         pyplot = _sys.modules.get("matplotlib.pyplot")

@@ -25,7 +25,7 @@ one tab took the server from 722 MB to 4,573 MB, three tabs to 10,483 MB. Here:
   freed anything.
 
 Everything that reaches into Streamlit's runtime is guarded: on a Streamlit without these
-internals the app still runs, with Streamlit's own per-file limit only (tests/test_upload_budget.py
+internals the app still runs, with Streamlit's own per-file limit only (tests/app/test_upload_budget.py
 fails loudly first).
 """
 

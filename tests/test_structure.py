@@ -233,3 +233,22 @@ def test_mypy_passes_on_fer_core(tmp_path):
         text=True,
     )
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def test_tests_mirror_the_package():
+    """tests/<room>/ for each room of fer_core, tests/app/ for the pages and app_lib, and
+    tests/browser/ for the real browser; at the top only the tests of the project as a whole."""
+    tests = ROOT / "tests"
+    folders = {
+        path.name for path in tests.iterdir() if path.is_dir() and path.name != "__pycache__"
+    }
+    assert folders <= {*ROOMS, "app", "browser"}, folders - {*ROOMS, "app", "browser"}
+    assert set(ROOMS) <= folders, set(ROOMS) - folders  # every room has its tests
+    top = {path.name for path in tests.glob("test_*.py")}
+    assert top == {
+        "test_api.py",
+        "test_bench_peers.py",
+        "test_docs.py",
+        "test_packaging.py",
+        "test_structure.py",
+    }, top

@@ -17,7 +17,7 @@ import skimage.data
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 REAL_FER2013 = os.environ.get("FER2013_PATH")
 TIMEOUT = 120  # the first run loads TensorFlow and the model
@@ -328,7 +328,7 @@ def test_dataset_page_on_generated_data(app_env):
 def test_dataset_page_shows_where_fer2013_and_the_crowd_disagree(app_env, monkeypatch):
     """Issue 23: FER+'s votes, read from FERPLUS_PATH and checked against the loaded
     FER2013, give the crowd tab its counts and its examples."""
-    from tests.test_ferplus import write_votes
+    from tests.data.test_ferplus import write_votes
 
     rows = app_env["data"].read_text().splitlines()[1:]
     usage = [row.rsplit(",", 1)[1] for row in rows]
@@ -663,7 +663,7 @@ def test_a_visitor_who_is_not_admin_cannot_change_what_everyone_sees(app_env, mo
     # A run that is training: a visitor who is not signed in cannot stop it.
     from fer_core.service.jobs import process_alive, start_training
     from fer_core.training.config import TrainConfig
-    from tests.test_jobs import SLEEPER, _kill
+    from tests.service.test_jobs import SLEEPER, _kill
 
     job = start_training(
         TrainConfig(data_path=str(app_env["data"]), runs_dir=str(app_env["runs"]), run_name="busy"),

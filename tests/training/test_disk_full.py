@@ -190,7 +190,7 @@ def test_a_run_that_failed_on_a_write_shows_failed_and_why(tmp_path):
     import json
     import time
 
-    from tests.test_jobs import dead_pid, fake_run
+    from tests.service.test_jobs import dead_pid, fake_run
 
     folder = fake_run(
         tmp_path,
@@ -218,7 +218,7 @@ def test_a_run_that_failed_on_a_write_shows_failed_and_why(tmp_path):
 def test_training_page_shows_a_failed_run_and_its_reason(tmp_path, monkeypatch):
     import json
 
-    from tests.test_pages import assert_clean, fake_finished_run, listening_on, run_page, texts
+    from tests.app.test_pages import assert_clean, fake_finished_run, listening_on, run_page, texts
 
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -372,8 +372,8 @@ def test_a_real_full_upload_folder_leaves_nothing_behind(tmp_path):
 
 def test_dataset_page_upload_on_a_full_disk_shows_a_message(tmp_path, monkeypatch):
     from app_lib import session_files
-    from tests.test_pages import assert_clean, texts, write_fer_csv
-    from tests.test_pages_security import end_apptest_session, page
+    from tests.app.test_pages import assert_clean, texts, write_fer_csv
+    from tests.app.test_pages_security import end_apptest_session, page
 
     monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path / "runs"))
     (tmp_path / "data").mkdir()

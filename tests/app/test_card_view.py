@@ -5,7 +5,7 @@ from pathlib import Path
 
 from app_lib.card import training_rows
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_plain_run():

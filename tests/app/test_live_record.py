@@ -17,7 +17,7 @@ from fer_core import EMOTIONS, Recognizer
 from fer_core.errors import ConfigError
 from fer_core.recognition.recognizer import FaceResult
 from fer_core.recognition.results import VIDEO_COLUMNS
-from tests.test_live_processor import webcam_frame
+from tests.app.test_live_processor import webcam_frame
 
 
 class Clock:

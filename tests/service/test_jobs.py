@@ -257,7 +257,7 @@ def test_train_evaluate_activate_and_go_back(tmp_path):
     assert evaluation["report"]["split"] == "PublicTest" and evaluation["report"]["n"] == 42
     assert (run_dir / "best.card.json").is_file()
 
-    shipped = Path(__file__).resolve().parents[1] / "models" / "cnn_gru.keras"
+    shipped = Path(__file__).resolve().parents[2] / "models" / "cnn_gru.keras"
     shipped_stamp = shipped.stat().st_mtime_ns if shipped.exists() else None
     target = activate_run(run_dir, runs)
     assert target.parent == run_dir / "export" and target.suffix == ".keras"
@@ -426,7 +426,7 @@ def test_two_simultaneous_resumes_start_one_trainer(tmp_path):
 
 
 # A stand-in for the Python interpreter: a process that looks like `fer train` and sleeps.
-SLEEPER = str(Path(__file__).with_name("fake_python.py"))
+SLEEPER = str(Path(__file__).parents[1] / "fake_python.py")
 
 
 def _kill(pid):

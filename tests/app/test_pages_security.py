@@ -14,8 +14,8 @@ import skimage.data
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tests.test_pages import APP, TIMEOUT, assert_clean, write_fer_csv
-from tests.test_pages import sources as texts  # Markdown source: escapes are the point here
+from tests.app.test_pages import APP, TIMEOUT, assert_clean, write_fer_csv
+from tests.app.test_pages import sources as texts  # Markdown source: escapes are the point here
 
 MARKDOWN_IMAGE_NAME = "![](http://example.invalid/x.png).jpg"
 APPTEST_SESSION_ID = "test session id"  # streamlit.testing's LocalScriptRunner uses this one
@@ -441,7 +441,7 @@ def sign_in_env(secure_env, monkeypatch):
     handler.emit = records.append
     logger = logging.getLogger("fer_app")
     logger.addHandler(handler)
-    from tests.test_pages import listening_on
+    from tests.app.test_pages import listening_on
 
     try:
         with listening_on("0.0.0.0"):

@@ -20,7 +20,7 @@ from fer_core.models.calibration import (
     uncertainty_threshold,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _overconfident(n=4000, seed=0):

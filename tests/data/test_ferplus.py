@@ -141,7 +141,7 @@ def test_training_on_crowd_votes_end_to_end(tmp_path, monkeypatch):
     from fer_core.training.config import TrainConfig
     from fer_core.training.loop import train
     from fer_core.training.runs import Run
-    from tests.test_jobs import write_fer_csv
+    from tests.service.test_jobs import write_fer_csv
 
     csv = write_fer_csv(tmp_path / "fer.csv", per_class=4)
     data = load_fer2013(csv)
@@ -177,7 +177,7 @@ def test_evaluate_leaves_out_the_servers_votes_for_another_dataset(tmp_path, mon
     Training page's evaluation of a run on the user's CSV) goes on without the crowd, with a
     note. A file given with --ferplus must fit: a clear error, exit 2."""
     from fer_core.cli.main import main
-    from tests.test_jobs import write_fer_csv
+    from tests.service.test_jobs import write_fer_csv
 
     csv = write_fer_csv(tmp_path / "fer.csv", per_class=2)
     other = write_votes(tmp_path / "other.csv", ["Training"] * 5, [VOTES[0]] * 5)

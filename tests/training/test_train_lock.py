@@ -19,7 +19,7 @@ from fer_core.training.config import TrainConfig
 from fer_core.training.run_lock import lock_holder
 from fer_core.training.runs import Run, read_history
 from tests.conftest import ROOT
-from tests.test_jobs import fake_run, write_fer_csv
+from tests.service.test_jobs import fake_run, write_fer_csv
 
 pytestmark = pytest.mark.slow  # trainers in their own processes
 

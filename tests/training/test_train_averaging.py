@@ -12,7 +12,7 @@ from fer_core.training.averaging import WeightAverage, recompute_batch_norm
 from fer_core.training.loop import TrainConfig, learning_rate_at, recalibrate_best, train
 from fer_core.training.runs import read_history
 from tests.conftest import synthetic_rows, write_csv
-from tests.test_train import _tiny_config as _config
+from tests.training.test_train import _tiny_config as _config
 
 
 def _base_then_swa(tmp_path, data, name: str):
