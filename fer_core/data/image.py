@@ -79,8 +79,7 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                     f"is {max_pixels / 1e6:.0f} MP. Resize the image and try again."
                 )
             image.load()
-            image = ImageOps.exif_transpose(image)
-            rgb = _to_rgb(image)
+            rgb = _to_rgb(ImageOps.exif_transpose(image))
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -27,16 +27,16 @@ def measure_classifier_latency(
     deadline = None if max_seconds is None else time.perf_counter() + max_seconds
     for _ in range(warmup):
         model.predict_faces(crops)
-        if deadline is not None and time.perf_counter() > deadline - max_seconds / 2:
+        if deadline is not None and time.perf_counter() > deadline - (max_seconds or 0.0) / 2:
             break  # half the budget at most for warming up
-    times = []
+    timed: list[float] = []
     for index in range(repeats):
         started = time.perf_counter()
         model.predict_faces(crops)
-        times.append(time.perf_counter() - started)
+        timed.append(time.perf_counter() - started)
         if deadline is not None and index >= 4 and time.perf_counter() > deadline:
             break
-    times = np.asarray(times)
+    times = np.asarray(timed)
     repeats = len(times)
     median = float(np.median(times) * 1e3)
     p90 = float(np.percentile(times, 90) * 1e3)

@@ -166,6 +166,7 @@ def fit_calibration(probs: np.ndarray, labels: np.ndarray, smoothing: float = 0.
                 loss,
                 {"smoothing": float(smoothing), "floor": float(floor), "temperature": temperature},
             )
+    assert best is not None  # FLOORS is not empty
     return best[1]
 
 

@@ -85,10 +85,10 @@ def overlay(
     heat_big = cv2.resize(
         np.asarray(heat, dtype=np.float32), (size, size), interpolation=cv2.INTER_CUBIC
     )
-    coloured = cv2.applyColorMap(np.uint8(np.clip(heat_big, 0, 1) * 255), cv2.COLORMAP_JET)
+    coloured = cv2.applyColorMap((np.clip(heat_big, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_JET)
     coloured = cv2.cvtColor(coloured, cv2.COLOR_BGR2RGB)
     weight = (strength * np.clip(heat_big, 0, 1))[:, :, None]
-    return np.uint8(np.round(grey * (1 - weight) + coloured * weight))
+    return np.round(grey * (1 - weight) + coloured * weight).astype(np.uint8)
 
 
 def explain_faces(recognizer, rgb: np.ndarray, boxes, eyes=None) -> list[dict]:

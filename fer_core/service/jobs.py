@@ -259,7 +259,7 @@ def start_training(config: TrainConfig, python: str | None = None) -> dict:
         runs_dir=str(Path(config.runs_dir).expanduser().resolve()),
     )
     runs_dir = Path(config.runs_dir)
-    run = Run.create(runs_dir, config.run_name)  # atomic: a taken name raises
+    run = Run.create(runs_dir, str(config.run_name))  # atomic: a taken name raises
     try:
         with operation_lock(run) as trainer:
             if trainer is not None:  # `fer train --name` of this name got here first
