@@ -245,10 +245,6 @@ class StoredUpload:
     def key(self) -> str:
         return self.digest[:16]
 
-    @property
-    def file_id(self) -> str:  # the name the pages' widget keys used for an upload
-        return self.key
-
     def exists(self) -> bool:
         return self.path.is_file()
 

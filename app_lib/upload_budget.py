@@ -231,6 +231,16 @@ def release(manager, session_id: str, file_ids) -> None:
         remove(session_id=session_id, file_id=file_id)
 
 
+def release_uploads(uploaded_files) -> None:
+    """Take files of the current session that a page has stored on disk out of Streamlit's
+    memory (``release`` for the script run in progress; nothing outside one)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        release(ctx.uploaded_file_mgr, ctx.session_id, [f.file_id for f in uploaded_files])
+
+
 def protect_uploads() -> None:
     """Called by app.py on every script run (cheap after the first): the guard on the
     session's uploaded-file manager (the server's one manager under ``streamlit run``), and
@@ -322,6 +332,7 @@ __all__ = [
     "protect_uploads",
     "install_guard",
     "release",
+    "release_uploads",
     "refusal",
     "take_refusals",
     "note_stored",

@@ -9,7 +9,7 @@ from app_lib.charts import class_counts_figure, confusion_figure
 from app_lib.data_source import data_path, roots_for, set_data_path
 from app_lib.session_files import check_upload_size, discard_upload, max_dataset_mb, store_upload
 from app_lib.text import escape_markdown, shorten, show_error
-from app_lib.upload_budget import release
+from app_lib.upload_budget import release_uploads
 from fer_core import EMOTIONS, FerError, load_fer2013
 from fer_core.data.explore import class_counts, find_flaws, mean_faces
 from fer_core.data.ferplus import default_ferplus_path, disagreement, load_ferplus
@@ -132,11 +132,7 @@ def _upload_changed(key: str):
     except FerError as exc:
         st.session_state[SOURCE_ERROR_KEY] = str(exc)
     finally:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        ctx = get_script_run_ctx()
-        if ctx is not None:
-            release(ctx.uploaded_file_mgr, ctx.session_id, [uploaded.file_id])
+        release_uploads([uploaded])
         st.session_state[UPLOAD_GENERATION_KEY] = st.session_state.get(UPLOAD_GENERATION_KEY, 0) + 1
 
 

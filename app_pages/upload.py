@@ -24,7 +24,12 @@ from app_lib.session_files import (
     store_upload,
 )
 from app_lib.text import escape_markdown, shorten, show_error, user_errors
-from app_lib.upload_budget import release, session_upload_files, session_upload_mb, take_refusals
+from app_lib.upload_budget import (
+    release_uploads,
+    session_upload_files,
+    session_upload_mb,
+    take_refusals,
+)
 from app_lib.uploads import (
     ALL_PHOTO_COLUMNS,
     IMAGE_TYPES,
@@ -106,11 +111,7 @@ def take_in(files) -> None:
                 continue
             stored[:] = [s for s in stored if s.key != item.key] + [item]
     finally:
-        from streamlit.runtime.scriptrunner import get_script_run_ctx
-
-        ctx = get_script_run_ctx()
-        if ctx is not None:
-            release(ctx.uploaded_file_mgr, ctx.session_id, [f.file_id for f in files])
+        release_uploads(files)
         st.session_state[GENERATION_KEY] = generation + 1
 
 
@@ -272,9 +273,9 @@ def show_explanations(upload: StoredUpload, faces: list[dict]) -> None:
                 )
 
 
-def dropped_of(file_id: str) -> list[int]:
+def dropped_of(key: str) -> list[int]:
     """The face numbers the visitor dropped from one photo: kept out of every download."""
-    return st.session_state.get(f"drop-{file_id}") or []
+    return st.session_state.get(f"drop-{key}") or []
 
 
 def file_heading(upload: StoredUpload) -> None:
@@ -304,11 +305,11 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
     if not result.ok:
         show_error(result.error, icon=":material/broken_image:")
         return result.rows()
-    drop_key, kept_key = f"drop-{upload.file_id}", f"dropped-{upload.file_id}"
+    drop_key, kept_key = f"drop-{upload.key}", f"dropped-{upload.key}"
     if drop_key not in st.session_state and kept_key in st.session_state:
         # The box widget's state goes when the visitor visits another page; the choice stays.
         st.session_state[drop_key] = st.session_state[kept_key]
-    dropped = dropped_of(upload.file_id)
+    dropped = dropped_of(upload.key)
     st.session_state[kept_key] = list(dropped)
     faces = result.kept(dropped)
     image_column, side_column = st.columns([3, 2], gap="large")
@@ -340,7 +341,7 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
                 ),
                 icon=":material/face:",
             )
-            offer_blazeface(st, key=f"try-blazeface-{upload.file_id}")
+            offer_blazeface(st, key=f"try-blazeface-{upload.key}")
         else:
             labels = ", ".join(f"#{f['face']} {shown_label(f)}" for f in faces)
             st.markdown(f"**{escape_markdown(labels)}**" if labels else "*All boxes dropped.*")
@@ -361,14 +362,14 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
             st.multiselect(
                 "Not a face? Drop these boxes before downloading",
                 [f["face"] for f in result.faces],
-                key=f"drop-{upload.file_id}",
+                key=f"drop-{upload.key}",
                 format_func=lambda number: f"#{number}",
                 help="Dropped boxes leave the picture, the table and every download.",
             )
             if len(faces) == 1:
-                show_bars(faces, f"bars-{upload.file_id}")
+                show_bars(faces, f"bars-{upload.key}")
     if len(faces) > 1:  # several faces: the bars get the full width
-        show_bars(faces, f"bars-{upload.file_id}")
+        show_bars(faces, f"bars-{upload.key}")
     if faces:
         table = pd.DataFrame(result.rows(dropped), columns=RESULT_COLUMNS).drop(columns="file")
         st.dataframe(
@@ -383,7 +384,7 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
         )
         if st.toggle(
             "Why? Show the crop the model saw and what its answer rests on",
-            key=f"explain-{upload.file_id}",
+            key=f"explain-{upload.key}",
         ):
             show_explanations(upload, faces)
     stem = download_stem(upload.name)
@@ -395,7 +396,7 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
             file_name=f"{stem}_annotated.png",
             mime="image/png",
             on_click="ignore",
-            key=f"png-{upload.file_id}",
+            key=f"png-{upload.key}",
             icon=":material/image:",
         )
     columns[1].download_button(
@@ -404,7 +405,7 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
         file_name=f"{stem}_emotions.csv",
         mime="text/csv",
         on_click="ignore",
-        key=f"csv-{upload.file_id}",
+        key=f"csv-{upload.key}",
         icon=":material/table:",
     )
     columns[2].download_button(
@@ -413,7 +414,7 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
         file_name=f"{stem}_emotions.json",
         mime="application/json",
         on_click="ignore",
-        key=f"json-{upload.file_id}",
+        key=f"json-{upload.key}",
         icon=":material/data_object:",
     )
     return result.rows(dropped)
@@ -443,7 +444,7 @@ def analyze_video_upload(upload: StoredUpload, data_key: str) -> dict:
     cancel_slot = st.empty()
     cancel_slot.button(
         "Cancel the analysis",
-        key=f"cancel-{upload.file_id}",
+        key=f"cancel-{upload.key}",
         icon=":material/cancel:",
         on_click=cancelled.add,
         args=(key,),
@@ -488,7 +489,7 @@ def show_video(upload: StoredUpload) -> None:
         result = analyze_video_upload(upload, upload.digest)
     except AnalysisCancelled as cancelled:
         st.info("Analysis cancelled.", icon=":material/cancel:")
-        if st.button("Analyse it", key=f"again-{upload.file_id}", icon=":material/replay:"):
+        if st.button("Analyse it", key=f"again-{upload.key}", icon=":material/replay:"):
             st.session_state[CANCELLED_KEY].discard(cancelled.key)
             st.rerun()
         return
@@ -525,7 +526,7 @@ def show_video(upload: StoredUpload) -> None:
         )
         st.plotly_chart(
             timeline_figure(frames),
-            key=f"timeline-{upload.file_id}",
+            key=f"timeline-{upload.key}",
             config={"displayModeBar": False},
         )
     segments = segment_summary(frames, float(segment_seconds), start_s=0.0)
@@ -553,7 +554,7 @@ def show_video(upload: StoredUpload) -> None:
         file_name=f"{stem}_frames.csv",
         mime="text/csv",
         on_click="ignore",
-        key=f"vcsv-{upload.file_id}",
+        key=f"vcsv-{upload.key}",
         icon=":material/table:",
     )
     columns[1].download_button(
@@ -562,7 +563,7 @@ def show_video(upload: StoredUpload) -> None:
         file_name=f"{stem}_emotions.json",
         mime="application/json",
         on_click="ignore",
-        key=f"vjson-{upload.file_id}",
+        key=f"vjson-{upload.key}",
         icon=":material/data_object:",
     )
     if video_path is not None:
@@ -572,7 +573,7 @@ def show_video(upload: StoredUpload) -> None:
             file_name=f"{stem}_annotated{video_path.suffix}",
             mime=result["video_mime"],
             on_click="ignore",
-            key=f"vvid-{upload.file_id}",
+            key=f"vvid-{upload.key}",
             icon=":material/movie:",
         )
 
@@ -587,7 +588,7 @@ for upload in uploads:
             with st.spinner(f"Analysing {escape_markdown(shorten(upload.name))}…"):
                 result = cached_photo(upload.path, upload.digest, upload.name, model_key, detector)
             photo_results.append(result)
-            photo_ids.append(upload.file_id)
+            photo_ids.append(upload.key)
             photo_rows.extend(show_photo(upload, result))
         elif kind == "video":
             show_video(upload)
