@@ -309,16 +309,17 @@ def bench_loading() -> dict:
     return out
 
 
-def bench_app_cold_start() -> dict:
-    """Seconds from `streamlit run app.py` to the home page rendered in headless Chromium."""
-    if not Path("/usr/bin/chromium").exists():
-        return {"skipped": "chromium not installed"}
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    started = time.perf_counter()
-    server = subprocess.Popen(
+        return s.getsockname()[1]
+
+
+def start_app(port: int, env: dict, output=subprocess.DEVNULL) -> subprocess.Popen:
+    """`streamlit run app.py` from the project folder, headless, on 127.0.0.1:``port``, its
+    output (stdout and stderr) to ``output``."""
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -334,9 +335,19 @@ def bench_app_cold_start() -> dict:
         ],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not subprocess.DEVNULL else subprocess.DEVNULL,
     )
+
+
+def bench_app_cold_start() -> dict:
+    """Seconds from `streamlit run app.py` to the home page rendered in headless Chromium."""
+    if not Path("/usr/bin/chromium").exists():
+        return {"skipped": "chromium not installed"}
+    port = free_port()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    started = time.perf_counter()
+    server = start_app(port, env)
     try:
         from playwright.sync_api import sync_playwright
 

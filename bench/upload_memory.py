@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from bench.run import free_port, start_app
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "upload_memory.json"
@@ -72,12 +73,6 @@ class Sampler(threading.Thread):
 
     def now(self) -> int:
         return self.process.memory_info().rss
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _drive(url: str, files: list[Path], out: Path, hold: float) -> subprocess.Popen:
@@ -193,7 +188,7 @@ def main(argv=None) -> int:
         for tab in files[1:]:
             for source, path in zip(files[0], tab):
                 os.link(source, path)
-        port = _free_port()
+        port = free_port()
         env = {
             key: value
             for key, value in os.environ.items()
@@ -205,23 +200,7 @@ def main(argv=None) -> int:
             TF_CPP_MIN_LOG_LEVEL="2",
         )
         log = open(work / "server.log", "wb")
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "streamlit",
-                "run",
-                "app.py",
-                "--server.port",
-                str(port),
-                "--server.address",
-                "127.0.0.1",
-            ],
-            cwd=str(ROOT),
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        server = start_app(port, env, log)
         url = f"http://127.0.0.1:{port}"
         try:
             import urllib.request
