@@ -30,7 +30,8 @@ from app_lib.live_record import LiveRecorder
 from fer_core import EMOTIONS, Recognizer
 from fer_core.errors import ConfigError
 from fer_core.faces import DEFAULT_DETECTOR
-from fer_core.recognition.uncertainty import draw_faces, is_uncertain, short_label, threshold_of
+from fer_core.recognition.drawing import draw_results
+from fer_core.recognition.uncertainty import is_uncertain, short_label, threshold_of
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ class LiveProcessor:
         threshold = threshold_of(self.recognizer.model)
         try:
             results = self.recognizer.analyze_stream(rgb)
-            annotated = draw_faces(rgb, results, threshold)
+            annotated = draw_results(rgb, results, threshold)
         except Exception as exc:  # one bad frame must not end the stream; the page shows it
             logger.exception("live frame failed")
             results, annotated, error = [], rgb, f"{type(exc).__name__}: {exc}"

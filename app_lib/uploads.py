@@ -16,8 +16,9 @@ from fer_core.data.image import encode_png
 from fer_core.data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, kind_of, without_dots
 from fer_core.faces import DEFAULT_DETECTOR, DetectorSettings
 from fer_core.faces.haar import HAAR_PRESETS
-from fer_core.recognition.results import PHOTO_COLUMNS, face_rows
-from fer_core.recognition.uncertainty import draw_faces, threshold_of
+from fer_core.recognition.drawing import draw_results
+from fer_core.recognition.results import PHOTO_COLUMNS, FaceResult, face_rows
+from fer_core.recognition.uncertainty import threshold_of
 
 IMAGE_TYPES = without_dots(IMAGE_SUFFIXES)  # for st.file_uploader; fer_core.data.media decides
 VIDEO_TYPES = without_dots(VIDEO_SUFFIXES)
@@ -125,7 +126,7 @@ def analyze_photo(data: bytes, name: str, recognizer: Recognizer) -> PhotoResult
     results = recognizer.analyze(rgb)
     threshold = threshold_of(recognizer.model)
     faces = _face_rows(results, threshold)
-    annotated = draw_faces(rgb, results, threshold) if results else rgb
+    annotated = draw_results(rgb, results, threshold) if results else rgb
     return PhotoResult(
         name,
         width=int(rgb.shape[1]),
@@ -138,7 +139,6 @@ def analyze_photo(data: bytes, name: str, recognizer: Recognizer) -> PhotoResult
 
 def face_results(faces: list[dict]):
     """FaceResults back from result rows (to draw them again)."""
-    from fer_core.recognition.recognizer import FaceResult
 
     return [
         FaceResult(
@@ -156,7 +156,7 @@ def annotated_png(
     """Annotated PNG of a photo from its bytes and the faces to draw (downloads: full size;
     ``width``: scaled down to at most that, for the page)."""
     rgb = read_image(data)
-    annotated = draw_faces(rgb, face_results(faces), threshold)
+    annotated = draw_results(rgb, face_results(faces), threshold)
     return encode_png(preview(annotated, width) if width else annotated)
 
 

@@ -12,13 +12,9 @@ from fer_core.faces import DETECTORS
 from fer_core.labels import EMOTIONS, NUM_CLASSES, USAGES
 from fer_core.models.architectures import available_architectures, build_model
 from fer_core.models.inference import EmotionModel, load_model
-from fer_core.recognition.recognizer import (
-    PRESETS,
-    FaceResult,
-    FaceTracker,
-    Recognizer,
-    draw_results,
-)
+from fer_core.recognition.drawing import draw_results
+from fer_core.recognition.recognizer import PRESETS, FaceTracker, Recognizer
+from fer_core.recognition.results import FaceResult
 
 __all__ = [
     "EMOTIONS",

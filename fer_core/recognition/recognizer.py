@@ -19,47 +19,14 @@ from fer_core.faces import (
 )
 from fer_core.faces.common import iou
 from fer_core.faces.haar import HAAR_PRESETS
-from fer_core.labels import EMOTIONS
 from fer_core.models.inference import EmotionModel, load_model
 from fer_core.recognition.preprocess import FRAMING_SETS, FRAMINGS, Framing, crop_faces
+from fer_core.recognition.results import FaceResult
 
 # Haar's presets (kept under this name for old callers). "photo" is the seed's settings on the
 # full-size image (best recall); "live" detects on a frame downscaled to 320 px wide.
 PRESETS = HAAR_PRESETS
 LIVE_CARRY_FRAMES = 5  # the live preset draws a missed face for up to 5 frames
-
-
-@dataclass
-class FaceResult:
-    box: tuple[int, int, int, int]  # x, y, w, h in image pixels
-    probs: np.ndarray  # 7 floats summing to 1, EMOTIONS order
-    face_id: int | None = None
-    score: float | None = None  # the detector's score, where it has one (not Haar)
-    eyes: tuple | None = None  # ((x, y) image-left eye, (x, y) image-right eye), or None
-    carried: bool = False  # True: the detector missed this face; the tracker kept its box
-
-    @property
-    def label(self) -> str:
-        return EMOTIONS[int(np.argmax(self.probs))]
-
-    @property
-    def confidence(self) -> float:
-        return float(np.max(self.probs))
-
-    def as_dict(self) -> dict:
-        x, y, w, h = self.box
-        row = {
-            "face_id": self.face_id,
-            "x": x,
-            "y": y,
-            "w": w,
-            "h": h,
-            "label": self.label,
-            "confidence": round(self.confidence, 6),
-            "score": None if self.score is None else round(float(self.score), 6),
-        }
-        row.update({emotion: round(float(p), 6) for emotion, p in zip(EMOTIONS, self.probs)})
-        return row
 
 
 def _affinity(track_box, box) -> float:
@@ -356,114 +323,3 @@ class Recognizer:
         if not 0.0 <= smoothing < 1.0:
             raise ConfigError("smoothing must lie in [0, 1).")
         self.tracker.smoothing = smoothing
-
-
-CONFIDENT_COLOUR = (40, 200, 80)  # green, RGB: a face's box and label background
-
-
-def draw_results(rgb_image: np.ndarray, results: list[FaceResult], style=None) -> np.ndarray:
-    """A copy of the image with each face boxed and labelled with its top emotion.
-
-    ``style(result) -> (text, rgb colour)`` overrides a face's label and colour (the face id
-    is still put in front). Every label lies inside the image and, where the image has room,
-    clear of the other labels (``label_boxes``): a face at the edge or in a group keeps a
-    readable label. Boxes are drawn first, so no box line crosses a label."""
-    import cv2
-
-    canvas = np.ascontiguousarray(np.asarray(rgb_image, dtype=np.uint8).copy())
-    height, width = canvas.shape[:2]
-    thickness = max(2, int(round(min(height, width) / 300)))
-    font_scale = _font_scale(canvas.shape)
-    styled = [
-        style(result)
-        if style is not None
-        else (f"{result.label} {result.confidence * 100:.0f}%", CONFIDENT_COLOUR)
-        for result in results
-    ]
-    texts = [
-        (f"#{r.face_id} " if r.face_id is not None else "") + label
-        for r, (label, _) in zip(results, styled)
-    ]
-    for result, (_, colour) in zip(results, styled):
-        x, y, w, h = (int(v) for v in result.box)
-        cv2.rectangle(canvas, (x, y), (x + w, y + h), colour, thickness)
-    for text, (_, colour), (left, top, lw, lh) in zip(
-        texts, styled, label_boxes(canvas.shape, results, texts)
-    ):
-        cv2.rectangle(canvas, (left, top), (left + lw - 1, top + lh - 1), colour, -1)
-        baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)[1]
-        cv2.putText(
-            canvas,
-            text,
-            (left + 2, top + lh - baseline - 2),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            font_scale,
-            (0, 0, 0),
-            max(1, thickness // 2),
-            cv2.LINE_AA,
-        )
-    return canvas
-
-
-def _font_scale(shape) -> float:
-    """Labels grow with the image, so they stay readable on a large photo."""
-    return max(0.5, min(shape[:2]) / 900)
-
-
-def label_boxes(
-    shape, results: list[FaceResult], texts: list[str]
-) -> list[tuple[int, int, int, int]]:
-    """Where ``draw_results`` puts each face's label: (left, top, width, height) in pixels.
-
-    Each label goes above its box, else below it, else at the top inside it, whichever first
-    lies clear of the labels already placed (moved down past them if none does); it is then
-    kept inside the image. A label that cannot be clear of the others in a small image
-    overlaps them rather than leave the image."""
-    import cv2
-
-    height, width = shape[:2]
-    font_scale = _font_scale(shape)
-    placed: list[tuple[int, int, int, int]] = []
-    for result, text in zip(results, texts):
-        (tw, th), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font_scale, 1)
-        lw, lh = min(tw + 4, width), min(th + baseline + 4, height)
-        x, y, w, h = (int(v) for v in result.box)
-        left = _within(x, width - lw)
-        tops = [_within(top, height - lh) for top in (y - lh, y + h, y)]
-        top = next((t for t in tops if not _overlapping((left, t, lw, lh), placed)), None)
-        if top is None:
-            top = next(
-                (
-                    t
-                    for t in (_slide_down((left, t, lw, lh), placed, height) for t in tops)
-                    if t is not None
-                ),
-                tops[0],
-            )
-        placed.append((left, top, lw, lh))
-    return placed
-
-
-def _within(value: int, highest: int) -> int:
-    return max(0, min(int(value), max(0, highest)))
-
-
-def _overlapping(box, others) -> list:
-    left, top, w, h = box
-    return [
-        o
-        for o in others
-        if left < o[0] + o[2] and o[0] < left + w and top < o[1] + o[3] and o[1] < top + h
-    ]
-
-
-def _slide_down(box, others, height: int) -> int | None:
-    """The first top at or below ``box``'s where it overlaps none of ``others`` and still
-    fits in the image; None if there is none."""
-    left, top, w, h = box
-    while top + h <= height:
-        hits = _overlapping((left, top, w, h), others)
-        if not hits:
-            return top
-        top = max(o[1] + o[3] for o in hits)
-    return None

@@ -10,9 +10,50 @@ calibrated card), ``second`` (the runner-up emotion) and all seven probabilities
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
 from fer_core.labels import EMOTIONS
 from fer_core.recognition.uncertainty import uncertainty_columns
 from fer_core.safe_text import to_safe_csv
+
+
+@dataclass
+class FaceResult:
+    """One face in one image or frame: the record that goes from the recognizer to every
+    page, drawing, download and the command line (rows via ``face_rows``)."""
+
+    box: tuple[int, int, int, int]  # x, y, w, h in image pixels
+    probs: np.ndarray  # 7 floats summing to 1, EMOTIONS order
+    face_id: int | None = None
+    score: float | None = None  # the detector's score, where it has one (not Haar)
+    eyes: tuple | None = None  # ((x, y) image-left eye, (x, y) image-right eye), or None
+    carried: bool = False  # True: the detector missed this face; the tracker kept its box
+
+    @property
+    def label(self) -> str:
+        return EMOTIONS[int(np.argmax(self.probs))]
+
+    @property
+    def confidence(self) -> float:
+        return float(np.max(self.probs))
+
+    def as_dict(self) -> dict:
+        x, y, w, h = self.box
+        row = {
+            "face_id": self.face_id,
+            "x": x,
+            "y": y,
+            "w": w,
+            "h": h,
+            "label": self.label,
+            "confidence": round(self.confidence, 6),
+            "score": None if self.score is None else round(float(self.score), 6),
+        }
+        row.update({emotion: round(float(p), 6) for emotion, p in zip(EMOTIONS, self.probs)})
+        return row
+
 
 FACE_COLUMNS = [
     "faces",
@@ -95,6 +136,7 @@ def rows_to_csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
 
 
 __all__ = [
+    "FaceResult",
     "typed_frame",
     "frame_to_csv_bytes",
     "rows_to_csv_bytes",

@@ -11,11 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from fer_core.labels import EMOTIONS
-from fer_core.recognition.recognizer import draw_results
 
 UNCERTAIN = "uncertain"
-UNCERTAIN_COLOUR = (255, 170, 0)  # amber, RGB
-CONFIDENT_COLOUR = (40, 200, 80)  # the green draw_results uses
 
 
 def threshold_of(model) -> float | None:
@@ -59,17 +56,6 @@ def uncertainty_columns(probs, threshold: float | None) -> dict:
     }
 
 
-def draw_faces(rgb_image: np.ndarray, results, threshold: float | None) -> np.ndarray:
-    """Like ``recognizer.draw_results``, with uncertain faces drawn amber and labelled with
-    their two leading emotions."""
-
-    def style(result):
-        colour = UNCERTAIN_COLOUR if is_uncertain(result.probs, threshold) else CONFIDENT_COLOUR
-        return caption(result.probs, threshold), colour
-
-    return draw_results(rgb_image, results, style)
-
-
 __all__ = [
     "threshold_of",
     "leading_two",
@@ -77,6 +63,5 @@ __all__ = [
     "short_label",
     "caption",
     "uncertainty_columns",
-    "draw_faces",
     "UNCERTAIN",
 ]

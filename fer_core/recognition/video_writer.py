@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.errors import ImageError
-from fer_core.recognition.uncertainty import draw_faces
+from fer_core.recognition.drawing import draw_results
 
 # (codec, container format, file suffix, MIME type), in order of preference.
 CODECS = [
@@ -91,7 +91,7 @@ class AnnotatedVideoWriter:
         import av
 
         frame = (
-            draw_faces(rgb, results, self.uncertain_below)
+            draw_results(rgb, results, self.uncertain_below)
             if results
             else np.asarray(rgb, dtype=np.uint8)
         )

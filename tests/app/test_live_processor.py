@@ -194,7 +194,7 @@ def test_the_heading_says_uncertain_where_the_overlay_does(processor_factory, mo
     """Issue item 4: the video said "uncertain: happy 30%/sad 28%" while the heading beside it
     said **happy**: the heading, the lines and the bars now take the overlay's label."""
     from app_lib.live import shown_label
-    from fer_core.recognition.uncertainty import UNCERTAIN_COLOUR
+    from fer_core.recognition.drawing import UNCERTAIN_COLOUR
 
     processor = processor_factory(smoothing=0.0)
     model = processor.recognizer.model

@@ -15,8 +15,7 @@ from app_lib.live import LiveProcessor, LiveSnapshot, faces_too_small
 from app_lib.live_record import LIVE_COLUMNS, LiveRecorder
 from fer_core import EMOTIONS, Recognizer
 from fer_core.errors import ConfigError
-from fer_core.recognition.recognizer import FaceResult
-from fer_core.recognition.results import VIDEO_COLUMNS
+from fer_core.recognition.results import VIDEO_COLUMNS, FaceResult
 from tests.app.test_live_processor import webcam_frame
 
 

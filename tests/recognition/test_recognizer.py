@@ -90,7 +90,7 @@ def test_tracker_follows_a_face_that_moved_between_sampled_frames():
 
 def test_labels_stay_inside_the_image_and_clear_of_each_other():
     """Issue item 8: labels were cut at the image's edges and overlapped on a group photo."""
-    from fer_core.recognition.recognizer import label_boxes
+    from fer_core.recognition.drawing import label_boxes
 
     canvas = np.zeros((240, 320, 3), np.uint8)
     happy, sad, neutral = np.eye(7)[3], np.eye(7)[4], np.eye(7)[6]

@@ -7,15 +7,9 @@ import numpy as np
 import pytest
 
 from fer_core import EMOTIONS, Recognizer
-from fer_core.recognition.recognizer import FaceResult
-from fer_core.recognition.results import FACE_COLUMNS, face_rows
-from fer_core.recognition.uncertainty import (
-    UNCERTAIN_COLOUR,
-    caption,
-    draw_faces,
-    short_label,
-    threshold_of,
-)
+from fer_core.recognition.drawing import UNCERTAIN_COLOUR, draw_results
+from fer_core.recognition.results import FACE_COLUMNS, FaceResult, face_rows
+from fer_core.recognition.uncertainty import caption, short_label, threshold_of
 from tests.media import ASTRONAUT_FACE, unsure_face
 
 
@@ -50,10 +44,10 @@ def test_rows_carry_the_uncertainty_columns():
 def test_uncertain_faces_are_drawn_amber_with_both_emotions():
     canvas = np.zeros((200, 300, 3), np.uint8)
     unsure = FaceResult((50, 60, 80, 80), probs(sad=0.4, neutral=0.35, fear=0.25), 1)
-    drawn = draw_faces(canvas, [unsure], 0.53)
+    drawn = draw_results(canvas, [unsure], 0.53)
     amber = (np.abs(drawn.astype(int) - UNCERTAIN_COLOUR).sum(axis=2) < 10).sum()
     assert amber > 300
-    plain = draw_faces(canvas, [unsure], None)
+    plain = draw_results(canvas, [unsure], None)
     assert (np.abs(plain.astype(int) - UNCERTAIN_COLOUR).sum(axis=2) < 10).sum() == 0
 
 
