@@ -15,22 +15,22 @@ ACTIVE_PHASES = ("starting", "training", "stopping")
 
 def phases(run_dir) -> tuple[str, str]:
     """A run's (training, evaluation) phases, read from its folder now."""
-    return run_status(run_dir)["phase"], evaluation_status(run_dir)["phase"]
+    return run_status(run_dir).phase, evaluation_status(run_dir).phase
 
 
 def busy_runs(statuses: dict, evaluations: dict) -> dict[str, tuple[str, str]]:
     """The runs that are training or being evaluated, each with its phases as drawn
     (``statuses``: ``run_status`` by run name; ``evaluations``: ``evaluation_status``)."""
     return {
-        name: (status["phase"], evaluations[name]["phase"])
+        name: (status.phase, evaluations[name].phase)
         for name, status in statuses.items()
-        if status["phase"] in ACTIVE_PHASES or evaluations[name]["alive"]
+        if status.phase in ACTIVE_PHASES or evaluations[name].alive
     }
 
 
 def changed_runs(busy: dict[str, tuple[str, str]], statuses: dict) -> list[str]:
     """The runs of ``busy`` whose phases differ now from those drawn."""
-    return [name for name, drawn in busy.items() if phases(statuses[name]["path"]) != drawn]
+    return [name for name, drawn in busy.items() if phases(statuses[name].path) != drawn]
 
 
 __all__ = ["ACTIVE_PHASES", "busy_runs", "changed_runs", "phases"]

@@ -33,7 +33,13 @@ from fer_core.service.jobs import (
     stop_evaluation,
     stop_training,
 )
-from fer_core.service.status import evaluation_status, run_status
+from fer_core.service.status import (
+    EvaluationStatus,
+    RunStatus,
+    evaluation_progress,
+    evaluation_status,
+    run_status,
+)
 from fer_core.training.config import MIXES, TrainConfig
 from fer_core.training.runs import list_runs, new_run_name
 
@@ -74,100 +80,100 @@ def run_panel(run_dir: Path, was_busy: bool, initial_phases: tuple) -> None:
     """One run: its state, progress, chart, buttons, evaluation, settings and log."""
     status = run_status(run_dir)
     evaluation = evaluation_status(run_dir)
-    if was_busy and (status["phase"], evaluation["phase"]) != initial_phases:
+    if was_busy and (status.phase, evaluation.phase) != initial_phases:
         st.rerun()  # a job started training or ended: refresh the table and buttons too
     show_run_state(status)
     run_buttons(status, evaluation, run_dir)
     show_evaluation(status, evaluation, run_dir)
-    if status["config"] and admin:
+    if status.config and admin:
         with st.expander("Settings and log"):
-            shown = {k: v for k, v in status["config"].items() if k not in ("model_kwargs",)}
+            shown = {k: v for k, v in status.config.items() if k not in ("model_kwargs",)}
             st.json(shown, expanded=False)
-            if status["log"]:
-                st.code(status["log"], language=None)
+            if status.log:
+                st.code(status.log, language=None)
 
 
-def show_run_state(status: dict) -> None:
+def show_run_state(status: RunStatus) -> None:
     """The run's name, phase and numbers, its progress, why it failed, and its chart."""
     head = st.columns([2, 1, 1, 1])
     head[0].markdown(
-        f"**{escape_markdown(status['name'])}** · {PHASE_LABELS.get(status['phase'], status['phase'])}"
+        f"**{escape_markdown(status.name)}** · {PHASE_LABELS.get(status.phase, status.phase)}"
     )
-    head[1].metric("Epochs", f"{status['epochs_done']}/{status['epochs'] or '?'}")
-    best = status["best_val_accuracy"]
+    head[1].metric("Epochs", f"{status.epochs_done}/{status.epochs or '?'}")
+    best = status.best_val_accuracy
     head[2].metric(
         "Best val accuracy",
         percent(best) if best is not None and best >= 0 else "—",
-        help=f"epoch {status['best_epoch']}" if status["best_epoch"] else None,
+        help=f"epoch {status.best_epoch}" if status.best_epoch else None,
     )
     head[3].metric(
         "Time left",
-        duration(status["eta_seconds"]) if status["phase"] in ("training", "stopping") else "—",
+        duration(status.eta_seconds) if status.phase in ("training", "stopping") else "—",
     )
-    if status["phase"] in ("training", "stopping"):
-        epoch = status["epoch"] or status["epochs_done"] + 1
+    if status.phase in ("training", "stopping"):
+        epoch = status.epoch or status.epochs_done + 1
         st.progress(
-            status["overall_fraction"] or 0.0,
-            text=f"Run: {percent(status['overall_fraction'] or 0.0, 0)} · "
-            f"ETA {duration(status['eta_seconds'])}",
+            status.overall_fraction or 0.0,
+            text=f"Run: {percent(status.overall_fraction or 0.0, 0)} · "
+            f"ETA {duration(status.eta_seconds)}",
         )
-        progress = status["progress"]
+        progress = status.progress
         if progress and not progress.get("batch"):
             st.progress(
                 0.0,
-                text=f"Epoch {epoch}/{status['epochs']}: building the model for its first batch…",
+                text=f"Epoch {epoch}/{status.epochs}: building the model for its first batch…",
             )
         elif progress:
             st.progress(
-                status["batch_fraction"] or 0.0,
-                text=f"Epoch {epoch}/{status['epochs']}: batch "
+                status.batch_fraction or 0.0,
+                text=f"Epoch {epoch}/{status.epochs}: batch "
                 f"{progress.get('batch', 0)}/{progress.get('steps', '?')}",
             )
         else:
             st.caption(
-                f"Epoch {epoch}/{status['epochs']} is running; this run does not "
+                f"Epoch {epoch}/{status.epochs} is running; this run does not "
                 "report its batches (it was started outside the app or by an older "
                 "version), so progress moves one epoch at a time."
             )
-    elif status["phase"] == "starting":
+    elif status.phase == "starting":
         st.progress(0.0, text="Loading FER2013 and building the model…")
-    if status["phase"] in ("failed", "interrupted"):
+    if status.phase in ("failed", "interrupted"):
         # The reason the run recorded (a full disk, say) is the run's own message: no
         # server path is in it.
-        reason = status.get("reason")
+        reason = status.reason
         st.error(
             "The training process ended before finishing"
             + (
                 f": {escape_markdown(reason)}."
                 if reason
                 else " (see the log below)."
-                if status["log"]
+                if status.log
                 else "."
             )
-            + (" Resume it to continue from its last full epoch." if status["epochs_done"] else ""),
+            + (" Resume it to continue from its last full epoch." if status.epochs_done else ""),
             icon=":material/error:",
         )
-    if status["history"]:
+    if status.history:
         st.plotly_chart(
-            history_figure(status["history"]),
-            key=f"history-{status['name']}",
+            history_figure(status.history),
+            key=f"history-{status.name}",
             config={"displayModeBar": False},
         )
-    elif status["phase"] in ACTIVE_PHASES:
+    elif status.phase in ACTIVE_PHASES:
         st.caption("The chart appears when the first epoch ends.")
 
 
-def run_buttons(status: dict, evaluation: dict, run_dir: Path) -> None:
+def run_buttons(status: RunStatus, evaluation: EvaluationStatus, run_dir: Path) -> None:
     """Stop or Resume, Evaluate, Use in the app (with a confirmation when the run scores
     lower), and, for a visitor, Use for me."""
-    config = status["config"]
+    config = status.config
     buttons = [st.container(horizontal=True, gap="small")] * 3
-    if status["alive"]:
+    if status.alive:
         if buttons[0].button(
             "Stop",
-            key=f"stop-{status['name']}",
+            key=f"stop-{status.name}",
             icon=":material/stop:",
-            disabled=status["phase"] == "stopping" or not admin,
+            disabled=status.phase == "stopping" or not admin,
             help="Stops after the current batch; the last full epoch is "
             "kept, and the run can be resumed.",
         ):
@@ -179,10 +185,10 @@ def run_buttons(status: dict, evaluation: dict, run_dir: Path) -> None:
                     "not running": "The run had already ended.",
                 }[outcome]
             )
-    elif status["epochs_done"] < (status["epochs"] or 0) and config:
+    elif status.epochs_done < (status.epochs or 0) and config:
         if buttons[0].button(
             "Resume",
-            key=f"resume-{status['name']}",
+            key=f"resume-{status.name}",
             icon=":material/play_arrow:",
             disabled=not admin,
             help="Continue from the last full epoch, with the run's own "
@@ -197,12 +203,12 @@ def run_buttons(status: dict, evaluation: dict, run_dir: Path) -> None:
                     if isinstance(exc, FerError)
                     else f"Could not resume the run ({type(exc).__name__})."
                 )
-    can_use_model = status["has_model"] and not evaluation["alive"]
+    can_use_model = status.has_model and not evaluation.alive
     if buttons[1].button(
         "Evaluate on PublicTest",
-        key=f"eval-{status['name']}",
+        key=f"eval-{status.name}",
         icon=":material/fact_check:",
-        disabled=not (can_use_model and dataset and admin and not status["alive"]),
+        disabled=not (can_use_model and dataset and admin and not status.alive),
         help="Accuracy, macro-F1, per-class scores and a model card for "
         "this run's best model, in the background; its progress "
         "and time left show here, and it can be cancelled.",
@@ -216,10 +222,10 @@ def run_buttons(status: dict, evaluation: dict, run_dir: Path) -> None:
                 if isinstance(exc, FerError)
                 else f"Could not start the evaluation ({type(exc).__name__})."
             )
-    confirming = st.session_state.get(CONFIRM_KEY) == status["name"]
+    confirming = st.session_state.get(CONFIRM_KEY) == status.name
     if buttons[2].button(
         "Use in the app",
-        key=f"activate-{status['name']}",
+        key=f"activate-{status.name}",
         icon=":material/published_with_changes:",
         type="primary",
         disabled=not (can_use_model and admin) or confirming,
@@ -230,7 +236,7 @@ def run_buttons(status: dict, evaluation: dict, run_dir: Path) -> None:
         candidate = run_public_score(status, evaluation)
         current = card_public_score(active_model().card)
         if activation_warning(candidate, current):
-            st.session_state[CONFIRM_KEY] = status["name"]
+            st.session_state[CONFIRM_KEY] = status.name
             st.rerun()
         activate(run_dir)
     if confirming and admin and can_use_model:
@@ -238,7 +244,7 @@ def run_buttons(status: dict, evaluation: dict, run_dir: Path) -> None:
     exported = sorted((run_dir / "export").glob("*.keras")) if not admin else []
     if exported and buttons[2].button(
         "Use for me",
-        key=f"session-{status['name']}",
+        key=f"session-{status.name}",
         icon=":material/person:",
         help="Use this run's exported model in your own session only.",
     ):
@@ -246,38 +252,38 @@ def run_buttons(status: dict, evaluation: dict, run_dir: Path) -> None:
         st.rerun(scope="app")
 
 
-def show_evaluation(status: dict, evaluation: dict, run_dir: Path) -> None:
+def show_evaluation(status: RunStatus, evaluation: EvaluationStatus, run_dir: Path) -> None:
     """The run's evaluation: its progress and Cancel, or how it ended."""
-    if evaluation["phase"] == "running":
-        progress = evaluation["progress"] or {}
-        eta = progress.get("eta_seconds")
+    if evaluation.phase == "running":
+        progress = evaluation.progress or evaluation_progress(None, None)
+        eta = progress.eta_seconds
         st.progress(
-            progress.get("fraction", 0.0),
-            text=f"Evaluating on PublicTest: {progress.get('stage', '')}"
+            progress.fraction,
+            text=f"Evaluating on PublicTest: {progress.stage}"
             + (f" · ETA {duration(eta)}" if eta is not None else ""),
         )
         if st.button(
             "Cancel the evaluation",
-            key=f"stop-eval-{status['name']}",
+            key=f"stop-eval-{status.name}",
             icon=":material/cancel:",
             disabled=not admin,
         ):
             stop_evaluation(run_dir)
             st.rerun()
-    elif evaluation["phase"] == "stopped":
+    elif evaluation.phase == "stopped":
         st.info(
             "The evaluation was cancelled; nothing was written. Evaluate again when you like.",
             icon=":material/cancel:",
         )
-    elif evaluation["phase"] == "failed":
+    elif evaluation.phase == "failed":
         st.error(
             "The evaluation failed" + (": its log follows." if admin else "."),
             icon=":material/error:",
         )
         if admin:
-            st.code(evaluation["log"] or "no output", language=None)
-    elif evaluation["phase"] == "done":
-        report = evaluation["report"]
+            st.code(evaluation.log or "no output", language=None)
+    elif evaluation.phase == "done":
+        report = evaluation.report
         st.markdown(
             f"**Evaluation on {report.get('split', 'PublicTest')}** "
             f"({report.get('n', 0):,} images): accuracy "
@@ -319,15 +325,15 @@ def describe_score(score: dict | None) -> str:
     return f"{percent(score['accuracy'])} on {score['where']}{images}"
 
 
-def confirm_activation(status: dict, evaluation: dict, run_dir: Path) -> None:
+def confirm_activation(status: RunStatus, evaluation: EvaluationStatus, run_dir: Path) -> None:
     """Bug 10: one click replaced a 69% model with an 18% one, with no warning."""
     candidate = run_public_score(status, evaluation)
     current_model = active_model()
     current = card_public_score(current_model.card)
     st.warning(
-        f"**{escape_markdown(status['name'])}** scores "
+        f"**{escape_markdown(status.name)}** scores "
         f"{'lower than' if candidate else 'unknown against'} the model every page "
-        f"uses now. {escape_markdown(status['name'])}: {describe_score(candidate)}. "
+        f"uses now. {escape_markdown(status.name)}: {describe_score(candidate)}. "
         f"{escape_markdown(current_model.model.name)} (in use): "
         f"{describe_score(current)}. Switch every visitor to it anyway?",
         icon=":material/warning:",
@@ -335,13 +341,13 @@ def confirm_activation(status: dict, evaluation: dict, run_dir: Path) -> None:
     choice = st.container(horizontal=True, gap="small")
     if choice.button(
         "Use it anyway",
-        key=f"confirm-{status['name']}",
+        key=f"confirm-{status.name}",
         icon=":material/published_with_changes:",
     ):
         activate(run_dir)
     if choice.button(
         "Keep the current model",
-        key=f"cancel-{status['name']}",
+        key=f"cancel-{status.name}",
         type="primary",
         icon=":material/undo:",
     ):
@@ -552,28 +558,28 @@ if not summaries:
     st.info("No runs yet. Start one above.", icon=":material/model_training:")
 else:
     statuses = {s["name"]: run_status(s["path"]) for s in summaries}
-    evaluations = {name: evaluation_status(status["path"]) for name, status in statuses.items()}
+    evaluations = {name: evaluation_status(status.path) for name, status in statuses.items()}
     current_active = active_run_dir()
     table = pd.DataFrame(
         [
             {
                 "run": name,
                 "active": current_active is not None
-                and Path(status["path"]).resolve() == current_active.resolve(),
-                "status": status["phase"],
-                "architecture": status["config"].get("architecture", "?"),
-                "epochs": f"{status['epochs_done']}/{status['epochs'] or '?'}",
-                "best val acc": status["best_val_accuracy"]
-                if (status["best_val_accuracy"] or -1) >= 0
+                and Path(status.path).resolve() == current_active.resolve(),
+                "status": status.phase,
+                "architecture": status.config.get("architecture", "?"),
+                "epochs": f"{status.epochs_done}/{status.epochs or '?'}",
+                "best val acc": status.best_val_accuracy
+                if (status.best_val_accuracy or -1) >= 0
                 else None,
-                "val macro-F1": (status["metrics"] or {}).get("macro_f1"),
+                "val macro-F1": (status.metrics or {}).get("macro_f1"),
                 "PublicTest acc": (
-                    (evaluations[name]["report"] or {}).get("accuracy")
-                    if evaluations[name]["phase"] == "done"
+                    (evaluations[name].report or {}).get("accuracy")
+                    if evaluations[name].phase == "done"
                     else None
                 ),
                 # text throughout: a column of numbers and "all" is not one Arrow type
-                "train images": str(status["config"].get("train_subset") or "all"),
+                "train images": str(status.config.get("train_subset") or "all"),
             }
             for name, status in statuses.items()
         ]
@@ -597,16 +603,16 @@ else:
     default = (
         names.index(watched)
         if watched in names
-        else next((i for i, n in enumerate(names) if statuses[n]["phase"] in ACTIVE_PHASES), 0)
+        else next((i for i, n in enumerate(names) if statuses[n].phase in ACTIVE_PHASES), 0)
     )
     if st.session_state.get(RUN_CHOICE_KEY) not in names:
         st.session_state[RUN_CHOICE_KEY] = names[default]
     chosen = st.selectbox(
-        "Run", names, key=RUN_CHOICE_KEY, format_func=lambda n: f"{n} ({statuses[n]['phase']})"
+        "Run", names, key=RUN_CHOICE_KEY, format_func=lambda n: f"{n} ({statuses[n].phase})"
     )
-    run_dir = Path(statuses[chosen]["path"])
+    run_dir = Path(statuses[chosen].path)
     was_busy = chosen in busy
-    initial_phases = (statuses[chosen]["phase"], evaluations[chosen]["phase"])
+    initial_phases = (statuses[chosen].phase, evaluations[chosen].phase)
     others = {name: drawn for name, drawn in busy.items() if name != chosen}
 
     panel = st.fragment(run_panel, run_every=POLL_SECONDS) if was_busy else run_panel

@@ -23,6 +23,7 @@ from fer_core.models.inference import (
     litert_path_for,
     read_card,
 )
+from fer_core.service.status import EvaluationStatus, RunStatus
 from fer_core.storage import read_json, store_by_digest, write_json
 from fer_core.training.runs import ACTIVE, Run, list_runs
 
@@ -139,19 +140,19 @@ def card_public_score(card: dict | None) -> dict | None:
     return None
 
 
-def run_public_score(status: dict, evaluation: dict) -> dict | None:
+def run_public_score(status: RunStatus, evaluation: EvaluationStatus) -> dict | None:
     """A run's accuracy on PublicTest: its evaluation when done (all of PublicTest), else its
     best validation accuracy (PublicTest or the subset of it the run validated on)."""
-    report = evaluation.get("report") if evaluation.get("phase") == "done" else None
+    report = evaluation.report if evaluation.phase == "done" else None
     if report and report.get("split") == "PublicTest" and report.get("accuracy") is not None:
         return {
             "accuracy": float(report["accuracy"]),
             "images": report.get("n"),
             "where": "PublicTest (its evaluation)",
         }
-    best = status.get("best_val_accuracy")
+    best = status.best_val_accuracy
     if best is not None and best >= 0:
-        subset = (status.get("config") or {}).get("validation_subset")
+        subset = status.config.get("validation_subset")
         return {
             "accuracy": float(best),
             "images": subset,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from fer_core.service.jobs import process_alive, training_pid
@@ -96,15 +97,77 @@ def _noise(line: str) -> bool:
     return any(marker in line for marker in markers)
 
 
-def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
-    """Everything a page shows about a run, read from its folder.
+@dataclass(frozen=True)
+class RunStatus:
+    """Everything a page shows about a training run, read from its folder (``run_status``).
 
-    ``phase`` is one of: ``starting`` (process up, data loading), ``training``, ``stopping``,
-    ``finished``, ``stopped``, ``interrupted`` (the process ended without finishing: killed
-    or crashed; resumable), ``failed`` (ended before the first epoch, see ``log``; or a
-    checkpoint or history write failed, e.g. a full disk: ``reason`` says which and why, and
-    the run resumes from its last full epoch), ``idle`` (a folder with no job information).
-    """
+    ``phase`` is one of ``PHASES``: ``starting`` (process up, data loading), ``training``,
+    ``stopping``, ``finished``, ``stopped``, ``interrupted`` (the process ended without
+    finishing: killed or crashed; resumable), ``failed`` (ended before the first epoch, see
+    ``log``; or a checkpoint or history write failed, e.g. a full disk: ``reason`` says which
+    and why, and the run resumes from its last full epoch), ``idle`` (no job information)."""
+
+    name: str
+    path: str
+    phase: str
+    alive: bool  # the training process is running now
+    pid: int | None
+    config: dict  # config.json: the settings it was started with
+    state: dict  # state.json as the trainer wrote it
+    progress: dict | None  # progress.json, when it describes the current job
+    history: list[dict]  # history.csv, one row per finished epoch
+    epochs: int  # epochs asked for (0: unknown)
+    epochs_done: int
+    epoch: int | None  # the epoch running now
+    batch_fraction: float | None  # of the epoch running now
+    overall_fraction: float | None  # of the whole run
+    eta_seconds: float | None
+    best_val_accuracy: float | None
+    best_epoch: int | None
+    has_model: bool  # best.keras exists
+    metrics: dict | None  # metrics.json: validation scores of the best model
+    evaluation: dict | None  # the report of ``fer evaluate`` on this run, if any
+    log: str  # the last lines of its log (and the failure's reason)
+    started: float | None  # when the latest job started (epoch seconds)
+    reason: str | None  # why a failed run failed
+
+
+PHASES = (
+    "starting",
+    "training",
+    "stopping",
+    "finished",
+    "stopped",
+    "interrupted",
+    "failed",
+    "idle",
+)
+
+
+@dataclass(frozen=True)
+class EvaluationProgress:
+    """How far a running evaluation is (``evaluation_progress``)."""
+
+    fraction: float  # 0..1
+    stage: str  # what it does now
+    eta_seconds: float | None  # None until 5% is done
+
+
+@dataclass(frozen=True)
+class EvaluationStatus:
+    """A run's ``fer evaluate`` (``evaluation_status``). ``phase``: ``none`` (never evaluated),
+    ``running``, ``done``, ``stopped`` (cancelled) or ``failed``."""
+
+    phase: str
+    alive: bool
+    job: dict | None  # eval_job.json: who started it, when, its pid
+    report: dict | None  # the evaluation report, once done
+    log: str
+    progress: EvaluationProgress | None  # while running
+
+
+def run_status(run_dir: str | os.PathLike, now: float | None = None) -> RunStatus:
+    """A run's ``RunStatus``, read from its folder."""
     run = Run(run_dir)
     now = time.time() if now is None else now
     config, state, progress = run.config(), run.state(), run.progress()
@@ -168,31 +231,31 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
     log = tail(run.file(TRAIN_LOG))
     if reason and reason not in log:  # a run started from a terminal has no train.log here
         log = f"{log}\n{reason}" if log else reason
-    return {
-        "name": run.name,
-        "path": str(run.path),
-        "phase": phase,
-        "alive": alive,
-        "pid": pid,
-        "config": config,
-        "state": state,
-        "progress": progress if fresh_progress else None,
-        "history": history,
-        "epochs": epochs,
-        "epochs_done": epochs_done,
-        "epoch": epoch_number,
-        "batch_fraction": batch_fraction,
-        "overall_fraction": overall,
-        "eta_seconds": eta,
-        "best_val_accuracy": state.get("best_val_accuracy"),
-        "best_epoch": state.get("best_epoch"),
-        "has_model": run.best_model.is_file(),
-        "metrics": run.metrics(),
-        "evaluation": read_json(run.file(EVAL_REPORT), None),
-        "log": log,
-        "started": started,
-        "reason": reason,
-    }
+    return RunStatus(
+        name=run.name,
+        path=str(run.path),
+        phase=phase,
+        alive=alive,
+        pid=pid,
+        config=config,
+        state=state,
+        progress=progress if fresh_progress else None,
+        history=history,
+        epochs=epochs,
+        epochs_done=epochs_done,
+        epoch=epoch_number,
+        batch_fraction=batch_fraction,
+        overall_fraction=overall,
+        eta_seconds=eta,
+        best_val_accuracy=state.get("best_val_accuracy"),
+        best_epoch=state.get("best_epoch"),
+        has_model=run.best_model.is_file(),
+        metrics=run.metrics(),
+        evaluation=read_json(run.file(EVAL_REPORT), None),
+        log=log,
+        started=started,
+        reason=reason,
+    )
 
 
 # The stages of ``fer evaluate`` as its progress file names them, and the share of the work
@@ -207,10 +270,8 @@ EVAL_STAGES = (
 
 def evaluation_progress(
     progress: dict | None, started: float | None, now: float | None = None
-) -> dict:
-    """How far an evaluation is, from its progress file (``fer evaluate --progress``):
-    ``fraction`` (0..1), ``stage`` (what it does now) and ``eta_seconds`` (None until 5% is
-    done)."""
+) -> EvaluationProgress:
+    """How far an evaluation is, from its progress file (``fer evaluate --progress``)."""
     now = time.time() if now is None else now
     fraction, stage = 0.0, "starting (loading TensorFlow)"
     name = str((progress or {}).get("stage") or "")
@@ -223,12 +284,11 @@ def evaluation_progress(
             break
     elapsed = max(now - started, 0.0) if started else None
     eta = elapsed / fraction * (1 - fraction) if elapsed is not None and fraction >= 0.05 else None
-    return {"fraction": fraction, "stage": stage, "eta_seconds": eta}
+    return EvaluationProgress(fraction=fraction, stage=stage, eta_seconds=eta)
 
 
-def evaluation_status(run_dir: str | os.PathLike, now: float | None = None) -> dict:
-    """``phase``: ``none`` (never evaluated), ``running``, ``done``, ``stopped`` (cancelled) or
-    ``failed``; while running, ``progress`` (``evaluation_progress``)."""
+def evaluation_status(run_dir: str | os.PathLike, now: float | None = None) -> EvaluationStatus:
+    """A run's ``EvaluationStatus``, read from its folder."""
     run = Run(run_dir)
     job = read_json(run.file(EVAL_JOB), None)
     report = read_json(run.file(EVAL_REPORT), None)
@@ -251,14 +311,24 @@ def evaluation_status(run_dir: str | os.PathLike, now: float | None = None) -> d
         if alive
         else None
     )
-    return {
-        "phase": phase,
-        "alive": alive,
-        "job": job,
-        "report": report,
-        "log": log,
-        "progress": progress,
-    }
+    return EvaluationStatus(
+        phase=phase,
+        alive=alive,
+        job=job,
+        report=report,
+        log=log,
+        progress=progress,
+    )
 
 
-__all__ = ["evaluation_progress", "run_status", "evaluation_status", "estimate_eta", "tail"]
+__all__ = [
+    "RunStatus",
+    "EvaluationStatus",
+    "EvaluationProgress",
+    "PHASES",
+    "evaluation_progress",
+    "run_status",
+    "evaluation_status",
+    "estimate_eta",
+    "tail",
+]

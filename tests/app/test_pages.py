@@ -3,6 +3,7 @@ with st.error (never a traceback). The live page's webrtc component cannot run u
 its frame callback is tested in test_live_processor.py and the page itself in the browser."""
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -487,6 +488,7 @@ def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env
     import streamlit as st
 
     from app_lib.run_watch import busy_runs, changed_runs
+    from fer_core.service.status import evaluation_status, run_status
     from fer_core.training.runs import TRAIN_JOB
     from tests.processes import stand_in
 
@@ -535,8 +537,9 @@ def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env
     at.run()
     assert_clean(at)
     assert "new-run (failed)" in at.selectbox(key="run_choice").options  # ...and says so
-    statuses = {"new-run": {"path": str(new), "phase": "starting"}}
-    assert busy_runs(statuses, {"new-run": {"phase": "none", "alive": False}}) == {
+    # The statuses as drawn while it was starting; read again, it has failed.
+    statuses = {"new-run": dataclasses.replace(run_status(new), phase="starting")}
+    assert busy_runs(statuses, {"new-run": evaluation_status(new)}) == {
         "new-run": ("starting", "none")
     }
     assert changed_runs({"new-run": ("starting", "none")}, statuses) == ["new-run"]

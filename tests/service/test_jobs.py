@@ -134,9 +134,9 @@ def dead_pid() -> int:
 
 def test_run_status_phases_from_files(tmp_path):
     finished = run_status(fake_run(tmp_path, "done"))
-    assert finished["phase"] == "finished" and not finished["alive"]
-    assert finished["epochs_done"] == 2 and finished["overall_fraction"] == 1.0
-    assert [row["epoch"] for row in finished["history"]] == [1.0, 2.0]
+    assert finished.phase == "finished" and not finished.alive
+    assert finished.epochs_done == 2 and finished.overall_fraction == 1.0
+    assert [row["epoch"] for row in finished.history] == [1.0, 2.0]
     # A process that died while its state says "running": interrupted (resumable).
     crashed = run_status(
         fake_run(
@@ -149,7 +149,7 @@ def test_run_status_phases_from_files(tmp_path):
             job_started=time.time() - 60,
         )
     )
-    assert crashed["phase"] == "interrupted" and crashed["overall_fraction"] == pytest.approx(1 / 3)
+    assert crashed.phase == "interrupted" and crashed.overall_fraction == pytest.approx(1 / 3)
     # A job that ended before training started (nothing fresh in state.json): failed.
     failed = fake_run(
         tmp_path,
@@ -162,9 +162,9 @@ def test_run_status_phases_from_files(tmp_path):
     )
     (failed / "train.log").write_text("loading\rloading 50%\rerror: bad CSV row\n")
     status = run_status(failed)
-    assert status["phase"] == "failed" and status["log"].endswith("error: bad CSV row")
+    assert status.phase == "failed" and status.log.endswith("error: bad CSV row")
     assert stop_training(failed) == "not running"
-    assert run_status(tmp_path / "missing-folder")["phase"] == "idle"
+    assert run_status(tmp_path / "missing-folder").phase == "idle"
 
 
 def test_tail_collapses_progress_lines(tmp_path):
@@ -204,11 +204,11 @@ def test_stopping_a_run_while_it_loads_ends_it(tmp_path):
     runs = tmp_path / "runs"
     job = start_training(_config(data, runs, "quick-stop", epochs=50))
     assert process_alive(job["pid"])
-    assert run_status(runs / "quick-stop")["phase"] in ("starting", "training")
+    assert run_status(runs / "quick-stop").phase in ("starting", "training")
     outcome = stop_training(runs / "quick-stop")
     assert outcome in ("terminated", "requested")
     wait_until(lambda: not process_alive(job["pid"]), 120, "the stopped run to end")
-    assert run_status(runs / "quick-stop")["phase"] == "stopped"
+    assert run_status(runs / "quick-stop").phase == "stopped"
 
 
 @pytest.mark.slow
@@ -231,30 +231,30 @@ def test_train_evaluate_activate_and_go_back(tmp_path):
     )
     run_dir = runs / "tiny"
     assert json.loads((run_dir / "job.json").read_text())["pid"] == job["pid"]
-    assert run_status(run_dir)["config"]["architecture"] == "mini_xception"  # before config.json
+    assert run_status(run_dir).config["architecture"] == "mini_xception"  # before config.json
     status = wait_until(
-        lambda: (lambda s: s if s["phase"] not in ("starting", "training", "stopping") else None)(
+        lambda: (lambda s: s if s.phase not in ("starting", "training", "stopping") else None)(
             run_status(run_dir)
         ),
         600,
         "training to finish",
     )
-    assert status["phase"] == "finished", status["log"]
-    assert status["epochs_done"] == 2 and len(status["history"]) == 2
-    assert set(status["history"][0]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
-    assert status["has_model"] and status["metrics"]["split"] == "PublicTest"
+    assert status.phase == "finished", status.log
+    assert status.epochs_done == 2 and len(status.history) == 2
+    assert set(status.history[0]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert status.has_model and status.metrics["split"] == "PublicTest"
     assert (run_dir / "train.log").read_text().count("epoch") >= 2
 
     start_evaluation(run_dir, data)
     with pytest.raises(ConfigError):
         start_evaluation(run_dir, data)  # already running
     evaluation = wait_until(
-        lambda: (lambda e: e if e["phase"] != "running" else None)(evaluation_status(run_dir)),
+        lambda: (lambda e: e if e.phase != "running" else None)(evaluation_status(run_dir)),
         600,
         "the evaluation to finish",
     )
-    assert evaluation["phase"] == "done", evaluation["log"]
-    assert evaluation["report"]["split"] == "PublicTest" and evaluation["report"]["n"] == 42
+    assert evaluation.phase == "done", evaluation.log
+    assert evaluation.report["split"] == "PublicTest" and evaluation.report["n"] == 42
     assert (run_dir / "best.card.json").is_file()
 
     shipped = Path(__file__).resolve().parents[2] / "models" / "cnn_gru.keras"
@@ -297,13 +297,13 @@ def test_a_run_started_elsewhere_is_followed_by_its_command_line(tmp_path):
     )
     try:
         status = run_status(run_dir)
-        assert status["phase"] == "training" and status["pid"] == process.pid
-        assert status["eta_seconds"] == pytest.approx(3 * 12.5, abs=2)  # whole epochs left
-        assert run_status(fake_run(runs, "other", status="running"))["phase"] == "interrupted"
+        assert status.phase == "training" and status.pid == process.pid
+        assert status.eta_seconds == pytest.approx(3 * 12.5, abs=2)  # whole epochs left
+        assert run_status(fake_run(runs, "other", status="running")).phase == "interrupted"
     finally:
         process.kill()
         process.wait()
-    assert run_status(run_dir)["phase"] == "interrupted"
+    assert run_status(run_dir).phase == "interrupted"
 
 
 def test_a_terminal_run_in_fer_runs_dir_is_found_by_its_command_line(tmp_path):
@@ -327,7 +327,7 @@ def test_a_terminal_run_in_fer_runs_dir_is_found_by_its_command_line(tmp_path):
     )
     try:
         assert find_training_process(run_dir) == process.pid
-        assert run_status(run_dir)["phase"] == "training"
+        assert run_status(run_dir).phase == "training"
     finally:
         process.kill()
         process.wait()
@@ -372,13 +372,13 @@ def test_resume_keeps_the_runs_own_settings_and_its_finished_epochs(tmp_path):
     resumed = resume_training(run_dir)
     assert resumed["command"][-2:] == ["--run", str(run_dir.resolve())]  # no settings passed
     status = wait_until(
-        lambda: (lambda s: s if s["phase"] not in ("starting", "training", "stopping") else None)(
+        lambda: (lambda s: s if s.phase not in ("starting", "training", "stopping") else None)(
             run_status(run_dir)
         ),
         600,
         "the resumed run to finish",
     )
-    assert status["phase"] == "finished", status["log"]
+    assert status.phase == "finished", status.log
     assert json.loads((run_dir / "config.json").read_text()) == written
     history = read_history(run_dir)
     assert [row["epoch"] for row in history] == list(range(1, epochs + 1))
@@ -501,7 +501,7 @@ def test_a_new_epoch_reports_batch_zero_before_its_first_batch(tmp_path):
         json.dumps({"status": "running", "epochs": 3, "updated": time.time()})
     )
     status = run_status(run.path)
-    assert status["progress"] is not None  # so the page shows the epoch's progress bar
+    assert status.progress is not None  # so the page shows the epoch's progress bar
 
 
 def test_evaluation_progress_and_eta_from_its_progress_file(tmp_path, capsys):
@@ -512,21 +512,21 @@ def test_evaluation_progress_and_eta_from_its_progress_file(tmp_path, capsys):
     from fer_core.service.status import evaluation_progress
     from fer_core.storage import read_json
 
-    assert evaluation_progress(None, 100.0, now=101.0)["fraction"] == 0.0
+    assert evaluation_progress(None, 100.0, now=101.0).fraction == 0.0
     record = tmp_path / "eval_progress.json"
     console.report_to(record)
     try:
         console.progress_printer("loading FER2013")(0.5, "Read 17,000 rows")
         half_loaded = evaluation_progress(read_json(record), 100.0, now=117.5)
-        assert half_loaded["fraction"] == pytest.approx(0.175)
-        assert half_loaded["eta_seconds"] == pytest.approx(17.5 / 0.175 * 0.825)
+        assert half_loaded.fraction == pytest.approx(0.175)
+        assert half_loaded.eta_seconds == pytest.approx(17.5 / 0.175 * 0.825)
         console.progress_printer("loading FER2013")(1.0, "Read 35,887 rows")
         console.count_printer("evaluating on PublicTest")(1792, 3584)
         evaluating = evaluation_progress(read_json(record), 100.0, now=150.0)
-        assert evaluating["fraction"] == pytest.approx(0.575)
-        assert evaluating["stage"].startswith("evaluating on PublicTest: 50.0%")
+        assert evaluating.fraction == pytest.approx(0.575)
+        assert evaluating.stage.startswith("evaluating on PublicTest: 50.0%")
         console.stage("measuring latency")
-        assert evaluation_progress(read_json(record), 100.0)["fraction"] == pytest.approx(0.9)
+        assert evaluation_progress(read_json(record), 100.0).fraction == pytest.approx(0.9)
     finally:
         console.report_to(None)
     # What a person reads on the terminal is unchanged.
@@ -561,10 +561,10 @@ def test_an_evaluation_can_be_cancelled(tmp_path):
             json.dumps({"kind": "evaluate", "pid": sleeper.pid, "started": time.time()})
         )
         running = evaluation_status(run)
-        assert running["phase"] == "running" and running["progress"]["fraction"] == 0.0
+        assert running.phase == "running" and running.progress.fraction == 0.0
         assert stop_evaluation(run) == "terminated"
         sleeper.wait(timeout=10)
-        assert evaluation_status(run)["phase"] == "stopped"
+        assert evaluation_status(run).phase == "stopped"
         assert stop_evaluation(run) == "not running"
     finally:
         sleeper.kill()

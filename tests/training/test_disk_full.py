@@ -170,8 +170,8 @@ def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, mon
             assert digest(run.file("best.keras")) == kept["best.keras"]
     load_keras_model(run.best_model)
     status = run_status(run.path)
-    assert status["phase"] == "failed" and status["reason"] == DISK_FULL.format(name)
-    assert DISK_FULL.format(name) in status["log"]
+    assert status.phase == "failed" and status.reason == DISK_FULL.format(name)
+    assert DISK_FULL.format(name) in status.log
 
     # Space again: the run resumes from its last full epoch and finishes.
     for module in (storage, architectures):
@@ -181,7 +181,7 @@ def test_disk_full_while_training_fails_the_run_which_then_resumes(tmp_path, mon
     state = run.state()
     assert state["status"] == "finished" and state["epochs_done"] == 2
     assert "reason" not in state
-    assert run_status(run.path)["phase"] == "finished"
+    assert run_status(run.path).phase == "finished"
     load_keras_model(run.best_model)
     assert temporary_files(run.path) == []
 
@@ -205,14 +205,14 @@ def test_a_run_that_failed_on_a_write_shows_failed_and_why(tmp_path):
     state.update(status="failed", reason=DISK_FULL.format("last.keras"))
     (folder / "state.json").write_text(json.dumps(state))
     status = run_status(folder)
-    assert status["phase"] == "failed" and status["reason"] == DISK_FULL.format("last.keras")
-    assert status["log"].endswith(DISK_FULL.format("last.keras"))
-    assert status["epochs_done"] == 1  # the page offers Resume
+    assert status.phase == "failed" and status.reason == DISK_FULL.format("last.keras")
+    assert status.log.endswith(DISK_FULL.format("last.keras"))
+    assert status.epochs_done == 1  # the page offers Resume
     # The app's own job wrote the command line's error to train.log: not repeated.
     (folder / "train.log").write_text(
         f"epoch 1/3\nerror: {DISK_FULL.format('last.keras')} (fer train --run {folder})\n"
     )
-    assert run_status(folder)["log"].count("disk full") == 1
+    assert run_status(folder).log.count("disk full") == 1
 
 
 def test_training_page_shows_a_failed_run_and_its_reason(tmp_path, monkeypatch):
@@ -316,7 +316,7 @@ def test_a_real_full_disk_fails_the_run_with_one_line_and_it_resumes(tmp_path, c
         assert {n: digest(run.file(n)) for n in kept} == kept
         assert temporary_files(mnt) == []
         status = run_status(run.path)
-        assert status["phase"] == "failed" and status["reason"] == DISK_FULL.format(name)
+        assert status.phase == "failed" and status.reason == DISK_FULL.format(name)
 
         remount(mnt, "64m")  # room again (the filler stays)
         assert main(["train", "--run", str(run.path)]) == 0

@@ -273,7 +273,7 @@ def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_p
     config = json.loads((runs / "soup" / "config.json").read_text())
     assert config["label_smoothing"] == 0.1 and "epochs" not in config
     status = run_status(runs / "soup")
-    assert status["phase"] == "finished" and status["has_model"]
+    assert status.phase == "finished" and status.has_model
     # An existing run folder is never overwritten; one model alone is no average.
     assert (
         main(["average", *models, "--name", "soup", "--runs-dir", str(runs), "--data", str(csv)])

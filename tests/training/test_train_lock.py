@@ -159,14 +159,14 @@ def test_a_lock_left_by_a_killed_trainer_is_taken_over(tmp_path):
     finally:
         _kill(holder)
     assert lock_holder(Run(run_dir)) is None  # its record is left, but names a dead process
-    assert run_status(run_dir)["phase"] == "interrupted"
+    assert run_status(run_dir).phase == "interrupted"
     result = _fer("train", "--name", "R", cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (tmp_path / "runs").exists()  # $FER_RUNS_DIR, not ./runs
     assert [row["epoch"] for row in read_history(run_dir)] == [1.0]
     state = json.loads((run_dir / "state.json").read_text())
     assert state["status"] == "finished" and "pid" not in state
-    assert run_status(run_dir)["phase"] == "finished"
+    assert run_status(run_dir).phase == "finished"
 
 
 def test_train_name_finds_the_run_in_fer_runs_dir(tmp_path):
@@ -210,7 +210,7 @@ def test_the_apps_resume_and_stop_do_not_wait_for_a_training_cli_run(tmp_path):
         assert stop_training(run_dir) == "requested"
         assert (run_dir / "STOP").exists()
         assert time.monotonic() - started < 5
-        assert run_status(run_dir)["pid"] == holder.pid
+        assert run_status(run_dir).pid == holder.pid
     finally:
         _kill(holder)
     # The lock is free again (the kernel released it): a resume would start now.
