@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from fer_core.models.card import ModelCard
+
 
 def _percent(value) -> str | None:
     return None if value is None else f"{value * 100:.1f}%"
@@ -177,32 +179,17 @@ class Headline:
     architecture: str | None = None
 
 
-def _path_row(card: dict, labels: str, detector: str, preset: str = "photo") -> tuple:
-    section = ((card or {}).get("whole_path") or {}).get(labels) or {}
-    for row in section.get("rows", []):
-        if (row.get("detector"), row.get("preset"), row.get("variant", "plain")) == (
-            detector,
-            preset,
-            "plain",
-        ):
-            return row, section
-    return None, section
-
-
-def headline(card: dict | None, detector: str = "haar") -> Headline:
+def headline(card: ModelCard | None, detector: str = "haar") -> Headline:
     """The card's headline numbers, with the whole path of ``detector`` (photo preset)."""
-    card = card or {}
-    test = card.get("test") or {}
-    held = card.get("held_out") or {}
-    copies = held.get("without_training_copies") or {}
-    crowd = held.get("ferplus") or {}
-    latency = (card.get("latency") or {}).get("batch_1") or {}
-    config = (card.get("training") or {}).get("config") or {}
-    path, section = _path_row(card, "fer2013", detector)
-    crowd_path, crowd_section = _path_row(card, "ferplus-majority", detector)
+    card = card or ModelCard(name="")
+    test = card.test
+    copies = card.held_out.get("without_training_copies") or {}
+    crowd = card.held_out.get("ferplus") or {}
+    path, section = card.whole_path_row("fer2013", detector)
+    crowd_path, _ = card.whole_path_row("ferplus-majority", detector)
     return Headline(
         split=test.get("split"),
-        trained_on=str(config.get("labels") or "fer2013"),
+        trained_on=card.trained_labels,
         crop_accuracy=test.get("accuracy"),
         crop_macro_f1=test.get("macro_f1"),
         crop_faces=test.get("n"),
@@ -216,9 +203,9 @@ def headline(card: dict | None, detector: str = "haar") -> Headline:
         path_faces=path.get("faces") if path else None,
         crowd_path_agreement=crowd_path.get("end_to_end") if crowd_path else None,
         crowd_path_faces=crowd_path.get("faces") if crowd_path else None,
-        latency_ms=latency.get("median_ms"),
-        parameters=card.get("parameters"),
-        architecture=card.get("architecture"),
+        latency_ms=card.latency_ms(1),
+        parameters=card.parameters,
+        architecture=card.architecture,
     )
 
 
@@ -272,14 +259,15 @@ def top_confusions(matrix, labels, count: int = 3) -> list[tuple[str, str, float
     return sorted(pairs, key=lambda pair: pair[2], reverse=True)[:count]
 
 
-def own_labels_report(card: dict) -> tuple[dict, str]:
+def own_labels_report(card: ModelCard | None) -> tuple[dict, str]:
     """The card's test report by the labels the model learned: FER+'s clear majority for a
     crowd model (when measured), else FER2013's; and what it was judged by."""
-    trained = ((card.get("training") or {}).get("config") or {}).get("labels", "fer2013")
-    crowd = ((card.get("held_out") or {}).get("ferplus") or {}).get("majority_report")
-    if trained != "fer2013" and crowd:
+    if card is None:
+        return {}, "FER2013's labels"
+    crowd = (card.held_out.get("ferplus") or {}).get("majority_report")
+    if card.trained_labels != "fer2013" and crowd:
         return crowd, "FER+ majority"
-    return card.get("test") or {}, "FER2013's labels"
+    return card.test, "FER2013's labels"
 
 
 def weak_classes(test: dict, count: int = 3) -> list[str]:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from app_lib.card import LABEL_NAMES
+from fer_core.models.card import ModelCard
 
 ROOT = Path(__file__).resolve().parent.parent
 WILD_RESULTS = ROOT / "bench" / "wild.json"
@@ -28,10 +29,10 @@ def _count(value) -> str:
     return "—" if value is None else f"{value:,}"
 
 
-def held_out_rows(card: dict) -> list[dict]:
+def held_out_rows(card: ModelCard) -> list[dict]:
     """The four numbers of the card, one row each, with the faces they count."""
-    test = card.get("test") or {}
-    held = card.get("held_out") or {}
+    test = card.test
+    held = card.held_out
     copies = held.get("without_training_copies") or {}
     crowd = held.get("ferplus") or {}
     split = test.get("split", "?")
@@ -66,7 +67,7 @@ def held_out_rows(card: dict) -> list[dict]:
                 "faces": _count(crowd.get("emotion_faces")),
             }
         )
-    for labels, section in (card.get("whole_path") or {}).items():
+    for labels, section in card.whole_path.items():
         for row in section.get("rows", []):
             if row.get("variant", "plain") != "plain":
                 continue
@@ -90,8 +91,8 @@ def load_wild(path: str | Path = WILD_RESULTS) -> dict | None:
         return None
 
 
-def wild_entry(card: dict, results: dict | None) -> dict | None:
-    sha = ((card.get("files") or {}).get("keras") or {}).get("sha256")
+def wild_entry(card: ModelCard, results: dict | None) -> dict | None:
+    sha = card.keras_sha256
     return ((results or {}).get("models") or {}).get(sha) if sha else None
 
 
@@ -130,12 +131,12 @@ def wild_rows(entry: dict, peer: dict | None = None) -> list[dict]:
     return rows
 
 
-def render_whole_path(card: dict) -> None:
+def render_whole_path(card: ModelCard) -> None:
     import streamlit as st
 
     from app_lib.pipeline_card import render_pipeline_figures
 
-    sections = card.get("whole_path") or {}
+    sections = card.whole_path
     if not sections:
         st.info(
             "The whole path (detector, crop and model together) has not been measured for "
@@ -150,7 +151,7 @@ def render_whole_path(card: dict) -> None:
             render_pipeline_figures(sections[labels], key=f"pipeline-{labels}")
 
 
-def render_held_out(card: dict) -> None:
+def render_held_out(card: ModelCard) -> None:
     import streamlit as st
 
     st.subheader("Beyond FER2013's labeller")

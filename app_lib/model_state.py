@@ -12,10 +12,10 @@ from streamlit.logger import get_logger
 
 from fer_core import FerError
 from fer_core.errors import ModelError
+from fer_core.models.card import ModelCard, card_path_for
 from fer_core.models.inference import (
     DEFAULT_MODEL,
     EmotionModel,
-    card_path_for,
     litert_path_for,
     load_model,
     shipped_key,
@@ -63,8 +63,8 @@ class ActiveModel:
     problem: str | None = None  # why the chosen model is not the one in use
 
     @property
-    def card(self) -> dict:
-        return self.model.card or {}
+    def card(self) -> ModelCard | None:
+        return self.model.card
 
 
 def _load(path: Path, label: str) -> tuple[EmotionModel | None, str | None]:
@@ -130,18 +130,3 @@ def require_active_model() -> ActiveModel:
     except FerError as exc:
         show_error(str(exc))
         st.stop()
-
-
-def card_metrics(card: dict) -> dict:
-    """Headline numbers of a model card (None where the card has none)."""
-    test = (card or {}).get("test") or {}
-    latency = ((card or {}).get("latency") or {}).get("batch_1") or {}
-    return {
-        "split": test.get("split"),
-        "accuracy": test.get("accuracy"),
-        "macro_f1": test.get("macro_f1"),
-        "n": test.get("n"),
-        "latency_ms": latency.get("median_ms"),
-        "parameters": (card or {}).get("parameters"),
-        "architecture": (card or {}).get("architecture"),
-    }

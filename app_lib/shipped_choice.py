@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from app_lib.card import LABEL_NAMES, headline
-from fer_core.models.inference import SHIPPED_MODELS, read_card
+from fer_core.models.card import read_card
+from fer_core.models.inference import SHIPPED_MODELS
 
 WHAT = {
     "crowd": "default: what share of people would say",

@@ -16,7 +16,7 @@ from app_lib.charts import confusion_figure, per_class_figure, reliability_figur
 from app_lib.detector import DETECTOR_KEY, LABELS
 from app_lib.formatting import percent
 from app_lib.held_out import render_held_out, render_whole_path
-from app_lib.model_state import card_metrics, require_active_model
+from app_lib.model_state import require_active_model
 from app_lib.shipped_choice import render_shipped_choice
 from fer_core import EMOTIONS
 from fer_core.faces import DEFAULT_DETECTOR
@@ -27,17 +27,17 @@ active = require_active_model()
 
 model = active.model
 card = active.card
-metrics = card_metrics(card)
-test = card.get("test") or {}
-split = metrics["split"] or "test"
+detector = st.session_state.get(DETECTOR_KEY, DEFAULT_DETECTOR)
+numbers = headline(card, detector)
+split = numbers.split or "test"
 
 st.markdown(
-    f"**{model.name}** · architecture `{card.get('architecture') or '?'}` · backend "
+    f"**{model.name}** · architecture `{numbers.architecture or '?'}` · backend "
     f"`{model.backend}` · "
     + ("shipped with the app" if active.source == "shipped" else "trained in this app")
 )
 
-if not card:
+if card is None:
     st.info(
         f"This model has no model card ({model.path.stem}.card.json), so nothing about its "
         "quality has been measured. Evaluate it on the Training page, or run "
@@ -45,15 +45,9 @@ if not card:
         icon=":material/info:",
     )
 else:
-    numbers = headline(card, st.session_state.get(DETECTOR_KEY, DEFAULT_DETECTOR))
     st.subheader("In one sentence each")
     st.markdown(
-        "\n".join(
-            f"- {line}"
-            for line in headline_sentences(
-                numbers, LABELS.get(st.session_state.get(DETECTOR_KEY, DEFAULT_DETECTOR), "Haar")
-            )
-        )
+        "\n".join(f"- {line}" for line in headline_sentences(numbers, LABELS.get(detector, "Haar")))
         or "- Nothing measured yet."
     )
     st.caption(
@@ -68,18 +62,18 @@ else:
     columns = st.columns(4)
     columns[0].metric(
         "Accuracy",
-        percent(metrics["accuracy"]),
+        percent(numbers.crop_accuracy),
         help="Share of images whose most likely emotion is the labelled one.",
     )
     columns[1].metric(
         "Macro-F1",
-        f"{metrics['macro_f1']:.3f}" if metrics["macro_f1"] is not None else "—",
+        f"{numbers.crop_macro_f1:.3f}" if numbers.crop_macro_f1 is not None else "—",
         help="F1 averaged over the seven classes: the rare ones count fully.",
     )
-    columns[2].metric("Test images", f"{test.get('n', 0):,}")
+    columns[2].metric("Test images", f"{numbers.crop_faces or 0:,}")
     columns[3].metric(
         "Flip averaging",
-        "on" if card.get("flip_average") else "off",
+        "on" if card.flip_average else "off",
         help="Each face is also classified mirrored and the two results are "
         "averaged (decided on PublicTest).",
     )
@@ -151,7 +145,7 @@ else:
             + "."
         )
 
-    calibration = card.get("calibration") or {}
+    calibration = card.calibration
     calibration_test = calibration.get("test") or {}
     if calibration_test:
         st.subheader("Calibration: can its probabilities be taken at their word?")
@@ -210,7 +204,7 @@ else:
         )
 
     st.subheader("Speed and size")
-    latency = card.get("latency") or {}
+    latency = card.latency
     columns = st.columns(4)
     one = latency.get("batch_1") or {}
     many = latency.get("batch_32") or {}
@@ -225,8 +219,8 @@ else:
     columns[1].metric(
         "Per face in a batch of 32", f"{many['median_ms_per_face']:.2f} ms" if many else "—"
     )
-    columns[2].metric("Parameters", f"{card.get('parameters', 0):,}")
-    files = card.get("files") or {}
+    columns[2].metric("Parameters", f"{card.parameters or 0:,}")
+    files = card.files
     litert = files.get("litert") or {}
     columns[3].metric(
         "Files",
@@ -235,14 +229,14 @@ else:
         + (f" ({litert.get('quantization')})" if litert.get("quantization") else "")
         + " together.",
     )
-    machine = card.get("machine") or {}
+    machine = card.machine
     st.caption(
         f"Classifier only (face detection comes on top), backend "
         f"`{one.get('backend', '?')}`, measured on {machine.get('processor', '?')} "
         f"({machine.get('platform', '?')})."
     )
 
-    training = card.get("training") or {}
+    training = card.training
     st.subheader("Training")
     if training:
         rows = training_rows(training)
@@ -251,7 +245,7 @@ else:
         )
     else:
         st.caption("The card does not say how the model was trained.")
-    selection = card.get("selection") or {}
+    selection = card.selection
     if selection:
         st.caption(
             f"Flip averaging was chosen on {selection.get('split')}: accuracy "
@@ -259,7 +253,7 @@ else:
             f"{percent(selection.get('accuracy_flip_average'))} flip-averaged."
         )
     with st.expander("The full model card (JSON)"):
-        st.json(card, expanded=False)
+        st.json(card.raw, expanded=False)
 
 st.subheader("What this model cannot do")
 weak_report, judged_by = own_labels_report(card)

@@ -352,8 +352,8 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
                     "wrong more often than right on PublicTest (model card: "
                     + (
                         "against the FER+ crowd's majority"
-                        if (active.card.get("calibration") or {}).get("labels")
-                        == "ferplus-majority"
+                        if active.card is not None
+                        and active.card.calibration.get("labels") == "ferplus-majority"
                         else "against FER2013's labels"
                     )
                     + "). "

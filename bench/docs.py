@@ -15,6 +15,8 @@ import re
 import sys
 from pathlib import Path
 
+from fer_core.models.card import ModelCard, read_card
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "model.md"
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -38,23 +40,17 @@ def _pt(value) -> str:
     return "—" if value is None else f"{value * 100:+.2f} pt"
 
 
-def _path_row(card: dict, labels: str, detector: str, preset: str = "photo") -> dict:
-    for row in ((card.get("whole_path") or {}).get(labels) or {}).get("rows", []):
-        if (row["detector"], row["preset"], row.get("variant", "plain")) == (
-            detector,
-            preset,
-            "plain",
-        ):
-            return row
-    return {}
+def _path_row(card: ModelCard, labels: str, detector: str) -> dict:
+    """The photo preset's plain whole-path row ({} when not measured)."""
+    return card.whole_path_row(labels, detector)[0] or {}
 
 
-def _cards() -> dict[str, dict]:
+def _cards() -> dict[str, ModelCard]:
     cards = {}
     for key, stem in (("crowd", "cnn_gru"), ("fer2013", "cnn_gru_fer2013")):
-        path = ROOT / "models" / f"{stem}.card.json"
-        if path.is_file():
-            cards[key] = json.loads(path.read_text(encoding="utf-8"))
+        card = read_card(ROOT / "models" / f"{stem}.keras")
+        if card is not None:
+            cards[key] = card
     return cards
 
 
@@ -62,8 +58,7 @@ def shipped_table(cards: dict) -> list[str]:
     lines = [
         "| | "
         + " | ".join(
-            f"`{c['name']}` ({'default' if k == 'crowd' else 'alternative'})"
-            for k, c in cards.items()
+            f"`{c.name}` ({'default' if k == 'crowd' else 'alternative'})" for k, c in cards.items()
         )
         + " |",
         "|---|" + "---|" * len(cards),
@@ -74,30 +69,28 @@ def shipped_table(cards: dict) -> list[str]:
 
     row(
         "trained on",
-        lambda c: LABEL_NAMES.get(
-            ((c.get("training") or {}).get("config") or {}).get("labels", "fer2013"), "?"
-        ),
+        lambda c: LABEL_NAMES.get(c.trained_labels, "?"),
     )
-    row("FER2013 PrivateTest, its labels", lambda c: _pct(c["test"]["accuracy"], 2))
+    row("FER2013 PrivateTest, its labels", lambda c: _pct(c.test["accuracy"], 2))
     row(
         "the same without the test images that copy a Training image",
         lambda c: (
-            f"{_pct(c['held_out']['without_training_copies']['accuracy'], 2)} "
-            f"({c['held_out']['without_training_copies']['removed']} removed)"
+            f"{_pct(c.held_out['without_training_copies']['accuracy'], 2)} "
+            f"({c.held_out['without_training_copies']['removed']} removed)"
         ),
     )
     row(
         "agreement with FER+'s clear majority (PrivateTest)",
         lambda c: (
-            f"{_pct(c['held_out']['ferplus']['majority_agreement'], 2)} of "
-            f"{c['held_out']['ferplus']['clear_faces']:,}"
+            f"{_pct(c.held_out['ferplus']['majority_agreement'], 2)} of "
+            f"{c.held_out['ferplus']['clear_faces']:,}"
         ),
     )
     row(
         "FER+ paper's majority protocol (PrivateTest)",
         lambda c: (
-            f"{_pct(c['held_out']['ferplus']['plurality_agreement'], 2)} of "
-            f"{c['held_out']['ferplus']['emotion_faces']:,}"
+            f"{_pct(c.held_out['ferplus']['plurality_agreement'], 2)} of "
+            f"{c.held_out['ferplus']['emotion_faces']:,}"
         ),
     )
     for detector, name in (("haar", "Haar"), ("blazeface", "BlazeFace")):
@@ -113,23 +106,22 @@ def shipped_table(cards: dict) -> list[str]:
             f"whole path, {name} photo, end to end, FER2013's labels",
             lambda c, d=detector: _pct(_path_row(c, "fer2013", d).get("end_to_end")),
         )
-    row("macro-F1, FER2013's labels", lambda c: f"{c['test']['macro_f1']:.3f}")
+    row("macro-F1, FER2013's labels", lambda c: f"{c.test['macro_f1']:.3f}")
     row(
         "macro-F1, FER+ majority",
-        lambda c: f"{c['held_out']['ferplus']['majority_report']['macro_f1']:.3f}",
+        lambda c: f"{c.held_out['ferplus']['majority_report']['macro_f1']:.3f}",
     )
     row(
         "KL(crowd ‖ model), total variation",
         lambda c: (
-            f"{c['held_out']['ferplus']['crowd_kl']:.3f}, "
-            f"{c['held_out']['ferplus']['crowd_tv']:.3f}"
+            f"{c.held_out['ferplus']['crowd_kl']:.3f}, {c.held_out['ferplus']['crowd_tv']:.3f}"
         ),
     )
     row(
         "one face, as shipped (card)",
         lambda c: (
-            f"{c['latency']['batch_1']['median_ms']:.3f} ms "
-            f"({c['latency']['batch_1'].get('backend', '?')})"
+            f"{c.latency['batch_1']['median_ms']:.3f} ms "
+            f"({c.latency['batch_1'].get('backend', '?')})"
         ),
     )
     row(
@@ -137,14 +129,14 @@ def shipped_table(cards: dict) -> list[str]:
         lambda c: " + ".join(
             f"{f['file']} {f['bytes'] / 1e6:.2f} MB"
             + (f" ({f['quantization']})" if f.get("quantization") else "")
-            for f in c["files"].values()
+            for f in c.files.values()
         ),
     )
     return lines
 
 
-def training_section(card: dict) -> list[str]:
-    training = card.get("training") or {}
+def training_section(card: ModelCard) -> list[str]:
+    training = card.training
     config = training.get("config") or {}
     base = (training.get("initialised_from") or {}).get("file")
     return [
@@ -165,19 +157,19 @@ def training_section(card: dict) -> list[str]:
         ),
         f"- Best epoch {training.get('best_epoch')} ({training.get('best_kind')}); "
         f"{training.get('train_seconds', 0) / 60:.0f} minutes of training on "
-        f"{card.get('machine', {}).get('processor', '?')}",
-        f"- Flip averaging: {'on' if card.get('flip_average') else 'off'} (chosen on "
-        f"{(card.get('selection') or {}).get('split', '?')}, judged by "
-        f"{(card.get('selection') or {}).get('judged_by', 'FER2013 labels')})",
-        f"- Calibration: temperature {card['calibration']['temperature']:.3f}, fitted to "
-        f"{card['calibration'].get('fitted_to', card['calibration']['fitted_on'])}; "
-        f"*uncertain* below {_pct(card['calibration']['uncertain_below'], 0)}",
+        f"{card.machine.get('processor', '?')}",
+        f"- Flip averaging: {'on' if card.flip_average else 'off'} (chosen on "
+        f"{card.selection.get('split', '?')}, judged by "
+        f"{card.selection.get('judged_by', 'FER2013 labels')})",
+        f"- Calibration: temperature {card.calibration['temperature']:.3f}, fitted to "
+        f"{card.calibration.get('fitted_to', card.calibration['fitted_on'])}; "
+        f"*uncertain* below {_pct(card.calibration['uncertain_below'], 0)}",
     ]
 
 
-def per_class(card: dict) -> list[str]:
-    crowd = card["held_out"]["ferplus"]["majority_report"]["per_class"]
-    fer = card["test"]["per_class"]
+def per_class(card: ModelCard) -> list[str]:
+    crowd = card.held_out["ferplus"]["majority_report"]["per_class"]
+    fer = card.test["per_class"]
     lines = [
         "| class | recall, FER+ majority | recall, FER2013's labels | faces (FER+) |",
         "|---|---|---|---|",
@@ -228,7 +220,7 @@ def wild_section(wild: dict, cards: dict) -> list[str]:
     ]
     shown = False
     for card in cards.values():
-        entry = models.get(card["files"]["keras"]["sha256"])
+        entry = models.get(card.keras_sha256)
         if not entry:
             continue
         shown = True
@@ -241,7 +233,7 @@ def wild_section(wild: dict, cards: dict) -> list[str]:
             )
         mux = entry["muxspace"]
         lines.append(
-            f"| `{card['name']}` | {cells[0]} | {cells[1]} | "
+            f"| `{card.name}` | {cells[0]} | {cells[1]} | "
             f"{_pct(mux['accuracy'])}, {mux['macro_f1']:.3f} |"
         )
     peer = ((wild.get("peer") or {}).get("genki4k")) or {}
@@ -261,11 +253,11 @@ def wild_section(wild: dict, cards: dict) -> list[str]:
         "|---|" + "---|" * len(EMOTIONS),
     ]
     for card in cards.values():
-        entry = models.get(card["files"]["keras"]["sha256"])
+        entry = models.get(card.keras_sha256)
         if entry:
             recall = entry["muxspace"]["recall"]
             recall_lines.append(
-                f"| `{card['name']}` | " + " | ".join(_pct(recall[e]) for e in EMOTIONS) + " |"
+                f"| `{card.name}` | " + " | ".join(_pct(recall[e]) for e in EMOTIONS) + " |"
             )
     support = next(iter(models.values()))["muxspace"]["support"]
     recall_lines.append("| faces | " + " | ".join(f"{support[e]:,}" for e in EMOTIONS) + " |")

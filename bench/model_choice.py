@@ -27,7 +27,8 @@ def main() -> int:
     from fer_core.cli.whole_path import split_with_labels
     from fer_core.data.fer2013 import load_fer2013
     from fer_core.evaluation.whole_path import SceneOptions, evaluate_pipeline
-    from fer_core.models.inference import SHIPPED_MODELS, read_card
+    from fer_core.models.card import read_card
+    from fer_core.models.inference import SHIPPED_MODELS
     from fer_core.recognition.recognizer import Recognizer
 
     for name in ("FER2013_PATH", "FERPLUS_PATH"):
@@ -37,9 +38,8 @@ def main() -> int:
     dataset = load_fer2013(os.environ["FER2013_PATH"])
     results = {}
     for key, path in SHIPPED_MODELS.items():
-        trained = (((read_card(path) or {}).get("training") or {}).get("config") or {}).get(
-            "labels", "fer2013"
-        )
+        card = read_card(path)
+        trained = card.trained_labels if card else "fer2013"
         entry = {"model": path.name, "trained_on": trained, "rows": {}}
         for labels in ("ferplus-majority", "fer2013"):
             images, truth = split_with_labels(dataset, "PublicTest", labels)

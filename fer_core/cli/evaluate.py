@@ -23,8 +23,9 @@ from fer_core.evaluation.reports import (
     predict_probabilities,
 )
 from fer_core.models.calibration import calibrate, calibration_report
-from fer_core.models.card import write_model_card
-from fer_core.models.inference import DEFAULT_MODEL, EmotionModel, read_card
+from fer_core.models.card import ModelCard, read_card
+from fer_core.models.card_writer import write_model_card
+from fer_core.models.inference import DEFAULT_MODEL, EmotionModel
 from fer_core.safe_text import terminal_safe
 from fer_core.storage import write_json
 from fer_core.training.provenance import training_section
@@ -93,7 +94,7 @@ def cmd_evaluate(args) -> int:
     flip = args.flip  # None: the model card's choice (EmotionModel reads it)
     selection = None
     ferplus = _ferplus_votes(args.ferplus, dataset)
-    previous = read_card(model_path) or {}
+    previous = read_card(model_path)
     crowd_model = _trained_labels(args.run, previous) != "fer2013"
     if args.choose_flip:
         # Decide test-time flip averaging on PublicTest only; PrivateTest never steers it.
@@ -191,8 +192,8 @@ def cmd_evaluate(args) -> int:
     shown = raw
     if calibration is not None:
         shown = calibrate(raw, calibration)
-    elif model.card and model.card.get("calibration"):
-        shown = calibrate(raw, model.card["calibration"])
+    elif model.card and model.card.calibration:
+        shown = calibrate(raw, model.card.calibration)
     held_out = held_out_reports(dataset, args.split, shown, ferplus)
     print(format_held_out(held_out))
     if ferplus is None:
@@ -227,7 +228,9 @@ def cmd_evaluate(args) -> int:
             data_source=str(dataset.source),
             calibration=calibration,
             held_out=held_out,
-            training=training_section(args.run) if args.run else previous.get("training"),
+            training=training_section(args.run)
+            if args.run
+            else (previous.training if previous else None),
         )
         print(
             f"model card written beside {model.path.name}; latency batch 1: "
@@ -257,19 +260,19 @@ def _ferplus_votes(path, dataset):
         return None
 
 
-def _training_config(run_dir, card: dict) -> dict:
+def _training_config(run_dir, card: ModelCard | None) -> dict:
     """How the model was trained: its run's config, else its card's training section."""
     if run_dir:
         return Run(Path(run_dir)).config()
-    return (card.get("training") or {}).get("config") or {}
+    return card.training_config if card else {}
 
 
-def _trained_labels(run_dir, card: dict) -> str:
+def _trained_labels(run_dir, card: ModelCard | None) -> str:
     """What the model learned: ``fer2013`` or a FER+ label source."""
     return str(_training_config(run_dir, card).get("labels") or "fer2013")
 
 
-def _label_smoothing(run_dir, card: dict) -> float:
+def _label_smoothing(run_dir, card: ModelCard | None) -> float:
     """The label smoothing the model was trained with (0 when unknown: then calibration is a
     plain temperature)."""
     return float(_training_config(run_dir, card).get("label_smoothing") or 0.0)

@@ -21,7 +21,7 @@ from fer_core.evaluation.whole_path import (
     measure_framing,
 )
 from fer_core.faces import DETECTORS
-from fer_core.models.card import add_whole_path
+from fer_core.models.card_writer import add_whole_path
 from fer_core.recognition.preprocess import Framing
 from fer_core.recognition.recognizer import Recognizer
 

@@ -1,143 +1,120 @@
-"""The model card: ``<model>.card.json`` beside a model, written from measured numbers only.
+"""The model card as a record: ``<model>.card.json`` beside a model, read into ``ModelCard``.
 
-``python -m fer_core evaluate --write-card`` writes it; the app's Model page shows it.
+The card is written from measured numbers only (``fer_core.models.card_writer``: ``fer evaluate
+--write-card`` and ``fer evaluate-pipeline --write-card``); every page, the command line and
+``bench.docs`` read it through this record. Its sections keep the reports as they were written
+(an evaluation report, a calibration report, whole-path rows); the questions asked of them in
+more than one place (the uncertainty threshold, the labels it learned, a whole-path row, the
+latency) are answered here once. ``raw`` is the card as written, keys this version does not
+know included, so nothing is lost when a newer card is read and written again.
 """
 
 from __future__ import annotations
 
-import platform
-import time
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from fer_core.errors import ModelError
-from fer_core.labels import EMOTIONS
-from fer_core.models.architectures import load_keras_model
-from fer_core.models.inference import (
-    DEFAULT_MODEL,
-    card_path_for,
-    file_sha256,
-    litert_path_for,
-    read_card,
-)
-from fer_core.models.quantize import litert_quantization
-from fer_core.storage import write_json
 
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    architecture: str | None = None
+    parameters: int | None = None
+    flip_average: bool = False  # average with the mirrored face (chosen on PublicTest)
+    files: dict = field(default_factory=dict)  # keras / litert: file, bytes, sha256
+    training: dict = field(default_factory=dict)  # how it was made (run, config, data, time)
+    selection: dict = field(default_factory=dict)  # the PublicTest scores it was chosen by
+    test: dict = field(default_factory=dict)  # the test report: split, n, accuracy, per class
+    held_out: dict = field(default_factory=dict)  # without copies; FER+'s crowd
+    calibration: dict = field(default_factory=dict)  # temperature, uncertain_below, ...
+    latency: dict = field(default_factory=dict)  # batch_1 / batch_32: median_ms, ...
+    whole_path: dict = field(default_factory=dict)  # by labels: split, faces, rows
+    machine: dict = field(default_factory=dict)  # where the card was written
+    raw: dict = field(default_factory=dict, repr=False)  # the card as written
 
-def add_whole_path(model_path, result: dict, command: str) -> dict:
-    """Add one whole-path evaluation (``fer evaluate-pipeline``'s result) to the card beside
-    the model, under the labels it was scored by; rows of the same detector, preset and
-    variant are replaced, others kept."""
+    @classmethod
+    def from_json(cls, data: dict) -> ModelCard:
+        def section(key: str) -> dict:
+            value = data.get(key)
+            return value if isinstance(value, dict) else {}
 
-    model_path = Path(model_path) if model_path else DEFAULT_MODEL
-    card = read_card(model_path)
-    if card is None:
-        raise ModelError(
-            f"{model_path.name} has no model card yet: write it first with "
-            "`fer evaluate --write-card`."
+        parameters = data.get("parameters")
+        return cls(
+            name=str(data.get("name") or ""),
+            architecture=data.get("architecture"),
+            parameters=int(parameters) if parameters is not None else None,
+            flip_average=bool(data.get("flip_average", False)),
+            files=section("files"),
+            training=section("training"),
+            selection=section("selection"),
+            test=section("test"),
+            held_out=section("held_out"),
+            calibration=section("calibration"),
+            latency=section("latency"),
+            whole_path=section("whole_path"),
+            machine=section("machine"),
+            raw=dict(data),
         )
-    if card.get("files", {}).get("keras", {}).get("sha256") != file_sha256(model_path):
-        raise ModelError(
-            f"{card_path_for(model_path).name} describes another file: write "
-            "it again with `fer evaluate --write-card` first."
-        )
-    sections = card.setdefault("whole_path", {})
-    labels = result.get("labels", "fer2013")
-    previous = sections.get(labels) or {}
-    if previous.get("split") not in (None, result["split"]):
-        previous = {}
-    key = ("detector", "preset", "variant")
-    rows = {tuple(row.get(k) for k in key): row for row in previous.get("rows", [])}
-    for row in result["rows"]:
-        rows[tuple(row.get(k) for k in key)] = {k: v for k, v in row.items() if k != "records"}
-    commands = [c for c in previous.get("commands", []) if c != command] + [command]
-    sections[labels] = {
-        "split": result["split"],
-        "labels": labels,
-        "faces": result["faces"],
-        "date": result.get("date"),
-        "commands": commands,
-        "rows": list(rows.values()),
-    }
-    write_json(card_path_for(model_path), card)
-    return card
+
+    def to_json(self) -> dict:
+        """The card as written (a copy to edit and write again)."""
+        return json.loads(json.dumps(self.raw))
+
+    @property
+    def keras_sha256(self) -> str | None:
+        """The digest of the Keras file the card describes."""
+        return (self.files.get("keras") or {}).get("sha256")
+
+    @property
+    def training_config(self) -> dict:
+        return self.training.get("config") or {}
+
+    @property
+    def trained_labels(self) -> str:
+        """The labels the model learned: ``fer2013`` or a FER+ choice (``ferplus-majority``...)."""
+        return str(self.training_config.get("labels") or "fer2013")
+
+    @property
+    def uncertain_below(self) -> float | None:
+        """The top probability below which a face is shown as uncertain (measured on
+        PublicTest; None for a model without a calibrated card)."""
+        value = self.calibration.get("uncertain_below")
+        return float(value) if value is not None else None
+
+    def latency_ms(self, batch: int = 1) -> float | None:
+        """Median milliseconds per face at batch 1 or 32, as measured for the card."""
+        return (self.latency.get(f"batch_{batch}") or {}).get("median_ms")
+
+    def whole_path_row(
+        self, labels: str, detector: str, preset: str = "photo", variant: str = "plain"
+    ) -> tuple[dict | None, dict]:
+        """One whole-path result (``fer evaluate-pipeline``) and the section it is in:
+        ``(row or None, section)``; ``labels``: ``fer2013`` or ``ferplus-majority``."""
+        section = self.whole_path.get(labels) or {}
+        for row in section.get("rows", []):
+            if (row.get("detector"), row.get("preset"), row.get("variant", "plain")) == (
+                detector,
+                preset,
+                variant,
+            ):
+                return row, section
+        return None, section
 
 
-def write_model_card(
-    model_path,
-    test_report: dict,
-    *,
-    split: str,
-    flip_average: bool,
-    selection: dict | None,
-    latency: dict | None = None,
-    data_source: str = "",
-    calibration: dict | None = None,
-    training: dict | None = None,
-    held_out: dict | None = None,
-) -> dict:
-    """Write ``<model>.card.json`` beside the model from measured numbers (never by hand).
-
-    ``training``: how the model was made (``fer_core.training.provenance.training_section`` of its run,
-    or the model's previous card's when its run folder is gone); ``calibration``:
-    ``fer_core.models.calibration``'s report."""
+def card_path_for(model_path: str | Path) -> Path:
     model_path = Path(model_path)
-    keras_model = load_keras_model(model_path)
-    training = dict(training or {})
-    litert = litert_path_for(model_path)
-
-    previous = read_card(model_path) or {}
-    same_file = previous.get("files", {}).get("keras", {}).get("sha256") == file_sha256(model_path)
-    card = {
-        "name": model_path.stem,
-        "architecture": keras_model.name,
-        "parameters": int(keras_model.count_params()),
-        "input": "48x48x1 grey, raw 0..255 (normalised inside the model)",
-        "classes": list(EMOTIONS),
-        "files": {
-            "keras": {
-                "file": model_path.name,
-                "bytes": model_path.stat().st_size,
-                "sha256": file_sha256(model_path),
-            },
-            **(
-                {
-                    "litert": {
-                        "file": litert.name,
-                        "bytes": litert.stat().st_size,
-                        "sha256": file_sha256(litert),
-                        "quantization": litert_quantization(litert),
-                    }
-                }
-                if litert.is_file()
-                else {}
-            ),
-        },
-        "training": training,
-        "flip_average": bool(flip_average),
-        "selection": selection or {},
-        "test": {"split": split, **test_report},
-        # Beyond FER2013's labels: without the test images that copy a Training image, and
-        # agreement with FER+'s ten raters (fer_core.evaluation.reports.held_out_reports).
-        **({"held_out": {"split": split, **held_out}} if held_out else {}),
-        **({"calibration": calibration} if calibration else {}),
-        "latency": latency or {},
-        # Whole-path results (fer evaluate-pipeline --write-card) stay while the file does.
-        **(
-            {"whole_path": previous["whole_path"]}
-            if same_file and previous.get("whole_path")
-            else {}
-        ),
-        "data_source": Path(data_source).name if data_source else "",
-        "written_by": "python -m fer_core evaluate --write-card",
-        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-            "python": platform.python_version(),
-        },
-    }
-    write_json(card_path_for(model_path), card)
-    return card
+    return model_path.with_name(model_path.stem + ".card.json")
 
 
-__all__ = ["write_model_card"]
+def read_card(model_path: str | Path) -> ModelCard | None:
+    """The card beside ``model_path``; None when there is none or it is not a JSON object."""
+    path = card_path_for(model_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return ModelCard.from_json(data) if isinstance(data, dict) else None
+
+
+__all__ = ["ModelCard", "card_path_for", "read_card"]

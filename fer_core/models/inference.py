@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import threading
 import warnings
@@ -15,6 +14,7 @@ from fer_core.errors import ModelError
 from fer_core.labels import EMOTIONS, INPUT_SIZE, NUM_CLASSES
 from fer_core.models.architectures import load_keras_model
 from fer_core.models.calibration import calibrate
+from fer_core.models.card import ModelCard, read_card
 from fer_core.storage import atomic_path
 
 
@@ -49,11 +49,6 @@ def shipped_key(path: str | Path | None) -> str | None:
 FAST_PATH_TOLERANCE = 1e-4
 
 
-def card_path_for(model_path: str | Path) -> Path:
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.stem + ".card.json")
-
-
 def litert_path_for(model_path: str | Path) -> Path:
     return Path(model_path).with_suffix(".tflite")
 
@@ -64,14 +59,6 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def read_card(model_path: str | Path) -> dict | None:
-    path = card_path_for(model_path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _interpreter_class():
@@ -144,14 +131,14 @@ class EmotionModel:
                     "project or train one with `python -m fer_core train`."
                 )
             raise ModelError(f"Model file {self.path} does not exist.")
-        self.card = read_card(self.path)
+        self.card: ModelCard | None = read_card(self.path)
         # Test-time horizontal-flip averaging: on when the model card chose it (on PublicTest).
         if flip_average is None:
-            flip_average = bool((self.card or {}).get("flip_average", False))
+            flip_average = self.card.flip_average if self.card else False
         self.flip_average = flip_average
         # The card's calibration (fitted on PublicTest by ``evaluate --write-card``): every
         # probability ``predict_faces`` gives is calibrated; ``calibrated=False`` gives raw ones.
-        self.calibration = (self.card or {}).get("calibration") or {}
+        self.calibration = self.card.calibration if self.card else {}
         self._keras = None
         self._keras_lock = threading.Lock()
         self._runner = None

@@ -19,12 +19,12 @@ import numpy as np
 from fer_core.data.fer2013 import load_fer2013, stratified_subset
 from fer_core.data.ferplus import FerPlus, aligned, load_ferplus
 from fer_core.errors import ConfigError
+from fer_core.models.card import ModelCard, read_card
 from fer_core.models.inference import (
     _LiteRTRunner,
     export_litert_int8,
     file_sha256,
     litert_path_for,
-    read_card,
 )
 from fer_core.storage import read_json, write_json
 
@@ -53,13 +53,11 @@ def _median_ms(runner: _LiteRTRunner, face: np.ndarray, repeats: int = 300) -> f
     return float(np.median(times) * 1000)
 
 
-def _selection_labels(dataset, card: dict | None, labels_choice: str | None = None):
+def _selection_labels(dataset, card: ModelCard | None, labels_choice: str | None = None):
     """PublicTest images and the labels the model is judged by there (``labels_choice``, else
     what its card says it learned)."""
     images, labels = dataset.split("PublicTest")
-    trained = labels_choice or (((card or {}).get("training") or {}).get("config") or {}).get(
-        "labels"
-    )
+    trained = labels_choice or (card.trained_labels if card else None)
     path = os.environ.get("FERPLUS_PATH")
     if trained and trained != "fer2013":
         if not path:
@@ -90,7 +88,7 @@ def choose_int8(
     candidate = float_path.with_name(float_path.stem + ".int8.tflite")
     export_litert_int8(model_path, representative, candidate)
     card = read_card(model_path)
-    flip = bool((card or {}).get("flip_average", False))
+    flip = card.flip_average if card else False
     images, labels, judged_by = _selection_labels(dataset, card, labels)
     float_runner, int8_runner = _LiteRTRunner(float_path), _LiteRTRunner(candidate)
     float_accuracy = _accuracy(float_runner, images, labels, flip)

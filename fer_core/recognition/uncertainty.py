@@ -11,15 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 from fer_core.labels import EMOTIONS
+from fer_core.models.card import ModelCard
 
 UNCERTAIN = "uncertain"
 
 
 def threshold_of(model) -> float | None:
-    """The uncertainty threshold from an EmotionModel's (or a card dict's) calibration."""
-    card = model if isinstance(model, dict) else (getattr(model, "card", None) or {})
-    value = (card.get("calibration") or {}).get("uncertain_below")
-    return float(value) if value is not None else None
+    """The uncertainty threshold of an EmotionModel (or a ModelCard): its card's
+    ``uncertain_below``; None for a model without a calibrated card."""
+    card = model if isinstance(model, ModelCard) else getattr(model, "card", None)
+    return card.uncertain_below if card is not None else None
 
 
 def leading_two(probs) -> tuple[str, str]:

@@ -13,15 +13,14 @@ from pathlib import Path
 
 from fer_core.errors import ConfigError, ModelError
 from fer_core.evaluation.latency import measure_classifier_latency
+from fer_core.models.card import ModelCard, card_path_for, read_card
 from fer_core.models.inference import (
     DEFAULT_MODEL,
     SHIPPED_MODELS,
     EmotionModel,
-    card_path_for,
     export_litert,
     file_sha256,
     litert_path_for,
-    read_card,
 )
 from fer_core.service.status import EvaluationStatus, RunStatus
 from fer_core.storage import read_json, store_by_digest, write_json
@@ -88,8 +87,9 @@ def activate_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike = "runs
     target, digest = store_by_digest(run.best_model, run.export_dir, f"{run.name}-", ".keras")
     if not litert_path_for(target).is_file():
         export_litert(target)  # raises ModelError if the fast path disagrees with Keras
-    card = read_json(card_path_for(run.best_model), None)
-    if card and card.get("files", {}).get("keras", {}).get("sha256") == digest:
+    run_card = read_card(run.best_model)
+    if run_card and run_card.keras_sha256 == digest:
+        card = run_card.to_json()
         litert = litert_path_for(target)
         card["name"] = target.stem
         card["files"] = {
@@ -102,7 +102,7 @@ def activate_run(run_dir: str | os.PathLike, runs_dir: str | os.PathLike = "runs
         }
         # The run's card timed best.keras with Keras (a run folder has no fast path); the app
         # runs this copy through LiteRT, so its latency is measured again, on what runs.
-        card["latency"] = _measure_latency(target, card.get("flip_average"))
+        card["latency"] = _measure_latency(target, run_card.flip_average)
         write_json(card_path_for(target), card)
     set_active_model(target, runs_dir)
     return target
@@ -116,19 +116,20 @@ def _measure_latency(model_path: Path, flip_average) -> dict:
     }
 
 
-def card_public_score(card: dict | None) -> dict | None:
+def card_public_score(card: ModelCard | None) -> dict | None:
     """A model's accuracy on PublicTest, from its card: the card's test report when it was
     measured there, else the PublicTest figure its flip-averaging choice recorded. None when
     the card has neither. ``{"accuracy", "images", "where"}``."""
-    card = card or {}
-    test = card.get("test") or {}
+    if card is None:
+        return None
+    test = card.test
     if test.get("split") == "PublicTest" and test.get("accuracy") is not None:
         return {
             "accuracy": float(test["accuracy"]),
             "images": test.get("n"),
             "where": "PublicTest (model card)",
         }
-    selection = card.get("selection") or {}
+    selection = card.selection
     if selection.get("split") == "PublicTest":
         key = "accuracy_flip_average" if selection.get("flip_average") else "accuracy_plain"
         if selection.get(key) is not None:
@@ -190,24 +191,24 @@ def model_sources(runs_dir: str | os.PathLike = "runs") -> list[ModelSource]:
 
     sources = []
     if DEFAULT_MODEL.is_file():
-        card = read_card(DEFAULT_MODEL) or {}
+        card = read_card(DEFAULT_MODEL)
         sources.append(
             ModelSource(
                 "shipped",
                 f"the shipped model ({DEFAULT_MODEL.stem})",
                 DEFAULT_MODEL,
-                str(card.get("architecture", "cnn_gru")),
+                str((card.architecture if card else None) or "cnn_gru"),
             )
         )
     for key, path in SHIPPED_MODELS.items():
         if path != DEFAULT_MODEL and path.is_file():
-            card = read_card(path) or {}
+            card = read_card(path)
             sources.append(
                 ModelSource(
                     f"shipped:{key}",
                     f"the shipped alternative ({path.stem})",
                     path,
-                    str(card.get("architecture", "cnn_gru")),
+                    str((card.architecture if card else None) or "cnn_gru"),
                 )
             )
     for summary in list_runs(runs_dir):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fer_core.models.inference import file_sha256, read_card
+from fer_core.models.card import read_card
+from fer_core.models.inference import file_sha256
 from fer_core.training.runs import Run
 
 
@@ -73,7 +74,7 @@ def model_lineage(
             runs_parent = base_dir.parent
             continue
         card = read_card(file) if file.is_file() else None
-        training = (card or {}).get("training") or {}
+        training = card.training if card else {}
         if training.get("run"):
             steps.append(
                 {

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from app_lib.card import training_rows
+from fer_core.models.card import read_card
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,11 +99,11 @@ def test_the_shipped_card_reads_without_gaps():
 def test_limits_text_is_computed_from_the_cards_confusion_matrix():
     from app_lib.card import own_labels_report, top_confusions, weak_classes
 
-    card = json.loads((ROOT / "models" / "cnn_gru.card.json").read_text())
+    card = read_card(ROOT / "models" / "cnn_gru.keras")
     # The default learned FER+'s votes: its weak classes are read against the crowd.
     test, judged_by = own_labels_report(card)
     assert judged_by == "FER+ majority"
-    assert test is card["held_out"]["ferplus"]["majority_report"]
+    assert test is card.held_out["ferplus"]["majority_report"]
     lines = weak_classes(test)
     recalls = {e: v["recall"] for e, v in test["per_class"].items()}
     weakest = sorted(recalls, key=recalls.get)[:3]

@@ -1,6 +1,7 @@
 """The live page's frame callback, as a plain function on real frames (no browser, no WebRTC)."""
 
 import asyncio
+import dataclasses
 import threading
 from fractions import Fraction
 
@@ -201,8 +202,9 @@ def test_the_heading_says_uncertain_where_the_overlay_does(processor_factory, mo
     _, sure = processor.process(webcam_frame())
     assert sure.top["shown"] == "happy" and not sure.top["uncertain"]
     # a model whose card finds nothing below 99.9% sure enough: the same face is uncertain
-    card = dict(model.card or {})
-    card["calibration"] = {**card.get("calibration", {}), "uncertain_below": 0.999}
+    card = dataclasses.replace(
+        model.card, calibration={**model.card.calibration, "uncertain_below": 0.999}
+    )
     monkeypatch.setattr(model, "card", card)
     annotated, unsure = processor.process(webcam_frame())
     amber = (np.abs(annotated.astype(int) - UNCERTAIN_COLOUR).sum(axis=2) < 10).sum()

@@ -8,8 +8,9 @@ from fer_core.recognition.recognizer import iou
 def test_shipped_model_card_and_fast_path(shipped_model):
     assert shipped_model.backend == "litert"
     card = shipped_model.card
-    assert card["test"]["split"] == "PrivateTest" and card["test"]["n"] == 3589
-    assert card["written_by"].startswith("python -m fer_core evaluate")
+    assert card.test["split"] == "PrivateTest" and card.test["n"] == 3589
+    assert card.raw["written_by"].startswith("python -m fer_core evaluate")
+    assert card.name == "cnn_gru" and card.uncertain_below == card.calibration["uncertain_below"]
 
 
 def test_astronaut_is_happy(astronaut, shipped_model):

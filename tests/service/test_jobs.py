@@ -269,7 +269,7 @@ def test_train_evaluate_activate_and_go_back(tmp_path):
     from fer_core import Recognizer, load_model
 
     model = load_model(target)
-    assert model.backend == "litert" and model.card["name"] == target.stem
+    assert model.backend == "litert" and model.card.name == target.stem
     assert Recognizer(model).analyze(np.full((120, 160, 3), 90, np.uint8)) == []
     use_shipped_model(runs)
     assert get_active_model(runs) is None

@@ -132,7 +132,7 @@ def test_recalibration_is_kept_only_when_validation_improves(tmp_path, monkeypat
 @pytest.mark.slow
 def test_model_card_of_a_fine_tuned_run_counts_the_base_run(tmp_path):
     from fer_core.evaluation.reports import evaluate_images
-    from fer_core.models.card import write_model_card
+    from fer_core.models.card_writer import write_model_card
     from fer_core.training.provenance import training_section
 
     data = load_fer2013(write_csv(tmp_path / "d.csv", synthetic_rows(4)))
@@ -230,7 +230,7 @@ def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_p
     from app_lib.card import training_rows
     from fer_core.cli.main import main
     from fer_core.evaluation.reports import evaluate_images
-    from fer_core.models.card import write_model_card
+    from fer_core.models.card_writer import write_model_card
     from fer_core.service.status import run_status
     from fer_core.training.provenance import training_section
 
