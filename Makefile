@@ -7,7 +7,12 @@ PORT ?= 8501
 # To share it, see the README's threat model (ADDRESS=0.0.0.0 with FER_ADMIN_PASSWORD set).
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test test-fast lint install install-dev browser bench clean
+# HTTPS for a group on a network (docs/sharing.md): FER_TLS_CERT and FER_TLS_KEY name a
+# certificate and its key (`make cert` makes a self-signed pair in certs/). Unset: plain HTTP,
+# as ever, which is all one person on one machine needs.
+TLS_ARGS = $(if $(FER_TLS_CERT)$(FER_TLS_KEY),--server.sslCertFile "$(FER_TLS_CERT)" --server.sslKeyFile "$(FER_TLS_KEY)")
+
+.PHONY: run cert test test-fast lint install install-dev browser bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,15 +36,25 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
-	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
+	@if [ -n "$(FER_TLS_CERT)$(FER_TLS_KEY)" ]; then $(BIN)/python -m app_lib.certificate --check-env || exit 2; fi
+	$(BIN)/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) $(TLS_ARGS)
 
-# Chromium for the real-browser tests (Debian packages; never a browser downloaded by a test tool).
+# A self-signed certificate for this machine's names and addresses (NAMES="fer.lab 10.0.0.5"
+# adds more): certs/fer.crt and certs/fer.key.
+cert: install
+	$(BIN)/python -m app_lib.certificate certs $(foreach name,$(NAMES),--name $(name))
+
+# Chromium for the real-browser tests, and the servers they start as users would run them
+# (coturn's TURN relay), all Debian packages; never a browser downloaded by a test tool.
+# Installed only, never started or enabled here: each test starts its own on loopback.
 browser:
-	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then \
+	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 \
+	    || ! command -v turnserver >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver fonts-noto-color-emoji; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	      chromium chromium-driver fonts-noto-color-emoji coturn; \
 	  else \
-	    echo "chromium is not installed and this user is not root: the browser tests will be skipped"; \
+	    echo "chromium or coturn is not installed and this user is not root: the tests that need them will be skipped"; \
 	  fi; \
 	fi
 

@@ -5,7 +5,10 @@ an administrator. Who that is depends on how the app is reached (see the README'
 model):
 
 - ``FER_ADMIN_PASSWORD`` set: whoever signs in with it in the sidebar (compared in constant
-  time), for that browser session only;
+  time), for that browser session only. The sign-in is offered only where the password
+  cannot cross a network in clear text: over HTTPS, or on the server's own machine
+  (``app_lib.secure_context``; ``FER_ALLOW_HTTP_ADMIN=1`` allows plain HTTP on a network the
+  administrator trusts end to end);
 - no password, and the server listens on loopback only (``make run``'s default): every
   visitor, since only this machine's own users can reach it;
 - no password, and the server listens on a network address: nobody. The app still works
@@ -38,6 +41,8 @@ from collections import deque
 
 import streamlit as st
 from streamlit.logger import get_logger
+
+from app_lib import secure_context
 
 ADMIN_PASSWORD_ENV = "FER_ADMIN_PASSWORD"
 _SIGNED_IN = "fer_admin_signed_in"
@@ -225,6 +230,15 @@ def why_not_admin() -> str:
 def render_admin_panel() -> None:
     """The sidebar's sign-in (only where a password is configured)."""
     if admin_mode() != "password":
+        return
+    security = secure_context.page_security()
+    if not is_admin() and not secure_context.password_may_cross(security):
+        # The password would cross the network in clear text: no field to type it into.
+        st.caption(
+            f"Administrator sign-in is off on this page: it came over plain HTTP from "
+            f"{secure_context.shown_host(security)}, so a password would cross the network unencrypted. "
+            "Open the app over HTTPS (docs/sharing.md), or at `localhost` on the server."
+        )
         return
     if is_admin():
         st.caption("Signed in as administrator.")

@@ -16,6 +16,9 @@ in the meantime. The latency shown is therefore the time of one frame, never a g
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -43,53 +46,140 @@ ICE_SERVERS_ENV = "FER_ICE_SERVERS"
 LIVE_DETECT_EVERY = 3
 
 
-def rtc_configuration(environ=None) -> dict:
-    """The WebRTC configuration for both browser and server.
+ICE_POLICIES = ("all", "relay")
+TURN_CREDENTIAL_SECONDS = 12 * 3600  # how long a credential minted from a TURN secret lasts
+
+
+def turn_credentials(secret: str, now: float | None = None, user: str = "fer") -> dict:
+    """Time-limited TURN credentials from a shared secret (the "TURN REST API" scheme coturn
+    implements with ``use-auth-secret``): the username carries its expiry time, the credential
+    is the base64 HMAC-SHA1 of the username under the secret. The secret itself never reaches
+    a browser."""
+    expiry = int(time.time() if now is None else now) + TURN_CREDENTIAL_SECONDS
+    username = f"{expiry}:{user}"
+    digest = hmac.new(secret.encode("utf-8"), username.encode("utf-8"), hashlib.sha1).digest()
+    return {"username": username, "credential": base64.b64encode(digest).decode("ascii")}
+
+
+def rtc_configuration(environ=None, now: float | None = None) -> dict:
+    """The WebRTC configuration, from ``FER_ICE_SERVERS``: ``{"iceServers": [...]}`` and, when
+    given, ``"iceTransportPolicy"``. The browser gets all of it (``frontend_rtc``); the server
+    (aiortc, which has no transport policy) gets the servers (``server_rtc``).
 
     Default: no ICE servers at all (``{"iceServers": []}``): browser and app talk directly,
     which works when both run on the same machine or LAN, and nothing is contacted outside.
-    Behind NAT or on a hosted server, set ``FER_ICE_SERVERS`` to a JSON list of ICE servers,
-    e.g. ``[{"urls": ["stun:stun.l.google.com:19302"]}]`` or, with TURN,
-    ``[{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}]``.
-    A list of URL strings is accepted too: ``["stun:stun.example.org:3478"]``.
+    Behind NAT or a firewall, set ``FER_ICE_SERVERS`` to a JSON list of ICE servers, e.g.
+    ``[{"urls": ["stun:stun.example.org:3478"]}]`` or, with TURN,
+    ``[{"urls": "turn:turn.example.org:3478", "username": "u", "credential": "p"}]``; a TURN
+    server with ``"secret"`` instead (coturn's ``static-auth-secret``) gets credentials
+    minted from it, valid for 12 hours, so the secret stays on the server. A list of URL
+    strings is accepted too. For the full configuration give an object:
+    ``{"iceServers": [...], "iceTransportPolicy": "relay"}`` ("relay": every stream goes
+    through the TURN server, e.g. to test it, or where direct paths must not be tried).
     """
     environ = os.environ if environ is None else environ
     raw = (environ.get(ICE_SERVERS_ENV) or "").strip()
     if not raw:
         return {"iceServers": []}
     try:
-        servers = json.loads(raw)
+        value = json.loads(raw)
     except ValueError as exc:
         raise ConfigError(
             f"{ICE_SERVERS_ENV} is not valid JSON ({exc}); expected a list such "
-            'as [{"urls": ["stun:stun.l.google.com:19302"]}].'
+            'as [{"urls": ["stun:stun.example.org:3478"]}].'
         ) from exc
-    if isinstance(servers, dict) and "iceServers" in servers:
-        servers = servers["iceServers"]
-    if not isinstance(servers, list):
-        raise ConfigError(f"{ICE_SERVERS_ENV} must be a JSON list of ICE servers.")
-    normalised = []
-    for server in servers:
-        if isinstance(server, str):
-            server = {"urls": [server]}
-        if not isinstance(server, dict) or not server.get("urls"):
-            raise ConfigError(f'{ICE_SERVERS_ENV}: every ICE server needs "urls" (got {server!r}).')
-        urls = server["urls"]
-        urls = [urls] if isinstance(urls, str) else list(urls)
-        if not all(
-            isinstance(u, str) and u.split(":", 1)[0] in ("stun", "stuns", "turn", "turns")
-            for u in urls
-        ):
+    policy = None
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"iceServers", "iceTransportPolicy"})
+        if unknown:
             raise ConfigError(
-                f"{ICE_SERVERS_ENV}: ICE server URLs start with stun:, stuns:, "
-                f"turn: or turns: (got {urls!r})."
+                f"{ICE_SERVERS_ENV}: unknown setting {', '.join(map(repr, unknown))}; an object "
+                'takes "iceServers" and "iceTransportPolicy".'
             )
-        entry = {"urls": urls}
-        for key in ("username", "credential"):
-            if key in server:
-                entry[key] = str(server[key])
-        normalised.append(entry)
-    return {"iceServers": normalised}
+        policy = value.get("iceTransportPolicy")
+        if policy is not None and policy not in ICE_POLICIES:
+            raise ConfigError(
+                f'{ICE_SERVERS_ENV}: "iceTransportPolicy" is "all" or "relay" (got {policy!r}).'
+            )
+        value = value.get("iceServers", [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{ICE_SERVERS_ENV} must be a JSON list of ICE servers.")
+    servers = [_ice_server(server, now) for server in value]
+    if policy == "relay" and not any(
+        url.startswith(("turn:", "turns:")) for server in servers for url in server["urls"]
+    ):
+        raise ConfigError(
+            f'{ICE_SERVERS_ENV}: "iceTransportPolicy": "relay" needs a TURN server (turn: or '
+            "turns:); without one no stream can connect."
+        )
+    return {"iceServers": servers, **({"iceTransportPolicy": policy} if policy else {})}
+
+
+def _ice_server(server, now: float | None) -> dict:
+    if isinstance(server, str):
+        server = {"urls": [server]}
+    if not isinstance(server, dict) or not server.get("urls"):
+        raise ConfigError(f'{ICE_SERVERS_ENV}: every ICE server needs "urls" (got {server!r}).')
+    urls = server["urls"]
+    urls = [urls] if isinstance(urls, str) else list(urls)
+    if not all(
+        isinstance(u, str) and u.split(":", 1)[0] in ("stun", "stuns", "turn", "turns")
+        for u in urls
+    ):
+        raise ConfigError(
+            f"{ICE_SERVERS_ENV}: ICE server URLs start with stun:, stuns:, "
+            f"turn: or turns: (got {urls!r})."
+        )
+    entry: dict = {"urls": urls}
+    if server.get("secret"):
+        if "username" in server or "credential" in server:
+            raise ConfigError(
+                f'{ICE_SERVERS_ENV}: give a TURN server either "secret" or "username" and '
+                '"credential", not both.'
+            )
+        entry.update(turn_credentials(str(server["secret"]), now))
+    for key in ("username", "credential"):
+        if key in server:
+            entry[key] = str(server[key])
+    return entry
+
+
+def frontend_rtc(config: dict) -> dict:
+    """What the browser's RTCPeerConnection gets: the whole configuration."""
+    return dict(config)
+
+
+def server_rtc(config: dict) -> dict:
+    """What the server's aiortc peer gets: the ICE servers (aiortc has no transport policy;
+    a browser forced to relay reaches it through the relay all the same)."""
+    return {"iceServers": list(config.get("iceServers", []))}
+
+
+# After START, how long the page waits for the stream before it says the connection failed
+# (on loopback and a LAN a stream connects within 1-3 s; through a TURN relay a little more).
+ICE_PATIENCE_SECONDS = 12.0
+
+
+def no_connection_message(waited: float, config: dict) -> str:
+    """What to do when START was pressed but no video came back: the browser and the server
+    found no network path (ICE), typically a firewall or NAT between them."""
+    servers = config.get("iceServers") or []
+    has_turn = any(
+        url.startswith(("turn:", "turns:")) for server in servers for url in server["urls"]
+    )
+    advice = (
+        "The TURN relay configured in "
+        f"`{ICE_SERVERS_ENV}` did not help either: check that it runs and that its ports "
+        "(its listening port, 3478 by default, and its relay port range) are open to both the browser and this server."
+        if has_turn
+        else "Browser and server need a TURN relay between them: the administrator sets "
+        f"`{ICE_SERVERS_ENV}` (docs/sharing.md gives a tested coturn setup)."
+    )
+    return (
+        f"**No video after {waited:.0f} s: the browser could not connect to the server.** "
+        "They are probably on different networks, or a firewall blocks the media (UDP). "
+        f"{advice} Press STOP, then START, to try again."
+    )
 
 
 @dataclass
@@ -332,6 +422,11 @@ __all__ = [
     "ResultHolder",
     "LiveSnapshot",
     "rtc_configuration",
+    "no_connection_message",
+    "ICE_PATIENCE_SECONDS",
+    "frontend_rtc",
+    "server_rtc",
+    "turn_credentials",
     "describe_faces",
     "shown_label",
     "bar_faces",

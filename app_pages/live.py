@@ -9,18 +9,23 @@ from app_lib.charts import probability_bars, timeline_figure
 from app_lib.detector import HAAR_MISS_SECONDS, detector_choice, missing_for, offer_blazeface
 from app_lib.detector import LABELS as DETECTOR_LABELS
 from app_lib.live import (
+    ICE_PATIENCE_SECONDS,
     ICE_SERVERS_ENV,
     MAX_BAR_FACES,
     LiveProcessor,
     bar_faces,
     describe_faces,
     faces_too_small,
+    frontend_rtc,
+    no_connection_message,
     rtc_configuration,
+    server_rtc,
     showing_note,
     shown_label,
 )
 from app_lib.live_record import HISTORY_SECONDS, MAX_RECORDED_FRAMES
 from app_lib.model_state import require_active_model
+from app_lib.secure_context import insecure_camera_message, page_security
 from app_lib.settings import keep, kept
 from app_lib.text import user_errors
 from fer_core import FerError
@@ -34,10 +39,17 @@ REFRESH_SECONDS = 0.3  # the panel beside the video refreshes about three times 
 RECORDING_REFRESH_SECONDS = 1.0
 HISTORY_REFRESH_SECONDS = 2.0
 SNAPSHOT_KEY = "live_snapshot"
+CONNECTING_KEY = "live_connecting_since"
 AUTO = "auto"
 MIN_FACE_CHOICES = [AUTO, 20, 30, 40, 60, 80, 120, 160]
 
 st.title("Live webcam")
+security = page_security()
+if not security.secure_context:
+    # navigator.mediaDevices is undefined on such a page: START could only fail.
+    st.error(insecure_camera_message(security), icon=":material/no_encryption:")
+    st.stop()
+
 st.caption(
     "Press **START** and allow the camera. Each frame is analysed on this machine; when "
     "the model is slower than the camera, frames are skipped (never queued), so what you "
@@ -120,7 +132,8 @@ with video_column:
     context = webrtc_streamer(
         key=WEBRTC_KEY,
         mode=WebRtcMode.SENDRECV,
-        rtc_configuration=rtc_config,
+        frontend_rtc_configuration=frontend_rtc(rtc_config),
+        server_rtc_configuration=server_rtc(rtc_config),
         media_stream_constraints={
             "video": {"width": {"ideal": 640}, "height": {"ideal": 480}},
             "audio": False,
@@ -132,6 +145,11 @@ with video_column:
         st.caption(
             f"ICE servers from {ICE_SERVERS_ENV}: "
             + ", ".join(u for s in rtc_config["iceServers"] for u in s["urls"])
+            + (
+                " (every stream through the relay)"
+                if rtc_config.get("iceTransportPolicy") == "relay"
+                else ""
+            )
         )
     else:
         st.caption(
@@ -143,14 +161,32 @@ with video_column:
 playing = bool(context.state.playing)
 if not playing:
     processor.reset()
+# START pressed, no stream yet: when the connection began (ICE can fail silently).
+if context.state.signalling and not playing:
+    st.session_state.setdefault(CONNECTING_KEY, time.time())
+else:
+    st.session_state.pop(CONNECTING_KEY, None)
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
 def live_panel():
     snapshot = processor.holder.latest()
     fresh = snapshot is not None and time.time() - snapshot.updated < 3.0
+    connecting_since = st.session_state.get(CONNECTING_KEY)
+    if connecting_since is not None and not fresh:
+        waited = time.time() - connecting_since
+        if waited < ICE_PATIENCE_SECONDS:
+            st.info("Connecting to the server…", icon=":material/hourglass_empty:")
+        else:
+            st.error(no_connection_message(waited, rtc_config), icon=":material/wifi_off:")
+        return
     if not playing and not fresh:
-        st.info("The camera is off. Press START under the video.", icon=":material/videocam_off:")
+        st.info(
+            "The camera is off. Press START under the video. If the video area shows an "
+            "error instead, the browser refused the camera or found none: allow the camera for "
+            "this site (the camera icon in the address bar) or connect one, then press START.",
+            icon=":material/videocam_off:",
+        )
         return
     if not fresh:
         st.info("Waiting for video frames…", icon=":material/hourglass_empty:")
@@ -366,8 +402,9 @@ with st.expander("How it works"):
         "streamlit-webrtc hands the callback only the newest frame and drops the ones that "
         "arrived meanwhile, so latency never builds up.\n"
         f"- Connections: by default no STUN/TURN server is used (`{ICE_SERVERS_ENV}` unset), "
-        "which works when the browser and the app are on the same machine or network. For a "
-        f"deployed app set `{ICE_SERVERS_ENV}` to a JSON list of ICE servers before starting "
-        'it, e.g. `[{"urls": "turn:turn.example.org:3478", "username": "u", '
-        '"credential": "p"}]`.'
+        "which works when the browser and the app are on the same machine or network. Across "
+        f"networks, set `{ICE_SERVERS_ENV}` before starting the app, e.g. "
+        '`[{"urls": ["turn:turn.example.org:3478"], "secret": "..."}]` for a coturn relay '
+        "(docs/sharing.md gives a tested set-up; the secret never reaches the browser).\n"
+        "- The camera works only over HTTPS, or at `localhost` on the machine that runs the app."
     )

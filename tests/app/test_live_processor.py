@@ -174,6 +174,58 @@ def test_rtc_configuration_is_local_by_default_and_reads_the_environment():
             rtc_configuration({ICE_SERVERS_ENV: bad})
 
 
+def test_the_full_rtc_configuration_and_turn_secrets():
+    """Issue 25: FER_ICE_SERVERS takes the whole configuration, so a relay can be forced; the
+    browser gets all of it, aiortc the servers; a TURN secret mints time-limited credentials
+    (coturn's use-auth-secret) and never reaches the browser."""
+    import base64
+    import hashlib
+    import hmac
+    import json
+
+    from app_lib.live import TURN_CREDENTIAL_SECONDS, frontend_rtc, server_rtc
+
+    config = rtc_configuration(
+        {
+            ICE_SERVERS_ENV: json.dumps(
+                {
+                    "iceServers": [{"urls": "turn:127.0.0.1:3478", "secret": "shh"}],
+                    "iceTransportPolicy": "relay",
+                }
+            )
+        },
+        now=1_000_000,
+    )
+    assert config["iceTransportPolicy"] == "relay"
+    (server,) = config["iceServers"]
+    assert "secret" not in server and "shh" not in json.dumps(config)
+    expiry, user = server["username"].split(":")
+    assert int(expiry) == 1_000_000 + TURN_CREDENTIAL_SECONDS and user == "fer"
+    expected = hmac.new(b"shh", server["username"].encode(), hashlib.sha1).digest()
+    assert base64.b64decode(server["credential"]) == expected
+    assert frontend_rtc(config) == config
+    assert server_rtc(config) == {"iceServers": config["iceServers"]}
+    for bad, why in (
+        ('{"iceServers": [], "iceTransportPolicy": "none"}', '"all" or "relay"'),
+        ('{"iceServers": [{"urls": "stun:x.org"}], "iceTransportPolicy": "relay"}', "TURN"),
+        ('{"iceServers": [], "bundlePolicy": "max-bundle"}', "unknown setting"),
+        ('[{"urls": "turn:x.org", "secret": "s", "username": "u"}]', "not both"),
+    ):
+        with pytest.raises(ConfigError, match=why):
+            rtc_configuration({ICE_SERVERS_ENV: bad})
+
+
+def test_the_no_connection_message_points_at_a_relay():
+    from app_lib.live import no_connection_message
+
+    direct = no_connection_message(12.4, {"iceServers": []})
+    assert "No video after 12 s" in direct and "FER_ICE_SERVERS" in direct
+    relayed = no_connection_message(
+        15, {"iceServers": [{"urls": ["turn:t.example.org:3478"]}], "iceTransportPolicy": "relay"}
+    )
+    assert "did not help either" in relayed and "3478" in relayed
+
+
 def test_switching_the_detector_mid_stream_keeps_the_face_id(processor_factory):
     processor = processor_factory(smoothing=0.5)
     assert processor.detector == "haar" and processor.recognizer.detect_every == 3

@@ -167,7 +167,7 @@ def test_live_page_runs_with_the_camera_off(app_env, monkeypatch):
 
     def stand_in(**kwargs):
         asked.update(kwargs)
-        return types.SimpleNamespace(state=types.SimpleNamespace(playing=False))
+        return types.SimpleNamespace(state=types.SimpleNamespace(playing=False, signalling=False))
 
     monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", stand_in)
     at = run_page("app_pages/live.py")
@@ -176,9 +176,92 @@ def test_live_page_runs_with_the_camera_off(app_env, monkeypatch):
     assert [t.value for t in at.title] == ["Live webcam"]
     assert "The camera is off. Press START" in texts(at.info)
     assert isinstance(asked["video_frame_callback"], LiveProcessor)
-    assert asked["async_processing"] is True and asked["rtc_configuration"]["iceServers"] == []
+    assert asked["async_processing"] is True
+    assert asked["frontend_rtc_configuration"] == asked["server_rtc_configuration"]
+    assert asked["server_rtc_configuration"] == {"iceServers": []}
     assert asked["media_stream_constraints"]["audio"] is False
     assert "Direct connection only" in texts(at.caption)
+
+
+def test_live_page_names_https_as_the_fix_on_a_plain_http_network_page(app_env, monkeypatch):
+    """Issue 25: at http://fer.test:PORT a browser has no camera API, so the page says why
+    and what to do instead of offering START (the browser test sees the same in Chromium)."""
+    import streamlit_webrtc
+
+    from app_lib import secure_context
+
+    def never(**kwargs):
+        raise AssertionError("the camera component must not be offered on an insecure page")
+
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", never)
+    monkeypatch.setattr(
+        secure_context,
+        "page_security",
+        lambda: secure_context.page_security_of({"Host": "fer.test:8501"}, server_tls=False),
+    )
+    at = run_page("app_pages/live.py")
+    assert_clean(at)
+    message = texts(at.error)
+    assert "The camera cannot work here: this page came over plain HTTP from `fer.test`" in (
+        message
+    )
+    assert "make cert" in message and "FER_TLS_CERT=certs/fer.crt" in message
+    assert "Press START" not in texts(at.info)
+
+
+def test_live_page_says_when_the_stream_never_connects(app_env, monkeypatch):
+    """START pressed (an SDP offer sent) but no stream: "Connecting…", then, past the
+    patience, that the browser could not reach the server and that a TURN relay is the fix
+    (never "Press START" while it tries)."""
+    import time
+    import types
+
+    import streamlit_webrtc
+
+    from app_lib.live import ICE_PATIENCE_SECONDS
+
+    monkeypatch.setattr(
+        streamlit_webrtc,
+        "webrtc_streamer",
+        lambda **kwargs: types.SimpleNamespace(
+            state=types.SimpleNamespace(playing=False, signalling=True)
+        ),
+    )
+    at = run_page("app_pages/live.py")
+    assert_clean(at)
+    assert "Connecting to the server" in texts(at.info)
+    assert "Press START" not in texts(at.info)
+    at.session_state["live_connecting_since"] = time.time() - ICE_PATIENCE_SECONDS - 1
+    at.run()
+    message = texts(at.error)
+    assert "the browser could not connect to the server" in message
+    assert "FER_ICE_SERVERS" in message and "TURN relay" in message
+
+
+def test_admin_sign_in_is_not_offered_over_plain_http_on_a_network(app_env, monkeypatch):
+    """Issue 25: the password would cross the network in clear text, so there is no field to
+    type it into; over HTTPS (here: behind a TLS proxy) the sign-in is offered."""
+    from app_lib import secure_context
+
+    monkeypatch.setenv("FER_ADMIN_PASSWORD", "s3cret-pass")
+    monkeypatch.setattr(
+        secure_context,
+        "page_security",
+        lambda: secure_context.page_security_of({"Host": "10.0.0.5:8501"}, server_tls=False),
+    )
+    at = run_page()
+    assert_clean(at)
+    assert not at.sidebar.text_input, "no password field on a plain-HTTP network page"
+    assert "Administrator sign-in is off on this page" in texts(at.sidebar.caption)
+    monkeypatch.setattr(
+        secure_context,
+        "page_security",
+        lambda: secure_context.page_security_of(
+            {"Host": "fer.example.org", "X-Forwarded-Proto": "https"}, server_tls=False
+        ),
+    )
+    at = run_page()
+    assert [t.label for t in at.sidebar.text_input] == ["Administrator password"]
 
 
 def test_no_old_style_pages_folder():

@@ -90,11 +90,21 @@ class AppServer:
         self.process = process
         self.log = log
 
-    def run(self, scenario: str, *extra: str, out: Path, timeout: float = 240.0) -> dict:
-        """Run a driver scenario to its end and return its JSON result."""
-        return self.result(self.start(scenario, *extra, out=out), timeout=timeout)
+    def run(
+        self,
+        scenario: str,
+        *extra: str,
+        out: Path,
+        timeout: float = 240.0,
+        url: str | None = None,
+    ) -> dict:
+        """Run a driver scenario to its end and return its JSON result (``url``: the address
+        the browser uses, when not the server's own, e.g. http://fer.test:PORT)."""
+        return self.result(self.start(scenario, *extra, out=out, url=url), timeout=timeout)
 
-    def start(self, scenario: str, *extra: str, out: Path) -> subprocess.Popen:
+    def start(
+        self, scenario: str, *extra: str, out: Path, url: str | None = None
+    ) -> subprocess.Popen:
         """Start a driver scenario without waiting; ``result(process)`` collects it."""
         command = [
             "ip",
@@ -105,7 +115,7 @@ class AppServer:
             str(DRIVER),
             scenario,
             "--url",
-            self.url,
+            url or self.url,
             "--out",
             str(out),
             *extra,
@@ -162,10 +172,13 @@ class AppServer:
 
 
 def _wait_for_server(namespace: str, url: str, process, log: Path, timeout_s: float = 120.0):
+    # A server with a self-signed certificate is probed without checking it (only whether it
+    # answers; the browser tests check what a browser makes of the certificate).
     probe = (
-        "import sys, urllib.request\n"
+        "import ssl, sys, urllib.request\n"
         "try:\n"
-        f"    urllib.request.urlopen('{url}/_stcore/health', timeout=2).read()\n"
+        f"    urllib.request.urlopen('{url}/_stcore/health', timeout=2, "
+        "context=ssl._create_unverified_context()).read()\n"
         "except Exception:\n"
         "    sys.exit(1)\n"
     )
@@ -192,14 +205,25 @@ _SERVERS = itertools.count()
 
 
 @contextlib.contextmanager
-def serve_app(log: Path, env: dict | None = None):
-    """Serve the app (``streamlit run app.py``) in a fresh namespace; yield an AppServer."""
+def serve_app(
+    log: Path,
+    env: dict | None = None,
+    streamlit_args: tuple[str, ...] = (),
+    companions: tuple[tuple[list[str], Path], ...] = (),
+):
+    """Serve the app (``streamlit run app.py``) in a fresh namespace; yield an AppServer.
+
+    ``streamlit_args``: more options for ``streamlit run`` (``--server.sslCertFile``...: the
+    URL is then https). ``companions``: (command, log) pairs started in the namespace before
+    the app (a TURN server) and stopped after it. ``FER_ICE_SERVERS`` is taken from ``env``
+    only: the tests never use the machine's own."""
     # One namespace per server: two servers in one test run (a module of its own next to the
     # session's) must not delete each other's.
     namespace = f"fer-e2e-{os.getpid()}-{next(_SERVERS)}"
     subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
     subprocess.run(["ip", "netns", "add", namespace], check=True)
     process = None
+    helpers: list[subprocess.Popen] = []
     try:
         subprocess.run(
             ["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"], check=True
@@ -209,10 +233,22 @@ def serve_app(log: Path, env: dict | None = None):
             ["ip", "netns", "exec", namespace, "ip", "addr", "add", "127.0.0.2/8", "dev", "lo"],
             check=True,
         )
+        for command, helper_log in companions:
+            with open(helper_log, "wb") as handle:
+                helpers.append(
+                    subprocess.Popen(
+                        ["ip", "netns", "exec", namespace, *command],
+                        stdout=handle,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
         port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **(env or {}))
-        full_env.pop("FER_ICE_SERVERS", None)  # local only: no STUN/TURN
+        scheme = "https" if "--server.sslCertFile" in streamlit_args else "http"
+        url = f"{scheme}://127.0.0.1:{port}"
+        full_env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+        full_env.pop("FER_ICE_SERVERS", None)  # local only: no STUN/TURN, unless env says
+        full_env.update(env or {})
         with open(log, "wb") as handle:
             process = subprocess.Popen(
                 [
@@ -235,6 +271,7 @@ def serve_app(log: Path, env: dict | None = None):
                     "false",
                     "--server.fileWatcherType",
                     "none",
+                    *streamlit_args,
                 ],
                 cwd=str(ROOT),
                 env=full_env,
@@ -245,13 +282,14 @@ def serve_app(log: Path, env: dict | None = None):
         _wait_for_server(namespace, url, process, log)
         yield AppServer(namespace, url, process, log)
     finally:
-        if process is not None and process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
+        for running in ([process] if process is not None else []) + helpers:
+            if running.poll() is None:
                 try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                    os.killpg(running.pid, signal.SIGTERM)
+                    running.wait(timeout=20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    try:
+                        os.killpg(running.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
         subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)

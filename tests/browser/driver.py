@@ -62,8 +62,8 @@ BOX_RGB = (40, 200, 80)  # fer_core.draw_results' box colour
 IFRAME = 'iframe[title="streamlit_webrtc.component.webrtc_streamer"]'
 
 
-def launch(playwright, profile: str, y4m: str | None = None):
-    args = list(FLAGS)
+def launch(playwright, profile: str, y4m: str | None = None, extra: tuple[str, ...] = ()):
+    args = list(FLAGS) + list(extra)
     if y4m:
         args += WEBCAM_FLAGS + [f"--use-file-for-fake-video-capture={y4m}"]
     # headless=True makes Playwright pass Chromium's (new) --headless mode.
@@ -852,7 +852,77 @@ def scenario_offer_live(page, args) -> dict:
     return {**result, "exceptions": exceptions(page), "errors": errors(page)}
 
 
+def accept_certificate(page, url: str) -> dict:
+    """What a visitor does the first time at an HTTPS address with a self-signed certificate:
+    Chromium's "Your connection is not private", Advanced, "Proceed to ... (unsafe)". Returns
+    what the warning said and whether the page then is a secure context (camera allowed)."""
+    try:
+        page.goto(url, wait_until="domcontentloaded", timeout=60_000)
+        warned = None  # a trusted certificate: no warning at all
+    except Exception as exc:  # playwright reports the interstitial as a navigation error
+        warned = str(exc).splitlines()[0][:200]
+    if warned:
+        page.locator("#details-button").click(timeout=30_000)
+        page.locator("#proceed-link").click(timeout=30_000)
+        page.wait_for_load_state("domcontentloaded", timeout=60_000)
+    return {
+        "warning": warned,
+        "secure_context": page.evaluate("window.isSecureContext"),
+        "media_devices": page.evaluate("typeof navigator.mediaDevices"),
+    }
+
+
+def scenario_insecure_live(page, args) -> dict:
+    """Issue 25: the Live page at a plain-HTTP network origin (http://fer.test:PORT, mapped to
+    loopback by --host-resolver-rules). The browser has no camera API there; the page must
+    say so and name HTTPS, not offer START."""
+    open_page(page, args.url, "live")
+    message = page.locator(
+        '[data-testid="stAlertContentError"]', has_text="The camera cannot work here"
+    )
+    message.first.wait_for(timeout=60_000)
+    wait_idle(page)
+    shoot(page, Path(args.out) / "live_insecure.png")
+    return {
+        "secure_context": page.evaluate("window.isSecureContext"),
+        "media_devices": page.evaluate("typeof navigator.mediaDevices"),
+        "message": message.first.inner_text(),
+        "webrtc_frames": page.locator(IFRAME).count(),
+        "infos": page.locator('[data-testid="stAlertContentInfo"]').all_inner_texts(),
+        "exceptions": exceptions(page),
+    }
+
+
+def scenario_live_unreachable(page, args) -> dict:
+    """Issue 25: START pressed, but ICE finds no path (the relay the browser must use is not
+    there): the panel says "Connecting…", then that the browser could not connect and what
+    to do, never "Press START"."""
+    open_page(page, args.url, "live")
+    page.wait_for_selector(IFRAME, timeout=90_000)
+    started = start_camera(page)
+    connecting = page.get_by_text("Connecting to the server")
+    connecting.first.wait_for(timeout=30_000)
+    failed = page.locator(
+        '[data-testid="stAlertContentError"]', has_text="could not connect to the server"
+    )
+    failed.first.wait_for(timeout=60_000)
+    seconds = time.monotonic() - started
+    shoot(page, Path(args.out) / "live_unreachable.png")
+    result = {
+        "seconds_to_message": round(seconds, 1),
+        "message": failed.first.inner_text(),
+        "infos": page.locator('[data-testid="stAlertContentInfo"]').all_inner_texts(),
+        "exceptions": exceptions(page),
+    }
+    stop = camera_button(page, "stop")
+    if stop.count():
+        stop.first.click()
+    return result
+
+
 SCENARIOS = {
+    "insecure_live": scenario_insecure_live,
+    "live_unreachable": scenario_live_unreachable,
     "insight": scenario_insight,
     "pages": scenario_pages,
     "roles": scenario_roles,
@@ -888,6 +958,18 @@ def main(argv=None) -> int:
         "roles: the administrator password",
     )
     parser.add_argument(
+        "--accept-certificate",
+        action="store_true",
+        help="first click through Chromium's warning about a self-signed certificate, as a "
+        "visitor does (Advanced, then Proceed)",
+    )
+    parser.add_argument(
+        "--browser-flag",
+        action="append",
+        default=[],
+        help="another Chromium flag (repeatable), e.g. --host-resolver-rules=...",
+    )
+    parser.add_argument(
         "--seconds",
         type=float,
         default=600.0,
@@ -908,6 +990,7 @@ def main(argv=None) -> int:
                 if args.scenario
                 in (
                     "live",
+                    "live_unreachable",
                     "sessions",
                     "soak",
                     "live_history",
@@ -916,6 +999,7 @@ def main(argv=None) -> int:
                     "offer_live",
                 )
                 else None,
+                tuple(args.browser_flag),
             )
             try:
                 page = context.pages[0] if context.pages else context.new_page()
@@ -941,6 +1025,8 @@ def main(argv=None) -> int:
                     ),
                 )
                 try:
+                    if args.accept_certificate:
+                        result["certificate"] = accept_certificate(page, args.url)
                     result.update(SCENARIOS[args.scenario](page, args))
                     result["ok"] = True
                 except Exception as exc:
