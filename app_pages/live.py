@@ -153,9 +153,9 @@ with video_column:
         )
     else:
         st.caption(
-            f"Direct connection only (no STUN/TURN). When the app runs on another "
-            f"network, set {ICE_SERVERS_ENV}, e.g. "
-            '`[{"urls": ["stun:stun.l.google.com:19302"]}]`.'
+            "Direct connection only (no STUN/TURN): it works when the browser reaches this "
+            "server directly (the same machine or network). Across networks the administrator "
+            f"sets {ICE_SERVERS_ENV} with a TURN relay (docs/sharing.md)."
         )
 
 playing = bool(context.state.playing)

@@ -293,3 +293,137 @@ def serve_app(
                     except ProcessLookupError:
                         pass
         subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
+
+
+def documented_certificate(folder: Path) -> tuple[Path, Path]:
+    """The certificate as docs/sharing.md makes it (``make cert NAMES=fer.test``)."""
+    made = subprocess.run(
+        [sys.executable, "-m", "app_lib.certificate", str(folder), "--name", "fer.test"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    return folder / "fer.crt", folder / "fer.key"
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+DEPLOY_NGINX = ROOT / "deploy" / "nginx-fer.conf"
+
+
+def nginx_config(work: Path, app_ports: list[int], https_port: int, cert: Path, key: Path) -> Path:
+    """deploy/nginx-fer.conf, as docs/sharing.md says to install it, with this test's ports,
+    certificate and name substituted, inside a minimal nginx.conf of the test's own; plus one
+    test instrument: an ``X-Fer-Upstream`` header naming the process that answered."""
+    site = DEPLOY_NGINX.read_text()
+    upstream_lines = "".join(f"    server 127.0.0.1:{port};\n" for port in app_ports)
+    replaced = {
+        "    server 127.0.0.1:8501;\n    server 127.0.0.1:8502;\n": upstream_lines,
+        "listen 443 ssl;": f"listen 127.0.0.1:{https_port} ssl;",
+        "listen 80;": f"listen 127.0.0.1:{_free_port()};",
+        "server_name fer.example.org;": "server_name fer.test;",
+        "/etc/fer/certs/fer.crt": str(cert),
+        "/etc/fer/certs/fer.key": str(key),
+        '        add_header Set-Cookie "fer_route': "        add_header X-Fer-Upstream $upstream_addr always;\n"
+        '        add_header Set-Cookie "fer_route',
+    }
+    for old, new in replaced.items():
+        if old not in site:
+            raise AssertionError(f"deploy/nginx-fer.conf no longer has {old!r}: update the test")
+        site = site.replace(old, new)
+    (work / "fer.conf").write_text(site)
+    temp = work / "nginx-temp"
+    temp.mkdir(exist_ok=True)
+    main = work / "nginx.conf"
+    main.write_text(
+        "user root;\n"
+        "worker_processes 1;\n"
+        f"pid {work / 'nginx.pid'};\n"
+        f"error_log {work / 'nginx-error.log'} info;\n"
+        "events { worker_connections 256; }\n"
+        "http {\n"
+        f"    access_log {work / 'nginx-access.log'};\n"
+        f"    client_body_temp_path {temp / 'body'};\n"
+        f"    proxy_temp_path {temp / 'proxy'};\n"
+        f"    fastcgi_temp_path {temp / 'fastcgi'};\n"
+        f"    uwsgi_temp_path {temp / 'uwsgi'};\n"
+        f"    scgi_temp_path {temp / 'scgi'};\n"
+        f"    include {work / 'fer.conf'};\n"
+        "}\n"
+    )
+    return main
+
+
+@contextlib.contextmanager
+def serve_behind_nginx(work: Path, cert: Path, key: Path, processes: int = 2):
+    """``processes`` app processes (each ``streamlit run app.py`` on its own port, as
+    deploy/fer-app@.service runs them: one runs folder and cookie secret for all, an upload
+    folder each) behind nginx with deploy/nginx-fer.conf, in one fresh namespace. Yields
+    (AppServer for https://127.0.0.1:PORT through nginx, the app ports)."""
+    namespace = f"fer-e2e-{os.getpid()}-{next(_SERVERS)}"
+    subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    running: list[subprocess.Popen] = []
+    try:
+        subprocess.run(
+            ["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"], check=True
+        )
+        subprocess.run(
+            ["ip", "netns", "exec", namespace, "ip", "addr", "add", "127.0.0.2/8", "dev", "lo"],
+            check=True,
+        )
+        shared = {
+            "FER_RUNS_DIR": str(work / "runs"),
+            "STREAMLIT_SERVER_COOKIE_SECRET": "the-same-for-every-process",
+        }
+        ports = [_free_port() for _ in range(processes)]
+        for port in ports:
+            env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **shared)
+            env.pop("FER_ICE_SERVERS", None)
+            env["FER_UPLOAD_DIR"] = str(work / f"uploads-{port}")
+            log = work / f"streamlit-{port}.log"
+            with open(log, "wb") as handle:
+                running.append(
+                    subprocess.Popen(
+                        ["ip", "netns", "exec", namespace, sys.executable, "-m", "streamlit"]
+                        + ["run", "app.py", "--server.headless", "true"]
+                        + ["--server.address", "127.0.0.1", "--server.port", str(port)]
+                        + ["--browser.gatherUsageStats", "false"]
+                        + ["--server.fileWatcherType", "none"],
+                        cwd=str(ROOT),
+                        env=env,
+                        stdout=handle,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+            _wait_for_server(namespace, f"http://127.0.0.1:{port}", running[-1], log)
+        https_port = _free_port()
+        config = nginx_config(work, ports, https_port, cert, key)
+        nginx_log = work / "nginx.log"
+        with open(nginx_log, "wb") as handle:
+            running.append(
+                subprocess.Popen(
+                    ["ip", "netns", "exec", namespace, NGINX, "-c", str(config)]
+                    + ["-p", str(work), "-g", "daemon off;"],
+                    stdout=handle,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        url = f"https://127.0.0.1:{https_port}"
+        _wait_for_server(namespace, url, running[-1], nginx_log)
+        yield AppServer(namespace, url, running[-1], work / "nginx-error.log"), ports
+    finally:
+        for process in reversed(running):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                    process.wait(timeout=20)
+                except (ProcessLookupError, subprocess.TimeoutExpired):
+                    try:
+                        os.killpg(process.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)

@@ -920,7 +920,36 @@ def scenario_live_unreachable(page, args) -> dict:
     return result
 
 
+def scenario_sticky(page, args) -> dict:
+    """Issue 25: the app behind nginx with two processes. The Live page gives results through
+    the proxy, and the page, reloaded, is served by the same process (the test's nginx names
+    it in an X-Fer-Upstream header)."""
+    response = page.goto(f"{args.url}/live", wait_until="domcontentloaded", timeout=60_000)
+    upstreams = [response.headers.get("x-fer-upstream") if response else None]
+    page.get_by_role("heading", name=TITLES["live"]).first.wait_for(timeout=90_000)
+    page.wait_for_selector(IFRAME, timeout=90_000)
+    started = start_camera(page)
+    result = wait_for_emotion(page, started)
+    stop = camera_button(page, "stop")
+    if stop.count():
+        stop.first.click()
+    for _ in range(2):
+        response = page.reload(wait_until="domcontentloaded", timeout=60_000)
+        upstreams.append(response.headers.get("x-fer-upstream") if response else None)
+        page.get_by_role("heading", name=TITLES["live"]).first.wait_for(timeout=90_000)
+    shoot(page, Path(args.out) / f"sticky_{os.getpid()}.png")
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    return {
+        **result,
+        "upstreams": upstreams,
+        "route": cookies.get("fer_route"),
+        "exceptions": exceptions(page),
+        "errors": errors(page),
+    }
+
+
 SCENARIOS = {
+    "sticky": scenario_sticky,
     "insecure_live": scenario_insecure_live,
     "live_unreachable": scenario_live_unreachable,
     "insight": scenario_insight,
@@ -991,6 +1020,7 @@ def main(argv=None) -> int:
                 in (
                     "live",
                     "live_unreachable",
+                    "sticky",
                     "sessions",
                     "soak",
                     "live_history",

@@ -22,13 +22,11 @@ import hashlib
 import json
 import shutil
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.browser.appserver import ROOT, serve_app, unavailable_reason
+from tests.browser.appserver import ROOT, documented_certificate, serve_app, unavailable_reason
 
 FER_TEST = "--host-resolver-rules=MAP fer.test 127.0.0.1"
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
@@ -36,19 +34,6 @@ TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
 
 def _port(url: str) -> str:
     return url.rsplit(":", 1)[1]
-
-
-def _documented_certificate(folder: Path) -> tuple[Path, Path]:
-    """The certificate as docs/sharing.md makes it (``make cert NAMES=fer.test``)."""
-    made = subprocess.run(
-        [sys.executable, "-m", "app_lib.certificate", str(folder), "--name", "fer.test"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert made.returncode == 0, made.stderr
-    return folder / "fer.crt", folder / "fer.key"
 
 
 def _free_port() -> int:
@@ -78,7 +63,7 @@ def https_app(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     work = tmp_path_factory.mktemp("https")
-    cert, key = _documented_certificate(work / "certs")
+    cert, key = documented_certificate(work / "certs")
     with serve_app(
         work / "streamlit.log",
         streamlit_args=("--server.sslCertFile", str(cert), "--server.sslKeyFile", str(key)),
@@ -131,7 +116,7 @@ def relayed_app(tmp_path_factory):
     if not Path(TURNSERVER).is_file():
         pytest.skip("the relay test needs coturn's turnserver (make browser installs it as root)")
     work = tmp_path_factory.mktemp("relay")
-    cert, key = _documented_certificate(work / "certs")
+    cert, key = documented_certificate(work / "certs")
     secret = base64.b64encode(hashlib.sha256(str(work).encode()).digest()).decode()[:32]
     turn_port = _free_port()
     # deploy/turnserver.conf as docs/sharing.md tells to install it; the command line sets
