@@ -61,9 +61,14 @@ browser:
 	  fi; \
 	fi
 
+# Everything: the tests that need no browser on two workers (a file's tests stay together, so
+# its fixtures are built once), then the real-browser tests one at a time (a browser, the app
+# and the streams need the machine to themselves; in parallel their waits time out).
 test: install-dev browser
-	@$(BIN)/python -m pytest tests -q -p no:cacheprovider; rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; exit $$rc
+	@$(BIN)/python -m pytest tests -q -p no:cacheprovider -m "not browser" -n 2 --dist loadfile; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing"; exit 1; fi; \
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider -m browser; browser=$$?; \
+	if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$browser
 
 # The quick loop while you work: everything but the tests marked slow, browser or real_data
 # (pytest.ini says what each means). `make test` still runs everything.

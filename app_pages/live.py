@@ -4,6 +4,7 @@ import time
 from datetime import datetime
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from app_lib.charts import probability_bars, timeline_figure
 from app_lib.detector import HAAR_MISS_SECONDS, detector_choice, missing_for, offer_blazeface
@@ -23,6 +24,7 @@ from app_lib.live import (
     showing_note,
     shown_label,
 )
+from app_lib.live_limit import LIVE_STREAMS, max_live_streams, refusal_message
 from app_lib.live_record import HISTORY_SECONDS, MAX_RECORDED_FRAMES
 from app_lib.model_state import require_active_model
 from app_lib.secure_context import insecure_camera_message, page_security
@@ -40,6 +42,8 @@ RECORDING_REFRESH_SECONDS = 1.0
 HISTORY_REFRESH_SECONDS = 2.0
 SNAPSHOT_KEY = "live_snapshot"
 CONNECTING_KEY = "live_connecting_since"
+TURN_AWAY_KEY = "live_turn_away"  # this session's START was refused: stop the stream
+REFUSED_KEY = "live_refused_limit"  # the limit it was refused at, for the message
 AUTO = "auto"
 MIN_FACE_CHOICES = [AUTO, 20, 30, 40, 60, 80, 120, 160]
 
@@ -139,6 +143,8 @@ with video_column:
             "audio": False,
         },
         video_frame_callback=processor,
+        # Turned away (FER_MAX_LIVE_STREAMS): the component stops the stream it started.
+        desired_playing_state=False if st.session_state.get(TURN_AWAY_KEY) else None,
         async_processing=True,  # drop stale frames instead of queueing them
     )
     if rtc_config["iceServers"]:
@@ -159,10 +165,27 @@ with video_column:
         )
 
 playing = bool(context.state.playing)
+wants_stream = playing or bool(context.state.signalling)
+session_key = get_script_run_ctx().session_id
+if st.session_state.get(TURN_AWAY_KEY):
+    if not wants_stream:  # stopped: START is offered again
+        st.session_state.pop(TURN_AWAY_KEY)
+        st.rerun()
+elif wants_stream:
+    limit = None  # a setting that cannot be read is shown, and no limit applies
+    with user_errors():
+        limit = max_live_streams()
+    if not LIVE_STREAMS.admit(session_key, processor, limit):
+        st.session_state[TURN_AWAY_KEY] = True
+        st.session_state[REFUSED_KEY] = limit
+        st.rerun()
+    st.session_state.pop(REFUSED_KEY, None)
+else:
+    LIVE_STREAMS.release(session_key)
 if not playing:
     processor.reset()
 # START pressed, no stream yet: when the connection began (ICE can fail silently).
-if context.state.signalling and not playing:
+if context.state.signalling and not playing and not st.session_state.get(TURN_AWAY_KEY):
     st.session_state.setdefault(CONNECTING_KEY, time.time())
 else:
     st.session_state.pop(CONNECTING_KEY, None)
@@ -172,6 +195,10 @@ else:
 def live_panel():
     snapshot = processor.holder.latest()
     fresh = snapshot is not None and time.time() - snapshot.updated < 3.0
+    refused_limit = st.session_state.get(REFUSED_KEY)
+    if refused_limit is not None and not fresh:
+        st.error(refusal_message(refused_limit), icon=":material/group_off:")
+        return
     connecting_since = st.session_state.get(CONNECTING_KEY)
     if connecting_since is not None and not fresh:
         waited = time.time() - connecting_since

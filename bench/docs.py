@@ -448,11 +448,97 @@ def upload_memory_section(report: dict) -> list[str]:
     return lines
 
 
+def _latency(step: dict | None) -> str:
+    if not step or step["latency_ms"]["median"] is None:
+        return "—"
+    return f"{step['latency_ms']['median']:.0f} / {step['latency_ms']['p95']:.0f} ms"
+
+
+def live_capacity_section(report: dict) -> list[str]:
+    """How many live streams one server holds (bench/live_capacity.json)."""
+    if not report:
+        return ["Not measured yet: `python -m bench.live_capacity`."]
+    cores = report["cores"]
+    lines = [
+        f"Measured by `python -m bench.live_capacity` on {report['date']} ({cores} CPU cores, "
+        f"{report['cpu']}): headless WebRTC clients stream a smiling face (640x480, VP8) to the "
+        "app's own live processing, one processor per stream over one model, "
+        f"{'in a network namespace with only loopback' if report['in_namespace'] else 'on this machine'}."
+        f" Each step runs {report['warmup_s']:g} s, then is measured for {report['measure_s']:g} s. "
+        "The clients decode what comes back on the same machine, so they take some of the "
+        "server's CPU. A stream is *held* when every stream gets at least 90% of its frames "
+        "analysed. Latency is from a frame's sending to its annotated copy's arrival, median / "
+        "95th percentile.",
+        "",
+        "| detector | frames/s | streams held | streams per core | latency at capacity | "
+        "one step beyond: analysed/s per stream, latency | memory per stream |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    first_of_detector = {}
+    for index, run in enumerate(report["runs"]):
+        first_of_detector.setdefault(run["detector"], index)
+    for index, run in enumerate(report["runs"]):
+        steps = {step["streams"]: step for step in run["steps"]}
+        held = steps.get(run["capacity"])
+        beyond = next((s for s in run["steps"] if s["streams"] > run["capacity"]), None)
+        beyond_text = (
+            f"{beyond['streams']} streams: {beyond['fps_analysed_per_stream']['mean']:.1f} "
+            f"(min {beyond['fps_analysed_per_stream']['min']:.1f}), {_latency(beyond)}"
+            if beyond
+            else "not reached"
+        )
+        # Memory per stream only on a fresh server: the later runs start above idle.
+        memory = (
+            held["rss_per_stream_mb"]
+            if held and first_of_detector[run["detector"]] == index
+            else None
+        )
+        lines.append(
+            f"| {'Haar' if run['detector'] == 'haar' else 'BlazeFace'} | {run['fps']} | "
+            f"{run['capacity']} | {run['capacity'] / cores:.1f} | {_latency(held)} | "
+            f"{beyond_text} | {f'{memory:,.0f} MB' if memory is not None else '—'} |"
+        )
+    lines += [
+        "",
+        "Every step (analysed frames/s per stream, mean and lowest; latency; the server's "
+        "CPU in cores and memory):",
+        "",
+        "| detector | frames/s | streams | analysed/s (mean, min) | latency | cores | memory |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in report["runs"]:
+        for step in run["steps"]:
+            analysed = step["fps_analysed_per_stream"]
+            lines.append(
+                f"| {run['detector']} | {run['fps']} | {step['streams']} | "
+                f"{analysed['mean']:.1f}, {analysed['min']:.1f} | {_latency(step)} | "
+                f"{step['cores_busy']:.2f} | {step['rss_mb']:,.0f} MB |"
+            )
+    lines += [
+        "",
+        "Memory per stream is the server's memory during the step above its idle size, "
+        "divided by the streams, in each detector's first series (the smaller steps ran "
+        "before it on the same server). The server does not give memory back when streams "
+        "end, so the later series start well above idle and show none.",
+    ]
+    haar = next((r for r in report["runs"] if r["detector"] == "haar" and r["fps"] == 15), None)
+    if haar:
+        lines += [
+            "",
+            f"`FER_MAX_LIVE_STREAMS` defaults to this measurement: {haar['capacity']} streams "
+            f"on {cores} cores with Haar at 15 frames/s, that is "
+            f"{haar['capacity'] / cores:g} per core, times the cores of the machine the app "
+            "runs on.",
+        ]
+    return lines
+
+
 # page -> {block name: its lines}; each block sits between <!-- bench:NAME --> markers.
 def blocks() -> dict[Path, dict[str, list[str]]]:
     return {
         ROOT / "docs" / "sharing.md": {
-            "upload-memory": upload_memory_section(_load("upload_memory.json"))
+            "upload-memory": upload_memory_section(_load("upload_memory.json")),
+            "live-capacity": live_capacity_section(_load("live_capacity.json")),
         }
     }
 

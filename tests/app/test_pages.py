@@ -9,6 +9,7 @@ import json
 import os
 import re
 import time
+import types
 from pathlib import Path
 
 import cv2
@@ -56,6 +57,11 @@ def app_env(tmp_path, monkeypatch):
     monkeypatch.setenv("FER2013_PATH", str(data))
     monkeypatch.delenv("FER_ICE_SERVERS", raising=False)
     monkeypatch.delenv("FER_ADMIN_PASSWORD", raising=False)
+    monkeypatch.delenv("FER_MAX_LIVE_STREAMS", raising=False)
+    # The server's live streams, as a fresh server has them (a test's stand-in streams end here).
+    from app_lib import live_limit
+
+    monkeypatch.setattr(live_limit, "LIVE_STREAMS", live_limit.LiveStreams())
     with listening_on("127.0.0.1"):  # as `make run`: local only, so every visitor is admin
         yield {"runs": runs, "data": data, "tmp": tmp_path}
 
@@ -236,6 +242,37 @@ def test_live_page_says_when_the_stream_never_connects(app_env, monkeypatch):
     message = texts(at.error)
     assert "the browser could not connect to the server" in message
     assert "FER_ICE_SERVERS" in message and "TURN relay" in message
+
+
+def test_the_live_page_turns_away_the_stream_beyond_the_limit(app_env, monkeypatch):
+    """With one stream already running and FER_MAX_LIVE_STREAMS=1, START in another tab: the
+    page asks the component to stop (desired_playing_state False) and says why."""
+    import streamlit_webrtc
+
+    from app_lib import live_limit
+    from tests.app.test_live_limit import FakeProcessor
+
+    monkeypatch.setenv("FER_MAX_LIVE_STREAMS", "1")
+    other = FakeProcessor()
+    other.latest_at = time.time() + 3600  # streaming, as far as the limit can tell
+    streams = live_limit.LIVE_STREAMS  # this test's server (app_env)
+    assert streams.admit("another-tab", other, limit=1)
+    asked = []
+
+    def stand_in(**kwargs):
+        asked.append(kwargs.get("desired_playing_state"))
+        return types.SimpleNamespace(state=types.SimpleNamespace(playing=False, signalling=True))
+
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", stand_in)
+    try:
+        at = run_page("app_pages/live.py")
+        assert_clean(at)
+        assert asked[-1] is False, asked  # the component is told to stop
+        assert "already analysing 1 live stream, its limit" in texts(at.error)
+        assert "Connecting to the server" not in texts(at.info)
+        assert streams.count() == 1  # the refused tab took no place
+    finally:
+        streams.release("another-tab")
 
 
 def test_admin_sign_in_is_not_offered_over_plain_http_on_a_network(app_env, monkeypatch):
