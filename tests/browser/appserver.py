@@ -201,6 +201,20 @@ def _wait_for_server(namespace: str, url: str, process, log: Path, timeout_s: fl
     )
 
 
+def _stop(process: subprocess.Popen) -> None:
+    """Stop a process started in its own session (and its children): TERM, then KILL."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 _SERVERS = itertools.count()
 
 
@@ -283,15 +297,7 @@ def serve_app(
         yield AppServer(namespace, url, process, log)
     finally:
         for running in ([process] if process is not None else []) + helpers:
-            if running.poll() is None:
-                try:
-                    os.killpg(running.pid, signal.SIGTERM)
-                    running.wait(timeout=20)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    try:
-                        os.killpg(running.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+            _stop(running)
         subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
 
 
@@ -417,13 +423,5 @@ def serve_behind_nginx(work: Path, cert: Path, key: Path, processes: int = 2):
         yield AppServer(namespace, url, running[-1], work / "nginx-error.log"), ports
     finally:
         for process in reversed(running):
-            if process.poll() is None:
-                try:
-                    os.killpg(process.pid, signal.SIGTERM)
-                    process.wait(timeout=20)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    try:
-                        os.killpg(process.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+            _stop(process)
         subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
