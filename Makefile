@@ -45,19 +45,21 @@ cert: install
 	$(BIN)/python -m app_lib.certificate certs $(foreach name,$(NAMES),--name $(name))
 
 # Chromium for the real-browser tests, and the servers they start as users would run them
-# (coturn's TURN relay, nginx in front of two app processes), all Debian packages; never a
+# (coturn's TURN relay, nginx in front of two app processes, PostgreSQL for the records
+# database), all Debian packages; never a
 # browser downloaded by a test tool.
 # The tests start their own instances on loopback, in network namespaces. (On a machine that
 # runs systemd, apt also starts the packages' own services: `systemctl disable --now nginx
-# coturn` if you do not want them.)
+# coturn postgresql` if you do not want them.)
 browser:
 	@if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1 \
-	    || ! command -v turnserver >/dev/null 2>&1 || ! command -v nginx >/dev/null 2>&1; then \
+	    || ! command -v turnserver >/dev/null 2>&1 || ! command -v nginx >/dev/null 2>&1 \
+	    || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-	      chromium chromium-driver fonts-noto-color-emoji coturn nginx; \
+	      chromium chromium-driver fonts-noto-color-emoji coturn nginx postgresql; \
 	  else \
-	    echo "chromium, coturn or nginx is not installed and this user is not root: the tests that need them will be skipped"; \
+	    echo "chromium, coturn, nginx or postgresql is not installed and this user is not root: the tests that need them will be skipped"; \
 	  fi; \
 	fi
 

@@ -55,24 +55,39 @@ class LiveRecorder:
         self._started_mono: float | None = None
         self._started_wall: float | None = None
         self._stopped_mono: float | None = None
+        self.sink = None  # the SessionWriter saving the current recording, if it is saved
+        self.last_sink = None  # ... and the one that saved the last one (for the page)
 
     # --- the page's buttons
-    def start(self, uncertain_below: float | None = None) -> None:
-        """Start a new recording (the previous one is replaced)."""
+    def start(self, uncertain_below: float | None = None, sink=None) -> None:
+        """Start a new recording (the previous one is replaced). ``sink``: a function that
+        takes this recording's row builder and returns a ``SessionWriter``
+        (``fer_core.records.writer``): every recorded frame is also saved to the records
+        database while it records."""
+        self.stop()
         with self._lock:
             self._frames = []
             self._uncertain_below = uncertain_below
             self._started_mono, self._started_wall = self._clock(), self._wall_clock()
             self._stopped_mono = None
             self.recording, self.full = True, False
+            started = (self._started_mono, self._started_wall, uncertain_below)
+            self.sink = (
+                None if sink is None else sink(lambda items: _recorded_rows(items, *started))
+            )
+            self.last_sink = self.sink
 
     def stop(self) -> None:
         with self._lock:
+            sink, self.sink = self.sink, None
             if self.recording:
                 self.recording = False
                 self._stopped_mono = self._clock()
+        if sink is not None:
+            sink.close(wait=False)  # its thread writes what is left and marks it complete
 
     def clear(self) -> None:
+        self.stop()
         with self._lock:
             self._frames = []
             self.recording = self.full = False
@@ -93,9 +108,15 @@ class LiveRecorder:
                 self._history.popleft()
             if self.recording:
                 self._frames.append((now, frame_index, results))
+                sink = self.sink
+                if sink is not None:
+                    sink.put((now, frame_index, results))
                 if len(self._frames) >= self.max_frames:
                     self.recording, self.full = False, True
                     self._stopped_mono = now
+                    if sink is not None:
+                        self.sink = None
+                        sink.close(wait=False)  # never wait on the video thread
 
     # --- the page
     @property
@@ -125,18 +146,7 @@ class LiveRecorder:
             frames = list(self._frames)
             started_mono, started_wall = self._started_mono, self._started_wall
             threshold = self._uncertain_below
-        rows = []
-        for mono, frame_index, results in frames:
-            elapsed = mono - started_mono
-            stamp = datetime.fromtimestamp(started_wall + elapsed, UTC)
-            context = {
-                "timestamp": stamp.isoformat(timespec="milliseconds"),
-                "frame": int(frame_index),
-                "time_s": round(elapsed, 3),
-            }
-            found = face_rows(results, uncertain_below=threshold, **context)
-            rows.extend(found or [{**context, "faces": 0, "face": None}])
-        return [{column: row.get(column) for column in LIVE_COLUMNS} for row in rows]
+        return _recorded_rows(frames, started_mono, started_wall, threshold)
 
     def _export(self, kind: str, build) -> bytes:
         """The page asks once a second: a stopped recording is formatted once."""
@@ -215,6 +225,23 @@ class LiveRecorder:
         )
         data.attrs["faces_seen"] = len(order)
         return data
+
+
+def _recorded_rows(frames, started_mono, started_wall, threshold) -> list[dict]:
+    """Recorded frames ``(monotonic time, frame index, results)`` as export rows: the page's
+    downloads and the records database get the same rows."""
+    rows = []
+    for mono, frame_index, results in frames:
+        elapsed = mono - started_mono
+        stamp = datetime.fromtimestamp(started_wall + elapsed, UTC)
+        context = {
+            "timestamp": stamp.isoformat(timespec="milliseconds"),
+            "frame": int(frame_index),
+            "time_s": round(elapsed, 3),
+        }
+        found = face_rows(results, uncertain_below=threshold, **context)
+        rows.extend(found or [{**context, "faces": 0, "face": None}])
+    return [{column: row.get(column) for column in LIVE_COLUMNS} for row in rows]
 
 
 def _plain(value):
