@@ -1,5 +1,5 @@
 """The ``fer`` command (also ``python -m fer_core``): train | evaluate | recalibrate |
-export | predict."""
+export | predict | people | sessions."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from fer_core.cli.console import progress_printer
 from fer_core.cli.evaluate import add_evaluate_parser
 from fer_core.cli.predict import add_predict_parser
+from fer_core.cli.records import add_records_parsers
 from fer_core.cli.whole_path import add_pipeline_parser
 from fer_core.data.fer2013 import load_fer2013
 from fer_core.data.paths import default_data_path
@@ -359,6 +360,7 @@ def main(argv=None) -> int:
 
     add_predict_parser(sub)
     add_pipeline_parser(sub)
+    add_records_parsers(sub)
 
     args = parser.parse_args(argv)
     try:

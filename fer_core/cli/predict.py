@@ -41,6 +41,21 @@ def add_predict_parser(sub) -> None:
     p.add_argument(
         "--concurrency", type=int, default=2, help="ray: how many workers, each with its own model"
     )
+    p.add_argument(
+        "--save",
+        action="store_true",
+        help="also save the results in the records database as sessions (each video one, "
+        "the photos together one); see fer sessions list",
+    )
+    p.add_argument(
+        "--person", default=None, help="--save: whom the sessions are about (number or name)"
+    )
+    p.add_argument(
+        "--db",
+        default=None,
+        metavar="URL",
+        help="--save: the records database (default: $FER_DB_URL)",
+    )
     p.set_defaults(func=_cmd_predict)
 
 
@@ -55,6 +70,15 @@ def _cmd_predict(args) -> int:
 
 def _predict_and_report(args) -> int:
     """``fer predict``: every line that names a file shows it through ``terminal_safe``."""
+    if args.person and not args.save:
+        raise FerError("--person says whom saved sessions are about: add --save.")
+    if args.save:  # before any work: an unknown person or an unreachable database
+        from fer_core.cli.records import person_of
+        from fer_core.records import open_records
+
+        records = open_records(args.db)
+        if args.person:
+            person_of(records, args.person)
     result = run_predict(
         args.paths,
         args.out,
@@ -91,6 +115,18 @@ def _predict_and_report(args) -> int:
     )
     for path, reason in summary["failed"]:
         print(f"  failed: {terminal_safe(path)}: {terminal_safe(reason)}")
+    if args.save:
+        from fer_core.cli.records import save_prediction
+
+        saved = save_prediction(
+            [row for row in result["rows"] if not row.get("error")],
+            person=args.person,
+            db=args.db,
+            detector=args.detector,
+            model=args.model or "shipped",
+        )
+        for number, what, count in saved:
+            print(f"saved session #{number}: {terminal_safe(what)}, {count:,} rows")
     failed = len(summary["failed"])
     if failed:
         print(

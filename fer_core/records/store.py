@@ -692,7 +692,7 @@ class Records:
         )
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
-        return pd.DataFrame([tuple(r) for r in rows], columns=[*shown, "person_id"])
+        return _typed(pd.DataFrame([tuple(r) for r in rows], columns=[*shown, "person_id"]))
 
     def assign_face(
         self, session_id: int, face_id: int, person_id: int | None, viewer: Viewer
@@ -801,7 +801,7 @@ class Records:
             )
             rows = connection.execute(query).all()
         columns = ["session", "source", "session_name", "session_started", *shown]
-        frame = pd.DataFrame([tuple(r) for r in rows], columns=columns)
+        frame = _typed(pd.DataFrame([tuple(r) for r in rows], columns=columns))
         frame["session_started"] = pd.to_datetime(frame["session_started"], utc=True)
         return frame
 
@@ -878,6 +878,20 @@ class Records:
         if not count:
             raise RecordsError("No such captured face.")
         return Deleted(captures=count)
+
+
+_INT_COLUMNS = ("session", "person_id", "frame", "faces", "face", "face_id", "x", "y", "w", "h")
+
+
+def _typed(frame):
+    """Numbers of faces and boxes stay integers beside rows without a face (nullable), and
+    ``uncertain`` a nullable boolean, as in the exports."""
+    for column in frame.columns:
+        if column in _INT_COLUMNS:
+            frame[column] = frame[column].astype("Int64")
+        elif column == "uncertain":
+            frame[column] = frame[column].astype("boolean")
+    return frame
 
 
 _OPEN: dict[str, Records] = {}
