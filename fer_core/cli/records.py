@@ -73,7 +73,7 @@ def _people_add(args) -> int:
 def _people_list(args) -> int:
     records = _open(args)
     people = records.people(VIEWER)
-    counts = {}
+    counts: dict[int, int] = {}
     for session in records.sessions(VIEWER):
         if session.person_id is not None:
             counts[session.person_id] = counts.get(session.person_id, 0) + 1
