@@ -264,6 +264,71 @@ def timeline_figure(frames, max_faces: int = 6, x_title: str = "time (s)", title
     return figure
 
 
+def share_bars(shares, title: str = "", height: int = 260):
+    """Each emotion's share of a person's (or a session's) face rows: horizontal bars in the
+    emotions' colours, the percentage in each label."""
+    import plotly.graph_objects as go
+
+    values = [float(shares.get(emotion, 0.0)) for emotion in EMOTIONS]
+    figure = go.Figure(
+        go.Bar(
+            x=values,
+            y=[f"{e} {v * 100:.0f}%" for e, v in zip(EMOTIONS, values)],
+            orientation="h",
+            marker_color=[EMOTION_COLORS[e] for e in EMOTIONS],
+            hovertemplate="%{y}<extra></extra>",
+        )
+    )
+    figure.update_xaxes(range=[0, 1], tickformat=".0%")
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(
+        title_text=title or None,
+        height=height,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+    )
+    return figure
+
+
+def daily_figure(daily):
+    """Emotions over days: per day, each emotion's share of that day's face rows (stacked
+    bars), and the uncertain share as a line. ``daily``: ``fer_core.records.history.daily_shares``."""
+    import plotly.graph_objects as go
+
+    days = [str(day) for day in daily["day"]]
+    figure = go.Figure()
+    for emotion in EMOTIONS:
+        figure.add_trace(
+            go.Bar(
+                x=days,
+                y=daily[emotion],
+                name=emotion,
+                marker_color=EMOTION_COLORS[emotion],
+                customdata=daily["faces"],
+                hovertemplate=f"%{{x}} {emotion}: %{{y:.0%}} of %{{customdata}} faces<extra></extra>",
+            )
+        )
+    if daily["uncertain"].notna().any():
+        figure.add_trace(
+            go.Scatter(
+                x=days,
+                y=daily["uncertain"],
+                name="uncertain",
+                mode="lines+markers",
+                line=dict(color="#000000", dash="dot"),
+                hovertemplate="%{x} uncertain: %{y:.0%}<extra></extra>",
+            )
+        )
+    figure.update_layout(
+        barmode="stack",
+        height=320,
+        margin=dict(l=10, r=10, t=10, b=10),
+        yaxis=dict(range=[0, 1], tickformat=".0%", title_text="share of faces"),
+        xaxis=dict(type="category", title_text="day (UTC)"),
+        legend=dict(title_text="emotion"),
+    )
+    return figure
+
+
 def reliability_figure(calibration: dict):
     """The reliability diagram of a model card's ``calibration`` section: per bin of the top
     probability, how often the top guess was right, before and after calibration, against the

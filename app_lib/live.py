@@ -263,6 +263,7 @@ class LiveProcessor:
         self._fps_window_s = fps_window_s
         self._lock = threading.Lock()
         self.frames = 0
+        self._last: tuple | None = None  # the latest (frame, results): a reference, no copy
 
     @property
     def model(self):
@@ -294,6 +295,21 @@ class LiveProcessor:
     def set_smoothing(self, smoothing: float) -> None:
         self.recognizer.set_smoothing(float(smoothing))
 
+    def face_crop(self):
+        """The 48x48 grey crop the model classified for the largest face of the latest frame
+        (the recognizer's own crop: the first framing, eyes levelled where it aligns), and
+        that face's result; None when the latest frame has no face."""
+        from fer_core.faces import to_grey
+
+        with self._lock:
+            last = self._last
+        if last is None or not last[1]:
+            return None
+        rgb, results = last
+        face = max(results, key=lambda r: r.box[2] * r.box[3])
+        crops = self.recognizer.face_crops(to_grey(rgb), [face.box], [face.eyes])
+        return crops[0, 0], face
+
     def reset(self) -> None:
         """Forget tracked faces and timings (e.g. when the stream restarts). A recording stops
         and is kept for download."""
@@ -301,6 +317,7 @@ class LiveProcessor:
             self.recognizer.tracker.reset()
             self._times.clear()
             self.frames = 0
+            self._last = None
         self.holder.clear()
         self.recorder.stop()
         self.recorder.forget_faces()
@@ -327,6 +344,7 @@ class LiveProcessor:
             span = self._times[-1] - self._times[0] if len(self._times) > 1 else 0.0
             fps = (len(self._times) - 1) / span if span > 0 else 0.0
             index = self.frames
+            self._last = (rgb, results)
         self.recorder.add(index, results)
         snapshot = LiveSnapshot(
             faces=[

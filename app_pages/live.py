@@ -27,11 +27,13 @@ from app_lib.live import (
 from app_lib.live_limit import LIVE_STREAMS, max_live_streams, refusal_message
 from app_lib.live_record import HISTORY_SECONDS, MAX_RECORDED_FRAMES
 from app_lib.model_state import require_active_model
+from app_lib.records import model_name, pick_person, records, viewer
 from app_lib.secure_context import insecure_camera_message, page_security
 from app_lib.settings import keep, kept
-from app_lib.text import user_errors
-from fer_core import FerError
+from app_lib.text import escape_markdown, user_errors
+from fer_core import EMOTIONS, FerError
 from fer_core.recognition.uncertainty import threshold_of
+from fer_core.records.writer import SessionWriter
 
 PROCESSOR_KEY = "live_processor"
 WEBRTC_KEY = "live-emotions"
@@ -44,6 +46,10 @@ SNAPSHOT_KEY = "live_snapshot"
 CONNECTING_KEY = "live_connecting_since"
 TURN_AWAY_KEY = "live_turn_away"  # this session's START was refused: stop the stream
 REFUSED_KEY = "live_refused_limit"  # the limit it was refused at, for the message
+SAVE_KEY = "live-save"  # the "Save to history" toggle
+SAVE_PERSON_KEY = "live-save-person"
+SAVE_PROBLEM_KEY = "live_save_problem"  # why the last recording could not be saved
+CAPTURE_KEY = "live_capture_result"  # what the last capture did
 AUTO = "auto"
 MIN_FACE_CHOICES = [AUTO, 20, 30, 40, 60, 80, 120, 160]
 
@@ -325,6 +331,41 @@ def _take_snapshot() -> None:
     st.session_state[SNAPSHOT_KEY] = (png.tobytes(), datetime.now()) if ok else None
 
 
+def _start_recording(threshold) -> None:
+    """Record; with "Save to history" on, also save every recorded frame to the records
+    database while it records (a new session, written in batches by a thread of its own)."""
+    st.session_state.pop(SAVE_PROBLEM_KEY, None)
+    sink = None
+    store = records() if st.session_state.get(SAVE_KEY) else None
+    if store is not None:
+        person = st.session_state.get(SAVE_PERSON_KEY)
+        try:
+            session_id = store.start_session(
+                "live",
+                viewer(),
+                person_id=person,
+                detector=processor.detector,
+                model=model_name(active.model),
+            )
+        except FerError as exc:
+            st.session_state[SAVE_PROBLEM_KEY] = f"Recording without saving: {exc}"
+        else:
+
+            def sink(to_rows):
+                return SessionWriter(store, session_id, to_rows)
+
+    processor.recorder.start(threshold, sink=sink)
+
+
+def _saving_line(writer) -> str:
+    line = f"Saving to history as session #{writer.session_id}: {writer.written:,} rows written."
+    if writer.error:
+        line += f" The database refused the last batch ({writer.error}); retrying."
+    if writer.dropped:
+        line += f" {writer.dropped:,} frames could not be kept (the database fell behind)."
+    return line
+
+
 @st.fragment(run_every=RECORDING_REFRESH_SECONDS)
 def recording_status():
     """While recording: the count, once a second, and the stop button. When the recording
@@ -340,6 +381,80 @@ def recording_status():
         type="primary",
     )
     st.caption(f":red[●] Recording: {recorder.frame_count:,} frames, {recorder.seconds():.0f} s.")
+    if recorder.sink is not None:
+        st.caption(escape_markdown(_saving_line(recorder.sink)))
+
+
+def _capture(store, person_id, emotion) -> None:
+    """Store the face now on screen, labelled, for the chosen person (to fine-tune on)."""
+    found = processor.face_crop()
+    if found is None:
+        st.session_state[CAPTURE_KEY] = (
+            "warning",
+            "No face in the latest frame: nothing captured.",
+        )
+        return
+    crop, face = found
+    try:
+        store.add_capture(person_id, emotion, crop, viewer())
+    except FerError as exc:
+        st.session_state[CAPTURE_KEY] = ("error", str(exc))
+        return
+    st.session_state[CAPTURE_KEY] = (
+        "success",
+        f"Captured face #{face.face_id} as {emotion} (the model said {face.label}).",
+    )
+
+
+def save_panel():
+    """Save to history (for whom), and capture labelled faces for that person."""
+    store = records()
+    if store is None:
+        return
+    me = viewer()
+    with st.expander(
+        "Save to history · capture faces", expanded=bool(st.session_state.get(SAVE_KEY))
+    ):
+        person = pick_person(store, me, key=SAVE_PERSON_KEY, label="Person in front of the camera")
+        st.toggle(
+            "Save recordings to history",
+            key=SAVE_KEY,
+            disabled=processor.recorder.recording,
+            help="Each recording is also saved as a session (boxes, probabilities and labels, "
+            "no images) while it records, so a closed tab or a stopped server keeps it. "
+            "See it on the People & history page.",
+        )
+        if not store.people(me):
+            st.caption("Add people on the People & history page to save sessions for them.")
+        emotion_col, button_col = st.columns([3, 2], vertical_alignment="bottom")
+        emotion = emotion_col.selectbox(
+            "The emotion they are showing", EMOTIONS, key="live-capture-emotion"
+        )
+        button_col.button(
+            "Capture face",
+            icon=":material/add_a_photo:",
+            key="live-capture",
+            disabled=not playing or person is None,
+            on_click=_capture,
+            args=(store, None if person is None else person.id, emotion),
+            help="Stores the 48x48 face the model sees, labelled with the emotion chosen, for "
+            "this person (their data: deleting them deletes it). The Training page can add "
+            "captured faces to FER2013 to fine-tune a model.",
+        )
+        if person is None:
+            st.caption("Choose a person to capture faces for.")
+        else:
+            counts = store.capture_counts(me, person_id=person.id)
+            total = sum(counts.values())
+            if total:
+                st.caption(
+                    f"Captured for {escape_markdown(person.name)}: "
+                    + ", ".join(f"{e} {n}" for e, n in counts.items() if n)
+                )
+        result = st.session_state.pop(CAPTURE_KEY, None)
+        if result:
+            kind, message = result
+            getattr(st, kind)(escape_markdown(message))
 
 
 def record_panel():
@@ -347,6 +462,9 @@ def record_panel():
     not refreshed: a button redrawn while it is clicked loses the click."""
     recorder = processor.recorder
     st.markdown("##### Session history")
+    problem = st.session_state.get(SAVE_PROBLEM_KEY)
+    if problem:
+        st.warning(escape_markdown(problem), icon=":material/database:")
     if recorder.recording:
         recording_status()
         return
@@ -355,7 +473,7 @@ def record_panel():
         "Record",
         icon=":material/radio_button_checked:",
         key="live-record",
-        on_click=recorder.start,
+        on_click=_start_recording,
         args=(threshold_of(active.model),),
         disabled=not playing,
         help="Records every analysed frame (time, face id, box, all seven probabilities, "
@@ -377,6 +495,19 @@ def record_panel():
             f"Recorded {frames:,} frames over {recorder.seconds():.1f} s.{note} "
             "Downloading keeps it; a new recording replaces it."
         )
+        writer = recorder.last_sink
+        if writer is not None:
+            if writer.finished.wait(5.0):
+                st.caption(
+                    f"Saved to history as session #{writer.session_id}: {writer.written:,} rows"
+                    + (f" ({writer.error})" if writer.error else "")
+                    + "."
+                )
+                st.page_link(
+                    "app_pages/people.py", label="People & history", icon=":material/group:"
+                )
+            else:
+                st.caption(escape_markdown(_saving_line(writer)))
         stamp = recorder.started_at.strftime("%Y%m%d-%H%M%S")
         csv_col, json_col = st.columns(2)
         csv_col.download_button(
@@ -417,6 +548,7 @@ with panel_column:
 
 with video_column:
     record_panel()
+    save_panel()
 
 with st.expander("How it works"):
     st.markdown(

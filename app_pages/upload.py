@@ -11,6 +11,7 @@ from app_lib.charts import probability_bars, timeline_figure
 from app_lib.detector import detector_choice, offer_blazeface
 from app_lib.formatting import duration, percent
 from app_lib.model_state import require_active_model
+from app_lib.records import save_to_history
 from app_lib.session_files import (
     StoredUpload,
     UploadError,
@@ -576,6 +577,14 @@ def show_video(upload: StoredUpload) -> None:
             key=f"vvid-{upload.key}",
             icon=":material/movie:",
         )
+    save_to_history(
+        frames.to_dict("records"),
+        "video",
+        upload.name,
+        key=f"video-{upload.digest}-{model_key}-{detector}-{int(every)}",
+        detector=detector,
+        model=model,
+    )
 
 
 photo_results: list[PhotoResult] = []
@@ -634,4 +643,13 @@ if len(photo_results) > 1:
         on_click="ignore",
         key="all-json",
         icon=":material/data_object:",
+    )
+if photo_results:
+    save_to_history(
+        photo_rows,
+        "photos",
+        photo_results[0].name if len(photo_results) == 1 else f"{len(photo_results)} photos",
+        key="photos-" + "-".join(photo_ids) + f"-{model_key}-{detector}",
+        detector=detector,
+        model=model,
     )

@@ -694,6 +694,18 @@ class Records:
             rows = connection.execute(query).all()
         return _typed(pd.DataFrame([tuple(r) for r in rows], columns=[*shown, "person_id"]))
 
+    def set_session_person(self, session_id: int, person_id: int | None, viewer: Viewer) -> None:
+        """Say whom a whole session is about (None: nobody)."""
+        self.session(session_id, viewer)
+        with self.engine.begin() as connection:
+            if person_id is not None:
+                self._person_row(connection, person_id, viewer)
+            connection.execute(
+                t.sessions.update()
+                .where(t.sessions.c.id == int(session_id))
+                .values(person_id=None if person_id is None else int(person_id))
+            )
+
     def assign_face(
         self, session_id: int, face_id: int, person_id: int | None, viewer: Viewer
     ) -> int:

@@ -291,3 +291,15 @@ def test_the_heading_names_the_most_confident_face_and_the_bars_say_what_they_le
     shown, note = bar_faces(crowd)
     assert [f["face_id"] for f in shown] == [3, 4, 5, 6] and note == "showing 4 of 6 faces"
     assert crowd.top in shown
+
+
+def test_face_crop_is_the_crop_the_model_classified():
+    processor = LiveProcessor(None)
+    assert processor.face_crop() is None  # no frame yet
+    processor.process(webcam_frame())
+    crop, face = processor.face_crop()
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    probs = processor.model.predict_faces(crop[None])[0]
+    assert EMOTIONS[int(np.argmax(probs))] == "happy" == face.label
+    processor.reset()
+    assert processor.face_crop() is None

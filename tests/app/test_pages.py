@@ -58,12 +58,17 @@ def app_env(tmp_path, monkeypatch):
     monkeypatch.delenv("FER_ICE_SERVERS", raising=False)
     monkeypatch.delenv("FER_ADMIN_PASSWORD", raising=False)
     monkeypatch.delenv("FER_MAX_LIVE_STREAMS", raising=False)
+    monkeypatch.delenv("FER_DB_URL", raising=False)  # the records database: runs/records.sqlite
+    monkeypatch.delenv("FER_RETENTION_DAYS", raising=False)
     # The server's live streams, as a fresh server has them (a test's stand-in streams end here).
     from app_lib import live_limit
 
     monkeypatch.setattr(live_limit, "LIVE_STREAMS", live_limit.LiveStreams())
+    from fer_core.records import forget_open_records
+
     with listening_on("127.0.0.1"):  # as `make run`: local only, so every visitor is admin
         yield {"runs": runs, "data": data, "tmp": tmp_path}
+    forget_open_records()
 
 
 @contextlib.contextmanager
@@ -150,7 +155,13 @@ def test_home_shows_crop_and_whole_path_numbers_from_the_card(app_env, detector)
 
 @pytest.mark.parametrize(
     "page",
-    ["app_pages/model.py", "app_pages/training.py", "app_pages/upload.py", "app_pages/dataset.py"],
+    [
+        "app_pages/model.py",
+        "app_pages/training.py",
+        "app_pages/upload.py",
+        "app_pages/dataset.py",
+        "app_pages/people.py",
+    ],
 )
 def test_every_page_renders(app_env, page):
     at = run_page(page)
@@ -388,6 +399,10 @@ def test_upload_video_gives_timeline_and_segments(app_env):
     assert set(segments["dominant"]) == {"happy"}
     assert len(at.get("plotly_chart")) == 1  # the timeline
     assert "every 2 frames" in texts(at.caption)
+    next(b for b in at.button if b.label == "Save to history").click()
+    at.run()
+    assert_clean(at)
+    assert "Saved to history as session #1" in texts(at.caption)
 
 
 def test_home_follows_the_detector_chosen_on_another_page(app_env):

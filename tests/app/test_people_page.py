@@ -1,0 +1,113 @@
+"""The People & history page under AppTest, on the records database in the runs folder: a
+person is added, their saved sessions are summarised and compared, exported and deleted; a
+visitor on a shared server sees only what their own session saved."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from app_lib.text import escape_markdown
+from fer_core.records import Records, Viewer
+from fer_core.records.store import utc_now
+from tests.app.test_pages import app_env, assert_clean, listening_on, run_page, texts  # noqa: F401
+from tests.records.test_store import face_row
+
+PAGE = "app_pages/people.py"
+
+
+def _db(app_env):  # noqa: F811
+    return Records(f"sqlite:///{app_env['runs'] / 'records.sqlite'}")
+
+
+def test_adding_a_person_then_their_history_export_and_deletion(app_env):  # noqa: F811
+    at = run_page(PAGE)
+    assert_clean(at)
+    assert "No one yet" in texts(at.info)
+    at.text_input[0].input("Ann <b>*bold*</b>")
+    at.button[0].click()  # Add (the form's submit button)
+    at.run()
+    assert_clean(at)
+    assert "Added #1 Ann" in texts(at.success)
+    assert "No saved session yet" in texts(at.info)
+
+    store = _db(app_env)
+    owner = Viewer("elsewhere", admin=True)
+    two_days_ago = utc_now() - timedelta(days=2)
+    store.save_session(
+        "live",
+        [face_row(i, label="happy") for i in range(6)] + [face_row(6, label="sad", uncertain=True)],
+        owner,
+        person_id=1,
+        started_at=two_days_ago,
+    )
+    store.save_session(
+        "video", [face_row(i, label="sad") for i in range(3)], owner, person_id=1, name="clip.mp4"
+    )
+    at.run()
+    assert_clean(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Sessions"] == "2" and metrics["Faces analysed"] == "10"
+    assert metrics["Uncertain"] == "10%"
+    # the name as text: every Markdown character escaped
+    assert escape_markdown("Ann <b>*bold*</b>") in [str(h.value) for h in at.subheader]
+    assert len(at.get("plotly_chart")) >= 4  # shares, days, and the two sessions side by side
+    downloads = at.get("download_button")
+    assert {d.proto.label for d in downloads} >= {"Everything (JSON)", "Rows (CSV)"}
+
+    at.checkbox(key="people-delete-sure").check()
+    at.run()
+    at.button(key="people-delete").click()
+    at.run()
+    assert_clean(at)
+    assert "Deleted #1" in texts(at.success) and "10 result rows" in texts(at.success)
+    assert store.people(owner) == [] and store.sessions(owner) == []
+    store.close()
+
+
+def test_a_visitor_sees_only_what_their_session_saved(app_env, monkeypatch):  # noqa: F811
+    store = _db(app_env)
+    someone = Viewer("another-tab")
+    other = store.add_person("Somebody else", someone)
+    store.save_session("photos", [face_row(0)], someone, person_id=other.id)
+    with listening_on("0.0.0.0"):  # a shared server without a password: nobody is admin
+        at = run_page(PAGE)
+        assert_clean(at)
+        assert "only what this browser session saved" in texts(at.caption)
+        assert "Somebody else" not in json.dumps([str(e.value) for e in at.get("selectbox")])
+        assert "No saved session" in texts(at.info)
+    store.close()
+
+
+def test_an_upload_analysis_is_saved_to_history_for_a_person(app_env):  # noqa: F811
+    import skimage.data
+
+    from tests.app.test_pages import png_bytes
+
+    store = _db(app_env)
+    admin = Viewer("cli", admin=True)
+    ann = store.add_person("Ann", admin)
+    at = run_page("app_pages/upload.py")
+    at.file_uploader[0].set_value(
+        [("astronaut.png", png_bytes(skimage.data.astronaut()), "image/png")]
+    )
+    at.run()
+    assert_clean(at)
+    picker = next(s for s in at.selectbox if (s.key or "").startswith("save-person-"))
+    picker.set_value(ann.id)
+    next(b for b in at.button if b.label == "Save to history").click()
+    at.run()
+    assert_clean(at)
+    assert "Saved to history as session #1" in texts(at.caption)
+    info = store.session(1, admin)
+    assert (info.source, info.name, info.person_name, info.rows, info.faces) == (
+        "photos",
+        "astronaut.png",
+        "Ann",
+        1,
+        1,
+    )
+    assert store.session_rows(1, admin)["label"].tolist() == ["happy"]
+    at.run()  # saved once: the button is gone
+    assert not [b for b in at.button if b.label == "Save to history"]
+    store.close()
