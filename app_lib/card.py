@@ -54,6 +54,9 @@ def training_rows(training: dict) -> dict[str, str]:
             if config.get("train_subset")
             else "all"
         ),
+        "faces captured on the Live page": (
+            f"{training['captured_faces']:,}" if training.get("captured_faces") else None
+        ),
         "model chosen on": training.get("selection_split"),
         "started from": (
             " ← ".join(_lineage_step(step) for step in training.get("lineage") or [base])

@@ -68,6 +68,17 @@ MISSING = "—"  # what a table shows for a value a run does not have (yet)
 # is drawn: ``runs`` (the runs folder), ``dataset`` (FER2013's path) and ``admin``.
 
 
+def captured_faces_count(runs: Path) -> int:
+    """Faces captured on the Live page, in the database a run in ``runs`` reads them from."""
+    from fer_core.records import ADMIN_CLI, database_url, open_records
+
+    try:
+        store = open_records(database_url(runs=runs))
+    except FerError:
+        return 0
+    return sum(store.capture_counts(ADMIN_CLI).values())
+
+
 def watch_other_runs(others: dict, statuses: dict) -> None:
     """The selector and the table above name every run's phase: when a run other than the
     one shown starts training or ends, the page is drawn again (the shown run's panel
@@ -469,7 +480,8 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
             help="mixup blends two faces and their targets; CutMix "
             "pastes a patch of one face onto another.",
         )
-        fourth = st.columns([2, 2])
+        fourth = st.columns([2, 2, 2])
+        captured_count = captured_faces_count(runs)
         crowd_file = default_ferplus_path()
         labels = fourth[0].selectbox(
             "Labels to learn",
@@ -485,6 +497,15 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
             value=False,
             help="Also train on what the detector's crop does to a face: small faces upscaled, "
             "light, noise, a hidden part.",
+        )
+        add_captured = fourth[2].checkbox(
+            f"Add captured faces ({captured_count:,})",
+            value=False,
+            disabled=not captured_count,
+            help="Add the labelled faces people captured on the Live page to the Training "
+            "rows, best with Start from a trained model (fine-tuning). The run's model card "
+            "says how many were used. Deleting a person deletes their captured faces, but not "
+            "what a model already learned from them.",
         )
         submitted = st.form_submit_button(
             "Start training",
@@ -529,6 +550,7 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
                     labels=labels,
                     ferplus_path=crowd_file if labels != "fer2013" else None,
                     path_augment=bool(path_augment),
+                    captured_faces=bool(add_captured),
                 )
             )
         except (FerError, OSError) as exc:

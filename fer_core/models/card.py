@@ -76,6 +76,12 @@ class ModelCard:
         return str(self.training_config.get("labels") or "fer2013")
 
     @property
+    def captured_faces(self) -> int:
+        """How many faces captured on the Live page the model was trained on, besides
+        FER2013 (0: none)."""
+        return int(self.training.get("captured_faces") or 0)
+
+    @property
     def uncertain_below(self) -> float | None:
         """The top probability below which a face is shown as uncertain (measured on
         PublicTest; None for a model without a calibrated card)."""

@@ -111,6 +111,11 @@ class TrainConfig:
         0,
         "average the weights of every epoch from this one on (stochastic weight averaging; 0: off)",
     )
+    captured_faces: bool = _setting(
+        False,
+        "add the labelled faces captured on the Live page (the records database: FER_DB_URL, "
+        "else records.sqlite in the runs folder) to the Training rows",
+    )
     recalibrate_batch_norm: bool = _setting(
         True,
         "when the run ends, recompute best.keras's BatchNorm statistics on the plain "

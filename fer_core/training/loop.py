@@ -88,6 +88,25 @@ def prepare_training_splits(dataset: Fer2013, config: TrainConfig):
     )
 
 
+def captured_training_faces(runs_dir) -> tuple[np.ndarray, np.ndarray]:
+    """The faces captured on the Live page, labelled by the people who showed them: (N, 48,
+    48) uint8 and (N,) labels from the records database (``FER_DB_URL``, else the runs
+    folder's). ConfigError when there are none."""
+    from fer_core.records import ADMIN_CLI, Records, database_url
+
+    records = Records(database_url(runs=runs_dir))
+    try:
+        _, images, labels, _ = records.captures(ADMIN_CLI)
+    finally:
+        records.close()
+    if not len(labels):
+        raise ConfigError(
+            f"No captured faces in the {records.location}: capture faces on the Live page "
+            "(Save to history, Capture face), or train without captured faces."
+        )
+    return images, labels.astype(np.int64)
+
+
 def crowd_labelled(dataset: Fer2013, config: TrainConfig) -> Fer2013:
     """The dataset as ``config.labels`` says: FER2013's own labels, or FER+'s crowd
     (fer_core.data.ferplus.relabel says which faces stay and what each learns)."""
@@ -205,6 +224,13 @@ def train(
     x_train, y_train, t_train, x_val, y_val, t_val, val_split = prepare_training_splits(
         dataset, config
     )
+    captured = 0
+    if config.captured_faces:  # read afresh at every (re)start: a deleted person's go with them
+        x_cap, y_cap = captured_training_faces(config.runs_dir)
+        captured = len(y_cap)
+        x_train = np.concatenate([x_train, x_cap])
+        y_train = np.concatenate([y_train, y_cap])
+        t_train = np.concatenate([t_train, np.eye(NUM_CLASSES, dtype=t_train.dtype)[y_cap]])
 
     # Importing the trainer registers its layer and loss before a resume loads them.
     from fer_core.training.trainer import trainer_inputs
@@ -276,6 +302,7 @@ def train(
         "labels": config.labels,
         "validation_split": val_split,
         "validation_images": int(len(y_val)),
+        "captured_faces": captured,
     }
     steps = int(math.ceil(len(y_train) / config.batch_size))
     swa = None

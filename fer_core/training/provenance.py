@@ -20,12 +20,15 @@ def _data_fields(data: dict, config: dict) -> dict:
             + (f", stratified subset of {subset:,} images" if subset else ""),
             "selection_split": "PublicTest",
         }
+    captured = int(data.get("captured_faces") or 0)
     return {
         "data": f"{data.get('source') or 'FER2013'}: Training, "
-        f"{int(data.get('training_images', 0)):,} images"
-        + (", a stratified subset" if config.get("train_subset") else ""),
+        f"{int(data.get('training_images', 0)) - captured:,} images"
+        + (", a stratified subset" if config.get("train_subset") else "")
+        + (f", and {captured:,} faces captured on the Live page" if captured else ""),
         "selection_split": f"{data.get('validation_split', 'PublicTest')} "
         f"({int(data.get('validation_images', 0)):,} images)",
+        "captured_faces": captured,
     }
 
 
