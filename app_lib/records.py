@@ -15,7 +15,7 @@ import streamlit as st
 from app_lib.access import is_admin
 from app_lib.text import escape_markdown
 from fer_core.errors import FerError
-from fer_core.records import Person, Records, Viewer, open_records
+from fer_core.records import Person, Records, Viewer, database_url, open_records
 
 OWNER_KEY = "fer_records_owner"
 NOBODY = "nobody"
@@ -23,8 +23,10 @@ NOBODY = "nobody"
 
 def records() -> Records | None:
     """The shared store, or None after showing why it cannot be opened."""
+    from app_lib.model_state import runs_dir
+
     try:
-        return open_records()
+        return open_records(database_url(runs=runs_dir()))
     except FerError as exc:
         st.error(
             f"The records database cannot be opened: {escape_markdown(exc)}",

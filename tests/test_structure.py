@@ -34,7 +34,17 @@ RUN_FILES = [
 
 # fer_core's rooms, lowest first: a module imports only from its own room, the core modules
 # (fer_core/*.py: errors, labels, storage, safe_text) and the rooms before its own.
-ROOMS = ["data", "faces", "models", "recognition", "evaluation", "training", "service", "cli"]
+ROOMS = [
+    "data",
+    "faces",
+    "models",
+    "recognition",
+    "evaluation",
+    "records",
+    "training",
+    "service",
+    "cli",
+]
 CORE = {"errors", "labels", "storage", "safe_text"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from fer_core.cli.records import open_database, person_of, save_prediction
 from fer_core.errors import FerError
 from fer_core.faces import DETECTORS
 from fer_core.recognition.predict import run_predict
@@ -73,10 +74,7 @@ def _predict_and_report(args) -> int:
     if args.person and not args.save:
         raise FerError("--person says whom saved sessions are about: add --save.")
     if args.save:  # before any work: an unknown person or an unreachable database
-        from fer_core.cli.records import person_of
-        from fer_core.records import open_records
-
-        records = open_records(args.db)
+        records = open_database(args.db)
         if args.person:
             person_of(records, args.person)
     result = run_predict(
@@ -116,8 +114,6 @@ def _predict_and_report(args) -> int:
     for path, reason in summary["failed"]:
         print(f"  failed: {terminal_safe(path)}: {terminal_safe(reason)}")
     if args.save:
-        from fer_core.cli.records import save_prediction
-
         saved = save_prediction(
             [row for row in result["rows"] if not row.get("error")],
             person=args.person,

@@ -9,11 +9,21 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from fer_core.data.media import VIDEO_SUFFIXES
 from fer_core.errors import FerError
-from fer_core.records import ADMIN_CLI, Records, RecordsError, open_records
+from fer_core.recognition.predict import check_out
+from fer_core.records import (
+    ADMIN_CLI,
+    Records,
+    RecordsError,
+    database_url,
+    open_records,
+    retention_days,
+)
 from fer_core.records.history import person_json_bytes, session_csv_bytes
 from fer_core.safe_text import terminal_safe
 from fer_core.storage import atomic_writer
+from fer_core.training.runs import runs_dir
 
 VIEWER = ADMIN_CLI
 
@@ -27,8 +37,14 @@ def _db_argument(parser) -> None:
     )
 
 
+def open_database(db: str | None) -> Records:
+    """``--db``, else ``$FER_DB_URL``, else the runs folder's SQLite (``$FER_RUNS_DIR`` or
+    ``runs``): the app's database."""
+    return open_records(db or database_url(runs=runs_dir("runs")))
+
+
 def _open(args) -> Records:
-    return open_records(args.db)
+    return open_database(args.db)
 
 
 def person_of(records: Records, who: str):
@@ -43,8 +59,6 @@ def person_of(records: Records, who: str):
 def _write(out: str, data: bytes, suffixes: tuple[str, ...]) -> Path:
     """Write an export through the same checks as ``fer predict --out`` (no symbolic link,
     no folder, a folder that can be written), atomically."""
-    from fer_core.recognition.predict import check_out
-
     path = Path(out)
     if path.suffix.lower() not in suffixes:
         raise FerError(
@@ -169,8 +183,6 @@ def _sessions_delete(args) -> int:
 
 
 def _sessions_purge(args) -> int:
-    from fer_core.records import retention_days
-
     records = _open(args)
     days = args.days if args.days is not None else retention_days()
     if days is None or days <= 0:
@@ -235,9 +247,7 @@ def save_prediction(
 ) -> list[tuple[int, str, int]]:
     """``fer predict --save``: each video as a session of its own, the photos together as
     one; returns (session number, what, rows) for each."""
-    from fer_core.data.media import VIDEO_SUFFIXES
-
-    records = open_records(db)
+    records = open_database(db)
     person_id = person_of(records, person).id if person else None
     videos: dict[str, list[dict]] = {}
     photos: list[dict] = []
@@ -271,4 +281,4 @@ def save_prediction(
     return saved
 
 
-__all__ = ["add_records_parsers", "save_prediction", "person_of"]
+__all__ = ["add_records_parsers", "save_prediction", "person_of", "open_database"]

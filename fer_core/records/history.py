@@ -16,7 +16,8 @@ import pandas as pd
 
 from fer_core.labels import EMOTIONS
 from fer_core.recognition.results import frame_to_csv_bytes
-from fer_core.records.store import Records, Viewer
+from fer_core.records.database import Viewer
+from fer_core.records.store import Records
 
 
 def face_rows_only(rows: pd.DataFrame) -> pd.DataFrame:

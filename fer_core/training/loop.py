@@ -23,6 +23,8 @@ from fer_core.evaluation.reports import accuracy, evaluate_images
 from fer_core.labels import NUM_CLASSES
 from fer_core.models.architectures import build_model, load_keras_model, save_keras_model
 from fer_core.models.inference import file_sha256
+from fer_core.records import database_url
+from fer_core.records.store import captured_training_faces
 from fer_core.storage import WriteError, write_json
 from fer_core.training.averaging import WeightAverage, recompute_batch_norm
 from fer_core.training.checkpoints import RunCallback
@@ -86,25 +88,6 @@ def prepare_training_splits(dataset: Fer2013, config: TrainConfig):
         targets[val_rows],
         split,
     )
-
-
-def captured_training_faces(runs_dir) -> tuple[np.ndarray, np.ndarray]:
-    """The faces captured on the Live page, labelled by the people who showed them: (N, 48,
-    48) uint8 and (N,) labels from the records database (``FER_DB_URL``, else the runs
-    folder's). ConfigError when there are none."""
-    from fer_core.records import ADMIN_CLI, Records, database_url
-
-    records = Records(database_url(runs=runs_dir))
-    try:
-        _, images, labels, _ = records.captures(ADMIN_CLI)
-    finally:
-        records.close()
-    if not len(labels):
-        raise ConfigError(
-            f"No captured faces in the {records.location}: capture faces on the Live page "
-            "(Save to history, Capture face), or train without captured faces."
-        )
-    return images, labels.astype(np.int64)
 
 
 def crowd_labelled(dataset: Fer2013, config: TrainConfig) -> Fer2013:
@@ -226,7 +209,7 @@ def train(
     )
     captured = 0
     if config.captured_faces:  # read afresh at every (re)start: a deleted person's go with them
-        x_cap, y_cap = captured_training_faces(config.runs_dir)
+        x_cap, y_cap = captured_training_faces(database_url(runs=config.runs_dir))
         captured = len(y_cap)
         x_train = np.concatenate([x_train, x_cap])
         y_train = np.concatenate([y_train, y_cap])

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from app_lib.text import escape_markdown
 from fer_core.records import Records, Viewer
-from fer_core.records.store import utc_now
+from fer_core.records.database import utc_now
 from tests.app.test_pages import app_env, assert_clean, listening_on, run_page, texts  # noqa: F401
 from tests.records.test_store import face_row
 

@@ -33,7 +33,7 @@ from pathlib import Path
 CHROMIUM = "/usr/bin/chromium"
 # The first page is not the home page on purpose: the first visit after a server start goes
 # straight to a page URL (see app.py on why the pages are not in pages/).
-PAGES = ["model", "home", "live", "upload", "dataset", "training"]
+PAGES = ["model", "home", "live", "upload", "dataset", "training", "people"]
 TITLES = {
     "home": "Facial emotion recognition",
     "live": "Live webcam",
@@ -41,8 +41,10 @@ TITLES = {
     "dataset": "Dataset explorer",
     "training": "Training",
     "model": "Model card",
+    "people": "People & history",
 }
-NAV_LABELS = {"home": "Home", "live": "Live webcam"}  # app_lib.navigation's titles
+# app_lib.navigation's titles
+NAV_LABELS = {"home": "Home", "live": "Live webcam", "people": "People & history"}
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -427,6 +429,78 @@ def record_session(page, seconds: float) -> tuple[str, bytes, list[dict]]:
     page.get_by_text(re.compile(r"^Recorded [\d,]+ frames")).first.wait_for(timeout=30_000)
     name, data = download(page, "Session CSV")
     return name, data, list(csv.DictReader(io.StringIO(data.decode())))
+
+
+def choose_option(page, select_label: str, option: str) -> None:
+    """Pick ``option`` in the Streamlit select box labelled ``select_label``."""
+    box = page.locator('[data-testid="stSelectbox"]', has_text=select_label).first
+    box.wait_for(timeout=30_000)
+    box.locator('[data-baseweb="select"]').first.click()
+    page.get_by_role("option", name=option).first.click()
+    wait_idle(page)
+
+
+def scenario_live_person(page, args) -> dict:
+    """Issue 26: a live session recorded for a person (saved while it records), a face
+    captured for them, found on their history page, exported, and the person deleted."""
+    out = Path(args.out)
+    result: dict = {}
+    person = f"#1 {args.name}"
+    open_page(page, args.url, "live")
+    page.wait_for_selector(IFRAME, timeout=90_000)
+    page.get_by_text("Save to history · capture faces").first.click()
+    choose_option(page, "Person in front of the camera", person)
+    choose_option(page, "The emotion they are showing", "happy")
+    page.get_by_text("Save recordings to history").first.click()
+    wait_idle(page)
+    started = start_camera(page)
+    result.update(wait_for_emotion(page, started))
+    capture = page.get_by_role("button", name=re.compile("Capture face$")).first
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('button')].some("
+        "b => b.innerText.trim().endsWith('Capture face') && !b.disabled)",
+        timeout=30_000,
+    )
+    capture.click()
+    captured = page.get_by_text(re.compile(r"^Captured face #\d+ as happy"))
+    captured.first.wait_for(timeout=30_000)
+    result["captured"] = captured.first.inner_text()
+    result["csv_name"], _, rows = record_session(page, 4.0)
+    result["csv_rows"] = len(rows)
+    saved = page.get_by_text(re.compile(r"^Saved to history as session #\d+: [\d,]+ rows"))
+    saved.first.wait_for(timeout=30_000)
+    result["saved"] = saved.first.inner_text()
+    shoot(page, out / "live_person.png")
+    stop = camera_button(page, "stop")
+    if stop.count():
+        stop.first.click()
+
+    go_to(page, "people")
+    wait_idle(page)
+    page.get_by_role("heading", name=args.name).first.wait_for(timeout=30_000)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=30_000)
+    result["metrics"] = page.locator('[data-testid="stMetric"]').all_inner_texts()
+    shoot(page, out / "people_history.png")
+    name, data = download(page, "Everything (JSON)")
+    export = json.loads(data)
+    result["export"] = {
+        "name": name,
+        "person": export["person"]["name"],
+        "sessions": len(export["sessions"]),
+        "rows": len(export["rows"]),
+        "labels": sorted({row["label"] for row in export["rows"] if row.get("label")}),
+        "captured": [face["emotion"] for face in export["captured_faces"]],
+    }
+    page.get_by_text("Rename, note or delete").first.click()
+    page.get_by_text(re.compile(r"^Delete #1 .* with every session")).first.click()
+    wait_idle(page)
+    page.get_by_role("button", name=re.compile("Delete this person$")).first.click()
+    deleted = page.get_by_text(re.compile(r"^Deleted #1 "))
+    deleted.first.wait_for(timeout=30_000)
+    result["deleted"] = deleted.first.inner_text()
+    page.get_by_text("No one yet").first.wait_for(timeout=30_000)
+    shoot(page, out / "people_deleted.png")
+    return {**result, "exceptions": exceptions(page), "errors": errors(page)}
 
 
 def scenario_live_track(page, args) -> dict:
@@ -963,6 +1037,7 @@ SCENARIOS = {
     "soak": scenario_soak,
     "session_end": scenario_session_end,
     "live_history": scenario_live_history,
+    "live_person": scenario_live_person,
     "live_small": scenario_live_small,
     "live_track": scenario_live_track,
     "offer_photo": scenario_offer_photo,
@@ -984,7 +1059,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--name",
         help="session_end: the file name the photo is uploaded as; "
-        "roles: the administrator password",
+        "roles: the administrator password; live_person: the person's name",
     )
     parser.add_argument(
         "--accept-certificate",
@@ -1024,6 +1099,7 @@ def main(argv=None) -> int:
                     "sessions",
                     "soak",
                     "live_history",
+                    "live_person",
                     "live_small",
                     "live_track",
                     "offer_live",

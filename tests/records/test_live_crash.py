@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fer_core.records import Records, Viewer
-from fer_core.records import store as store_module
+from fer_core.records import database as store_module
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

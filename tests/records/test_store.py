@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from fer_core.labels import EMOTIONS
 from fer_core.records import Records, RecordsError, Viewer
-from fer_core.records.store import migrate, schema_revision, utc_now
+from fer_core.records.database import migrate, schema_revision, utc_now
 from fer_core.records.writer import SessionWriter
 
 ANN_TAB = Viewer("tab-ann")
@@ -308,7 +308,7 @@ def test_a_database_of_the_first_schema_keeps_its_data_when_opened(db_url):
 def test_a_bad_url_or_retention_gets_a_message():
     from fer_core.errors import ConfigError
     from fer_core.records import retention_days
-    from fer_core.records.store import make_engine
+    from fer_core.records.database import make_engine
 
     with pytest.raises(ConfigError, match="database URL"):
         make_engine("not a url at all")

@@ -1,5 +1,5 @@
 """Alembic's environment for the records database. The store passes an open connection in
-``config.attributes["connection"]`` (``fer_core.records.store.migrate``); no URL is read
+``config.attributes["connection"]`` (``fer_core.records.database.migrate``); no URL is read
 from a file, so the same migrations run on SQLite and PostgreSQL."""
 
 from alembic import context

@@ -1,0 +1,40 @@
+"""Issue 26 in a real Chromium: a live session recorded for a person is saved while it
+records, found on their history page, exported, and deleted with the person (checked in the
+database afterwards)."""
+
+import pytest
+
+from fer_core.records import ADMIN_CLI, Records, database_url
+from tests.browser.test_browser import _explain
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def test_a_live_session_for_a_person_is_kept_exported_and_deleted(e2e):
+    runs = e2e.work / "runs"
+    records = Records(database_url(runs=runs))
+    records.add_person("Ann <i>Lee</i>", ADMIN_CLI)  # a name is text wherever it is shown
+    try:
+        result = e2e.run("live_person", "--y4m", str(e2e.media["y4m"]), "--name", "Ann <i>Lee</i>")
+        assert result.get("ok"), _explain(result)
+        assert result["exceptions"] == [] and result["errors"] == [], _explain(result)
+        assert result["top"] == "happy", result
+        assert result["captured"].startswith("Captured face #"), result
+        # the whole recording reached the database: every CSV row is a saved row
+        saved_rows = int(result["saved"].split(": ")[1].split()[0].replace(",", ""))
+        assert saved_rows == result["csv_rows"] > 0, result
+        metrics = " ".join(result["metrics"])
+        assert "Sessions\n1" in metrics and "Captured faces\n1" in metrics, metrics
+        export = result["export"]
+        assert export["person"] == "Ann <i>Lee</i>" and export["sessions"] == 1
+        assert export["rows"] == saved_rows and "happy" in export["labels"]
+        assert export["captured"] == ["happy"]
+        assert "1 session" in result["deleted"] and "1 captured face" in result["deleted"]
+        # gone from the database, checked there
+        assert records.people(ADMIN_CLI) == [] and records.sessions(ADMIN_CLI) == []
+        assert len(records.captures(ADMIN_CLI)[0]) == 0
+        with records.engine.connect() as connection:
+            left = connection.exec_driver_sql("SELECT count(*) FROM result_rows").scalar()
+        assert left == 0
+    finally:
+        records.close()
