@@ -433,10 +433,12 @@ def record_session(page, seconds: float) -> tuple[str, bytes, list[dict]]:
 
 def choose_option(page, select_label: str, option: str) -> None:
     """Pick ``option`` in the Streamlit select box labelled ``select_label``."""
-    box = page.locator('[data-testid="stSelectbox"]', has_text=select_label).first
+    box = page.get_by_role("combobox", name=select_label).first
     box.wait_for(timeout=30_000)
-    box.locator('[data-baseweb="select"]').first.click()
-    page.get_by_role("option", name=option).first.click()
+    box.click()
+    box.fill(option)  # the select box filters its options as one types, as a user may
+    page.get_by_role("option", name=option, exact=True).first.wait_for(timeout=30_000)
+    page.keyboard.press("Enter")
     wait_idle(page)
 
 
