@@ -345,7 +345,14 @@ class LiveProcessor:
             fps = (len(self._times) - 1) / span if span > 0 else 0.0
             index = self.frames
             self._last = (rgb, results)
-        self.recorder.add(index, results)
+        crops = None
+        if self.recorder.wants_crops and results:  # a saved recording that keeps thumbnails
+            from fer_core.faces import to_grey
+
+            crops = self.recognizer.face_crops(
+                to_grey(rgb), [r.box for r in results], [r.eyes for r in results]
+            )[0]
+        self.recorder.add(index, results, crops)
         snapshot = LiveSnapshot(
             faces=[
                 {

@@ -57,13 +57,17 @@ class LiveRecorder:
         self._stopped_mono: float | None = None
         self.sink = None  # the SessionWriter saving the current recording, if it is saved
         self.last_sink = None  # ... and the one that saved the last one (for the page)
+        self.wants_crops = False  # the saved recording keeps face thumbnails: add() gets crops
 
     # --- the page's buttons
-    def start(self, uncertain_below: float | None = None, sink=None) -> None:
+    def start(
+        self, uncertain_below: float | None = None, sink=None, thumbnails: bool = False
+    ) -> None:
         """Start a new recording (the previous one is replaced). ``sink``: a function that
         takes this recording's row builder and returns a ``SessionWriter``
         (``fer_core.records.writer``): every recorded frame is also saved to the records
-        database while it records."""
+        database while it records. ``thumbnails``: the saved rows also carry each face's
+        48x48 crop as a PNG (asked for explicitly; the downloads never do)."""
         self.stop()
         with self._lock:
             self._frames = []
@@ -76,10 +80,12 @@ class LiveRecorder:
                 None if sink is None else sink(lambda items: _recorded_rows(items, *started))
             )
             self.last_sink = self.sink
+            self.wants_crops = bool(thumbnails and self.sink is not None)
 
     def stop(self) -> None:
         with self._lock:
             sink, self.sink = self.sink, None
+            self.wants_crops = False
             if self.recording:
                 self.recording = False
                 self._stopped_mono = self._clock()
@@ -99,8 +105,9 @@ class LiveRecorder:
             self._history.clear()
 
     # --- the video thread
-    def add(self, frame_index: int, results) -> None:
-        """One analysed frame and its FaceResults: appended, nothing else."""
+    def add(self, frame_index: int, results, crops=None) -> None:
+        """One analysed frame and its FaceResults: appended, nothing else. ``crops``: the
+        faces' 48x48 crops, when ``wants_crops`` (they go to the saved session only)."""
         now = self._clock()
         with self._lock:
             self._history.append((now, results))
@@ -110,12 +117,12 @@ class LiveRecorder:
                 self._frames.append((now, frame_index, results))
                 sink = self.sink
                 if sink is not None:
-                    sink.put((now, frame_index, results))
+                    sink.put((now, frame_index, results, crops))
                 if len(self._frames) >= self.max_frames:
                     self.recording, self.full = False, True
                     self._stopped_mono = now
                     if sink is not None:
-                        self.sink = None
+                        self.sink, self.wants_crops = None, False
                         sink.close(wait=False)  # never wait on the video thread
 
     # --- the page
@@ -228,10 +235,12 @@ class LiveRecorder:
 
 
 def _recorded_rows(frames, started_mono, started_wall, threshold) -> list[dict]:
-    """Recorded frames ``(monotonic time, frame index, results)`` as export rows: the page's
-    downloads and the records database get the same rows."""
+    """Recorded frames ``(monotonic time, frame index, results[, crops])`` as export rows:
+    the page's downloads and the records database get the same rows. Given crops, each
+    face's row also carries ``thumbnail``, the crop as PNG bytes (the database only)."""
     rows = []
-    for mono, frame_index, results in frames:
+    for mono, frame_index, results, *more in frames:
+        crops = more[0] if more else None
         elapsed = mono - started_mono
         stamp = datetime.fromtimestamp(started_wall + elapsed, UTC)
         context = {
@@ -240,8 +249,19 @@ def _recorded_rows(frames, started_mono, started_wall, threshold) -> list[dict]:
             "time_s": round(elapsed, 3),
         }
         found = face_rows(results, uncertain_below=threshold, **context)
-        rows.extend(found or [{**context, "faces": 0, "face": None}])
-    return [{column: row.get(column) for column in LIVE_COLUMNS} for row in rows]
+        found = [{column: row.get(column) for column in LIVE_COLUMNS} for row in found]
+        if crops is not None:
+            for row, crop in zip(found, crops):
+                row["thumbnail"] = _png(crop)
+        rows.extend(found or [{**{c: None for c in LIVE_COLUMNS}, **context, "faces": 0}])
+    return rows
+
+
+def _png(image: np.ndarray) -> bytes | None:
+    import cv2
+
+    ok, data = cv2.imencode(".png", image)
+    return data.tobytes() if ok else None
 
 
 def _plain(value):

@@ -48,6 +48,7 @@ TURN_AWAY_KEY = "live_turn_away"  # this session's START was refused: stop the s
 REFUSED_KEY = "live_refused_limit"  # the limit it was refused at, for the message
 SAVE_KEY = "live-save"  # the "Save to history" toggle
 SAVE_PERSON_KEY = "live-save-person"
+THUMBNAILS_KEY = "live-save-thumbnails"  # keep a 48x48 image of each face (off by default)
 SAVE_PROBLEM_KEY = "live_save_problem"  # why the last recording could not be saved
 CAPTURE_KEY = "live_capture_result"  # what the last capture did
 AUTO = "auto"
@@ -339,6 +340,7 @@ def _start_recording(threshold) -> None:
     store = records() if st.session_state.get(SAVE_KEY) else None
     if store is not None:
         person = st.session_state.get(SAVE_PERSON_KEY)
+        thumbnails = bool(st.session_state.get(THUMBNAILS_KEY))
         try:
             session_id = store.start_session(
                 "live",
@@ -346,6 +348,7 @@ def _start_recording(threshold) -> None:
                 person_id=person,
                 detector=processor.detector,
                 model=model_name(active.model),
+                thumbnails=thumbnails,
             )
         except FerError as exc:
             st.session_state[SAVE_PROBLEM_KEY] = f"Recording without saving: {exc}"
@@ -354,7 +357,9 @@ def _start_recording(threshold) -> None:
             def sink(to_rows):
                 return SessionWriter(store, session_id, to_rows)
 
-    processor.recorder.start(threshold, sink=sink)
+    processor.recorder.start(
+        threshold, sink=sink, thumbnails=bool(st.session_state.get(THUMBNAILS_KEY))
+    )
 
 
 def _saving_line(writer) -> str:
@@ -423,6 +428,14 @@ def save_panel():
             help="Each recording is also saved as a session (boxes, probabilities and labels, "
             "no images) while it records, so a closed tab or a stopped server keeps it. "
             "See it on the People & history page.",
+        )
+        st.checkbox(
+            "Also keep a 48x48 image of each face",
+            key=THUMBNAILS_KEY,
+            disabled=processor.recorder.recording or not st.session_state.get(SAVE_KEY),
+            help="Off by default: a saved session holds boxes and probabilities only. On, each "
+            "saved row also keeps the small grey face the model saw (about 2 KB a face), "
+            "shown on the People & history page and deleted with the session.",
         )
         if not store.people(me):
             st.caption("Add people on the People & history page to save sessions for them.")

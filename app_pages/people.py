@@ -18,6 +18,7 @@ from fer_core.records.history import (
     uncertain_share,
 )
 
+THUMBNAILS_SHOWN = 12  # face thumbnails shown for a session that kept them
 DONE_KEY = "people_done"  # a message to show after the rerun that follows a change
 
 st.title("People & history")
@@ -188,7 +189,7 @@ with people_tab:
         stem = f"person-{person.id}"
         export[0].download_button(
             "Everything (JSON)",
-            person_json_bytes(store, person.id, me),
+            lambda: person_json_bytes(store, person.id, me),  # built when clicked, not now
             f"{stem}.json",
             mime="application/json",
             on_click="ignore",
@@ -198,7 +199,7 @@ with people_tab:
         )
         export[1].download_button(
             "Rows (CSV)",
-            person_csv_bytes(store, person.id, me),
+            lambda: person_csv_bytes(store, person.id, me),
             f"{stem}.csv",
             mime="text/csv",
             on_click="ignore",
@@ -273,6 +274,18 @@ with sessions_tab:
                 "Interrupted: the recording stopped without being finished (the tab closed or "
                 "the server stopped). Everything it wrote until then is kept."
             )
+        if session.thumbnails:
+            shown = store.session_thumbnails(session.id, me, limit=THUMBNAILS_SHOWN)
+            if shown:
+                st.caption(
+                    f"The first {len(shown)} faces kept with this session (48x48, as the model "
+                    "saw them):"
+                )
+                st.image(
+                    [png for _, _, png in shown],
+                    caption=[f"face #{face} · frame {frame}" for face, frame, _ in shown],
+                    width=72,
+                )
         people = store.people(me)
         names = {p.id: person_label(p) for p in people}
         left, right = st.columns(2)
@@ -309,7 +322,7 @@ with sessions_tab:
         actions = st.columns(2)
         actions[0].download_button(
             "Session CSV",
-            session_csv_bytes(store, session.id, me),
+            lambda: session_csv_bytes(store, session.id, me),
             f"session-{session.id}.csv",
             mime="text/csv",
             on_click="ignore",

@@ -26,6 +26,7 @@ SOURCES = ("live", "video", "photos")
 MAX_NAME = 200
 MAX_NOTE = 2000
 MAX_FILE_NAME = 300
+MAX_THUMBNAIL_BYTES = 64 << 10  # a 48x48 PNG is about 2 KB
 # A recording whose writer has not written for this long is shown as interrupted (its
 # process stopped, or its tab closed without stopping): what it wrote is kept.
 STALE_SECONDS = 30.0
@@ -303,6 +304,9 @@ def db_row(session_id: int, row: dict) -> dict:
         value = plain(row.get(column))
         if column == "file" and isinstance(value, str):
             value = value[:MAX_FILE_NAME]
+        if column == "thumbnail":
+            ok = isinstance(value, (bytes, bytearray)) and len(value) <= MAX_THUMBNAIL_BYTES
+            value = bytes(value) if ok else None
         if column in ("frame", "faces", "face", "face_id", "x", "y", "w", "h"):
             value = None if value is None else int(value)
         elif column == "uncertain":

@@ -97,6 +97,10 @@ def person_export(records: Records, person_id: int, viewer: Viewer) -> dict:
     sessions = records.sessions(viewer, person_id=person_id)
     rows = records.person_rows(person_id, viewer)
     _, images, labels, _ = records.captures(viewer, person_id=person_id)
+    theirs = {
+        (int(session), None if pd.isna(face) else int(face))
+        for session, face in zip(rows["session"], rows["face_id"])
+    }
     plain_rows = json.loads(
         rows.assign(session_started=rows["session_started"].astype(str)).to_json(orient="records")
     )
@@ -125,6 +129,18 @@ def person_export(records: Records, person_id: int, viewer: Viewer) -> dict:
             for s in sessions
         ],
         "rows": plain_rows,
+        "face_thumbnails": [
+            {
+                "session": s.id,
+                "face_id": face,
+                "frame": frame,
+                "png_base64": base64.b64encode(png).decode(),
+            }
+            for s in sessions
+            if s.thumbnails
+            for face, frame, png in records.session_thumbnails(s.id, viewer)
+            if (s.id, face) in theirs  # not the faces of others in the same session
+        ],
         "captured_faces": [
             {
                 "emotion": EMOTIONS[int(label)],

@@ -95,10 +95,10 @@ class SessionRecords:
             )
         return number
 
-    def add_rows(self, session_id: int, rows: list[dict], thumbnails: list | None = None) -> int:
+    def add_rows(self, session_id: int, rows: list[dict]) -> int:
         """Append rows (the exports' columns) to a session, in one transaction; returns how
-        many. ``thumbnails``: PNG bytes per row (or None), stored only for a session made
-        with ``thumbnails=True``."""
+        many. A row's ``thumbnail`` (PNG bytes of the face) is stored only for a session made
+        with ``thumbnails=True``: by default no face image is kept."""
         if not rows:
             return 0
         values = [db_row(session_id, row) for row in rows]
@@ -108,9 +108,9 @@ class SessionRecords:
             ).scalar()
             if keeps is None:
                 raise RecordsError("That session no longer exists (it was deleted).")
-            if keeps and thumbnails is not None:
-                for value, thumbnail in zip(values, thumbnails):
-                    value["thumbnail"] = thumbnail
+            if not keeps:
+                for value in values:
+                    value["thumbnail"] = None
             connection.execute(t.result_rows.insert(), values)
             connection.execute(
                 t.sessions.update()
@@ -118,6 +118,24 @@ class SessionRecords:
                 .values(updated_at=utc_now())
             )
         return len(values)
+
+    def session_thumbnails(
+        self, session_id: int, viewer: Viewer, limit: int | None = None
+    ) -> list[tuple[int | None, int | None, bytes]]:
+        """A session's stored face thumbnails, oldest first: (face id, frame, PNG bytes)."""
+        self.session(session_id, viewer)
+        query = (
+            sa.select(t.result_rows.c.face_id, t.result_rows.c.frame, t.result_rows.c.thumbnail)
+            .where(
+                t.result_rows.c.session_id == int(session_id),
+                t.result_rows.c.thumbnail.is_not(None),
+            )
+            .order_by(t.result_rows.c.id)
+        )
+        if limit:
+            query = query.limit(int(limit))
+        with self.engine.connect() as connection:
+            return [(r.face_id, r.frame, bytes(r.thumbnail)) for r in connection.execute(query)]
 
     def finish_session(self, session_id: int, status: str = "complete") -> None:
         now = utc_now()

@@ -303,3 +303,34 @@ def test_face_crop_is_the_crop_the_model_classified():
     assert EMOTIONS[int(np.argmax(probs))] == "happy" == face.label
     processor.reset()
     assert processor.face_crop() is None
+
+
+def test_a_saved_recording_keeps_face_thumbnails_only_when_asked(tmp_path):
+    from fer_core.records import Records, Viewer
+    from fer_core.records.writer import SessionWriter
+
+    records = Records(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    viewer = Viewer("tab")
+    processor = LiveProcessor(None)
+    sessions = []
+    for thumbnails in (False, True):
+        session = records.start_session("live", viewer, thumbnails=thumbnails)
+        sessions.append(session)
+        processor.recorder.start(
+            None,
+            sink=lambda to_rows, s=session: SessionWriter(records, s, to_rows, flush_seconds=0.05),
+            thumbnails=thumbnails,
+        )
+        for index in range(3):
+            processor(video_frame(webcam_frame(), pts=index * 3000))
+        writer = processor.recorder.last_sink
+        processor.recorder.stop()
+        assert writer.finished.wait(10) and writer.written == 3
+    assert records.session_thumbnails(sessions[0], viewer) == []
+    thumbs = records.session_thumbnails(sessions[1], viewer)
+    assert len(thumbs) == 3
+    crop = cv2.imdecode(np.frombuffer(thumbs[0][2], np.uint8), cv2.IMREAD_UNCHANGED)
+    assert crop.shape == (48, 48)
+    # the downloads never carry images
+    assert "thumbnail" not in processor.recorder.rows()[0]
+    records.close()

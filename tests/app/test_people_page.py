@@ -111,3 +111,20 @@ def test_an_upload_analysis_is_saved_to_history_for_a_person(app_env):  # noqa: 
     at.run()  # saved once: the button is gone
     assert not [b for b in at.button if b.label == "Save to history"]
     store.close()
+
+
+def test_a_session_that_kept_face_thumbnails_shows_them(app_env):  # noqa: F811
+    import cv2
+    import numpy as np
+
+    store = _db(app_env)
+    admin = Viewer("cli", admin=True)
+    png = cv2.imencode(".png", np.full((48, 48), 128, np.uint8))[1].tobytes()
+    session = store.start_session("live", admin, thumbnails=True)
+    store.add_rows(session, [face_row(i, thumbnail=png) for i in range(3)])
+    store.finish_session(session)
+    at = run_page(PAGE)
+    assert_clean(at)
+    assert "The first 3 faces kept with this session" in texts(at.caption)
+    assert len(at.get("image")) >= 1  # the three faces, as images
+    store.close()

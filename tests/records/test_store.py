@@ -318,3 +318,15 @@ def test_a_bad_url_or_retention_gets_a_message():
     assert retention_days({}) is None
     with pytest.raises(RecordsError, match="Cannot open"):
         Records("postgresql+psycopg://nobody@127.0.0.1:1/none")
+
+
+def test_face_thumbnails_are_kept_only_when_a_session_asks(records):
+    png = b"\x89PNG\r\n\x1a\n" + b"x" * 100
+    plain = records.start_session("live", ANN_TAB)
+    records.add_rows(plain, [face_row(0, thumbnail=png)])
+    assert records.session_thumbnails(plain, ANN_TAB) == []  # the default: no face image
+    kept = records.start_session("live", ANN_TAB, thumbnails=True)
+    records.add_rows(kept, [face_row(0, thumbnail=png), face_row(1, thumbnail=b"x" * (65 << 10))])
+    assert records.session_thumbnails(kept, ANN_TAB) == [(1, 0, png)]  # oversized: dropped
+    assert records.session(kept, ANN_TAB).thumbnails is True
+    assert records.delete_session(kept, ANN_TAB).rows == 2
