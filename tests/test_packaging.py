@@ -121,6 +121,10 @@ def test_wheel_carries_every_package_and_data_file(installed):
         "fer_core/faces/models/face_detection_short_range.tflite",
         "fer_core/faces/models/face_detection_full_range.tflite",
         "fer_core/faces/models/LICENSE",
+        "fer_core/records/migrations/env.py",
+        "fer_core/records/migrations/script.py.mako",
+        "fer_core/records/migrations/versions/0001_people_sessions_rows.py",
+        "fer_core/records/migrations/versions/0002_notes_captures_assignments.py",
     ):
         assert required in names
 
@@ -180,3 +184,21 @@ def test_fer_help_and_predict_with_both_detectors(installed, tmp_path):
         faces = [row for row in rows if row.get("label")]
         assert len(faces) == 1, f"{detector}: not one face in the astronaut photo: {rows}"
         assert faces[0]["label"] == "happy", faces[0]
+
+
+def test_records_work_from_the_installed_package(installed, tmp_path):
+    """The migrations ship inside the wheel: a database is made from them outside the
+    checkout, a person added, a prediction saved for them and listed."""
+    from PIL import Image
+    from skimage import data
+
+    fer = str(installed["venv"] / "bin" / "fer")
+    db = f"sqlite:///{tmp_path / 'records.sqlite'}"
+    added = _run(installed, fer, "people", "add", "Ann", "--db", db)
+    assert added.returncode == 0, added.stderr[-2000:]
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    saved = _run(installed, fer, "predict", str(photo), "--save", "--person", "Ann", "--db", db)
+    assert saved.returncode == 0, saved.stderr[-2000:]
+    listed = _run(installed, fer, "sessions", "list", "--db", db)
+    assert "rows: 1" in listed.stdout and "person: Ann" in listed.stdout, listed.stdout
