@@ -454,6 +454,24 @@ def _latency(step: dict | None) -> str:
     return f"{step['latency_ms']['median']:.0f} / {step['latency_ms']['p95']:.0f} ms"
 
 
+def _arena_note(report: dict) -> str:
+    """The allocator setting the server ran with, and what it held after the streams."""
+    arenas = report.get("malloc_arena_max")
+    if arenas is None:
+        return ""
+    after = ", ".join(
+        f"{run['detector']} {run['fps']} fps {run['rss_after_mb']:,.0f} MB"
+        for run in report["runs"]
+        if "rss_after_mb" in run
+    )
+    return (
+        f" The server ran with `MALLOC_ARENA_MAX={arenas}`, as `make run` and the systemd unit "
+        "start the app (glibc's default gives each thread that allocates an arena of its own). "
+        f"Idle again after each series: {after} (idle at start: "
+        f"{report['runs'][0]['idle_rss_mb']:,.0f} MB)."
+    )
+
+
 def live_capacity_section(report: dict) -> list[str]:
     """How many live streams one server holds (bench/live_capacity.json)."""
     if not report:
@@ -519,7 +537,7 @@ def live_capacity_section(report: dict) -> list[str]:
         "Memory per stream is the server's memory during the step above its idle size, "
         "divided by the streams, in each detector's first series (the smaller steps ran "
         "before it on the same server). The server does not give memory back when streams "
-        "end, so the later series start well above idle and show none.",
+        "end, so the later series start well above idle and show none." + _arena_note(report),
     ]
     haar = next((r for r in report["runs"] if r["detector"] == "haar" and r["fps"] == 15), None)
     if haar:

@@ -442,8 +442,14 @@ def kept_up(step: dict, fps: int) -> bool:
 # ----------------------------------------------------------------------------- the run
 
 
-def run(detectors, frame_rates, steps) -> dict:
+def run(detectors, frame_rates, steps, arenas: int = 2) -> dict:
     context = multiprocessing.get_context("spawn")
+    # The server starts with the allocator setting the app runs with (glibc reads it when a
+    # process starts; 0: glibc's default of up to eight arenas per core).
+    if arenas:
+        os.environ["MALLOC_ARENA_MAX"] = str(arenas)
+    else:
+        os.environ.pop("MALLOC_ARENA_MAX", None)
     results: dict = {
         "date": time.strftime("%Y-%m-%d"),
         "cores": os.cpu_count(),
@@ -453,6 +459,7 @@ def run(detectors, frame_rates, steps) -> dict:
         "warmup_s": WARMUP_S,
         "measure_s": MEASURE_S,
         "kept_up_rule": "every stream analysed at least 90% of the frames sent",
+        "malloc_arena_max": arenas or "glibc default",
         "runs": [],
     }
     for detector in detectors:
@@ -483,6 +490,8 @@ def run(detectors, frame_rates, steps) -> dict:
                     flush=True,
                 )
                 time.sleep(2.0)
+            # What the server holds once every stream of the steps has ended.
+            entry["rss_after_mb"] = _server_usage(server.pid, 3.0)["rss_mb"]
             held = [s["streams"] for s in entry["steps"] if s["kept_up"]]
             entry["capacity"] = max(held) if held else 0
             results["runs"].append(entry)
@@ -548,17 +557,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, nargs="+", help="stream counts (default: all)")
     parser.add_argument("--detector", choices=DETECTORS, nargs="+", help="default: both")
     parser.add_argument("--fps", type=int, nargs="+", help="default: 15 and 25")
+    parser.add_argument(
+        "--malloc-arena-max",
+        type=int,
+        default=2,
+        help="MALLOC_ARENA_MAX for the server, as make run and the systemd unit set it "
+        "(default 2; 0: glibc's default)",
+    )
     args = parser.parse_args(argv)
     rc = _in_namespace(argv)
     if rc is not None:
         return rc
     if args.quick:
-        results = run(("haar",), (15,), (1, 2))
+        results = run(("haar",), (15,), (1, 2), args.malloc_arena_max)
     else:
         results = run(
             tuple(args.detector or DETECTORS),
             tuple(args.fps or FRAME_RATES),
             tuple(args.steps or STEPS),
+            args.malloc_arena_max,
         )
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {args.out}")
