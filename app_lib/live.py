@@ -32,7 +32,7 @@ import numpy as np
 from app_lib.live_record import LiveRecorder
 from fer_core import EMOTIONS, Recognizer
 from fer_core.errors import ConfigError
-from fer_core.faces import DEFAULT_DETECTOR
+from fer_core.faces import DEFAULT_DETECTOR, to_grey
 from fer_core.recognition.drawing import draw_results
 from fer_core.recognition.uncertainty import is_uncertain, short_label, threshold_of
 
@@ -299,16 +299,19 @@ class LiveProcessor:
         """The 48x48 grey crop the model classified for the largest face of the latest frame
         (the recognizer's own crop: the first framing, eyes levelled where it aligns), and
         that face's result; None when the latest frame has no face."""
-        from fer_core.faces import to_grey
-
         with self._lock:
             last = self._last
         if last is None or not last[1]:
             return None
         rgb, results = last
         face = max(results, key=lambda r: r.box[2] * r.box[3])
-        crops = self.recognizer.face_crops(to_grey(rgb), [face.box], [face.eyes])
-        return crops[0, 0], face
+        return self._crops(rgb, [face])[0], face
+
+    def _crops(self, rgb: np.ndarray, results) -> np.ndarray:
+        """The recognizer's own 48x48 crops of ``results``' faces (its first framing)."""
+        return self.recognizer.face_crops(
+            to_grey(rgb), [r.box for r in results], [r.eyes for r in results]
+        )[0]
 
     def reset(self) -> None:
         """Forget tracked faces and timings (e.g. when the stream restarts). A recording stops
@@ -345,13 +348,8 @@ class LiveProcessor:
             fps = (len(self._times) - 1) / span if span > 0 else 0.0
             index = self.frames
             self._last = (rgb, results)
-        crops = None
-        if self.recorder.wants_crops and results:  # a saved recording that keeps thumbnails
-            from fer_core.faces import to_grey
-
-            crops = self.recognizer.face_crops(
-                to_grey(rgb), [r.box for r in results], [r.eyes for r in results]
-            )[0]
+        # a saved recording that keeps thumbnails
+        crops = self._crops(rgb, results) if self.recorder.wants_crops and results else None
         self.recorder.add(index, results, crops)
         snapshot = LiveSnapshot(
             faces=[

@@ -158,19 +158,22 @@ class SessionRecords:
         return session_id
 
     def sessions(
-        self, viewer: Viewer, person_id: int | None = None, limit: int | None = None
+        self,
+        viewer: Viewer,
+        person_id: int | None = None,
+        limit: int | None = None,
+        session_id: int | None = None,
     ) -> list[SessionInfo]:
         """Sessions newest first; with ``person_id``, those about the person or holding a
-        face assigned to them."""
-        counts = (
-            sa.select(
-                t.result_rows.c.session_id,
-                sa.func.count().label("rows"),
-                sa.func.count(t.result_rows.c.label).label("faces"),
-            )
-            .group_by(t.result_rows.c.session_id)
-            .subquery()
-        )
+        face assigned to them; with ``session_id``, that one only (its rows alone counted)."""
+        counts_query = sa.select(
+            t.result_rows.c.session_id,
+            sa.func.count().label("rows"),
+            sa.func.count(t.result_rows.c.label).label("faces"),
+        ).group_by(t.result_rows.c.session_id)
+        if session_id is not None:
+            counts_query = counts_query.where(t.result_rows.c.session_id == int(session_id))
+        counts = counts_query.subquery()
         query = (
             sa.select(
                 t.sessions,
@@ -193,6 +196,8 @@ class SessionRecords:
             query = query.where(
                 sa.or_(t.sessions.c.person_id == int(person_id), t.sessions.c.id.in_(assigned))
             )
+        if session_id is not None:
+            query = query.where(t.sessions.c.id == int(session_id))
         if limit:
             query = query.limit(int(limit))
         with self.engine.connect() as connection:
@@ -200,9 +205,8 @@ class SessionRecords:
         return [self._session(row) for row in rows]
 
     def session(self, session_id: int, viewer: Viewer) -> SessionInfo:
-        for info in self.sessions(viewer):
-            if info.id == int(session_id):
-                return info
+        for info in self.sessions(viewer, session_id=session_id):
+            return info
         raise RecordsError(
             "No such session" + ("" if viewer.admin else " among those this session saved") + "."
         )

@@ -144,20 +144,17 @@ class Records(SessionRecords):
         )
 
     def rename_person(self, person_id: int, name: str, viewer: Viewer) -> Person:
-        name = clean_name(name)
-        with self.engine.begin() as connection:
-            person_row(connection, person_id, viewer)
-            connection.execute(
-                t.people.update().where(t.people.c.id == int(person_id)).values(name=name)
-            )
-        return self.person(person_id, viewer)
+        return self._update_person(person_id, viewer, name=clean_name(name))
 
     def set_note(self, person_id: int, note: str, viewer: Viewer) -> Person:
-        note = clean_note(note)
+        return self._update_person(person_id, viewer, note=clean_note(note))
+
+    def _update_person(self, person_id: int, viewer: Viewer, **values) -> Person:
+        """Change checked fields of a person the viewer sees; the person as now stored."""
         with self.engine.begin() as connection:
             person_row(connection, person_id, viewer)
             connection.execute(
-                t.people.update().where(t.people.c.id == int(person_id)).values(note=note)
+                t.people.update().where(t.people.c.id == int(person_id)).values(**values)
             )
         return self.person(person_id, viewer)
 

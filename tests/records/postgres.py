@@ -12,11 +12,12 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+from tests.browser.appserver import _free_port
 
 
 def _bin(name: str) -> str | None:
@@ -37,12 +38,6 @@ def why_not() -> str | None:
     except KeyError:
         return "there is no postgres user (Debian's postgresql package makes it)"
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Postgres:
