@@ -12,6 +12,14 @@ that arrived while the previous one was processed and, as a ``video_frame_callba
 ``recv_queued``, processes only the newest one (``CallbackAttachableProcessor.recv_queued``
 returns ``[self.recv(frames[-1])]``); the browser keeps getting the last processed frame
 in the meantime. The latency shown is therefore the time of one frame, never a growing queue.
+
+Two more queues could grow on a server past its capacity, and neither may (issue 25):
+streamlit-webrtc's relay queued every frame in front of the encoder (``app_lib.live_relay``
+keeps only the newest), and the server's network loop, which shares the CPU with every
+stream's analysis, fell behind reading its sockets, so the kernel held seconds of video.
+``FrameLag`` notices that from the frames themselves (each arrives later after its own
+timestamp than the stream's usual), and a processor whose frames are late skips their
+analysis until they are not: the server sheds analysis, never falls behind.
 """
 
 from __future__ import annotations
@@ -192,6 +200,7 @@ class LiveSnapshot:
     frame_index: int = 0
     frame_size: tuple[int, int] = (0, 0)  # width, height
     fps: float = 0.0  # frames processed per second (last few seconds)
+    skipped: int = 0  # frames of this stream not analysed: they arrived late (a busy server)
     latency_ms: float = 0.0  # one frame: decode, detect, classify, draw
     detect_ms: float = 0.0
     classify_ms: float = 0.0
@@ -231,6 +240,48 @@ class ResultHolder:
             self._snapshot = None
 
 
+# A frame this much later than its stream's usual (arrival minus the frame's own timestamp)
+# waited in a queue on its way in: its analysis is skipped, the CPU goes to catching up.
+LAG_LIMIT_S = 0.1
+# Even when every frame is late, one frame a second is analysed: the picture, the results
+# and the stream's place under FER_MAX_LIVE_STREAMS never go stale.
+MAX_SKIP_S = 1.0
+LAG_BASELINE_S = 30.0  # the usual delay: the least of this many seconds (clocks drift)
+
+
+class FrameLag:
+    """How much later than usual frames arrive: the time a frame arrived (``frame.opaque``,
+    stamped by ``app_lib.live_relay.ArrivalStamped`` as it came off the network) minus the
+    frame's own timestamp (the sender's clock), above the least of that over the last
+    ``LAG_BASELINE_S`` seconds. The offset between the two clocks and the network's fixed
+    delay cancel out; what is left is time spent in queues, which on a busy server is the
+    server's own backlog. A frame without an arrival time or a timestamp (one that did not
+    come over the network) is never late."""
+
+    def __init__(self, baseline_s: float = LAG_BASELINE_S):
+        self.baseline_s = baseline_s
+        self._minima: deque = deque()  # (second, least delay in that second)
+
+    def reset(self) -> None:
+        self._minima.clear()
+
+    def lag(self, frame) -> float:
+        arrived = getattr(frame, "opaque", None)
+        pts, time_base = getattr(frame, "pts", None), getattr(frame, "time_base", None)
+        if not isinstance(arrived, float) or pts is None or time_base is None:
+            return 0.0
+        delay = arrived - float(pts * time_base)
+        second = int(arrived)
+        if self._minima and self._minima[-1][0] == second:
+            if delay < self._minima[-1][1]:
+                self._minima[-1] = (second, delay)
+        else:
+            self._minima.append((second, delay))
+        while self._minima[0][0] <= second - self.baseline_s:
+            self._minima.popleft()
+        return max(0.0, delay - min(d for _, d in self._minima))
+
+
 class LiveProcessor:
     """``video_frame_callback``: av.VideoFrame in, annotated av.VideoFrame out.
 
@@ -264,6 +315,12 @@ class LiveProcessor:
         self._lock = threading.Lock()
         self.frames = 0
         self._last: tuple | None = None  # the latest (frame, results): a reference, no copy
+        self.frame_lag = FrameLag()
+        self.lag_limit_s = LAG_LIMIT_S
+        self.skipped = 0  # frames not analysed because they arrived late (FrameLag)
+        self._last_out = None  # the latest annotated av.VideoFrame
+        self._last_analysed = 0.0  # self.clock() at the latest analysis
+        self.clock = time.monotonic  # the clock ArrivalStamped stamps frames with
 
     @property
     def model(self):
@@ -321,6 +378,9 @@ class LiveProcessor:
             self._times.clear()
             self.frames = 0
             self._last = None
+            self.skipped = 0
+            self._last_out = None
+            self.frame_lag.reset()
         self.holder.clear()
         self.recorder.stop()
         self.recorder.forget_faces()
@@ -369,6 +429,7 @@ class LiveProcessor:
             frame_index=index,
             frame_size=(int(rgb.shape[1]), int(rgb.shape[0])),
             fps=fps,
+            skipped=self.skipped,
             latency_ms=(finished - started) * 1e3,
             detect_ms=float(timings.get("detect_ms", 0.0)),
             classify_ms=float(timings.get("classify_ms", 0.0)),
@@ -384,10 +445,18 @@ class LiveProcessor:
     def __call__(self, frame):
         import av
 
+        now = self.clock()
+        late = self.frame_lag.lag(frame) > self.lag_limit_s
+        if late and self._last_out is not None and now - self._last_analysed < MAX_SKIP_S:
+            # The server is behind: this frame waited in a queue. The browser keeps the
+            # latest annotated picture; the CPU goes to catching up.
+            self.skipped += 1
+            return self._last_out
         rgb = frame.to_ndarray(format="rgb24")
         annotated, _ = self.process(rgb)
         out = av.VideoFrame.from_ndarray(np.ascontiguousarray(annotated), format="rgb24")
         out.pts, out.time_base = frame.pts, frame.time_base
+        self._last_out, self._last_analysed = out, now
         return out
 
 
@@ -442,6 +511,8 @@ def showing_note(shown: int, total: int) -> str | None:
 
 __all__ = [
     "LiveProcessor",
+    "FrameLag",
+    "LAG_LIMIT_S",
     "ResultHolder",
     "LiveSnapshot",
     "rtc_configuration",

@@ -26,6 +26,7 @@ from app_lib.live import (
 )
 from app_lib.live_limit import LIVE_STREAMS, max_live_streams, refusal_message
 from app_lib.live_record import HISTORY_SECONDS, MAX_RECORDED_FRAMES
+from app_lib.live_relay import install as install_newest_frame_relay
 from app_lib.model_state import require_active_model
 from app_lib.records import model_name, pick_person, records, viewer
 from app_lib.secure_context import insecure_camera_message, page_security
@@ -140,6 +141,9 @@ with video_column:
     previous = st.session_state.get(WEBRTC_KEY)
     if previous is not None and hasattr(previous, "_last_rendered_run_count"):
         previous._last_rendered_run_count = None
+    # Every stream's frames through a relay that keeps the newest, not a queue: a server past
+    # its capacity drops frames instead of falling seconds behind (app_lib/live_relay.py).
+    install_newest_frame_relay()
     context = webrtc_streamer(
         key=WEBRTC_KEY,
         mode=WebRtcMode.SENDRECV,
@@ -247,6 +251,12 @@ def live_panel():
         f"Video arriving at **{width}×{height}** (browsers lower it under load) · "
         f"detector: {DETECTOR_LABELS.get(snapshot.detector, snapshot.detector)}."
     )
+    if snapshot.skipped:
+        st.caption(
+            f"{snapshot.skipped} frames of this stream arrived late (the server or the network "
+            "was busy) and were not analysed, so that the video stays current instead of "
+            "falling behind."
+        )
     with st.container(key="live-summary"):
         top = snapshot.top
         if top is None and faces_too_small(snapshot):

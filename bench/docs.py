@@ -472,24 +472,13 @@ def _arena_note(report: dict) -> str:
     )
 
 
-def live_capacity_section(report: dict) -> list[str]:
-    """How many live streams one server holds (bench/live_capacity.json)."""
-    if not report:
-        return ["Not measured yet: `python -m bench.live_capacity`."]
+def capacity_table(report: dict) -> list[str]:
+    """Per detector and frame rate: streams held, per core, latency at capacity and beyond
+    it, memory per stream (the README's table and docs/sharing.md's)."""
     cores = report["cores"]
     lines = [
-        f"Measured by `python -m bench.live_capacity` on {report['date']} ({cores} CPU cores, "
-        f"{report['cpu']}): headless WebRTC clients stream a smiling face (640x480, VP8) to the "
-        "app's own live processing, one processor per stream over one model, "
-        f"{'in a network namespace with only loopback' if report['in_namespace'] else 'on this machine'}."
-        f" Each step runs {report['warmup_s']:g} s, then is measured for {report['measure_s']:g} s. "
-        "The clients decode what comes back on the same machine, so they take some of the "
-        "server's CPU. A stream is *held* when every stream gets at least 90% of its frames "
-        "analysed. Latency is from a frame's sending to its annotated copy's arrival, median / "
-        "95th percentile.",
-        "",
         "| detector | frames/s | streams held | streams per core | latency at capacity | "
-        "one step beyond: analysed/s per stream, latency | memory per stream |",
+        "beyond capacity: analysed/s per stream, latency | memory per stream |",
         "|---|---|---|---|---|---|---|",
     ]
     first_of_detector = {}
@@ -498,12 +487,16 @@ def live_capacity_section(report: dict) -> list[str]:
     for index, run in enumerate(report["runs"]):
         steps = {step["streams"]: step for step in run["steps"]}
         held = steps.get(run["capacity"])
-        beyond = next((s for s in run["steps"] if s["streams"] > run["capacity"]), None)
+        beyond = [s for s in run["steps"] if s["streams"] > run["capacity"]]
+        # the first step beyond capacity, and the last one measured
+        shown = beyond if len(beyond) <= 1 else [beyond[0], beyond[-1]]
         beyond_text = (
-            f"{beyond['streams']} streams: {beyond['fps_analysed_per_stream']['mean']:.1f} "
-            f"(min {beyond['fps_analysed_per_stream']['min']:.1f}), {_latency(beyond)}"
-            if beyond
-            else "not reached"
+            "; ".join(
+                f"{b['streams']} streams: {b['fps_analysed_per_stream']['mean']:.1f} "
+                f"(min {b['fps_analysed_per_stream']['min']:.1f}), {_latency(b)}"
+                for b in shown
+            )
+            or "not reached"
         )
         # Memory per stream only on a fresh server: the later runs start above idle.
         memory = (
@@ -516,6 +509,46 @@ def live_capacity_section(report: dict) -> list[str]:
             f"{run['capacity']} | {run['capacity'] / cores:.1f} | {_latency(held)} | "
             f"{beyond_text} | {f'{memory:,.0f} MB' if memory is not None else '—'} |"
         )
+    return lines
+
+
+def live_capacity_summary(report: dict) -> list[str]:
+    """The README's short version: the table, where it was measured, where the rest is."""
+    if not report:
+        return ["Not measured yet: `python -m bench.live_capacity`."]
+    return [
+        f"Measured by `python -m bench.live_capacity` on {report['date']} ({report['cores']} "
+        f"CPU cores, {report['cpu']}; the clients on the same machine). Latency: a frame's "
+        "sending to its annotated copy's arrival, median / 95th percentile. Every step and how "
+        "it is measured: [docs/sharing.md](docs/sharing.md).",
+        "",
+        *capacity_table(report),
+    ]
+
+
+def live_capacity_section(report: dict) -> list[str]:
+    """How many live streams one server holds (bench/live_capacity.json)."""
+    if not report:
+        return ["Not measured yet: `python -m bench.live_capacity`."]
+    cores = report["cores"]
+    lines = [
+        f"Measured by `python -m bench.live_capacity` on {report['date']} ({cores} CPU cores, "
+        f"{report['cpu']}): headless WebRTC clients stream a smiling face (640x480, VP8) to the "
+        "app's own live processing, one processor per stream over one model"
+        + (
+            ", through the app's relay (each reader gets the newest frame), "
+            if report.get("relay") == "newest"
+            else ", "
+        )
+        + f"{'in a network namespace with only loopback' if report['in_namespace'] else 'on this machine'}."
+        f" Each step runs {report['warmup_s']:g} s, then is measured for {report['measure_s']:g} s. "
+        "The clients decode what comes back on the same machine, so they take some of the "
+        "server's CPU. A stream is *held* when every stream gets at least 90% of its frames "
+        "analysed. Latency is from a frame's sending to its annotated copy's arrival, median / "
+        "95th percentile.",
+        "",
+    ]
+    lines += capacity_table(report)
     lines += [
         "",
         "Every step (analysed frames/s per stream, mean and lowest; latency; the server's "
@@ -551,13 +584,65 @@ def live_capacity_section(report: dict) -> list[str]:
     return lines
 
 
+def live_relay_section(report: dict, buffered: dict) -> list[str]:
+    """Beyond capacity, with streamlit-webrtc's own relay and with the app's, on the same
+    server at the same steps (bench/live_capacity_buffered.json beside live_capacity.json)."""
+    if not report or not buffered:
+        return [
+            "Not measured yet: `python -m bench.live_capacity --relay buffered --detector haar "
+            "--fps 15 --steps 6 8 10 12 --out bench/live_capacity_buffered.json`."
+        ]
+    base = buffered["runs"][0]
+    ours = next(
+        (r for r in report["runs"] if (r["detector"], r["fps"]) == (base["detector"], base["fps"])),
+        None,
+    )
+    if ours is None:
+        return ["The two measurements have no detector and frame rate in common."]
+    ours_steps = {step["streams"]: step for step in ours["steps"]}
+    lines = [
+        f"{'Haar' if base['detector'] == 'haar' else 'BlazeFace'} at {base['fps']} frames/s, "
+        f"measured on {buffered['date']} by `python -m bench.live_capacity --relay buffered "
+        f"--detector {base['detector']} --fps {base['fps']} --steps "
+        f"{' '.join(str(s['streams']) for s in base['steps'])} --out "
+        "bench/live_capacity_buffered.json`, beside the app's relay from the table above "
+        "(analysed frames/s per stream, mean and lowest; latency median / 95th percentile; "
+        "the server's memory):",
+        "",
+        "| streams | streamlit-webrtc's relay: analysed/s | latency | memory | "
+        "the app's relay: analysed/s | latency | memory |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for step in base["steps"]:
+        mine = ours_steps.get(step["streams"])
+        theirs_fps = step["fps_analysed_per_stream"]
+        mine_text = (
+            f"{mine['fps_analysed_per_stream']['mean']:.1f}, "
+            f"{mine['fps_analysed_per_stream']['min']:.1f} | {_latency(mine)} | "
+            f"{mine['rss_mb']:,.0f} MB"
+            if mine
+            else "— | — | —"
+        )
+        lines.append(
+            f"| {step['streams']} | {theirs_fps['mean']:.1f}, {theirs_fps['min']:.1f} | "
+            f"{_latency(step)} | {step['rss_mb']:,.0f} MB | {mine_text} |"
+        )
+    return lines
+
+
 # page -> {block name: its lines}; each block sits between <!-- bench:NAME --> markers.
 def blocks() -> dict[Path, dict[str, list[str]]]:
     return {
+        ROOT / "README.md": {
+            "live-capacity-summary": live_capacity_summary(_load("live_capacity.json")),
+        },
         ROOT / "docs" / "sharing.md": {
             "upload-memory": upload_memory_section(_load("upload_memory.json")),
             "live-capacity": live_capacity_section(_load("live_capacity.json")),
-        }
+            "live-relay": live_relay_section(
+                _load("live_capacity.json"), _load("live_capacity_buffered.json")
+            ),
+        },
     }
 
 

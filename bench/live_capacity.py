@@ -3,8 +3,10 @@
 Headless WebRTC clients (aiortc, no browser) stream a smiling face to a server that runs the
 app's own live processing, exactly as the Live page wires it: streamlit-webrtc's
 ``AsyncVideoProcessTrack`` (which hands the callback only the newest frame and drops the
-rest) around ``app_lib.live.LiveProcessor``, one per stream, over one shared model. 1, 2, 4,
-6, 8, 10 streams at once, at 15 and at 25 frames/s, with Haar and with BlazeFace. Per step:
+rest) around ``app_lib.live.LiveProcessor``, one per stream, over one shared model, connected
+through the app's relay (``app_lib.live_relay.NewestFrameRelay``; ``--relay buffered``:
+streamlit-webrtc's own, to compare). 1, 2, 4, 6, 8, 10, 12 streams at once, at 15 and at 25
+frames/s, with Haar and with BlazeFace. Per step:
 
 - frames/s analysed per stream, counted at the client: distinct frames that come back
   annotated. Each sent frame carries its number in a strip of black and white blocks, and the
@@ -18,9 +20,9 @@ are (aiortc's pre-encoded path). They still decode what comes back, on the same 
 they take some CPU from the server. Server and clients run in separate processes, in a
 network namespace with only loopback when run as root (nothing leaves it), else on this
 machine's own addresses. Writes ``bench/live_capacity.json``; ``python -m bench.docs`` puts
-the table into docs/sharing.md.
+the tables into docs/sharing.md and the README.
 
-    python -m bench.live_capacity            # the full run (about 13 minutes on 2 cores)
+    python -m bench.live_capacity            # the full run (about 17 minutes on 2 cores)
     python -m bench.live_capacity --quick    # 1 and 2 streams, Haar, 15 frames/s
 """
 
@@ -51,7 +53,7 @@ WIDTH, HEIGHT = 640, 480
 LOOP_FRAMES = 120  # the face video loops every 120 frames (8 s at 15 frames/s)
 BITS = 12  # frame numbers up to 4095 in the strip
 BLOCK = 24  # each bit a 24x24 block along the bottom-left edge
-STEPS = (1, 2, 4, 6, 8, 10)
+STEPS = (1, 2, 4, 6, 8, 10, 12)
 FRAME_RATES = (15, 25)
 DETECTORS = ("haar", "blazeface")
 WARMUP_S = 6.0
@@ -124,9 +126,12 @@ def encoded_loop(fps: int) -> list[bytes]:
 # ----------------------------------------------------------------------------- the server
 
 
-def server_main(address, authkey: bytes, detector: str, ready) -> None:
+def server_main(address, authkey: bytes, detector: str, ready, relay_kind: str = "newest") -> None:
     """One process, like one app server: the shipped model, and for every offer a peer whose
-    returned video is the app's live processing of the received one."""
+    returned video is the app's live processing of the received one, wired as
+    streamlit-webrtc wires it: the received track through the relay into the processing
+    track, and that through the relay to the encoder. The relay is the app's
+    (``NewestFrameRelay``), or with ``relay_kind="buffered"`` streamlit-webrtc's default."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import logging
     from multiprocessing.connection import Listener
@@ -134,10 +139,12 @@ def server_main(address, authkey: bytes, detector: str, ready) -> None:
     logging.basicConfig(level=logging.WARNING, format="server %(levelname)s %(name)s: %(message)s")
 
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.contrib.media import MediaRelay
     from streamlit_webrtc.models import CallbackAttachableProcessor
     from streamlit_webrtc.process import AsyncVideoProcessTrack
 
     from app_lib.live import LiveProcessor
+    from app_lib.live_relay import NewestFrameRelay
     from fer_core import load_model
 
     model = load_model()
@@ -145,18 +152,23 @@ def server_main(address, authkey: bytes, detector: str, ready) -> None:
     listener = Listener(address, authkey=authkey)
     ready.set()
     peers: list = []
+    relays: list = []  # made on the server's loop, at the first offer
 
     async def answer(offer: dict) -> dict:
         peer = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         peers.append(peer)
 
+        if not relays:
+            relays.append(NewestFrameRelay() if relay_kind == "newest" else MediaRelay())
+        relay = relays[0]
+
         @peer.on("track")
         def on_track(track):
             processor = LiveProcessor(model, smoothing=0.5, detector=detector)
             processed = AsyncVideoProcessTrack(
-                track, CallbackAttachableProcessor(processor, None, None)
+                relay.subscribe(track), CallbackAttachableProcessor(processor, None, None)
             )
-            peer.addTrack(processed)
+            peer.addTrack(relay.subscribe(processed))
 
         await peer.setRemoteDescription(RTCSessionDescription(**offer))
         await peer.setLocalDescription(await peer.createAnswer())
@@ -442,7 +454,7 @@ def kept_up(step: dict, fps: int) -> bool:
 # ----------------------------------------------------------------------------- the run
 
 
-def run(detectors, frame_rates, steps, arenas: int = 2) -> dict:
+def run(detectors, frame_rates, steps, arenas: int = 2, relay: str = "newest") -> dict:
     context = multiprocessing.get_context("spawn")
     # The server starts with the allocator setting the app runs with (glibc reads it when a
     # process starts; 0: glibc's default of up to eight arenas per core).
@@ -460,6 +472,7 @@ def run(detectors, frame_rates, steps, arenas: int = 2) -> dict:
         "measure_s": MEASURE_S,
         "kept_up_rule": "every stream analysed at least 90% of the frames sent",
         "malloc_arena_max": arenas or "glibc default",
+        "relay": relay,
         "runs": [],
     }
     for detector in detectors:
@@ -467,7 +480,7 @@ def run(detectors, frame_rates, steps, arenas: int = 2) -> dict:
         address = ("127.0.0.1", _free_port())
         ready = context.Event()
         server = context.Process(
-            target=server_main, args=(address, authkey, detector, ready), daemon=True
+            target=server_main, args=(address, authkey, detector, ready, relay), daemon=True
         )
         server.start()
         if not ready.wait(180):
@@ -564,18 +577,26 @@ def main(argv: list[str] | None = None) -> int:
         help="MALLOC_ARENA_MAX for the server, as make run and the systemd unit set it "
         "(default 2; 0: glibc's default)",
     )
+    parser.add_argument(
+        "--relay",
+        choices=("newest", "buffered"),
+        default="newest",
+        help="newest: the app's relay, a busy consumer skips to the newest frame (default); "
+        "buffered: streamlit-webrtc's own, which queues every frame",
+    )
     args = parser.parse_args(argv)
     rc = _in_namespace(argv)
     if rc is not None:
         return rc
     if args.quick:
-        results = run(("haar",), (15,), (1, 2), args.malloc_arena_max)
+        results = run(("haar",), (15,), (1, 2), args.malloc_arena_max, args.relay)
     else:
         results = run(
             tuple(args.detector or DETECTORS),
             tuple(args.fps or FRAME_RATES),
             tuple(args.steps or STEPS),
             args.malloc_arena_max,
+            args.relay,
         )
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(f"written to {args.out}")

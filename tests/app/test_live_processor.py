@@ -13,6 +13,8 @@ import skimage.data
 
 from app_lib.live import (
     ICE_SERVERS_ENV,
+    LAG_LIMIT_S,
+    FrameLag,
     LiveProcessor,
     ResultHolder,
     describe_faces,
@@ -334,3 +336,55 @@ def test_a_saved_recording_keeps_face_thumbnails_only_when_asked(tmp_path):
     # the downloads never carry images
     assert "thumbnail" not in processor.recorder.rows()[0]
     records.close()
+
+
+def arrived(rgb, number: int, at: float, fps: int = 15) -> av.VideoFrame:
+    """Frame ``number`` of a 15 frames/s stream, received at monotonic time ``at``."""
+    frame = video_frame(rgb, pts=number * (90000 // fps))
+    frame.opaque = at
+    return frame
+
+
+def test_frame_lag_is_the_wait_beyond_the_streams_usual_delay():
+    lag = FrameLag(baseline_s=30)
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    start = 1000.0
+    # frames on time: a constant delay (clock offset plus network) is no lag
+    assert [lag.lag(arrived(rgb, n, start + 0.25 + n / 15)) for n in range(15)] == [0.0] * 15
+    assert lag.lag(arrived(rgb, 15, start + 0.25 + 1 + 0.4)) == pytest.approx(0.4)
+    # a frame that did not come over the network (no arrival stamp) is never late
+    assert lag.lag(video_frame(rgb, pts=16 * 6000)) == 0.0
+    # after the baseline window the usual delay is what it has been since (clocks drift)
+    later = start + 40
+    assert lag.lag(arrived(rgb, 40 * 15, later + 0.6)) == 0.0
+    lag.reset()
+    assert lag.lag(arrived(rgb, 0, start)) == 0.0
+
+
+def test_late_frames_are_not_analysed_but_one_a_second_is(processor_factory):
+    """A server that is behind skips the analysis of frames that waited in a queue on their
+    way in; the browser keeps the latest annotated picture, and one frame a second is still
+    analysed."""
+    processor = processor_factory()
+    rgb = webcam_frame()
+    clock = [5000.0]
+    processor.clock = lambda: clock[0]
+
+    def feed(number, lateness):
+        clock[0] = 5000.0 + number / 15 + lateness
+        return processor(arrived(rgb, number, clock[0]))
+
+    first = feed(0, 0.0)
+    assert processor.frames == 1
+    assert feed(1, LAG_LIMIT_S + 0.2) is first  # late: the latest picture again
+    assert processor.frames == 1 and processor.skipped == 1
+    on_time = feed(2, 0.0)
+    assert on_time is not first and processor.frames == 2
+    # late for more than a second: still one analysis per second
+    results = [feed(n, 0.5) for n in range(3, 3 + 20)]
+    assert processor.frames == 3 and processor.skipped == 20
+    assert len({id(r) for r in results}) == 2
+    # frames 3 to 9 skipped, 10 analysed (a second after the last analysis), the rest skipped
+    assert processor.holder.latest().skipped == 1 + 7  # as it stood at the analysed frame
+    processor.reset()
+    assert processor.skipped == 0
