@@ -1024,7 +1024,44 @@ def scenario_sticky(page, args) -> dict:
     }
 
 
+def scenario_live_refused(page, args) -> dict:
+    """A server with FER_MAX_LIVE_STREAMS=1: one tab streams; a second tab's START is turned
+    away with the page's message while the first keeps its results; once the first presses
+    STOP, the second's START is admitted and shows the emotion."""
+    first, second = page, page.context.new_page()
+    for tab in (first, second):
+        open_page(tab, args.url, "live")
+    first.wait_for_selector(IFRAME, timeout=90_000)
+    streaming = wait_for_emotion(first, start_camera(first), timeout_s=60)
+    second.wait_for_selector(IFRAME, timeout=90_000)
+    pressed = start_camera(second)
+    refusal = second.get_by_text("already analysing").first
+    refusal.wait_for(timeout=60_000)
+    message = refusal.inner_text()
+    seconds_to_refusal = round(time.monotonic() - pressed, 2)
+    # The turned-away stream was stopped: START is offered again.
+    camera_button(second, "start").wait_for(timeout=30_000)
+    shoot(second, Path(args.out) / "live_refused.png")
+    # The stream already running keeps going: its panel still has fresh results.
+    still = wait_for_emotion(first, time.monotonic(), timeout_s=30)
+    camera_button(first, "stop").first.click()
+    camera_button(first, "start").wait_for(timeout=30_000)
+    wait_idle(first)
+    admitted = wait_for_emotion(second, start_camera(second), timeout_s=60)
+    shoot(second, Path(args.out) / "live_admitted_after.png")
+    return {
+        "streaming": streaming,
+        "message": message,
+        "seconds_to_refusal": seconds_to_refusal,
+        "still": still,
+        "admitted": admitted,
+        "exceptions": exceptions(first) + exceptions(second),
+        "errors": errors(first) + errors(second),
+    }
+
+
 SCENARIOS = {
+    "live_refused": scenario_live_refused,
     "sticky": scenario_sticky,
     "insecure_live": scenario_insecure_live,
     "live_unreachable": scenario_live_unreachable,
@@ -1096,6 +1133,7 @@ def main(argv=None) -> int:
                 if args.scenario
                 in (
                     "live",
+                    "live_refused",
                     "live_unreachable",
                     "sticky",
                     "sessions",

@@ -8,6 +8,8 @@
   Chromium's warning (Advanced, Proceed), and a fake webcam of a smiling face shows "happy".
 - When no network path exists (the browser must relay, and the relay is not there), START
   says "Connecting…", then that the browser could not connect, and names the fix.
+- With ``FER_MAX_LIVE_STREAMS=1`` a second tab's START is turned away with a message while
+  the first streams, and admitted once the first stops.
 - With the browser forced to relay (``FER_ICE_SERVERS`` with ``"iceTransportPolicy":
   "relay"``) through a coturn started here, with a shared secret, the same works, and coturn
   says it relayed.
@@ -106,6 +108,22 @@ def test_a_stream_that_cannot_connect_says_so(tmp_path, e2e):
     assert result["seconds_to_message"] >= ICE_PATIENCE_SECONDS - 1, result
     assert "did not help either" in result["message"], result  # a relay was configured
     assert not any("Press START" in info for info in result["infos"]), result
+
+
+def test_the_stream_beyond_the_limit_is_turned_away(tmp_path, e2e):
+    """FER_MAX_LIVE_STREAMS=1: the second tab's START is refused with the page's message, the
+    first keeps streaming, and after the first stops the second is admitted."""
+    with serve_app(tmp_path / "streamlit.log", env={"FER_MAX_LIVE_STREAMS": "1"}) as app:
+        result = app.run("live_refused", "--y4m", str(e2e.media["y4m"]), out=tmp_path, timeout=400)
+        log = app.server_log()
+    assert "error" not in result, result
+    assert result["streaming"]["top"] == "happy", result
+    assert "already analysing 1 live stream, its limit" in result["message"], result
+    assert result["seconds_to_refusal"] < 30, result
+    assert result["still"]["top"] == "happy", result  # the first stream was not disturbed
+    assert result["admitted"]["top"] == "happy", result
+    assert not result["exceptions"] and not result["errors"], result
+    assert "Traceback" not in log, log[-3000:]
 
 
 @pytest.fixture(scope="module")
