@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -123,7 +124,16 @@ def test_the_stream_beyond_the_limit_is_turned_away(tmp_path, e2e):
     assert result["still"]["top"] == "happy", result  # the first stream was not disturbed
     assert result["admitted"]["top"] == "happy", result
     assert not result["exceptions"] and not result["errors"], result
-    assert "Traceback" not in log, log[-3000:]
+    # The turned-away stream is stopped while its connection may still be starting; aiortc
+    # then logs, from a task of its own, that the ICE transport it was starting is closed
+    # (aiortc 1.16). That one is the refusal working; any other traceback is a failure.
+    closed_while_connecting = re.compile(
+        r"Task exception was never retrieved\nfuture: <Task finished [^\n]*"
+        r"RTCPeerConnection\.__connect\(\)[^\n]*\nTraceback \(most recent call last\):\n"
+        r"(?:[ \t][^\n]*\n)+aiortc\.exceptions\.InvalidStateError: RTCIceTransport is closed"
+    )
+    rest = closed_while_connecting.sub("", log)
+    assert "Traceback" not in rest, rest[-5000:]
 
 
 @pytest.fixture(scope="module")
