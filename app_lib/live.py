@@ -316,7 +316,6 @@ class LiveProcessor:
         self.frames = 0
         self._last: tuple | None = None  # the latest (frame, results): a reference, no copy
         self.frame_lag = FrameLag()
-        self.lag_limit_s = LAG_LIMIT_S
         self.skipped = 0  # frames not analysed because they arrived late (FrameLag)
         self._last_out = None  # the latest annotated av.VideoFrame
         self._last_analysed = 0.0  # self.clock() at the latest analysis
@@ -446,7 +445,7 @@ class LiveProcessor:
         import av
 
         now = self.clock()
-        late = self.frame_lag.lag(frame) > self.lag_limit_s
+        late = self.frame_lag.lag(frame) > LAG_LIMIT_S
         if late and self._last_out is not None and now - self._last_analysed < MAX_SKIP_S:
             # The server is behind: this frame waited in a queue. The browser keeps the
             # latest annotated picture; the CPU goes to catching up.

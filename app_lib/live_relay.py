@@ -40,15 +40,20 @@ _lock = threading.Lock()
 _WRAPPER_ATTR = "_fer_newest_frame_wrapper"
 
 
-class NewFramesOnly(MediaStreamTrack):
-    """``source``'s frames, each once: a frame object it hands out again is skipped."""
+class _Wrapper(MediaStreamTrack):
+    """A track that reads ``source`` and ends with it."""
 
     def __init__(self, source: MediaStreamTrack):
         super().__init__()
         self.kind = source.kind
         self.source = source
-        self._previous = None
         source.on("ended", self.stop)
+
+
+class NewFramesOnly(_Wrapper):
+    """``source``'s frames, each once: a frame object it hands out again is skipped."""
+
+    _previous = None
 
     async def recv(self):
         while True:
@@ -62,18 +67,12 @@ class NewFramesOnly(MediaStreamTrack):
         self._previous = None
 
 
-class ArrivalStamped(MediaStreamTrack):
+class ArrivalStamped(_Wrapper):
     """``source``'s video frames, each stamped with when it arrived here
     (``frame.opaque``: ``time.monotonic()``), before any queue of the app's. A frame's
     lag (``app_lib.live.FrameLag``) is counted up to that moment, so the wait for the
     analysis thread, which drops all but the newest frame anyway, is not counted as being
     behind."""
-
-    def __init__(self, source: MediaStreamTrack):
-        super().__init__()
-        self.kind = source.kind
-        self.source = source
-        source.on("ended", self.stop)
 
     async def recv(self):
         frame = await self.source.recv()
@@ -82,10 +81,10 @@ class ArrivalStamped(MediaStreamTrack):
         return frame
 
 
-def _is_processed_video(track) -> bool:
+def _is_processed(track) -> bool:
     from streamlit_webrtc.process import AsyncMediaProcessTrack, MediaProcessTrack
 
-    return track.kind == "video" and isinstance(track, (AsyncMediaProcessTrack, MediaProcessTrack))
+    return isinstance(track, (AsyncMediaProcessTrack, MediaProcessTrack))
 
 
 class NewestFrameRelay(MediaRelay):
@@ -96,13 +95,13 @@ class NewestFrameRelay(MediaRelay):
     def subscribe(self, track, buffered: bool = False):
         # ``buffered`` is what streamlit-webrtc passes (it never does); it is ignored on
         # purpose: a queue here is exactly the unbounded backlog this class exists to avoid.
-        if track.kind == "video" and not isinstance(track, (NewFramesOnly, ArrivalStamped)):
+        if track.kind == "video" and not isinstance(track, _Wrapper):
             # One wrapper per track, shared by its consumers (the processing track, a
             # recorder; the encoder), so the relay reads each track once. It hangs on the
             # track itself, so both go when the stream does.
             wrapper = getattr(track, _WRAPPER_ATTR, None)
             if wrapper is None:
-                make = NewFramesOnly if _is_processed_video(track) else ArrivalStamped
+                make = NewFramesOnly if _is_processed(track) else ArrivalStamped
                 wrapper = make(track)
                 setattr(track, _WRAPPER_ATTR, wrapper)
             track = wrapper

@@ -454,6 +454,12 @@ def _latency(step: dict | None) -> str:
     return f"{step['latency_ms']['median']:.0f} / {step['latency_ms']['p95']:.0f} ms"
 
 
+def _analysed(step: dict) -> str:
+    """Analysed frames/s per stream of a step: mean, lowest."""
+    analysed = step["fps_analysed_per_stream"]
+    return f"{analysed['mean']:.1f}, {analysed['min']:.1f}"
+
+
 def _arena_note(report: dict) -> str:
     """The allocator setting the server ran with, and what it held after the streams."""
     arenas = report.get("malloc_arena_max")
@@ -559,10 +565,9 @@ def live_capacity_section(report: dict) -> list[str]:
     ]
     for run in report["runs"]:
         for step in run["steps"]:
-            analysed = step["fps_analysed_per_stream"]
             lines.append(
                 f"| {run['detector']} | {run['fps']} | {step['streams']} | "
-                f"{analysed['mean']:.1f}, {analysed['min']:.1f} | {_latency(step)} | "
+                f"{_analysed(step)} | {_latency(step)} | "
                 f"{step['cores_busy']:.2f} | {step['rss_mb']:,.0f} MB |"
             )
     lines += [
@@ -582,6 +587,11 @@ def live_capacity_section(report: dict) -> list[str]:
             "runs on.",
         ]
     return lines
+
+
+def _relay_cells(step: dict) -> str:
+    """A step's analysed frames/s, latency and server memory, as three table cells."""
+    return f"{_analysed(step)} | {_latency(step)} | {step['rss_mb']:,.0f} MB"
 
 
 def live_relay_section(report: dict, buffered: dict) -> list[str]:
@@ -615,18 +625,8 @@ def live_relay_section(report: dict, buffered: dict) -> list[str]:
     ]
     for step in base["steps"]:
         mine = ours_steps.get(step["streams"])
-        theirs_fps = step["fps_analysed_per_stream"]
-        mine_text = (
-            f"{mine['fps_analysed_per_stream']['mean']:.1f}, "
-            f"{mine['fps_analysed_per_stream']['min']:.1f} | {_latency(mine)} | "
-            f"{mine['rss_mb']:,.0f} MB"
-            if mine
-            else "— | — | —"
-        )
-        lines.append(
-            f"| {step['streams']} | {theirs_fps['mean']:.1f}, {theirs_fps['min']:.1f} | "
-            f"{_latency(step)} | {step['rss_mb']:,.0f} MB | {mine_text} |"
-        )
+        cells = [_relay_cells(step), _relay_cells(mine) if mine else "— | — | —"]
+        lines.append(f"| {step['streams']} | {' | '.join(cells)} |")
     return lines
 
 

@@ -41,34 +41,31 @@ class Camera(MediaStreamTrack):
         return frame(self.sent - 1)
 
 
-async def read_slowly(track, pause: float) -> list[int]:
+def number(got: av.VideoFrame) -> int:
+    return got.pts // 6000
+
+
+async def read_slowly(track, pause: float, measure=number) -> list[int]:
+    """``measure`` of every frame ``track`` gives a reader that rests ``pause`` s after each."""
     from aiortc.mediastreams import MediaStreamError
 
-    numbers = []
+    seen = []
     while True:
         try:
             got = await asyncio.wait_for(track.recv(), 2)
         except (TimeoutError, MediaStreamError):
-            return numbers
-        numbers.append(got.pts // 6000)
+            return seen
+        seen.append(measure(got))
         await asyncio.sleep(pause)
 
 
 def test_a_slow_consumer_gets_the_newest_frame_instead_of_a_backlog():
     async def behind(relay) -> list[int]:
         """How many frames behind the camera each frame a slow reader gets is."""
-        from aiortc.mediastreams import MediaStreamError
-
         camera = Camera(60)
-        track = relay.subscribe(camera)
-        lags = []
-        while True:
-            try:
-                got = await asyncio.wait_for(track.recv(), 2)
-            except (TimeoutError, MediaStreamError):
-                return lags
-            lags.append(camera.sent - 1 - got.pts // 6000)
-            await asyncio.sleep(0.02)  # ten of the camera's frames
+        return await read_slowly(  # a pause of ten of the camera's frames
+            relay.subscribe(camera), 0.02, lambda got: camera.sent - 1 - number(got)
+        )
 
     queued = asyncio.run(behind(MediaRelay()))
     newest = asyncio.run(behind(NewestFrameRelay()))
