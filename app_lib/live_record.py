@@ -15,10 +15,11 @@ import threading
 import time
 from collections import deque
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import numpy as np
 
-from fer_core import EMOTIONS
+from fer_core import EMOTIONS, FerError
 from fer_core.recognition.results import VIDEO_COLUMNS, face_rows, frame_to_csv_bytes, typed_frame
 
 # A recording keeps at most this many frames: 10 minutes at 30 frames a second (a frame with
@@ -43,6 +44,7 @@ class LiveRecorder:
         wall_clock=time.time,
     ):
         self._lock = threading.Lock()
+        self.start_lock = threading.Lock()  # start_recording's: one press starts a recording
         self._clock, self._wall_clock = clock, wall_clock
         self.max_frames = int(max_frames)
         self.history_seconds = float(history_seconds)
@@ -234,6 +236,50 @@ class LiveRecorder:
         return data
 
 
+class RecordingStart(NamedTuple):
+    started: bool  # False: it was already recording, and nothing changed
+    problem: str | None  # why it records without saving
+
+
+def start_recording(
+    recorder: LiveRecorder,
+    uncertain_below: float | None,
+    store=None,
+    viewer=None,
+    *,
+    thumbnails: bool = False,
+    **session,
+) -> RecordingStart:
+    """The Record button: ``recorder`` starts recording; with ``store`` (``Records``), every
+    recorded frame is also saved, while it records, to a new "live" session of ``viewer``'s
+    (``session``: its person_id, detector and model).
+
+    A press while it already records changes nothing: it is the press that started it, made
+    again before the page answered (a person pressing twice or more on a busy page). Starting
+    over would cut the recording in two and leave a stub of it in the history as a session of
+    its own. Streamlit may handle those presses at the same time, each in a script thread of
+    its own (a rerun request starts a new thread without waiting for the last one), so the
+    check and the start are one step under the recorder's ``start_lock``."""
+    from fer_core.records.writer import SessionWriter  # sqlalchemy: only for the page
+
+    with recorder.start_lock:
+        if recorder.recording:
+            return RecordingStart(False, None)
+        sink, problem = None, None
+        if store is not None:
+            try:
+                session_id = store.start_session("live", viewer, thumbnails=thumbnails, **session)
+            except FerError as exc:
+                problem = f"Recording without saving: {exc}"
+            else:
+
+                def sink(to_rows):
+                    return SessionWriter(store, session_id, to_rows)
+
+        recorder.start(uncertain_below, sink=sink, thumbnails=thumbnails)
+    return RecordingStart(True, problem)
+
+
 def _recorded_rows(frames, started_mono, started_wall, threshold) -> list[dict]:
     """Recorded frames ``(monotonic time, frame index, results[, crops])`` as export rows:
     the page's downloads and the records database get the same rows. Given crops, each
@@ -270,4 +316,11 @@ def _plain(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-__all__ = ["LiveRecorder", "LIVE_COLUMNS", "MAX_RECORDED_FRAMES", "HISTORY_SECONDS"]
+__all__ = [
+    "LiveRecorder",
+    "RecordingStart",
+    "start_recording",
+    "LIVE_COLUMNS",
+    "MAX_RECORDED_FRAMES",
+    "HISTORY_SECONDS",
+]

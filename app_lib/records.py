@@ -9,6 +9,8 @@ saved stays in the database, for the administrator, until deleted or purged."""
 from __future__ import annotations
 
 import secrets
+import threading
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -18,7 +20,9 @@ from fer_core.errors import FerError
 from fer_core.records import Person, Records, Viewer, database_url, open_records
 
 OWNER_KEY = "fer_records_owner"
+SAVE_LOCK_KEY = "fer_saving"
 NOBODY = "nobody"
+_LOCK_CREATION = threading.Lock()
 
 
 def records() -> Records | None:
@@ -105,24 +109,51 @@ def save_to_history(
             person = pick_person(store, me, key=f"save-person-{key}", label="Save for")
         if right.form_submit_button("Save to history", icon=":material/save:"):
             try:
-                number = store.save_session(
-                    source,
-                    rows,
-                    me,
-                    person_id=None if person is None else person.id,
-                    name=name,
-                    detector=detector,
-                    model=model_name(model),
+                save_once(
+                    saved,
+                    key,
+                    lambda: store.save_session(
+                        source,
+                        rows,
+                        me,
+                        person_id=None if person is None else person.id,
+                        name=name,
+                        detector=detector,
+                        model=model_name(model),
+                    ),
+                    session_lock(SAVE_LOCK_KEY),
                 )
             except FerError as exc:
                 st.error(f"Not saved: {escape_markdown(exc)}", icon=":material/database:")
             else:
-                saved[key] = number
                 st.rerun()
+
+
+def session_lock(name: str) -> threading.Lock:
+    """A lock of this browser session's, kept in its state under ``name``. Streamlit can run
+    two of a session's script runs at once (a rerun starts a new script thread without
+    waiting for the last one to stop), so a press made again before the page answered is
+    handled beside the first: whatever checks the session's state, then acts, takes it."""
+    with _LOCK_CREATION:
+        lock = st.session_state.get(name)
+        if lock is None:
+            lock = st.session_state[name] = threading.Lock()
+    return lock
+
+
+def save_once(saved: dict, key: str, save: Callable[[], int], lock: threading.Lock) -> int:
+    """The session number ``key`` was saved as: ``save()`` is called for it once, however
+    many presses of its button are handled at the same time."""
+    with lock:
+        if key not in saved:
+            saved[key] = save()
+        return saved[key]
 
 
 __all__ = [
     "save_to_history",
+    "save_once",
+    "session_lock",
     "records",
     "viewer",
     "who_sees_what",

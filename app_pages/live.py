@@ -25,7 +25,7 @@ from app_lib.live import (
     shown_label,
 )
 from app_lib.live_limit import LIVE_STREAMS, max_live_streams, refusal_message
-from app_lib.live_record import HISTORY_SECONDS, MAX_RECORDED_FRAMES
+from app_lib.live_record import HISTORY_SECONDS, MAX_RECORDED_FRAMES, start_recording
 from app_lib.live_relay import install as install_newest_frame_relay
 from app_lib.model_state import require_active_model
 from app_lib.records import model_name, pick_person, records, viewer
@@ -34,7 +34,6 @@ from app_lib.settings import keep, kept
 from app_lib.text import escape_markdown, user_errors
 from fer_core import EMOTIONS, FerError
 from fer_core.recognition.uncertainty import threshold_of
-from fer_core.records.writer import SessionWriter
 
 PROCESSOR_KEY = "live_processor"
 WEBRTC_KEY = "live-emotions"
@@ -345,31 +344,21 @@ def _take_snapshot() -> None:
 def _start_recording(threshold) -> None:
     """Record; with "Save to history" on, also save every recorded frame to the records
     database while it records (a new session, written in batches by a thread of its own)."""
-    st.session_state.pop(SAVE_PROBLEM_KEY, None)
-    sink = None
     store = records() if st.session_state.get(SAVE_KEY) else None
-    if store is not None:
-        person = st.session_state.get(SAVE_PERSON_KEY)
-        thumbnails = bool(st.session_state.get(THUMBNAILS_KEY))
-        try:
-            session_id = store.start_session(
-                "live",
-                viewer(),
-                person_id=person,
-                detector=processor.detector,
-                model=model_name(active.model),
-                thumbnails=thumbnails,
-            )
-        except FerError as exc:
-            st.session_state[SAVE_PROBLEM_KEY] = f"Recording without saving: {exc}"
-        else:
-
-            def sink(to_rows):
-                return SessionWriter(store, session_id, to_rows)
-
-    processor.recorder.start(
-        threshold, sink=sink, thumbnails=bool(st.session_state.get(THUMBNAILS_KEY))
+    start = start_recording(
+        processor.recorder,
+        threshold,
+        store,
+        viewer(),
+        thumbnails=bool(st.session_state.get(THUMBNAILS_KEY)),
+        person_id=st.session_state.get(SAVE_PERSON_KEY),
+        detector=processor.detector,
+        model=model_name(active.model),
     )
+    if start.problem:
+        st.session_state[SAVE_PROBLEM_KEY] = start.problem
+    elif start.started:
+        st.session_state.pop(SAVE_PROBLEM_KEY, None)
 
 
 def _saving_line(writer) -> str:

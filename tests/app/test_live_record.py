@@ -5,6 +5,7 @@ import csv
 import io
 import json
 import threading
+import time
 from datetime import datetime
 
 import cv2
@@ -12,10 +13,11 @@ import numpy as np
 import pytest
 
 from app_lib.live import LiveProcessor, LiveSnapshot, faces_too_small
-from app_lib.live_record import LIVE_COLUMNS, LiveRecorder
+from app_lib.live_record import LIVE_COLUMNS, LiveRecorder, start_recording
 from fer_core import EMOTIONS, Recognizer
 from fer_core.errors import ConfigError
 from fer_core.recognition.results import VIDEO_COLUMNS, FaceResult
+from fer_core.records import ADMIN_CLI, Records
 from tests.app.test_live_processor import webcam_frame
 
 
@@ -190,3 +192,76 @@ def test_the_last_minute_shows_the_faces_on_screen_and_says_how_many_it_leaves_o
     assert showing_note(3, 3) is None
     everyone = recorder.history(max_faces=20)
     assert len(everyone["face_id"].unique()) == 12 == everyone.attrs["faces_seen"]
+
+
+def test_record_pressed_again_while_recording_keeps_one_recording_and_one_session(tmp_path):
+    """The Record button's press arriving twice (a double click, a click delivered again to a
+    restarted run) must not cut the recording in two: one session, holding every frame."""
+    store = Records(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    try:
+        ann = store.add_person("Ann", ADMIN_CLI).id
+        recorder = LiveRecorder()
+        first = start_recording(recorder, None, store, ADMIN_CLI, person_id=ann, detector="haar")
+        assert first.started and first.problem is None and recorder.recording
+        writer = recorder.sink
+        recorder.add(0, [face(1)])
+        again = start_recording(recorder, None, store, ADMIN_CLI, person_id=ann, detector="haar")
+        assert not again.started and again.problem is None
+        assert recorder.sink is writer and recorder.recording
+        recorder.add(1, [face(1)])
+        recorder.stop()
+        assert writer.finished.wait(30)
+        (session,) = store.sessions(ADMIN_CLI, person_id=ann)
+        assert session.id == writer.session_id and session.rows == 2 == recorder.frame_count
+        assert session.status == "complete" and session.detector == "haar"
+
+        # once stopped, Record starts a new recording and a new session
+        assert start_recording(recorder, None, store, ADMIN_CLI, person_id=ann).started
+        recorder.stop()
+        assert recorder.last_sink.finished.wait(30)
+        assert len(store.sessions(ADMIN_CLI, person_id=ann)) == 2
+
+        # a session that cannot be started (the person is gone): it records without saving
+        store.delete_person(ann, ADMIN_CLI)
+        refused = start_recording(recorder, None, store, ADMIN_CLI, person_id=ann)
+        assert refused.started and recorder.recording and recorder.sink is None
+        assert refused.problem.startswith("Recording without saving: ")
+        recorder.stop()
+        assert store.sessions(ADMIN_CLI) == []
+    finally:
+        store.close()
+
+
+def test_presses_handled_at_the_same_time_start_one_recording(tmp_path, monkeypatch):
+    """Streamlit runs a rerun's callbacks in a new script thread without waiting for the last
+    one: presses of Record made before the page answered (seen in a real browser) reach
+    start_recording at the same time. One of them starts the recording and its session."""
+    store = Records(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    slow_start = store.start_session
+
+    def start_session(*args, **kwargs):  # a database that takes its time to answer
+        time.sleep(0.05)
+        return slow_start(*args, **kwargs)
+
+    monkeypatch.setattr(store, "start_session", start_session)
+    try:
+        recorder = LiveRecorder()
+        presses = 8
+        together = threading.Barrier(presses)
+        results = []
+
+        def press():
+            together.wait()
+            results.append(start_recording(recorder, None, store, ADMIN_CLI))
+
+        threads = [threading.Thread(target=press) for _ in range(presses)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert sorted(r.started for r in results) == [False] * (presses - 1) + [True]
+        recorder.stop()
+        assert recorder.last_sink.finished.wait(30)
+        assert [s.id for s in store.sessions(ADMIN_CLI)] == [recorder.last_sink.session_id]
+    finally:
+        store.close()

@@ -128,3 +128,34 @@ def test_a_session_that_kept_face_thumbnails_shows_them(app_env):  # noqa: F811
     assert "The first 3 faces kept with this session" in texts(at.caption)
     assert len(at.get("image")) >= 1  # the three faces, as images
     store.close()
+
+
+def test_save_to_history_pressed_again_before_the_page_answers_saves_once():
+    """Presses of an analysis's "Save to history" handled at the same time (Streamlit runs a
+    rerun in a new script thread without waiting for the last) save one session."""
+    import threading
+    import time
+
+    from app_lib.records import save_once
+
+    saved, numbers, calls = {}, [], []
+    lock = threading.Lock()
+
+    def save():  # a database that takes its time to answer
+        calls.append(1)
+        time.sleep(0.05)
+        return 7
+
+    presses = 8
+    together = threading.Barrier(presses)
+
+    def press():
+        together.wait()
+        numbers.append(save_once(saved, "video-abc", save, lock))
+
+    threads = [threading.Thread(target=press) for _ in range(presses)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(calls) == 1 and numbers == [7] * presses and saved == {"video-abc": 7}

@@ -413,8 +413,25 @@ def scenario_live_history(page, args) -> dict:
     return {**result, "exceptions": exceptions(page), "errors": errors(page)}
 
 
-def record_session(page, seconds: float) -> tuple[str, bytes, list[dict]]:
-    """Press Record, wait, press Stop recording; the session CSV's name, bytes and rows."""
+# An impatient person: a button pressed again and again, every 25 ms, until the page answers
+# by taking it away (at most 3 s); returns how many presses were made.
+PRESS_UNTIL_GONE = """async (name) => {
+  const find = () => [...document.querySelectorAll('button')].find(
+    b => b.innerText.trim().endsWith(name) && !b.disabled);
+  let presses = 0;
+  const end = Date.now() + 3000;
+  for (let b = find(); b && Date.now() < end; b = find()) {
+    b.click();
+    presses++;
+    await new Promise(r => setTimeout(r, 25));
+  }
+  return presses;
+}"""
+
+
+def record_session(page, seconds: float, impatient: bool = False) -> tuple[str, bytes, list[dict]]:
+    """Press Record (``impatient``: again and again until the page answers), wait, press
+    Stop recording; the session CSV's name, bytes and rows."""
     record = page.get_by_role("button", name=re.compile("^.*Record$"))
     record.first.wait_for(timeout=30_000)
     page.wait_for_function(
@@ -422,7 +439,10 @@ def record_session(page, seconds: float) -> tuple[str, bytes, list[dict]]:
         "b => b.innerText.trim().endsWith('Record') && b.disabled)",
         timeout=30_000,
     )
-    record.first.click()
+    if impatient:
+        page.evaluate(PRESS_UNTIL_GONE, "Record")
+    else:
+        record.first.click()
     page.get_by_text("Recording:").first.wait_for(timeout=30_000)
     page.wait_for_timeout(seconds * 1000)  # the length of the recording itself
     page.get_by_role("button", name=re.compile("Stop recording")).first.click()
@@ -431,13 +451,40 @@ def record_session(page, seconds: float) -> tuple[str, bytes, list[dict]]:
     return name, data, list(csv.DictReader(io.StringIO(data.decode())))
 
 
-def choose_option(page, select_label: str, option: str) -> None:
-    """Pick ``option`` in the Streamlit select box labelled ``select_label``."""
+def tick(page, label: re.Pattern, timeout_s: float = 60.0) -> None:
+    """Tick the Streamlit checkbox whose label matches ``label``, pressing it again should a
+    busy page have let the press go unseen (the box is then still empty after a while)."""
+    box = page.locator('[data-testid="stCheckbox"]', has_text=label).first
+    box.wait_for(timeout=timeout_s * 1000)
+    deadline = time.monotonic() + timeout_s
+    while not box.locator("input").is_checked():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the checkbox {label.pattern!r} stays empty")
+        box.locator("label").first.click()
+        for _ in range(20):
+            if box.locator("input").is_checked():
+                break
+            page.wait_for_timeout(250)
+    wait_idle(page)
+
+
+def choose_option(page, select_label: str, option: str, tries: int = 3) -> None:
+    """Pick ``option`` in the Streamlit select box labelled ``select_label``. A rerun of the
+    page (the live page has several every second) can close the list as it opens; then it is
+    opened again, as a person would, up to ``tries`` times."""
     box = page.get_by_role("combobox", name=select_label).first
     box.wait_for(timeout=30_000)
-    box.click()
-    box.fill(option)  # the select box filters its options as one types, as a user may
-    page.get_by_role("option", name=option, exact=True).first.wait_for(timeout=30_000)
+    choice = page.get_by_role("option", name=option, exact=True).first
+    for attempt in range(tries):
+        box.click()
+        box.fill(option)  # the select box filters its options as one types, as a user may
+        try:
+            choice.wait_for(timeout=10_000)
+            break
+        except Exception:  # playwright's TimeoutError: the list closed or never opened
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
     page.keyboard.press("Enter")
     wait_idle(page)
 
@@ -467,7 +514,8 @@ def scenario_live_person(page, args) -> dict:
     captured = page.get_by_text(re.compile(r"^Captured face #\d+ as happy"))
     captured.first.wait_for(timeout=30_000)
     result["captured"] = captured.first.inner_text()
-    result["csv_name"], _, rows = record_session(page, 4.0)
+    # Record pressed again and again until the page answers: one recording, one session
+    result["csv_name"], _, rows = record_session(page, 4.0, impatient=True)
     result["csv_rows"] = len(rows)
     saved = page.get_by_text(re.compile(r"^Saved to history as session #\d+: [\d,]+ rows"))
     saved.first.wait_for(timeout=30_000)
@@ -494,9 +542,8 @@ def scenario_live_person(page, args) -> dict:
         "captured": [face["emotion"] for face in export["captured_faces"]],
     }
     page.get_by_text("Rename, note or delete").first.click()
-    page.get_by_text(re.compile(r"^Delete #1 .* with every session")).first.click()
-    wait_idle(page)
-    page.get_by_role("button", name=re.compile("Delete this person$")).first.click()
+    tick(page, re.compile(r"^Delete #1 .* with every session"))
+    page.get_by_role("button", name=re.compile("Delete this person$")).first.click(timeout=60_000)
     deleted = page.get_by_text(re.compile(r"^Deleted #1 "))
     deleted.first.wait_for(timeout=30_000)
     result["deleted"] = deleted.first.inner_text()
