@@ -20,6 +20,7 @@ from fer_core.models.card import ModelCard, read_card
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "model.md"
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+DETECTOR_NAMES = {"haar": "Haar", "blazeface": "BlazeFace"}  # as the tables name them
 LABEL_NAMES = {
     "fer2013": "FER2013's labels",
     "ferplus-votes": "FER+ vote shares",
@@ -93,7 +94,7 @@ def shipped_table(cards: dict) -> list[str]:
             f"{c.held_out['ferplus']['emotion_faces']:,}"
         ),
     )
-    for detector, name in (("haar", "Haar"), ("blazeface", "BlazeFace")):
+    for detector, name in DETECTOR_NAMES.items():
         row(
             f"whole path, {name} photo, end to end, FER+ majority",
             lambda c, d=detector: _pct(_path_row(c, "ferplus-majority", d).get("end_to_end")),
@@ -511,7 +512,7 @@ def capacity_table(report: dict) -> list[str]:
             else None
         )
         lines.append(
-            f"| {'Haar' if run['detector'] == 'haar' else 'BlazeFace'} | {run['fps']} | "
+            f"| {DETECTOR_NAMES[run['detector']]} | {run['fps']} | "
             f"{run['capacity']} | {run['capacity'] / cores:.1f} | {_latency(held)} | "
             f"{beyond_text} | {f'{memory:,.0f} MB' if memory is not None else '—'} |"
         )
@@ -611,7 +612,7 @@ def live_relay_section(report: dict, buffered: dict) -> list[str]:
         return ["The two measurements have no detector and frame rate in common."]
     ours_steps = {step["streams"]: step for step in ours["steps"]}
     lines = [
-        f"{'Haar' if base['detector'] == 'haar' else 'BlazeFace'} at {base['fps']} frames/s, "
+        f"{DETECTOR_NAMES[base['detector']]} at {base['fps']} frames/s, "
         f"measured on {buffered['date']} by `python -m bench.live_capacity --relay buffered "
         f"--detector {base['detector']} --fps {base['fps']} --steps "
         f"{' '.join(str(s['streams']) for s in base['steps'])} --out "

@@ -195,8 +195,8 @@ def test_the_last_minute_shows_the_faces_on_screen_and_says_how_many_it_leaves_o
 
 
 def test_record_pressed_again_while_recording_keeps_one_recording_and_one_session(tmp_path):
-    """The Record button's press arriving twice (a double click, a click delivered again to a
-    restarted run) must not cut the recording in two: one session, holding every frame."""
+    """Record pressed again once the recording has started (the press made twice before the
+    page answered) must not cut the recording in two: one session, holding every frame."""
     store = Records(f"sqlite:///{tmp_path / 'records.sqlite'}")
     try:
         ann = store.add_person("Ann", ADMIN_CLI).id
@@ -232,6 +232,27 @@ def test_record_pressed_again_while_recording_keeps_one_recording_and_one_sessio
         store.close()
 
 
+PRESSES = 8
+
+
+def at_once(press, times: int) -> list:
+    """``press()`` called in ``times`` threads released together, as Streamlit handles the
+    presses of a button made before the page answered; what each call returned."""
+    together = threading.Barrier(times)
+    results = []
+
+    def one():
+        together.wait()
+        results.append(press())
+
+    threads = [threading.Thread(target=one) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
 def test_presses_handled_at_the_same_time_start_one_recording(tmp_path, monkeypatch):
     """Streamlit runs a rerun's callbacks in a new script thread without waiting for the last
     one: presses of Record made before the page answered (seen in a real browser) reach
@@ -246,20 +267,8 @@ def test_presses_handled_at_the_same_time_start_one_recording(tmp_path, monkeypa
     monkeypatch.setattr(store, "start_session", start_session)
     try:
         recorder = LiveRecorder()
-        presses = 8
-        together = threading.Barrier(presses)
-        results = []
-
-        def press():
-            together.wait()
-            results.append(start_recording(recorder, None, store, ADMIN_CLI))
-
-        threads = [threading.Thread(target=press) for _ in range(presses)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(30)
-        assert sorted(r.started for r in results) == [False] * (presses - 1) + [True]
+        results = at_once(lambda: start_recording(recorder, None, store, ADMIN_CLI), PRESSES)
+        assert sorted(r.started for r in results) == [False] * (PRESSES - 1) + [True]
         recorder.stop()
         assert recorder.last_sink.finished.wait(30)
         assert [s.id for s in store.sessions(ADMIN_CLI)] == [recorder.last_sink.session_id]

@@ -137,8 +137,9 @@ def test_save_to_history_pressed_again_before_the_page_answers_saves_once():
     import time
 
     from app_lib.records import save_once
+    from tests.app.test_live_record import PRESSES, at_once
 
-    saved, numbers, calls = {}, [], []
+    saved, calls = {}, []
     lock = threading.Lock()
 
     def save():  # a database that takes its time to answer
@@ -146,16 +147,5 @@ def test_save_to_history_pressed_again_before_the_page_answers_saves_once():
         time.sleep(0.05)
         return 7
 
-    presses = 8
-    together = threading.Barrier(presses)
-
-    def press():
-        together.wait()
-        numbers.append(save_once(saved, "video-abc", save, lock))
-
-    threads = [threading.Thread(target=press) for _ in range(presses)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert len(calls) == 1 and numbers == [7] * presses and saved == {"video-abc": 7}
+    numbers = at_once(lambda: save_once(saved, "video-abc", save, lock), PRESSES)
+    assert len(calls) == 1 and numbers == [7] * PRESSES and saved == {"video-abc": 7}
