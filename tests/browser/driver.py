@@ -1093,8 +1093,15 @@ def scenario_live_refused(page, args) -> dict:
     still = wait_for_emotion(first, time.monotonic(), timeout_s=30)
     camera_button(first, "stop").first.click()
     camera_button(first, "start").wait_for(timeout=30_000)
-    wait_idle(first)
-    admitted = wait_for_emotion(second, start_camera(second), timeout_s=60)
+    # START shows as soon as the browser stops; the server gives the stream's place up when
+    # the page runs with the camera off, which is when it says so (pressed before that, the
+    # second START is turned away again, rightly)
+    first.get_by_text("The camera is off").first.wait_for(timeout=60_000)
+    try:
+        admitted = wait_for_emotion(second, start_camera(second), timeout_s=60)
+    except Exception:
+        shoot(second, Path(args.out) / "live_refused_admitted_failure.png")
+        raise
     shoot(second, Path(args.out) / "live_admitted_after.png")
     return {
         "streaming": streaming,
