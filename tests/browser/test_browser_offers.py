@@ -47,6 +47,7 @@ def test_live_page_offers_blazeface_after_haar_sees_no_face_and_the_click_switch
     y4m = write_y4m(tmp_path / "grey.y4m", grey())
     result = e2e.run("offer_live", "--y4m", str(y4m), timeout=300)
     print("START pressed without Playwright's stability check:", result.get("forced_clicks"))
+    print("presses of Try BlazeFace until it switched:", result.get("clicks"))
     assert result.get("ok"), _explain(result)
     assert result["exceptions"] == [] and result["errors"] == [], _explain(result)
     assert result["before"] == HAAR, result
