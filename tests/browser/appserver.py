@@ -14,6 +14,7 @@ import contextlib
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -169,6 +170,31 @@ class AppServer:
     def server_log(self) -> str:
         """What the app's server has printed so far."""
         return self.log.read_text(errors="replace")
+
+
+_TRACEBACK = re.compile(r"^Traceback \(most recent call last\):$", re.MULTILINE)
+_CHAINED = re.compile(
+    r"(During handling of the above exception|The above exception was)[^\n]*\n\s*$"
+)
+
+
+def assert_no_traceback(log: str, allowed: re.Pattern | None = None) -> None:
+    """Fail if the server's log holds a traceback (other than those ``allowed`` matches),
+    quoting the first one (with the line before it; a chained one whole) and saying how
+    many there were: a message much shorter than the log, so that CI's excerpt still
+    reaches the other failures."""
+    rest = allowed.sub("", log) if allowed is not None else log
+    found = [m.start() for m in _TRACEBACK.finditer(rest)]
+    if not found:
+        return
+    start = rest.rfind("\n", 0, max(0, found[0] - 1)) + 1
+    ends = [at for at in found[1:] if not _CHAINED.search(rest[max(0, at - 200) : at])]
+    lines = rest[start : ends[0] if ends else len(rest)].splitlines()
+    if len(lines) > 30:
+        lines = [*lines[:12], "  ...", *lines[-15:]]
+    quoted = "\n".join(lines)
+    count = len(ends) + 1
+    raise AssertionError(f"{count} traceback(s) in the server's log; the first:\n{quoted}")
 
 
 def _wait_for_server(namespace: str, url: str, process, log: Path, timeout_s: float = 120.0):

@@ -50,12 +50,18 @@ class E2E:
         self.work = work
         self.shots = shots
         self.media = media
+        self.log_mark = 0
 
     def run(self, scenario: str, *extra: str, timeout: float = 240.0) -> dict:
         return self.server.run(scenario, *extra, out=self.shots, timeout=timeout)
 
     def server_log(self) -> str:
         return self.server.server_log()
+
+    def test_log(self) -> str:
+        """What the server printed since the running test began (the server serves every
+        test: a failure in one must not be blamed on the ones after it)."""
+        return self.server_log()[self.log_mark :]
 
     def publish(self, shot: str, as_name: str, width: int = 1000) -> None:
         """With ``$FER_README_SHOTS`` set (a folder: docs/images for the README), keep a copy of
@@ -107,3 +113,12 @@ def e2e(tmp_path_factory):
     }
     with serve_app(work / "streamlit.log", env) as server:
         yield E2E(server, work, shots, media)
+
+
+@pytest.fixture(autouse=True)
+def _e2e_log_mark(request):
+    """Where the shared server's log stood when a test that uses it began."""
+    if "e2e" in request.fixturenames:
+        e2e = request.getfixturevalue("e2e")
+        e2e.log_mark = len(e2e.server_log())
+    yield

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.appserver import write_y4m
+from app_lib.server_log import GONE_TAB_NOTE
+from tests.browser.appserver import assert_no_traceback, write_y4m
 
 pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,7 +90,9 @@ def test_concurrent_sessions_share_one_model_and_survive_camera_trouble(e2e):
     log = e2e.server_log()
     # One model in memory for every session (st.cache_resource), loaded once.
     assert log.count("Loaded the emotion model") == 1, log[-3000:]
-    assert "Traceback" not in log, log[-5000:]
+    # Tabs closed while the server answered them: one line each (app_lib/server_log.py).
+    print("tabs gone mid-answer, as the log says:", log.count(GONE_TAB_NOTE))
+    assert_no_traceback(e2e.test_log())
 
 
 # Files of the project and of the machine that the app's server must never hand out.

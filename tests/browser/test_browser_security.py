@@ -4,6 +4,7 @@ written as Markdown for a remote image is shown as text (no image, no request)."
 
 import pytest
 
+from tests.browser.appserver import assert_no_traceback
 from tests.browser.test_browser import _explain
 
 pytestmark = pytest.mark.timeout(600)
@@ -36,4 +37,4 @@ def test_session_uploads_are_removed_when_the_tab_closes(e2e):
     assert result["after_close"] == [], result["after_close"]
     # The folder a dead server left was deleted when this server started.
     assert not e2e.media["stale"].exists()
-    assert "Traceback" not in e2e.server_log()
+    assert_no_traceback(e2e.test_log())
