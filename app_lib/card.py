@@ -166,11 +166,17 @@ class Headline:
     trained_on: str = "fer2013"
     crop_accuracy: float | None = None
     crop_macro_f1: float | None = None
+    crop_balanced: float | None = None
     crop_faces: int | None = None
     copies_removed: int | None = None
     without_copies_accuracy: float | None = None
     crowd_agreement: float | None = None
     crowd_faces: int | None = None
+    crowd_balanced: float | None = None
+    posed_set: str | None = None
+    posed_accuracy: float | None = None
+    posed_balanced: float | None = None
+    posed_recall: dict | None = None
     path_split: str | None = None
     path_accuracy: float | None = None
     path_framing_cost: float | None = None
@@ -195,11 +201,17 @@ def headline(card: ModelCard | None, detector: str = "haar") -> Headline:
         trained_on=card.trained_labels,
         crop_accuracy=test.get("accuracy"),
         crop_macro_f1=test.get("macro_f1"),
+        crop_balanced=card.balanced_accuracy("fer2013"),
         crop_faces=test.get("n"),
         copies_removed=copies.get("removed"),
         without_copies_accuracy=copies.get("accuracy"),
         crowd_agreement=crowd.get("majority_agreement"),
         crowd_faces=crowd.get("clear_faces"),
+        crowd_balanced=card.balanced_accuracy("ferplus") if crowd else None,
+        posed_set=card.posed.get("set"),
+        posed_accuracy=card.posed.get("accuracy"),
+        posed_balanced=card.posed.get("balanced_accuracy"),
+        posed_recall=card.posed.get("recall"),
         path_split=section.get("split"),
         path_accuracy=path.get("end_to_end") if path else None,
         path_framing_cost=path.get("framing_cost") if path else None,
@@ -228,6 +240,8 @@ def headline_sentences(numbers: Headline, detector_label: str) -> list[str]:
             f"on {_percent(numbers.crowd_path_agreement)} of {numbers.crowd_path_faces:,}"
             f" {numbers.path_split} faces."
         )
+    if numbers.posed_balanced is not None:
+        lines.append(posed_sentence(numbers))
     if numbers.crop_accuracy is not None:
         lines.append(
             f"On FER2013's own labels (one person labelled each face; comparable "
@@ -248,6 +262,20 @@ def headline_sentences(numbers: Headline, detector_label: str) -> list[str]:
             f"{numbers.path_split} faces."
         )
     return lines
+
+
+def posed_sentence(numbers: Headline) -> str:
+    """How the model does on faces people make on purpose, in one plain sentence."""
+    recall = numbers.posed_recall or {}
+    angry = recall.get("angry")
+    return (
+        "On faces made on purpose (posed expressions from the CK+ set, labelled by experts; "
+        "none of them was used to train), it names the expression "
+        f"{_percent(numbers.posed_accuracy)} of the time, {_percent(numbers.posed_balanced)} "
+        f"averaged over the {len(recall)} expressions"
+        + (f", and reads {_percent(angry)} of angry faces as angry" if angry is not None else "")
+        + "."
+    )
 
 
 def top_confusions(matrix, labels, count: int = 3) -> list[tuple[str, str, float]]:

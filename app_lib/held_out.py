@@ -30,7 +30,9 @@ def _count(value) -> str:
 
 
 def held_out_rows(card: ModelCard) -> list[dict]:
-    """The four numbers of the card, one row each, with the faces they count."""
+    """The four numbers of the card, one row each, with the faces they count; balanced
+    accuracy (the mean of per-class recall) beside accuracy where the card has per-class
+    recall; then the posed faces, when measured."""
     test = card.test
     held = card.held_out
     copies = held.get("without_training_copies") or {}
@@ -40,6 +42,7 @@ def held_out_rows(card: ModelCard) -> list[dict]:
         {
             "measure": f"FER2013 {split}, its own labels (comparable with the literature)",
             "result": _pct(test.get("accuracy")),
+            "balanced": _pct(card.balanced_accuracy("fer2013")),
             "faces": _count(test.get("n")),
         }
     ]
@@ -49,6 +52,7 @@ def held_out_rows(card: ModelCard) -> list[dict]:
                 "measure": f"the same without the {copies.get('removed')} images that "
                 "copy a Training image",
                 "result": _pct(copies.get("accuracy")),
+                "balanced": "—",
                 "faces": _count(copies.get("n")),
             }
         )
@@ -57,6 +61,7 @@ def held_out_rows(card: ModelCard) -> list[dict]:
             {
                 "measure": f"agreement with FER+'s ten raters, clear majority ({split})",
                 "result": _pct(crowd.get("majority_agreement")),
+                "balanced": _pct(card.balanced_accuracy("ferplus")),
                 "faces": _count(crowd.get("clear_faces")),
             }
         )
@@ -64,6 +69,7 @@ def held_out_rows(card: ModelCard) -> list[dict]:
             {
                 "measure": "FER+ paper's majority protocol (unknown/not-a-face dropped)",
                 "result": _pct(crowd.get("plurality_agreement")),
+                "balanced": "—",
                 "faces": _count(crowd.get("emotion_faces")),
             }
         )
@@ -78,9 +84,21 @@ def held_out_rows(card: ModelCard) -> list[dict]:
                     f"end to end, {LABEL_NAMES.get(labels, labels)} "
                     f"({section.get('split')})",
                     "result": _pct(row.get("end_to_end")),
+                    "balanced": "—",
                     "faces": _count(row.get("faces")),
                 }
             )
+    posed = card.posed
+    if posed:
+        rows.append(
+            {
+                "measure": f"faces made on purpose, experts' labels ({posed.get('set')}; "
+                "never trained on)",
+                "result": _pct(posed.get("accuracy")),
+                "balanced": _pct(posed.get("balanced_accuracy")),
+                "faces": _count(posed.get("n")),
+            }
+        )
     return rows
 
 
@@ -131,6 +149,43 @@ def wild_rows(entry: dict, peer: dict | None = None) -> list[dict]:
     return rows
 
 
+def muxspace_balanced(mux: dict) -> float | None:
+    """The mean of muxspace's per-class recall over the classes it holds."""
+    support = mux.get("support") or {}
+    present = [v for e, v in (mux.get("recall") or {}).items() if support.get(e)]
+    return sum(present) / len(present) if present else None
+
+
+def render_posed(card: ModelCard) -> None:
+    """Faces made on purpose: per-class recall from the card's ``posed`` section."""
+    import streamlit as st
+
+    posed = card.posed
+    st.markdown("##### Faces made on purpose (posed, labelled by experts)")
+    if not posed:
+        st.caption(
+            "Not measured for this model file: `python -m bench.posed --model MODEL --write-card`."
+        )
+        return
+    recall = posed.get("recall") or {}
+    support = posed.get("support") or {}
+    st.dataframe(
+        [
+            {"expression": emotion, "recall": _pct(value), "faces": _count(support.get(emotion))}
+            for emotion, value in recall.items()
+        ],
+        hide_index=True,
+    )
+    st.caption(
+        f"{posed.get('set')}: expressions posed at their peak in a studio (CK+), labelled by "
+        f"FACS-trained coders; no face of CK+ was used to train. Accuracy "
+        f"{_pct(posed.get('accuracy'))}, balanced accuracy "
+        f"{_pct(posed.get('balanced_accuracy'))}; {_pct(posed.get('called_neutral'))} of "
+        f"these faces (none of them neutral) were called neutral. Measured by "
+        f"`{posed.get('command')}` on {posed.get('date')}."
+    )
+
+
 def render_whole_path(card: ModelCard) -> None:
     import streamlit as st
 
@@ -162,6 +217,7 @@ def render_held_out(card: ModelCard) -> None:
         "path places each test face in a larger frame and runs the detector, the crop "
         "and the model as the app does; a missed face counts as wrong."
     )
+    render_posed(card)
     results = load_wild()
     entry = wild_entry(card, results)
     if entry is None:
@@ -179,7 +235,8 @@ def render_held_out(card: ModelCard) -> None:
         )
         st.caption(
             f"muxspace ({mux.get('n'):,} tight crops, one student each): accuracy "
-            f"{_pct(mux.get('accuracy'))}, macro-F1 {mux.get('macro_f1', 0):.3f}; "
+            f"{_pct(mux.get('accuracy'))}, balanced accuracy {_pct(muxspace_balanced(mux))}, "
+            f"macro-F1 {mux.get('macro_f1', 0):.3f}; "
             f"recall per class: {recall}. Measured by `python -m bench.wild`."
         )
 
@@ -191,4 +248,6 @@ __all__ = [
     "load_wild",
     "render_held_out",
     "render_whole_path",
+    "render_posed",
+    "muxspace_balanced",
 ]

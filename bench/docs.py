@@ -107,6 +107,23 @@ def shipped_table(cards: dict) -> list[str]:
             f"whole path, {name} photo, end to end, FER2013's labels",
             lambda c, d=detector: _pct(_path_row(c, "fer2013", d).get("end_to_end")),
         )
+    row(
+        "balanced accuracy (mean per-class recall), FER2013's labels",
+        lambda c: _pct(c.balanced_accuracy("fer2013"), 2),
+    )
+    row(
+        "balanced accuracy, FER+ clear majority",
+        lambda c: _pct(c.balanced_accuracy("ferplus"), 2),
+    )
+    row(
+        "posed faces (CK+48 dev): accuracy / balanced / angry recall",
+        lambda c: (
+            f"{_pct(c.posed['accuracy'])} / {_pct(c.posed['balanced_accuracy'])} / "
+            f"{_pct(c.posed['recall']['angry'])}"
+            if c.posed
+            else "not measured (`python -m bench.posed --write-card`)"
+        ),
+    )
     row("macro-F1, FER2013's labels", lambda c: f"{c.test['macro_f1']:.3f}")
     row(
         "macro-F1, FER+ majority",
@@ -211,12 +228,110 @@ def ablation_section(ablation: dict) -> list[str]:
     return lines
 
 
+def posed_section(cards: dict) -> list[str]:
+    """Faces made on purpose (CK+48's development subjects), from each card's ``posed``."""
+    measured = {k: c for k, c in cards.items() if c.posed}
+    if not measured:
+        return ["Not measured yet: `python -m bench.posed --write-card`."]
+    first = next(iter(measured.values())).posed
+    classes = list(first["recall"])
+    lines = [
+        f"{first['set']}: expressions at their peak, posed in a studio and labelled by "
+        "FACS-trained coders; no model here trained on any CK+ face, and these subjects only "
+        "choose (the other CK+48 subjects are held out elsewhere). Each crop goes to the model "
+        f"as it is (`{first['command']}`, {first['date']}).",
+        "",
+        "| model | accuracy | balanced accuracy | said *neutral* (no face is) | "
+        + " | ".join(f"recall {e}" for e in classes)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(classes),
+    ]
+    for card in measured.values():
+        posed = card.posed
+        lines.append(
+            f"| `{card.name}` | {_pct(posed['accuracy'])} | {_pct(posed['balanced_accuracy'])} | "
+            f"{_pct(posed['called_neutral'])} | "
+            + " | ".join(_pct(posed["recall"].get(e)) for e in classes)
+            + " |"
+        )
+    lines.append("| faces | | | | " + " | ".join(str(first["support"][e]) for e in classes) + " |")
+    return lines
+
+
+def why_neutral_section(why: dict) -> list[str]:
+    if not why:
+        return []
+    mass, prior = why["target_mass"], why["fer2013_prior"]
+    lines = [
+        f"Why the crowd's model pulls to *neutral*, read off its {why['faces']:,} Training "
+        "targets: FER+'s vote shares put "
+        f"{_pct(mass['neutral'])} of all target mass on neutral (FER2013's labels: "
+        f"{_pct(prior['neutral'])}) and {_pct(mass['angry'])} on angry ({_pct(prior['angry'])}). "
+        "Where FER2013's labeller saw an expression, the crowd often saw none:",
+        "",
+        "| FER2013's label | faces | the crowd's most-voted answer is neutral | mean neutral "
+        "share of the target | mean share of the labelled expression |",
+        "|---|---|---|---|---|",
+    ]
+    for emotion, row in why["by_fer2013_label"].items():
+        lines.append(
+            f"| {emotion} | {row['faces']:,} | {_pct(row['crowd_says_neutral'])} | "
+            f"{_pct(row['mean_neutral_share'])} | {_pct(row['mean_own_share'])} |"
+        )
+    lines += [
+        "",
+        "A subtle frown is what most of these faces show, so a net fitted to these targets "
+        "learns that a subtle frown is mostly neutral: exactly what a posed angry face is.",
+        "",
+    ]
+    return lines
+
+
+def posed_ablation_section(ablation: dict) -> list[str]:
+    if not ablation.get("runs"):
+        return ["Not measured yet: `python -m bench.posed_ablation --train`."]
+    lines = [
+        *why_neutral_section(ablation.get("why") or {}),
+        f"Every run: `fer train --init-from {ablation['start']} {ablation['recipe']}` plus the "
+        f"settings named; measured {ablation['date']}. Flip-averaged. PublicTest: agreement "
+        "with FER+'s clear majority and its balanced accuracy; posed dev: CK+48's development "
+        "subjects; muxspace: balanced accuracy of its 13,672 crops; GENKI-4K: the first "
+        f"{ablation['genki_photos']:,} photos through the whole path (Haar), happy or not, "
+        "end to end.",
+        "",
+        "| run | what differs | PublicTest: FER+ majority | PublicTest: balanced | "
+        "PublicTest: said neutral | posed dev: accuracy | posed dev: balanced | posed dev: "
+        "angry recall | muxspace: balanced | GENKI-4K | minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in ablation["runs"].items():
+        public, posed = entry["PublicTest"], entry["posed_dev"]
+        minutes = entry.get("minutes")
+        lines.append(
+            f"| `{name}` | {entry['what']}"
+            + (f" (`{entry['flags']}`)" if entry.get("flags") else "")
+            + f" | {_pct(public['ferplus_majority_agreement'], 2)} | "
+            f"{_pct(public['ferplus_balanced_accuracy'])} | {_pct(public['called_neutral'])} | "
+            f"{_pct(posed['accuracy'])} | {_pct(posed['balanced_accuracy'])} | "
+            f"{_pct(posed['recall']['angry'])} | {_pct(entry['muxspace']['balanced_accuracy'])} | "
+            f"{_pct(entry['genki4k_haar']['end_to_end_accuracy'])} | "
+            + ("—" if minutes is None else f"{minutes:.0f}")
+            + " |"
+        )
+    lines += [
+        "",
+        f"Choice rule, written before any run was scored: {ablation['choice_rule']} "
+        f"Chosen: **{ablation.get('chosen') or 'none yet'}**.",
+    ]
+    return lines
+
+
 def wild_section(wild: dict, cards: dict) -> list[str]:
     models = wild.get("models") or {}
     lines = [
-        "| model | GENKI-4K, Haar: found / right on found / end to end | GENKI-4K, "
-        "BlazeFace: found / right on found / end to end | muxspace crops: accuracy, "
-        "macro-F1 |",
+        "| model | GENKI-4K, Haar: found / right on found (balanced) / end to end | GENKI-4K, "
+        "BlazeFace: found / right on found (balanced) / end to end | muxspace crops: accuracy, "
+        "balanced accuracy, macro-F1 |",
         "|---|---|---|---|",
     ]
     shown = False
@@ -229,19 +344,23 @@ def wild_section(wild: dict, cards: dict) -> list[str]:
         for detector in ("haar", "blazeface"):
             g = entry["genki4k"][detector]
             cells.append(
-                f"{_pct(g['found'])} / {_pct(g['on_found']['accuracy'])} / "
+                f"{_pct(g['found'])} / {_pct(g['on_found']['accuracy'])} "
+                f"({_pct(g['on_found'].get('balanced_accuracy'))}) / "
                 f"{_pct(g['end_to_end_accuracy'])}"
             )
         mux = entry["muxspace"]
+        present = [r for e, r in mux["recall"].items() if mux["support"][e]]
         lines.append(
             f"| `{card.name}` | {cells[0]} | {cells[1]} | "
-            f"{_pct(mux['accuracy'])}, {mux['macro_f1']:.3f} |"
+            f"{_pct(mux['accuracy'])}, {_pct(sum(present) / len(present))}, "
+            f"{mux['macro_f1']:.3f} |"
         )
     peer = ((wild.get("peer") or {}).get("genki4k")) or {}
     if peer and not peer.get("missing"):
         lines.append(
             f"| the `fer` package | {_pct(peer['found'])} / "
-            f"{_pct(peer['on_found']['accuracy'])} / "
+            f"{_pct(peer['on_found']['accuracy'])} "
+            f"({_pct(peer['on_found'].get('balanced_accuracy'))}) / "
             f"{_pct(peer['end_to_end_accuracy'])} (its own Haar) | | |"
         )
     if not shown:
@@ -382,6 +501,15 @@ def render() -> str:
         "## Ablation: labels and path augmentation at one budget (`bench/crowd_ablation.json`)",
         "",
         *ablation_section(_load("crowd_ablation.json")),
+        "",
+        "## Faces made on purpose (the models' cards, `bench.posed`)",
+        "",
+        *posed_section(cards),
+        "",
+        "## Ablation: what makes the crowd's model read a frown as a frown "
+        "(`bench/posed_ablation.json`)",
+        "",
+        *posed_ablation_section(_load("posed_ablation.json")),
         "",
         "## Real faces labelled by other people (`bench/wild.json`)",
         "",

@@ -171,9 +171,9 @@ def score_model(path: Path, wild: Path, images, smiling, crops, labels) -> dict:
 
 
 def shipped_models() -> list[Path]:
-    from fer_core.service.active import model_sources
+    from fer_core.models.inference import SHIPPED_MODELS
 
-    return [Path(source.path) for source in model_sources() if source.shipped]
+    return [Path(path) for path in SHIPPED_MODELS.values() if Path(path).is_file()]
 
 
 def main(argv=None) -> int:

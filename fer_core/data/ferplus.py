@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_core.errors import DatasetError
-from fer_core.labels import LABEL_SOURCES, NUM_CLASSES, USAGES
+from fer_core.labels import EMOTIONS, LABEL_SOURCES, NUM_CLASSES, USAGES
 from fer_core.data.paths import default_ferplus_path, open_regular_file
 from fer_core.data.fer2013 import Fer2013
 
@@ -48,6 +48,7 @@ FERPLUS_COLUMNS = (
 # FER2013 order (angry, disgust, fear, happy, sad, surprise, neutral) -> FER+ column index.
 TO_FER2013 = (4, 5, 6, 1, 3, 2, 0)
 OTHER_COLUMNS = (7, 8, 9)  # contempt, unknown, NF
+NEUTRAL = EMOTIONS.index("neutral")  # in FER2013's order
 # fer2013new.csv is 1.6 MB (35,887 rows of about 45 bytes); far beyond that is not FER+.
 MAX_FERPLUS_BYTES = 16 * 1024 * 1024
 MAX_LINE_CHARS = 1024
@@ -216,25 +217,55 @@ def crowd_shares(ferplus: FerPlus, dataset, split: str) -> tuple[np.ndarray, np.
     return votes.soft_targets()[keep], keep
 
 
-def relabel(dataset, ferplus: FerPlus, mode: str):
+def relabel(
+    dataset,
+    ferplus: FerPlus,
+    mode: str,
+    *,
+    neutral_vote_weight: float = 1.0,
+    own_label_weight: float = 0.0,
+):
     """A copy of ``dataset`` labelled by the crowd, for training: rows whose most-voted
     answer is contempt, unknown or "not a face" leave Training; PublicTest and PrivateTest
     keep the faces with a clear majority, labelled by it (the agreement protocol). Labels
     are the plurality (Training) or the majority (the test splits); ``soft`` holds the vote
-    shares (``ferplus-votes``) or the one-hot label (``ferplus-majority``)."""
+    shares (``ferplus-votes``) or the one-hot label (``ferplus-majority``).
+
+    Two choices change only the Training rows' targets (the test splits are always scored
+    against the clear majority):
+
+    - ``neutral_vote_weight``: each *neutral* vote counts this much before the shares are
+      taken (1: as cast). A face on which four of ten people saw anger and six saw nothing
+      teaches "mostly neutral" at 1; at 0.5 it teaches anger and neutral about equally;
+    - ``own_label_weight``: the target becomes ``(1 - w) * crowd + w * FER2013's own label``
+      (one-hot), so the single labeller's reading of a subtle expression is not outvoted
+      entirely (0: the crowd alone).
+    """
 
     if mode not in LABEL_SOURCES[1:]:
         raise DatasetError(f"labels must be one of {', '.join(LABEL_SOURCES)}.")
+    if not 0.0 <= neutral_vote_weight <= 1.0:
+        raise DatasetError("neutral_vote_weight must lie in [0, 1].")
+    if not 0.0 <= own_label_weight <= 1.0:
+        raise DatasetError("own_label_weight must lie in [0, 1].")
     votes = aligned(ferplus, dataset)
     training = dataset.usage == "Training"
     majority = votes.clear_majority()
     keep = np.where(training, votes.trainable(), majority >= 0)
-    labels = np.where(training, votes.plurality(), majority)[keep]
-    soft = (
-        votes.soft_targets()[keep]
-        if mode == "ferplus-votes"
-        else np.eye(NUM_CLASSES, dtype=np.float32)[labels]
-    )
+    if neutral_vote_weight != 1.0:
+        weighted = votes.emotion_votes().astype(np.float32)
+        weighted[:, NEUTRAL] *= neutral_vote_weight
+        totals = weighted.sum(axis=1, keepdims=True)
+        shares = np.divide(weighted, totals, out=np.zeros_like(weighted), where=totals > 0)
+        plurality = weighted.argmax(axis=1).astype(np.int64)
+    else:
+        shares = votes.soft_targets()
+        plurality = votes.plurality()
+    labels = np.where(training, plurality, majority)[keep]
+    soft = shares[keep] if mode == "ferplus-votes" else np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    if own_label_weight:
+        own = np.eye(NUM_CLASSES, dtype=np.float32)[np.asarray(dataset.labels)[keep]]
+        soft = (1.0 - own_label_weight) * soft + own_label_weight * own
     # A test face is scored against its majority: its soft target is that one-hot label.
     soft[~training[keep]] = np.eye(NUM_CLASSES, dtype=np.float32)[labels[~training[keep]]]
     rows = dataset.row_numbers[keep] if dataset.row_numbers is not None else None

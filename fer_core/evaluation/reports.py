@@ -70,6 +70,13 @@ def accuracy(model, images: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(predict_probabilities(model, images).argmax(1) == labels))
 
 
+def balanced_accuracy(recall, support) -> float | None:
+    """The mean of per-class recall over the classes that occur (a model that answers the
+    commonest class scores 1/K here, however well it does on accuracy)."""
+    present = np.asarray(support) > 0
+    return float(np.mean(np.asarray(recall)[present])) if present.any() else None
+
+
 def classification_report(labels: np.ndarray, predictions: np.ndarray) -> dict:
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
@@ -83,6 +90,7 @@ def classification_report(labels: np.ndarray, predictions: np.ndarray) -> dict:
         "n": int(len(labels)),
         "accuracy": float(np.mean(labels == predictions)) if len(labels) else float("nan"),
         "macro_f1": float(np.mean(f1)),
+        "balanced_accuracy": balanced_accuracy(recall, support),
         "per_class": {
             emotion: {
                 "precision": float(precision[i]),

@@ -30,6 +30,7 @@ class ModelCard:
     calibration: dict = field(default_factory=dict)  # temperature, uncertain_below, ...
     latency: dict = field(default_factory=dict)  # batch_1 / batch_32: median_ms, ...
     whole_path: dict = field(default_factory=dict)  # by labels: split, faces, rows
+    posed: dict = field(default_factory=dict)  # faces made on purpose (bench.posed)
     machine: dict = field(default_factory=dict)  # where the card was written
     raw: dict = field(default_factory=dict, repr=False)  # the card as written
 
@@ -53,6 +54,7 @@ class ModelCard:
             calibration=section("calibration"),
             latency=section("latency"),
             whole_path=section("whole_path"),
+            posed=section("posed"),
             machine=section("machine"),
             raw=dict(data),
         )
@@ -92,6 +94,17 @@ class ModelCard:
         """Median milliseconds per face at batch 1 or 32, as measured for the card."""
         return (self.latency.get(f"batch_{batch}") or {}).get("median_ms")
 
+    def balanced_accuracy(self, which: str = "fer2013") -> float | None:
+        """The mean of per-class recall on PrivateTest: ``fer2013`` (FER2013's labels) or
+        ``ferplus`` (FER+'s clear majority); from the recorded per-class recall when an older
+        card did not record it."""
+        report = (
+            self.test
+            if which == "fer2013"
+            else (self.held_out.get("ferplus") or {}).get("majority_report") or {}
+        )
+        return balanced_of(report)
+
     def whole_path_row(
         self, labels: str, detector: str, preset: str = "photo", variant: str = "plain"
     ) -> tuple[dict | None, dict]:
@@ -106,6 +119,15 @@ class ModelCard:
             ):
                 return row, section
         return None, section
+
+
+def balanced_of(report: dict) -> float | None:
+    """A classification report's balanced accuracy (the mean of per-class recall over the
+    classes present), recorded or derived from its per-class rows."""
+    if report.get("balanced_accuracy") is not None:
+        return float(report["balanced_accuracy"])
+    rows = [r for r in (report.get("per_class") or {}).values() if r.get("support")]
+    return sum(float(r["recall"]) for r in rows) / len(rows) if rows else None
 
 
 def card_path_for(model_path: str | Path) -> Path:
@@ -123,4 +145,4 @@ def read_card(model_path: str | Path) -> ModelCard | None:
     return ModelCard.from_json(data) if isinstance(data, dict) else None
 
 
-__all__ = ["ModelCard", "card_path_for", "read_card"]
+__all__ = ["ModelCard", "balanced_of", "card_path_for", "read_card"]

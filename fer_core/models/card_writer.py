@@ -59,6 +59,34 @@ def add_whole_path(model_path, result: dict, command: str) -> dict:
     return card
 
 
+def add_posed(model_path, report: dict, *, dataset: str, command: str) -> dict:
+    """Add the posed-faces yardstick (``python -m bench.posed --write-card``: accuracy,
+    balanced accuracy and per-class recall on faces made on purpose) to the card beside the
+    model; it stays while the card describes the same file."""
+
+    model_path = Path(model_path) if model_path else DEFAULT_MODEL
+    previous = read_card(model_path)
+    if previous is None:
+        raise ModelError(
+            f"{model_path.name} has no model card yet: write it first with "
+            "`fer evaluate --write-card`."
+        )
+    if previous.keras_sha256 != file_sha256(model_path):
+        raise ModelError(
+            f"{card_path_for(model_path).name} describes another file: write "
+            "it again with `fer evaluate --write-card` first."
+        )
+    card = previous.to_json()
+    card["posed"] = {
+        "set": dataset,
+        "date": time.strftime("%Y-%m-%d"),
+        "command": command,
+        **{k: v for k, v in report.items() if k not in ("model", "sha256")},
+    }
+    write_json(card_path_for(model_path), card)
+    return card
+
+
 def write_model_card(
     model_path,
     test_report: dict,
@@ -124,6 +152,12 @@ def write_model_card(
             if previous is not None and same_file and previous.whole_path
             else {}
         ),
+        # The posed yardstick (python -m bench.posed --write-card) stays while the file does.
+        **(
+            {"posed": previous.posed}
+            if previous is not None and same_file and previous.posed
+            else {}
+        ),
         "data_source": Path(data_source).name if data_source else "",
         "written_by": "python -m fer_core evaluate --write-card",
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -137,4 +171,4 @@ def write_model_card(
     return card
 
 
-__all__ = ["write_model_card", "add_whole_path"]
+__all__ = ["write_model_card", "add_whole_path", "add_posed"]

@@ -52,6 +52,21 @@ class TrainConfig:
     ferplus_path: str | None = _setting(
         None, "FER+'s fer2013new.csv, for --labels ferplus-* (default: $FERPLUS_PATH)", "--ferplus"
     )
+    neutral_vote_weight: float = _setting(
+        1.0,
+        "FER+ labels: how much each neutral vote counts in a Training face's target "
+        "(1: as cast; lower: a face some people saw an expression on teaches that expression)",
+    )
+    own_label_weight: float = _setting(
+        0.0,
+        "FER+ labels: mix FER2013's own label into each Training target with this weight "
+        "((1 - w) * crowd + w * label; 0: the crowd alone)",
+    )
+    logit_adjustment: float = _setting(
+        0.0,
+        "train through softmax(logits + tau * log(class prior of the targets)) and predict "
+        "without it (Menon et al., 2021): tau > 0 stops rewarding the commonest class (0: off)",
+    )
     epochs: int = _setting(60, "epochs in all (a resumed run trains up to this number)")
     batch_size: int = _setting(64, "global batch size (even)")
     learning_rate: float = _setting(2e-3, "peak learning rate (AdamW)")
@@ -161,6 +176,22 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least {NUM_CLASSES} images, got {value!r}.")
         if self.labels not in LABEL_SOURCES:
             raise ConfigError(f"labels must be one of {', '.join(LABEL_SOURCES)}.")
+        for name in ("neutral_vote_weight", "own_label_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ConfigError(f"{name} must lie in [0, 1], got {value!r}.")
+            if (
+                value != (1.0 if name == "neutral_vote_weight" else 0.0)
+                and self.labels == "fer2013"
+            ):
+                raise ConfigError(f"{name} applies to FER+ labels (--labels ferplus-*) only.")
+        if (
+            not isinstance(self.logit_adjustment, (int, float))
+            or not 0 <= self.logit_adjustment <= 3
+        ):
+            raise ConfigError(
+                f"logit_adjustment must lie in [0, 3], got {self.logit_adjustment!r}."
+            )
         if self.labels != "fer2013":
             path = self.ferplus_path or default_ferplus_path()
             if path is None:

@@ -96,7 +96,13 @@ def crowd_labelled(dataset: Fer2013, config: TrainConfig) -> Fer2013:
     if config.labels == "fer2013":
         return dataset
 
-    return relabel(dataset, load_ferplus(config.ferplus_path, dataset), config.labels)
+    return relabel(
+        dataset,
+        load_ferplus(config.ferplus_path, dataset),
+        config.labels,
+        neutral_vote_weight=config.neutral_vote_weight,
+        own_label_weight=config.own_label_weight,
+    )
 
 
 def pad_to_full_batches(
@@ -134,7 +140,14 @@ def _open_run(config: TrainConfig, run_dir) -> Run:
     return run
 
 
-def _build_training_model(config: TrainConfig, target_width: int):
+def class_prior(targets: np.ndarray) -> list[float]:
+    """Each class's share of the training targets (what logit adjustment subtracts)."""
+    totals = np.asarray(targets, dtype=np.float64).sum(axis=0)
+    totals = np.maximum(totals, 1e-3 * max(totals.sum(), 1.0) / NUM_CLASSES)
+    return (totals / totals.sum()).tolist()
+
+
+def _build_training_model(config: TrainConfig, target_width: int, prior=None):
     from fer_core.training.trainer import build_trainer
 
     inner = build_model(config.architecture, **config.model_kwargs)
@@ -147,7 +160,7 @@ def _build_training_model(config: TrainConfig, target_width: int):
                 f"init_from: {Path(config.init_from).name} does not have this "
                 f"architecture's weights ({exc})."
             ) from exc
-    return build_trainer(inner, config, target_width), inner
+    return build_trainer(inner, config, target_width, prior), inner
 
 
 def _model_to_start_from(path: str, architecture: str):
@@ -257,7 +270,9 @@ def train(
             initial_epoch = int(state["epochs_done"])
             inner = training_model.get_layer(config.architecture)
         else:
-            training_model, inner = _build_training_model(config, target_width)
+            training_model, inner = _build_training_model(
+                config, target_width, class_prior(t_train)
+            )
             if config.init_from:
                 # Which bytes the run started from: the model card follows this link back
                 # only while the file there is still the same one.
@@ -494,4 +509,5 @@ __all__ = [
     "pad_to_full_batches",
     "prepare_training_splits",
     "crowd_labelled",
+    "class_prior",
 ]

@@ -241,6 +241,8 @@ class TrainingLoss(keras.losses.Loss):
         label_smoothing=0.0,
         temperature=4.0,
         distill_weight=0.0,
+        logit_adjustment=0.0,
+        prior=None,
         name="training_loss",
         reduction="sum_over_batch_size",
         dtype=None,
@@ -249,13 +251,22 @@ class TrainingLoss(keras.losses.Loss):
         self.label_smoothing = float(label_smoothing)
         self.temperature = float(temperature)
         self.distill_weight = float(distill_weight)
+        self.logit_adjustment = float(logit_adjustment)
+        self.prior = None if prior is None else [float(p) for p in prior]
+        if self.logit_adjustment and (self.prior is None or len(self.prior) != NUM_CLASSES):
+            raise ValueError("logit adjustment needs the class prior of the targets")
 
     def call(self, y_true, y_pred):
         probs = ops.clip(y_pred[:, :NUM_CLASSES], 1e-7, 1.0)
         labels = y_pred[:, NUM_CLASSES : 2 * NUM_CLASSES]
         labels = labels * (1.0 - self.label_smoothing) + self.label_smoothing / NUM_CLASSES
         log_probs = ops.log(probs)
-        loss = -ops.sum(labels * log_probs, axis=-1)
+        fitted = log_probs
+        if self.logit_adjustment:
+            # log p is the logits less a per-face constant, which the softmax ignores.
+            shift = self.logit_adjustment * ops.log(ops.convert_to_tensor(self.prior))
+            fitted = ops.log_softmax(log_probs + shift[None, :], axis=-1)
+        loss = -ops.sum(labels * fitted, axis=-1)
         if self.distill_weight and y_pred.shape[-1] == 3 * NUM_CLASSES:
             t = self.temperature
             teacher = ops.clip(y_pred[:, 2 * NUM_CLASSES :], 1e-7, 1.0)
@@ -271,6 +282,8 @@ class TrainingLoss(keras.losses.Loss):
             "label_smoothing": self.label_smoothing,
             "temperature": self.temperature,
             "distill_weight": self.distill_weight,
+            "logit_adjustment": self.logit_adjustment,
+            "prior": self.prior,
         }
 
 
@@ -282,7 +295,7 @@ def label_accuracy(y_true, y_pred):
     return ops.cast(ops.equal(guess, truth), "float32")
 
 
-def build_trainer(inner, config, target_width: int):
+def build_trainer(inner, config, target_width: int, prior=None):
     """The compiled training model around ``inner``: augmentation and mixing, the student,
     then its probabilities and the (mixed) targets side by side."""
     layers = keras.layers
@@ -311,6 +324,8 @@ def build_trainer(inner, config, target_width: int):
             config.label_smoothing,
             config.distill_temperature,
             config.distill_weight if config.teacher else 0.0,
+            config.logit_adjustment,
+            prior if config.logit_adjustment else None,
         ),
         metrics=[keras.metrics.MeanMetricWrapper(label_accuracy, name="accuracy")],
         steps_per_execution=config.steps_per_execution,

@@ -220,3 +220,21 @@ def test_real_ferplus_matches_the_published_facts(fer2013_path):
     )
     assert int(duplicates_of_training(data, "PrivateTest").sum()) == 288
     assert isinstance(votes, FerPlus) and len(votes) == 35887
+
+
+def test_neutral_vote_weight_and_own_label_change_only_training_targets(tmp_path):
+    votes = load_ferplus(write_votes(tmp_path / "v.csv", USAGE, VOTES))
+    data = dataset(USAGE, [3, 4, 0, 0, 5, 6])
+    # Row 1: 4 neutral, 3 sad votes. Neutral at half weight: 2 against 3, sad leads.
+    half = relabel(data, votes, "ferplus-votes", neutral_vote_weight=0.5)
+    assert half.soft[1, 6] == pytest.approx(2 / 5) and half.soft[1, 4] == pytest.approx(3 / 5)
+    assert half.labels.tolist() == [3, 4, 5]  # the plurality follows the weighted votes
+    assert half.soft[2].tolist() == np.eye(7)[5].tolist()  # a test face: still its majority
+    # FER2013's own label (sad, 4) mixed in at 0.5.
+    mixed = relabel(data, votes, "ferplus-votes", own_label_weight=0.5)
+    assert mixed.soft[1, 4] == pytest.approx(0.5 * 3 / 7 + 0.5)
+    assert mixed.soft[1, 6] == pytest.approx(0.5 * 4 / 7)
+    assert np.allclose(mixed.soft.sum(axis=1), 1.0)
+    assert mixed.soft[2].tolist() == np.eye(7)[5].tolist()
+    with pytest.raises(DatasetError, match="own_label_weight"):
+        relabel(data, votes, "ferplus-votes", own_label_weight=2.0)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from fer_core.evaluation.reports import classification_report, format_report
 
@@ -13,3 +14,18 @@ def test_report_numbers():
     assert report["confusion_matrix"][3] == [0, 0, 0, 2, 0, 0, 1]
     assert report["per_class"]["fear"]["support"] == 0
     assert "macro-F1" in format_report(report)
+
+
+def test_balanced_accuracy_is_the_mean_recall_of_the_classes_present():
+    from fer_core.evaluation.reports import classification_report
+    from fer_core.models.card import balanced_of
+
+    # Nine neutral faces, one angry: always answering neutral is 90% accurate, 50% balanced.
+    labels = np.array([6] * 9 + [0])
+    report = classification_report(labels, np.full(10, 6))
+    assert report["accuracy"] == pytest.approx(0.9)
+    assert report["balanced_accuracy"] == pytest.approx(0.5)
+    # An older card's report without the field: derived from its per-class rows.
+    older = {k: v for k, v in report.items() if k != "balanced_accuracy"}
+    assert balanced_of(older) == pytest.approx(0.5)
+    assert balanced_of({}) is None

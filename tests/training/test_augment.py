@@ -181,3 +181,60 @@ def test_trainer_inputs_pack_label_and_teacher():
     x, y = trainer_inputs(images, np.array([0, 3, 6]), teacher)
     assert x["targets"].shape == (3, 2 * NUM_CLASSES)
     np.testing.assert_array_equal(y.argmax(1), [0, 3, 6])
+
+
+def test_logit_adjusted_loss_is_the_cross_entropy_of_the_shifted_softmax():
+    rng = np.random.default_rng(2)
+    probs = rng.dirichlet(np.ones(NUM_CLASSES), 6).astype("float32")
+    labels = rng.dirichlet(np.ones(NUM_CLASSES), 6).astype("float32")  # soft targets too
+    prior = rng.dirichlet(np.ones(NUM_CLASSES) * 3)
+    tau = 0.7
+    y_pred = np.concatenate([probs, labels], 1)
+    ours = float(TrainingLoss(logit_adjustment=tau, prior=prior.tolist())(labels, y_pred))
+    shifted = np.log(probs) + tau * np.log(prior)
+    shifted -= np.log(np.exp(shifted).sum(1, keepdims=True))
+    assert ours == pytest.approx(np.mean(-np.sum(labels * shifted, 1)), rel=1e-4)
+    # The same outputs lose less on the commonest class and more on the rarest: the net must
+    # give a rare class a larger margin, so without the shift it stops favouring common ones.
+    plain = float(TrainingLoss()(labels, y_pred))
+    adjusted = TrainingLoss(logit_adjustment=tau, prior=prior.tolist())
+    for cls, sign in ((int(np.argmax(prior)), -1), (int(np.argmin(prior)), 1)):
+        hot = np.eye(NUM_CLASSES, dtype="float32")[[cls] * 6]
+        y = np.concatenate([probs, hot], 1)
+        assert sign * (float(adjusted(hot, y)) - float(TrainingLoss()(hot, y))) > 0
+    # A uniform prior changes nothing; a missing prior is refused.
+    uniform = [1 / NUM_CLASSES] * NUM_CLASSES
+    assert float(TrainingLoss(logit_adjustment=1.0, prior=uniform)(labels, y_pred)) == (
+        pytest.approx(plain, rel=1e-5)
+    )
+    with pytest.raises(ValueError, match="prior"):
+        TrainingLoss(logit_adjustment=1.0)
+
+
+def test_target_flags_reach_the_config_and_are_checked():
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    args = parser.parse_args(
+        [
+            "--labels",
+            "ferplus-votes",
+            "--neutral-vote-weight",
+            "0.5",
+            "--own-label-weight",
+            "0.3",
+            "--logit-adjustment",
+            "1",
+        ]
+    )
+    config = TrainConfig(**given_settings(args))
+    assert (config.neutral_vote_weight, config.own_label_weight, config.logit_adjustment) == (
+        0.5,
+        0.3,
+        1.0,
+    )
+    with pytest.raises(ConfigError, match="FER\\+ labels"):
+        TrainConfig(own_label_weight=0.5).validate()  # FER2013's labels: nothing to mix
+    with pytest.raises(ConfigError, match="neutral_vote_weight"):
+        TrainConfig(labels="ferplus-votes", neutral_vote_weight=1.5).validate()
+    with pytest.raises(ConfigError, match="logit_adjustment"):
+        TrainConfig(logit_adjustment=-1).validate()
