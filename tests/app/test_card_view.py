@@ -130,3 +130,16 @@ def test_limits_text_is_computed_from_the_cards_confusion_matrix():
     assert weak_classes(fake, 1) == [
         "*disgust*: recall 40.0% on 10 test images, most often taken for *angry* (60.0%)"
     ]
+
+
+def test_the_home_sentences_say_how_the_model_does_on_faces_made_on_purpose():
+    from app_lib.card import headline, headline_sentences
+
+    card = read_card(ROOT / "models" / "cnn_gru.keras")
+    numbers = headline(card, "haar")
+    sentence = next(s for s in headline_sentences(numbers, "Haar") if "on purpose" in s)
+    posed = card.posed
+    assert f"{posed['accuracy'] * 100:.1f}%" in sentence
+    assert f"{posed['balanced_accuracy'] * 100:.1f}%" in sentence
+    assert f"reads {posed['recall']['angry'] * 100:.1f}% of angry faces as angry" in sentence
+    assert numbers.crop_balanced is not None and numbers.crowd_balanced is not None
