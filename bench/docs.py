@@ -130,6 +130,14 @@ def shipped_table(cards: dict) -> list[str]:
         lambda c: f"{c.held_out['ferplus']['majority_report']['macro_f1']:.3f}",
     )
     row(
+        "calibration against the crowd's vote shares (ECE, 15 bins)",
+        lambda c: (
+            f"{c.held_out['ferplus']['crowd_ece']:.3f}"
+            if c.held_out["ferplus"].get("crowd_ece") is not None
+            else "not measured"
+        ),
+    )
+    row(
         "KL(crowd ‖ model), total variation",
         lambda c: (
             f"{c.held_out['ferplus']['crowd_kl']:.3f}, {c.held_out['ferplus']['crowd_tv']:.3f}"

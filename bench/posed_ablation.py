@@ -66,15 +66,8 @@ RUNS = {
     "posed_la1": ("logit adjustment, tau 1", ["--logit-adjustment", "1"]),
     "posed_neutral50": ("neutral votes count half", ["--neutral-vote-weight", "0.5"]),
     "posed_combo": (
-        "neutral votes half, label mixed in at 0.3, logit adjustment 0.5",
-        [
-            "--neutral-vote-weight",
-            "0.5",
-            "--own-label-weight",
-            "0.3",
-            "--logit-adjustment",
-            "0.5",
-        ],
+        "neutral votes half and logit adjustment, tau 1",
+        ["--neutral-vote-weight", "0.5", "--logit-adjustment", "1"],
     ),
     "posed_votes": ("v4's targets (the crowd's shares alone)", []),
 }

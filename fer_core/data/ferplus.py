@@ -288,7 +288,11 @@ def agreement_report(probabilities: np.ndarray, votes: FerPlus) -> dict:
       are mostly for an emotion (the FER+ paper's majority protocol keeps those);
     - ``crowd_kl`` / ``crowd_tv``: KL(crowd || model) and total variation between the vote
       shares and the model's probabilities, on the same faces;
-    - ``majority_ece``: calibration of the top class against the clear majority (15 bins).
+    - ``majority_ece``: calibration of the top class against the clear majority (15 bins);
+    - ``crowd_ece``: calibration against the crowd itself: in each of 15 bins of the top
+      probability, its mean against the mean share of people who chose that emotion, on the
+      faces whose votes are mostly for an emotion (0: a face shown at 70% is one that 70% of
+      people would call so).
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     majority = votes.clear_majority()
@@ -313,13 +317,24 @@ def agreement_report(probabilities: np.ndarray, votes: FerPlus) -> dict:
         "crowd_kl": float(kl[trainable].mean()) if trainable.any() else None,
         "crowd_tv": float(tv[trainable].mean()) if trainable.any() else None,
         "majority_ece": _ece(probabilities[clear], majority[clear]) if clear.any() else None,
+        "crowd_ece": _ece(
+            probabilities[trainable],
+            None,
+            hit=shares[trainable][np.arange(int(trainable.sum())), guess[trainable]],
+        )
+        if trainable.any()
+        else None,
     }
     return report
 
 
-def _ece(probabilities: np.ndarray, labels: np.ndarray, bins: int = 15) -> float:
+def _ece(
+    probabilities: np.ndarray, labels: np.ndarray | None, bins: int = 15, hit=None
+) -> float:
+    """Expected calibration error of the top class: against ``labels`` (right or wrong), or
+    against ``hit``, each face's graded outcome (the share of people who chose the top class)."""
     confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
+    correct = (probabilities.argmax(axis=1) == labels) if hit is None else np.asarray(hit)
     edges = np.linspace(0, 1, bins + 1)
     total = 0.0
     for low, high in zip(edges[:-1], edges[1:]):

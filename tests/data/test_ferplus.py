@@ -238,3 +238,16 @@ def test_neutral_vote_weight_and_own_label_change_only_training_targets(tmp_path
     assert mixed.soft[2].tolist() == np.eye(7)[5].tolist()
     with pytest.raises(DatasetError, match="own_label_weight"):
         relabel(data, votes, "ferplus-votes", own_label_weight=2.0)
+
+
+def test_crowd_ece_is_zero_for_the_vote_shares_and_measures_overconfidence(tmp_path):
+    votes = load_ferplus(write_votes(tmp_path / "v.csv", USAGE, VOTES))
+    shares = votes.soft_targets().astype(np.float64)
+    emotion_faces = votes.trainable()
+    exact = agreement_report(np.where(emotion_faces[:, None], shares, 1 / 7), votes)
+    assert exact["crowd_ece"] == pytest.approx(0.0, abs=1e-9)
+    # Certain of the most-voted emotion: off by what the others voted, on average.
+    certain = np.eye(7)[votes.plurality()]
+    report = agreement_report(certain, votes)
+    expected = np.mean(1.0 - shares[emotion_faces].max(axis=1))
+    assert report["crowd_ece"] == pytest.approx(expected)
