@@ -326,10 +326,13 @@ def posed_ablation_section(ablation: dict) -> list[str]:
             + ("—" if minutes is None else f"{minutes:.0f}")
             + " |"
         )
+    reference = ablation.get("reference") or {}
     lines += [
         "",
         f"Choice rule, written before any run was scored: {ablation['choice_rule']} "
-        f"Chosen: **{ablation.get('chosen') or 'none yet'}**.",
+        f"The reference's PublicTest agreement: "
+        f"{_pct(reference.get('ferplus_majority_agreement'), 2)}. "
+        f"Chosen: **{ablation.get('chosen') or 'none'}** ({ablation.get('chosen_how', '')}).",
     ]
     return lines
 
