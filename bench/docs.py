@@ -286,13 +286,26 @@ def why_neutral_section(why: dict) -> list[str]:
             f"| {emotion} | {row['faces']:,} | {_pct(row['crowd_says_neutral'])} | "
             f"{_pct(row['mean_neutral_share'])} | {_pct(row['mean_own_share'])} |"
         )
+    conflict = why.get("public_neutral_with_expression_votes") or {}
     lines += [
         "",
         "A subtle frown is what most of these faces show, so a net fitted to these targets "
         "learns that a subtle frown is mostly neutral: exactly what a posed angry face is.",
-        "",
     ]
-    return lines
+    if conflict:
+        lines += [
+            "",
+            "Reading those faces as the expression costs little agreement with the crowd, "
+            "because the crowd's test faces are scored only where most people agree: of "
+            f"PublicTest's {why['public_clear_faces']:,} faces with a clear majority, "
+            f"{why['public_neutral_majority']:,} are neutral, and among those, the faces on "
+            "which at least two (three) people saw an expression are: "
+            + ", ".join(
+                f"{e} {row['at_least_2']} ({row['at_least_3']})" for e, row in conflict.items()
+            )
+            + ".",
+        ]
+    return lines + [""]
 
 
 def posed_ablation_section(ablation: dict) -> list[str]:
@@ -303,13 +316,13 @@ def posed_ablation_section(ablation: dict) -> list[str]:
         f"Every run: `fer train --init-from {ablation['start']} {ablation['recipe']}` plus the "
         f"settings named; measured {ablation['date']}. Flip-averaged. PublicTest: agreement "
         "with FER+'s clear majority and its balanced accuracy; posed dev: CK+48's development "
-        "subjects; muxspace: balanced accuracy of its 13,672 crops; GENKI-4K: the first "
-        f"{ablation['genki_photos']:,} photos through the whole path (Haar), happy or not, "
-        "end to end.",
+        "subjects; muxspace: balanced accuracy of its 13,672 crops; GENKI-4K: "
+        f"{ablation['genki_photos']:,} photos spread evenly over the set, through the whole "
+        "path (Haar), happy or not, end to end.",
         "",
         "| run | what differs | PublicTest: FER+ majority | PublicTest: balanced | "
         "PublicTest: said neutral | posed dev: accuracy | posed dev: balanced | posed dev: "
-        "angry recall | muxspace: balanced | GENKI-4K | minutes |",
+        "angry recall | muxspace: balanced | GENKI-4K: end to end (balanced, found) | minutes |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in ablation["runs"].items():
@@ -322,7 +335,8 @@ def posed_ablation_section(ablation: dict) -> list[str]:
             f"{_pct(public['ferplus_balanced_accuracy'])} | {_pct(public['called_neutral'])} | "
             f"{_pct(posed['accuracy'])} | {_pct(posed['balanced_accuracy'])} | "
             f"{_pct(posed['recall']['angry'])} | {_pct(entry['muxspace']['balanced_accuracy'])} | "
-            f"{_pct(entry['genki4k_haar']['end_to_end_accuracy'])} | "
+            f"{_pct(entry['genki4k_haar']['end_to_end_accuracy'])} "
+            f"({_pct(entry['genki4k_haar']['balanced_on_found'])}) | "
             + ("—" if minutes is None else f"{minutes:.0f}")
             + " |"
         )

@@ -221,7 +221,6 @@ def relabel(
     dataset,
     ferplus: FerPlus,
     mode: str,
-    *,
     neutral_vote_weight: float = 1.0,
     own_label_weight: float = 0.0,
 ):

@@ -95,14 +95,8 @@ def crowd_labelled(dataset: Fer2013, config: TrainConfig) -> Fer2013:
     (fer_core.data.ferplus.relabel says which faces stay and what each learns)."""
     if config.labels == "fer2013":
         return dataset
-
-    return relabel(
-        dataset,
-        load_ferplus(config.ferplus_path, dataset),
-        config.labels,
-        neutral_vote_weight=config.neutral_vote_weight,
-        own_label_weight=config.own_label_weight,
-    )
+    votes, own = load_ferplus(config.ferplus_path, dataset), config.own_label_weight
+    return relabel(dataset, votes, config.labels, config.neutral_vote_weight, own)
 
 
 def pad_to_full_batches(
@@ -140,15 +134,8 @@ def _open_run(config: TrainConfig, run_dir) -> Run:
     return run
 
 
-def class_prior(targets: np.ndarray) -> list[float]:
-    """Each class's share of the training targets (what logit adjustment subtracts)."""
-    totals = np.asarray(targets, dtype=np.float64).sum(axis=0)
-    totals = np.maximum(totals, 1e-3 * max(totals.sum(), 1.0) / NUM_CLASSES)
-    return (totals / totals.sum()).tolist()
-
-
-def _build_training_model(config: TrainConfig, target_width: int, prior=None):
-    from fer_core.training.trainer import build_trainer
+def _build_training_model(config: TrainConfig, target_width: int, targets=None):
+    from fer_core.training.trainer import build_trainer, class_prior
 
     inner = build_model(config.architecture, **config.model_kwargs)
     if config.init_from:
@@ -160,6 +147,7 @@ def _build_training_model(config: TrainConfig, target_width: int, prior=None):
                 f"init_from: {Path(config.init_from).name} does not have this "
                 f"architecture's weights ({exc})."
             ) from exc
+    prior = class_prior(targets) if targets is not None else None
     return build_trainer(inner, config, target_width, prior), inner
 
 
@@ -270,9 +258,7 @@ def train(
             initial_epoch = int(state["epochs_done"])
             inner = training_model.get_layer(config.architecture)
         else:
-            training_model, inner = _build_training_model(
-                config, target_width, class_prior(t_train)
-            )
+            training_model, inner = _build_training_model(config, target_width, t_train)
             if config.init_from:
                 # Which bytes the run started from: the model card follows this link back
                 # only while the file there is still the same one.
@@ -509,5 +495,4 @@ __all__ = [
     "pad_to_full_batches",
     "prepare_training_splits",
     "crowd_labelled",
-    "class_prior",
 ]

@@ -295,6 +295,13 @@ def label_accuracy(y_true, y_pred):
     return ops.cast(ops.equal(guess, truth), "float32")
 
 
+def class_prior(targets: np.ndarray) -> list[float]:
+    """Each class's share of the training targets (what logit adjustment subtracts)."""
+    totals = np.asarray(targets, dtype=np.float64).sum(axis=0)
+    totals = np.maximum(totals, 1e-3 * max(totals.sum(), 1.0) / NUM_CLASSES)
+    return (totals / totals.sum()).tolist()
+
+
 def build_trainer(inner, config, target_width: int, prior=None):
     """The compiled training model around ``inner``: augmentation and mixing, the student,
     then its probabilities and the (mixed) targets side by side."""
@@ -353,6 +360,7 @@ __all__ = [
     "TrainingLoss",
     "label_accuracy",
     "build_trainer",
+    "class_prior",
     "trainer_inputs",
     "MIXES",
 ]
