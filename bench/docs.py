@@ -348,6 +348,11 @@ def posed_ablation_section(ablation: dict) -> list[str]:
         f"{_pct(reference.get('ferplus_majority_agreement'), 2)}. "
         f"Chosen: **{ablation.get('chosen') or 'none'}** ({ablation.get('chosen_how', '')}).",
     ]
+    if ablation.get("ship_rule"):
+        verdict = {True: "it ships as the default", False: "v4 stays the default"}.get(
+            ablation.get("ship"), "not decided (v4 not scored)"
+        )
+        lines += ["", f"Then: {ablation['ship_rule']} Outcome: **{verdict}**."]
     return lines
 
 
