@@ -307,7 +307,7 @@ def scenario_live(page, args) -> dict:
     page.wait_for_selector(IFRAME, timeout=90_000)
     started = start_camera(page)
     # Within 30 s: the top emotion is shown, with the probability bars beside it.
-    result = wait_for_emotion(page, started, args.expect)
+    result = wait_for_emotion(page, started)
     video = page.frame_locator(IFRAME).locator("video").first
     video.wait_for(timeout=10_000)
     # The box is drawn on the returned video: look for its colour in the video's pixels.
@@ -317,8 +317,7 @@ def scenario_live(page, args) -> dict:
         if box_pixels > 200:
             break
         page.wait_for_timeout(250)
-    shot = "live_streaming.png" if args.expect == "happy" else f"live_streaming_{args.expect}.png"
-    page.screenshot(path=str(Path(args.out) / shot), full_page=True)
+    page.screenshot(path=str(Path(args.out) / "live_streaming.png"), full_page=True)
     result.update(
         box_pixels=box_pixels, metrics=page.locator('[data-testid="stMetric"]').all_inner_texts()
     )
@@ -1158,9 +1157,6 @@ def main(argv=None) -> int:
     parser.add_argument("--photo")
     parser.add_argument("--photos", nargs="+", help="insight: photos uploaded together")
     parser.add_argument("--y4m")
-    parser.add_argument(
-        "--expect", default="happy", help="live: the top emotion to wait for (the fake webcam's)"
-    )
     parser.add_argument("--expect-dataset", action="store_true")
     parser.add_argument("--uploads", help="session_end: the app's FER_UPLOAD_DIR")
     parser.add_argument("--csv", help="session_end: a FER2013-format CSV to upload")
