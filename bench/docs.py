@@ -295,15 +295,16 @@ def why_neutral_section(why: dict) -> list[str]:
     if conflict:
         lines += [
             "",
-            "Reading those faces as the expression costs little agreement with the crowd, "
-            "because the crowd's test faces are scored only where most people agree: of "
+            "Reading *only* those faces as the expression would cost little agreement with the "
+            "crowd, because its test faces are scored only where most people agree: of "
             f"PublicTest's {why['public_clear_faces']:,} faces with a clear majority, "
             f"{why['public_neutral_majority']:,} are neutral, and among those, the faces on "
             "which at least two (three) people saw an expression are: "
             + ", ".join(
                 f"{e} {row['at_least_2']} ({row['at_least_3']})" for e, row in conflict.items()
             )
-            + ".",
+            + ". That is a bound for a model that moves those faces alone; the runs below "
+            "show how far each setting moved the rest" + ".",
         ]
     return lines + [""]
 
