@@ -76,16 +76,23 @@ class FerPlus:
         others = self.votes[:, OTHER_COLUMNS].max(axis=1)
         return emotions > others
 
-    def soft_targets(self) -> np.ndarray:
-        """(N, 7) float32: each emotion's share of the row's emotion votes (zeros where no
-        emotion got a vote)."""
+    def _weighted_votes(self, neutral_weight: float) -> np.ndarray:
+        """(N, 7) float32 emotion votes, each neutral vote counting ``neutral_weight``."""
         counts = self.emotion_votes().astype(np.float32)
+        counts[:, NEUTRAL] *= neutral_weight
+        return counts
+
+    def soft_targets(self, neutral_weight: float = 1.0) -> np.ndarray:
+        """(N, 7) float32: each emotion's share of the row's emotion votes (zeros where no
+        emotion got a vote), a neutral vote counting ``neutral_weight``."""
+        counts = self._weighted_votes(neutral_weight)
         totals = counts.sum(axis=1, keepdims=True)
         return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
 
-    def plurality(self) -> np.ndarray:
-        """(N,) int64: the most-voted emotion (ties: the first in FER2013's order)."""
-        return self.emotion_votes().argmax(axis=1).astype(np.int64)
+    def plurality(self, neutral_weight: float = 1.0) -> np.ndarray:
+        """(N,) int64: the most-voted emotion (ties: the first in FER2013's order), a neutral
+        vote counting ``neutral_weight``."""
+        return self._weighted_votes(neutral_weight).argmax(axis=1).astype(np.int64)
 
     def clear_majority(self) -> np.ndarray:
         """(N,) int64: the emotion holding more than half of all the row's votes, or -1."""
@@ -251,17 +258,12 @@ def relabel(
     training = dataset.usage == "Training"
     majority = votes.clear_majority()
     keep = np.where(training, votes.trainable(), majority >= 0)
-    if neutral_vote_weight != 1.0:
-        weighted = votes.emotion_votes().astype(np.float32)
-        weighted[:, NEUTRAL] *= neutral_vote_weight
-        totals = weighted.sum(axis=1, keepdims=True)
-        shares = np.divide(weighted, totals, out=np.zeros_like(weighted), where=totals > 0)
-        plurality = weighted.argmax(axis=1).astype(np.int64)
-    else:
-        shares = votes.soft_targets()
-        plurality = votes.plurality()
-    labels = np.where(training, plurality, majority)[keep]
-    soft = shares[keep] if mode == "ferplus-votes" else np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    labels = np.where(training, votes.plurality(neutral_vote_weight), majority)[keep]
+    soft = (
+        votes.soft_targets(neutral_vote_weight)[keep]
+        if mode == "ferplus-votes"
+        else np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+    )
     if own_label_weight:
         own = np.eye(NUM_CLASSES, dtype=np.float32)[np.asarray(dataset.labels)[keep]]
         soft = (1.0 - own_label_weight) * soft + own_label_weight * own
@@ -315,11 +317,12 @@ def agreement_report(probabilities: np.ndarray, votes: FerPlus) -> dict:
         else None,
         "crowd_kl": float(kl[trainable].mean()) if trainable.any() else None,
         "crowd_tv": float(tv[trainable].mean()) if trainable.any() else None,
-        "majority_ece": _ece(probabilities[clear], majority[clear]) if clear.any() else None,
+        "majority_ece": _ece(probabilities[clear], guess[clear] == majority[clear])
+        if clear.any()
+        else None,
+        # Each face's outcome is the share of people who chose the model's top emotion.
         "crowd_ece": _ece(
-            probabilities[trainable],
-            None,
-            hit=shares[trainable][np.arange(int(trainable.sum())), guess[trainable]],
+            probabilities[trainable], np.take_along_axis(shares, guess[:, None], 1)[trainable, 0]
         )
         if trainable.any()
         else None,
@@ -327,13 +330,11 @@ def agreement_report(probabilities: np.ndarray, votes: FerPlus) -> dict:
     return report
 
 
-def _ece(
-    probabilities: np.ndarray, labels: np.ndarray | None, bins: int = 15, hit=None
-) -> float:
-    """Expected calibration error of the top class: against ``labels`` (right or wrong), or
-    against ``hit``, each face's graded outcome (the share of people who chose the top class)."""
+def _ece(probabilities: np.ndarray, outcome: np.ndarray, bins: int = 15) -> float:
+    """Expected calibration error of the top class against each face's ``outcome``: right or
+    wrong (0/1), or graded (the share of people who chose the top class)."""
     confidence = probabilities.max(axis=1)
-    correct = (probabilities.argmax(axis=1) == labels) if hit is None else np.asarray(hit)
+    correct = np.asarray(outcome, dtype=np.float64)
     edges = np.linspace(0, 1, bins + 1)
     total = 0.0
     for low, high in zip(edges[:-1], edges[1:]):
