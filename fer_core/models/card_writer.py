@@ -19,11 +19,9 @@ from fer_core.models.quantize import litert_quantization
 from fer_core.storage import write_json
 
 
-def add_whole_path(model_path, result: dict, command: str) -> dict:
-    """Add one whole-path evaluation (``fer evaluate-pipeline``'s result) to the card beside
-    the model, under the labels it was scored by; rows of the same detector, preset and
-    variant are replaced, others kept."""
-
+def _card_of_this_file(model_path) -> tuple[Path, dict]:
+    """The model's path and its card (to add to), refused when there is none or when it
+    describes another file."""
     model_path = Path(model_path) if model_path else DEFAULT_MODEL
     previous = read_card(model_path)
     if previous is None:
@@ -36,7 +34,15 @@ def add_whole_path(model_path, result: dict, command: str) -> dict:
             f"{card_path_for(model_path).name} describes another file: write "
             "it again with `fer evaluate --write-card` first."
         )
-    card = previous.to_json()
+    return model_path, previous.to_json()
+
+
+def add_whole_path(model_path, result: dict, command: str) -> dict:
+    """Add one whole-path evaluation (``fer evaluate-pipeline``'s result) to the card beside
+    the model, under the labels it was scored by; rows of the same detector, preset and
+    variant are replaced, others kept."""
+
+    model_path, card = _card_of_this_file(model_path)
     sections = card.setdefault("whole_path", {})
     labels = result.get("labels", "fer2013")
     earlier = sections.get(labels) or {}
@@ -64,19 +70,7 @@ def add_posed(model_path, report: dict, *, dataset: str, command: str) -> dict:
     balanced accuracy and per-class recall on faces made on purpose) to the card beside the
     model; it stays while the card describes the same file."""
 
-    model_path = Path(model_path) if model_path else DEFAULT_MODEL
-    previous = read_card(model_path)
-    if previous is None:
-        raise ModelError(
-            f"{model_path.name} has no model card yet: write it first with "
-            "`fer evaluate --write-card`."
-        )
-    if previous.keras_sha256 != file_sha256(model_path):
-        raise ModelError(
-            f"{card_path_for(model_path).name} describes another file: write "
-            "it again with `fer evaluate --write-card` first."
-        )
-    card = previous.to_json()
+    model_path, card = _card_of_this_file(model_path)
     card["posed"] = {
         "set": dataset,
         "date": time.strftime("%Y-%m-%d"),
