@@ -173,7 +173,6 @@ class Headline:
     crowd_agreement: float | None = None
     crowd_faces: int | None = None
     crowd_balanced: float | None = None
-    posed_set: str | None = None
     posed_accuracy: float | None = None
     posed_balanced: float | None = None
     posed_recall: dict | None = None
@@ -208,7 +207,6 @@ def headline(card: ModelCard | None, detector: str = "haar") -> Headline:
         crowd_agreement=crowd.get("majority_agreement"),
         crowd_faces=crowd.get("clear_faces"),
         crowd_balanced=card.balanced_accuracy("ferplus") if crowd else None,
-        posed_set=card.posed.get("set"),
         posed_accuracy=card.posed.get("accuracy"),
         posed_balanced=card.posed.get("balanced_accuracy"),
         posed_recall=card.posed.get("recall"),

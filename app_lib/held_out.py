@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from app_lib.card import LABEL_NAMES
-from fer_core.models.card import ModelCard
+from fer_core.models.card import ModelCard, balanced_of
 
 ROOT = Path(__file__).resolve().parent.parent
 WILD_RESULTS = ROOT / "bench" / "wild.json"
@@ -149,13 +149,6 @@ def wild_rows(entry: dict, peer: dict | None = None) -> list[dict]:
     return rows
 
 
-def muxspace_balanced(mux: dict) -> float | None:
-    """The mean of muxspace's per-class recall over the classes it holds."""
-    support = mux.get("support") or {}
-    present = [v for e, v in (mux.get("recall") or {}).items() if support.get(e)]
-    return sum(present) / len(present) if present else None
-
-
 def render_posed(card: ModelCard) -> None:
     """Faces made on purpose: per-class recall from the card's ``posed`` section."""
     import streamlit as st
@@ -235,7 +228,7 @@ def render_held_out(card: ModelCard) -> None:
         )
         st.caption(
             f"muxspace ({mux.get('n'):,} tight crops, one student each): accuracy "
-            f"{_pct(mux.get('accuracy'))}, balanced accuracy {_pct(muxspace_balanced(mux))}, "
+            f"{_pct(mux.get('accuracy'))}, balanced accuracy {_pct(balanced_of(mux))}, "
             f"macro-F1 {mux.get('macro_f1', 0):.3f}; "
             f"recall per class: {recall}. Measured by `python -m bench.wild`."
         )
@@ -249,5 +242,4 @@ __all__ = [
     "render_held_out",
     "render_whole_path",
     "render_posed",
-    "muxspace_balanced",
 ]

@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from fer_core.models.card import ModelCard, read_card
+from fer_core.models.card import ModelCard, balanced_of, read_card
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "model.md"
@@ -380,10 +380,9 @@ def wild_section(wild: dict, cards: dict) -> list[str]:
                 f"{_pct(g['end_to_end_accuracy'])}"
             )
         mux = entry["muxspace"]
-        present = [r for e, r in mux["recall"].items() if mux["support"][e]]
         lines.append(
             f"| `{card.name}` | {cells[0]} | {cells[1]} | "
-            f"{_pct(mux['accuracy'])}, {_pct(sum(present) / len(present))}, "
+            f"{_pct(mux['accuracy'])}, {_pct(balanced_of(mux))}, "
             f"{mux['macro_f1']:.3f} |"
         )
     peer = ((wild.get("peer") or {}).get("genki4k")) or {}

@@ -145,6 +145,7 @@ def muxspace_report(model, crops, labels) -> dict:
         "n": report["n"],
         "accuracy": report["accuracy"],
         "macro_f1": report["macro_f1"],
+        "balanced_accuracy": report["balanced_accuracy"],
         "recall": {emotion: row["recall"] for emotion, row in report["per_class"].items()},
         "support": {emotion: row["support"] for emotion, row in report["per_class"].items()},
         "confusion_matrix": report["confusion_matrix"],

@@ -122,12 +122,16 @@ class ModelCard:
 
 
 def balanced_of(report: dict) -> float | None:
-    """A classification report's balanced accuracy (the mean of per-class recall over the
-    classes present), recorded or derived from its per-class rows."""
+    """A report's balanced accuracy (the mean of per-class recall over the classes present),
+    recorded or derived from its per-class rows (``per_class``) or from its ``recall`` and
+    ``support`` by class (bench.wild's muxspace entries)."""
     if report.get("balanced_accuracy") is not None:
         return float(report["balanced_accuracy"])
-    rows = [r for r in (report.get("per_class") or {}).values() if r.get("support")]
-    return sum(float(r["recall"]) for r in rows) / len(rows) if rows else None
+    support = report.get("support") or {}
+    recalls = [
+        float(r["recall"]) for r in (report.get("per_class") or {}).values() if r.get("support")
+    ] or [float(v) for e, v in (report.get("recall") or {}).items() if support.get(e)]
+    return sum(recalls) / len(recalls) if recalls else None
 
 
 def card_path_for(model_path: str | Path) -> Path:

@@ -28,4 +28,10 @@ def test_balanced_accuracy_is_the_mean_recall_of_the_classes_present():
     # An older card's report without the field: derived from its per-class rows.
     older = {k: v for k, v in report.items() if k != "balanced_accuracy"}
     assert balanced_of(older) == pytest.approx(0.5)
+    # bench.wild's muxspace entries: recall and support by class (a class with no faces
+    # does not count).
+    by_class = {"recall": {"angry": 0.2, "fear": 0.0, "happy": 0.8}}
+    assert balanced_of({**by_class, "support": {"angry": 5, "fear": 0, "happy": 9}}) == (
+        pytest.approx(0.5)
+    )
     assert balanced_of({}) is None
