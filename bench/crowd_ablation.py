@@ -58,29 +58,33 @@ RUNS = {
 }
 
 
+def train_run(runs_dir: Path, name: str, start: Path, flags: list[str]) -> None:
+    """``fer train`` one run of an ablation: ``start``'s weights, RECIPE, then ``flags`` (a
+    flag given again there overrides RECIPE's)."""
+    command = [
+        sys.executable,
+        "-m",
+        "fer_core",
+        "train",
+        "--name",
+        name,
+        "--runs-dir",
+        str(runs_dir),
+        "--init-from",
+        str(start),
+        *RECIPE,
+        *flags,
+    ]
+    print(" ".join(command), file=sys.stderr, flush=True)
+    subprocess.run(command, check=True)
+
+
 def train_all(runs_dir: Path) -> None:
     for name, (labels, path) in RUNS.items():
-        if (runs_dir / name / "metrics.json").is_file():
-            continue
-        command = [
-            sys.executable,
-            "-m",
-            "fer_core",
-            "train",
-            "--name",
-            name,
-            "--runs-dir",
-            str(runs_dir),
-            "--init-from",
-            str(START),
-            "--labels",
-            labels,
-            *RECIPE,
-        ]
-        if path:
-            command.append("--path-augment")
-        print(" ".join(command), file=sys.stderr, flush=True)
-        subprocess.run(command, check=True)
+        if not (runs_dir / name / "metrics.json").is_file():
+            train_run(
+                runs_dir, name, START, ["--labels", labels, *(["--path-augment"] if path else [])]
+            )
 
 
 def score(runs_dir: Path, faces: int) -> dict:

@@ -27,39 +27,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.crowd_ablation import EPOCHS, START, train_run
+from bench.crowd_ablation import RECIPE as CROWD_RECIPE
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 OUT = ROOT / "bench" / "posed_ablation.json"
-START = ROOT / "models" / "cnn_gru_fer2013.keras"
-EPOCHS = 6
-RECIPE = [
-    "--labels",
-    "ferplus-votes",
-    "--epochs",
-    str(EPOCHS),
-    "--learning-rate",
-    "1e-3",
-    "--warmup-epochs",
-    "1",
-    "--swa-start",
-    "4",
-    "--shift-fraction",
-    "0.12",
-    "--zoom-fraction",
-    "0.15",
-    "--label-smoothing",
-    "0",
-    "--class-weighting",
-    "none",
-    "--path-augment",
-]
+# v4's recipe at crowd_ablation's budget (the same start, epochs and schedule as its runs),
+# so that its vote-shares-with-path-augmentation run is this ablation's reference.
+RECIPE = ["--labels", "ferplus-votes", "--path-augment"]
 # name -> (what differs, in words; the flags that differ). Order: the order they train in.
 RUNS = {
     "posed_own50": ("FER2013's label mixed in at 0.5", ["--own-label-weight", "0.5"]),
@@ -125,22 +107,7 @@ def train_all(runs_dir: Path, only: list[str] | None = None) -> None:
                 )
         if (runs_dir / name / "metrics.json").is_file():
             continue
-        command = [
-            sys.executable,
-            "-m",
-            "fer_core",
-            "train",
-            "--name",
-            name,
-            "--runs-dir",
-            str(runs_dir),
-            "--init-from",
-            str(START),
-            *RECIPE,
-            *flags,
-        ]
-        print(" ".join(command), file=sys.stderr, flush=True)
-        subprocess.run(command, check=True)
+        train_run(runs_dir, name, START, [*RECIPE, *flags])
 
 
 def why_neutral(dataset, votes) -> dict:
@@ -288,10 +255,9 @@ def score(runs_dir: Path, genki_limit: int, extra: list[Path], earlier: dict) ->
     )
     wild = Path(os.environ.get("FER_WILD_PATH") or DEFAULT_WILD)
     crops = muxspace(wild)
-    # Every k-th photo (the file lists the smiling photos first), genki_limit in all.
-    all_photos, all_smiling = genki(wild)
-    stride = max(1, len(all_photos) // max(genki_limit, 1))
-    genki_photos = (all_photos[::stride][:genki_limit], all_smiling[::stride][:genki_limit])
+    genki_photos = genki(wild, genki_limit, spread=True)
+    # What a scored file's entry must have been scored on to be kept.
+    genki_key = f"{len(genki_photos[1])} spread, {int(genki_photos[1].sum())} smiling"
     results = {"why": why_neutral(dataset, votes)}
     # A run counts once it has finished (its metrics.json is written last).
     sources = [
@@ -305,14 +271,14 @@ def score(runs_dir: Path, genki_limit: int, extra: list[Path], earlier: dict) ->
             continue
         sha = file_sha256(path)
         before = earlier.get(name) or {}
-        if before.get("sha256") == sha and before.get("genki_photos") == f"every {stride}":
+        if before.get("sha256") == sha and before.get("genki_photos") == genki_key:
             results[name] = before
             continue
         entry = {
             "what": what,
             "flags": " ".join(flags),
             "sha256": sha,
-            "genki_photos": f"every {stride}",
+            "genki_photos": genki_key,
         }
         if path.parent.parent == runs_dir:
             run = Run(path.parent)
@@ -355,7 +321,7 @@ def main(argv=None) -> int:
     write_json(
         args.out,
         {
-            "recipe": " ".join(RECIPE),
+            "recipe": " ".join([*CROWD_RECIPE, *RECIPE]),
             "start": START.name,
             "epochs": EPOCHS,
             "genki_photos": args.genki,

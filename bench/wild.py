@@ -39,13 +39,17 @@ DEFAULT_WILD = ROOT.parent / "shared" / "data" / "wild"
 OUT = ROOT / "bench" / "wild.json"
 
 
-def genki(wild: Path, limit: int | None = None):
-    """(rgb images, smiling bools) of GENKI-4K, in file order."""
+def genki(wild: Path, limit: int | None = None, spread: bool = False):
+    """(rgb images, smiling bools) of GENKI-4K, in file order: the first ``limit`` photos, or
+    with ``spread`` about ``limit`` photos taken evenly over the file (it lists the smiling
+    photos first). Only the photos returned are read."""
     from fer_core.data.image import read_image
 
     with open(wild / "genki4k_labels.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    if limit:
+    if limit and spread:
+        rows = rows[:: max(1, len(rows) // limit)][:limit]
+    elif limit:
         rows = rows[:limit]
     images, smiling = [], []
     for row in rows:
