@@ -280,6 +280,71 @@ def start_recording(
     return RecordingStart(True, problem)
 
 
+# Presses of Capture face within this many seconds of a capture, for the same person and
+# emotion, are that same press delivered again (see ``capture_face``).
+CAPTURE_REPEAT_S = 2.0
+
+
+class Captured(NamedTuple):
+    kind: str  # "success", "info" (a press counted once), "warning" (no face) or "error"
+    message: str
+    stored: bool
+
+
+class CaptureGuard:
+    """One capture per press of Capture face, for one browser session.
+
+    On a loaded machine one press can reach the page more than once (seen in CI: two faces
+    stored for one click), and Streamlit may handle those deliveries at the same time in script
+    threads of their own; a person on a slow page also presses again. A press within
+    ``repeat_s`` of a capture for the same person and emotion is counted as that capture. The
+    check and the claim are one step under a lock; a capture that fails gives its claim back,
+    so pressing again retries at once."""
+
+    def __init__(self, repeat_s: float = CAPTURE_REPEAT_S, clock=time.monotonic):
+        self.repeat_s, self._clock = repeat_s, clock
+        self._lock = threading.Lock()
+        self._last: dict[tuple, float] = {}
+
+    def claim(self, key: tuple) -> bool:
+        with self._lock:
+            now, last = self._clock(), self._last.get(key)
+            if last is not None and now - last < self.repeat_s:
+                return False
+            self._last[key] = now
+            return True
+
+    def release(self, key: tuple) -> None:
+        with self._lock:
+            self._last.pop(key, None)
+
+
+def capture_face(guard: CaptureGuard, found, store, person_id: int, emotion: str, viewer):
+    """Capture face: store ``found`` (``(crop, face)``, the largest face of the latest
+    analysed frame, or None) for ``person_id`` labelled ``emotion``, once per press."""
+    if found is None:
+        return Captured("warning", "No face in the latest frame: nothing captured.", False)
+    crop, face = found
+    key = (person_id, emotion)
+    if not guard.claim(key):
+        return Captured(
+            "info",
+            f"Captured face #{face.face_id} as {emotion} a moment ago: a press counts once "
+            f"(press again after {guard.repeat_s:.0f} s for another picture).",
+            False,
+        )
+    try:
+        store.add_capture(person_id, emotion, crop, viewer)
+    except FerError as exc:
+        guard.release(key)
+        return Captured("error", str(exc), False)
+    return Captured(
+        "success",
+        f"Captured face #{face.face_id} as {emotion} (the model said {face.label}).",
+        True,
+    )
+
+
 def _recorded_rows(frames, started_mono, started_wall, threshold) -> list[dict]:
     """Recorded frames ``(monotonic time, frame index, results[, crops])`` as export rows:
     the page's downloads and the records database get the same rows. Given crops, each
@@ -317,6 +382,10 @@ def _plain(value):
 
 
 __all__ = [
+    "CAPTURE_REPEAT_S",
+    "CaptureGuard",
+    "Captured",
+    "capture_face",
     "LiveRecorder",
     "RecordingStart",
     "start_recording",

@@ -25,10 +25,16 @@ from app_lib.live import (
     shown_label,
 )
 from app_lib.live_limit import LIVE_STREAMS, max_live_streams, refusal_message
-from app_lib.live_record import HISTORY_SECONDS, MAX_RECORDED_FRAMES, start_recording
+from app_lib.live_record import (
+    HISTORY_SECONDS,
+    MAX_RECORDED_FRAMES,
+    CaptureGuard,
+    capture_face,
+    start_recording,
+)
 from app_lib.live_relay import install as install_newest_frame_relay
 from app_lib.model_state import require_active_model
-from app_lib.records import model_name, pick_person, records, viewer
+from app_lib.records import NOBODY, model_name, person_label, pick_person, records, viewer
 from app_lib.secure_context import insecure_camera_message, page_security
 from app_lib.settings import keep, kept
 from app_lib.text import escape_markdown, user_errors
@@ -51,6 +57,10 @@ SAVE_PERSON_KEY = "live-save-person"
 THUMBNAILS_KEY = "live-save-thumbnails"  # keep a 48x48 image of each face (off by default)
 SAVE_PROBLEM_KEY = "live_save_problem"  # why the last recording could not be saved
 CAPTURE_KEY = "live_capture_result"  # what the last capture did
+CAPTURE_EMOTION_KEY = "live-capture-emotion"
+CAPTURE_GUARD_KEY = "live_capture_guard"  # one capture per press, for this browser session
+SAVING_FOR_KEY = "live_saving_for"  # whom the recording in progress is saved for, in words
+NOT_SAVING = ""  # ... or: it is not being saved
 AUTO = "auto"
 MIN_FACE_CHOICES = [AUTO, 20, 30, 40, 60, 80, 120, 160]
 
@@ -355,14 +365,42 @@ def _start_recording(threshold) -> None:
         detector=processor.detector,
         model=model_name(active.model),
     )
+    if start.started:
+        saved = store is not None and not start.problem
+        st.session_state[SAVING_FOR_KEY] = _saving_for(store) if saved else NOT_SAVING
     if start.problem:
         st.session_state[SAVE_PROBLEM_KEY] = start.problem
     elif start.started:
         st.session_state.pop(SAVE_PROBLEM_KEY, None)
 
 
+def _saving_for(store) -> str:
+    """Whom Record saves for, in words: the chosen person, or nobody in particular."""
+    person_id = st.session_state.get(SAVE_PERSON_KEY)
+    people = {p.id: p for p in store.people(viewer())} if person_id is not None else {}
+    person = people.get(person_id)
+    return person_label(person) if person else f"{NOBODY} in particular"
+
+
+def _plan_line(store) -> str:
+    """Beside Record: whether the next recording is saved to history, and for whom."""
+    if store is None:
+        return ""
+    if not st.session_state.get(SAVE_KEY):
+        return (
+            'Recordings are not saved to history ("Save recordings to history" is off, '
+            "below): only this page's downloads keep them."
+        )
+    return f"Recordings are saved to history for {_saving_for(store)}."
+
+
 def _saving_line(writer) -> str:
-    line = f"Saving to history as session #{writer.session_id}: {writer.written:,} rows written."
+    whom = st.session_state.get(SAVING_FOR_KEY) or ""
+    line = (
+        "Saving to history"
+        + (f" for {whom}" if whom else "")
+        + f" as session #{writer.session_id}: {writer.written:,} rows written."
+    )
     if writer.error:
         line += f" The database refused the last batch ({writer.error}); retrying."
     if writer.dropped:
@@ -387,32 +425,20 @@ def recording_status():
     st.caption(f":red[●] Recording: {recorder.frame_count:,} frames, {recorder.seconds():.0f} s.")
     if recorder.sink is not None:
         st.caption(escape_markdown(_saving_line(recorder.sink)))
+    elif st.session_state.get(SAVING_FOR_KEY) == NOT_SAVING:
+        st.caption("Not being saved to history: only this page's downloads will keep it.")
 
 
-def _capture(store, person_id, emotion) -> None:
-    """Store the face now on screen, labelled, for the chosen person (to fine-tune on)."""
-    found = processor.face_crop()
-    if found is None:
-        st.session_state[CAPTURE_KEY] = (
-            "warning",
-            "No face in the latest frame: nothing captured.",
-        )
-        return
-    crop, face = found
-    try:
-        store.add_capture(person_id, emotion, crop, viewer())
-    except FerError as exc:
-        st.session_state[CAPTURE_KEY] = ("error", str(exc))
-        return
-    st.session_state[CAPTURE_KEY] = (
-        "success",
-        f"Captured face #{face.face_id} as {emotion} (the model said {face.label}).",
-    )
+def _capture(store, person_id, emotion, guard) -> None:
+    """Store the face now on screen, labelled, for the chosen person (to fine-tune on), once
+    per press."""
+    done = capture_face(guard, processor.face_crop(), store, person_id, emotion, viewer())
+    if done.stored or CAPTURE_KEY not in st.session_state:  # a repeat keeps the first's word
+        st.session_state[CAPTURE_KEY] = (done.kind, done.message)
 
 
-def save_panel():
+def save_panel(store):
     """Save to history (for whom), and capture labelled faces for that person."""
-    store = records()
     if store is None:
         return
     me = viewer()
@@ -420,7 +446,8 @@ def save_panel():
         "Save to history · capture faces", expanded=bool(st.session_state.get(SAVE_KEY))
     ):
         person = pick_person(store, me, key=SAVE_PERSON_KEY, label="Person in front of the camera")
-        st.toggle(
+        keep(SAVE_PERSON_KEY, None if person is None else person.id)
+        saving = st.toggle(
             "Save recordings to history",
             key=SAVE_KEY,
             disabled=processor.recorder.recording,
@@ -428,7 +455,8 @@ def save_panel():
             "no images) while it records, so a closed tab or a stopped server keeps it. "
             "See it on the People & history page.",
         )
-        st.checkbox(
+        keep(SAVE_KEY, saving)
+        thumbnails = st.checkbox(
             "Also keep a 48x48 image of each face",
             key=THUMBNAILS_KEY,
             disabled=processor.recorder.recording or not st.session_state.get(SAVE_KEY),
@@ -436,11 +464,15 @@ def save_panel():
             "saved row also keeps the small grey face the model saw (about 2 KB a face), "
             "shown on the People & history page and deleted with the session.",
         )
+        keep(THUMBNAILS_KEY, thumbnails)
         if not store.people(me):
             st.caption("Add people on the People & history page to save sessions for them.")
         emotion_col, button_col = st.columns([3, 2], vertical_alignment="bottom")
-        emotion = emotion_col.selectbox(
-            "The emotion they are showing", EMOTIONS, key="live-capture-emotion"
+        emotion = keep(
+            CAPTURE_EMOTION_KEY,
+            emotion_col.selectbox(
+                "The emotion they are showing", EMOTIONS, key=CAPTURE_EMOTION_KEY
+            ),
         )
         button_col.button(
             "Capture face",
@@ -448,7 +480,12 @@ def save_panel():
             key="live-capture",
             disabled=not playing or person is None,
             on_click=_capture,
-            args=(store, None if person is None else person.id, emotion),
+            args=(
+                store,
+                None if person is None else person.id,
+                emotion,
+                st.session_state.setdefault(CAPTURE_GUARD_KEY, CaptureGuard()),
+            ),
             help="Stores the 48x48 face the model sees, labelled with the emotion chosen, for "
             "this person (their data: deleting them deletes it). The Training page can add "
             "captured faces to FER2013 to fine-tune a model.",
@@ -469,7 +506,7 @@ def save_panel():
             getattr(st, kind)(escape_markdown(message))
 
 
-def record_panel():
+def record_panel(store):
     """Record / stop, snapshot and the downloads. The downloads are drawn once per page run,
     not refreshed: a button redrawn while it is clicked loses the click."""
     recorder = processor.recorder
@@ -500,6 +537,9 @@ def record_panel():
         disabled=not playing,
         help="The annotated frame now on screen, as a PNG.",
     )
+    plan = _plan_line(store)
+    if plan:
+        record_col.caption(escape_markdown(plan))
     frames = recorder.frame_count
     if frames:
         note = f" It stopped by itself at {MAX_RECORDED_FRAMES:,} frames." if recorder.full else ""
@@ -558,9 +598,17 @@ with panel_column:
     live_panel()
     history_panel()
 
+# Whether and for whom recordings are saved: kept for the browser session like the other
+# settings (Streamlit forgets a widget's value on a visit to another page). Restored before
+# Record's panel, which says what the next recording will do.
+kept(SAVE_KEY, False)
+kept(THUMBNAILS_KEY, False)
+kept(SAVE_PERSON_KEY, None)
+kept(CAPTURE_EMOTION_KEY, EMOTIONS[0], valid=lambda v: v in EMOTIONS)
 with video_column:
-    record_panel()
-    save_panel()
+    records_store = records()
+    record_panel(records_store)
+    save_panel(records_store)
 
 with st.expander("How it works"):
     st.markdown(

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from app_lib.live import LiveProcessor, LiveSnapshot, faces_too_small
-from app_lib.live_record import LIVE_COLUMNS, LiveRecorder, start_recording
+from app_lib.live_record import (
+    LIVE_COLUMNS,
+    CaptureGuard,
+    LiveRecorder,
+    capture_face,
+    start_recording,
+)
 from fer_core import EMOTIONS, Recognizer
 from fer_core.errors import ConfigError
 from fer_core.recognition.results import VIDEO_COLUMNS, FaceResult
@@ -272,5 +278,67 @@ def test_presses_handled_at_the_same_time_start_one_recording(tmp_path, monkeypa
         recorder.stop()
         assert recorder.last_sink.finished.wait(30)
         assert [s.id for s in store.sessions(ADMIN_CLI)] == [recorder.last_sink.session_id]
+    finally:
+        store.close()
+
+
+def _a_face(face_id=3):
+    return np.full((48, 48), 128, np.uint8), face(face_id)
+
+
+def test_presses_of_capture_handled_at_the_same_time_store_one_face(tmp_path, monkeypatch):
+    """Issue 33: one press of Capture face stored two faces on a loaded machine. Presses (or
+    one press delivered again) handled at the same time in script threads of their own store
+    one face; the others say the face was captured a moment ago."""
+    store = Records(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    slow_add = store.add_capture
+
+    def add_capture(*args, **kwargs):  # a database that takes its time to answer
+        time.sleep(0.05)
+        return slow_add(*args, **kwargs)
+
+    monkeypatch.setattr(store, "add_capture", add_capture)
+    try:
+        ann = store.add_person("Ann", ADMIN_CLI).id
+        guard = CaptureGuard()
+        done = at_once(
+            lambda: capture_face(guard, _a_face(), store, ann, "happy", ADMIN_CLI), PRESSES
+        )
+        assert sorted(d.stored for d in done) == [False] * (PRESSES - 1) + [True]
+        assert {d.kind for d in done} == {"success", "info"}
+        assert all("a moment ago" in d.message for d in done if not d.stored)
+        assert len(store.captures(ADMIN_CLI)[0]) == 1
+    finally:
+        store.close()
+
+
+def test_capture_pressed_again_later_or_for_another_emotion_stores_again(tmp_path):
+    """The guard holds presses for one person and emotion for ``repeat_s`` only: a press
+    after that, or for another emotion or person, is a press of its own; a capture that
+    fails gives its claim back, so pressing again retries at once."""
+    clock = Clock()
+    guard = CaptureGuard(repeat_s=2.0, clock=clock)
+    store = Records(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    try:
+        ann = store.add_person("Ann", ADMIN_CLI).id
+        bob = store.add_person("Bob", ADMIN_CLI).id
+        press = lambda who, emotion: capture_face(  # noqa: E731
+            guard, _a_face(), store, who, emotion, ADMIN_CLI
+        )
+        assert press(ann, "happy").stored
+        clock.now += 1.9
+        assert not press(ann, "happy").stored
+        assert press(ann, "sad").stored and press(bob, "happy").stored
+        clock.now += 0.2  # 2.1 s after the first
+        first = press(ann, "happy")
+        assert first.stored and first.message.startswith("Captured face #3 as happy")
+        assert len(store.captures(ADMIN_CLI)[0]) == 4
+        store.delete_person(bob, ADMIN_CLI)
+        refused = press(bob, "sad")  # the database refuses: a person deleted meanwhile
+        assert (refused.kind, refused.stored) == ("error", False)
+        assert guard.claim((bob, "sad"))  # the failed capture gave its claim back
+        nothing = capture_face(guard, None, store, ann, "fear", ADMIN_CLI)
+        assert (nothing.kind, nothing.stored) == ("warning", False)
+        assert nothing.message == "No face in the latest frame: nothing captured."
     finally:
         store.close()

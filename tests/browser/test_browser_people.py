@@ -1,6 +1,8 @@
 """Issue 26 in a real Chromium: a live session recorded for a person is saved while it
 records (Record pressed repeatedly: still one session), found on their history page, exported, and
-deleted with the person (checked in the database afterwards)."""
+deleted with the person (checked in the database afterwards). Issue 33: whom it is saved for
+survives a visit to another page and is said beside Record; Capture face pressed five times at
+once stores one face."""
 
 import pytest
 
@@ -20,6 +22,12 @@ def test_a_live_session_for_a_person_is_kept_exported_and_deleted(e2e):
         assert result["exceptions"] == [] and result["errors"] == [], _explain(result)
         assert result["top"] == "happy", result
         assert result["captured"].startswith("Captured face #"), result
+        # issue 33: kept across a visit to People & history, and said beside Record
+        assert result["save_on"], result
+        assert result["plan"] == "Recordings are saved to history for #1 Ann <i>Lee</i>.", result
+        assert result["saving"].startswith("Saving to history for #1 Ann <i>Lee</i> as session #")
+        # five presses of Capture face arriving at once: one face stored (counted below)
+        assert result["capture_presses"] == 5, result
         # the whole recording reached the database: every CSV row is a saved row
         saved_rows = int(result["saved"].split(": ")[1].split()[0].replace(",", ""))
         assert saved_rows == result["csv_rows"] > 0, result
