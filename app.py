@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent  # Streamlit puts this folder on the path
 import streamlit as st  # noqa: E402
 
 from app_lib.model_state import active_model  # noqa: E402
-from app_lib.navigation import PAGES  # noqa: E402
+from app_lib.navigation import HOME, PAGES  # noqa: E402
 from app_lib.server_log import quiet_gone_tab_errors  # noqa: E402
 from app_lib.sidebar import render_sidebar  # noqa: E402
 from app_lib.text import escape_markdown  # noqa: E402
@@ -48,8 +48,14 @@ protect_uploads()  # upload budgets per tab and server-wide (app_lib/upload_budg
 quiet_gone_tab_errors()  # a tab that closes mid-answer: one log line (app_lib/server_log.py)
 
 pages = [
-    st.Page(str(ROOT / path), title=title, icon=icon, url_path=url, default=(url == "home"))
-    for path, (title, icon, url) in PAGES.items()
+    st.Page(
+        str(ROOT / path),
+        title=page.title,
+        icon=page.icon,
+        url_path=page.url,
+        default=(path == HOME),
+    )
+    for path, page in PAGES.items()
 ]
 current = st.navigation(pages, position="sidebar")
 

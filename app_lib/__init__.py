@@ -50,6 +50,24 @@ def _keep_streamlit_from_resetting_keras() -> None:
 _keep_streamlit_from_resetting_keras()
 
 
+def _no_outbound_lookups() -> None:
+    """Never ask the internet for this machine's public address. Streamlit does (an HTTP
+    request to checkip.amazonaws.com) when it starts on a wildcard address, to print an
+    "External URL", and when a page from another site opens a connection, to compare origins.
+    Nothing may leave the machine: the address is "not known", which prints no External URL
+    and allows no more origins (localhost, the address served and the local network address
+    still are). ``python -m app_lib.serve`` (``make run``) installs this before Streamlit
+    starts; a plain ``streamlit run app.py`` gets it at the first page view."""
+    try:
+        from streamlit import net_util
+    except ImportError:  # pragma: no cover - streamlit is a requirement of the app
+        return
+    net_util.get_external_ip = lambda: None
+
+
+_no_outbound_lookups()
+
+
 def freeze_long_lived_objects() -> None:
     """Move every object alive now out of reach of the cyclic garbage collector.
 

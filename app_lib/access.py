@@ -44,7 +44,7 @@ from streamlit.logger import get_logger
 
 from app_lib import secure_context
 
-ADMIN_PASSWORD_ENV = "FER_ADMIN_PASSWORD"
+ADMIN_PASSWORD_ENV = secure_context.ADMIN_PASSWORD_ENV
 _SIGNED_IN = "fer_admin_signed_in"
 _FAILURES = "fer_admin_failures"  # session_state: wrong passwords in a row in this session
 _LAST_FAILURE = "fer_admin_last_failure"  # session_state: _clock() of the latest one

@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app_lib.secure_context import TLS_CERT_ENV, TLS_KEY_ENV, tls_files
+from app_lib.secure_context import TLS_CERT_ENV, TLS_KEY_ENV, https_command, tls_files
 from fer_core.errors import ConfigError
 
 CERT_NAME = "fer.crt"
@@ -225,10 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("give a FOLDER to write the certificate into, or --check CERT KEY")
         cert, key = make_certificate(args.folder, args.name)
         print(check_pair(cert, key))
-        print(
-            f"Serve over HTTPS with:\n  FER_TLS_CERT={cert} FER_TLS_KEY={key} "
-            "FER_ADMIN_PASSWORD=... make run ADDRESS=0.0.0.0"
-        )
+        print(f"Serve over HTTPS with:\n  {https_command(str(cert), str(key))}")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

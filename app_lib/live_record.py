@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from app_lib.formatting import duration
 from fer_core import EMOTIONS, FerError
 from fer_core.recognition.results import VIDEO_COLUMNS, face_rows, frame_to_csv_bytes, typed_frame
 
@@ -29,6 +30,9 @@ MAX_RECORDED_FRAMES = 18_000
 HISTORY_SECONDS = 60.0  # the chart beside the bars shows each face's last minute
 MAX_HISTORY_FRAMES = 3_600  # ... bounded at 60 frames a second
 HISTORY_STEP_S = 0.25  # the chart averages each face over a quarter of a second
+# A saved live session's name, and once it is stopped, with its length ("Live webcam, 12 s"):
+# photos are named by their count and videos by their file in the same list.
+LIVE_SESSION_NAME = "Live webcam"
 LIVE_COLUMNS = ["timestamp", *VIDEO_COLUMNS]  # the video export's columns, after a wall-clock time
 
 
@@ -53,6 +57,7 @@ class LiveRecorder:
         self._uncertain_below: float | None = None
         self._exports: dict = {}
         self.recording = False
+        self.saving_for = ""  # whom the current (or last) recording is saved for, in words
         self.full = False  # the last recording stopped because it reached max_frames
         self._started_mono: float | None = None
         self._started_wall: float | None = None
@@ -248,11 +253,13 @@ def start_recording(
     viewer=None,
     *,
     thumbnails: bool = False,
+    saving_for: str = "",
     **session,
 ) -> RecordingStart:
     """The Record button: ``recorder`` starts recording; with ``store`` (``Records``), every
     recorded frame is also saved, while it records, to a new "live" session of ``viewer``'s
-    (``session``: its person_id, detector and model).
+    (``session``: its person_id, detector and model). ``saving_for``: whom it is saved for, in
+    words, kept as ``recorder.saving_for`` while it is saved ("" when it is not).
 
     A press while it already records changes nothing: it is the press that started it, made
     again before the page answered (a person pressing twice or more on a busy page). Starting
@@ -268,14 +275,24 @@ def start_recording(
         sink, problem = None, None
         if store is not None:
             try:
-                session_id = store.start_session("live", viewer, thumbnails=thumbnails, **session)
+                session_id = store.start_session(
+                    "live", viewer, name=LIVE_SESSION_NAME, thumbnails=thumbnails, **session
+                )
             except FerError as exc:
                 problem = f"Recording without saving: {exc}"
             else:
 
                 def sink(to_rows):
-                    return SessionWriter(store, session_id, to_rows)
+                    return SessionWriter(
+                        store,
+                        session_id,
+                        to_rows,
+                        final_name=lambda: f"{LIVE_SESSION_NAME}, {duration(recorder.seconds())}",
+                    )
 
+        # whom it is saved for, in words (the page says it beside Stop recording), set with
+        # the start so that no view of the recording can miss it
+        recorder.saving_for = saving_for if sink is not None else ""
         recorder.start(uncertain_below, sink=sink, thumbnails=thumbnails)
     return RecordingStart(True, problem)
 

@@ -25,6 +25,7 @@ from fer_core.errors import ConfigError
 
 TLS_CERT_ENV = "FER_TLS_CERT"
 TLS_KEY_ENV = "FER_TLS_KEY"
+ADMIN_PASSWORD_ENV = "FER_ADMIN_PASSWORD"  # the administrator's password (app_lib.access)
 # An administrator who really means to sign in over plain HTTP on a network (a lab network
 # they trust end to end) can allow it; the password then crosses that network in clear text.
 ALLOW_HTTP_ADMIN_ENV = "FER_ALLOW_HTTP_ADMIN"
@@ -100,6 +101,16 @@ def shown_host(security: PageSecurity) -> str:
     return f"`{host}`" if re.fullmatch(r"[a-z0-9.:-]{1,253}", host or "") else "this address"
 
 
+def https_command(cert: str = "certs/fer.crt", key: str = "certs/fer.key") -> str:
+    """The one command that serves the app over HTTPS to a network, with an administrator
+    (``make cert`` writes ``certs/fer.crt`` and ``certs/fer.key``). The README, docs/sharing.md,
+    ``make cert`` and the plain-HTTP Live page give this same command (tests/test_docs.py)."""
+    return (
+        f"{TLS_CERT_ENV}={cert} {TLS_KEY_ENV}={key} {ADMIN_PASSWORD_ENV}=... "
+        "make run ADDRESS=0.0.0.0"
+    )
+
+
 def insecure_camera_message(security: PageSecurity) -> str:
     """Why START cannot work on a page served over plain HTTP at a network address, and the
     fix (Markdown)."""
@@ -107,8 +118,8 @@ def insecure_camera_message(security: PageSecurity) -> str:
         f"**The camera cannot work here: this page came over plain HTTP from "
         f"{shown_host(security)}.** Browsers give a page the camera only over HTTPS, or at "
         "`localhost` on the machine that runs the app. The app's administrator can serve it "
-        f"over HTTPS in one step: `make cert`, then `{TLS_CERT_ENV}=certs/fer.crt "
-        f"{TLS_KEY_ENV}=certs/fer.key make run ADDRESS=0.0.0.0` (docs/sharing.md); then open "
+        f"over HTTPS in one step: `make cert`, then `{https_command()}` (docs/sharing.md); "
+        "then open "
         "this page with `https://` in front. Photos and videos work as they are (the Photos & "
         "videos page)."
     )

@@ -6,9 +6,8 @@ from app_lib.card import LABEL_NAMES, headline, headline_sentences
 from app_lib.detector import LABELS, SHORT_LABELS, current_detector
 from app_lib.formatting import percent
 from app_lib.model_state import active_model
-from app_lib.navigation import PAGES
+from app_lib.navigation import HOME, PAGES
 from app_lib.text import escape_markdown, user_errors
-from app_lib.uploads import IMAGE_TYPES, VIDEO_TYPES
 
 st.title("Facial emotion recognition")
 st.markdown(
@@ -81,23 +80,11 @@ with user_errors():
     )
 
 st.subheader("What you can do here")
-descriptions = {
-    "app_pages/live.py": "Your webcam, analysed live: boxes, labels and emotion bars per face.",
-    "app_pages/upload.py": f"Photos ({', '.join(t.upper() for t in IMAGE_TYPES)}) and videos "
-    f"({', '.join(t.upper() for t in VIDEO_TYPES)}): "
-    "annotated images, an emotion timeline, CSV and JSON downloads.",
-    "app_pages/dataset.py": "FER2013 itself: class balance, samples, mean faces and its flaws "
-    "(blank images, duplicates, train/test leakage, conflicting labels).",
-    "app_pages/training.py": "Train a model in the background, watch it learn, evaluate it and "
-    "make it the app's model.",
-    "app_pages/model.py": "The model card: per-class scores, confusion matrix, speed, and what "
-    "the model cannot do.",
-}
-for path, text in descriptions.items():
-    title, icon, _ = PAGES[path]
-    with st.container(border=True):
-        st.page_link(path, label=title, icon=icon)
-        st.caption(text)
+for path, page in PAGES.items():
+    if path != HOME:
+        with st.container(border=True):
+            st.page_link(path, label=page.title, icon=page.icon)
+            st.caption(page.what)
 
 st.caption(
     "Emotion recognition from a face is unreliable and culturally loaded: use it to "

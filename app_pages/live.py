@@ -59,8 +59,6 @@ SAVE_PROBLEM_KEY = "live_save_problem"  # why the last recording could not be sa
 CAPTURE_KEY = "live_capture_result"  # what the last capture did
 CAPTURE_EMOTION_KEY = "live-capture-emotion"
 CAPTURE_GUARD_KEY = "live_capture_guard"  # one capture per press, for this browser session
-SAVING_FOR_KEY = "live_saving_for"  # whom the recording in progress is saved for, in words
-NOT_SAVING = ""  # ... or: it is not being saved
 AUTO = "auto"
 MIN_FACE_CHOICES = [AUTO, 20, 30, 40, 60, 80, 120, 160]
 
@@ -361,13 +359,11 @@ def _start_recording(threshold) -> None:
         store,
         viewer(),
         thumbnails=bool(st.session_state.get(THUMBNAILS_KEY)),
+        saving_for=_saving_for(store) if store is not None else "",
         person_id=st.session_state.get(SAVE_PERSON_KEY),
         detector=processor.detector,
         model=model_name(active.model),
     )
-    if start.started:
-        saved = store is not None and not start.problem
-        st.session_state[SAVING_FOR_KEY] = _saving_for(store) if saved else NOT_SAVING
     if start.problem:
         st.session_state[SAVE_PROBLEM_KEY] = start.problem
     elif start.started:
@@ -394,8 +390,7 @@ def _plan_line(store) -> str:
     return f"Recordings are saved to history for {_saving_for(store)}."
 
 
-def _saving_line(writer) -> str:
-    whom = st.session_state.get(SAVING_FOR_KEY) or ""
+def _saving_line(writer, whom: str) -> str:
     line = (
         "Saving to history"
         + (f" for {whom}" if whom else "")
@@ -409,7 +404,7 @@ def _saving_line(writer) -> str:
 
 
 @st.fragment(run_every=RECORDING_REFRESH_SECONDS)
-def recording_status():
+def recording_status(store):
     """While recording: the count, once a second, and the stop button. When the recording
     ends (stopped, or full), the whole page is drawn again with its downloads."""
     recorder = processor.recorder
@@ -424,8 +419,8 @@ def recording_status():
     )
     st.caption(f":red[●] Recording: {recorder.frame_count:,} frames, {recorder.seconds():.0f} s.")
     if recorder.sink is not None:
-        st.caption(escape_markdown(_saving_line(recorder.sink)))
-    elif st.session_state.get(SAVING_FOR_KEY) == NOT_SAVING:
+        st.caption(escape_markdown(_saving_line(recorder.sink, recorder.saving_for)))
+    elif store is not None:
         st.caption("Not being saved to history: only this page's downloads will keep it.")
 
 
@@ -515,7 +510,7 @@ def record_panel(store):
     if problem:
         st.warning(escape_markdown(problem), icon=":material/database:")
     if recorder.recording:
-        recording_status()
+        recording_status(store)
         return
     record_col, snapshot_col = st.columns(2)
     record_col.button(
@@ -559,7 +554,7 @@ def record_panel(store):
                     "app_pages/people.py", label="People & history", icon=":material/group:"
                 )
             else:
-                st.caption(escape_markdown(_saving_line(writer)))
+                st.caption(escape_markdown(_saving_line(writer, recorder.saving_for)))
         stamp = recorder.started_at.strftime("%Y%m%d-%H%M%S")
         csv_col, json_col = st.columns(2)
         csv_col.download_button(

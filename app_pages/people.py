@@ -4,6 +4,7 @@ sessions, two sessions side by side, exports, and deleting everything about some
 import streamlit as st
 
 from app_lib.charts import daily_figure, share_bars
+from app_lib.formatting import table_height
 from app_lib.records import person_label, pick_person, records, viewer, who_sees_what
 from app_lib.text import escape_markdown, user_errors
 from fer_core.labels import EMOTIONS
@@ -127,6 +128,7 @@ with people_tab:
             st.dataframe(
                 table.assign(session_started=table["session_started"].map(_when)),
                 hide_index=True,
+                height=table_height(len(table)),
                 column_config={
                     "session": st.column_config.NumberColumn("#", format="%d"),
                     "session_started": "started",
@@ -260,6 +262,7 @@ with sessions_tab:
                 for s in sessions
             ],
             hide_index=True,
+            height=table_height(len(sessions)),
         )
         by_id = {s.id: s for s in sessions}
         number = st.selectbox(

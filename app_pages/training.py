@@ -9,7 +9,7 @@ import streamlit as st
 from app_lib.access import is_admin, why_not_admin
 from app_lib.charts import history_figure
 from app_lib.data_source import data_path
-from app_lib.formatting import duration, percent
+from app_lib.formatting import duration, percent, table_height
 from app_lib.model_state import active_model, choose_for_session, runs_dir
 from app_lib.run_watch import ACTIVE_PHASES, busy_runs, changed_runs
 from app_lib.text import escape_markdown, show_error, user_errors
@@ -610,6 +610,7 @@ else:
     st.dataframe(
         table,
         hide_index=True,
+        height=table_height(len(table)),
         placeholder=MISSING,
         column_config={
             "active": st.column_config.CheckboxColumn("app model", width="small"),

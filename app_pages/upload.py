@@ -9,7 +9,7 @@ import streamlit as st
 
 from app_lib.charts import probability_bars, timeline_figure
 from app_lib.detector import detector_choice, offer_blazeface
-from app_lib.formatting import duration, percent
+from app_lib.formatting import duration, percent, table_height
 from app_lib.model_state import require_active_model
 from app_lib.records import save_to_history
 from app_lib.session_files import (
@@ -50,6 +50,7 @@ from app_lib.uploads import (
     video_recognizer,
 )
 from fer_core import EMOTIONS, FerError
+from fer_core.data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, format_names
 from fer_core.recognition.results import frame_to_csv_bytes
 from fer_core.recognition.timeline import face_summary, segment_summary
 from fer_core.recognition.uncertainty import short_label, threshold_of
@@ -62,8 +63,8 @@ CANCELLED_KEY = "video_cancelled"  # keys of video analyses the visitor cancelle
 
 st.title("Photos & videos")
 st.caption(
-    "Upload one or several photos (JPEG, PNG, WebP, BMP, GIF, TIFF) or videos (MP4, "
-    "AVI, MOV, WebM). Every face found is boxed and labelled with its most likely "
+    f"Upload one or several photos ({format_names(IMAGE_SUFFIXES)}) or videos "
+    f"({format_names(VIDEO_SUFFIXES)}). Every face found is boxed and labelled with its most likely "
     "emotion, or as *uncertain* with its two leading emotions when the model is unsure."
 )
 
@@ -103,8 +104,8 @@ def take_in(files) -> None:
                 else:
                     raise UploadError(
                         f"not a supported file type. Upload photos "
-                        f"({', '.join(IMAGE_TYPES)}) or videos "
-                        f"({', '.join(VIDEO_TYPES)})."
+                        f"({format_names(IMAGE_SUFFIXES)}) or videos "
+                        f"({format_names(VIDEO_SUFFIXES)})."
                     )
                 item = store_upload(upload)
             except FerError as exc:
@@ -376,6 +377,7 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
         st.dataframe(
             table,
             hide_index=True,
+            height=table_height(len(table)),
             column_config={
                 "confidence": st.column_config.ProgressColumn(
                     "confidence", min_value=0.0, max_value=1.0, format="percent"
@@ -604,7 +606,7 @@ for upload in uploads:
         else:
             show_error(
                 f"{shorten(upload.name)}: not a supported file type. Upload photos "
-                f"({', '.join(IMAGE_TYPES)}) or videos ({', '.join(VIDEO_TYPES)})."
+                f"({format_names(IMAGE_SUFFIXES)}) or videos ({format_names(VIDEO_SUFFIXES)})."
             )
 
 if len(photo_results) > 1:
@@ -621,7 +623,7 @@ if len(photo_results) > 1:
             for r, kept in ((r, r.kept(dropped_of(i))) for r, i in zip(photo_results, photo_ids))
         ]
     )
-    st.dataframe(summary, hide_index=True)
+    st.dataframe(summary, hide_index=True, height=table_height(len(summary)))
     left, right = st.columns(2)
     # Every photo has rows here: one per face kept, or one saying why it has none.
     left.download_button(

@@ -49,3 +49,19 @@ def test_every_relative_link_in_the_docs_resolves():
             if not (page.parent / target).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, broken
+
+
+def test_one_command_serves_https_wherever_it_is_given():
+    """Issue 33 item 11: the plain-HTTP Live page's command left out FER_ADMIN_PASSWORD,
+    which the README's includes. Every place that gives the command to serve over HTTPS with
+    the certificate ``make cert`` makes gives the same one (``https_command``)."""
+    from app_lib.secure_context import PageSecurity, https_command, insecure_camera_message
+
+    command = https_command()
+    pages = [ROOT / "README.md", ROOT / "docs" / "sharing.md"]
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        given = re.findall(r"FER_TLS_CERT=certs/\S+[^`\n]*?make run ADDRESS=0\.0\.0\.0", text)
+        assert given and set(given) == {command}, (page.name, given)
+    shown = insecure_camera_message(PageSecurity(host="10.0.0.5", https=False, local=False))
+    assert f"`{command}`" in shown

@@ -38,6 +38,7 @@ def installed(tmp_path_factory):
     work = tmp_path_factory.mktemp("wheel")
     source = work / "src"
     _copy_checkout(source)
+    before = {path.name for path in source.iterdir()}
     wheels = work / "wheels"
     subprocess.run(
         [
@@ -59,6 +60,7 @@ def installed(tmp_path_factory):
         timeout=600,
     )
     wheel = next(wheels.glob("fer_dashboard-*.whl"))
+    left_behind = sorted({path.name for path in source.iterdir()} - before)
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = Path(
@@ -92,7 +94,13 @@ def installed(tmp_path_factory):
     )
     outside = work / "elsewhere"
     outside.mkdir()
-    return {"venv": venv, "wheel": wheel, "cwd": outside}
+    return {
+        "venv": venv,
+        "wheel": wheel,
+        "cwd": outside,
+        "source": source,
+        "left_behind": left_behind,
+    }
 
 
 def _run(installed, *args, timeout=300):
@@ -127,6 +135,17 @@ def test_wheel_carries_every_package_and_data_file(installed):
         "fer_core/records/migrations/versions/0002_notes_captures_assignments.py",
     ):
         assert required in names
+
+
+def test_building_leaves_nothing_git_would_show(installed):
+    """Issue 33 item 9: ``pip install .`` left an untracked ``build/`` in the checkout. What
+    building the package leaves in the checkout is in .gitignore (asked of git itself)."""
+    source = installed["source"]
+    assert installed["left_behind"], "building left nothing: this test checks nothing"
+    subprocess.run(["git", "init", "-q", str(source)], check=True)
+    for name in installed["left_behind"]:
+        ignored = subprocess.run(["git", "-C", str(source), "check-ignore", "-q", name])
+        assert ignored.returncode == 0, f"{name} is left by pip and not in .gitignore"
 
 
 def test_import_from_outside_the_checkout(installed):

@@ -37,6 +37,19 @@ def _db_argument(parser) -> None:
     )
 
 
+def _yes_argument(parser) -> None:
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="delete without asking (for scripts); without it, the command asks on a terminal "
+        "and deletes nothing when there is no terminal to ask on",
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def open_database(db: str | None) -> Records:
     """``--db``, else ``$FER_DB_URL``, else the runs folder's SQLite (``$FER_RUNS_DIR`` or
     ``runs``): the app's database."""
@@ -119,9 +132,40 @@ def _people_note(args) -> int:
     return 0
 
 
+def confirmed(args, what: str) -> bool:
+    """Deleting asks first, as the app asks for a tick: ``--yes`` answers for a script; on a
+    terminal the question is asked (yes or y deletes); with neither, nothing is deleted."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        print(
+            f"error: this deletes {what}, and cannot be undone. Nothing was deleted: there is "
+            "no terminal to ask on; add --yes to delete without asking.",
+            file=sys.stderr,
+        )
+        return False
+    try:
+        answer = input(f"This deletes {what}, and cannot be undone. Delete? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() in {"y", "yes"}:
+        return True
+    print("Nothing was deleted.")
+    return False
+
+
 def _people_delete(args) -> int:
     records = _open(args)
     person = person_of(records, args.who)
+    sessions = records.sessions(VIEWER, person_id=person.id)
+    captures = sum(records.capture_counts(VIEWER, person_id=person.id).values())
+    what = (
+        f"#{person.id} {terminal_safe(person.name)} with {_count(len(sessions), 'session')} "
+        f"({_count(sum(s.rows for s in sessions), 'result row')}) and "
+        f"{_count(captures, 'captured face')}"
+    )
+    if not confirmed(args, what):
+        return 1 if sys.stdin.isatty() else 2
     deleted = records.delete_person(person.id, VIEWER)
     print(f"deleted #{person.id} {terminal_safe(person.name)}: {deleted.describe()}")
     return 0
@@ -178,6 +222,10 @@ def _sessions_export(args) -> int:
 def _sessions_delete(args) -> int:
     records = _open(args)
     number = _session_number(args.session)
+    session = records.session(number, VIEWER)
+    what = f"session #{number} ({_count(session.rows, 'result row')})"
+    if not confirmed(args, what):
+        return 1 if sys.stdin.isatty() else 2
     print(f"deleted session #{number}: {records.delete_session(number, VIEWER).describe()}")
     return 0
 
@@ -213,6 +261,7 @@ def add_records_parsers(sub) -> None:
         "delete", help="delete a person and every row about them (sessions, faces, captures)"
     )
     p.add_argument("who")
+    _yes_argument(p)
     p.set_defaults(func=_people_delete)
     p = verbs.add_parser("export", help="everything about a person, as JSON")
     p.add_argument("who")
@@ -234,6 +283,7 @@ def add_records_parsers(sub) -> None:
     p.set_defaults(func=_sessions_export)
     p = verbs.add_parser("delete", help="delete a session and its rows")
     p.add_argument("session")
+    _yes_argument(p)
     p.set_defaults(func=_sessions_delete)
     p = verbs.add_parser("purge", help="delete sessions and captured faces older than --days")
     p.add_argument("--days", type=float, default=None, help="default: $FER_RETENTION_DAYS")

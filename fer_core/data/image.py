@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from fer_core.data.media import IMAGE_SUFFIXES, format_names
 from fer_core.errors import ImageError
 
 # Refuse images whose decoded size would be absurd: 40 megapixels is well above any photo a
@@ -86,7 +87,7 @@ def read_image(source: ImageSource, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageError(f"{name} declares an enormous size and was refused: {exc}") from exc
     except UnidentifiedImageError as exc:
         raise ImageError(
-            f"{name} is not an image in a format we can read (JPEG, PNG, WebP, BMP, GIF, TIFF)."
+            f"{name} is not an image in a format we can read ({format_names(IMAGE_SUFFIXES)})."
         ) from exc
     except (
         OSError,

@@ -137,13 +137,17 @@ class SessionRecords:
         with self.engine.connect() as connection:
             return [(r.face_id, r.frame, bytes(r.thumbnail)) for r in connection.execute(query)]
 
-    def finish_session(self, session_id: int, status: str = "complete") -> None:
+    def finish_session(
+        self, session_id: int, status: str = "complete", name: str | None = None
+    ) -> None:
+        """Mark a session ``status`` (complete, failed...); ``name``: its name from now on."""
         now = utc_now()
+        values = {"status": status, "ended_at": now, "updated_at": now}
+        if name is not None:
+            values["name"] = name
         with self.engine.begin() as connection:
             connection.execute(
-                t.sessions.update()
-                .where(t.sessions.c.id == int(session_id))
-                .values(status=status, ended_at=now, updated_at=now)
+                t.sessions.update().where(t.sessions.c.id == int(session_id)).values(**values)
             )
 
     def save_session(self, source: str, rows: list[dict], viewer: Viewer, **details) -> int:

@@ -29,12 +29,14 @@ class SessionWriter:
         flush_seconds: float = FLUSH_SECONDS,
         max_pending: int = MAX_PENDING,
         on_flush: Callable[[int], None] | None = None,
+        final_name: Callable[[], str] | None = None,
     ):
         self.records, self.session_id = records, int(session_id)
         self._to_rows = to_rows
         self.flush_seconds = float(flush_seconds)
         self.max_pending = int(max_pending)
         self._on_flush = on_flush
+        self._final_name = final_name  # the session's name once finished, asked then
         self._pending: list = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -101,7 +103,8 @@ class SessionWriter:
             if closing is not None:
                 self._flush()
                 try:
-                    self.records.finish_session(self.session_id, closing)
+                    name = self._final_name() if self._final_name is not None else None
+                    self.records.finish_session(self.session_id, closing, name=name)
                 except Exception as exc:  # noqa: BLE001
                     self.error = f"{type(exc).__name__}: {exc}"
                 self.finished.set()

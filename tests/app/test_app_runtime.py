@@ -106,3 +106,95 @@ def test_the_webrtc_orphan_check_the_live_page_switches_off_is_still_there():
     source = inspect.getsource(component._get_or_create_context)
     assert "_last_rendered_run_count is not None" in source
     assert "_last_rendered_run_count" in (ROOT / "app_pages" / "live.py").read_text()
+
+
+def _served_on_a_wildcard_address_without_a_route(launcher: list[str], tmp_path) -> str:
+    """Start the app as ``launcher`` does on 0.0.0.0, in a network namespace that has
+    loopback and no route anywhere; a page from another site opens a connection to it (the
+    other time Streamlit looks its public address up). Returns the server's log."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    namespace = f"fer-offline-{os.getpid()}-{len(launcher)}"
+    subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
+    subprocess.run(["ip", "netns", "add", namespace], check=True)
+    log = tmp_path / f"{namespace}.log"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        subprocess.run(
+            ["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"], check=True
+        )
+        with open(log, "wb") as handle:
+            server = subprocess.Popen(
+                ["ip", "netns", "exec", namespace, sys.executable, *launcher, "run", "app.py"]
+                + ["--server.address", "0.0.0.0", "--server.port", str(port)],
+                cwd=ROOT,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"},
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + 120
+            while "Local URL" not in log.read_text() and time.monotonic() < deadline:
+                assert server.poll() is None, log.read_text()
+                time.sleep(0.5)
+            # a websocket from another site's page (Origin differs from Host)
+            handshake = (
+                f"GET /_stcore/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                "Origin: http://elsewhere.invalid\r\n\r\n"
+            )
+            probe = (
+                "import socket,sys;s=socket.create_connection(('127.0.0.1',int(sys.argv[2])),10);"
+                "s.sendall(sys.argv[1].encode());print(s.recv(200))"
+            )
+            subprocess.run(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    namespace,
+                    sys.executable,
+                    "-c",
+                    probe,
+                    handshake,
+                    str(port),
+                ],
+                capture_output=True,
+                timeout=60,
+            )
+            time.sleep(3)  # the lookup times out after 1 s, twice, then logs
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(30)
+    finally:
+        subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
+    return log.read_text()
+
+
+def test_the_app_makes_no_outbound_connection_on_a_network_address(tmp_path):
+    """Issue 33 item 10: with ADDRESS=0.0.0.0 Streamlit logged "Did not auto detect external
+    IP": it had tried to reach checkip.amazonaws.com, at start and when another site's page
+    connects, while the README says nothing leaves the machine. Served as ``make run`` serves
+    it (``python -m app_lib.serve``) in a namespace with no route, it tries no such thing;
+    plain ``streamlit run`` in the same place does (so this test can see the attempt)."""
+    import os
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root (CI runs as root)")
+    plain = _served_on_a_wildcard_address_without_a_route(["-m", "streamlit"], tmp_path)
+    assert "Did not auto detect external IP" in plain, plain[-2000:]
+    ours = _served_on_a_wildcard_address_without_a_route(["-m", "app_lib.serve"], tmp_path)
+    assert "Local URL" in ours and "Did not auto detect external IP" not in ours, ours[-2000:]
+    assert "External URL" not in ours and "Traceback" not in ours, ours[-2000:]
+    makefile = (ROOT / "Makefile").read_text()
+    assert "$(BIN)/python -m app_lib.serve run app.py --server.address $(ADDRESS)" in makefile

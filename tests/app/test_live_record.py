@@ -342,3 +342,28 @@ def test_capture_pressed_again_later_or_for_another_emotion_stores_again(tmp_pat
         assert nothing.message == "No face in the latest frame: nothing captured."
     finally:
         store.close()
+
+
+def test_a_saved_live_session_is_named_with_its_length(tmp_path):
+    """Issue 33 item 6: live sessions had an empty name in Saved sessions (photos get "5
+    photos", videos their file name). It is "Live webcam" while it records (and if it is
+    interrupted), and "Live webcam, 1 min 12 s" once stopped."""
+    clock = Clock()
+    store = Records(f"sqlite:///{tmp_path / 'records.sqlite'}")
+    try:
+        recorder = LiveRecorder(clock=clock)
+        assert start_recording(recorder, None, store, ADMIN_CLI, saving_for="#1 Ann").started
+        assert recorder.saving_for == "#1 Ann"  # set with the start, for the page to say
+        recorder.add(0, [face(1)])
+        (recording,) = store.sessions(ADMIN_CLI)
+        assert recording.name == "Live webcam"
+        clock.now += 72.4
+        recorder.stop()
+        assert recorder.last_sink.finished.wait(30)
+        (done,) = store.sessions(ADMIN_CLI)
+        assert (done.name, done.status) == ("Live webcam, 1 min 12 s", "complete")
+        assert start_recording(recorder, None, None, ADMIN_CLI, saving_for="#1 Ann").started
+        assert recorder.saving_for == ""  # not saved: for nobody
+        recorder.stop()
+    finally:
+        store.close()

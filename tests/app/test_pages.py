@@ -19,6 +19,9 @@ import skimage.data
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from app_lib.navigation import PAGES
+from fer_core.data.media import FORMAT_NAMES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 REAL_FER2013 = os.environ.get("FER2013_PATH")
@@ -168,6 +171,30 @@ def test_every_page_renders(app_env, page):
     assert_clean(at)
     assert not at.error, texts(at.error)
     assert "Active model" in texts(at.sidebar.markdown)
+
+
+def test_home_lists_every_other_page(app_env):
+    """Issue 33 item 5: Home's "What you can do here" listed 5 of the pages (no People &
+    history). Every page file but Home's own has a link there, with a sentence."""
+    at = run_page()
+    assert_clean(at)
+    linked = {link.proto.page for link in at.get("page_link")}
+    files = {f.stem for f in (ROOT / "app_pages").glob("*.py")} - {"home"}
+    urls = {PAGES[f"app_pages/{stem}.py"].url for stem in files}
+    assert linked == urls, (linked, urls)
+    assert "People & history" in {link.proto.label for link in at.get("page_link")}
+
+
+def test_the_formats_named_are_the_formats_taken(app_env):
+    """Issue 33 item 7: the Photos & videos page listed MP4, AVI, MOV, WebM while the uploader
+    and ``fer predict`` also take MKV and M4V; every suffix taken is named, on the page and
+    on Home, from the one list."""
+    names = {FORMAT_NAMES[s] for s in IMAGE_SUFFIXES + VIDEO_SUFFIXES}
+    for page in (None, "app_pages/upload.py"):
+        at = run_page(page)
+        assert_clean(at)
+        shown = texts(at.caption)
+        assert all(name in shown for name in names), (page, names, shown[:400])
 
 
 def test_live_page_runs_with_the_camera_off(app_env, monkeypatch):

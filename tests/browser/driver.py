@@ -585,6 +585,10 @@ def scenario_live_person(page, args) -> dict:
     page.get_by_role("heading", name=args.name).first.wait_for(timeout=30_000)
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=30_000)
     result["metrics"] = page.locator('[data-testid="stMetric"]').all_inner_texts()
+    # the person's sessions table, one session: its height on screen (room for a scrollbar)
+    table = page.locator('[data-testid="stDataFrame"]').first
+    table.wait_for(timeout=30_000)
+    result["sessions_table_px"] = table.bounding_box()["height"]
     shoot(page, out / "people_history.png")
     name, data = download(page, "Everything (JSON)")
     export = json.loads(data)

@@ -9,11 +9,13 @@ from tests.conftest import ROOT
 
 
 def _run(*args, timeout=600):
+    """``fer ARGS`` as a script runs it: no terminal on its input (a question is not asked)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run(
         [sys.executable, "-m", "fer_core", *args],
         cwd=ROOT,
         env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -3,6 +3,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from fer_core.records import Records, Viewer
@@ -12,7 +13,7 @@ ADMIN = Viewer("test", admin=True)
 
 
 def _fer(db, *args):
-    result = _run(*args, "--db", db)
+    result = _run(*args, "--db", db)  # stdin: no terminal
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
@@ -45,7 +46,7 @@ def test_people_are_added_listed_renamed_and_deleted(db):
     assert _fer(db, "people", "rename", "Ann", "Ann Lee").returncode == 0
     unknown = _fer(db, "people", "rename", "Nobody", "x")
     assert unknown.returncode == 2 and "fer people add" in unknown.stderr
-    deleted = _fer(db, "people", "delete", "#1")
+    deleted = _fer(db, "people", "delete", "#1", "--yes")
     assert deleted.returncode == 0 and "deleted #1 Ann Lee: 1 person" in deleted.stdout
     assert "0 people" in _fer(db, "people", "list").stdout
 
@@ -84,7 +85,7 @@ def test_predict_save_person_then_sessions_list_export_delete(db, tmp_path, astr
         data["person"]["name"] == "Ann" and len(data["rows"]) == 13 and len(data["sessions"]) == 2
     )
 
-    assert "1 result row" in _fer(db, "sessions", "delete", "2").stdout
+    assert "1 result row" in _fer(db, "sessions", "delete", "2", "--yes").stdout
     assert "1 session" in _fer(db, "sessions", "list", "--person", "Ann").stdout
 
 
@@ -97,3 +98,58 @@ def test_predict_save_refuses_an_unknown_person_before_any_work(db, tmp_path, as
     assert "files:" not in result.stdout
     alone = _run("predict", str(tmp_path / "photo.png"), "--person", "Zed")
     assert alone.returncode == 2 and "add --save" in alone.stderr
+
+
+def _on_a_terminal(db, answer: str, *args):
+    """``fer ARGS --db DB`` with a terminal as its input, answering ``answer``: (exit code,
+    what it printed)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, answer.encode() + b"\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "fer_core", *args, "--db", db],
+            cwd=ROOT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            stdin=follower,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(follower)
+        os.close(leader)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_deleting_a_person_asks_first_and_scripts_say_yes(db):
+    """Issue 33 item 8: ``fer people delete NAME`` deleted at once, while the page asks for a
+    tick. On a terminal it says what goes and asks; without a terminal it deletes nothing
+    unless given ``--yes`` (and ``--help`` says so). ``fer sessions delete`` likewise."""
+    assert _fer(db, "people", "add", "Ann").returncode == 0
+    records = Records(db)
+    try:
+        ann = records.person_by_name("Ann", ADMIN).id
+        records.add_capture(ann, "happy", np.zeros((48, 48), np.uint8), ADMIN)
+        refused = _fer(db, "people", "delete", "Ann")
+        assert refused.returncode == 2 and "add --yes" in refused.stderr, refused.stderr
+        assert "#1 Ann with 0 sessions (0 result rows) and 1 captured face" in refused.stderr
+        code, said = _on_a_terminal(db, "n", "people", "delete", "Ann")
+        assert code == 1 and "Delete? [y/N]" in said and "Nothing was deleted." in said, said
+        assert [p.name for p in records.people(ADMIN)] == ["Ann"]
+        code, said = _on_a_terminal(db, "y", "people", "delete", "Ann")
+        assert code == 0 and "deleted #1 Ann: 1 person" in said, said
+        assert records.people(ADMIN) == []
+        helped = _run("people", "delete", "--help")
+        assert "--yes" in helped.stdout and "asks on a terminal" in helped.stdout
+        assert "--yes" in _run("sessions", "delete", "--help").stdout
+        sessions_refused = _fer(db, "sessions", "delete", "1")
+        assert sessions_refused.returncode == 2, sessions_refused.stderr
+    finally:
+        records.close()
