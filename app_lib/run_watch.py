@@ -8,9 +8,7 @@ changes, whichever run is shown below them: otherwise a run that ended keeps say
 
 from __future__ import annotations
 
-from fer_core.service.status import evaluation_status, run_status
-
-ACTIVE_PHASES = ("starting", "training", "stopping")
+from fer_core.service.status import ACTIVE_PHASES, evaluation_status, run_status
 
 
 def phases(run_dir) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from app_lib.charts import history_figure
 from app_lib.data_source import data_path
 from app_lib.formatting import duration, percent, table_height
 from app_lib.model_state import active_model, choose_for_session, runs_dir
-from app_lib.run_watch import ACTIVE_PHASES, busy_runs, changed_runs
+from app_lib.run_watch import ACTIVE_PHASES, busy_runs
 from app_lib.text import escape_markdown, show_error, user_errors
 from fer_core import FerError, available_architectures
 from fer_core.data.paths import default_ferplus_path
@@ -47,15 +47,16 @@ POLL_SECONDS = 2.0
 WATCHED_KEY = "watched_run"
 RUN_CHOICE_KEY = "run_choice"
 CONFIRM_KEY = "confirm_activation"  # the run whose activation awaits a confirmation
-PHASE_LABELS = {
-    "starting": ":material/hourglass_top: starting (loading data)",
-    "training": ":material/play_circle: training",
-    "stopping": ":material/pause_circle: stopping",
-    "finished": ":material/check_circle: finished",
-    "stopped": ":material/stop_circle: stopped",
-    "interrupted": ":material/error: interrupted",
-    "failed": ":material/cancel: failed",
-    "idle": ":material/radio_button_unchecked: idle",
+PHASE_ICONS = {
+    "starting": ":material/hourglass_top:",
+    "training": ":material/play_circle:",
+    "stopping": ":material/pause_circle:",
+    "finishing": ":material/hourglass_bottom:",
+    "finished": ":material/check_circle:",
+    "stopped": ":material/stop_circle:",
+    "interrupted": ":material/error:",
+    "failed": ":material/cancel:",
+    "idle": ":material/radio_button_unchecked:",
 }
 LABEL_CHOICES = {
     "fer2013": "FER2013's labels",
@@ -79,20 +80,9 @@ def captured_faces_count(runs: Path) -> int:
     return sum(store.capture_counts(ADMIN_CLI).values())
 
 
-def watch_other_runs(others: dict, statuses: dict) -> None:
-    """The selector and the table above name every run's phase: when a run other than the
-    one shown starts training or ends, the page is drawn again (the shown run's panel
-    watches its own)."""
-    if changed_runs(others, statuses):
-        st.rerun()
-
-
-def run_panel(run_dir: Path, was_busy: bool, initial_phases: tuple) -> None:
+def run_panel(status: RunStatus, evaluation: EvaluationStatus) -> None:
     """One run: its state, progress, chart, buttons, evaluation, settings and log."""
-    status = run_status(run_dir)
-    evaluation = evaluation_status(run_dir)
-    if was_busy and (status.phase, evaluation.phase) != initial_phases:
-        st.rerun()  # a job started training or ended: refresh the table and buttons too
+    run_dir = Path(status.path)
     show_run_state(status)
     run_buttons(status, evaluation, run_dir)
     show_evaluation(status, evaluation, run_dir)
@@ -108,9 +98,10 @@ def show_run_state(status: RunStatus) -> None:
     """The run's name, phase and numbers, its progress, why it failed, and its chart."""
     head = st.columns([2, 1, 1, 1])
     head[0].markdown(
-        f"**{escape_markdown(status.name)}** · {PHASE_LABELS.get(status.phase, status.phase)}"
+        f"**{escape_markdown(status.name)}** · {PHASE_ICONS.get(status.phase, '')} "
+        f"{escape_markdown(status.activity)}"
     )
-    head[1].metric("Epochs", f"{status.epochs_done}/{status.epochs or '?'}")
+    head[1].metric("Epochs done", f"{status.epochs_done}/{status.epochs or '?'}")
     best = status.best_val_accuracy
     head[2].metric(
         "Best val accuracy",
@@ -128,18 +119,8 @@ def show_run_state(status: RunStatus) -> None:
             text=f"Run: {percent(status.overall_fraction or 0.0, 0)} · "
             f"ETA {duration(status.eta_seconds)}",
         )
-        progress = status.progress
-        if progress and not progress.get("batch"):
-            st.progress(
-                0.0,
-                text=f"Epoch {epoch}/{status.epochs}: building the model for its first batch…",
-            )
-        elif progress:
-            st.progress(
-                status.batch_fraction or 0.0,
-                text=f"Epoch {epoch}/{status.epochs}: batch "
-                f"{progress.get('batch', 0)}/{progress.get('steps', '?')}",
-            )
+        if status.progress:
+            st.progress(status.batch_fraction or 0.0, text=escape_markdown(status.activity))
         else:
             st.caption(
                 f"Epoch {epoch}/{status.epochs} is running; this run does not "
@@ -148,6 +129,8 @@ def show_run_state(status: RunStatus) -> None:
             )
     elif status.phase == "starting":
         st.progress(0.0, text="Loading FER2013 and building the model…")
+    elif status.phase == "finishing":
+        st.progress(1.0, text=escape_markdown(status.activity))
     if status.phase in ("failed", "interrupted"):
         # The reason the run recorded (a full disk, say) is the run's own message: no
         # server path is in it.
@@ -184,9 +167,12 @@ def run_buttons(status: RunStatus, evaluation: EvaluationStatus, run_dir: Path) 
             "Stop",
             key=f"stop-{status.name}",
             icon=":material/stop:",
-            disabled=status.phase == "stopping" or not admin,
-            help="Stops after the current batch; the last full epoch is "
-            "kept, and the run can be resumed.",
+            disabled=status.phase in ("stopping", "finishing") or not admin,
+            help="Stops after the current batch (or, while it validates or saves an "
+            "epoch, once that epoch is saved); the last full epoch is kept, and the run can "
+            "be resumed."
+            if status.phase != "finishing"
+            else "Its epochs are done: it is finishing, in seconds.",
         ):
             outcome = stop_training(run_dir)
             st.toast(
@@ -214,7 +200,9 @@ def run_buttons(status: RunStatus, evaluation: EvaluationStatus, run_dir: Path) 
                     if isinstance(exc, FerError)
                     else f"Could not resume the run ({type(exc).__name__})."
                 )
-    can_use_model = status.has_model and not evaluation.alive
+    # A model is offered to the app once its run has ended (not while it trains: its best
+    # model may still change) and no evaluation of it is running.
+    can_use_model = status.has_model and not evaluation.alive and not status.alive
     if buttons[1].button(
         "Evaluate on PublicTest",
         key=f"eval-{status.name}",
@@ -234,24 +222,33 @@ def run_buttons(status: RunStatus, evaluation: EvaluationStatus, run_dir: Path) 
                 else f"Could not start the evaluation ({type(exc).__name__})."
             )
     confirming = st.session_state.get(CONFIRM_KEY) == status.name
+    candidate = run_public_score(status, evaluation)
+    current_model = active_model()
+    current = card_public_score(current_model.card)
     if buttons[2].button(
         "Use in the app",
         key=f"activate-{status.name}",
         icon=":material/published_with_changes:",
-        type="primary",
+        type="secondary" if activation_warning(candidate, current) else "primary",
         disabled=not (can_use_model and admin) or confirming,
         help="Exports the fast path of this run's best model and makes it "
         "the model every page uses, for every visitor. The shipped "
         "model stays as it is.",
     ):
-        candidate = run_public_score(status, evaluation)
-        current = card_public_score(active_model().card)
         if activation_warning(candidate, current):
             st.session_state[CONFIRM_KEY] = status.name
             st.rerun()
         activate(run_dir)
     if confirming and admin and can_use_model:
         confirm_activation(status, evaluation, run_dir)
+    elif can_use_model:
+        st.caption(
+            f"Against the app's model: {escape_markdown(status.name)}, "
+            f"{describe_score(candidate)}; in use, {escape_markdown(current_model.model.name)}, "
+            f"{describe_score(current)}."
+        )
+    elif status.alive and status.has_model:
+        st.caption("*Use in the app* is offered once the run has ended.")
     exported = sorted((run_dir / "export").glob("*.keras")) if not admin else []
     if exported and buttons[2].button(
         "Use for me",
@@ -575,12 +572,8 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
 
 # ----------------------------------------------------------------------------- runs table
 
-summaries = list_runs(runs)
-if not summaries:
-    st.info("No runs yet. Start one above.", icon=":material/model_training:")
-else:
-    statuses = {s["name"]: run_status(s["path"]) for s in summaries}
-    evaluations = {name: evaluation_status(status.path) for name, status in statuses.items()}
+
+def runs_table(statuses: dict, evaluations: dict) -> None:
     current_active = active_run_dir()
     table = pd.DataFrame(
         [
@@ -588,9 +581,9 @@ else:
                 "run": name,
                 "active": current_active is not None
                 and Path(status.path).resolve() == current_active.resolve(),
-                "status": status.phase,
+                "status": status.activity,
                 "architecture": status.config.get("architecture", "?"),
-                "epochs": f"{status.epochs_done}/{status.epochs or '?'}",
+                "epochs done": f"{status.epochs_done}/{status.epochs or '?'}",
                 "best val acc": status.best_val_accuracy
                 if (status.best_val_accuracy or -1) >= 0
                 else None,
@@ -606,7 +599,6 @@ else:
             for name, status in statuses.items()
         ]
     )
-    st.subheader("Runs")
     st.dataframe(
         table,
         hide_index=True,
@@ -614,14 +606,35 @@ else:
         placeholder=MISSING,
         column_config={
             "active": st.column_config.CheckboxColumn("app model", width="small"),
+            "status": st.column_config.TextColumn("status", width="large"),
             "best val acc": st.column_config.NumberColumn(format="percent"),
             "val macro-F1": st.column_config.NumberColumn(format="%.3f"),
             "PublicTest acc": st.column_config.NumberColumn(format="percent"),
         },
     )
 
-    names = list(statuses)
+
+def runs_section(busy_when_drawn: dict) -> None:
+    """The runs table, the run picker and the chosen run's panel, drawn from one reading of
+    every run's folder (``run_status``), so that the three never disagree (they did: the
+    panel said "training, epoch 1/10" while the picker said "starting"). While a run is busy
+    this is drawn again every ``POLL_SECONDS``; when a run starts or ends, the whole page is
+    (its buttons and the app's model below change with it)."""
+    summaries = list_runs(runs)
+    statuses = {s["name"]: run_status(s["path"]) for s in summaries}
+    evaluations = {name: evaluation_status(status.path) for name, status in statuses.items()}
     busy = busy_runs(statuses, evaluations)
+    if busy.keys() != busy_when_drawn.keys() or any(
+        busy[name] != drawn for name, drawn in busy_when_drawn.items() if name in busy
+    ):
+        if busy_when_drawn or busy:
+            st.rerun()
+    if not statuses:
+        st.info("No runs yet. Start one above.", icon=":material/model_training:")
+        return
+    st.subheader("Runs")
+    runs_table(statuses, evaluations)
+    names = list(statuses)
     watched = st.session_state.get(WATCHED_KEY)
     default = (
         names.index(watched)
@@ -633,16 +646,19 @@ else:
     chosen = st.selectbox(
         "Run", names, key=RUN_CHOICE_KEY, format_func=lambda n: f"{n} ({statuses[n].phase})"
     )
-    run_dir = Path(statuses[chosen].path)
-    was_busy = chosen in busy
-    initial_phases = (statuses[chosen].phase, evaluations[chosen].phase)
-    others = {name: drawn for name, drawn in busy.items() if name != chosen}
-
-    panel = st.fragment(run_panel, run_every=POLL_SECONDS) if was_busy else run_panel
     with st.container(border=True):
-        panel(run_dir, was_busy, initial_phases)
-    if others:
-        st.fragment(watch_other_runs, run_every=POLL_SECONDS)(others, statuses)
+        run_panel(statuses[chosen], evaluations[chosen])
+
+
+def _busy_now() -> dict:
+    statuses = {s["name"]: run_status(s["path"]) for s in list_runs(runs)}
+    return busy_runs(statuses, {n: evaluation_status(s.path) for n, s in statuses.items()})
+
+
+busy_at_start = _busy_now()
+(st.fragment(runs_section, run_every=POLL_SECONDS) if busy_at_start else runs_section)(
+    busy_at_start
+)
 
 # ----------------------------------------------------------------------------- app model
 

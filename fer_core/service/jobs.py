@@ -291,12 +291,13 @@ def resume_training(run_dir: str | os.PathLike, python: str | None = None) -> di
 
 
 def _is_starting(run: Run, job: dict | None) -> bool:
-    """The run's process is up but has not trained a batch yet (it is loading data)."""
+    """The run's process is up but has not begun training yet (it is loading data): its
+    state.json is not yet this job's (once it is, the run trains, or finishes its epochs)."""
     if not job:
         return False
     state = run.state()
     return not (
-        state.get("status") == "running"
+        state.get("status") in ("running", "finished", "stopped")
         and float(state.get("updated", 0)) >= float(job.get("started", 0)) - 1
     )
 

@@ -102,7 +102,8 @@ class RunStatus:
     """Everything a page shows about a training run, read from its folder (``run_status``).
 
     ``phase`` is one of ``PHASES``: ``starting`` (process up, data loading), ``training``,
-    ``stopping``, ``finished``, ``stopped``, ``interrupted`` (the process ended without
+    ``stopping``, ``finishing`` (the epochs are done; the process recalibrates batch norm and
+    scores the best model), ``finished``, ``stopped``, ``interrupted`` (the process ended without
     finishing: killed or crashed; resumable), ``failed`` (ended before the first epoch, see
     ``log``; or a checkpoint or history write failed, e.g. a full disk: ``reason`` says which
     and why, and the run resumes from its last full epoch), ``idle`` (no job information)."""
@@ -130,12 +131,22 @@ class RunStatus:
     log: str  # the last lines of its log (and the failure's reason)
     started: float | None  # when the latest job started (epoch seconds)
     reason: str | None  # why a failed run failed
+    stage: str | None = None  # what the process does now (fer_core.training.runs.STAGES)
+
+    @property
+    def activity(self) -> str:
+        """The run's phase and what it does now, in words: the one description that the
+        runs table, the run picker and the run's panel all show."""
+        return describe_activity(self)
 
 
+# The phases of a run whose process is up (the others describe how it ended).
+ACTIVE_PHASES = ("starting", "training", "stopping", "finishing")
 PHASES = (
     "starting",
     "training",
     "stopping",
+    "finishing",
     "finished",
     "stopped",
     "interrupted",
@@ -189,6 +200,8 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> RunStatu
             phase = "stopping"
         elif fresh_state and state.get("status") == "running":
             phase = "training"
+        elif fresh_state and state.get("status") in ("finished", "stopped"):
+            phase = "finishing"  # the epochs are done; it recalibrates, then scores
         else:
             phase = "starting"
     else:
@@ -255,7 +268,38 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> RunStatu
         log=log,
         started=started,
         reason=reason,
+        stage=progress.get("stage") if fresh_progress and alive else None,
     )
+
+
+STAGE_WORDS = {
+    "first batch": "its first batch (the data pipeline, and in a first epoch the model, are built)",
+    "validating": "validating",
+    "saving": "saving the epoch",
+    "recalibrating": "recalibrating batch norm",
+    "scoring": "scoring the best model",
+}
+
+
+def describe_activity(status: RunStatus) -> str:
+    """``RunStatus.activity``: "training · epoch 3/10, batch 120/449", "training · epoch 3/10:
+    validating", "finishing: recalibrating batch norm", "starting: loading the data"..."""
+    phase, stage = status.phase, status.stage
+    if phase == "starting":
+        return "starting: loading the data"
+    if phase in ("training", "stopping"):
+        epoch = status.epoch or status.epochs_done + 1
+        where = f"epoch {epoch}/{status.epochs or '?'}"
+        if stage == "training" and status.progress:
+            where += (
+                f", batch {status.progress.get('batch', 0)}/{status.progress.get('steps', '?')}"
+            )
+        elif stage in STAGE_WORDS:
+            where += f": {STAGE_WORDS[stage]}"
+        return f"{phase} · {where}"
+    if phase == "finishing":
+        return "finishing: " + STAGE_WORDS.get(stage or "", "the epochs are done")
+    return phase
 
 
 # The stages of ``fer evaluate`` as its progress file names them, and the share of the work
@@ -326,6 +370,8 @@ __all__ = [
     "EvaluationStatus",
     "EvaluationProgress",
     "PHASES",
+    "ACTIVE_PHASES",
+    "describe_activity",
     "evaluation_progress",
     "run_status",
     "evaluation_status",

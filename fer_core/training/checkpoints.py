@@ -59,7 +59,7 @@ class RunCallback:
                 # Batch 0 at once: the page knows the epoch has begun (the first batch builds
                 # the graph and can take many seconds) instead of thinking that this run
                 # does not report its batches.
-                self._write_progress(0, self.epoch_started)
+                self._write_progress(0, self.epoch_started, "first batch")
                 if self.config.schedule in ("cosine", "constant"):
                     self.model.optimizer.learning_rate.assign(learning_rate_at(self.config, epoch))
 
@@ -78,11 +78,19 @@ class RunCallback:
                     or batch == 0
                 ):
                     self.last_progress = now
-                    self._write_progress(batch + 1, now)
+                    self._write_progress(batch + 1, now, "training")
                 if self.stop_requested():
                     self.model.stop_training = True
 
-            def _write_progress(self, batch, now):
+            def on_test_begin(self, logs=None):
+                self.run.set_stage("validating")
+
+            def on_test_batch_end(self, batch, logs=None):
+                # Stopped mid-epoch: the epoch is not kept, so its validation is not needed.
+                if self.model.stop_training and self.stop_requested():
+                    self.model.stop_evaluating = True
+
+            def _write_progress(self, batch, now, stage):
                 # ``first_batch_end``: the batch rate is measured from there, without the
                 # first batch's graph building (the ETA jumped from 11 to 2 minutes).
                 try:
@@ -95,6 +103,7 @@ class RunCallback:
                             "epoch_started": self.epoch_started,
                             "updated": now,
                             "first_batch_end": getattr(self, "first_batch_end", None),
+                            "stage": stage,
                         }
                     )
                 except Exception as exc:  # noqa: BLE001  (only an OSError is skipped)
@@ -124,6 +133,7 @@ class RunCallback:
                     self.model.stop_training and self.stop_requested()
                 ):
                     return  # deleted, or stopped mid-epoch: keep the last full checkpoint
+                self.run.set_stage("saving")
                 try:
                     self._save_epoch(epoch, row)
                 except WriteError as failure:
@@ -134,6 +144,8 @@ class RunCallback:
                     return
                 if self.hooks["on_epoch"] is not None:
                     self.hooks["on_epoch"](row)
+                if self.stop_requested():  # asked while it validated or saved: no new epoch
+                    self.model.stop_training = True
 
             def _save_epoch(self, epoch, row):
                 """The epoch's checkpoints, history row and state, in that order. ``best`` is

@@ -393,8 +393,10 @@ def train(
     final_state.pop("pid", None)
     run.write_state(final_state)
     if config.recalibrate_batch_norm and not stopped and run.best_model.is_file():
+        run.set_stage("recalibrating")
         recalibrate_best(run.path, x_train, x_val, y_val)
     if run.best_model.is_file():
+        run.set_stage("scoring")
         write_run_metrics(
             run.path, x_val, y_val, val_split, config.architecture, best["epoch"], len(history)
         )

@@ -37,6 +37,11 @@ from fer_core.errors import ConfigError
 from fer_core.storage import atomic_write_text, file_lock, read_json, write_json
 
 RUNS_DIR_ENV = "FER_RUNS_DIR"
+# What a training process does, as progress.json's "stage" names it (fer_core.service.status
+# turns it into words): an epoch's first batch (the data pipeline and, in the first epoch, the
+# graph are built), its batches, validating, saving the epoch (weight average, checkpoints),
+# and once the epochs are done, recalibrating batch norm and scoring the best model.
+STAGES = ("first batch", "training", "validating", "saving", "recalibrating", "scoring")
 
 CONFIG = "config.json"
 HISTORY = "history.csv"
@@ -182,6 +187,12 @@ class Run:
     def write_progress(self, progress: dict) -> None:
         write_json(self.progress_path, progress)
 
+    def set_stage(self, stage: str) -> None:
+        """What the trainer does now (``STAGES``), kept in progress.json for the page. Only
+        what the page shows: a failed write is skipped."""
+        with contextlib.suppress(OSError):
+            write_json(self.progress_path, {**(self.progress() or {}), "stage": stage})
+
     def metrics(self) -> dict | None:
         return read_json(self.metrics_path, None)
 
@@ -267,4 +278,5 @@ __all__ = [
     "runs_dir",
     "HISTORY_FIELDS",
     "RUNS_DIR_ENV",
+    "STAGES",
 ]

@@ -644,20 +644,11 @@ def test_training_page_lists_runs_and_validates_the_form(app_env):
     assert not (app_env["runs"].parent / "outside").exists()
 
 
-def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env):
-    """Issue item 8: the run selector kept "(starting)" after that run had ended, when
-    another run was shown below it, and missing values showed as the text None."""
-    import streamlit as st
-
-    from app_lib.run_watch import busy_runs, changed_runs
-    from fer_core.service.status import evaluation_status, run_status
-    from fer_core.training.runs import TRAIN_JOB
-    from tests.processes import stand_in
-
-    polled, reruns = {}, []
+def _polling(st, polled):
+    """A stand-in for ``st.fragment`` that records what the page polls (with its args)."""
     real_fragment = st.fragment
 
-    def fragment(func=None, *, run_every=None):  # records what the page polls, with its args
+    def fragment(func=None, *, run_every=None):
         if func is None:
             return lambda f: fragment(f, run_every=run_every)
         wrapped = real_fragment(func, run_every=run_every)
@@ -670,13 +661,28 @@ def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env
 
         return call
 
+    return fragment
+
+
+def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env):
+    """Issue item 8: the run selector kept "(starting)" after that run had ended, when
+    another run was shown below it, and missing values showed as the text None. The table,
+    the picker and the panel are polled together while a run is busy."""
+    import streamlit as st
+
+    from app_lib.run_watch import busy_runs, changed_runs
+    from fer_core.service.status import evaluation_status, run_status
+    from fer_core.training.runs import TRAIN_JOB
+    from tests.processes import stand_in
+
+    polled, reruns = {}, []
     fake_finished_run(app_env["runs"], "finished-run")
     new = app_env["runs"] / "new-run"
     new.mkdir()
     (new / "config.json").write_text(json.dumps({"architecture": "cnn_gru", "epochs": 3}))
     process = stand_in("-m", "fer_core", "train", "--run", str(new))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(st, "fragment", fragment)
+        patch.setattr(st, "fragment", _polling(st, polled))
         try:
             (new / TRAIN_JOB).write_text(json.dumps({"pid": process.pid, "started": time.time()}))
             at = run_page("app_pages/training.py")
@@ -686,16 +692,17 @@ def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env
             table = at.dataframe[0]
             assert table.proto.placeholder == "—"  # not "None"
             new_row = table.value[table.value["run"] == "new-run"].iloc[0]
+            assert new_row["status"] == "starting: loading the data"
             assert pd_isna(new_row["best val acc"]) and pd_isna(new_row["val macro-F1"])
-            watch = polled["watch_other_runs"]  # polled although the run shown is finished
+            section = polled["runs_section"]  # polled although the run shown is finished
             patch.setattr(st, "rerun", lambda *args, **kwargs: reruns.append(args))
-            watch()
+            section()
             assert reruns == []  # nothing changed yet
         finally:
             process.kill()
             process.wait()
-        watch()
-        assert len(reruns) == 1  # the run ended: the page is drawn again...
+        section()
+        assert len(reruns) >= 1  # the run ended: the page is drawn again...
     at.run()
     assert_clean(at)
     assert "new-run (failed)" in at.selectbox(key="run_choice").options  # ...and says so
@@ -705,6 +712,70 @@ def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env
         "new-run": ("starting", "none")
     }
     assert changed_runs({"new-run": ("starting", "none")}, statuses) == ["new-run"]
+
+
+@pytest.mark.parametrize(
+    "state, progress, activity",
+    [
+        (  # issue 33 item 3: the panel said "epoch 1/10", the table "0/10", the picker "starting"
+            "running",
+            {"epoch": 1, "batch": 5, "steps": 40, "stage": "training"},
+            "training · epoch 1/3, batch 5/40",
+        ),
+        (
+            "running",
+            {"epoch": 2, "batch": 40, "steps": 40, "stage": "validating"},
+            "training · epoch 2/3: validating",
+        ),
+        # after its last epoch it said "starting (loading data)" while it recalibrated
+        (
+            "finished",
+            {"epoch": 3, "batch": 40, "steps": 40, "stage": "recalibrating"},
+            "finishing: recalibrating batch norm",
+        ),
+    ],
+)
+def test_the_table_the_picker_and_the_panel_say_one_thing(app_env, state, progress, activity):
+    """Issue 33 item 3: one reading of a run, the same words in the runs table, the run picker
+    (its phase) and the run's panel, for each thing the run really does."""
+    from fer_core.training.runs import TRAIN_JOB
+    from tests.processes import stand_in
+
+    run = app_env["runs"] / "busy-run"
+    run.mkdir()
+    now = time.time()
+    (run / "config.json").write_text(json.dumps({"architecture": "cnn_gru", "epochs": 3}))
+    (run / "state.json").write_text(
+        json.dumps(
+            {
+                "status": state,
+                "epochs_done": progress["epoch"] - 1,
+                "epochs": 3,
+                "updated": now,
+                "best_val_accuracy": 0.5,
+                "best_epoch": 1,
+            }
+        )
+    )
+    (run / "progress.json").write_text(
+        json.dumps({**progress, "epochs": 3, "epoch_started": now - 5, "updated": now})
+    )
+    process = stand_in("-m", "fer_core", "train", "--run", str(run))
+    try:
+        (run / TRAIN_JOB).write_text(json.dumps({"pid": process.pid, "started": now - 60}))
+        at = run_page("app_pages/training.py")
+        assert_clean(at)
+        phase = activity.split(" ")[0].rstrip(":")
+        assert at.selectbox(key="run_choice").value == "busy-run"
+        assert f"busy-run ({phase})" in at.selectbox(key="run_choice").options
+        assert list(at.dataframe[0].value["status"]) == [activity]
+        assert activity in texts(at.markdown)  # the panel's heading
+        # not offered to the app while its process runs
+        use = [b for b in at.button if b.label == "Use in the app"]
+        assert not use or use[0].disabled
+    finally:
+        process.kill()
+        process.wait()
 
 
 def pd_isna(value) -> bool:

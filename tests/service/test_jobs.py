@@ -24,7 +24,13 @@ from fer_core.service.jobs import (
     start_training,
     stop_training,
 )
-from fer_core.service.status import estimate_eta, evaluation_status, run_status, tail
+from fer_core.service.status import (
+    ACTIVE_PHASES,
+    estimate_eta,
+    evaluation_status,
+    run_status,
+    tail,
+)
 from fer_core.training.config import TrainConfig
 from fer_core.training.runs import new_run_name, read_history
 from tests.processes import stand_in
@@ -199,6 +205,47 @@ def test_start_training_refuses_bad_requests_before_starting(tmp_path):
     assert new_run_name("cnn_gru", 0).startswith("cnn_gru-19")
 
 
+def test_a_run_that_finishes_its_epochs_is_finishing_not_starting(tmp_path):
+    """Issue 33 item 3: after its last epoch a run said "starting (loading data)" for ~25 s
+    while it recalibrated batch norm, and Stop would then have killed it as if it were
+    loading. Its process still up, its state finished: it is finishing, and says what it
+    does; Stop asks (it does not kill)."""
+    runs = tmp_path / "runs"
+    process = stand_in("-m", "fer_core", "train", "--run", str(runs / "ending"))
+    try:
+        run_dir = fake_run(
+            runs,
+            "ending",
+            status="finished",
+            epochs_done=2,
+            epochs=2,
+            job_pid=process.pid,
+            job_started=time.time() - 60,
+        )
+        (run_dir / "progress.json").write_text(
+            json.dumps(
+                {
+                    "epoch": 2,
+                    "epochs": 2,
+                    "batch": 40,
+                    "steps": 40,
+                    "updated": time.time(),
+                    "epoch_started": time.time() - 9,
+                    "stage": "recalibrating",
+                }
+            )
+        )
+        status = run_status(run_dir)
+        assert (status.phase, status.activity) == (
+            "finishing",
+            "finishing: recalibrating batch norm",
+        )
+        assert stop_training(run_dir) == "requested" and process_alive(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+
+
 def test_stopping_a_run_while_it_loads_ends_it(tmp_path):
     data = write_fer_csv(tmp_path / "fer.csv", per_class=2)
     runs = tmp_path / "runs"
@@ -233,9 +280,7 @@ def test_train_evaluate_activate_and_go_back(tmp_path):
     assert json.loads((run_dir / "job.json").read_text())["pid"] == job["pid"]
     assert run_status(run_dir).config["architecture"] == "mini_xception"  # before config.json
     status = wait_until(
-        lambda: (lambda s: s if s.phase not in ("starting", "training", "stopping") else None)(
-            run_status(run_dir)
-        ),
+        lambda: (lambda s: s if s.phase not in ACTIVE_PHASES else None)(run_status(run_dir)),
         600,
         "training to finish",
     )
@@ -372,9 +417,7 @@ def test_resume_keeps_the_runs_own_settings_and_its_finished_epochs(tmp_path):
     resumed = resume_training(run_dir)
     assert resumed["command"][-2:] == ["--run", str(run_dir.resolve())]  # no settings passed
     status = wait_until(
-        lambda: (lambda s: s if s.phase not in ("starting", "training", "stopping") else None)(
-            run_status(run_dir)
-        ),
+        lambda: (lambda s: s if s.phase not in ACTIVE_PHASES else None)(run_status(run_dir)),
         600,
         "the resumed run to finish",
     )
@@ -502,6 +545,63 @@ def test_a_new_epoch_reports_batch_zero_before_its_first_batch(tmp_path):
     )
     status = run_status(run.path)
     assert status.progress is not None  # so the page shows the epoch's progress bar
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_stop_acts_between_batches_and_never_begins_another_epoch(tmp_path):
+    """Issue 33 item 3: Stop took 53 s and began another epoch first (asked while the epoch
+    validated or saved, it was seen only after the next epoch's first batch). Asked during the
+    batches, the epoch's validation is cut short (the epoch is not kept anyway); asked while it
+    validates or saves, the epoch is saved and no other begins. Each stage is in progress.json
+    for the page."""
+    from types import SimpleNamespace
+
+    from fer_core.training.checkpoints import RunCallback
+    from fer_core.training.runs import Run
+
+    run = Run(tmp_path / "r")
+    run.path.mkdir()
+    saved = []
+    callback = RunCallback(
+        run,
+        SimpleNamespace(schedule="none", epochs=3),
+        None,
+        [],
+        None,
+        {"on_batch": None, "should_stop": None, "on_epoch": None},
+        40,
+    )
+    model = SimpleNamespace(
+        stop_training=False,
+        stop_evaluating=False,
+        optimizer=SimpleNamespace(learning_rate=1e-3),
+    )
+    callback.set_model(model)
+    callback._save_epoch = lambda epoch, row: saved.append(epoch)
+    callback.on_epoch_begin(0)
+    assert run.progress()["stage"] == "first batch"
+    callback.on_train_batch_end(0)
+    assert run.progress()["stage"] == "training" and not model.stop_training
+    callback.on_test_begin()
+    assert run.progress()["stage"] == "validating"
+    callback.on_test_batch_end(0)
+    assert not model.stop_evaluating  # nobody asked
+    run.request_stop()  # asked while it validates: the epoch is saved, and training ends
+    callback.on_test_batch_end(1)
+    assert not model.stop_evaluating  # its validation completes: the epoch is kept
+    callback.on_epoch_end(0, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5})
+    assert saved == [0] and model.stop_training  # Keras begins no other epoch
+    assert run.progress()["stage"] == "saving"
+
+    model.stop_training = False  # another epoch, stopped during its batches
+    callback.on_epoch_begin(1)
+    callback.on_train_batch_end(0)
+    assert model.stop_training  # at the end of this batch
+    callback.on_test_batch_end(0)
+    assert model.stop_evaluating  # its validation is not needed: the epoch is not kept
+    callback.on_epoch_end(1, {"loss": 1.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5})
+    assert saved == [0]
 
 
 def test_evaluation_progress_and_eta_from_its_progress_file(tmp_path, capsys):
