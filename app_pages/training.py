@@ -16,6 +16,7 @@ from app_lib.text import escape_markdown, show_error, user_errors
 from fer_core import FerError, available_architectures
 from fer_core.data.paths import default_ferplus_path
 from fer_core.labels import LABEL_SOURCES
+from fer_core.models.card import read_card
 from fer_core.service.active import (
     activate_run,
     activation_warning,
@@ -39,6 +40,7 @@ from fer_core.service.status import (
     evaluation_progress,
     evaluation_status,
     run_status,
+    training_pace,
 )
 from fer_core.training.config import MIXES, TrainConfig
 from fer_core.training.runs import list_runs, new_run_name
@@ -64,6 +66,8 @@ LABEL_CHOICES = {
     "ferplus-majority": "FER+ crowd majority",
 }
 MISSING = "—"  # what a table shows for a value a run does not have (yet)
+DEFAULT_EPOCHS = 2  # the new-run form's: a fine-tune of the shipped model
+FER2013_TRAINING_IMAGES = 28_709  # FER2013's Training rows (a fact of the dataset)
 
 # The panels below read the page's settings from the script's globals, set before any panel
 # is drawn: ``runs`` (the runs folder), ``dataset`` (FER2013's path) and ``admin``.
@@ -389,6 +393,32 @@ def active_run_dir() -> Path | None:
     return path.parent.parent if path.parent.name == "export" else path.parent
 
 
+def show_pace(architectures, epochs: int) -> None:
+    """Before Start: how long an epoch over all of Training takes here, per architecture, as
+    measured by a run on this machine (none measured: no estimate, and it says so)."""
+    paces = [pace for a in architectures if (pace := training_pace(runs, a)) is not None]
+    if not paces:
+        st.caption(
+            "No run has finished an epoch on this machine yet, so there is no time estimate; "
+            "the time left shows once the first batches have run."
+        )
+        return
+    st.caption(
+        "On this machine an epoch over all of Training takes about "
+        + "; ".join(
+            f"{duration(p.seconds(FER2013_TRAINING_IMAGES, 1))} for {p.architecture} "
+            f"(measured by run {escape_markdown(p.run)})"
+            for p in paces
+        )
+        + f": {epochs} epochs, about "
+        + ", ".join(
+            f"{duration(p.seconds(FER2013_TRAINING_IMAGES, epochs))} ({p.architecture})"
+            for p in paces
+        )
+        + ". A subset of the images takes proportionally less."
+    )
+
+
 # ----------------------------------------------------------------------------- new run
 
 with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"):
@@ -404,6 +434,20 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
             icon=":material/folder_open:",
         )
     architectures = available_architectures()
+    sources = {source.key: source for source in model_sources(runs)}
+    crowd_file = default_ferplus_path()
+    # The defaults fine-tune the shipped model (the labels and augmentation it was trained
+    # with) for a few epochs at a low rate: a model worth having in the time shown. From
+    # random weights, a few epochs on a subset learn nothing (13.8% on validation: chance).
+    shipped = sources.get("shipped")
+    shipped_card = read_card(shipped.path) if shipped else None
+    shipped_config = (shipped_card.training.get("config") or {}) if shipped_card else {}
+    default_labels = (
+        shipped_config.get("labels", "fer2013")
+        if crowd_file or shipped_config.get("labels") == "fer2013"
+        else "fer2013"
+    )
+    show_pace(architectures, DEFAULT_EPOCHS)
     with st.form("new_run", border=False):
         first = st.columns(4)
         architecture = first[0].selectbox(
@@ -413,26 +457,34 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
             help="cnn_gru: the shipped model's design (CNN features read by a GRU). "
             "mini_xception: smaller and faster. cnn_wide: cnn_gru without the GRU.",
         )
-        epochs = first[1].number_input("Epochs", min_value=1, max_value=500, value=3, step=1)
+        epochs = first[1].number_input(
+            "Epochs", min_value=1, max_value=500, value=DEFAULT_EPOCHS, step=1
+        )
         batch_size = first[2].select_slider("Batch size", [16, 32, 64, 128, 256], value=64)
         learning_rate = first[3].number_input(
-            "Learning rate", min_value=1e-5, max_value=0.5, value=2e-3, step=5e-4, format="%.4f"
+            "Learning rate",
+            min_value=1e-5,
+            max_value=0.5,
+            value=3e-4 if shipped else 2e-3,
+            step=1e-4,
+            format="%.4f",
+            help="3e-4 suits fine-tuning a trained model; from random weights, about 2e-3.",
         )
         second = st.columns(3)
         subset = second[0].number_input(
             "Training images (0 = all 28,709)",
             min_value=0,
             max_value=30000,
-            value=2000,
+            value=0,
             step=500,
-            help="A stratified subset of Training, so a run finishes in minutes on a "
-            "CPU. The shipped model used all of it.",
+            help="All of Training by default (as the shipped model); a stratified subset "
+            "makes a run shorter, and a model from random weights weaker.",
         )
         val_subset = second[1].number_input(
             "Validation images (0 = all 3,589)",
             min_value=0,
             max_value=4000,
-            value=500,
+            value=0,
             step=100,
             help="A stratified subset of PublicTest, checked after every epoch.",
         )
@@ -443,11 +495,11 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
             help="Letters, digits, '_', '-' and '.'. Leave it empty for "
             "a name made of the architecture and the time.",
         )
-        sources = {source.key: source for source in model_sources(runs)}
         third = st.columns([2, 2, 1, 1])
         start_from = third[0].selectbox(
             "Start from",
             [None, *sources],
+            index=1 + list(sources).index("shipped") if shipped else 0,
             format_func=lambda key: "random weights" if key is None else sources[key].label,
             help="Fine-tune: begin from the weights of the shipped model or of a run's best "
             "model (the same architecture), instead of random weights.",
@@ -479,10 +531,10 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
         )
         fourth = st.columns([2, 2, 2])
         captured_count = captured_faces_count(runs)
-        crowd_file = default_ferplus_path()
         labels = fourth[0].selectbox(
             "Labels to learn",
             LABEL_SOURCES,
+            index=list(LABEL_SOURCES).index(default_labels),
             format_func=LABEL_CHOICES.get,
             help="FER2013's own labels (one person per face), or FER+'s crowd: ten people's "
             "votes for every face (needs FERPLUS_PATH, FER+'s fer2013new.csv). With the "
@@ -491,7 +543,7 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
         )
         path_augment = fourth[1].checkbox(
             "Augment for the whole path",
-            value=False,
+            value=bool(shipped_config.get("path_augment")),
             help="Also train on what the detector's crop does to a face: small faces upscaled, "
             "light, noise, a hidden part.",
         )
@@ -541,6 +593,8 @@ with st.expander("Start a new run", expanded=admin, icon=":material/add_circle:"
                     runs_dir=str(runs),
                     run_name=name,
                     init_from=str(sources[start_from].path) if start_from else None,
+                    # a trained model needs no warm-up: the rate starts where it was asked
+                    warmup_epochs=0 if start_from else TrainConfig.warmup_epochs,
                     teacher=[str(sources[key].path) for key in teachers] or None,
                     distill_weight=float(distill_weight),
                     mix=mix,

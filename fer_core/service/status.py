@@ -21,6 +21,7 @@ from fer_core.training.runs import (
     TRAIN_JOB,
     TRAIN_LOG,
     Run,
+    list_runs,
 )
 
 
@@ -302,6 +303,37 @@ def describe_activity(status: RunStatus) -> str:
     return phase
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How fast training goes on this machine, measured by a run that trained here."""
+
+    run: str  # the run it was measured on
+    architecture: str
+    seconds_per_image: float  # an epoch's seconds (validation included) per training image
+    epoch_seconds: float  # that run's median epoch
+    images: int  # that run's training images
+
+    def seconds(self, images: int, epochs: int) -> float:
+        """About how long ``epochs`` epochs over ``images`` training images take."""
+        return self.seconds_per_image * images * epochs
+
+
+def training_pace(runs_dir: str | os.PathLike, architecture: str) -> Pace | None:
+    """The pace of the newest run of ``architecture`` under ``runs_dir`` that finished an epoch
+    (the median of its epochs); None when no such run is here (no estimate, rather than a
+    number measured on another machine)."""
+    for summary in list_runs(runs_dir):
+        if summary["architecture"] != architecture:
+            continue
+        run = Run(summary["path"])
+        images = int((run.state().get("data") or {}).get("training_images") or 0)
+        seconds = sorted(float(row["seconds"]) for row in run.history() if row.get("seconds"))
+        if images and seconds:
+            median = seconds[len(seconds) // 2]
+            return Pace(run.name, architecture, median / images, median, images)
+    return None
+
+
 # The stages of ``fer evaluate`` as its progress file names them, and the share of the work
 # before each (loading the CSV and predicting dominate; latency is capped at 20 s).
 EVAL_STAGES = (
@@ -367,6 +399,8 @@ def evaluation_status(run_dir: str | os.PathLike, now: float | None = None) -> E
 
 __all__ = [
     "RunStatus",
+    "Pace",
+    "training_pace",
     "EvaluationStatus",
     "EvaluationProgress",
     "PHASES",

@@ -19,6 +19,7 @@ import skimage.data
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from app_lib.formatting import duration
 from app_lib.navigation import PAGES
 from fer_core.data.media import FORMAT_NAMES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
@@ -822,6 +823,64 @@ def test_training_page_trains_on_the_crowds_labels(app_env, monkeypatch):
         str(votes),
         True,
     )
+
+
+def test_the_default_new_run_fine_tunes_the_shipped_model_and_says_how_long(app_env, monkeypatch):
+    """Issue 33 item 4: the default form (3 epochs on 2,000 images from random weights) made
+    a model at chance (13.8%), in a time nobody was told. The defaults fine-tune the shipped
+    model with the labels and augmentation it was trained with, on all of Training, at a
+    fine-tuning rate without warm-up; the time an epoch takes here is said before Start,
+    from a run measured on this machine (or that there is no estimate yet)."""
+    import fer_core.service.jobs
+    from fer_core.models.card import read_card
+    from fer_core.models.inference import DEFAULT_MODEL
+
+    votes = app_env["tmp"] / "fer2013new.csv"
+    votes.write_text("stands in for the file\n")
+    monkeypatch.setenv("FERPLUS_PATH", str(votes))
+    started = []
+    monkeypatch.setattr(
+        fer_core.service.jobs,
+        "start_training",
+        lambda config, **kwargs: started.append(config) or {"pid": 0},
+    )
+    at = run_page("app_pages/training.py")
+    assert_clean(at)
+    assert "no time estimate" in texts(at.caption)
+    _button(at, "Start training").click()
+    at.run()
+    assert_clean(at)
+    assert not at.error, texts(at.error)
+    (config,) = started
+    shipped = read_card(DEFAULT_MODEL).training["config"]
+    assert config.init_from == str(DEFAULT_MODEL) and config.warmup_epochs == 0
+    assert (config.labels, config.path_augment) == (shipped["labels"], shipped["path_augment"])
+    assert (config.epochs, config.learning_rate) == (2, 3e-4)
+    assert config.train_subset is None and config.validation_subset is None
+
+    # a run measured here: 10.3 s an epoch (median) over 500 images
+    folder = fake_finished_run(app_env["runs"], "measured")
+    state = json.loads((folder / "state.json").read_text())
+    state["data"] = {"training_images": 500}
+    (folder / "state.json").write_text(json.dumps(state))
+    at = run_page("app_pages/training.py")
+    shown = texts(at.caption)
+    per_epoch = 10.5 / 500 * 28_709  # the median of 10.1 and 10.5 is the later one
+    assert f"about {duration(per_epoch)} for mini_xception (measured by run measured)" in shown
+    assert f"2 epochs, about {duration(2 * per_epoch)} (mini_xception)" in shown
+
+
+def test_use_in_the_app_says_how_the_run_compares(app_env):
+    """Issue 33 item 4: "Use in the app" is offered for a run that has ended, with how it
+    compares with the model in use."""
+    folder = fake_finished_run(app_env["runs"], "finished-run")
+    (folder / "best.keras").write_bytes(b"stands in for a model file")
+    at = run_page("app_pages/training.py")
+    assert_clean(at)
+    use = [b for b in at.button if b.label == "Use in the app"][0]
+    assert not use.disabled
+    said = texts(at.caption)
+    assert "Against the app's model: finished-run," in said and "in use, cnn_gru" in said
 
 
 def test_training_page_fine_tunes_and_distils_from_models_it_lists(app_env, monkeypatch):
