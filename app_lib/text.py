@@ -18,17 +18,30 @@ from fer_core import FerError
 # replaced), so a leading '#', '>', '-', '+', '=' or "1." is escaped there.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>!~:$&|])")
 _BLOCK_START = re.compile(r"^(\s*)([#>+=-]|\d+(?=[.)]))")
+# Bare URLs and e-mail addresses become links after Markdown is parsed (GFM's autolink
+# literals search the text, escapes already undone), so a backslash does not stop them: an
+# invisible word joiner (U+2060) inside "://", after "www" and after "@" does. The text reads
+# the same; it is simply never a link.
+WORD_JOINER = "\u2060"
+_AUTOLINK = re.compile(r"(?i)(\\:)(//)|(\bwww)(\.)|(@)")
 
 
 def escape_markdown(text) -> str:
-    """``text`` with every character Markdown could act on backslash-escaped; line breaks
-    become spaces (a heading or list cannot be started on a new line)."""
+    """``text`` with every character Markdown could act on backslash-escaped, and bare URLs
+    and e-mail addresses kept from becoming links; line breaks become spaces (a heading or
+    list cannot be started on a new line)."""
     text = str(text).replace("\r", " ").replace("\n", " ")
     text = _MARKDOWN_SPECIAL.sub(r"\\\1", text)
     # "#" becomes "\#"; "12." becomes "12\." (a backslash escapes punctuation, not digits).
-    return _BLOCK_START.sub(
+    text = _BLOCK_START.sub(
         lambda m: (
             (m.group(0) + "\\") if m.group(2)[0].isdigit() else m.group(1) + "\\" + m.group(2)
+        ),
+        text,
+    )
+    return _AUTOLINK.sub(
+        lambda m: (
+            WORD_JOINER.join(g for g in m.groups() if g) + (WORD_JOINER if m.group(5) else "")
         ),
         text,
     )

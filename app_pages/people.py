@@ -220,8 +220,9 @@ with people_tab:
                         _finish(f"Saved #{person.id}.")
             st.markdown("---")
             sure = st.checkbox(
-                f"Delete {person_label(person)} with every session, row and captured face "
-                "about them",
+                # a widget label is Markdown: the name, as text
+                f"Delete {escape_markdown(person_label(person))} with every session, row and "
+                "captured face about them",
                 key="people-delete-sure",
             )
             if st.button(

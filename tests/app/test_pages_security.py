@@ -594,3 +594,17 @@ def test_server_wide_failure_counter(monkeypatch):
     assert counter.recent() == 400
     # A session's own waits: 3 free, then 2, 4, 8 ... at most 60 s.
     assert [access.wait_after(n) for n in range(1, 11)] == [0, 0, 2, 4, 8, 16, 32, 60, 60, 60]
+
+
+def test_bare_addresses_in_escaped_text_are_never_links():
+    """Issue 34 item 4: bare URLs in escaped text (notes, file names) still became links:
+    GFM finds them after the escapes are undone. A word joiner inside "://", after "www" and
+    after "@" breaks each pattern; the text reads the same."""
+    from app_lib.text import WORD_JOINER, escape_markdown
+
+    shown = escape_markdown("see http://a.invalid/x, HTTPS://b.invalid, www.c.invalid, d@e.invalid")
+    assert "://" not in shown.replace("\\", "") and "www." not in shown.lower()
+    assert "@" + WORD_JOINER in shown
+    as_read = shown.replace(WORD_JOINER, "").replace("\\", "")
+    assert as_read == "see http://a.invalid/x, HTTPS://b.invalid, www.c.invalid, d@e.invalid"
+    assert escape_markdown("Ann Lee, room 4") == "Ann Lee, room 4"  # nothing else changes

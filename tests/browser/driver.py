@@ -503,6 +503,14 @@ def tick(page, label: re.Pattern, timeout_s: float = 60.0) -> None:
     wait_idle(page)
 
 
+def as_shown(text: str) -> re.Pattern:
+    """``text`` as the app shows user-given text: with invisible word joiners (U+2060) that
+    keep bare addresses from becoming links (app_lib.text.escape_markdown)."""
+    # escaped for Python and for Playwright's selector (which takes no escaped space)
+    escaped = [re.sub(r"([.^$*+?()\[\]{}|\\/])", r"\\\1", ch) for ch in text]
+    return re.compile(r"\u2060?".join(escaped))
+
+
 def choose_option(page, select_label: str, option: str, tries: int = 3) -> None:
     """Pick ``option`` in the Streamlit select box labelled ``select_label``. A rerun of the
     page (the live page has several every second) can close the list as it opens; then it is
@@ -530,6 +538,9 @@ def scenario_live_person(page, args) -> dict:
     out = Path(args.out)
     result: dict = {}
     person = f"#1 {args.name}"
+    # a name may be Markdown for a link or a remote image: nothing may reach for it
+    remote: list[str] = []
+    page.on("request", lambda r: remote.append(r.url) if "evil.invalid" in r.url else None)
     open_page(page, args.url, "live")
     page.wait_for_selector(IFRAME, timeout=90_000)
     page.get_by_text("Save to history · capture faces").first.click()
@@ -582,7 +593,7 @@ def scenario_live_person(page, args) -> dict:
 
     go_to(page, "people")
     wait_idle(page)
-    page.get_by_role("heading", name=args.name).first.wait_for(timeout=30_000)
+    page.get_by_role("heading", name=as_shown(args.name)).first.wait_for(timeout=30_000)
     page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=30_000)
     result["metrics"] = page.locator('[data-testid="stMetric"]').all_inner_texts()
     # the person's sessions table, one session: its height on screen (room for a scrollbar)
@@ -602,6 +613,12 @@ def scenario_live_person(page, args) -> dict:
     }
     page.get_by_text("Rename, note or delete").first.click()
     tick(page, re.compile(r"^Delete #1 .* with every session"))
+    result["delete_label"] = page.locator(
+        '[data-testid="stCheckbox"]', has_text="with every session"
+    ).first.inner_text()
+    result["remote_links"] = page.locator('a[href*="evil.invalid"]').count()
+    result["remote_images"] = page.locator('img[src*="evil.invalid"]').count()
+    result["remote_requests"] = remote
     page.get_by_role("button", name=re.compile("Delete this person$")).first.click(timeout=60_000)
     deleted = page.get_by_text(re.compile(r"^Deleted #1 "))
     deleted.first.wait_for(timeout=30_000)
