@@ -32,8 +32,12 @@ def records() -> Records | None:
     try:
         return open_records(database_url(runs=runs_dir()))
     except FerError as exc:
+        # the reason names the database (a server path): for the administrator only
         st.error(
-            f"The records database cannot be opened: {escape_markdown(exc)}",
+            f"The records database cannot be opened: {escape_markdown(exc)}"
+            if is_admin()
+            else "The records database cannot be opened, so nothing can be saved to history "
+            "now; an administrator sees why on this page.",
             icon=":material/database:",
         )
         return None

@@ -6,6 +6,7 @@ back (``Person``, ``SessionInfo``, ``Deleted``) are defined here too."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import unicodedata
 from dataclasses import dataclass
@@ -128,12 +129,16 @@ def new_id(result) -> int:
 
 def database_url(environ=None, *, runs: str | os.PathLike) -> str:
     """``$FER_DB_URL``, else SQLite in the runs folder ``runs`` (the app's and ``fer``'s:
-    ``$FER_RUNS_DIR`` or ``runs``)."""
+    ``$FER_RUNS_DIR`` or ``runs``), which is made when missing (the app's own folder; a
+    folder named in ``$FER_DB_URL`` must exist)."""
     environ = os.environ if environ is None else environ
     url = (environ.get(DB_URL_ENV) or "").strip()
     if url:
         return url
-    return f"sqlite:///{Path(runs).expanduser().resolve() / DB_FILE}"
+    folder = Path(runs).expanduser().resolve()
+    with contextlib.suppress(OSError):  # one that cannot be made is reported on opening
+        folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / DB_FILE}"
 
 
 def shown_url(url: str) -> str:
@@ -170,9 +175,20 @@ def _sqlite_engine(url: sa.engine.URL) -> sa.engine.Engine:
     database = url.database
     if database and database != ":memory:":
         path = Path(database)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():  # never made silently: a typo would start a new database
+            raise ConfigError(
+                f"The SQLite database {shown_url(str(url))} is in a folder that does not "
+                f"exist: create the folder, or set {DB_URL_ENV} to another file."
+            )
         if not path.exists():  # people's records: readable by the server's user only
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+            except OSError as exc:
+                raise ConfigError(
+                    f"Cannot create the SQLite database {shown_url(str(url))}: "
+                    f"{exc.strerror or type(exc).__name__}. Set {DB_URL_ENV} to a file the "
+                    "server may write."
+                ) from exc
     engine = sa.create_engine(url, connect_args={"timeout": 30})
 
     @sa.event.listens_for(engine, "connect")

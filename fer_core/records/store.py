@@ -58,11 +58,13 @@ class Records(SessionRecords):
         self.dialect = self.engine.dialect.name
         try:
             migrate(self.engine, migrate_to)
-        except sa.exc.OperationalError as exc:
+        except (sa.exc.DatabaseError, OSError) as exc:  # not a database, unreachable, no access
+            self.engine.dispose()
+            cause = getattr(exc, "orig", None) or exc
+            reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
             raise RecordsError(
-                f"Cannot open the records database {shown_url(self.url)}: "
-                f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}. "
-                f"Check {DB_URL_ENV} and that the database server runs."
+                f"Cannot open the records database {shown_url(self.url)}: {reason}. "
+                f"Check {DB_URL_ENV} (and that the database server runs)."
             ) from exc
         self._purged_at = 0.0
         self._purge_lock = threading.Lock()

@@ -149,3 +149,26 @@ def test_save_to_history_pressed_again_before_the_page_answers_saves_once():
 
     numbers = at_once(lambda: save_once(saved, "video-abc", save, lock), PRESSES)
     assert len(calls) == 1 and numbers == [7] * PRESSES and saved == {"video-abc": 7}
+
+
+def test_a_bad_database_url_is_one_line_on_the_page(app_env, monkeypatch):  # noqa: F811
+    """Issue 34 item 5: the People page showed a DatabaseError (with server paths) for a
+    FER_DB_URL that is a file but not a database; now one line says what to check."""
+    from fer_core.records import forget_open_records
+
+    junk = app_env["tmp"] / "notes.sqlite"
+    junk.write_bytes(b"not a database, only text " * 200)
+    monkeypatch.setenv("FER_DB_URL", f"sqlite:///{junk}")
+    forget_open_records()
+    try:
+        at = run_page(PAGE)
+        assert_clean(at)
+        shown = texts(at.error)
+        assert "file is not a database" in shown and "Check FER_DB_URL" in shown, shown
+        with listening_on("0.0.0.0"):  # a visitor: told it cannot save, not where it is
+            at = run_page(PAGE)
+            assert_clean(at)
+            shown = texts(at.error)
+            assert "cannot be opened" in shown and str(junk) not in shown, shown
+    finally:
+        forget_open_records()

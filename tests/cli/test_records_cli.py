@@ -153,3 +153,24 @@ def test_deleting_a_person_asks_first_and_scripts_say_yes(db):
         assert sessions_refused.returncode == 2, sessions_refused.stderr
     finally:
         records.close()
+
+
+def test_a_bad_database_url_is_one_clear_line_and_creates_nothing(tmp_path):
+    """Issue 34 item 5: a file that is not a database gave a raw DatabaseError traceback,
+    sqlite:////proc/x.sqlite a FileNotFoundError traceback, and a URL into a missing folder
+    silently made the folders and an empty database."""
+    junk = tmp_path / "notes.sqlite"
+    junk.write_bytes(b"not a database, only text " * 200)
+    missing = tmp_path / "no-such-folder" / "deeper" / "records.sqlite"
+    cases = {
+        f"sqlite:///{junk}": "file is not a database",
+        "sqlite:////proc/fer-records.sqlite": "Cannot create the SQLite database",
+        f"sqlite:///{missing}": "in a folder that does not exist",
+    }
+    for url, said in cases.items():
+        result = _fer(url, "people", "list")  # no traceback: checked by _fer
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert lines[0].startswith("error: ") and said in lines[0], lines
+    assert not (tmp_path / "no-such-folder").exists()
+    assert junk.read_bytes().startswith(b"not a database")  # left as it was
