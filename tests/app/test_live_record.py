@@ -259,18 +259,24 @@ def at_once(press, times: int) -> list:
     return results
 
 
+def slowly(monkeypatch, store, method: str, seconds: float = 0.05) -> None:
+    """``store.method`` as a database that takes its time to answer: calls made at once
+    overlap, as they do on a loaded server."""
+    fast = getattr(store, method)
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return fast(*args, **kwargs)
+
+    monkeypatch.setattr(store, method, slow)
+
+
 def test_presses_handled_at_the_same_time_start_one_recording(tmp_path, monkeypatch):
     """Streamlit runs a rerun's callbacks in a new script thread without waiting for the last
     one: presses of Record made before the page answered (seen in a real browser) reach
     start_recording at the same time. One of them starts the recording and its session."""
     store = Records(f"sqlite:///{tmp_path / 'records.sqlite'}")
-    slow_start = store.start_session
-
-    def start_session(*args, **kwargs):  # a database that takes its time to answer
-        time.sleep(0.05)
-        return slow_start(*args, **kwargs)
-
-    monkeypatch.setattr(store, "start_session", start_session)
+    slowly(monkeypatch, store, "start_session")
     try:
         recorder = LiveRecorder()
         results = at_once(lambda: start_recording(recorder, None, store, ADMIN_CLI), PRESSES)
@@ -291,13 +297,7 @@ def test_presses_of_capture_handled_at_the_same_time_store_one_face(tmp_path, mo
     one press delivered again) handled at the same time in script threads of their own store
     one face; the others say the face was captured a moment ago."""
     store = Records(f"sqlite:///{tmp_path / 'records.sqlite'}")
-    slow_add = store.add_capture
-
-    def add_capture(*args, **kwargs):  # a database that takes its time to answer
-        time.sleep(0.05)
-        return slow_add(*args, **kwargs)
-
-    monkeypatch.setattr(store, "add_capture", add_capture)
+    slowly(monkeypatch, store, "add_capture")
     try:
         ann = store.add_person("Ann", ADMIN_CLI).id
         guard = CaptureGuard()

@@ -785,6 +785,20 @@ def pd_isna(value) -> bool:
     return bool(pd.isna(value))
 
 
+def runs_started(monkeypatch) -> list:
+    """The Training page's Start training, recorded instead of started: the TrainConfig of
+    every run it starts is appended to the list returned."""
+    import fer_core.service.jobs
+
+    started: list = []
+    monkeypatch.setattr(
+        fer_core.service.jobs,
+        "start_training",
+        lambda config, **kwargs: started.append(config) or {"pid": 0},
+    )
+    return started
+
+
 def _button(at, label):
     return [b for b in at.button if b.label == label][0]
 
@@ -792,14 +806,7 @@ def _button(at, label):
 def test_training_page_trains_on_the_crowds_labels(app_env, monkeypatch):
     """Issue 23: the new-run form offers FER+'s labels and the whole-path augmentation; without
     FERPLUS_PATH, choosing the crowd says what to do instead of starting a run."""
-    import fer_core.service.jobs
-
-    started = []
-    monkeypatch.setattr(
-        fer_core.service.jobs,
-        "start_training",
-        lambda config, **kwargs: started.append(config) or {"pid": 0},
-    )
+    started = runs_started(monkeypatch)
     monkeypatch.delenv("FERPLUS_PATH", raising=False)
     at = run_page("app_pages/training.py")
     [s for s in at.selectbox if s.label == "Labels to learn"][0].set_value("ferplus-votes")
@@ -831,19 +838,13 @@ def test_the_default_new_run_fine_tunes_the_shipped_model_and_says_how_long(app_
     model with the labels and augmentation it was trained with, on all of Training, at a
     fine-tuning rate without warm-up; the time an epoch takes here is said before Start,
     from a run measured on this machine (or that there is no estimate yet)."""
-    import fer_core.service.jobs
     from fer_core.models.card import read_card
     from fer_core.models.inference import DEFAULT_MODEL
 
     votes = app_env["tmp"] / "fer2013new.csv"
     votes.write_text("stands in for the file\n")
     monkeypatch.setenv("FERPLUS_PATH", str(votes))
-    started = []
-    monkeypatch.setattr(
-        fer_core.service.jobs,
-        "start_training",
-        lambda config, **kwargs: started.append(config) or {"pid": 0},
-    )
+    started = runs_started(monkeypatch)
     at = run_page("app_pages/training.py")
     assert_clean(at)
     assert "no time estimate" in texts(at.caption)
@@ -887,17 +888,11 @@ def test_training_page_fine_tunes_and_distils_from_models_it_lists(app_env, monk
     """The new-run form offers the shipped model and every run's best model to start from and
     to distil from, by name: the files it passes on are the server's own, and a run cannot
     start from another architecture's weights."""
-    import fer_core.service.jobs
     from fer_core.models.inference import DEFAULT_MODEL
 
     folder = fake_finished_run(app_env["runs"], "finished-run")  # a mini_xception run
     (folder / "best.keras").write_bytes(b"stands in for a model file")
-    started = []
-    monkeypatch.setattr(
-        fer_core.service.jobs,
-        "start_training",
-        lambda config, **kwargs: started.append(config) or {"pid": 0},
-    )
+    started = runs_started(monkeypatch)
     at = run_page("app_pages/training.py")
     assert_clean(at)
     start_from = [s for s in at.selectbox if s.label == "Start from"][0]
