@@ -678,11 +678,8 @@ def runs_section(busy_when_drawn: dict) -> None:
     statuses = {s["name"]: run_status(s["path"]) for s in summaries}
     evaluations = {name: evaluation_status(status.path) for name, status in statuses.items()}
     busy = busy_runs(statuses, evaluations)
-    if busy.keys() != busy_when_drawn.keys() or any(
-        busy[name] != drawn for name, drawn in busy_when_drawn.items() if name in busy
-    ):
-        if busy_when_drawn or busy:
-            st.rerun()
+    if busy != busy_when_drawn:  # a run started or ended, or a phase changed
+        st.rerun()
     if not statuses:
         st.info("No runs yet. Start one above.", icon=":material/model_training:")
         return
