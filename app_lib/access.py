@@ -14,30 +14,35 @@ model):
 - no password, and the server listens on a network address: nobody. The app still works
   for everyone, and each visitor may choose a model for their own session.
 
-Password guessing is throttled, never locked out for good:
+Password guessing is limited as a rate per client address, never as a lock-out:
 
-- per browser session: after ``FREE_FAILURES`` wrong passwords in a row, each further one
-  makes the session wait before its next attempt, ``FIRST_WAIT_S`` doubling per failure up
-  to ``MAX_WAIT_S``. While it waits, an attempt is refused without the password even being
-  compared, and the sidebar says how long is left;
-- server-wide (``SERVER_FAILURES``, one per server process, guarded by a lock): wrong
-  passwords of every session in the last ``SERVER_WINDOW_S``. Past ``SERVER_FREE_FAILURES``
-  of them, every session (a new tab included) waits the same way after the latest one, so
-  opening new tabs does not reset the delay. The count decays as failures leave the window.
+- each client address (``client_address``: the browser's address, or behind a proxy on this
+  machine the address the proxy saw, from ``X-Forwarded-For``) may make ``FREE_FAILURES``
+  wrong passwords; after that each further one makes *that address* wait before its next
+  attempt, ``FIRST_WAIT_S`` doubling per failure in the last ``WINDOW_S`` up to
+  ``MAX_WAIT_S``. While it waits, its attempts are refused without the password being
+  compared, and the sidebar says how long is left. New tabs share their address's wait.
+- nobody else waits for it. A server-wide wait (what this module did before) let any
+  visitor who kept guessing keep the administrator out: each failure restarted everyone's
+  wait, and the guesser was always first when it ended (issue 34).
+- the log gets one line per compared wrong password, saying how many attempts from that
+  address were refused unchecked since its previous line; refusals themselves are not
+  logged, so a guesser polling twice a second writes about one line a minute, not 120.
 
-The wait is always at most ``MAX_WAIT_S`` after the latest failure, so the administrator can
-sign in once it has passed. Every failure is logged (never the password tried).
+This slows each address to about one guess a minute; a guesser with many addresses is slowed
+per address only, so the password must be long and random (docs/sharing.md).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import math
 import os
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 
 import streamlit as st
 from streamlit.logger import get_logger
@@ -46,78 +51,138 @@ from app_lib import secure_context
 
 ADMIN_PASSWORD_ENV = secure_context.ADMIN_PASSWORD_ENV
 _SIGNED_IN = "fer_admin_signed_in"
-_FAILURES = "fer_admin_failures"  # session_state: wrong passwords in a row in this session
-_LAST_FAILURE = "fer_admin_last_failure"  # session_state: _clock() of the latest one
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
-FREE_FAILURES = 3  # wrong passwords in a row a session may make before it has to wait
+FREE_FAILURES = 3  # wrong passwords an address may make before it has to wait
 FIRST_WAIT_S = 2.0  # the first wait; it doubles with each further failure ...
 MAX_WAIT_S = 60.0  # ... up to this
-SERVER_WINDOW_S = 600.0  # the server-wide count keeps failures this long
-SERVER_FREE_FAILURES = 10  # server-wide failures in the window before every session waits
+WINDOW_S = 600.0  # failures count this long
+MAX_CLIENTS = 10_000  # addresses remembered at once (the longest quiet ones are forgotten)
+FORWARDED_FOR = "x-forwarded-for"
 
 _clock = time.monotonic  # what time it is; tests replace it so that they need not sleep
 _logger = get_logger("fer_app")
 
 
 def wait_after(failures: int) -> float:
-    """Seconds to wait after the latest of ``failures`` wrong passwords in a row: none before
-    the FREE_FAILURES-th, FIRST_WAIT_S after it, doubling with each further one, at most
+    """Seconds to wait after the latest of ``failures`` wrong passwords: none before the
+    FREE_FAILURES-th, FIRST_WAIT_S after it, doubling with each further one, at most
     MAX_WAIT_S."""
     if failures < FREE_FAILURES:
         return 0.0
     return min(MAX_WAIT_S, FIRST_WAIT_S * 2.0 ** min(failures - FREE_FAILURES, 32))
 
 
-class FailureCounter:
-    """Wrong passwords of every session of this server in the last ``window`` seconds.
+class _Client:
+    __slots__ = ("failures", "refused")
 
-    Past ``free`` of them, everyone waits after the latest one as a session does after its
-    own (``wait_after``, counted from ``FREE_FAILURES``): the wait grows with the count, is
-    at most MAX_WAIT_S, and the count decays as failures leave the window.
-    """
+    def __init__(self) -> None:
+        self.failures: deque[float] = deque(maxlen=64)  # times of wrong passwords
+        self.refused = 0  # attempts refused unchecked since the latest logged failure
 
-    def __init__(
-        self, window: float = SERVER_WINDOW_S, free: int = SERVER_FREE_FAILURES, keep: int = 1000
-    ):
-        self.window, self.free = window, free
-        self._times: deque[float] = deque(maxlen=keep)
+
+class SignInLimiter:
+    """Wrong passwords per client address in the last ``window`` seconds, and the wait each
+    address must keep before its next attempt (``wait_after`` its count). Thread-safe: one
+    per server process, shared by its sessions."""
+
+    def __init__(self, window: float = WINDOW_S, max_clients: int = MAX_CLIENTS):
+        self.window, self.max_clients = window, max_clients
+        self._clients: OrderedDict[str, _Client] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _forget_old(self, now: float) -> None:
-        while self._times and self._times[0] <= now - self.window:
-            self._times.popleft()
+    def _recent(self, client: _Client, now: float) -> int:
+        while client.failures and client.failures[0] <= now - self.window:
+            client.failures.popleft()
+        return len(client.failures)
 
-    def record(self) -> int:
-        """Count a failure now; returns the failures in the window."""
+    def _wait(self, client: _Client | None, now: float) -> float:
+        if client is None:
+            return 0.0
+        count = self._recent(client, now)
+        if count < FREE_FAILURES:
+            return 0.0
+        return max(0.0, client.failures[-1] + wait_after(count) - now)
+
+    def wait(self, address: str) -> float:
+        """Seconds ``address`` must wait before its next attempt (0: it may try now)."""
+        with self._lock:
+            return self._wait(self._clients.get(address), _clock())
+
+    def try_now(self, address: str) -> float:
+        """0 when ``address`` may have a password compared now; else the seconds it must
+        still wait (and the refusal is counted for its next log line)."""
+        with self._lock:
+            client = self._clients.get(address)
+            wait = self._wait(client, _clock())
+            if wait > 0 and client is not None:
+                client.refused += 1
+            return wait
+
+    def failed(self, address: str) -> tuple[int, int, float]:
+        """Count a wrong password from ``address``: (its failures in the window, attempts
+        it had refused unchecked since its previous failure, its wait now)."""
         now = _clock()
         with self._lock:
-            self._forget_old(now)
-            self._times.append(now)
-            return len(self._times)
+            client = self._clients.pop(address, None) or _Client()
+            self._clients[address] = client  # the most recently active last
+            while len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+            client.failures.append(now)
+            refused, client.refused = client.refused, 0
+            return self._recent(client, now), refused, self._wait(client, now)
 
-    def recent(self) -> int:
+    def succeeded(self, address: str) -> None:
+        """The right password from ``address``: its count starts afresh."""
         with self._lock:
-            self._forget_old(_clock())
-            return len(self._times)
-
-    def wait(self) -> float:
-        """Seconds every session must wait before its next attempt (0: none)."""
-        now = _clock()
-        with self._lock:
-            self._forget_old(now)
-            count = len(self._times)
-            if count <= self.free:
-                return 0.0
-            delay = wait_after(FREE_FAILURES + count - self.free - 1)
-            return max(0.0, self._times[-1] + delay - now)
+            self._clients.pop(address, None)
 
     def clear(self) -> None:
         with self._lock:
-            self._times.clear()
+            self._clients.clear()
 
 
-SERVER_FAILURES = FailureCounter()
+SIGN_IN_LIMITER = SignInLimiter()
+
+
+def client_address_of(peer: str | None, headers) -> str:
+    """Who is asking, for the limiter: the TCP peer's address; when the peer is this machine
+    (a proxy here, as deploy/nginx-fer.conf runs) and it sent ``X-Forwarded-For``, the last
+    address in it, which that proxy appended: what it saw. (Entries before it are whatever
+    the client sent, so they are never used.) ``"localhost"`` where Streamlit gives no peer
+    (127.0.0.1 and ::1)."""
+    local = peer is None or _is_loopback(peer)
+    if local:
+        forwarded = ""
+        for name, value in dict(headers or {}).items():
+            if str(name).lower() == FORWARDED_FOR:
+                forwarded = str(value)
+        last = forwarded.split(",")[-1].strip()
+        if _is_address(last):  # a proxy appends an address; anything else is not one
+            return last
+    return str(peer)[:64] if peer else "localhost"
+
+
+def _is_loopback(address: str) -> bool:
+    return _is_address(address) and ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    return len(text) <= 64
+
+
+def client_address() -> str:
+    """This script run's client address (``client_address_of``)."""
+    try:
+        peer = st.context.ip_address
+        headers = dict(st.context.headers)
+    except Exception:  # noqa: BLE001 - no request (a bare script run): this machine
+        peer, headers = None, {}
+    return client_address_of(peer if isinstance(peer, str) else None, headers)
 
 
 def admin_mode() -> str:
@@ -136,61 +201,46 @@ def is_admin() -> bool:
 
 
 def sign_in_wait() -> float:
-    """Seconds this session must wait before it may try a password (0: it may now): the
-    longer of its own wait and the server-wide one."""
-    failures = int(st.session_state.get(_FAILURES, 0))
-    own = 0.0
-    if failures >= FREE_FAILURES:
-        last = float(st.session_state.get(_LAST_FAILURE, 0.0))
-        own = max(0.0, last + wait_after(failures) - _clock())
-    return max(own, SERVER_FAILURES.wait())
+    """Seconds this visitor's address must wait before it may try a password (0: now)."""
+    return SIGN_IN_LIMITER.wait(client_address())
 
 
 def sign_in(password: str) -> bool:
     """Sign this session in if ``password`` is the administrator's (compared in constant
-    time). While the session must wait (``sign_in_wait``) the attempt is refused without
+    time). While the address must wait (``sign_in_wait``) the attempt is refused without
     comparing; a wrong password is counted and logged, never the password itself."""
     return attempt_sign_in(password) == "signed in"
 
 
 def attempt_sign_in(password: str) -> str:
     """``sign_in``, saying what happened: ``"signed in"``, ``"wrong"`` or ``"refused"`` (the
-    session must wait; the password was not compared)."""
-    wait = sign_in_wait()
-    if wait > 0:
-        _logger.info(
-            "Administrator sign-in refused without checking: %s must wait %d s more",
-            _who(),
-            math.ceil(wait),
-        )
+    address must wait; the password was not compared, nothing is logged)."""
+    address = client_address()
+    if SIGN_IN_LIMITER.try_now(address) > 0:
         return "refused"
     expected = os.environ.get(ADMIN_PASSWORD_ENV, "")
     ok = bool(expected) and hmac.compare_digest(password.encode("utf-8"), expected.encode("utf-8"))
     st.session_state[_SIGNED_IN] = ok
     if ok:
-        st.session_state.pop(_FAILURES, None)
-        st.session_state.pop(_LAST_FAILURE, None)
-        _logger.info("Administrator signed in: %s", _who())
+        SIGN_IN_LIMITER.succeeded(address)
+        _logger.info("Administrator signed in: %s", _who(address))
         return "signed in"
-    failures = int(st.session_state.get(_FAILURES, 0)) + 1
-    st.session_state[_FAILURES] = failures
-    st.session_state[_LAST_FAILURE] = _clock()
-    on_server = SERVER_FAILURES.record()
+    failures, refused, wait = SIGN_IN_LIMITER.failed(address)
     _logger.warning(
-        "Administrator sign-in failed: %s, %d wrong in a row in this session, %d "
-        "on this server in the last %d min; next attempt allowed in %d s",
-        _who(),
+        "Administrator sign-in failed: %s, %d wrong from this address in the last %d min, "
+        "%d attempts refused unchecked since its previous one; next attempt allowed in %d s",
+        _who(address),
         failures,
-        on_server,
-        round(SERVER_WINDOW_S / 60),
-        math.ceil(sign_in_wait()),
+        round(WINDOW_S / 60),
+        refused,
+        math.ceil(wait),
     )
     return "wrong"
 
 
-def _who() -> str:
+def _who(address: str) -> str:
     """The session, for the log: a digest of its id (the id itself is not for logs) and the
-    client's address when Streamlit knows it."""
+    client's address."""
     try:
         from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -198,11 +248,7 @@ def _who() -> str:
         session = hashlib.sha256(ctx.session_id.encode()).hexdigest()[:10] if ctx else "?"
     except Exception:  # noqa: BLE001 - only for the log line
         session = "?"
-    try:
-        address = st.context.ip_address
-    except Exception:  # noqa: BLE001
-        address = None
-    return f"session {session}" + (f" from {address}" if isinstance(address, str) else "")
+    return f"session {session} from {address}"
 
 
 def wait_message(seconds: float) -> str:

@@ -250,8 +250,13 @@ def serve_app(
     env: dict | None = None,
     streamlit_args: tuple[str, ...] = (),
     companions: tuple[tuple[list[str], Path], ...] = (),
+    addresses: tuple[str, ...] = (),
 ):
     """Serve the app (``streamlit run app.py``) in a fresh namespace; yield an AppServer.
+
+    ``addresses``: more IPv4 addresses on the namespace's loopback, each its own (a connection
+    to one comes from it: several client addresses on one machine); the app then listens on
+    every address.
 
     ``streamlit_args``: more options for ``streamlit run`` (``--server.sslCertFile``...: the
     URL is then https). ``companions``: (command, log) pairs started in the namespace before
@@ -273,6 +278,12 @@ def serve_app(
             ["ip", "netns", "exec", namespace, "ip", "addr", "add", "127.0.0.2/8", "dev", "lo"],
             check=True,
         )
+        for address in addresses:
+            subprocess.run(
+                ["ip", "netns", "exec", namespace, "ip", "addr", "add", f"{address}/32"]
+                + ["dev", "lo"],
+                check=True,
+            )
         for command, helper_log in companions:
             with open(helper_log, "wb") as handle:
                 helpers.append(
@@ -304,7 +315,7 @@ def serve_app(
                     "--server.headless",
                     "true",
                     "--server.address",
-                    "127.0.0.1",
+                    "0.0.0.0" if addresses else "127.0.0.1",
                     "--server.port",
                     str(port),
                     "--browser.gatherUsageStats",

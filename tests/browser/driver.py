@@ -1201,7 +1201,58 @@ def scenario_live_refused(page, args) -> dict:
     }
 
 
+def scenario_sign_in_guesser(page, args) -> dict:
+    """Issue 34 item 2: a guesser at ``--guesser-url`` (another client address) submits wrong
+    passwords from ``--tabs`` tabs, round after round as fast as the page takes them, for
+    ``--seconds``; meanwhile, every 15 s, the administrator opens a fresh tab at ``--url``
+    and signs in with ``--name``. Returns how long each of the administrator's sign-ins took
+    and how many guesses were submitted."""
+    context = page.context
+    guessers = [page] + [context.new_page() for _ in range(max(0, args.tabs - 1))]
+    for tab in guessers:
+        open_page(tab, args.guesser_url, "training")
+        wait_idle(tab)
+    submitted, sign_ins = 0, []
+    started = time.monotonic()
+    next_admin = started + 15.0
+    while time.monotonic() - started < args.seconds:
+        for tab in guessers:
+            tab.get_by_label("Administrator password").fill(f"guess-{submitted}")
+            tab.get_by_role("button", name="Sign in").click()
+            submitted += 1
+        time.sleep(0.5 / len(guessers))
+        if time.monotonic() >= next_admin:
+            admin = context.new_page()
+            open_page(admin, args.url, "training")
+            wait_idle(admin)
+            admin.get_by_label("Administrator password").fill(args.name)
+            pressed = time.monotonic()
+            admin.get_by_role("button", name="Sign in").click()
+            signed = admin.get_by_text("Signed in as administrator").first
+            try:
+                signed.wait_for(timeout=10_000)
+                sign_ins.append(round(time.monotonic() - pressed, 2))
+            except Exception:
+                sign_ins.append(None)
+                shoot(admin, Path(args.out) / f"sign_in_kept_out_{len(sign_ins)}.png")
+            admin.close()
+            next_admin = time.monotonic() + 15.0
+    shoot(guessers[0], Path(args.out) / "sign_in_guesser.png")
+    return {
+        "submitted": submitted,
+        "sign_ins": sign_ins,
+        "guesser_sees": [
+            e.inner_text()[:200]
+            for e in guessers[0].query_selector_all(
+                '[data-testid="stAlertContentError"], [data-testid="stAlertContentWarning"]'
+            )
+        ],
+        "exceptions": sum((exceptions(tab) for tab in guessers), []),
+    }
+
+
 SCENARIOS = {
+    "sign_in_guesser": scenario_sign_in_guesser,
     "live_refused": scenario_live_refused,
     "sticky": scenario_sticky,
     "insecure_live": scenario_insecure_live,
@@ -1241,6 +1292,8 @@ def main(argv=None) -> int:
         help="session_end: the file name the photo is uploaded as; "
         "roles: the administrator password; live_person: the person's name",
     )
+    parser.add_argument("--guesser-url", help="sign_in_guesser: where the guesser opens the app")
+    parser.add_argument("--tabs", type=int, default=1, help="sign_in_guesser: the guesser's tabs")
     parser.add_argument(
         "--accept-certificate",
         action="store_true",
