@@ -33,6 +33,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -320,6 +321,11 @@ class LiveProcessor:
         self._last_out = None  # the latest annotated av.VideoFrame
         self._last_analysed = 0.0  # self.clock() at the latest analysis
         self.clock = time.monotonic  # the clock ArrivalStamped stamps frames with
+        # Asked before each frame is analysed: may this stream be analysed now (the server's
+        # limit, app_lib.live_limit)? None: always.
+        self.admission: Callable[[], bool] | None = None
+        self.held_back = 0  # frames not analysed because the stream had no place
+        self.held_back_at: float | None = None  # time.time() of the latest such frame
 
     @property
     def model(self):
@@ -380,6 +386,7 @@ class LiveProcessor:
             self.skipped = 0
             self._last_out = None
             self.frame_lag.reset()
+            self.held_back, self.held_back_at = 0, None
         self.holder.clear()
         self.recorder.stop()
         self.recorder.forget_faces()
@@ -444,6 +451,11 @@ class LiveProcessor:
     def __call__(self, frame):
         import av
 
+        if self.admission is not None and not self.admission():
+            # No place under the server's limit: not analysed, returned as it came.
+            self.held_back += 1
+            self.held_back_at = time.time()
+            return frame
         now = self.clock()
         late = self.frame_lag.lag(frame) > LAG_LIMIT_S
         if late and self._last_out is not None and now - self._last_analysed < MAX_SKIP_S:

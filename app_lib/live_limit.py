@@ -7,8 +7,15 @@ their frame rate. The default comes from the measurement, never from a typed num
 many streams per core the server kept up with at 15 frames/s with the default detector
 (Haar), and the default is that many per core of the machine the app runs on.
 
-Plain Python (no streamlit here); the Live page calls ``LIVE_STREAMS.admit`` when a visitor
-presses START.
+Plain Python (no streamlit here). Admission is decided in two places, under one lock:
+
+- the Live page calls ``LIVE_STREAMS.admit`` when a visitor presses START, and turns the
+  stream away with a message when there is no room;
+- every frame asks ``LIVE_STREAMS.frame`` before it is analysed (``LiveProcessor.admission``),
+  so no more streams than the limit are ever analysed, whatever the page runs saw. A stream
+  that sends no frame keeps its place for ``HOLD_S`` seconds (a network stall, a camera
+  switched); after that its place is free, and when it resumes its frames are analysed only
+  once there is room again (the page says so meanwhile).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from fer_core.errors import ConfigError
 MAX_LIVE_STREAMS_ENV = "FER_MAX_LIVE_STREAMS"
 CAPACITY_RESULTS = Path(__file__).resolve().parent.parent / "bench" / "live_capacity.json"
 DEFAULT_DETECTOR_FPS = ("haar", 15)  # what the default limit is measured for
-FRESH_S = 3.0  # a stream whose latest frame is this recent is streaming
+HOLD_S = 10.0  # a stream that sent no frame for this long has given its place up
 RESERVE_S = 15.0  # an admitted stream with no frame yet (still connecting) keeps its place
 
 
@@ -71,38 +78,35 @@ def max_live_streams(environ=None, cores: int | None = None, path=CAPACITY_RESUL
     return value or None
 
 
-def _latest_frame_time(processor) -> float | None:
-    snapshot = processor.holder.latest()
-    return None if snapshot is None else snapshot.updated
-
-
 class LiveStreams:
-    """The live streams of this server process: admitted at START, counted while their frames
-    arrive (or, just admitted, while they connect). A closed tab stops its frames, so it
-    stops counting within ``FRESH_S`` without anyone telling."""
+    """The live streams of this server process: admitted at START or at a frame, counted
+    while their frames arrive (within ``hold_s`` of the latest) or, admitted and still
+    connecting, for ``reserve_s``. A closed tab stops its frames, so its place frees within
+    ``hold_s`` without anyone telling."""
 
-    def __init__(self, fresh_s: float = FRESH_S, reserve_s: float = RESERVE_S):
+    def __init__(self, hold_s: float = HOLD_S, reserve_s: float = RESERVE_S):
         self._lock = threading.Lock()
-        self._admitted: dict[str, tuple[object, float]] = {}  # key: (processor, admitted at)
-        self.fresh_s = fresh_s
+        # key: (admitted at, the latest frame's time or None before the first)
+        self._streams: dict[str, tuple[float, float | None]] = {}
+        self.hold_s = hold_s
         self.reserve_s = reserve_s
 
     def _active(self, now: float) -> list[str]:
         active = []
-        for key, (processor, admitted) in list(self._admitted.items()):
-            latest = _latest_frame_time(processor)
-            streaming = latest is not None and now - latest < self.fresh_s and latest >= admitted
-            if streaming or now - admitted < self.reserve_s:
+        for key, (admitted, latest) in list(self._streams.items()):
+            if now - (admitted if latest is None else latest) < (
+                self.reserve_s if latest is None else self.hold_s
+            ):
                 active.append(key)
             else:
-                del self._admitted[key]
+                del self._streams[key]
         return active
 
     def count(self, now: float | None = None) -> int:
         with self._lock:
             return len(self._active(time.time() if now is None else now))
 
-    def admit(self, key: str, processor, limit: int | None, now: float | None = None) -> bool:
+    def admit(self, key: str, limit: int | None, now: float | None = None) -> bool:
         """Whether the stream of session ``key`` may run: it already does, or there is room
         under ``limit`` (None: always)."""
         now = time.time() if now is None else now
@@ -112,12 +116,25 @@ class LiveStreams:
                 return True
             if limit is not None and len(active) >= limit:
                 return False
-            self._admitted[key] = (processor, now)
+            self._streams[key] = (now, None)
+            return True
+
+    def frame(self, key: str, limit: int | None, now: float | None = None) -> bool:
+        """A frame of ``key``'s stream arrived: whether it may be analysed. It may when the
+        stream holds a place (which the frame renews) or there is room for it; otherwise it
+        is not, and the stream takes no place."""
+        now = time.time() if now is None else now
+        with self._lock:
+            active = self._active(now)
+            if key not in active and limit is not None and len(active) >= limit:
+                return False
+            admitted = self._streams[key][0] if key in active else now
+            self._streams[key] = (admitted, now)
             return True
 
     def release(self, key: str) -> None:
         with self._lock:
-            self._admitted.pop(key, None)
+            self._streams.pop(key, None)
 
 
 LIVE_STREAMS = LiveStreams()  # one per server process, shared by its sessions
@@ -134,9 +151,21 @@ def refusal_message(limit: int) -> str:
     )
 
 
+def lost_place_message(limit: int, hold_s: float = HOLD_S) -> str:
+    """What a visitor reads whose stream resumed after its place was taken (Markdown)."""
+    return (
+        f"**Your stream is not being analysed: it lost its place.** It sent no video for more "
+        f"than {hold_s:.0f} s, and meanwhile this server took other streams up to its limit of "
+        f"{limit}. Its frames are analysed again as soon as a place frees up, by themselves; "
+        "or press STOP and try again later."
+    )
+
+
 __all__ = [
     "LIVE_STREAMS",
     "LiveStreams",
+    "HOLD_S",
+    "lost_place_message",
     "MAX_LIVE_STREAMS_ENV",
     "max_live_streams",
     "default_max_live_streams",

@@ -1,5 +1,6 @@
 """Live webcam: faces boxed and labelled on the returned video, emotion bars beside it."""
 
+import functools
 import time
 from datetime import datetime
 
@@ -24,7 +25,12 @@ from app_lib.live import (
     showing_note,
     shown_label,
 )
-from app_lib.live_limit import LIVE_STREAMS, max_live_streams, refusal_message
+from app_lib.live_limit import (
+    LIVE_STREAMS,
+    lost_place_message,
+    max_live_streams,
+    refusal_message,
+)
 from app_lib.live_record import (
     HISTORY_SECONDS,
     MAX_RECORDED_FRAMES,
@@ -185,19 +191,22 @@ with video_column:
 playing = bool(context.state.playing)
 wants_stream = playing or bool(context.state.signalling)
 session_key = get_script_run_ctx().session_id
+limit = None  # a setting that cannot be read is shown, and no limit applies
 if st.session_state.get(TURN_AWAY_KEY):
     if not wants_stream:  # stopped: START is offered again
         st.session_state.pop(TURN_AWAY_KEY)
         st.rerun()
 elif wants_stream:
-    limit = None  # a setting that cannot be read is shown, and no limit applies
     with user_errors():
         limit = max_live_streams()
-    if not LIVE_STREAMS.admit(session_key, processor, limit):
+    if not LIVE_STREAMS.admit(session_key, limit):
         st.session_state[TURN_AWAY_KEY] = True
         st.session_state[REFUSED_KEY] = limit
         st.rerun()
     st.session_state.pop(REFUSED_KEY, None)
+    # Every frame asks again before it is analysed: a stream that paused past HOLD_S and
+    # found its place taken is not analysed until one frees.
+    processor.admission = functools.partial(LIVE_STREAMS.frame, session_key, limit)
 else:
     LIVE_STREAMS.release(session_key)
 if not playing:
@@ -216,6 +225,10 @@ def live_panel():
     refused_limit = st.session_state.get(REFUSED_KEY)
     if refused_limit is not None and not fresh:
         st.error(refusal_message(refused_limit), icon=":material/group_off:")
+        return
+    held_back_at = processor.held_back_at
+    if limit and held_back_at is not None and time.time() - held_back_at < 3.0 and not fresh:
+        st.error(lost_place_message(limit), icon=":material/group_off:")
         return
     connecting_since = st.session_state.get(CONNECTING_KEY)
     if connecting_since is not None and not fresh:

@@ -4,7 +4,7 @@ machine's cores."""
 
 import json
 import math
-import types
+import threading
 
 import pytest
 
@@ -17,18 +17,6 @@ from app_lib.live_limit import (
     refusal_message,
 )
 from fer_core.errors import ConfigError
-
-
-class FakeProcessor:
-    """A LiveProcessor as LiveStreams sees it: the time of its latest analysed frame."""
-
-    def __init__(self):
-        self.latest_at = None
-        self.holder = types.SimpleNamespace(
-            latest=lambda: (
-                None if self.latest_at is None else types.SimpleNamespace(updated=self.latest_at)
-            )
-        )
 
 
 def _results(path, capacity, cores=2):
@@ -67,23 +55,75 @@ def test_the_shipped_default_is_the_measurement():
 
 
 def test_streams_beyond_the_limit_are_turned_away_and_places_free_up():
-    streams = LiveStreams(fresh_s=3.0, reserve_s=15.0)
+    streams = LiveStreams(hold_s=10.0, reserve_s=15.0)
     now = 1000.0
-    first, second, third = FakeProcessor(), FakeProcessor(), FakeProcessor()
-    assert streams.admit("a", first, limit=2, now=now)
-    assert streams.admit("b", second, limit=2, now=now)
-    assert not streams.admit("c", third, limit=2, now=now + 1)  # two are connecting
-    assert streams.admit("a", first, limit=2, now=now + 1)  # one already in keeps its place
-    assert streams.admit("c", third, limit=None, now=now + 1)  # no limit: always
+    assert streams.admit("a", limit=2, now=now)
+    assert streams.admit("b", limit=2, now=now)
+    assert not streams.admit("c", limit=2, now=now + 1)  # two are connecting
+    assert streams.admit("a", limit=2, now=now + 1)  # one already in keeps its place
+    assert streams.admit("c", limit=None, now=now + 1)  # no limit: always
     streams.release("c")
     # "a" streams; "b" never sent a frame: its reservation ends, and its place frees up.
-    first.latest_at = now + 14
+    assert streams.frame("a", limit=2, now=now + 14)
     assert streams.count(now=now + 16) == 1
-    assert streams.admit("c", third, limit=2, now=now + 16)
-    first.latest_at = third.latest_at = now + 17
+    assert streams.admit("c", limit=2, now=now + 16)
+    assert streams.frame("a", limit=2, now=now + 17) and streams.frame("c", 2, now=now + 17)
     assert streams.count(now=now + 17.5) == 2
-    # A closed tab sends no more frames: within fresh_s it no longer counts.
+    # A closed tab sends no more frames: within hold_s it no longer counts.
     assert streams.count(now=now + 40) == 0
+
+
+def test_a_paused_stream_keeps_its_place_for_a_while_and_never_exceeds_the_limit():
+    """Issue 34 item 3: with a limit of 2, a stream that stops sending frames for 3 s (a
+    replaced track, a network stall) used to lose its place; when it resumed, 3 streams were
+    analysed. Now each frame asks before it is analysed: a pause shorter than HOLD_S keeps
+    the place; after a longer one, the place is free, a third stream may take it, and the
+    resumed stream's frames are not analysed until a place frees again."""
+    streams = LiveStreams(hold_s=10.0, reserve_s=15.0)
+    now = 1000.0
+    for key in ("a", "b"):
+        assert streams.admit(key, limit=2, now=now)
+        assert streams.frame(key, limit=2, now=now + 0.5)
+    # "a" pauses 3 s: still its place, a third stream is turned away at START and at a frame
+    assert not streams.admit("c", limit=2, now=now + 3)
+    assert not streams.frame("c", limit=2, now=now + 3.1)
+    assert streams.frame("a", limit=2, now=now + 3.5)
+    # "a" pauses 12 s: its place frees up, "c" takes it
+    streams.frame("b", limit=2, now=now + 14)
+    assert streams.admit("c", limit=2, now=now + 15.6)
+    assert streams.frame("c", limit=2, now=now + 15.7)
+    # "a" resumes: not analysed while "b" and "c" stream, frame after frame
+    for t in (16.0, 16.1, 20.0):
+        assert streams.frame("b", 2, now=now + t) and streams.frame("c", 2, now=now + t)
+        assert not streams.frame("a", limit=2, now=now + t)
+    assert streams.count(now=now + 20) == 2
+    streams.release("c")  # "c" stops: "a"'s next frame is analysed again
+    assert streams.frame("a", limit=2, now=now + 20.1)
+    assert streams.count(now=now + 20.2) == 2
+
+
+def test_frames_of_many_streams_at_once_never_exceed_the_limit():
+    """Frames of 12 streams arrive at once from 12 threads, 200 each: at no moment are more
+    than 3 streams allowed, and the 3 that hold places keep them."""
+    streams = LiveStreams(hold_s=10.0, reserve_s=15.0)
+    allowed: dict[str, int] = {}
+    lock = threading.Lock()
+    barrier = threading.Barrier(12)
+
+    def stream(key: str) -> None:
+        barrier.wait()
+        for _ in range(200):
+            if streams.frame(key, limit=3):
+                with lock:
+                    allowed[key] = allowed.get(key, 0) + 1
+            assert streams.count() <= 3
+
+    threads = [threading.Thread(target=stream, args=(f"s{i}",)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(allowed) == 3 and all(n == 200 for n in allowed.values()), allowed
 
 
 def test_the_refusal_says_what_happened_and_what_to_do():

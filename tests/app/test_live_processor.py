@@ -388,3 +388,19 @@ def test_late_frames_are_not_analysed_but_one_a_second_is(processor_factory):
     assert processor.holder.latest().skipped == 1 + 7  # as it stood at the analysed frame
     processor.reset()
     assert processor.skipped == 0
+
+
+def test_a_frame_without_a_place_under_the_limit_is_not_analysed(processor_factory):
+    """Issue 34 item 3: the processor asks ``admission`` before each frame; a frame it
+    refuses is returned as it came, counted, and not analysed (nothing published)."""
+    processor = processor_factory()
+    answers = [True, False, False, True]
+    processor.admission = lambda: answers.pop(0)
+    frame = video_frame(webcam_frame())
+    results = [processor(frame) for _ in range(4)]
+    assert processor.frames == 2 and processor.held_back == 2
+    assert results[1] is frame and results[2] is frame
+    assert results[0] is not frame and results[3] is not frame  # annotated
+    assert processor.held_back_at is not None
+    processor.reset()
+    assert processor.held_back == 0 and processor.held_back_at is None

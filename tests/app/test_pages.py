@@ -289,13 +289,10 @@ def test_the_live_page_turns_away_the_stream_beyond_the_limit(app_env, monkeypat
     import streamlit_webrtc
 
     from app_lib import live_limit
-    from tests.app.test_live_limit import FakeProcessor
 
     monkeypatch.setenv("FER_MAX_LIVE_STREAMS", "1")
-    other = FakeProcessor()
-    other.latest_at = time.time() + 3600  # streaming, as far as the limit can tell
     streams = live_limit.LIVE_STREAMS  # this test's server (app_env)
-    assert streams.admit("another-tab", other, limit=1)
+    assert streams.frame("another-tab", limit=1, now=time.time() + 3)  # streaming
     asked = []
 
     def stand_in(**kwargs):

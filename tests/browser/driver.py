@@ -1251,7 +1251,92 @@ def scenario_sign_in_guesser(page, args) -> dict:
     }
 
 
+# Every RTCPeerConnection a frame makes, kept where the scenario can reach it (the component's
+# own is inside its iframe), so that a page can stop sending its video for a while, as a
+# network stall does. (Replacing the track by none instead also kept a second tab's stream from
+# starting, in Chromium with the fake camera; an inactive encoding sends nothing and is clean.)
+KEEP_PEER_CONNECTIONS = """
+(() => {
+  const Original = window.RTCPeerConnection;
+  if (!Original) return;
+  window.__pcs = [];
+  const Kept = function (...args) {
+    const connection = new Original(...args);
+    window.__pcs.push(connection);
+    return connection;
+  };
+  Kept.prototype = Original.prototype;
+  Object.setPrototypeOf(Kept, Original);
+  window.RTCPeerConnection = Kept;
+})();
+"""
+PAUSE_VIDEO = """async () => {
+  const sender = window.__pcs.at(-1).getSenders().find(s => s.track && s.track.kind === "video");
+  const parameters = sender.getParameters();
+  parameters.encodings.forEach(e => { e.active = false; });
+  await sender.setParameters(parameters);
+  window.__paused = sender;
+}"""
+RESUME_VIDEO = """async () => {
+  const sender = window.__paused;
+  const parameters = sender.getParameters();
+  parameters.encodings.forEach(e => { e.active = true; });
+  await sender.setParameters(parameters);
+}"""
+
+
+def scenario_live_paused(page, args) -> dict:
+    """Issue 34 item 3, on a server with FER_MAX_LIVE_STREAMS=1: the first tab streams, then
+    sends no video for ``--seconds`` (its sender made inactive, in the browser: no packets, as
+    in a network stall); a second
+    tab is admitted meanwhile; when the first resumes, its frames are not analysed (the page
+    says it lost its place) while the second keeps its results; once the second stops, the
+    first is analysed again by itself."""
+    page.context.add_init_script(KEEP_PEER_CONNECTIONS)
+    first, second = page, page.context.new_page()
+    for tab in (first, second):
+        open_page(tab, args.url, "live")
+        tab.wait_for_selector(IFRAME, timeout=90_000)
+    streaming = wait_for_emotion(first, start_camera(first), timeout_s=60)
+    component = first.query_selector(IFRAME).content_frame()
+    component.evaluate(PAUSE_VIDEO)
+    paused = time.monotonic()
+    first.wait_for_timeout(args.seconds * 1000)
+    try:
+        admitted = wait_for_emotion(second, start_camera(second), timeout_s=60)
+    finally:
+        shoot(second, Path(args.out) / "live_paused_second.png")
+    component.evaluate(RESUME_VIDEO)
+    resumed_after = round(time.monotonic() - paused, 1)
+    lost = first.locator('[data-testid="stAlertContentError"]', has_text="lost its place").first
+    try:
+        lost.wait_for(timeout=30_000)
+    finally:
+        shoot(first, Path(args.out) / "live_paused_lost_place.png")
+    message = lost.inner_text()
+    still = wait_for_emotion(second, time.monotonic(), timeout_s=30)
+    # Ten seconds more: the first stays held back while the second streams.
+    first.wait_for_timeout(10_000)
+    held_back_later = first.get_by_text("lost its place").count() > 0
+    camera_button(second, "stop").first.click()
+    second.get_by_text("The camera is off").first.wait_for(timeout=60_000)
+    back = wait_for_emotion(first, time.monotonic(), timeout_s=60)
+    shoot(first, Path(args.out) / "live_paused_back.png")
+    return {
+        "streaming": streaming,
+        "resumed_after": resumed_after,
+        "admitted": admitted,
+        "message": message,
+        "still": still,
+        "held_back_later": held_back_later,
+        "back": back,
+        "exceptions": exceptions(first) + exceptions(second),
+        "errors": errors(second),
+    }
+
+
 SCENARIOS = {
+    "live_paused": scenario_live_paused,
     "sign_in_guesser": scenario_sign_in_guesser,
     "live_refused": scenario_live_refused,
     "sticky": scenario_sticky,
@@ -1328,6 +1413,7 @@ def main(argv=None) -> int:
                 in (
                     "live",
                     "live_refused",
+                    "live_paused",
                     "live_unreachable",
                     "sticky",
                     "sessions",

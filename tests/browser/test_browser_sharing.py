@@ -9,7 +9,8 @@
 - When no network path exists (the browser must relay, and the relay is not there), START
   says "Connecting…", then that the browser could not connect, and names the fix.
 - With ``FER_MAX_LIVE_STREAMS=1`` a second tab's START is turned away with a message while
-  the first streams, and admitted once the first stops.
+  the first streams, and admitted once the first stops; a stream paused past its hold gives
+  its place up and, resumed, is not analysed until a place frees.
 - With the browser forced to relay (``FER_ICE_SERVERS`` with ``"iceTransportPolicy":
   "relay"``) through a coturn started here, with a shared secret, the same works, and coturn
   says it relayed.
@@ -139,6 +140,36 @@ def test_the_stream_beyond_the_limit_is_turned_away(tmp_path, e2e):
         r"(?:[ \t][^\n]*\n)+aiortc\.exceptions\.InvalidStateError: RTCIceTransport is closed"
     )
     assert_no_traceback(log, allowed=closed_while_connecting)
+
+
+def test_a_paused_stream_that_lost_its_place_is_not_analysed(tmp_path, e2e):
+    """Issue 34 item 3, FER_MAX_LIVE_STREAMS=1: a stream that sends no video for longer than
+    HOLD_S gives its place up; a second tab takes it; the first, resumed, is not analysed
+    (and says why) while the second streams, and is analysed again once the second stops.
+    Before, the resumed stream was analysed beside the second: two streams at a limit of
+    one."""
+    from app_lib.live_limit import HOLD_S
+
+    with serve_app(tmp_path / "streamlit.log", env={"FER_MAX_LIVE_STREAMS": "1"}) as app:
+        result = app.run(
+            "live_paused",
+            "--y4m",
+            str(e2e.media["y4m"]),
+            "--seconds",
+            str(HOLD_S + 2),
+            out=tmp_path,
+            timeout=400,
+        )
+        log = app.server_log()
+    assert "error" not in result, result
+    assert result["streaming"]["top"] == "happy", result
+    assert result["admitted"]["top"] == "happy", result  # the place the pause gave up
+    assert "lost its place" in result["message"] and "limit of 1" in result["message"], result
+    assert result["still"]["top"] == "happy", result
+    assert result["held_back_later"] is True, result
+    assert result["back"]["top"] == "happy", result
+    assert not result["exceptions"] and not result["errors"], result
+    assert_no_traceback(log)
 
 
 @pytest.fixture(scope="module")
