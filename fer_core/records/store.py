@@ -46,6 +46,10 @@ from fer_core.records.database import (
 )
 from fer_core.records.sessions import SessionRecords
 
+# What a session is called that stays after the person it was about was deleted (it also
+# holds other people's faces); its own name could say who that was.
+KEPT_SESSION_NAME = "Kept for other people's faces (its person was deleted)"
+
 # ----------------------------------------------------------------------------- the store
 
 
@@ -162,8 +166,11 @@ class Records(SessionRecords):
 
     def delete_person(self, person_id: int, viewer: Viewer) -> Deleted:
         """Delete a person and every row about them: their result rows (in their sessions,
-        and their faces in other sessions), their sessions (a session that also holds other
-        people's faces stays, without them), their face assignments and captured faces."""
+        and their faces in other sessions), their sessions, their face assignments and
+        captured faces. A session of theirs that also holds other people's faces stays for
+        those, about nobody, and without what could name them: its name becomes
+        ``KEPT_SESSION_NAME`` and its rows' file names are emptied (a session named
+        "Pat_interview_secret.mp4" would otherwise say who it was about)."""
         person_id = int(person_id)
         with self.engine.begin() as connection:
             person_row(connection, person_id, viewer)
@@ -185,11 +192,22 @@ class Records(SessionRecords):
             sessions = connection.execute(
                 t.sessions.delete().where(t.sessions.c.person_id == person_id, ~has_rows)
             ).rowcount
-            connection.execute(  # other people's faces stay, in a session about nobody
-                t.sessions.update()
-                .where(t.sessions.c.person_id == person_id)
-                .values(person_id=None)
+            kept = list(  # other people's faces stay, in a session about nobody
+                connection.execute(
+                    sa.select(t.sessions.c.id).where(t.sessions.c.person_id == person_id)
+                ).scalars()
             )
+            if kept:
+                connection.execute(
+                    t.sessions.update()
+                    .where(t.sessions.c.id.in_(kept))
+                    .values(person_id=None, name=KEPT_SESSION_NAME)
+                )
+                connection.execute(
+                    t.result_rows.update()
+                    .where(t.result_rows.c.session_id.in_(kept))
+                    .values(file="")
+                )
             connection.execute(t.people.delete().where(t.people.c.id == person_id))
         return Deleted(
             people=1, sessions=sessions, rows=rows, captures=captures, assignments=assignments
@@ -197,7 +215,9 @@ class Records(SessionRecords):
 
     # --- retention
     def purge(self, days: float, now: datetime | None = None) -> Deleted:
-        """Delete sessions that started, and captured faces taken, more than ``days`` ago."""
+        """Delete sessions that started, and captured faces taken, more than ``days`` ago;
+        then the people added more than ``days`` ago who have nothing left (no session, no
+        captured face, no assigned face): their names and notes go too."""
         cutoff = (now or utc_now()) - timedelta(days=float(days))
         with self.engine.begin() as connection:
             ids = list(
@@ -209,7 +229,16 @@ class Records(SessionRecords):
             captures = connection.execute(
                 t.captures.delete().where(t.captures.c.created_at < cutoff)
             ).rowcount
+            people = connection.execute(
+                t.people.delete().where(
+                    t.people.c.created_at < cutoff,
+                    ~sa.exists().where(t.sessions.c.person_id == t.people.c.id),
+                    ~sa.exists().where(t.captures.c.person_id == t.people.c.id),
+                    ~sa.exists().where(t.face_assignments.c.person_id == t.people.c.id),
+                )
+            ).rowcount
         return Deleted(
+            people=people,
             sessions=deleted.sessions,
             rows=deleted.rows,
             assignments=deleted.assignments,

@@ -122,6 +122,34 @@ def test_deleting_a_person_deletes_every_row_about_them(records):
     assert len(records.person_rows(bob.id, ANN_TAB)) == 4
 
 
+def test_a_kept_session_of_a_deleted_person_no_longer_names_them(records):
+    """Issue 34 item 6: Pat's video also held Sam's face, so it stays for Sam; its name and
+    its rows' file name ("Pat_interview_secret.mp4") went with Pat."""
+    from fer_core.records.store import KEPT_SESSION_NAME
+
+    pat = records.add_person("Pat", ANN_TAB)
+    sam = records.add_person("Sam", ANN_TAB)
+    name = "Pat_interview_secret.mp4"
+    video = records.start_session("video", ANN_TAB, person_id=pat.id, name=name)
+    records.add_rows(
+        video,
+        [face_row(i, face_id=1, file=name) for i in range(3)]
+        + [face_row(i, face_id=2, file=name) for i in range(2)],
+    )
+    records.finish_session(video)
+    records.assign_face(video, 2, sam.id, ANN_TAB)
+    records.delete_person(pat.id, ANN_TAB)
+    kept = records.session(video, ADMIN)
+    assert kept.name == KEPT_SESSION_NAME and kept.person_id is None
+    assert list(records.session_rows(video, ADMIN)["face_id"]) == [2, 2]
+    assert len(records.person_rows(sam.id, ANN_TAB)) == 2
+    # checked with raw queries: the name and the file name are nowhere in the database
+    for table, column in (("sessions", "name"), ("result_rows", "file"), ("people", "name")):
+        assert (
+            raw_count(records, f"SELECT count(*) FROM {table} WHERE {column} LIKE '%Pat%'") == 0
+        ), table
+
+
 def test_a_visitor_sees_and_deletes_only_what_their_session_saved(records):
     ann = records.add_person("Ann", ANN_TAB)
     session = records.save_session("photos", [face_row(0)], ANN_TAB, person_id=ann.id)
@@ -235,7 +263,18 @@ def test_retention_purges_old_sessions_and_captures(records):
     assert (deleted.sessions, deleted.rows, deleted.captures) == (1, 1, 0)
     assert [s.id for s in records.sessions(ANN_TAB)] == [new]
     assert old not in [s.id for s in records.sessions(ADMIN)]
-    assert records.purge(30, now=utc_now() + timedelta(days=31)).captures == 1
+    # Issue 34 item 6: retention covers people. A person added before the cutoff with
+    # nothing left goes (name and note); one with a session within it stays.
+    records.set_note(ann.id, "allergic to cats", ANN_TAB)
+    records.add_person("Cleo", ANN_TAB)  # nothing recorded about her
+    dan = records.add_person("Dan", ANN_TAB)
+    later = utc_now() + timedelta(days=31)
+    records.save_session("photos", [face_row(0)], ANN_TAB, person_id=dan.id, started_at=later)
+    assert records.purge(30).people == 0  # all added today
+    deleted = records.purge(30, now=later)
+    assert (deleted.people, deleted.sessions, deleted.captures) == (2, 1, 1)
+    assert [p.name for p in records.people(ADMIN)] == ["Dan"]
+    assert raw_count(records, "SELECT count(*) FROM people WHERE note LIKE '%cats%'") == 0
     assert records.purge_if_due({"FER_RETENTION_DAYS": "30"}) is not None
     assert records.purge_if_due({"FER_RETENTION_DAYS": "30"}) is None  # once an hour
 
