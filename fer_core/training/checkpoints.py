@@ -148,9 +148,13 @@ class RunCallback:
                     self.model.stop_training = True
 
             def _save_epoch(self, epoch, row):
-                """The epoch's checkpoints, history row and state, in that order. ``best`` is
-                changed only once best.keras holds that model, so after a failure it still
-                describes the file on disk."""
+                """The epoch's checkpoints, history row and state, in that order: the averaged
+                model, last.keras, the history, best.keras (when this epoch is the best), then
+                state.json. ``best`` is changed only once best.keras holds that model, so after
+                a failure it still describes the file on disk, and best.keras never holds an
+                epoch that the history does not (a full disk used to leave state.json saying
+                best epoch 1 of 0 done)."""
+                best_model = None
                 if self.swa is not None and epoch + 1 >= self.config.swa_start:
                     averaged = self.swa.update(self.inner_model)
                     recompute_batch_norm(averaged, self.x_swa)
@@ -161,22 +165,19 @@ class RunCallback:
                         row["swa_val_accuracy"] > self.best["val_accuracy"]
                         and row["swa_val_accuracy"] >= row["val_accuracy"]
                     ):
-                        with saving(self.run.best_model.name):
-                            save_keras_model(averaged, self.run.best_model)
-                        self.best.update(
-                            val_accuracy=row["swa_val_accuracy"], epoch=epoch + 1, kind="swa"
-                        )
-                if row["val_accuracy"] > self.best["val_accuracy"]:
-                    with saving(self.run.best_model.name):
-                        save_keras_model(self.inner_model, self.run.best_model)
-                    self.best.update(
-                        val_accuracy=row["val_accuracy"], epoch=epoch + 1, kind="weights"
-                    )
+                        best_model = (averaged, row["swa_val_accuracy"], "swa")
+                if best_model is None and row["val_accuracy"] > self.best["val_accuracy"]:
+                    best_model = (self.inner_model, row["val_accuracy"], "weights")
                 with saving(self.run.last_model.name):
                     save_keras_model(self.model, self.run.last_model)
                 with saving(self.run.history_path.name):
                     self.run.write_history(self.history_rows + [row])
                 self.history_rows.append(row)
+                if best_model is not None:
+                    model, val_accuracy, kind = best_model
+                    with saving(self.run.best_model.name):
+                        save_keras_model(model, self.run.best_model)
+                    self.best.update(val_accuracy=val_accuracy, epoch=epoch + 1, kind=kind)
                 with saving(self.run.state_path.name):
                     self.run.update_state(
                         epochs_done=epoch + 1,

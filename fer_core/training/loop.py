@@ -18,7 +18,7 @@ import numpy as np
 
 from fer_core.data.fer2013 import Fer2013, load_fer2013, stratified_subset
 from fer_core.data.ferplus import load_ferplus, relabel
-from fer_core.errors import ConfigError, ModelError
+from fer_core.errors import ConfigError, FerError, ModelError
 from fer_core.evaluation.reports import accuracy, evaluate_images
 from fer_core.labels import NUM_CLASSES
 from fer_core.models.architectures import build_model, load_keras_model, save_keras_model
@@ -381,8 +381,7 @@ def train(
         shutil.rmtree(run.path, ignore_errors=True)
         return source.path
     if not run.path.is_dir():
-        print(f"run folder {run.path} was deleted: training ended", flush=True)
-        return run.path
+        raise FerError(f"run folder {run.path} was deleted while it trained: nothing is kept")
     stopped = run.stop_requested() or (should_stop is not None and should_stop())
     final_state = run.state()
     final_state.update(
@@ -414,6 +413,7 @@ def _fail_run(run: Run, failure: WriteError, best: dict, started: float) -> None
         state.update(
             status="failed",
             reason=str(failure),
+            epochs_done=len(run.history()),  # the epochs whose checkpoint and row were written
             best_val_accuracy=best["val_accuracy"],
             best_epoch=best["epoch"],
             best_kind=best["kind"],

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_core import ConfigError, load_fer2013
+from fer_core import ConfigError, FerError, load_fer2013
 from fer_core.models.architectures import load_keras_model
 from fer_core.service.active import get_active_model, set_active_model
 from fer_core.training.loop import TrainConfig, class_weights, learning_rate_at, train
@@ -278,7 +278,9 @@ def test_a_run_whose_folder_is_deleted_ends_instead_of_training_on(tmp_path):
         if epoch == 1 and batch == 1:
             shutil.rmtree(tmp_path / "runs" / "doomed")
 
-    train(config, data, on_batch=delete_during_second_epoch)
+    # ...and says so as an error (issue 34 item 7: `fer train` exited 0, as if it had trained)
+    with pytest.raises(FerError, match="was deleted while it trained"):
+        train(config, data, on_batch=delete_during_second_epoch)
     assert not (tmp_path / "runs" / "doomed").exists()
     assert max(epoch for epoch, _ in batches) == 1  # nothing after the deletion's epoch
 
