@@ -9,9 +9,10 @@ write into a spreadsheet.
   surrogates (Cs: bytes of a file name that are not UTF-8). Everything else, other scripts
   and emoji included, is shown as it is; a backslash is left alone, so escaping twice
   changes nothing.
-- ``csv_safe_cell`` / ``csv_safe_frame``: a text cell that a spreadsheet would read as a
-  formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return) gets a
-  leading single quote, as OWASP's CSV-injection guidance says. Numbers are never changed:
+- ``csv_safe_cell`` / ``csv_safe_frame``: a text cell's controls are escaped as above
+  (except line breaks and tabs, which the CSV quotes), and a cell that a spreadsheet would
+  read as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return)
+  gets a leading single quote, as OWASP's CSV-injection guidance says. Numbers are never changed:
   ``-0.5`` in a numeric column stays the number -0.5.
 - ``to_safe_csv``: a DataFrame written as CSV that way, with RFC 4180's CRLF line ends, so
   that a cell holding a carriage return or a newline (a file name can) is quoted and cannot
@@ -53,9 +54,21 @@ def terminal_safe(text) -> str:
 
 
 def csv_safe_cell(value):
-    """A text cell that starts like a formula, with a single quote in front; any other value
-    (numbers, booleans, missing values, other text) as it is."""
-    if isinstance(value, str) and value.startswith(CSV_FORMULA_STARTS):
+    """A text cell with its escape sequences and other controls written escaped (as
+    ``terminal_safe`` does; line breaks and tabs stay, the cell is quoted) and, if it then
+    starts like a formula, a single quote in front; any other value (numbers, booleans,
+    missing values) as it is. (Issue 34: a file name's ESC bytes reached the CSV raw, and a
+    ``cat`` of it ran them in the terminal.)"""
+    if not isinstance(value, str):
+        return value
+    if not value.isprintable():
+        value = "".join(
+            _escape(char)
+            if char not in _SHORT_ESCAPES and unicodedata.category(char) in _ESCAPED_CATEGORIES
+            else char
+            for char in value
+        )
+    if value.startswith(CSV_FORMULA_STARTS):
         return "'" + value
     return value
 

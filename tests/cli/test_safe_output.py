@@ -54,8 +54,10 @@ def test_terminal_safe_escapes_controls_like_repr_and_leaves_text_alone():
 def test_csv_cells_that_look_like_formulas_are_neutralised_numbers_are_not():
     for text in ("=1+2", "+1", "-1", "@SUM(A1)", "\tx", "\rx", FORMULA):
         assert csv_safe_cell(text) == "'" + text
-    for value in ("photo.png", "", None, -0.5, 3, True):
+    for value in ("photo.png", "", None, -0.5, 3, True, "été 日本.png", "a\nb", "a\tb"):
         assert csv_safe_cell(value) == value
+    assert csv_safe_cell(RED) == "red\\x1b[31m.png"  # no raw escape sequence in a CSV
+    assert csv_safe_cell("=\x1b[2J") == "'=\\x1b[2J"
     frame = pd.DataFrame(
         {
             "file": pd.array([FORMULA, "-x.png", "ok.png", None], "string"),
@@ -164,7 +166,16 @@ def test_predict_shows_forged_names_escaped_and_writes_a_safe_csv(forged_names):
     _check_terminal_text(written.stderr, progress_line=True)
     with open(out, newline="", encoding="utf-8") as handle:
         table = list(csv.DictReader(handle))
-    assert [row["file"] for row in table] == [NEWLINE, CARRIAGE, RED, TITLE, "'" + FORMULA_ROW]
+    # Line breaks stay (quoted); escape sequences are written escaped, never raw (issue 34
+    # item 7: a `cat results.csv` ran them)
+    assert [row["file"] for row in table] == [
+        NEWLINE,
+        CARRIAGE,
+        terminal_safe(RED),
+        terminal_safe(TITLE),
+        "'" + FORMULA_ROW,
+    ]
+    assert b"\x1b" not in out.read_bytes() and b"\x07" not in out.read_bytes()
     assert all(float(row["happy"]) > 0.5 for row in table)  # numbers are numbers
     json_out = _run("predict", FORMULA, "--out", "results.json", cwd=forged_names)
     assert json_out.returncode == 0, json_out.stderr
