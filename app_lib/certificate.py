@@ -145,6 +145,23 @@ def make_certificate(
     return cert_path, key_path
 
 
+def _check_key_is_private(key_path: Path) -> None:
+    """ConfigError when anyone but the key's owner (and its group) may read it: other users
+    of the machine could impersonate the server. (POSIX only; elsewhere nothing to check.)"""
+    if os.name != "posix":
+        return
+    try:
+        mode = key_path.stat().st_mode
+    except OSError:
+        return  # reading it says what is wrong
+    if mode & 0o004:
+        raise ConfigError(
+            f"The key {key_path} is readable by every user of this machine (mode "
+            f"{mode & 0o777:o}): anyone who can read it can pose as this server. Make it the "
+            f"owner's only: chmod 600 {key_path}"
+        )
+
+
 def check_pair(cert_path: str | os.PathLike, key_path: str | os.PathLike) -> str:
     """A one-line description of a usable certificate; ConfigError saying what is wrong
     otherwise (unreadable, not PEM, expired, or the key is not the certificate's)."""
@@ -152,6 +169,7 @@ def check_pair(cert_path: str | os.PathLike, key_path: str | os.PathLike) -> str
     from cryptography.hazmat.primitives import serialization
 
     cert_path, key_path = Path(cert_path), Path(key_path)
+    _check_key_is_private(key_path)
     try:
         with open(cert_path, "rb") as handle:
             certificate = x509.load_pem_x509_certificate(handle.read(1 << 20))

@@ -103,8 +103,18 @@ def test_a_self_signed_certificate_names_this_machine_and_checks(tmp_path):
         check_pair(cert, other_key)
     with pytest.raises(ConfigError, match="not a PEM certificate"):
         check_pair(key, key)
+    with pytest.raises(ConfigError, match="readable by every user"):  # a certificate is
+        check_pair(cert, other_cert)
+    other_cert.chmod(0o600)
     with pytest.raises(ConfigError, match="not an unencrypted PEM private key"):
         check_pair(cert, other_cert)
+    # Issue 34 item 7: a key anyone on the machine may read is refused, saying how to fix it.
+    assert key.stat().st_mode & 0o777 == 0o600
+    key.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"readable by every user .*chmod 600"):
+        check_pair(cert, key)
+    key.chmod(0o640)  # the owner's group (ssl-cert on Debian) may read it
+    assert "fer.test" in check_pair(cert, key)
 
 
 def test_names_given_for_the_certificate_are_checked():
