@@ -11,8 +11,13 @@ message three times a second, so closing a tab that shows it hits it now and the
 traceback in the log says "something broke" to whoever runs the server; our browser tests
 fail on any.
 
-``quiet_gone_tab_errors`` puts a filter on uvicorn's error logger that turns exactly that
-error into one line at INFO level. Every other error keeps its traceback. The test
+The same goes for an upload the browser stopped sending (a tab closed or navigated away, the
+upload cancelled, the network gone): Starlette raises ``ClientDisconnect`` while Streamlit
+reads the body, and uvicorn logged another ~60-line traceback for each (issue 34). Nothing of
+such an upload is kept.
+
+``quiet_gone_tab_errors`` puts a filter on uvicorn's error logger that turns exactly these
+errors into one line at INFO level each. Every other error keeps its traceback. The test
 (tests/app/test_server_log.py) drives Streamlit's own websocket endpoint into the error, so a
 Streamlit that fixes it, or changes how it fails, shows up there.
 """
@@ -22,13 +27,24 @@ from __future__ import annotations
 import logging
 import threading
 
-__all__ = ["GONE_TAB_NOTE", "GoneTabFilter", "is_gone_tab_error", "quiet_gone_tab_errors"]
+__all__ = [
+    "ABANDONED_UPLOAD_NOTE",
+    "GONE_TAB_NOTE",
+    "GoneTabFilter",
+    "is_abandoned_upload",
+    "is_gone_tab_error",
+    "quiet_gone_tab_errors",
+]
 
 # uvicorn's logger for errors in the application it serves.
 UVICORN_ERROR_LOGGER = "uvicorn.error"
 GONE_TAB_NOTE = (
     "A browser tab went away while the server was answering it; its session ended "
     "(Streamlit's websocket closed twice; harmless)"
+)
+ABANDONED_UPLOAD_NOTE = (
+    "A browser stopped sending an upload before it was complete (a tab closed, the upload "
+    "cancelled, or the network went); nothing of it was kept"
 )
 # Where the double close happens: Streamlit's websocket endpoint, in this module.
 _ENDPOINT_MODULE = "streamlit/web/server/starlette/starlette_websocket.py"
@@ -66,14 +82,31 @@ def is_gone_tab_error(exc: BaseException | None) -> bool:
     )
 
 
+def is_abandoned_upload(exc: BaseException | None) -> bool:
+    """True for Starlette's ``ClientDisconnect``: the browser went away while sending a
+    request's body (an upload)."""
+    try:
+        from starlette.requests import ClientDisconnect
+    except ImportError:  # a Starlette without it cannot raise it
+        return False
+    return isinstance(exc, ClientDisconnect)
+
+
 class GoneTabFilter(logging.Filter):
-    """Rewrites the double-close error record into one INFO line; passes all others as
-    they are."""
+    """Rewrites the double-close error record, and that of an upload the browser stopped
+    sending, into one INFO line each; passes all others as they are."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if is_gone_tab_error(exc):
-            record.msg, record.args = GONE_TAB_NOTE, ()
+        note = (
+            GONE_TAB_NOTE
+            if is_gone_tab_error(exc)
+            else ABANDONED_UPLOAD_NOTE
+            if is_abandoned_upload(exc)
+            else None
+        )
+        if note is not None:
+            record.msg, record.args = note, ()
             record.exc_info, record.exc_text = None, None
             record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
         return True

@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from app_lib.server_log import (
+    ABANDONED_UPLOAD_NOTE,
     GONE_TAB_NOTE,
     GoneTabFilter,
     is_gone_tab_error,
@@ -121,6 +122,45 @@ def test_streamlit_closes_twice_when_the_tab_goes_away_and_the_log_says_one_line
     quiet = _log_through_filter(exc)
     assert quiet.strip() == f"INFO {GONE_TAB_NOTE}", quiet
     assert "Traceback" not in quiet
+
+
+async def _upload_the_browser_stops_sending():
+    """Starlette reading a multipart upload (as Streamlit's upload route does) whose browser
+    goes away after the first chunk: the error it raises."""
+    from starlette.requests import Request
+
+    messages = [
+        {
+            "type": "http.request",
+            "body": b"--x\r\nContent-Disposition: form-data; ",
+            "more_body": True,
+        },
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive():
+        return messages.pop(0)
+
+    scope = {
+        "type": "http",
+        "method": "PUT",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=x")],
+    }
+    try:
+        await Request(scope, receive).form()
+    except BaseException as exc:  # noqa: BLE001 - what uvicorn would log
+        return exc
+    return None
+
+
+def test_an_upload_the_browser_stops_sending_is_one_line():
+    """Issue 34 item 7: each upload a browser aborted logged a ~60-line ClientDisconnect
+    traceback; now one INFO line."""
+    exc = asyncio.run(_upload_the_browser_stops_sending())
+    assert type(exc).__name__ == "ClientDisconnect", repr(exc)
+    assert "Traceback" in _log_through_filter(exc, filtered=False)
+    quiet = _log_through_filter(exc)
+    assert quiet.strip() == f"INFO {ABANDONED_UPLOAD_NOTE}", quiet
 
 
 def test_other_errors_keep_their_traceback():
