@@ -72,6 +72,40 @@ def test_new_browsers_spread_over_the_processes_and_a_route_sticks(cluster):
     assert len(set(sticky)) == 1, sticky
 
 
+def test_nginx_sends_the_headers_a_shared_web_app_should(cluster):
+    """Issue 34 item 7: HSTS, no framing by other sites (CSP frame-ancestors and
+    X-Frame-Options), no nginx version; on the page and on an error alike."""
+    server, _, _ = cluster
+    probe = (
+        "import http.client, json, ssl, sys\n"
+        "out = {}\n"
+        "for path in ('/', '/no-such-page', '/_stcore/health'):\n"
+        "    c = http.client.HTTPSConnection('127.0.0.1', int(sys.argv[1]), timeout=20,\n"
+        "        context=ssl._create_unverified_context())\n"
+        "    c.request('GET', path)\n"
+        "    r = c.getresponse(); body = r.read()\n"
+        "    out[path] = [r.status, dict((k.lower(), v) for k, v in r.getheaders()),\n"
+        "                 body[:2000].decode('latin-1')]\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run(
+        ["ip", "netns", "exec", server.namespace, sys.executable, "-c", probe]
+        + [server.url.rsplit(":", 1)[1]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+
+    for path, (status, headers, body) in json.loads(done.stdout).items():
+        assert headers.get("strict-transport-security") == "max-age=31536000", (path, headers)
+        assert "frame-ancestors 'self'" in headers.get("content-security-policy", ""), path
+        assert headers.get("x-frame-options") == "SAMEORIGIN", (path, headers)
+        assert headers.get("server") == "nginx", (path, headers)  # no version
+        assert "nginx/" not in body, (path, status)
+
+
 def test_two_browser_sessions_get_results_and_stay_on_their_process(cluster, e2e):
     server, ports, work = cluster
     url = f"https://fer.test:{server.url.rsplit(':', 1)[1]}"
