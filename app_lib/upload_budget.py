@@ -5,7 +5,12 @@ from the moment the upload arrives until the file leaves the widget or its sessi
 down; nothing bounds the number of files. Measured before this module: five 199 MB videos in
 one tab took the server from 722 MB to 4,573 MB, three tabs to 10,483 MB. Here:
 
-- **At arrival** (``install_guard``, wrapping the manager's ``add_file``): a file that would
+- **At arrival, the page's own rules** (``expect_uploads``): each page with an uploader says,
+  on every run, which file types it takes and how large each may be (photos 25 MB, videos
+  200 MB...). A file of another type, or over its type's cap, is refused at arrival with the
+  page's reason, before Streamlit keeps it: a 190 MB file named ``.jpg`` on the Photos page
+  never reaches memory (issue 34: twelve of them held 2.3 GB, outside every budget).
+- **At arrival, the budgets** (``install_guard``, wrapping the manager's ``add_file``): a file that would
   take its session beyond ``FER_SESSION_UPLOAD_MB`` (default 600) or
   ``FER_SESSION_UPLOAD_FILES`` (default 40) — counting what the session has already stored on
   disk — or the server's upload bytes in memory beyond ``FER_UPLOAD_BUDGET_MB`` (default
@@ -15,7 +20,9 @@ one tab took the server from 722 MB to 4,573 MB, three tabs to 10,483 MB. Here:
   spooled to disk by the web server until it is complete).
 - **Once accepted** the page stores each file on disk in chunks, hashing as it writes
   (``app_lib.session_files.store_upload``), and takes it out of Streamlit's memory
-  (``release``): a session's uploads live in its folder, not in memory.
+  (``release``): a session's uploads live in its folder, not in memory. The uploader is then
+  replaced by an empty one, and the old one's value (which holds the file's bytes) is
+  dropped (``forget_uploader``), for files the page took in and files it refused alike.
 - **When a session ends**: Streamlit keeps a disconnected session for
   ``server.disconnectedSessionTTL`` seconds (set in ``.streamlit/config.toml``) so that a
   browser which lost its connection for a moment resumes it; then it only forgets the
@@ -36,6 +43,8 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import PurePath
 
 MB = 2**20
 SESSION_MB_ENV = "FER_SESSION_UPLOAD_MB"
@@ -52,6 +61,18 @@ _lock = threading.RLock()
 _stored: dict[str, dict[str, int]] = {}
 # session id -> messages about files refused at arrival, shown by the page's next run.
 _refusals: dict[str, list[str]] = {}
+# session id -> {suffix: UploadRule}: what the session's page takes (expect_uploads).
+_expected: dict[str, dict[str, UploadRule]] = {}
+
+
+@dataclass(frozen=True)
+class UploadRule:
+    """What a page takes of one file type: at most ``max_mb`` megabytes; ``what`` names the
+    kind ("photo") and ``setting`` the variable that sets the cap."""
+
+    max_mb: float
+    what: str
+    setting: str | None = None
 
 
 def _setting(name: str, default: float) -> float:
@@ -112,11 +133,55 @@ def _in_memory(manager, session_id: str | None = None) -> tuple[int, int]:
     return len(files), sum(len(record.data) for record in files)
 
 
+def expect(session_id: str, rules: dict[str, UploadRule]) -> None:
+    """Session ``session_id``'s page takes these file types (suffixes with their dot, any
+    case), each up to its rule's size; others are refused at arrival."""
+    with _lock:
+        _expected[session_id] = {suffix.lower(): rule for suffix, rule in rules.items()}
+
+
+def expect_uploads(rules: dict[str, UploadRule]) -> None:
+    """``expect`` for the script run in progress (a page, before its uploader)."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is not None:
+        expect(ctx.session_id, rules)
+
+
+def _rule_refusal(session_id: str, name: str, size: int) -> str | None:
+    """Why the session's page does not take this file (its type or its size), or None."""
+    with _lock:
+        rules = _expected.get(session_id)
+    if rules is None:  # no page has said: only the budgets apply
+        return None
+    rule = rules.get(PurePath(name).suffix.lower())
+    if rule is None:
+        kinds = ", ".join(sorted(rules))
+        return f"{name} ({size / MB:,.1f} MB) was not accepted: this page takes {kinds} files."
+    if size > rule.max_mb * MB:
+        how = f" ({rule.setting})" if rule.setting else ""
+        return (
+            f"{name} ({size / MB:,.1f} MB) was not accepted: the limit for {rule.what}s is "
+            f"{rule.max_mb:g} MB{how}. Upload a smaller file"
+            + (
+                ", or use the command line (python -m fer_core predict)."
+                if rule.what != "dataset"
+                else "."
+            )
+        )
+    return None
+
+
 def refusal(
     manager, session_id: str, name: str, size: int, file_id: str | None = None
 ) -> str | None:
-    """Why a new upload of ``size`` bytes would break a budget, or None when it fits. A file
-    that replaces one of the same id (a retried upload) is not counted twice."""
+    """Why a new upload of ``size`` bytes would not be taken (the page's rules, then the
+    budgets), or None when it fits. A file that replaces one of the same id (a retried
+    upload) is not counted twice."""
+    page_says = _rule_refusal(session_id, name, size)
+    if page_says is not None:
+        return page_says
     replaced = 0
     storage = getattr(manager, "file_storage", {}) or {}
     if file_id is not None and file_id in storage.get(session_id, {}):
@@ -241,6 +306,18 @@ def release_uploads(uploaded_files) -> None:
         release(ctx.uploaded_file_mgr, ctx.session_id, [f.file_id for f in uploaded_files])
 
 
+def forget_uploader(key: str) -> None:
+    """Drop the value of the uploader widget ``key`` (one the page has replaced by a new,
+    empty one): its UploadedFile objects hold the files' bytes, and Streamlit would keep
+    them in the session's widget state. Call it in a run that does not draw that uploader."""
+    import streamlit as st
+
+    try:
+        del st.session_state[key]
+    except Exception:  # noqa: BLE001 - nothing kept under that key
+        pass
+
+
 def protect_uploads() -> None:
     """Called by app.py on every script run (cheap after the first): the guard on the
     session's uploaded-file manager (the server's one manager under ``streamlit run``), and
@@ -289,9 +366,12 @@ def sweep(runtime) -> int:
             freed += _in_memory(manager, session_id)[1]
             manager.remove_session_files(session_id)
     with _lock:
-        for session_id in [s for s in set(_stored) | set(_refusals) if s not in alive]:
+        for session_id in [
+            s for s in set(_stored) | set(_refusals) | set(_expected) if s not in alive
+        ]:
             _stored.pop(session_id, None)
             _refusals.pop(session_id, None)
+            _expected.pop(session_id, None)
     if freed or getattr(sweep, "_sessions", None) != len(alive):
         gc.collect()
     sweep._sessions = len(alive)
@@ -330,6 +410,10 @@ def start_janitor() -> bool:
 
 __all__ = [
     "protect_uploads",
+    "UploadRule",
+    "expect",
+    "expect_uploads",
+    "forget_uploader",
     "install_guard",
     "release",
     "release_uploads",

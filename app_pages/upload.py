@@ -26,6 +26,9 @@ from app_lib.session_files import (
 )
 from app_lib.text import escape_markdown, shorten, show_error, user_errors
 from app_lib.upload_budget import (
+    UploadRule,
+    expect_uploads,
+    forget_uploader,
     release_uploads,
     session_upload_files,
     session_upload_mb,
@@ -75,12 +78,24 @@ with st.sidebar:
 model_key = f"{model.path}:{model.path.stat().st_mtime_ns if model.path.exists() else 0}"
 threshold = threshold_of(model)  # measured on PublicTest, read from the model card
 
+
+def uploader_key(generation: int) -> str:
+    return "upload_files" if generation == 0 else f"upload_files-{generation}"
+
+
 generation = st.session_state.get(GENERATION_KEY, 0)
+for replaced in range(max(0, generation - 3), generation):
+    forget_uploader(uploader_key(replaced))  # its value held the files' bytes
+# A file of another type, or over its kind's cap, is refused as it arrives (not kept).
+expect_uploads(
+    {suffix: UploadRule(max_photo_mb(), "photo", "FER_MAX_PHOTO_MB") for suffix in IMAGE_SUFFIXES}
+    | {suffix: UploadRule(max_video_mb(), "video", "FER_MAX_VIDEO_MB") for suffix in VIDEO_SUFFIXES}
+)
 incoming = st.file_uploader(
     "Photos or videos",
     type=IMAGE_TYPES + VIDEO_TYPES,
     accept_multiple_files=True,
-    key="upload_files" if generation == 0 else f"upload_files-{generation}",
+    key=uploader_key(generation),
     max_upload_size=max(1, math.ceil(max(max_photo_mb(), max_video_mb()))),
     help=f"Photos up to {max_photo_mb():g} MB; videos up to {max_video_mb():g} MB and "
     f"{max_video_seconds():g} s. This tab holds at most {session_upload_files()} files "

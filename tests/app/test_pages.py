@@ -1180,11 +1180,15 @@ def test_uploads_are_added_kept_on_disk_and_removed_one_by_one(app_env):
     )
     at.run()
     assert at.file_uploader[0].key != "upload_files"  # a new, empty uploader
+    # ...and the old one's value, which held the file's bytes, is gone (issue 34 item 1)
+    assert "upload_files" not in at.session_state
     at.file_uploader[0].set_value(
         [("wall.png", png_bytes(np.full((120, 160, 3), 200, np.uint8)), "image/png")]
     )
     at.run()
     assert_clean(at)
+    uploaders = [key for key in at.session_state if key.startswith("upload_files")]
+    assert uploaders == [at.file_uploader[0].key] and not at.file_uploader[0].value
     assert [h.value for h in at.subheader][:2] == ["astronaut.png", "wall.png"]
     assert "This tab holds 2 files" in texts(at.caption)
     stored = at.session_state["stored_uploads"]

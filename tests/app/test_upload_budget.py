@@ -28,6 +28,7 @@ def manager(monkeypatch):
     monkeypatch.setenv("FER_UPLOAD_BUDGET_MB", "8")
     monkeypatch.setattr(upload_budget, "_stored", {})
     monkeypatch.setattr(upload_budget, "_refusals", {})
+    monkeypatch.setattr(upload_budget, "_expected", {})
     manager = MemoryUploadedFileManager("/_stcore/upload_file")
     assert install_guard(manager) and install_guard(manager)  # once, however often asked
     return manager
@@ -65,6 +66,36 @@ def test_a_tab_holds_at_most_its_megabytes_counting_what_it_stored_on_disk(manag
     forget_stored("a", "k1")  # the visitor removed a file
     manager.add_file("a", rec("3", 2))
     assert held(manager, "a") == 2
+
+
+def test_a_file_the_page_does_not_take_is_refused_as_it_arrives(manager):
+    """Issue 34 item 1: a page says which types it takes and how large each may be; a file
+    over its type's cap, or of another type, is refused at arrival (HTTP 413, the reason
+    for the page), and its bytes are never kept. (Before, a 190 MB file named .jpg on the
+    Photos page was kept, then refused by the page, and stayed in memory.)"""
+    from app_lib.upload_budget import UploadRule, expect
+
+    photo = UploadRule(1, "photo", "FER_MAX_PHOTO_MB")
+    expect("a", {".JPG": photo, ".png": photo, ".mp4": UploadRule(4, "video")})
+    with pytest.raises(HTTPException) as refused:
+        manager.add_file("a", rec("1", 3, "holiday.jpg"))
+    assert refused.value.status_code == 413
+    assert refused.value.detail == (
+        "holiday.jpg (3.0 MB) was not accepted: the limit for photos is 1 MB "
+        "(FER_MAX_PHOTO_MB). Upload a smaller file, or use the command line "
+        "(python -m fer_core predict)."
+    )
+    with pytest.raises(HTTPException) as refused:
+        manager.add_file("a", rec("2", 0.1, "notes.txt"))
+    assert refused.value.detail.endswith("this page takes .jpg, .mp4, .png files.")
+    assert held(manager, "a") == 0
+    assert len(take_refusals("a")) == 2
+    manager.add_file("a", rec("3", 0.5, "FACE.JPG"))  # within its cap, any case
+    manager.add_file("a", rec("4", 3, "clip.mp4"))
+    assert held(manager, "a") == 3.5
+    # Another session's page has said nothing: only the budgets apply to it.
+    manager.add_file("b", rec("5", 3, "holiday.jpg"))
+    assert held(manager, "b") == 3
 
 
 def test_a_tab_holds_at_most_its_number_of_files(manager):

@@ -44,7 +44,12 @@ TITLES = {
     "people": "People & history",
 }
 # app_lib.navigation's titles
-NAV_LABELS = {"home": "Home", "live": "Live webcam", "people": "People & history"}
+NAV_LABELS = {
+    "home": "Home",
+    "live": "Live webcam",
+    "people": "People & history",
+    "dataset": "Dataset explorer",
+}
 FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -1335,7 +1340,57 @@ def scenario_live_paused(page, args) -> dict:
     }
 
 
+def scenario_refused_uploads(page, args) -> dict:
+    """Issue 34 item 1: files the page refuses, on the Photos page (``--photos``: each over the
+    photo cap, refused as it arrives) and the Dataset page (``--csv`` files: CSVs that are not
+    FER2013, taken in and refused by the page). Prints ``READY`` once the pages are loaded
+    and ``DONE`` once every file has its refusal, each followed by ``--seconds`` of quiet
+    for the test to measure the server's memory."""
+    open_page(page, args.url, "upload")
+    wait_idle(page)
+    print("READY", flush=True)
+    time.sleep(args.seconds)
+    refusals = []
+    for path in args.photos or []:
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+            path
+        )
+        refused = page.locator('[data-testid="stAlertContentError"]').filter(
+            has_text=f"{Path(path).name} ("
+        )
+        refused.first.wait_for(timeout=120_000)
+        refusals.append(refused.first.inner_text())
+        wait_idle(page)
+    go_to(page, "dataset")
+    previous = None
+    for path in args.csv_files or []:
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+            path
+        )
+        # Each file is stored under a name of its own, which the page's message quotes:
+        # wait for this file's message, not the last one's.
+        error = page.locator('[data-testid="stAlertContentError"]').filter(
+            has_text="does not start with FER2013"
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            text = error.first.inner_text() if error.count() else None
+            if text is not None and text != previous:
+                break
+            page.wait_for_timeout(250)
+        else:
+            raise TimeoutError(f"no refusal for {Path(path).name}")
+        previous = text
+        wait_idle(page)
+        refusals.append(text)
+    shoot(page, Path(args.out) / "refused_uploads.png")
+    print("DONE", flush=True)
+    time.sleep(args.seconds)
+    return {"refusals": refusals, "exceptions": exceptions(page)}
+
+
 SCENARIOS = {
+    "refused_uploads": scenario_refused_uploads,
     "live_paused": scenario_live_paused,
     "sign_in_guesser": scenario_sign_in_guesser,
     "live_refused": scenario_live_refused,
@@ -1372,6 +1427,7 @@ def main(argv=None) -> int:
     parser.add_argument("--expect-dataset", action="store_true")
     parser.add_argument("--uploads", help="session_end: the app's FER_UPLOAD_DIR")
     parser.add_argument("--csv", help="session_end: a FER2013-format CSV to upload")
+    parser.add_argument("--csv-files", nargs="+", help="refused_uploads: CSVs for the Dataset page")
     parser.add_argument(
         "--name",
         help="session_end: the file name the photo is uploaded as; "
