@@ -149,8 +149,8 @@ def client_address_of(peer: str | None, headers) -> str:
     """Who is asking, for the limiter: the TCP peer's address; when the peer is this machine
     (a proxy here, as deploy/nginx-fer.conf runs) and it sent ``X-Forwarded-For``, the last
     address in it, which that proxy appended: what it saw. (Entries before it are whatever
-    the client sent, so they are never used.) ``"localhost"`` where Streamlit gives no peer
-    (127.0.0.1 and ::1)."""
+    the client sent, so they are never used.) An IPv6 address counts as its /64 network.
+    ``"localhost"`` where Streamlit gives no peer (127.0.0.1 and ::1)."""
     local = peer is None or _is_loopback(peer)
     if local:
         forwarded = ""
@@ -159,8 +159,20 @@ def client_address_of(peer: str | None, headers) -> str:
                 forwarded = str(value)
         last = forwarded.split(",")[-1].strip()
         if _is_address(last):  # a proxy appends an address; anything else is not one
-            return last
-    return str(peer)[:64] if peer else "localhost"
+            return _limited_unit(last)
+    return _limited_unit(str(peer)) if peer else "localhost"
+
+
+def _limited_unit(address: str) -> str:
+    """What one guesser controls: an IPv4 address, or an IPv6 address's /64 network (one
+    machine is commonly given a whole /64, so single IPv6 addresses cost a guesser nothing)."""
+    parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        if not parsed.is_loopback:
+            return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 def _is_loopback(address: str) -> bool:

@@ -639,7 +639,10 @@ def test_client_address_is_the_peer_or_what_a_local_proxy_saw():
     assert client_address_of("192.0.2.10", {}) == "192.0.2.10"
     proxied = {"X-Forwarded-For": "10.9.9.9, 198.51.100.2"}
     assert client_address_of(None, proxied) == "198.51.100.2"
-    assert client_address_of("::1", {"x-forwarded-for": "2001:db8::5"}) == "2001:db8::5"
+    assert client_address_of("::1", {"x-forwarded-for": "2001:db8::5"}) == "2001:db8::/64"
+    # one machine's /64 is one guesser; an IPv4 address mapped into IPv6 is that address
+    assert client_address_of("2001:db8:0:1:aaaa::1", {}) == "2001:db8:0:1::/64"
+    assert client_address_of("::ffff:192.0.2.10", {}) == "192.0.2.10"
     assert client_address_of("192.0.2.10", proxied) == "192.0.2.10"
     assert client_address_of(None, {"X-Forwarded-For": "not-an-address"}) == "localhost"
     assert client_address_of(None, {"X-Forwarded-For": "1.2.3.4, "}) == "localhost"
