@@ -186,7 +186,14 @@ within = roots_for(path)  # the folders this read may touch (part of the cache k
 try:
     data = load_dataset(path, _stamp(path), within)
 except FerError as exc:
-    show_error(exc)
+    message = str(exc)
+    uploaded_copy = st.session_state.get(UPLOADED_FILE_KEY)
+    upload_name = st.session_state.get(UPLOAD_NAME_KEY)
+    if uploaded_copy is not None and upload_name and str(uploaded_copy.path) == str(path):
+        # The message names the server's copy (a hash name): say the visitor's own file.
+        message = message.replace(str(uploaded_copy.path), uploaded_copy.path.name)
+        message = message.replace(uploaded_copy.path.name, shorten(upload_name))
+    show_error(message)
     st.stop()
 
 splits = data.splits_present()

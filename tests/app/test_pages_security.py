@@ -106,6 +106,16 @@ def test_dataset_csv_upload_first_time_in_a_tab(secure_env):
     assert stored.read_bytes() == csv.read_bytes()
     assert stored.is_relative_to(secure_env["uploads"])
     assert stored.name.startswith(hashlib.sha256(csv.read_bytes()).hexdigest()[:16])
+    # A CSV that is not FER2013: the message names the file the visitor uploaded, not the
+    # copy the server stored (its hash name meant nothing to them)
+    at.file_uploader(key=at.file_uploader[0].key).set_value(
+        [("my notes.csv", b"name,score\nann,3\n", "text/csv")]
+    )
+    at.run()
+    assert_clean(at)
+    message = texts(at.error)
+    assert "my notes.csv does not start with FER2013's header" in message, message
+    assert "uploads" not in message and ".csv does not" in message
 
 
 # ----------------------------------------------------------------------------- item 1 on the page
