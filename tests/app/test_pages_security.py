@@ -571,6 +571,7 @@ def test_the_wait_is_per_address_new_tabs_share_it_and_signing_in_resets_it(sign
     assert "Wrong password" in texts(again.sidebar.error) and not again.sidebar.warning
 
 
+@pytest.mark.slow  # 620 page runs, about 40 s
 def test_a_guesser_polling_cannot_keep_the_administrator_out(sign_in_env):
     """Issue 34 item 2: a visitor submitting a wrong password twice a second for five minutes
     while the administrator, from another address, signs in: the administrator's first
