@@ -318,6 +318,18 @@ def forget_uploader(key: str) -> None:
         pass
 
 
+def uploader_key(base: str, generation: int) -> str:
+    """The key of a page's uploader after ``generation`` intakes (a new, empty one each)."""
+    return base if generation == 0 else f"{base}-{generation}"
+
+
+def forget_replaced_uploaders(base: str, generation: int) -> None:
+    """``forget_uploader`` for the uploaders the current one (``generation``) replaced: the
+    last few, which a rerun may not yet have dropped."""
+    for replaced in range(max(0, generation - 3), generation):
+        forget_uploader(uploader_key(base, replaced))
+
+
 def protect_uploads() -> None:
     """Called by app.py on every script run (cheap after the first): the guard on the
     session's uploaded-file manager (the server's one manager under ``streamlit run``), and
@@ -414,6 +426,8 @@ __all__ = [
     "expect",
     "expect_uploads",
     "forget_uploader",
+    "forget_replaced_uploaders",
+    "uploader_key",
     "install_guard",
     "release",
     "release_uploads",

@@ -9,7 +9,13 @@ from app_lib.charts import class_counts_figure, confusion_figure
 from app_lib.data_source import data_path, roots_for, set_data_path
 from app_lib.session_files import check_upload_size, discard_upload, max_dataset_mb, store_upload
 from app_lib.text import escape_markdown, shorten, show_error
-from app_lib.upload_budget import UploadRule, expect_uploads, forget_uploader, release_uploads
+from app_lib.upload_budget import (
+    UploadRule,
+    expect_uploads,
+    forget_replaced_uploaders,
+    release_uploads,
+    uploader_key,
+)
 from fer_core import EMOTIONS, FerError, load_fer2013
 from fer_core.data.explore import class_counts, find_flaws, mean_faces
 from fer_core.data.ferplus import default_ferplus_path, disagreement, load_ferplus
@@ -153,9 +159,8 @@ with path_column:
     )
 with upload_column:
     generation = st.session_state.get(UPLOAD_GENERATION_KEY, 0)
-    upload_key = UPLOAD_KEY if generation == 0 else f"{UPLOAD_KEY}-{generation}"
-    for replaced in range(max(0, generation - 3), generation):  # their values held bytes
-        forget_uploader(UPLOAD_KEY if replaced == 0 else f"{UPLOAD_KEY}-{replaced}")
+    upload_key = uploader_key(UPLOAD_KEY, generation)
+    forget_replaced_uploaders(UPLOAD_KEY, generation)  # their values held the files' bytes
     rule = UploadRule(max_dataset_mb(), "dataset", "server.maxUploadSize")
     expect_uploads(dict.fromkeys(DATASET_SUFFIXES, rule))  # anything else: refused on arrival
     st.file_uploader(

@@ -28,11 +28,12 @@ from app_lib.text import escape_markdown, shorten, show_error, user_errors
 from app_lib.upload_budget import (
     UploadRule,
     expect_uploads,
-    forget_uploader,
+    forget_replaced_uploaders,
     release_uploads,
     session_upload_files,
     session_upload_mb,
     take_refusals,
+    uploader_key,
 )
 from app_lib.uploads import (
     ALL_PHOTO_COLUMNS,
@@ -60,6 +61,7 @@ from fer_core.recognition.uncertainty import short_label, threshold_of
 
 VIDEO_RESULTS_KEY = "video_results"
 STORED_KEY = "stored_uploads"  # this tab's uploads: StoredUpload records (files on disk)
+UPLOADER_KEY = "upload_files"  # the uploader's key before its first intake
 GENERATION_KEY = "upload_generation"  # a new uploader (emptied) after each intake
 INTAKE_PROBLEMS_KEY = "upload_intake_problems"
 CANCELLED_KEY = "video_cancelled"  # keys of video analyses the visitor cancelled
@@ -78,14 +80,8 @@ with st.sidebar:
 model_key = f"{model.path}:{model.path.stat().st_mtime_ns if model.path.exists() else 0}"
 threshold = threshold_of(model)  # measured on PublicTest, read from the model card
 
-
-def uploader_key(generation: int) -> str:
-    return "upload_files" if generation == 0 else f"upload_files-{generation}"
-
-
 generation = st.session_state.get(GENERATION_KEY, 0)
-for replaced in range(max(0, generation - 3), generation):
-    forget_uploader(uploader_key(replaced))  # its value held the files' bytes
+forget_replaced_uploaders(UPLOADER_KEY, generation)  # their values held the files' bytes
 # A file of another type, or over its kind's cap, is refused as it arrives (not kept).
 expect_uploads(
     {suffix: UploadRule(max_photo_mb(), "photo", "FER_MAX_PHOTO_MB") for suffix in IMAGE_SUFFIXES}
@@ -95,7 +91,7 @@ incoming = st.file_uploader(
     "Photos or videos",
     type=IMAGE_TYPES + VIDEO_TYPES,
     accept_multiple_files=True,
-    key=uploader_key(generation),
+    key=uploader_key(UPLOADER_KEY, generation),
     max_upload_size=max(1, math.ceil(max(max_photo_mb(), max_video_mb()))),
     help=f"Photos up to {max_photo_mb():g} MB; videos up to {max_video_mb():g} MB and "
     f"{max_video_seconds():g} s. This tab holds at most {session_upload_files()} files "
