@@ -201,13 +201,15 @@ def check_upload_size(uploaded, limit_mb: float, what: str, setting: str | None)
         how = f" (the {setting} setting)" if setting else ""
         raise UploadError(
             f"This {what} is {size / MB:,.1f} MB; the limit for {what}s is "
-            f"{limit_mb:g} MB{how}. Upload a smaller file"
-            + (
-                ", or use the command line (python -m fer_core predict)."
-                if what != "dataset"
-                else "."
-            )
+            f"{limit_mb:g} MB{how}. {smaller_file_advice(what)}"
         )
+
+
+def smaller_file_advice(what: str) -> str:
+    """What to do about a ``what`` ("photo", "video", "dataset") over its cap."""
+    return "Upload a smaller file" + (
+        ", or use the command line (python -m fer_core predict)." if what != "dataset" else "."
+    )
 
 
 def save_upload(uploaded, folder: Path | None = None) -> Path:

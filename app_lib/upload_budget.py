@@ -161,14 +161,11 @@ def _rule_refusal(session_id: str, name: str, size: int) -> str | None:
         return f"{name} ({size / MB:,.1f} MB) was not accepted: this page takes {kinds} files."
     if size > rule.max_mb * MB:
         how = f" ({rule.setting})" if rule.setting else ""
+        from app_lib.session_files import smaller_file_advice  # (it brings streamlit, fer_core)
+
         return (
             f"{name} ({size / MB:,.1f} MB) was not accepted: the limit for {rule.what}s is "
-            f"{rule.max_mb:g} MB{how}. Upload a smaller file"
-            + (
-                ", or use the command line (python -m fer_core predict)."
-                if rule.what != "dataset"
-                else "."
-            )
+            f"{rule.max_mb:g} MB{how}. {smaller_file_advice(rule.what)}"
         )
     return None
 
