@@ -34,6 +34,20 @@ def cluster(tmp_path_factory):
         yield server, ports, work
 
 
+def _probe(server, script: str, *args: str) -> str:
+    """Run a Python ``script`` inside the server's namespace with nginx's port and ``args``
+    as its arguments; what it printed."""
+    done = subprocess.run(
+        ["ip", "netns", "exec", server.namespace, sys.executable, "-c", script]
+        + [server.url.rsplit(":", 1)[1], *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def _upstreams(server, count: int, cookie: str | None = None) -> list[str]:
     """Which process answered each of ``count`` page requests through nginx (from inside the
     namespace), each without cookies unless ``cookie`` is given."""
@@ -47,15 +61,8 @@ def _upstreams(server, count: int, cookie: str | None = None) -> list[str]:
         "    r = c.getresponse(); r.read()\n"
         "    print(r.status, r.getheader('X-Fer-Upstream'), r.getheader('Set-Cookie'))\n"
     )
-    done = subprocess.run(
-        ["ip", "netns", "exec", server.namespace, sys.executable, "-c", probe]
-        + [server.url.rsplit(":", 1)[1], str(count), cookie or ""],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    lines = [line.split(" ", 2) for line in done.stdout.splitlines()]
+    printed = _probe(server, probe, str(count), cookie or "")
+    lines = [line.split(" ", 2) for line in printed.splitlines()]
     assert all(status == "200" for status, _, _ in lines), lines
     assert all(
         "fer_route=" in cookie_header and "Secure" in cookie_header for *_, cookie_header in lines
@@ -88,17 +95,9 @@ def test_nginx_sends_the_headers_a_shared_web_app_should(cluster):
         "                 body[:2000].decode('latin-1')]\n"
         "print(json.dumps(out))\n"
     )
-    done = subprocess.run(
-        ["ip", "netns", "exec", server.namespace, sys.executable, "-c", probe]
-        + [server.url.rsplit(":", 1)[1]],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
     import json
 
-    for path, (status, headers, body) in json.loads(done.stdout).items():
+    for path, (status, headers, body) in json.loads(_probe(server, probe)).items():
         assert headers.get("strict-transport-security") == "max-age=31536000", (path, headers)
         assert "frame-ancestors 'self'" in headers.get("content-security-policy", ""), path
         assert headers.get("x-frame-options") == "SAMEORIGIN", (path, headers)
