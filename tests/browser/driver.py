@@ -167,7 +167,7 @@ def scenario_pages(page, args) -> dict:
 def scenario_upload(page, args) -> dict:
     open_page(page, args.url, "upload")
     wait_idle(page)
-    upload_photo(page, args.photo)
+    upload_files(page, args.photo)
     # The page writes the labels of the faces it found in bold above the bars.
     labels = uploaded_labels(page, 90)
     wait_idle(page)
@@ -187,9 +187,7 @@ def scenario_upload_budget(page, args) -> dict:
     does not fit is refused with a message, the rest is analysed."""
     open_page(page, args.url, "upload")
     wait_idle(page)
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-        args.photos
-    )
+    upload_files(page, args.photos)
     page.locator('[data-testid="stAlertContentError"]').filter(
         has_text="was not accepted"
     ).first.wait_for(timeout=120_000)
@@ -213,9 +211,7 @@ def scenario_upload_memory(page, args) -> dict:
     for path in args.photos or []:
         name = Path(path).name
         started = time.time()
-        page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-            path
-        )
+        upload_files(page, path)
         kept = page.locator("h3").filter(has_text=name)
         refused = page.locator('[data-testid="stAlertContentError"]').filter(has_text=f"{name} (")
         kept.or_(refused).first.wait_for(timeout=600_000)
@@ -667,8 +663,9 @@ def scenario_live_small(page, args) -> dict:
     return {**result, "exceptions": exceptions(page), "errors": errors(page)}
 
 
-def upload_photo(page, photo: str) -> None:
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(photo)
+def upload_files(page, files) -> None:
+    """Give the page's first uploader a file (or a list of files), as a visitor's drop does."""
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(files)
 
 
 def uploaded_labels(page, timeout_s: float) -> str:
@@ -699,7 +696,7 @@ def scenario_sessions(page, args) -> dict:
         started[name] = start_camera(tabs[name])
     for name in ("upload_a", "upload_b"):
         wait_idle(tabs[name])
-        upload_photo(tabs[name], args.photo)
+        upload_files(tabs[name], args.photo)
     sessions = {}
     for name in ("live_a", "live_b"):
         sessions[name] = wait_for_emotion(tabs[name], started[name], timeout_s=60)
@@ -799,8 +796,8 @@ def scenario_session_end(page, args) -> dict:
     wait_idle(page)
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url) if "example.invalid" in r.url else None)
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-        {"name": args.name, "mimeType": "image/png", "buffer": Path(args.photo).read_bytes()}
+    upload_files(
+        page, {"name": args.name, "mimeType": "image/png", "buffer": Path(args.photo).read_bytes()}
     )
     labels = uploaded_labels(page, 90)
     wait_idle(page)
@@ -810,9 +807,7 @@ def scenario_session_end(page, args) -> dict:
     # folder, so the folder has a file to lose.
     open_page(page, args.url, "dataset")
     wait_idle(page)
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-        args.csv
-    )
+    upload_files(page, args.csv)
     page.get_by_text("(uploaded)").first.wait_for(timeout=120_000)
     wait_idle(page)
     while_open = _session_files(uploads)
@@ -886,9 +881,7 @@ def scenario_insight(page, args) -> dict:
     result: dict = {}
     open_page(page, args.url, "upload")
     wait_idle(page)
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-        args.photos
-    )
+    upload_files(page, args.photos)
     strong = page.locator('[data-testid="stMarkdownContainer"] strong')
     strong.filter(has_text=re.compile(r"#30 ")).first.wait_for(timeout=180_000)
     strong.filter(has_text="uncertain").first.wait_for(timeout=60_000)
@@ -1015,7 +1008,7 @@ def scenario_offer_photo(page, args) -> dict:
     open_page(page, args.url, "upload")
     wait_idle(page)
     before = wait_for_sidebar_detector(page, "Haar")  # the sidebar may render after the page
-    upload_photo(page, args.photo)
+    upload_files(page, args.photo)
     no_face = page.get_by_text(re.compile("No face found in"))
     no_face.first.wait_for(timeout=90_000)
     offer = offer_button(page)
@@ -1352,9 +1345,7 @@ def scenario_refused_uploads(page, args) -> dict:
     time.sleep(args.seconds)
     refusals = []
     for path in args.photos or []:
-        page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-            path
-        )
+        upload_files(page, path)
         refused = page.locator('[data-testid="stAlertContentError"]').filter(
             has_text=f"{Path(path).name} ("
         )
@@ -1364,9 +1355,7 @@ def scenario_refused_uploads(page, args) -> dict:
     go_to(page, "dataset")
     previous = None
     for path in args.csv_files or []:
-        page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
-            path
-        )
+        upload_files(page, path)
         # Each file is stored under a name of its own, which the page's message quotes:
         # wait for this file's message, not the last one's.
         error = page.locator('[data-testid="stAlertContentError"]').filter(
