@@ -84,7 +84,7 @@ def training_rows(training: dict) -> dict[str, str]:
                 "swa": f"average of the epochs from {config.get('swa_start')} to "
                 f"{training.get('best_epoch')} (stochastic weight averaging)",
                 "weights": "one epoch's weights",
-            }.get(training.get("best_kind"))
+            }.get(str(training.get("best_kind")))
             if swa
             else f"the mean of the {len(training['averaged_from'])} models' weights (a model soup)"
             if training.get("averaged_from")

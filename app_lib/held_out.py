@@ -220,7 +220,7 @@ def render_held_out(card: ModelCard) -> None:
         )
         return
     st.markdown("##### Real faces labelled by other people (not used for training)")
-    st.dataframe(wild_rows(entry, results.get("peer")), hide_index=True)
+    st.dataframe(wild_rows(entry, (results or {}).get("peer")), hide_index=True)
     mux = entry.get("muxspace") or {}
     if mux:
         recall = ", ".join(

@@ -33,7 +33,7 @@ def runs_dir() -> Path:
 
 
 def _file_stamp(path: Path) -> tuple:
-    stamps = []
+    stamps: list[int | None] = []
     for candidate in (path, litert_path_for(path), card_path_for(path)):
         try:
             stamps.append(candidate.stat().st_mtime_ns)
@@ -91,13 +91,13 @@ def active_model() -> ActiveModel:
     If a chosen model cannot be loaded, the next one is used and ``problem`` says why.
     Raises ModelError only if the shipped model itself is unusable.
     """
-    problems = []
+    problems: list[str] = []
     own = st.session_state.get(SESSION_MODEL_KEY)
     if own:
         model, problem = _load(Path(own), "model chosen for this session")
         if model is not None:
             return ActiveModel(model, "session")
-        problems.append(problem)
+        problems.append(str(problem))
     choice = active_choice(runs_dir())
     if choice.problem:
         problems.append(choice.problem)
@@ -106,7 +106,7 @@ def active_model() -> ActiveModel:
         if model is not None:
             source = "shipped" if shipped_key(choice.path) else "run"
             return ActiveModel(model, source, " ".join(problems) or None)
-        problems.append(problem)
+        problems.append(str(problem))
     try:
         model = _load_model_cached(str(DEFAULT_MODEL), _file_stamp(DEFAULT_MODEL))
     except FerError:

@@ -61,6 +61,8 @@ _lock = threading.RLock()
 _stored: dict[str, dict[str, int]] = {}
 # session id -> messages about files refused at arrival, shown by the page's next run.
 _refusals: dict[str, list[str]] = {}
+# How many sessions were alive at the janitor's last pass: a change collects garbage.
+_swept_sessions: int | None = None
 # session id -> {suffix: UploadRule}: what the session's page takes (expect_uploads).
 _expected: dict[str, dict[str, UploadRule]] = {}
 
@@ -371,7 +373,7 @@ def sweep(runtime) -> int:
     manager = getattr(runtime, "uploaded_file_mgr", None)
     freed = 0
     for session_id in list(getattr(manager, "file_storage", {}) or {}):
-        if session_id not in alive:
+        if manager is not None and session_id not in alive:
             freed += _in_memory(manager, session_id)[1]
             manager.remove_session_files(session_id)
     with _lock:
@@ -381,9 +383,10 @@ def sweep(runtime) -> int:
             _stored.pop(session_id, None)
             _refusals.pop(session_id, None)
             _expected.pop(session_id, None)
-    if freed or getattr(sweep, "_sessions", None) != len(alive):
+    global _swept_sessions
+    if freed or _swept_sessions != len(alive):
         gc.collect()
-    sweep._sessions = len(alive)
+    _swept_sessions = len(alive)
     if freed:
         _LOG.info("released %.1f MB of uploads of ended sessions", freed / MB)
     return freed

@@ -118,7 +118,8 @@ def atomic_path(path: str | os.PathLike):
 def atomic_writer(path: str | os.PathLike, mode: str = "w"):
     """``atomic_path`` opened for writing; synced to disk before the rename."""
     with atomic_path(path) as tmp:
-        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+        encoding = None if "b" in mode else "utf-8"
+        with open(tmp, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

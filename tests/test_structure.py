@@ -113,7 +113,7 @@ def test_fer_core_is_rooms_and_every_import_runs_down():
 # fer_core modules that import Keras as they load (their layers are defined at module level):
 # the only ones another module may import inside a function, so that a path that needs no
 # Keras (the LiteRT inference path, `fer --help`) never loads it.
-HEAVY = {"fer_core.training.trainer"}
+HEAVY = {"fer_core.training.trainer", "fer_core.training.checkpoints"}
 
 
 def test_imports_inside_functions_are_only_of_heavy_modules():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from fer_core.cli.console import count_printer, progress_printer, report_to, stage
 from fer_core.data.fer2013 import load_fer2013
@@ -155,7 +156,8 @@ def cmd_evaluate(args) -> int:
                 )
             )
             smoothing = _label_smoothing(args.run, previous)
-            public_keep, test_keep = slice(None), slice(None)
+            public_keep: Any = slice(None)  # all faces, or the clear-majority faces' rows
+            test_keep: Any = slice(None)
             fit = {}
             if crowd_model and ferplus is not None:
                 # A model of the crowd: its temperature is fitted to PublicTest's vote shares

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fer_core.labels import EMOTIONS, NUM_CLASSES, USAGES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FLAT_STD = 1.0  # grey levels: below this an image is a flat placeholder, not a face
 
@@ -34,8 +38,8 @@ class FlawReport:
 
     all_black: np.ndarray  # row numbers of images whose pixels are all 0
     flat: np.ndarray  # row numbers of near-uniform images that are not all black
-    groups: object  # pandas DataFrame, one row per duplicate group (see find_flaws)
-    row_flags: object  # pandas DataFrame, one row per flagged image
+    groups: pd.DataFrame  # one row per duplicate group (see find_flaws)
+    row_flags: pd.DataFrame  # one row per flagged image
 
     @property
     def duplicate_groups(self) -> int:
@@ -116,7 +120,7 @@ def find_flaws(
     order = np.argsort(digests, kind="stable")
     sorted_digests = digests[order]
     boundaries = np.flatnonzero(sorted_digests[1:] != sorted_digests[:-1]) + 1
-    group_records = []
+    group_records: list[dict] = []
     group_of = np.full(count, -1, dtype=np.int64)
     for members in np.split(order, boundaries) if count else []:
         if len(members) < 2:

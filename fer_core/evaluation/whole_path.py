@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from fer_core.recognition.preprocess import Framing, crop_faces
 MATCH_IOU = 0.25
 BACKGROUNDS = ("grey", "noise", "gradient")
 PLACEMENTS = ("centre", "random")
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "plain": {},
     # every face turned by +-10 degrees about its centre (alternating sign)
     "rotated": {"angle": 10.0},
@@ -187,7 +188,11 @@ def evaluate_pipeline(
         "end_to_end": float(np.mean(predicted == labels)) if n else float("nan"),
         "crop_accuracy_found": crop_found,
         "crop_accuracy": float(np.mean(crop_predicted == labels)) if n else float("nan"),
-        "framing_cost": (crop_found - accuracy_found) if on_found else None,
+        "framing_cost": (
+            crop_found - accuracy_found
+            if crop_found is not None and accuracy_found is not None
+            else None
+        ),
         "extra_boxes_per_frame": extra_boxes / max(n, 1),
         "median_ms_per_frame": float(np.median(seconds) * 1e3) if seconds else None,
         "scene": asdict(options),
@@ -263,7 +268,7 @@ def framing_sweep(
     n = len(labels)
     crops = np.empty((len(grid), n, INPUT_SIZE, INPUT_SIZE), np.uint8)  # one block, no lists
     oracle = np.empty((n, INPUT_SIZE, INPUT_SIZE), np.uint8)
-    kept = []
+    kept: list[int] = []
     for index in range(n):
         frame, truth = make_scene(images[index], options, index)
         grey = to_grey(frame)
@@ -285,8 +290,8 @@ def framing_sweep(
         if progress is not None and index % 200 == 0:
             progress((index + 1) / n, f"{index + 1}/{n} faces")
     found = len(kept)
-    kept = np.array(kept, int)
-    truth_labels = np.asarray(labels)[kept]
+    kept_rows = np.array(kept, int)
+    truth_labels = np.asarray(labels)[kept_rows]
     model = recognizer.model
 
     def accuracy(batch):
@@ -300,7 +305,7 @@ def framing_sweep(
     return {
         "faces": int(n),
         "found": int(found),
-        "crop_accuracy_found": accuracy(np.asarray(images)[kept]),
+        "crop_accuracy_found": accuracy(np.asarray(images)[kept_rows]),
         "oracle_frame_accuracy_found": accuracy(oracle[:found]),
         "grid": rows,
         "best": best_row,

@@ -99,7 +99,7 @@ def make_interpreter(model_path, num_threads: int | None = None):
     """A LiteRT interpreter for ``model_path``: ``ai_edge_litert`` where installed, else
     ``tensorflow.lite`` (TensorFlow 2.21 still ships it, with a deprecation warning)."""
     try:
-        from ai_edge_litert.interpreter import Interpreter  # type: ignore
+        from ai_edge_litert.interpreter import Interpreter
     except ImportError:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
@@ -298,7 +298,8 @@ class BlazeFaceDetector:
         boxes, scores, points = weighted_nms(boxes, scores, points, self.settings.nms_iou)
         found = []
         for box, score, point in zip(boxes, scores, points):
-            clipped = clip_box(*box, width, height)
+            x0, y0, x1, y1 = (float(v) for v in box)
+            clipped = clip_box(x0, y0, x1, y1, width, height)
             if clipped is None:
                 continue
             # key points 0 and 1: the subject's right eye (image left) and left eye

@@ -26,7 +26,7 @@ CASCADES = (
 def cascade_path(name: str = CASCADE_FILE) -> Path:
     import cv2
 
-    return Path(cv2.data.haarcascades) / name
+    return Path(cv2.data.haarcascades) / name  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ class HaarDetector:
                     ((x, y, w, h), cascade_score(weight, s.cascade))
                     for (x, y, w, h), weight in zip(found if len(found) else [], np.ravel(weights))
                 ]
-        boxes = []
+        boxes: list[tuple[tuple[int, int, int, int], float]] = []
         for (x, y, w, h), score in sorted(scored, key=lambda pair: -pair[1]):
             box = clip_box(x / scale, y / scale, (x + w) / scale, (y + h) / scale, width, height)
             # a face near the passes' border can be found by both: the better box stays

@@ -89,17 +89,17 @@ def choose_int8(
     export_litert_int8(model_path, representative, candidate)
     card = read_card(model_path)
     flip = card.flip_average if card else False
-    images, labels, judged_by = _selection_labels(dataset, card, labels)
+    images, truth, judged_by = _selection_labels(dataset, card, labels)
     float_runner, int8_runner = _LiteRTRunner(float_path), _LiteRTRunner(candidate)
-    float_accuracy = _accuracy(float_runner, images, labels, flip)
-    int8_accuracy = _accuracy(int8_runner, images, labels, flip)
+    float_accuracy = _accuracy(float_runner, images, truth, flip)
+    int8_accuracy = _accuracy(int8_runner, images, truth, flip)
     loss = float_accuracy - int8_accuracy
     shipped = loss <= max_loss
     result = {
         "model": model_path.name,
         "split": "PublicTest",
         "judged_by": judged_by,
-        "faces": int(len(labels)),
+        "faces": int(len(truth)),
         "flip_average": flip,
         "float_accuracy": float_accuracy,
         "int8_accuracy": int8_accuracy,
@@ -119,7 +119,7 @@ def choose_int8(
         candidate.unlink(missing_ok=True)
     result["sha256"] = file_sha256(float_path)
     result["summary"] = (
-        f"PublicTest ({judged_by}, {len(labels):,} faces): float {100 * float_accuracy:.2f}%, "
+        f"PublicTest ({judged_by}, {len(truth):,} faces): float {100 * float_accuracy:.2f}%, "
         f"int8 {100 * int8_accuracy:.2f}% ({100 * loss:+.2f} pt loss, allowed "
         f"{100 * max_loss:.2f}); batch 1 {result['float_batch_1_ms']:.3f} ms float, "
         f"{result['int8_batch_1_ms']:.3f} ms int8 -> {float_path.name} is "

@@ -101,7 +101,7 @@ def crop_faces(
             angle = eye_angle(points) if points is not None else 0.0
             # the region (rotated by ``angle`` about its centre) -> a size x size image
             matrix = cv2.getRotationMatrix2D((cx, cy), angle, 1.0)
-            matrix[:, 2] += size / 2 - cx, size / 2 - cy
+            matrix[:, 2] += np.array([size / 2 - cx, size / 2 - cy])
             if angle == 0.0:
                 x0, y0 = int(round(cx - size / 2)), int(round(cy - size / 2))
                 if x0 >= 0 and y0 >= 0 and x0 + size <= width and y0 + size <= height:

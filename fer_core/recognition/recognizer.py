@@ -29,6 +29,11 @@ PRESETS = HAAR_PRESETS
 LIVE_CARRY_FRAMES = 5  # the live preset draws a missed face for up to 5 frames
 
 
+def _int_box(box) -> tuple[int, int, int, int]:
+    x, y, w, h = (int(v) for v in box)
+    return (x, y, w, h)
+
+
 def _affinity(track_box, box) -> float:
     """IoU, or, for boxes of similar size whose centres are close (a face that moved between
     sparsely sampled frames, or a box that jittered), a score just above the IoU threshold
@@ -158,7 +163,7 @@ class Recognizer:
         smoothing: float = 0.5,
         margin: float = 0.0,
         detector: str = DEFAULT_DETECTOR,
-        framing: Framing | str | None = "auto",
+        framing: Framing | tuple[Framing, ...] | str | None = "auto",
         align: bool = False,
         min_score: float | None = None,
         detect_every: int = 1,
@@ -189,7 +194,8 @@ class Recognizer:
         else:
             self.detector = make_detector(detector, preset)
         if detector == "haar" and self.min_face is not None:
-            settings, changes = self.detector.settings, {"min_size": self.min_face}
+            settings = self.detector.settings
+            changes: dict[str, object] = {"min_size": self.min_face}
             if settings.large_from is not None and self.min_face >= settings.large_from:
                 # only large faces are wanted: the large-face pass alone
                 changes.update(
@@ -243,19 +249,21 @@ class Recognizer:
             "classify_ms": (finished - detected) * 1e3,
         }
         framings = len(self.framing) if isinstance(self.framing, tuple) else 1
-        results, used = [], 0
+        results: list[list[FaceResult]] = []
+        used = 0
         for detections, _ in found:
             if not detections:
                 results.append([])
                 continue
             count = len(detections) * framings
             # several framings: every face cropped each way (framing-major), averaged
+            assert probs is not None  # some image had faces
             mine = probs[used : used + count].reshape(framings, len(detections), -1).mean(axis=0)
             used += count
             results.append(
                 [
                     FaceResult(
-                        tuple(int(v) for v in d.box),
+                        _int_box(d.box),
                         p.astype(np.float64) / p.sum(),
                         score=d.score,
                         eyes=d.eyes,
@@ -315,7 +323,7 @@ class Recognizer:
         probs = probs.reshape(crops.shape[0], len(boxes), -1).mean(axis=0)
         self.last_timings = {"detect_ms": 0.0, "classify_ms": (time.perf_counter() - started) * 1e3}
         return [
-            FaceResult(tuple(int(v) for v in box), p.astype(np.float64) / p.sum(), score=score)
+            FaceResult(_int_box(box), p.astype(np.float64) / p.sum(), score=score)
             for (box, score), p in zip(tracked, probs)
         ]
 

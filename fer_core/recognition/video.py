@@ -93,7 +93,7 @@ def video_info(path: str | Path) -> dict:
             # The container's duration runs to its last timestamp: less its start time.
             duration = (
                 float(stream.duration * stream.time_base)
-                if stream.duration
+                if stream.duration and stream.time_base
                 else (
                     (container.duration - max(container.start_time or 0, 0)) / 1e6
                     if container.duration

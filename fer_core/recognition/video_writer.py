@@ -13,11 +13,15 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fer_core.errors import ImageError
 from fer_core.recognition.drawing import draw_results
+
+if TYPE_CHECKING:
+    import av
 
 # (codec, container format, file suffix, MIME type), in order of preference.
 CODECS = [
@@ -60,9 +64,9 @@ class AnnotatedVideoWriter:
         self.uncertain_below = uncertain_below  # faces below it are drawn "uncertain"
         self.frames = 0
         self._container_format = container_format
-        self._container = None
-        self._stream = None
-        self._size: tuple[int, int] | None = None
+        self._container: av.container.OutputContainer | None = None  # opened by the first frame
+        self._stream: av.VideoStream | None = None
+        self._size: tuple[int, int] = (0, 0)
 
     def _open(self, width: int, height: int) -> None:
         import av
@@ -72,6 +76,7 @@ class AnnotatedVideoWriter:
             str(self.path), mode="w", format=self._container_format, options=options
         )
         stream = self._container.add_stream(self.codec, rate=self.fps)
+        assert isinstance(stream, av.VideoStream)  # a video codec makes a video stream
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuv420p"
         if self.codec == "libx264":
@@ -98,17 +103,21 @@ class AnnotatedVideoWriter:
         if self._container is None:
             height, width = frame.shape[:2]
             self._open(width - width % 2, height - height % 2)
+        container, stream = self._container, self._stream
+        assert container is not None and stream is not None  # opened above
         width, height = self._size
         frame = np.ascontiguousarray(frame[:height, :width])
         if frame.shape[:2] != (height, width):  # a later frame of another size
             import cv2
 
             frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-        video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p")
+        video_frame = av.VideoFrame.from_ndarray(
+            frame.astype(np.uint8, copy=False), format="rgb24"
+        ).reformat(format="yuv420p")
         video_frame.pts = self.frames
         video_frame.time_base = Fraction(1) / self.fps
-        for packet in self._stream.encode(video_frame):
-            self._container.mux(packet)
+        for packet in stream.encode(video_frame):
+            container.mux(packet)
         self.frames += 1
 
     def on_frame(self, index: int, rgb: np.ndarray, results) -> None:
@@ -117,7 +126,7 @@ class AnnotatedVideoWriter:
 
     def close(self) -> Path | None:
         """Flush and close; returns the video's path, or None if no frame was written."""
-        if self._container is None:
+        if self._container is None or self._stream is None:
             return None
         try:
             for packet in self._stream.encode():

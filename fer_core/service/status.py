@@ -182,7 +182,7 @@ def run_status(run_dir: str | os.PathLike, now: float | None = None) -> RunStatu
     """A run's ``RunStatus``, read from its folder."""
     run = Run(run_dir)
     now = time.time() if now is None else now
-    config, state, progress = run.config(), run.state(), run.progress()
+    config, state, progress = run.config(), run.state(), run.progress() or {}
     job = read_json(run.file(TRAIN_JOB), None)
     history = run.history()
     pid = training_pid(run)
@@ -350,7 +350,8 @@ def evaluation_progress(
     """How far an evaluation is, from its progress file (``fer evaluate --progress``)."""
     now = time.time() if now is None else now
     fraction, stage = 0.0, "starting (loading TensorFlow)"
-    name = str((progress or {}).get("stage") or "")
+    progress = progress or {}
+    name = str(progress.get("stage") or "")
     for prefix, before, share in EVAL_STAGES:
         if name.startswith(prefix):
             part = min(max(float(progress.get("fraction") or 0.0), 0.0), 1.0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from pathlib import Path
 
 from fer_core.data.paths import default_ferplus_path
@@ -266,6 +266,14 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _factory_default(item: Field) -> object:
+    """The value a field's default factory makes (the field has no plain default)."""
+    factory = item.default_factory
+    if not callable(factory):
+        raise TypeError(f"{item.name} has neither a default nor a default factory")
+    return factory()
+
+
 def _value_type(annotation: str):
     base = annotation.replace(" | None", "").strip()
     return {"int": int, "float": float, "str": str, "bool": bool, "dict": dict, "list": list}[base]
@@ -275,9 +283,9 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field, with no default of its own: a flag that is not given
     leaves the setting to the run's config.json (or to TrainConfig's default for a new run)."""
     for item in fields(TrainConfig):
-        kind = _value_type(item.type)  # a string: annotations are postponed
+        kind = _value_type(str(item.type))  # a string: annotations are postponed
         meta = item.metadata
-        default = item.default if item.default is not MISSING else item.default_factory()
+        default = item.default if item.default is not MISSING else _factory_default(item)
         help_text = f"{meta['help']} (default: {default!r})"
         names = [_flag(item.name), *meta.get("aliases", ())]
         if kind is bool:

@@ -27,7 +27,6 @@ from fer_core.records import database_url
 from fer_core.records.store import captured_training_faces
 from fer_core.storage import WriteError, write_json
 from fer_core.training.averaging import WeightAverage, recompute_batch_norm
-from fer_core.training.checkpoints import RunCallback
 from fer_core.training.config import TrainConfig, learning_rate_at
 from fer_core.training.distributed import distribution_from_env, fit_multi_worker
 from fer_core.training.runs import BEST_BEFORE_RECALIBRATION, Run, new_run_name
@@ -129,7 +128,7 @@ def as_model_input(images: np.ndarray) -> np.ndarray:
 def _open_run(config: TrainConfig, run_dir) -> Run:
     if run_dir is None and not config.run_name:
         return Run.create_unique(config.runs_dir, new_run_name(config.architecture))
-    run = Run(run_dir if run_dir is not None else Path(config.runs_dir) / config.run_name)
+    run = Run(run_dir if run_dir is not None else Path(config.runs_dir) / str(config.run_name))
     run.path.mkdir(parents=True, exist_ok=True)
     return run
 
@@ -188,6 +187,8 @@ def train(
     import shutil
 
     import keras
+
+    from fer_core.training.checkpoints import RunCallback
 
     config.validate()
     strategy, is_chief, worker_index = distribution_from_env()
@@ -479,10 +480,8 @@ def recalibrate_best(
     if result["kept"]:
         save_keras_model(load_keras_model(run.best_model), run.file(BEST_BEFORE_RECALIBRATION))
         save_keras_model(model, run.best_model)
-    changes = {"recalibration": result}
-    if result["kept"]:
-        changes["best_val_accuracy"] = after
-    run.update_state(**changes)
+    kept = {"best_val_accuracy": after} if result["kept"] else {}
+    run.update_state(recalibration=result, **kept)
     return result
 
 

@@ -4,6 +4,7 @@ validation images, computed once per teacher files and images and cached."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,12 +28,13 @@ def teacher_probabilities(
     """
     import hashlib
 
+    teachers = list(config.teacher or [])
     digest = hashlib.sha256()
-    for item in config.teacher:
+    for item in teachers:
         digest.update(hashlib.sha256(Path(item).read_bytes()).digest())
     for name in sorted(images):
         digest.update(name.encode())
-        digest.update(hashlib.sha256(np.ascontiguousarray(images[name])).digest())
+        digest.update(hashlib.sha256(np.ascontiguousarray(images[name]).tobytes()).digest())
     key = digest.hexdigest()
     shared = run.path.parent / TEACHER_CACHE / f"{key}.npz"
     for cache in (run.teacher_cache, shared):
@@ -47,13 +49,11 @@ def teacher_probabilities(
             _write_teacher_cache(run.teacher_cache, key, result)
         return result
     result = {name: np.zeros((len(x), NUM_CLASSES), np.float64) for name, x in images.items()}
-    for item in config.teacher:
+    for item in teachers:
         teacher = load_keras_model(item)
         for name, x in images.items():
             result[name] += predict_probabilities(teacher, x, flip_average=True)
-    result = {
-        name: (probs / len(config.teacher)).astype(np.float32) for name, probs in result.items()
-    }
+    result = {name: (probs / len(teachers)).astype(np.float32) for name, probs in result.items()}
     _write_teacher_cache(run.teacher_cache, key, result)
     try:
         shared.parent.mkdir(exist_ok=True)
@@ -66,7 +66,8 @@ def teacher_probabilities(
 def _write_teacher_cache(path: Path, key: str, result: dict[str, np.ndarray]) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, key=np.array(key), **result)
+            arrays: dict[str, Any] = {"key": np.array(key), **result}
+            np.savez(handle, **arrays)
 
 
 __all__ = ["teacher_probabilities"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
 
 from fer_core.labels import INPUT_SIZE, NUM_CLASSES
@@ -26,13 +27,6 @@ from fer_core.training.config import MIXES
 _PACKAGE = "fer_core"
 
 
-def _keras():
-    import keras
-
-    return keras
-
-
-keras = _keras()
 ops = keras.ops
 
 
