@@ -78,9 +78,10 @@ test: install-dev browser
 	if [ $$rc -ne 0 ]; then exit $$rc; fi; exit $$browser
 
 # The quick loop while you work: everything but the tests marked slow, browser or real_data
-# (pytest.ini says what each means). `make test` still runs everything.
+# (pytest.ini says what each means), on every core (a file's tests stay together). `make test`
+# still runs everything.
 test-fast: install-dev
-	$(BIN)/python -m pytest tests -q -p no:cacheprovider -m "not slow and not browser and not real_data"
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider -m "not slow and not browser and not real_data" -n auto --dist loadfile
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -11,6 +11,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -179,6 +181,7 @@ def _served_on_a_wildcard_address_without_a_route(launcher: list[str], tmp_path)
     return log.read_text()
 
 
+@pytest.mark.slow  # seconds of real processes: make test runs it, the quick loop does not
 def test_the_app_makes_no_outbound_connection_on_a_network_address(tmp_path):
     """Issue 33 item 10: with ADDRESS=0.0.0.0 Streamlit logged "Did not auto detect external
     IP": it had tried to reach checkip.amazonaws.com, at start and when another site's page

@@ -37,6 +37,7 @@ def leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp"))
 
 
+@pytest.mark.slow  # seconds of real processes: make test runs it, the quick loop does not
 def test_bad_out_is_refused_before_any_work(tmp_path, photo):
     folder_out = tmp_path / "results.csv"
     folder_out.mkdir()

@@ -37,6 +37,7 @@ def _clip(path, astronaut, frames=12):
     return path
 
 
+@pytest.mark.slow  # seconds of real processes: make test runs it, the quick loop does not
 def test_people_are_added_listed_renamed_and_deleted(db):
     assert _fer(db, "people", "add", "Ann", "--note", "room 4").returncode == 0
     escaped = _fer(db, "people", "add", "Evil\x1b[31mName")
@@ -128,6 +129,7 @@ def _on_a_terminal(db, answer: str, *args):
     return done.returncode, done.stdout + done.stderr
 
 
+@pytest.mark.slow  # seconds of real processes: make test runs it, the quick loop does not
 def test_deleting_a_person_asks_first_and_scripts_say_yes(db):
     """Issue 33 item 8: ``fer people delete NAME`` deleted at once, while the page asks for a
     tick. On a terminal it says what goes and asks; without a terminal it deletes nothing

@@ -136,6 +136,7 @@ def _check_terminal_text(text: str, progress_line: bool = False) -> None:
     assert not bad, (bad, text)
 
 
+@pytest.mark.slow  # seconds of real processes: make test runs it, the quick loop does not
 @pytest.mark.timeout(600)
 def test_predict_shows_forged_names_escaped_and_writes_a_safe_csv(forged_names):
     names = [NEWLINE, CARRIAGE, RED, TITLE, FORMULA, "broken\x1b[8m.jpg", MISSING]
