@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePath
 
+from fer_core.faces import DEFAULT_DETECTOR
 from fer_core.models.card import ModelCard
 
 
@@ -187,7 +188,7 @@ class Headline:
     architecture: str | None = None
 
 
-def headline(card: ModelCard | None, detector: str = "haar") -> Headline:
+def headline(card: ModelCard | None, detector: str = DEFAULT_DETECTOR) -> Headline:
     """The card's headline numbers, with the whole path of ``detector`` (photo preset)."""
     card = card or ModelCard(name="")
     test = card.test

@@ -5,14 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from app_lib.settings import KEPT_PREFIX, keep, kept
-from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
+from fer_core.faces import DEFAULT_DETECTOR, DETECTORS, REGISTRY, detector_info
 
 DETECTOR_KEY = "face_detector"
-LABELS = {
-    "haar": "Haar cascade (OpenCV)",
-    "blazeface": "BlazeFace (MediaPipe)",
-}
-SHORT_LABELS = {"haar": "Haar", "blazeface": "BlazeFace"}
 HELP = (
     "Which face detector finds the faces. Haar (the default) is OpenCV's classic cascade. "
     "BlazeFace finds more faces (tilted, small, backlit ones too) and is faster; its "
@@ -21,33 +16,67 @@ HELP = (
 )
 
 
-# Haar missing every face for this long on the Live page brings the BlazeFace offer.
-HAAR_MISS_SECONDS = 3.0
+# A detector missing every face for this long on the Live page brings its fallback's offer.
+MISS_SECONDS = 3.0
 
 
-def switch_to_blazeface() -> None:
+def label(name: str) -> str:
+    """A detector's display name ("Haar cascade (OpenCV)"); an unknown name as it is."""
+    info = REGISTRY.get(name)
+    return info.label if info else name
+
+
+def short_label(name: str) -> str:
+    """A detector's name in tables ("Haar"); an unknown name as it is."""
+    info = REGISTRY.get(name)
+    return info.short_label if info else name
+
+
+def no_face_advice(name: str) -> str:
+    """What a person reads when ``name`` found no face in their photo."""
+    return detector_info(name).no_face_advice
+
+
+def switch_detector(name: str) -> None:
     """The offer's click (a callback: it runs before the sidebar's radio is drawn again)."""
-    st.session_state[DETECTOR_KEY] = "blazeface"
-    keep(DETECTOR_KEY, "blazeface")
+    st.session_state[DETECTOR_KEY] = name
+    keep(DETECTOR_KEY, name)
 
 
-def offer_blazeface(container, key: str) -> bool:
-    """Where Haar found no face: a one-click switch to BlazeFace, which finds tilted, small
-    and backlit faces that Haar misses (the Model page's whole-path table says how many).
-    Shown only while Haar is the detector; returns True on the run after the click (the
-    click's own rerun: in a fragment that reruns alone, the caller must then rerun the app so
-    that the sidebar's radio is drawn with the new detector)."""
+def fallback_note(detector: str, missing: float) -> str | None:
+    """What the Live page says when ``detector`` has found no face for ``missing`` seconds
+    and has a fallback to offer; None before ``MISS_SECONDS`` or without one."""
+    info = REGISTRY.get(detector)
+    if info is None or info.fallback is None or missing < MISS_SECONDS:
+        return None
+    other = detector_info(info.fallback)
+    return (
+        f"{info.in_sentence[:1].upper()}{info.in_sentence[1:]} has found no face for "
+        f"{missing:.0f} s. {other.short_label} {other.strengths}."
+    )
+
+
+def offer_fallback(container, key: str) -> bool:
+    """Where the detector found no face: a one-click switch to its fallback (Haar's is
+    BlazeFace, which finds tilted, small and backlit faces that Haar misses; the Model page's
+    whole-path table says how many). Shown only while a detector with a fallback is chosen;
+    returns True on the run after the click (the click's own rerun: in a fragment that
+    reruns alone, the caller must then rerun the app so that the sidebar's radio is drawn
+    with the new detector)."""
     if st.session_state.get(key):
         return True  # clicked: the callback has switched already
-    if current_detector() != "haar":
+    fallback = detector_info(current_detector()).fallback
+    if fallback is None:
         return False
+    other = detector_info(fallback)
     return container.button(
-        "Try BlazeFace",
+        f"Try {other.short_label}",
         key=key,
-        on_click=switch_to_blazeface,
+        on_click=switch_detector,
+        args=(fallback,),
         icon=":material/center_focus_strong:",
-        help="Switch the face detector to BlazeFace (MediaPipe) for this "
-        "session; the sidebar switches back.",
+        help=f"Switch the face detector to {other.label} for this session; the sidebar "
+        "switches back.",
     )
 
 
@@ -80,7 +109,7 @@ def detector_choice(container=None) -> str:
             "Face detector",
             DETECTORS,
             key=DETECTOR_KEY,
-            format_func=lambda name: LABELS.get(name, name),
+            format_func=label,
             help=HELP,
         ),
     )
@@ -88,11 +117,14 @@ def detector_choice(container=None) -> str:
 
 __all__ = [
     "detector_choice",
-    "offer_blazeface",
+    "offer_fallback",
+    "fallback_note",
     "current_detector",
-    "switch_to_blazeface",
+    "switch_detector",
     "missing_for",
-    "HAAR_MISS_SECONDS",
+    "label",
+    "short_label",
+    "no_face_advice",
+    "MISS_SECONDS",
     "DETECTOR_KEY",
-    "LABELS",
 ]

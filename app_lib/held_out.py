@@ -12,13 +12,11 @@ import json
 from pathlib import Path
 
 from app_lib.card import LABEL_NAMES
+from app_lib.detector import short_label
 from fer_core.models.card import ModelCard, balanced_of
 
 ROOT = Path(__file__).resolve().parent.parent
 WILD_RESULTS = ROOT / "bench" / "wild.json"
-
-
-DETECTOR_NAMES = {"haar": "Haar", "blazeface": "BlazeFace"}
 
 
 def _pct(value) -> str:
@@ -77,7 +75,7 @@ def held_out_rows(card: ModelCard) -> list[dict]:
         for row in section.get("rows", []):
             if row.get("variant", "plain") != "plain":
                 continue
-            name = DETECTOR_NAMES.get(row["detector"], row["detector"])
+            name = short_label(row["detector"])
             rows.append(
                 {
                     "measure": f"whole path, {name} {row['preset']} preset, "
@@ -119,7 +117,7 @@ def wild_rows(entry: dict, peer: dict | None = None) -> list[dict]:
     photos, when measured), then muxspace's crops."""
     rows = []
     for detector, report in (entry.get("genki4k") or {}).items():
-        name = DETECTOR_NAMES.get(detector, detector)
+        name = short_label(detector)
         rows.append(
             {
                 "set": "GENKI-4K smiles, whole path",

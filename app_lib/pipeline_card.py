@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from app_lib.detector import short_label
+from fer_core.faces import DETECTORS
+
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINE_RESULTS = ROOT / "bench" / "pipeline.json"
 COMMAND = (
-    "python -m fer_core evaluate-pipeline --split PrivateTest --detector haar blazeface "
+    "python -m fer_core evaluate-pipeline --split PrivateTest "
+    f"--detector {' '.join(DETECTORS)} "
     "--preset photo live --variants plain rotated shifted --out bench/pipeline.json"
 )
-DETECTOR_NAMES = {"haar": "Haar", "blazeface": "BlazeFace"}
 
 
 def load_pipeline_results(path: str | Path = PIPELINE_RESULTS) -> dict | None:
@@ -39,7 +42,7 @@ def pipeline_rows(results: dict, variant: str | None = "plain") -> list[dict]:
             continue
         rows.append(
             {
-                "detector": DETECTOR_NAMES.get(row["detector"], row["detector"]),
+                "detector": short_label(row["detector"]),
                 "preset": row["preset"],
                 "faces": row.get("variant", "plain"),
                 "crop accuracy (FER2013's crops)": _pct(row["crop_accuracy"]),
@@ -63,7 +66,7 @@ def pipeline_figure(results: dict, variant: str = "plain"):
     import plotly.graph_objects as go
 
     rows = [r for r in results.get("rows", []) if r.get("variant", "plain") == variant]
-    names = [f"{DETECTOR_NAMES.get(r['detector'], r['detector'])} ({r['preset']})" for r in rows]
+    names = [f"{short_label(r['detector'])} ({r['preset']})" for r in rows]
     figure = go.Figure()
     for key, label in (
         ("crop_accuracy", "FER2013's crops"),

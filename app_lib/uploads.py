@@ -14,8 +14,7 @@ import numpy as np
 from fer_core import EMOTIONS, FerError, Recognizer, read_image
 from fer_core.data.image import encode_png
 from fer_core.data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, kind_of, without_dots
-from fer_core.faces import DEFAULT_DETECTOR, DetectorSettings
-from fer_core.faces.haar import HAAR_PRESETS
+from fer_core.faces import DEFAULT_DETECTOR, DetectorSettings, detector_info
 from fer_core.recognition.drawing import draw_results
 from fer_core.recognition.results import PHOTO_COLUMNS, FaceResult, face_rows
 from fer_core.recognition.uncertainty import threshold_of
@@ -90,12 +89,15 @@ def video_recognizer(model, detector: str = DEFAULT_DETECTOR) -> Recognizer:
 
 
 def _recognizer(model, detector: str, limits: DetectorSettings) -> Recognizer:
-    """Haar: the photo preset within the page's size limits for detection; other detectors
-    scale the image to their input themselves."""
-    if detector == "haar":
+    """A detector with Haar's settings (``DetectorSettings``): its photo preset within the
+    page's size limits for detection; other detectors scale the image to their input
+    themselves."""
+    photo = detector_info(detector).presets["photo"]
+    if isinstance(photo, DetectorSettings):
         return Recognizer(
             model,
-            detector_settings=replace(HAAR_PRESETS["photo"], detect_width=limits.detect_width),
+            detector=detector,
+            detector_settings=replace(photo, detect_width=limits.detect_width),
         )
     return Recognizer(model, preset="photo", detector=detector)
 

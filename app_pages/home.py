@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_lib.card import LABEL_NAMES, headline, headline_sentences
-from app_lib.detector import LABELS, SHORT_LABELS, current_detector
+from app_lib.detector import current_detector, label, short_label
 from app_lib.formatting import percent
 from app_lib.model_state import active_model
 from app_lib.navigation import HOME, PAGES
@@ -48,7 +48,7 @@ with user_errors():
             help="Share of FER2013's test crops whose top emotion is the label.",
         )
     middle.metric(
-        f"Whole path, {SHORT_LABELS.get(detector, detector)} ({numbers.path_split or '—'})",
+        f"Whole path, {short_label(detector)} ({numbers.path_split or '—'})",
         percent(
             numbers.crowd_path_agreement
             if numbers.crowd_agreement is not None
@@ -63,7 +63,7 @@ with user_errors():
         help="Median time of one classification (one face), as measured for the model card.",
     )
     far.metric("Parameters", f"{numbers.parameters:,}" if numbers.parameters else "—")
-    sentences = headline_sentences(numbers, LABELS.get(detector, detector))
+    sentences = headline_sentences(numbers, label(detector))
     if sentences:
         st.markdown("\n".join(f"- {line}" for line in sentences))
     else:

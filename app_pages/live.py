@@ -8,8 +8,8 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from app_lib.charts import probability_bars, timeline_figure
-from app_lib.detector import HAAR_MISS_SECONDS, detector_choice, missing_for, offer_blazeface
-from app_lib.detector import LABELS as DETECTOR_LABELS
+from app_lib.detector import detector_choice, fallback_note, missing_for, offer_fallback
+from app_lib.detector import label as detector_label
 from app_lib.live import (
     ICE_PATIENCE_SECONDS,
     ICE_SERVERS_ENV,
@@ -269,7 +269,7 @@ def live_panel():
     width, height = snapshot.frame_size
     st.caption(
         f"Video arriving at **{width}×{height}** (browsers lower it under load) · "
-        f"detector: {DETECTOR_LABELS.get(snapshot.detector, snapshot.detector)}."
+        f"detector: {detector_label(snapshot.detector)}."
     )
     if snapshot.skipped:
         st.caption(
@@ -296,12 +296,10 @@ def live_panel():
                 snapshot.detector,
                 time.time(),
             )
-            if snapshot.detector == "haar" and missing >= HAAR_MISS_SECONDS:
-                st.caption(
-                    f"The Haar cascade has found no face for {missing:.0f} s. "
-                    "BlazeFace finds faces that are tilted, small or in poor light."
-                )
-                if offer_blazeface(st, key="live-try-blazeface"):
+            note = fallback_note(snapshot.detector, missing)
+            if note:
+                st.caption(note)
+                if offer_fallback(st, key="live-try-fallback"):
                     st.rerun(scope="app")
         else:
             missing_for(

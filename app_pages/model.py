@@ -13,7 +13,7 @@ from app_lib.card import (
     weak_classes,
 )
 from app_lib.charts import confusion_figure, per_class_figure, reliability_figure
-from app_lib.detector import DETECTOR_KEY, LABELS
+from app_lib.detector import DETECTOR_KEY, label
 from app_lib.formatting import percent
 from app_lib.held_out import render_held_out, render_whole_path
 from app_lib.model_state import require_active_model
@@ -47,7 +47,7 @@ if card is None:
 else:
     st.subheader("In one sentence each")
     st.markdown(
-        "\n".join(f"- {line}" for line in headline_sentences(numbers, LABELS.get(detector, "Haar")))
+        "\n".join(f"- {line}" for line in headline_sentences(numbers, label(detector)))
         or "- Nothing measured yet."
     )
     st.caption(

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app_lib.charts import probability_bars, timeline_figure
-from app_lib.detector import detector_choice, offer_blazeface
+from app_lib.detector import detector_choice, no_face_advice, offer_fallback
 from app_lib.formatting import duration, percent, table_height
 from app_lib.model_state import require_active_model
 from app_lib.records import save_to_history
@@ -344,17 +344,10 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
         if not result.faces:
             st.info(
                 f"No face found in {escape_markdown(shorten(upload.name))}. "
-                + (
-                    "The Haar cascade finds frontal faces at least about 30 pixels wide; "
-                    "try a sharper, frontal, well-lit photo, or BlazeFace, which also finds "
-                    "tilted, small and backlit faces."
-                    if detector == "haar"
-                    else "BlazeFace found no face either: try a sharper, well-lit photo in "
-                    "which the face is at least about 20 pixels wide."
-                ),
+                + no_face_advice(detector),
                 icon=":material/face:",
             )
-            offer_blazeface(st, key=f"try-blazeface-{upload.key}")
+            offer_fallback(st, key=f"try-fallback-{upload.key}")
         else:
             labels = ", ".join(f"#{f['face']} {shown_label(f)}" for f in faces)
             st.markdown(f"**{escape_markdown(labels)}**" if labels else "*All boxes dropped.*")

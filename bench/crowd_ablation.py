@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_core.faces import DETECTORS
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 OUT = ROOT / "bench" / "crowd_ablation.json"
@@ -130,7 +132,7 @@ def score(runs_dir: Path, faces: int) -> dict:
         majority = FerPlus(votes.votes[inside], votes.usage[inside]).clear_majority()
         keep = np.flatnonzero(majority >= 0)[:faces]
         entry["whole_path_PublicTest"] = {}
-        for detector in ("haar", "blazeface"):
+        for detector in DETECTORS:
             recognizer = Recognizer(model, preset="photo", detector=detector)
             report = evaluate_pipeline(recognizer, images[keep], majority[keep], SceneOptions())
             entry["whole_path_PublicTest"][detector] = {

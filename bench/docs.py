@@ -15,12 +15,14 @@ import re
 import sys
 from pathlib import Path
 
+from fer_core.faces import BLAZEFACE, DETECTORS, HAAR, detector_info
 from fer_core.models.card import ModelCard, balanced_of, read_card
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "model.md"
 EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-DETECTOR_NAMES = {"haar": "Haar", "blazeface": "BlazeFace"}  # as the tables name them
+# as the tables name them
+DETECTOR_NAMES = {name: detector_info(name).short_label for name in DETECTORS}
 LABEL_NAMES = {
     "fer2013": "FER2013's labels",
     "ferplus-votes": "FER+ vote shares",
@@ -230,7 +232,7 @@ def ablation_section(ablation: dict) -> list[str]:
             f"{_pct(entry['PublicTest']['fer2013_accuracy'], 2)} | "
             f"{_pct(entry['PrivateTest']['ferplus_majority_agreement'], 2)} | "
             f"{_pct(entry['PrivateTest']['fer2013_accuracy'], 2)} | "
-            f"{_pt(path['haar']['framing_cost'])} | {_pt(path['blazeface']['framing_cost'])} | "
+            f"{_pt(path[HAAR.name]['framing_cost'])} | {_pt(path[BLAZEFACE.name]['framing_cost'])} | "
             f"{entry['train_seconds'] / 60:.0f} |"
         )
     return lines
@@ -372,7 +374,7 @@ def wild_section(wild: dict, cards: dict) -> list[str]:
             continue
         shown = True
         cells = []
-        for detector in ("haar", "blazeface"):
+        for detector in DETECTORS:
             g = entry["genki4k"][detector]
             cells.append(
                 f"{_pct(g['found'])} / {_pct(g['on_found']['accuracy'])} "
@@ -432,7 +434,7 @@ def choice_section(choice: dict) -> list[str]:
             + " | ".join(
                 _pct(rows[f"{labels}/{d}"]["end_to_end"])
                 for labels in ("ferplus-majority", "fer2013")
-                for d in ("haar", "blazeface")
+                for d in DETECTORS
             )
             + " |"
         )
@@ -753,7 +755,7 @@ def live_capacity_section(report: dict) -> list[str]:
         "before it on the same server). The server does not give memory back when streams "
         "end, so the later series start well above idle and show none." + _arena_note(report),
     ]
-    haar = next((r for r in report["runs"] if r["detector"] == "haar" and r["fps"] == 15), None)
+    haar = next((r for r in report["runs"] if r["detector"] == HAAR.name and r["fps"] == 15), None)
     if haar:
         lines += [
             "",

@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_core.faces import DETECTORS, HAAR
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "live_capacity.json"
 NAMESPACE_ENV = "FER_BENCH_IN_NAMESPACE"
@@ -55,7 +57,6 @@ BITS = 12  # frame numbers up to 4095 in the strip
 BLOCK = 24  # each bit a 24x24 block along the bottom-left edge
 STEPS = (1, 2, 4, 6, 8, 10, 12)
 FRAME_RATES = (15, 25)
-DETECTORS = ("haar", "blazeface")
 WARMUP_S = 6.0
 MEASURE_S = 15.0
 
@@ -589,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     if rc is not None:
         return rc
     if args.quick:
-        results = run(("haar",), (15,), (1, 2), args.malloc_arena_max, args.relay)
+        results = run((HAAR.name,), (15,), (1, 2), args.malloc_arena_max, args.relay)
     else:
         results = run(
             tuple(args.detector or DETECTORS),

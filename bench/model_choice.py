@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from fer_core.faces import DETECTORS
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 OUT = ROOT / "bench" / "model_choice.json"
@@ -43,7 +45,7 @@ def main() -> int:
         entry = {"model": path.name, "trained_on": trained, "rows": {}}
         for labels in ("ferplus-majority", "fer2013"):
             images, truth = split_with_labels(dataset, "PublicTest", labels)
-            for detector in ("haar", "blazeface"):
+            for detector in DETECTORS:
                 recognizer = Recognizer(str(path), preset="photo", detector=detector)
                 report = evaluate_pipeline(recognizer, images, truth, SceneOptions())
                 entry["rows"][f"{labels}/{detector}"] = {k: report[k] for k in KEYS}
@@ -52,7 +54,7 @@ def main() -> int:
 
     def crowd(key: str) -> float:
         rows = results[key]["rows"]
-        return sum(rows[f"ferplus-majority/{d}"]["end_to_end"] for d in ("haar", "blazeface"))
+        return sum(rows[f"ferplus-majority/{d}"]["end_to_end"] for d in DETECTORS)
 
     crowd_models = [k for k in results if results[k]["trained_on"] != "fer2013"]
     label_models = [k for k in results if results[k]["trained_on"] == "fer2013"]

@@ -42,11 +42,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from bench.run import DEFAULT_PHOTOS, _stats, machine_info, synthetic_frame  # noqa: E402
+from fer_core.faces import BLAZEFACE, DETECTORS, HAAR  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "peers.json"
 PIPELINE = Path(__file__).resolve().parent / "pipeline.json"
 DEFAULT_VIDEO = ROOT.parent / "shared" / "data" / "video" / "facerec_short_hamilton_clip.mp4"
-SETTINGS = [(d, p) for d in ("haar", "blazeface") for p in ("photo", "live")]
+SETTINGS = [(d, p) for d in DETECTORS for p in ("photo", "live")]
 PRECISION_TARGET = 0.95
 
 
@@ -135,10 +136,10 @@ def bench_moving(fer) -> dict:
             "face_present": round(present / len(frames), 4),
         }
     for detector, preset, every in [(d, p, 1) for d, p in SETTINGS] + [
-        ("haar", "live", 2),
-        ("haar", "live", 3),
-        ("blazeface", "live", 2),
-        ("blazeface", "live", 3),
+        (HAAR.name, "live", 2),
+        (HAAR.name, "live", 3),
+        (BLAZEFACE.name, "live", 2),
+        (BLAZEFACE.name, "live", 3),
     ]:
         recognizer = Recognizer(preset=preset, detector=detector, detect_every=every)
         recognizer.analyze(frames[0])
@@ -182,7 +183,7 @@ def bench_video(path: Path) -> dict:
     out = {"file": path.name, "frames": len(frames)}
     for size in ((640, 360), (320, 180)):
         scaled = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
-        for detector in ("haar", "blazeface"):
+        for detector in DETECTORS:
             # as the Live page runs it (app_lib.live.LIVE_DETECT_EVERY)
             recognizer = Recognizer(preset="live", detector=detector, detect_every=3)
             detected = present = 0

@@ -35,6 +35,7 @@ import numpy as np
 
 from bench.crowd_ablation import EPOCHS, START, train_run
 from bench.crowd_ablation import RECIPE as CROWD_RECIPE
+from fer_core.faces import HAAR
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -190,7 +191,7 @@ def score_one(path: Path, dataset, votes, posed, crops, genki_photos) -> dict:
     }
     mux = muxspace_report(model, *crops)
     entry["muxspace"] = {key: mux[key] for key in ("accuracy", "balanced_accuracy", "recall")}
-    genki = genki_whole_path(model, *genki_photos, "haar")
+    genki = genki_whole_path(model, *genki_photos, HAAR.name)
     entry["genki4k_haar"] = {
         "photos": genki["photos"],
         "end_to_end_accuracy": genki["end_to_end_accuracy"],

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_core.faces import DETECTORS
+
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 DEFAULT_WILD = ROOT.parent / "shared" / "data" / "wild"
@@ -167,7 +169,7 @@ def score_model(path: Path, wild: Path, images, smiling, crops, labels) -> dict:
         "genki4k": {},
         "muxspace": None,
     }
-    for detector in ("haar", "blazeface"):
+    for detector in DETECTORS:
         print(f"{path.name}: GENKI-4K through {detector}", file=sys.stderr, flush=True)
         entry["genki4k"][detector] = genki_whole_path(model, images, smiling, detector)
     print(f"{path.name}: muxspace crops", file=sys.stderr, flush=True)

@@ -262,3 +262,24 @@ def test_tests_mirror_the_package():
         "test_packaging.py",
         "test_structure.py",
     }, top
+
+
+def test_no_detector_name_is_spelled_outside_the_registry():
+    """Issue 35: a detector's name, labels and settings live in fer_core.faces.registry; every
+    other module asks it (DETECTORS, DEFAULT_DETECTOR, detector_info) instead of comparing or
+    keying on the name as a string literal."""
+    from fer_core.faces import DETECTORS
+
+    sources = [ROOT / "app.py"] + [
+        path
+        for folder in ("fer_core", "app_lib", "app_pages", "bench")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if "faces" not in path.relative_to(ROOT).parts[:2]
+    ]
+    spelled = [
+        f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}"
+        for path in sources
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and node.value in DETECTORS
+    ]
+    assert not spelled, spelled

@@ -7,7 +7,7 @@ import sys
 
 from fer_core.cli.records import open_database, person_of, save_prediction
 from fer_core.errors import FerError
-from fer_core.faces import DETECTORS
+from fer_core.faces import DEFAULT_DETECTOR, DETECTORS, detector_info
 from fer_core.recognition.predict import run_predict
 from fer_core.safe_text import terminal_safe
 
@@ -20,9 +20,10 @@ def add_predict_parser(sub) -> None:
     p.add_argument("--preset", default="photo", choices=["photo", "live"])
     p.add_argument(
         "--detector",
-        default="haar",
+        default=DEFAULT_DETECTOR,
         choices=list(DETECTORS),
-        help="face detector: haar (OpenCV's cascade) or blazeface",
+        help="face detector: "
+        + ", ".join(f"{name} ({detector_info(name).label})" for name in DETECTORS),
     )
     p.add_argument("--every", type=int, default=1, help="videos: analyse every N-th frame")
     p.add_argument(

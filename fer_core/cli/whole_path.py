@@ -20,7 +20,7 @@ from fer_core.evaluation.whole_path import (
     framing_sweep,
     measure_framing,
 )
-from fer_core.faces import DETECTORS
+from fer_core.faces import DEFAULT_DETECTOR, DETECTORS
 from fer_core.models.card_writer import add_whole_path
 from fer_core.recognition.preprocess import Framing
 from fer_core.recognition.recognizer import Recognizer
@@ -162,7 +162,7 @@ def add_pipeline_parser(sub) -> None:
         help="choose settings on PublicTest; report PrivateTest",
     )
     p.add_argument("--model", default=None, help="a .keras file (default: the shipped model)")
-    p.add_argument("--detector", nargs="+", default=["haar"], choices=list(DETECTORS))
+    p.add_argument("--detector", nargs="+", default=[DEFAULT_DETECTOR], choices=list(DETECTORS))
     p.add_argument("--preset", nargs="+", default=["photo"], choices=["photo", "live"])
     p.add_argument(
         "--variants",

@@ -27,7 +27,7 @@ import numpy as np
 
 from fer_core.errors import ConfigError
 from fer_core.evaluation.reports import classification_report, predict_probabilities
-from fer_core.faces import to_grey
+from fer_core.faces import DEFAULT_DETECTOR, to_grey
 from fer_core.faces.common import iou
 from fer_core.labels import INPUT_SIZE
 from fer_core.recognition.preprocess import Framing, crop_faces
@@ -196,7 +196,7 @@ def evaluate_pipeline(
         "extra_boxes_per_frame": extra_boxes / max(n, 1),
         "median_ms_per_frame": float(np.median(seconds) * 1e3) if seconds else None,
         "scene": asdict(options),
-        "detector": getattr(recognizer, "detector_name", "haar"),
+        "detector": getattr(recognizer, "detector_name", DEFAULT_DETECTOR),
         "preset": recognizer.preset,
         "framing": _framing_dict(recognizer.framing),
         "margin": recognizer.margin,

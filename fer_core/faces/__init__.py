@@ -1,5 +1,6 @@
-"""Face detectors by name. Each returns ``Detection``s: a box clipped to the image, the
-detector's score where it has one, and eye points where it gives them.
+"""Face detectors by name (``fer_core.faces.registry`` holds each one's name, labels and
+settings). Each returns ``Detection``s: a box clipped to the image, the detector's score where
+it has one, and eye points where it gives them.
 
 - ``"haar"``: OpenCV's frontal-face Haar cascade (shipped inside the OpenCV wheel). The default.
 - ``"blazeface"``: MediaPipe's BlazeFace models, shipped inside this package
@@ -8,34 +9,24 @@ detector's score where it has one, and eye points where it gives them.
 
 from __future__ import annotations
 
-from fer_core.errors import ConfigError
-from fer_core.faces.blazeface import BlazeFaceDetector
 from fer_core.faces.blazeface import make_interpreter as _make
 from fer_core.faces.common import Detection, to_grey
 from fer_core.faces.haar import (
     CASCADE_FILE,
-    HAAR_PRESETS,
     DetectorSettings,
     HaarDetector,
     cascade_path,
 )
-
-DETECTORS = ("haar", "blazeface")
-DEFAULT_DETECTOR = "haar"
-
-
-def make_detector(name: str = DEFAULT_DETECTOR, preset: str = "photo", **options):
-    """A detector by name and preset ("photo": best recall; "live": fast, for webcam frames)."""
-
-    if name == "haar":
-        if preset not in HAAR_PRESETS:
-            raise ConfigError(
-                f"Unknown preset {preset!r}; choose one of {', '.join(HAAR_PRESETS)}."
-            )
-        return HaarDetector(HAAR_PRESETS[preset], **options)
-    if name == "blazeface":
-        return BlazeFaceDetector(preset=preset, **options)
-    raise ConfigError(f"Unknown detector {name!r}; choose one of {', '.join(DETECTORS)}.")
+from fer_core.faces.registry import (
+    BLAZEFACE,
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    HAAR,
+    REGISTRY,
+    DetectorInfo,
+    detector_info,
+    make_detector,
+)
 
 
 def make_interpreter(model_path, num_threads: int | None = None):
@@ -48,6 +39,11 @@ __all__ = [
     "HaarDetector",
     "DETECTORS",
     "DEFAULT_DETECTOR",
+    "DetectorInfo",
+    "detector_info",
+    "HAAR",
+    "BLAZEFACE",
+    "REGISTRY",
     "make_detector",
     "make_interpreter",
     "to_grey",

@@ -18,6 +18,7 @@ import numpy as np
 
 from fer_core.data.image import read_image
 from fer_core.errors import ConfigError, FerError
+from fer_core.faces import DEFAULT_DETECTOR
 from fer_core.recognition.recognizer import Recognizer
 from fer_core.recognition.results import PHOTO_COLUMNS, face_rows, typed_frame
 from fer_core.recognition.uncertainty import threshold_of
@@ -39,7 +40,10 @@ class FacePredictor:
     """
 
     def __init__(
-        self, model_path: str | None = None, preset: str = "photo", detector: str = "haar"
+        self,
+        model_path: str | None = None,
+        preset: str = "photo",
+        detector: str = DEFAULT_DETECTOR,
     ):
         self.recognizer = Recognizer(model_path, preset=preset, detector=detector)
 
@@ -121,7 +125,7 @@ def predict_with_ray(
     preset: str,
     concurrency: int,
     batch_size: int = 16,
-    detector: str = "haar",
+    detector: str = DEFAULT_DETECTOR,
 ):
     """The rows (a DataFrame, ``predict.TABLE_COLUMNS``) for ``files``, computed on Ray Data,
     in the order of ``files``; also the seconds taken with and without Ray's start-up."""

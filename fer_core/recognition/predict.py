@@ -21,6 +21,7 @@ from pathlib import Path
 from fer_core.data.image import read_image
 from fer_core.data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from fer_core.errors import ConfigError, FerError
+from fer_core.faces import DEFAULT_DETECTOR
 from fer_core.recognition.batch import TABLE_COLUMNS, FacePredictor, as_table, predict_with_ray  # noqa: F401 (part of this API)
 from fer_core.recognition.explain import write_explanations
 from fer_core.recognition.results import FILE_VIDEO_COLUMNS, PHOTO_COLUMNS
@@ -171,7 +172,7 @@ def run_predict(
     stream=None,
     explain: str | None = None,
     engine: str = "local",
-    detector: str = "haar",
+    detector: str = DEFAULT_DETECTOR,
     concurrency: int = 1,
 ) -> dict:
     stream = stream or sys.stderr  # at call time: a default bound at import goes stale

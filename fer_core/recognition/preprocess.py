@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fer_core.faces.registry import BLAZEFACE, HAAR
 from fer_core.labels import INPUT_SIZE
 
 
@@ -41,8 +42,8 @@ class Framing:
 # found; --measure-framing gives the geometric medians (Haar's box covers 97% of FER2013's frame
 # width, BlazeFace's 82%, with its centre 0.11 box heights lower).
 FRAMINGS = {
-    "haar": Framing(scale=1.0, dx=0.0, dy=0.05),
-    "blazeface": Framing(scale=1.1, dx=0.0, dy=-0.1),
+    HAAR.name: Framing(scale=1.0, dx=0.0, dy=0.05),
+    BLAZEFACE.name: Framing(scale=1.1, dx=0.0, dy=-0.1),
 }
 
 
@@ -62,7 +63,10 @@ def _offsets(centre: Framing, step: float = 0.05) -> tuple[Framing, ...]:
 # the photo path has to stay within fer's time, so: three. For BlazeFace (1,896 PublicTest
 # faces) the 9 framings gave no gain over one (67.1% against 66.6%, within noise), so it keeps
 # one. The live preset uses the centre framing alone (speed).
-FRAMING_SETS = {"haar": _offsets(FRAMINGS["haar"]), "blazeface": (FRAMINGS["blazeface"],)}
+FRAMING_SETS = {
+    HAAR.name: _offsets(FRAMINGS[HAAR.name]),
+    BLAZEFACE.name: (FRAMINGS[BLAZEFACE.name],),
+}
 
 
 def eye_angle(eyes) -> float:

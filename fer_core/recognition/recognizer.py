@@ -11,10 +11,8 @@ import numpy as np
 from fer_core.errors import ConfigError
 from fer_core.faces import (
     DEFAULT_DETECTOR,
-    DETECTORS,
-    DetectorSettings,
     HaarDetector,
-    make_detector,
+    detector_info,
     to_grey,
 )
 from fer_core.faces.common import iou
@@ -141,8 +139,10 @@ class Recognizer:
     """Detect every face in an RGB image and classify them all in one model call.
 
     ``model``: an EmotionModel, a path, or None (the shipped default).
-    ``detector``: one of ``fer_core.DETECTORS`` ("haar", the default, or "blazeface").
-    ``preset``: "photo" (default) or "live"; ``detector_settings`` (Haar's) overrides it.
+    ``detector``: one of ``fer_core.DETECTORS`` (``fer_core.faces.registry`` describes each;
+    ``DEFAULT_DETECTOR`` when not given).
+    ``preset``: "photo" (default) or "live"; ``detector_settings`` (of the detector's own
+    settings type, as its presets are) overrides it.
     ``framing``: "auto" (the detector's FER2013 framing: ``preprocess.FRAMING_SETS`` for photos,
     ``FRAMINGS`` for live), a ``Framing``, a tuple of them (averaged), or None (the bare box,
     widened by ``margin``).
@@ -159,7 +159,7 @@ class Recognizer:
         self,
         model: EmotionModel | str | None = None,
         preset: str = "photo",
-        detector_settings: DetectorSettings | None = None,
+        detector_settings: object | None = None,
         smoothing: float = 0.5,
         margin: float = 0.0,
         detector: str = DEFAULT_DETECTOR,
@@ -169,11 +169,10 @@ class Recognizer:
         detect_every: int = 1,
         min_face: int | None = None,
     ):
-        if preset not in PRESETS:
-            raise ConfigError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
-        if detector not in DETECTORS:
+        info = detector_info(detector)  # a ConfigError for an unknown name
+        if preset not in info.presets:
             raise ConfigError(
-                f"Unknown detector {detector!r}; choose one of {', '.join(DETECTORS)}."
+                f"Unknown preset {preset!r}; choose one of {', '.join(info.presets)}."
             )
         if isinstance(framing, str) and framing == "auto":
             framing = (FRAMINGS if preset == "live" else FRAMING_SETS).get(detector)
@@ -189,11 +188,17 @@ class Recognizer:
         if min_face is not None and not 8 <= int(min_face) <= 4096:
             raise ConfigError("min_face must lie between 8 and 4096 pixels.")
         self.min_face = None if min_face is None else int(min_face)
-        if detector == "haar" and detector_settings is not None:
-            self.detector = HaarDetector(detector_settings)
+        if detector_settings is not None:
+            kind = type(info.presets[preset])
+            if not isinstance(detector_settings, kind):
+                raise ConfigError(
+                    f"detector_settings for {info.label} must be a {kind.__name__}, "
+                    f"not a {type(detector_settings).__name__}."
+                )
+            self.detector = info.make(detector_settings)
         else:
-            self.detector = make_detector(detector, preset)
-        if detector == "haar" and self.min_face is not None:
+            self.detector = info.detector(preset)
+        if isinstance(self.detector, HaarDetector) and self.min_face is not None:
             settings = self.detector.settings
             changes: dict[str, object] = {"min_size": self.min_face}
             if settings.large_from is not None and self.min_face >= settings.large_from:

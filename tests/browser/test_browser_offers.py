@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_lib.detector import HAAR_MISS_SECONDS, LABELS
+from app_lib.detector import MISS_SECONDS, label
 from tests.browser.appserver import assert_no_traceback, write_y4m
 from tests.browser.test_browser import _explain
 
 pytestmark = pytest.mark.timeout(600)
-HAAR, BLAZEFACE = LABELS["haar"], LABELS["blazeface"]
+HAAR, BLAZEFACE = label("haar"), label("blazeface")
 
 
 def grey(width: int = 640, height: int = 480) -> np.ndarray:
@@ -51,9 +51,9 @@ def test_live_page_offers_blazeface_after_haar_sees_no_face_and_the_click_switch
     assert result.get("ok"), _explain(result)
     assert result["exceptions"] == [] and result["errors"] == [], _explain(result)
     assert result["before"] == HAAR, result
-    # Not at once: only once Haar has missed for HAAR_MISS_SECONDS (the panel refreshes every
+    # Not at once: only once Haar has missed for MISS_SECONDS (the panel refreshes every
     # 0.3 s, and the browser notices "No face in view" a little after it is drawn).
-    assert result["seconds_no_face_to_offer"] >= HAAR_MISS_SECONDS - 1.0, result
+    assert result["seconds_no_face_to_offer"] >= MISS_SECONDS - 1.0, result
     assert "Haar cascade has found no face for" in result["caption"], result
     assert result["after"] == BLAZEFACE, (
         f"sidebar after the click: {result['after']!r}, offers still shown: "
