@@ -43,7 +43,8 @@ from fer_core import EMOTIONS, Recognizer
 from fer_core.errors import ConfigError
 from fer_core.faces import DEFAULT_DETECTOR, to_grey
 from fer_core.recognition.drawing import draw_results
-from fer_core.recognition.uncertainty import is_uncertain, short_label, threshold_of
+from fer_core.recognition.results import FaceResult, ImageResult
+from fer_core.recognition.uncertainty import threshold_of
 
 logger = logging.getLogger(__name__)
 
@@ -193,13 +194,12 @@ def no_connection_message(waited: float, config: dict) -> str:
 
 @dataclass
 class LiveSnapshot:
-    """The latest processed frame's results, as handed from the video thread to the page."""
+    """The latest processed frame's results, as handed from the video thread to the page:
+    the recognizer's ImageResult (faces with their tracker ids, the model's threshold) as it
+    came, and the stream's figures."""
 
-    # face_id, box, label, confidence, probs, and ``shown``: the label the overlay gives it
-    # ("happy", or "uncertain: happy/sad" below the model card's threshold)
-    faces: list[dict] = field(default_factory=list)
+    result: ImageResult = field(default_factory=ImageResult)
     frame_index: int = 0
-    frame_size: tuple[int, int] = (0, 0)  # width, height
     fps: float = 0.0  # frames processed per second (last few seconds)
     skipped: int = 0  # frames of this stream not analysed: they arrived late (a busy server)
     latency_ms: float = 0.0  # one frame: decode, detect, classify, draw
@@ -207,17 +207,34 @@ class LiveSnapshot:
     classify_ms: float = 0.0
     updated: float = 0.0  # time.time() when published
     error: str | None = None
-    detector: str = DEFAULT_DETECTOR
     smallest_face: int | None = None  # the smallest face (px) the detector looks for
     image: np.ndarray | None = None  # the annotated frame (for a snapshot; never copied)
 
     @property
-    def top(self) -> dict | None:
+    def faces(self) -> list[FaceResult]:
+        return self.result.faces
+
+    @property
+    def detector(self) -> str:
+        return self.result.detector
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        """Width, height of the frame analysed."""
+        return (self.result.width, self.result.height)
+
+    @property
+    def top(self) -> FaceResult | None:
         """The most confident face (largest box on ties), or None: the page's heading names
         it, so the heading is the answer the model is surest of."""
         if not self.faces:
             return None
-        return max(self.faces, key=lambda f: (f["confidence"], f["box"][2] * f["box"][3]))
+        return max(self.faces, key=lambda f: (f.confidence, f.area))
+
+    def shown_label(self, face: FaceResult) -> str:
+        """The label ``face`` has on the video: the page's heading, lines and bars say
+        "uncertain" exactly where the overlay does (one threshold, the snapshot's)."""
+        return face.shown_label(self.result.uncertain_below)
 
 
 class ResultHolder:
@@ -398,11 +415,13 @@ class LiveProcessor:
         # one threshold for the overlay and the page's labels, so both say "uncertain" alike
         threshold = threshold_of(self.recognizer.model)
         try:
-            results = self.recognizer.analyze_stream(rgb)
-            annotated = draw_results(rgb, results, threshold)
+            image = self.recognizer.recognize_stream(rgb)
+            annotated = draw_results(rgb, image.faces, threshold)
         except Exception as exc:  # one bad frame must not end the stream; the page shows it
             logger.exception("live frame failed")
-            results, annotated, error = [], rgb, f"{type(exc).__name__}: {exc}"
+            image = self.recognizer.image_result(rgb, [])
+            annotated, error = rgb, f"{type(exc).__name__}: {exc}"
+        results = image.faces
         finished = time.perf_counter()
         timings = dict(self.recognizer.last_timings)
         with self._lock:
@@ -416,24 +435,10 @@ class LiveProcessor:
             self._last = (rgb, results)
         # a saved recording that keeps thumbnails
         crops = self._crops(rgb, results) if self.recorder.wants_crops and results else None
-        self.recorder.add(index, results, crops)
+        self.recorder.add(index, image, crops)
         snapshot = LiveSnapshot(
-            faces=[
-                {
-                    "face_id": r.face_id,
-                    "box": tuple(int(v) for v in r.box),
-                    "label": r.label,
-                    "confidence": float(r.confidence),
-                    "score": r.score,
-                    "carried": r.carried,
-                    "probs": [float(p) for p in r.probs],
-                    "uncertain": is_uncertain(r.probs, threshold),
-                    "shown": short_label(r.probs, threshold),
-                }
-                for r in results
-            ],
+            result=image,
             frame_index=index,
-            frame_size=(int(rgb.shape[1]), int(rgb.shape[0])),
             fps=fps,
             skipped=self.skipped,
             latency_ms=(finished - started) * 1e3,
@@ -441,7 +446,6 @@ class LiveProcessor:
             classify_ms=float(timings.get("classify_ms", 0.0)),
             updated=time.time(),
             error=error,
-            detector=self.recognizer.detector_name,
             smallest_face=self.recognizer.smallest_face,
             image=annotated,
         )
@@ -486,19 +490,15 @@ def faces_too_small(snapshot: LiveSnapshot | None) -> bool:
     return 0 < height and TYPICAL_FACE_SHARE * height < snapshot.smallest_face
 
 
-def shown_label(face: dict) -> str:
-    """The label a face has on the video (``LiveProcessor`` put it in the snapshot): the
-    page's heading, lines and bars say "uncertain" exactly where the overlay does."""
-    return face.get("shown") or face["label"]
-
-
 def describe_faces(snapshot: LiveSnapshot | None) -> list[str]:
     """One line per face, most confident first: ``face #1: happy (88%)``, or
     ``face #2: uncertain: happy/sad (30%)``."""
     if snapshot is None:
         return []
-    faces = sorted(snapshot.faces, key=lambda f: -f["confidence"])
-    return [f"face #{f['face_id']}: {shown_label(f)} ({f['confidence'] * 100:.0f}%)" for f in faces]
+    faces = sorted(snapshot.faces, key=lambda f: -f.confidence)
+    return [
+        f"face #{f.face_id}: {snapshot.shown_label(f)} ({f.confidence * 100:.0f}%)" for f in faces
+    ]
 
 
 MAX_BAR_FACES = 4  # the panel beside the video has room for four faces' bars
@@ -506,13 +506,13 @@ MAX_BAR_FACES = 4  # the panel beside the video has room for four faces' bars
 
 def bar_faces(
     snapshot: LiveSnapshot | None, limit: int = MAX_BAR_FACES
-) -> tuple[list[dict], str | None]:
+) -> tuple[list[FaceResult], str | None]:
     """The faces whose bars the panel shows: the ``limit`` most confident (so the heading's
     face is among them), in face-id order (so the panels do not jump); and a note such as
     "showing 4 of 12 faces" when that leaves faces out, else None."""
     faces = [] if snapshot is None else snapshot.faces
-    chosen = sorted(faces, key=lambda f: -f["confidence"])[:limit]
-    return sorted(chosen, key=lambda f: f["face_id"] or 0), showing_note(len(chosen), len(faces))
+    chosen = sorted(faces, key=lambda f: -f.confidence)[:limit]
+    return sorted(chosen, key=lambda f: f.face_id or 0), showing_note(len(chosen), len(faces))
 
 
 def showing_note(shown: int, total: int) -> str | None:
@@ -533,7 +533,6 @@ __all__ = [
     "server_rtc",
     "turn_credentials",
     "describe_faces",
-    "shown_label",
     "bar_faces",
     "showing_note",
     "faces_too_small",

@@ -21,7 +21,14 @@ import numpy as np
 
 from app_lib.formatting import duration
 from fer_core import EMOTIONS, FerError
-from fer_core.recognition.results import VIDEO_COLUMNS, face_rows, frame_to_csv_bytes, typed_frame
+from fer_core.data.image import encode_png
+from fer_core.recognition.results import (
+    VIDEO_COLUMNS,
+    ImageResult,
+    face_rows,
+    frame_to_csv_bytes,
+    typed_frame,
+)
 
 # A recording keeps at most this many frames: 10 minutes at 30 frames a second (a frame with
 # two faces is one entry). It then stops by itself and says so; nothing already recorded is
@@ -112,10 +119,12 @@ class LiveRecorder:
             self._history.clear()
 
     # --- the video thread
-    def add(self, frame_index: int, results, crops=None) -> None:
-        """One analysed frame and its FaceResults: appended, nothing else. ``crops``: the
+    def add(self, frame_index: int, image: ImageResult, crops=None) -> None:
+        """One analysed frame, the recognizer's ImageResult as it came: appended, nothing
+        else (rows are made when the page or the database writer asks). ``crops``: the
         faces' 48x48 crops, when ``wants_crops`` (they go to the saved session only)."""
         now = self._clock()
+        results = image.faces
         with self._lock:
             self._history.append((now, results))
             while self._history and now - self._history[0][0] > self.history_seconds:
@@ -380,16 +389,9 @@ def _recorded_rows(frames, started_mono, started_wall, threshold) -> list[dict]:
         found = [{column: row.get(column) for column in LIVE_COLUMNS} for row in found]
         if crops is not None:
             for row, crop in zip(found, crops):
-                row["thumbnail"] = _png(crop)
+                row["thumbnail"] = encode_png(crop)
         rows.extend(found or [{**{c: None for c in LIVE_COLUMNS}, **context, "faces": 0}])
     return rows
-
-
-def _png(image: np.ndarray) -> bytes | None:
-    import cv2
-
-    ok, data = cv2.imencode(".png", image)
-    return data.tobytes() if ok else None
 
 
 def _plain(value):

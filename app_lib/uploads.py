@@ -6,17 +6,18 @@ import io
 import json
 import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from fer_core import EMOTIONS, FerError, Recognizer, read_image
+from fer_core import FerError, Recognizer, read_image
 from fer_core.data.image import encode_png
 from fer_core.data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, kind_of, without_dots
 from fer_core.faces import DEFAULT_DETECTOR, DetectorSettings, detector_info
 from fer_core.recognition.drawing import draw_results
-from fer_core.recognition.results import PHOTO_COLUMNS, FaceResult, face_rows
+from fer_core.recognition.results import PHOTO_COLUMNS, FaceResult, ImageResult, face_rows
 from fer_core.recognition.uncertainty import threshold_of
 
 IMAGE_TYPES = without_dots(IMAGE_SUFFIXES)  # for st.file_uploader; fer_core.data.media decides
@@ -31,11 +32,12 @@ RESULT_COLUMNS = PHOTO_COLUMNS  # fer_core.recognition.results: the one row sche
 
 @dataclass
 class PhotoResult:
+    """One uploaded photo: what the recognizer found (``image``), or why it could not be
+    analysed (``error``), with the annotated preview the page shows."""
+
     name: str
     error: str | None = None  # why the file could not be analysed (a user-facing message)
-    width: int = 0
-    height: int = 0
-    faces: list[dict] = field(default_factory=list)  # FaceResult.as_dict() rows, face = 1..n
+    image: ImageResult | None = None
     preview_png: bytes | None = None  # annotated, at most PREVIEW_WIDTH wide
     seconds: float = 0.0
 
@@ -43,15 +45,32 @@ class PhotoResult:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def width(self) -> int:
+        return self.image.width if self.image else 0
+
+    @property
+    def height(self) -> int:
+        return self.image.height if self.image else 0
+
+    @property
+    def faces(self) -> list[FaceResult]:
+        """Every face found, numbered 1..n as drawn."""
+        return self.image.faces if self.image else []
+
+    def kept(self, dropped=()) -> list[FaceResult]:
+        """The faces the user kept (``dropped``: face numbers marked as not a face): every
+        download is built from these, so a dropped box leaves all of them alike."""
+        return self.image.kept(dropped).faces if self.image else []
+
     def rows(self, dropped=()) -> list[dict]:
-        """Result rows of the faces kept (``dropped``: face numbers the user marked as not a
-        face; ``faces`` then counts the faces kept). A photo with no face, or one that could not
-        be read, gives one row saying so (``faces`` 0 or empty, ``problem``), so that a table
-        of all photos leaves none out."""
-        kept = self.kept(dropped)
-        if not self.ok:
+        """Result rows of the faces kept (``faces`` then counts the faces kept). A photo with
+        no face, or one that could not be read, gives one row saying so (``faces`` 0 or empty,
+        ``problem``), so that a table of all photos leaves none out."""
+        if not self.ok or self.image is None:
             return [{"file": self.name, "faces": None, "problem": self.error}]
-        if not kept:
+        kept = self.image.kept(dropped)
+        if not kept.faces:
             return [
                 {
                     "file": self.name,
@@ -59,23 +78,18 @@ class PhotoResult:
                     "problem": "all boxes dropped" if self.faces else "no face found",
                 }
             ]
-        return [{"file": self.name, **face} for face in kept]
-
-    def kept(self, dropped=()) -> list[dict]:
-        """The faces the user kept, each counting only the kept ones in ``faces``: every
-        download is built from these, so a dropped box leaves all of them alike."""
-        kept = [face for face in self.faces if face["face"] not in set(dropped)]
-        return [{**face, "faces": len(kept)} for face in kept]
+        return face_rows(kept, file=self.name)
 
     def as_json(self, model_name: str = "", dropped=()) -> dict:
         """The photo's JSON download: its faces as kept, and which were dropped."""
+        kept = self.image.kept(dropped) if self.image else None
         return {
             "file": self.name,
             "width": self.width,
             "height": self.height,
             "model": model_name,
-            "faces": self.kept(dropped),
-            "dropped": sorted(set(dropped) & {face["face"] for face in self.faces}),
+            "faces": face_rows(kept) if kept else [],
+            "dropped": sorted(set(dropped) & {face.number for face in self.faces}),
             "error": self.error,
         }
 
@@ -102,12 +116,6 @@ def _recognizer(model, detector: str, limits: DetectorSettings) -> Recognizer:
     return Recognizer(model, preset="photo", detector=detector)
 
 
-def _face_rows(results, threshold: float | None) -> list[dict]:
-    for number, result in enumerate(results, start=1):
-        result.face_id = number  # a photo has no tracker: its faces are numbered, as drawn
-    return face_rows(results, uncertain_below=threshold)
-
-
 def preview(rgb: np.ndarray, width: int = PREVIEW_WIDTH) -> np.ndarray:
     import cv2
 
@@ -125,40 +133,28 @@ def analyze_photo(data: bytes, name: str, recognizer: Recognizer) -> PhotoResult
         rgb = read_image(named_bytes(data, name))
     except FerError as exc:
         return PhotoResult(name, error=str(exc))
-    results = recognizer.analyze(rgb)
-    threshold = threshold_of(recognizer.model)
-    faces = _face_rows(results, threshold)
-    annotated = draw_results(rgb, results, threshold) if results else rgb
+    image = recognizer.recognize(rgb)
+    for face in image.faces:
+        face.face_id = face.number  # a photo has no tracker: its faces are numbered, as drawn
+    annotated = draw_results(rgb, image.faces, image.uncertain_below) if image.faces else rgb
     return PhotoResult(
         name,
-        width=int(rgb.shape[1]),
-        height=int(rgb.shape[0]),
-        faces=faces,
+        image=image,
         preview_png=encode_png(preview(annotated)),
         seconds=time.perf_counter() - started,
     )
 
 
-def face_results(faces: list[dict]):
-    """FaceResults back from result rows (to draw them again)."""
-
-    return [
-        FaceResult(
-            (f["x"], f["y"], f["w"], f["h"]),
-            np.array([f[e] for e in EMOTIONS], dtype=np.float64),
-            f["face"],
-        )
-        for f in faces
-    ]
-
-
 def annotated_png(
-    data: bytes, faces: list[dict], threshold: float | None = None, width: int | None = None
+    data: bytes,
+    faces: list[FaceResult],
+    threshold: float | None = None,
+    width: int | None = None,
 ) -> bytes:
     """Annotated PNG of a photo from its bytes and the faces to draw (downloads: full size;
     ``width``: scaled down to at most that, for the page)."""
     rgb = read_image(data)
-    annotated = draw_results(rgb, face_results(faces), threshold)
+    annotated = draw_results(rgb, faces, threshold)
     return encode_png(preview(annotated, width) if width else annotated)
 
 
@@ -169,17 +165,17 @@ def named_bytes(data: bytes, name: str) -> io.BytesIO:
     return handle
 
 
-def explain_photo(data: bytes, name: str, faces: list[dict], recognizer) -> list[dict]:
+def explain_photo(data: bytes, name: str, faces: list[FaceResult], recognizer) -> list[dict]:
     """Per face: the 48x48 crop the model saw and its occlusion-sensitivity overlay, as PNG
     bytes, and the emotion the overlay explains (``fer_core.recognition.explain``), cropped by the
     recognizer that found the faces."""
     from fer_core.recognition.explain import explain_faces
 
     rgb = read_image(named_bytes(data, name))
-    boxes = [(f["x"], f["y"], f["w"], f["h"]) for f in faces]
+    boxes = [face.box for face in faces]
     return [
         {
-            "face": face["face"],
+            "face": face.number,
             "emotion": item["emotion"],
             "framings": len(item["crops"]),
             "crop_png": encode_png(item["crop_image"]),
@@ -223,6 +219,20 @@ def frames_to_json(frames, info: dict, segments, model_name: str, every: int) ->
     return to_json_bytes(payload)
 
 
+@dataclass
+class VideoAnalysis:
+    """One analysed video: ``frames`` (the rows of every face of every analysed frame, the
+    video table's columns), the video's facts (``info``: fps, duration, size), why the results
+    end before the video does (``cut_short``: a truncated file or the length cap; None), and
+    the annotated copy on disk (``video_path``, None without one, and its ``video_mime``)."""
+
+    frames: Any  # pandas DataFrame
+    info: dict
+    cut_short: str | None = None
+    video_path: Path | None = None
+    video_mime: str | None = None
+
+
 def _duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} minutes"
 
@@ -235,7 +245,7 @@ def analyze_video_file(
     write_video: bool = True,
     progress=None,
     max_seconds: float | None = None,
-) -> dict:
+) -> VideoAnalysis:
     """Analyse a stored video; the annotated copy (if asked for) is written into
     ``out_folder`` under a new random name, so two analyses of one video never share a file and
     the user's file name (any length) never reaches the disk.
@@ -283,23 +293,18 @@ def analyze_video_file(
         raise
     if writer is not None:
         video_path = writer.close()
-    return {
-        "frames": frames,
-        "info": info,
-        "cut_short": frames.attrs.get("cut_short"),
-        "video_path": video_path,
-        "video_mime": writer.mime if writer else None,
-    }
-
-
-def as_png_bytes(rgb: np.ndarray) -> bytes:
-    return encode_png(rgb)
+    return VideoAnalysis(
+        frames=frames,
+        info=info,
+        cut_short=frames.attrs.get("cut_short"),
+        video_path=video_path,
+        video_mime=writer.mime if writer else None,
+    )
 
 
 __all__ = [
     "ALL_PHOTO_COLUMNS",
     "explain_photo",
-    "face_results",
     "IMAGE_TYPES",
     "VIDEO_TYPES",
     "PhotoResult",
@@ -313,4 +318,5 @@ __all__ = [
     "video_recognizer",
     "named_bytes",
     "analyze_video_file",
+    "VideoAnalysis",
 ]

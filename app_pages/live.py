@@ -23,7 +23,6 @@ from app_lib.live import (
     rtc_configuration,
     server_rtc,
     showing_note,
-    shown_label,
 )
 from app_lib.live_limit import (
     LIVE_STREAMS,
@@ -45,6 +44,7 @@ from app_lib.secure_context import insecure_camera_message, page_security
 from app_lib.settings import keep, kept
 from app_lib.text import escape_markdown, user_errors
 from fer_core import EMOTIONS, FerError
+from fer_core.data.image import encode_png
 from fer_core.recognition.uncertainty import threshold_of
 
 PROCESSOR_KEY = "live_processor"
@@ -308,13 +308,13 @@ def live_panel():
                 snapshot.detector,
                 time.time(),
             )
-            st.markdown(f"### {shown_label(top)}")  # "uncertain" where the video says so
+            st.markdown(f"### {snapshot.shown_label(top)}")  # "uncertain" where the video says so
             st.caption(" · ".join(describe_faces(snapshot)))
     if snapshot.faces:
         faces, note = bar_faces(snapshot)
         figure = probability_bars(
-            [f["probs"] for f in faces],
-            [f"face #{f['face_id']}: {shown_label(f)}" for f in faces],
+            [f.probs.tolist() for f in faces],
+            [f"face #{f.face_id}: {snapshot.shown_label(f)}" for f in faces],
             columns=min(len(faces), 2),
             height_per_row=250,
         )
@@ -350,14 +350,11 @@ def history_panel():
 
 
 def _take_snapshot() -> None:
-    import cv2
-
     snapshot = processor.holder.latest()
     if snapshot is None or snapshot.image is None:
         st.session_state[SNAPSHOT_KEY] = None
         return
-    ok, png = cv2.imencode(".png", cv2.cvtColor(snapshot.image, cv2.COLOR_RGB2BGR))
-    st.session_state[SNAPSHOT_KEY] = (png.tobytes(), datetime.now()) if ok else None
+    st.session_state[SNAPSHOT_KEY] = (encode_png(snapshot.image), datetime.now())
 
 
 def _start_recording(threshold) -> None:

@@ -55,9 +55,9 @@ from app_lib.uploads import (
 )
 from fer_core import EMOTIONS, FerError
 from fer_core.data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, format_names
-from fer_core.recognition.results import frame_to_csv_bytes
+from fer_core.recognition.results import FaceResult, frame_to_csv_bytes
 from fer_core.recognition.timeline import face_summary, segment_summary
-from fer_core.recognition.uncertainty import short_label, threshold_of
+from fer_core.recognition.uncertainty import threshold_of
 
 VIDEO_RESULTS_KEY = "video_results"
 STORED_KEY = "stored_uploads"  # this tab's uploads: StoredUpload records (files on disk)
@@ -213,32 +213,34 @@ def download_stem(name: str) -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def cached_preview(_path: Path, digest: str, faces: tuple, threshold, model_key: str) -> bytes:
-    """The page's annotated preview of the faces kept (after boxes were dropped)."""
-    kept = [dict(face) for face in faces]
-    return annotated_png(_path.read_bytes(), kept, threshold, width=PREVIEW_WIDTH)
+def cached_preview(
+    _path: Path,
+    _faces: list[FaceResult],
+    digest: str,
+    kept: tuple,
+    threshold: float | None,
+    model_key: str,
+    detector: str,
+) -> bytes:
+    """The page's annotated preview of the faces kept (``kept``: their numbers, after boxes
+    were dropped; with the digest, threshold, model and detector, the cache key)."""
+    return annotated_png(_path.read_bytes(), _faces, threshold, width=PREVIEW_WIDTH)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def cached_explanations(
-    _path: Path, digest: str, name: str, faces: tuple, model_key: str, detector: str
+    _path: Path,
+    _faces: list[FaceResult],
+    digest: str,
+    name: str,
+    kept: tuple,
+    model_key: str,
+    detector: str,
 ) -> list[dict]:
-    return explain_photo(
-        _path.read_bytes(), name, [dict(face) for face in faces], photo_recognizer(model, detector)
-    )
+    return explain_photo(_path.read_bytes(), name, _faces, photo_recognizer(model, detector))
 
 
-def frozen(faces: list[dict]) -> tuple:
-    """Faces as a hashable value (a cache key)."""
-    return tuple(tuple(sorted(face.items())) for face in faces)
-
-
-def shown_label(face: dict) -> str:
-    probs = [face[e] for e in EMOTIONS]
-    return short_label(probs, threshold)
-
-
-def show_bars(faces: list[dict], key: str) -> None:
+def show_bars(faces: list[FaceResult], key: str) -> None:
     """One panel per face, four to a row; Streamlit stacks the columns on a narrow screen."""
     per_row = 1 if len(faces) == 1 else 4
     for start in range(0, len(faces), per_row):
@@ -246,19 +248,25 @@ def show_bars(faces: list[dict], key: str) -> None:
         for column, face in zip(columns, faces[start : start + per_row]):
             column.plotly_chart(
                 probability_bars(
-                    [[face[e] for e in EMOTIONS]],
-                    [f"#{face['face']}: {shown_label(face)}"],
+                    [face.probs.tolist()],
+                    [f"#{face.number}: {face.shown_label(threshold)}"],
                     columns=1,
                 ),
-                key=f"{key}-{face['face']}",
+                key=f"{key}-{face.number}",
                 config={"displayModeBar": False},
             )
 
 
-def show_explanations(upload: StoredUpload, faces: list[dict]) -> None:
+def show_explanations(upload: StoredUpload, faces: list[FaceResult]) -> None:
     with st.spinner("Hiding parts of each face to see what the answer rests on…"):
         items = cached_explanations(
-            upload.path, upload.digest, upload.name, frozen(faces), model_key, detector
+            upload.path,
+            faces,
+            upload.digest,
+            upload.name,
+            tuple(face.number for face in faces),
+            model_key,
+            detector,
         )
     averaged = max((item["framings"] for item in items), default=1)
     st.caption(
@@ -328,7 +336,15 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
     image_column, side_column = st.columns([3, 2], gap="large")
     with image_column:
         preview_png = (
-            cached_preview(upload.path, upload.digest, frozen(faces), threshold, model_key)
+            cached_preview(
+                upload.path,
+                faces,
+                upload.digest,
+                tuple(face.number for face in faces),
+                threshold,
+                model_key,
+                detector,
+            )
             if dropped
             else result.preview_png
         )
@@ -349,9 +365,9 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
             )
             offer_fallback(st, key=f"try-fallback-{upload.key}")
         else:
-            labels = ", ".join(f"#{f['face']} {shown_label(f)}" for f in faces)
+            labels = ", ".join(f"#{f.number} {f.shown_label(threshold)}" for f in faces)
             st.markdown(f"**{escape_markdown(labels)}**" if labels else "*All boxes dropped.*")
-            if any(f.get("uncertain") for f in faces):
+            if any(f.uncertain(threshold) for f in faces):
                 st.caption(
                     f"*uncertain*: the most likely emotion has a probability below "
                     f"{percent(threshold, 0)}; below that, this model's top guess was "
@@ -367,7 +383,7 @@ def show_photo(upload: StoredUpload, result: PhotoResult) -> list[dict]:
                 )
             st.multiselect(
                 "Not a face? Drop these boxes before downloading",
-                [f["face"] for f in result.faces],
+                [f.number for f in result.faces],
                 key=f"drop-{upload.key}",
                 format_func=lambda number: f"#{number}",
                 help="Dropped boxes leave the picture, the table and every download.",
@@ -438,7 +454,7 @@ def analyze_video_upload(upload: StoredUpload, data_key: str) -> dict:
     annotated video in the session's folder on disk (never its bytes in memory)."""
     store = st.session_state.setdefault(VIDEO_RESULTS_KEY, {})
     key = (data_key, int(every), bool(write_video), model_key, detector)
-    if key in store and (store[key]["video_path"] is None or store[key]["video_path"].exists()):
+    if key in store and (store[key].video_path is None or store[key].video_path.exists()):
         return store[key]
     cancelled = st.session_state.setdefault(CANCELLED_KEY, set())
     name = escape_markdown(shorten(upload.name, 60))
@@ -485,8 +501,8 @@ def analyze_video_upload(upload: StoredUpload, data_key: str) -> dict:
     # Keep the last few results only; an evicted result's annotated video is deleted.
     while len(store) > 4:
         evicted = store.pop(next(iter(store)))
-        if evicted.get("video_path") is not None:
-            evicted["video_path"].unlink(missing_ok=True)
+        if evicted.video_path is not None:
+            evicted.video_path.unlink(missing_ok=True)
     return result
 
 
@@ -505,9 +521,9 @@ def show_video(upload: StoredUpload) -> None:
             str(exc).replace(upload.path.name, shorten(upload.name)), icon=":material/broken_image:"
         )
         return
-    frames, info = result["frames"], result["info"]
-    if result.get("cut_short"):
-        st.warning(escape_markdown(result["cut_short"]), icon=":material/warning:")
+    frames, info = result.frames, result.info
+    if result.cut_short:
+        st.warning(escape_markdown(result.cut_short), icon=":material/warning:")
     duration = info.get("duration_s")
     st.caption(
         f"{info['width']}×{info['height']} px, {info['fps']:.2f} fps"
@@ -549,10 +565,10 @@ def show_video(upload: StoredUpload) -> None:
                 **{e: st.column_config.NumberColumn(e, format="%.2f") for e in EMOTIONS},
             },
         )
-    video_path = result["video_path"]
+    video_path = result.video_path
     if video_path is not None:
         with st.expander("Annotated video", expanded=not frames.empty):
-            st.video(video_path, format=result["video_mime"])  # a file on disk
+            st.video(video_path, format=result.video_mime)  # a file on disk
     stem = download_stem(upload.name)
     columns = st.columns(3)
     columns[0].download_button(
@@ -578,7 +594,7 @@ def show_video(upload: StoredUpload) -> None:
             "Annotated video",
             data=video_path.read_bytes,  # read when clicked, not now
             file_name=f"{stem}_annotated{video_path.suffix}",
-            mime=result["video_mime"],
+            mime=result.video_mime,
             on_click="ignore",
             key=f"vvid-{upload.key}",
             icon=":material/movie:",
@@ -620,7 +636,7 @@ if len(photo_results) > 1:
             {
                 "file": r.name,
                 "faces": len(kept) if r.ok else None,
-                "labels": ", ".join(shown_label(f) for f in kept) if r.ok else "",
+                "labels": ", ".join(f.shown_label(threshold) for f in kept) if r.ok else "",
                 "problem": r.error
                 or ("no face found" if not r.faces else "all boxes dropped" if not kept else ""),
             }

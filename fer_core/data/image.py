@@ -137,7 +137,8 @@ def _to_rgb(image) -> np.ndarray:
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
-    """RGB array -> PNG bytes (for downloads)."""
+    """RGB (or grey) uint8 array -> PNG bytes: the one PNG encoder of downloads, previews,
+    snapshots and thumbnails."""
     from PIL import Image
 
     buffer = io.BytesIO()

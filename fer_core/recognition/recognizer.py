@@ -19,7 +19,8 @@ from fer_core.faces.common import iou
 from fer_core.faces.haar import HAAR_PRESETS
 from fer_core.models.inference import EmotionModel, load_model
 from fer_core.recognition.preprocess import FRAMING_SETS, FRAMINGS, Framing, crop_faces
-from fer_core.recognition.results import FaceResult
+from fer_core.recognition.results import FaceResult, ImageResult
+from fer_core.recognition.uncertainty import threshold_of
 
 # Haar's presets (kept under this name for old callers). "photo" is the seed's settings on the
 # full-size image (best recall); "live" detects on a frame downscaled to 320 px wide.
@@ -239,6 +240,28 @@ class Recognizer:
     def analyze(self, rgb_image: np.ndarray) -> list[FaceResult]:
         """All faces in one image, each with box, probabilities and label. No face: []."""
         return self.analyze_many([rgb_image])[0]
+
+    def recognize(self, rgb_image: np.ndarray) -> ImageResult:
+        """``analyze`` as one typed result: the faces (numbered 1..n), the image's size, the
+        detector, the model and its uncertainty threshold. Photos, videos and the live page
+        carry it to their drawings and writers unchanged."""
+        return self.image_result(rgb_image, self.analyze(rgb_image))
+
+    def recognize_stream(self, rgb_frame: np.ndarray) -> ImageResult:
+        """``analyze_stream`` as one typed result (see ``recognize``)."""
+        return self.image_result(rgb_frame, self.analyze_stream(rgb_frame))
+
+    def image_result(self, rgb_image: np.ndarray, faces: list[FaceResult]) -> ImageResult:
+        """``faces`` found by this recognizer in ``rgb_image``, as an ImageResult."""
+        height, width = np.shape(rgb_image)[:2]
+        return ImageResult(
+            faces,
+            width=int(width),
+            height=int(height),
+            detector=self.detector_name,
+            model=str(getattr(self.model, "name", "")),
+            uncertain_below=threshold_of(self.model),
+        )
 
     def analyze_many(self, rgb_images) -> list[list[FaceResult]]:
         """``analyze`` for several images, with the faces of all of them classified in one

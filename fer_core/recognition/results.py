@@ -10,12 +10,14 @@ calibrated card), ``second`` (the runner-up emotion) and all seven probabilities
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from fer_core.faces import DEFAULT_DETECTOR
 from fer_core.labels import EMOTIONS
-from fer_core.recognition.uncertainty import uncertainty_columns
+from fer_core.recognition.uncertainty import is_uncertain, short_label, uncertainty_columns
 from fer_core.safe_text import to_safe_csv
 
 
@@ -30,6 +32,9 @@ class FaceResult:
     score: float | None = None  # the detector's score, where it has one (not Haar)
     eyes: tuple | None = None  # ((x, y) image-left eye, (x, y) image-right eye), or None
     carried: bool = False  # True: the detector missed this face; the tracker kept its box
+    # which face of its image (1-based, as the recognizer found them; ImageResult numbers
+    # them): a face the user drops keeps the others' numbers
+    number: int | None = None
 
     @property
     def label(self) -> str:
@@ -38,6 +43,19 @@ class FaceResult:
     @property
     def confidence(self) -> float:
         return float(np.max(self.probs))
+
+    @property
+    def area(self) -> int:
+        return int(self.box[2]) * int(self.box[3])
+
+    def uncertain(self, uncertain_below: float | None) -> bool:
+        """Whether the top probability is below the model card's threshold (never without one)."""
+        return is_uncertain(self.probs, uncertain_below)
+
+    def shown_label(self, uncertain_below: float | None) -> str:
+        """The label every page, overlay and list shows: ``"happy"``, or
+        ``"uncertain: sad/neutral"`` below the threshold."""
+        return short_label(self.probs, uncertain_below)
 
     def as_dict(self) -> dict:
         x, y, w, h = self.box
@@ -53,6 +71,43 @@ class FaceResult:
         }
         row.update({emotion: round(float(p), 6) for emotion, p in zip(EMOTIONS, self.probs)})
         return row
+
+
+@dataclass
+class ImageResult:
+    """Everything the recognizer found in one image or frame: the faces, the image's size and
+    what found and judged them. It travels unchanged from the recognizer to photos, videos,
+    the live page and the recorder; rows for a CSV, JSON or the database are made from it
+    only where they are written (``face_rows``)."""
+
+    faces: list[FaceResult] = field(default_factory=list)
+    width: int = 0
+    height: int = 0
+    detector: str = DEFAULT_DETECTOR
+    model: str = ""  # the model file's name
+    uncertain_below: float | None = None  # the model card's threshold (None: none)
+
+    def __post_init__(self) -> None:
+        for number, face in enumerate(self.faces, start=1):
+            if face.number is None:
+                face.number = number
+
+    @property
+    def numbers(self) -> list[int]:
+        return [int(face.number or 0) for face in self.faces]
+
+    def kept(self, dropped: Iterable[int] = ()) -> ImageResult:
+        """The same image without the faces whose numbers are in ``dropped`` (boxes the user
+        marked as not a face); the faces kept keep their numbers."""
+        gone = set(dropped)
+        return replace(self, faces=[face for face in self.faces if face.number not in gone])
+
+    def shown_labels(self) -> list[str]:
+        return [face.shown_label(self.uncertain_below) for face in self.faces]
+
+    @property
+    def any_uncertain(self) -> bool:
+        return any(face.uncertain(self.uncertain_below) for face in self.faces)
 
 
 FACE_COLUMNS = [
@@ -75,18 +130,23 @@ FILE_VIDEO_COLUMNS = ["file", "frame", "time_s", *FACE_COLUMNS]  # the CLI: phot
 
 
 def face_rows(results, *, uncertain_below: float | None = None, **context) -> list[dict]:
-    """Rows for the faces of one image or frame (``results``: FaceResult list), each
-    starting with ``context``; an image with no face gives one row with ``faces == 0`` so
-    that nothing disappears silently when ``context`` names a file. ``uncertain_below``:
-    the model card's threshold (``fer_core.recognition.uncertainty.threshold_of``)."""
+    """Rows for the faces of one image or frame (``results``: an ImageResult, whose threshold
+    is used, or a FaceResult list), each starting with ``context``; an image with no face
+    gives one row with ``faces == 0`` so that nothing disappears silently when ``context``
+    names a file. ``uncertain_below``: the model card's threshold
+    (``fer_core.recognition.uncertainty.threshold_of``). The one place a face becomes a row:
+    every writer (CSV, JSON, the records database) calls it."""
 
+    if isinstance(results, ImageResult):
+        uncertain_below = results.uncertain_below
+        results = results.faces
     if not results:
         return [{**context, "faces": 0, "face": None}] if "file" in context else []
     rows = []
     for number, result in enumerate(results, start=1):
         values = {
             "faces": len(results),
-            "face": number,
+            "face": result.number or number,
             **result.as_dict(),
             **uncertainty_columns(result.probs, uncertain_below),
         }
@@ -137,6 +197,7 @@ def rows_to_csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
 
 __all__ = [
     "FaceResult",
+    "ImageResult",
     "typed_frame",
     "frame_to_csv_bytes",
     "rows_to_csv_bytes",

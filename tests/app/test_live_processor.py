@@ -66,13 +66,13 @@ def test_callback_draws_box_and_publishes_happy(processor_factory):
     assert snapshot is not None and snapshot.error is None
     assert len(snapshot.faces) == 1
     face = snapshot.faces[0]
-    assert face["label"] == "happy" and face["face_id"] == 1
-    assert len(face["probs"]) == len(EMOTIONS) and abs(sum(face["probs"]) - 1) < 1e-4
-    x, y, w, h = face["box"]
+    assert face.label == "happy" and face.face_id == 1 and face.number == 1
+    assert len(face.probs) == len(EMOTIONS) and abs(sum(face.probs) - 1) < 1e-4
+    x, y, w, h = face.box
     assert 150 < x + w / 2 < 500 and w > 100  # the face, in full-frame pixels
     assert snapshot.frame_size == (640, 480)
     assert snapshot.latency_ms > 0 and snapshot.detect_ms > 0 and snapshot.classify_ms > 0
-    assert snapshot.top["label"] == "happy"
+    assert snapshot.top is face and snapshot.result.model == "cnn_gru"
     assert describe_faces(snapshot)[0].startswith("face #1: happy")
 
 
@@ -83,7 +83,7 @@ def test_stream_keeps_face_id_and_measures_fps(processor_factory):
         processor(video_frame(rgb, pts=index * 6000))
     snapshot = processor.holder.latest()
     assert snapshot.frame_index == 4
-    assert [f["face_id"] for f in snapshot.faces] == [1]  # tracked, not a new face each frame
+    assert [f.face_id for f in snapshot.faces] == [1]  # tracked, not a new face each frame
     assert snapshot.fps > 0
     processor.set_smoothing(0.0)
     assert processor.recognizer.tracker.smoothing == 0.0
@@ -238,8 +238,8 @@ def test_switching_the_detector_mid_stream_keeps_the_face_id(processor_factory):
     _, snapshot = processor.process(rgb)
     assert processor.detector == "blazeface" and snapshot.detector == "blazeface"
     assert processor.recognizer.detect_every == 3
-    assert [f["face_id"] for f in snapshot.faces] == [1]
-    assert snapshot.faces[0]["score"] is not None and not snapshot.faces[0]["carried"]
+    assert [f.face_id for f in snapshot.faces] == [1]
+    assert snapshot.faces[0].score is not None and not snapshot.faces[0].carried
     with pytest.raises(ConfigError):
         processor.set_detector("nope")
     assert processor.detector == "blazeface"
@@ -248,13 +248,14 @@ def test_switching_the_detector_mid_stream_keeps_the_face_id(processor_factory):
 def test_the_heading_says_uncertain_where_the_overlay_does(processor_factory, monkeypatch):
     """Issue item 4: the video said "uncertain: happy 30%/sad 28%" while the heading beside it
     said **happy**: the heading, the lines and the bars now take the overlay's label."""
-    from app_lib.live import shown_label
     from fer_core.recognition.drawing import UNCERTAIN_COLOUR
 
     processor = processor_factory(smoothing=0.0)
     model = processor.recognizer.model
     _, sure = processor.process(webcam_frame())
-    assert sure.top["shown"] == "happy" and not sure.top["uncertain"]
+    assert sure.shown_label(sure.top) == "happy" and not sure.top.uncertain(
+        sure.result.uncertain_below
+    )
     # a model whose card finds nothing below 99.9% sure enough: the same face is uncertain
     card = dataclasses.replace(
         model.card, calibration={**model.card.calibration, "uncertain_below": 0.999}
@@ -263,7 +264,8 @@ def test_the_heading_says_uncertain_where_the_overlay_does(processor_factory, mo
     annotated, unsure = processor.process(webcam_frame())
     amber = (np.abs(annotated.astype(int) - UNCERTAIN_COLOUR).sum(axis=2) < 10).sum()
     assert amber > 300  # the overlay says uncertain...
-    assert unsure.top["uncertain"] and shown_label(unsure.top).startswith("uncertain: happy/")
+    assert unsure.top.uncertain(unsure.result.uncertain_below)
+    assert unsure.shown_label(unsure.top).startswith("uncertain: happy/")
     assert describe_faces(unsure)[0].startswith("face #1: uncertain: happy/")  # ...and the page
 
 
@@ -271,27 +273,26 @@ def test_the_heading_names_the_most_confident_face_and_the_bars_say_what_they_le
     """Issue item 4: the heading followed the largest face, not the most confident one its
     docstring names; the bars showed 4 of 6 faces without saying so."""
     from app_lib.live import LiveSnapshot, bar_faces
+    from fer_core.recognition.results import FaceResult, ImageResult
 
     def face(face_id, size, confidence):
-        return {
-            "face_id": face_id,
-            "box": (10 * face_id, 10, size, size),
-            "label": "happy",
-            "confidence": confidence,
-            "probs": [0.0] * 7,
-            "shown": "happy",
-        }
+        probs = np.full(7, (1 - confidence) / 6)
+        probs[3] = confidence  # happy
+        return FaceResult((10 * face_id, 10, size, size), probs, face_id)
+
+    def snapshot_of(*faces):
+        return LiveSnapshot(result=ImageResult(list(faces)))
 
     close_but_unsure = face(1, 300, 0.35)
-    snapshot = LiveSnapshot(faces=[close_but_unsure, face(2, 60, 0.9), face(3, 60, 0.5)])
-    assert snapshot.top["face_id"] == 2
-    assert LiveSnapshot(faces=[face(1, 60, 0.9), face(2, 90, 0.9)]).top["face_id"] == 2  # tie
+    snapshot = snapshot_of(close_but_unsure, face(2, 60, 0.9), face(3, 60, 0.5))
+    assert snapshot.top.face_id == 2
+    assert snapshot_of(face(1, 60, 0.9), face(2, 90, 0.9)).top.face_id == 2  # tie
     assert LiveSnapshot().top is None
     shown, note = bar_faces(snapshot)
-    assert [f["face_id"] for f in shown] == [1, 2, 3] and note is None
-    crowd = LiveSnapshot(faces=[face(i, 60, 0.3 + i / 20) for i in range(1, 7)])
+    assert [f.face_id for f in shown] == [1, 2, 3] and note is None
+    crowd = snapshot_of(*[face(i, 60, 0.3 + i / 20) for i in range(1, 7)])
     shown, note = bar_faces(crowd)
-    assert [f["face_id"] for f in shown] == [3, 4, 5, 6] and note == "showing 4 of 6 faces"
+    assert [f.face_id for f in shown] == [3, 4, 5, 6] and note == "showing 4 of 6 faces"
     assert crowd.top in shown
 
 

@@ -22,7 +22,7 @@ from app_lib.live_record import (
 )
 from fer_core import EMOTIONS, Recognizer
 from fer_core.errors import ConfigError
-from fer_core.recognition.results import VIDEO_COLUMNS, FaceResult
+from fer_core.recognition.results import VIDEO_COLUMNS, FaceResult, ImageResult
 from fer_core.records import ADMIN_CLI, Records
 from tests.app.test_live_processor import webcam_frame
 
@@ -49,11 +49,14 @@ def processor():
 def test_a_recording_has_a_row_per_face_per_frame_in_the_video_columns():
     clock = Clock()
     recorder = LiveRecorder(clock=clock, wall_clock=lambda: 1_700_000_000.0)
-    recorder.add(1, [face(1)])  # before recording: history only
+    recorder.add(1, ImageResult([face(1)]))  # before recording: history only
     recorder.start(uncertain_below=0.5)
     for index in range(2, 8):
         clock.now += 1 / 30
-        recorder.add(index, [face(1), face(2, top=4, box=(300, 20, 90, 90))] if index % 2 else [])
+        recorder.add(
+            index,
+            ImageResult([face(1), face(2, top=4, box=(300, 20, 90, 90))] if index % 2 else []),
+        )
     recorder.stop()
     clock.now += 5  # time after the stop does not count
     rows = recorder.rows()
@@ -90,7 +93,7 @@ def test_a_recording_stops_at_its_bound_and_keeps_what_it_has():
     recorder.start()
     for index in range(1, 20):
         clock.now += 0.1
-        recorder.add(index, [face(1)])
+        recorder.add(index, ImageResult([face(1)]))
     assert not recorder.recording and recorder.full
     assert recorder.frame_count == 5 and [r["frame"] for r in recorder.rows()] == [1, 2, 3, 4, 5]
     recorder.start()  # a new recording replaces it
@@ -103,7 +106,7 @@ def test_the_history_keeps_the_last_minute_per_face_and_is_bounded():
     assert recorder.history() is None
     for index in range(90 * 30):  # 90 s at 30 frames a second; face 2 appears after 50 s
         clock.now += 1 / 30
-        recorder.add(index, [face(1)] + ([face(2, top=0)] if index > 50 * 30 else []))
+        recorder.add(index, ImageResult([face(1)] + ([face(2, top=0)] if index > 50 * 30 else [])))
     history = recorder.history()
     assert set(history["face_id"]) == {1, 2}
     assert history["time_s"].min() >= -60.0 and history["time_s"].max() <= 0.0
@@ -114,7 +117,7 @@ def test_the_history_keeps_the_last_minute_per_face_and_is_bounded():
     assert list(history.columns) == ["face_id", "time_s", *EMOTIONS]
     small = LiveRecorder(clock=clock, max_history_frames=50)
     for index in range(500):
-        small.add(index, [face(1)])
+        small.add(index, ImageResult([face(1)]))
     assert len(small._history) == 50
 
 
@@ -170,10 +173,16 @@ def test_smallest_face_setting_and_the_too_small_message(processor):
         processor.set_detector("haar", None)
     _, snapshot = processor.process(webcam_frame())
     assert snapshot.faces and not faces_too_small(snapshot)
+
     # no face in a large frame: the user is asked to face the camera, not told it is too small
-    assert not faces_too_small(LiveSnapshot(frame_size=(640, 480), smallest_face=60))
-    assert faces_too_small(LiveSnapshot(frame_size=(320, 180), smallest_face=60))
-    assert not faces_too_small(LiveSnapshot(frame_size=(320, 180), smallest_face=None))
+    def empty(width, height, smallest_face):
+        return LiveSnapshot(
+            result=ImageResult(width=width, height=height), smallest_face=smallest_face
+        )
+
+    assert not faces_too_small(empty(640, 480, 60))
+    assert faces_too_small(empty(320, 180, 60))
+    assert not faces_too_small(empty(320, 180, None))
 
 
 def test_the_last_minute_shows_the_faces_on_screen_and_says_how_many_it_leaves_out():
@@ -190,7 +199,7 @@ def test_the_last_minute_shows_the_faces_on_screen_and_says_how_many_it_leaves_o
         present += [8] if second < 55 else []  # one leaves 5 s before now
         present += [9] if 45 <= second < 48 else []  # one passes by
         present += [10, 11, 12] if second >= 50 else []  # three are on screen now
-        recorder.add(index, [face(f, box=(30 * f, 20, 25, 25)) for f in present])
+        recorder.add(index, ImageResult([face(f, box=(30 * f, 20, 25, 25)) for f in present]))
     history = recorder.history(max_faces=4)
     assert list(history["face_id"].unique()) == [10, 11, 12, 8]  # on screen first
     assert history.attrs["faces_seen"] == 12
@@ -210,11 +219,11 @@ def test_record_pressed_again_while_recording_keeps_one_recording_and_one_sessio
         first = start_recording(recorder, None, store, ADMIN_CLI, person_id=ann, detector="haar")
         assert first.started and first.problem is None and recorder.recording
         writer = recorder.sink
-        recorder.add(0, [face(1)])
+        recorder.add(0, ImageResult([face(1)]))
         again = start_recording(recorder, None, store, ADMIN_CLI, person_id=ann, detector="haar")
         assert not again.started and again.problem is None
         assert recorder.sink is writer and recorder.recording
-        recorder.add(1, [face(1)])
+        recorder.add(1, ImageResult([face(1)]))
         recorder.stop()
         assert writer.finished.wait(30)
         (session,) = store.sessions(ADMIN_CLI, person_id=ann)
@@ -354,7 +363,7 @@ def test_a_saved_live_session_is_named_with_its_length(tmp_path):
         recorder = LiveRecorder(clock=clock)
         assert start_recording(recorder, None, store, ADMIN_CLI, saving_for="#1 Ann").started
         assert recorder.saving_for == "#1 Ann"  # set with the start, for the page to say
-        recorder.add(0, [face(1)])
+        recorder.add(0, ImageResult([face(1)]))
         (recording,) = store.sessions(ADMIN_CLI)
         assert recording.name == "Live webcam"
         clock.now += 72.4

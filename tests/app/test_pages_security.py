@@ -227,8 +227,8 @@ def test_upload_folder_is_private_to_the_session_and_removed_when_it_ends(secure
     assert not any("holiday" in name for name in stored)
     # The annotated video is a file in the session's folder; no bytes are kept in the session.
     (result,) = at.session_state["video_results"].values()
-    assert result["video_path"].parent == folders[0] and result["video_path"].is_file()
-    assert not any(isinstance(v, (bytes, bytearray)) for v in result.values())
+    assert result.video_path.parent == folders[0] and result.video_path.is_file()
+    assert not any(isinstance(v, (bytes, bytearray)) for v in vars(result).values())
     assert (folders[0].stat().st_mode & 0o777) == 0o700
     end_apptest_session()
     assert not folders[0].exists()
@@ -303,10 +303,10 @@ def test_two_simultaneous_analyses_of_one_video(tmp_path):
 
     with ThreadPoolExecutor(2) as pool:
         first, second = pool.map(analyse, range(2))
-    assert first["video_path"] != second["video_path"]
+    assert first.video_path != second.video_path
     for result in (first, second):
-        assert list(result["frames"]["frame"].unique()) == [0, 2, 4]
-        assert result["video_path"].stat().st_size > 0 and result["cut_short"] is None
+        assert list(result.frames["frame"].unique()) == [0, 2, 4]
+        assert result.video_path.stat().st_size > 0 and result.cut_short is None
 
 
 def test_long_names_truncated_videos_and_caps(secure_env, monkeypatch):

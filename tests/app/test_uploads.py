@@ -33,7 +33,9 @@ def test_photo_with_a_face_and_its_downloads():
     data = png_bytes(skimage.data.astronaut())
     result = analyze_photo(data, "astronaut.png", recognizer)
     assert result.ok and (result.width, result.height) == (512, 512)
-    assert [f["label"] for f in result.faces] == ["happy"] and result.faces[0]["face"] == 1
+    assert [f.label for f in result.faces] == ["happy"] and result.faces[0].number == 1
+    assert result.image is not None and result.image.model == "cnn_gru"  # what found them
+    assert result.image.uncertain_below == recognizer.model.card.uncertain_below
     assert Image.open(io.BytesIO(result.preview_png)).size == (512, 512)
     table = pd.read_csv(io.BytesIO(rows_to_csv(result.rows())))
     assert list(table.columns) == RESULT_COLUMNS and table.loc[0, "file"] == "astronaut.png"
@@ -67,7 +69,7 @@ def test_dropped_boxes_leave_rows_and_counts():
     from tests.media import crowd
 
     result = analyze_photo(png_bytes(crowd(1, 3)), "three.png", photo_recognizer(None))
-    assert [f["face"] for f in result.faces] == [1, 2, 3]
+    assert [f.number for f in result.faces] == [1, 2, 3]
     rows = result.rows(dropped=[2])
     assert [r["face"] for r in rows] == [1, 3] and {r["faces"] for r in rows} == {2}
     assert result.rows(dropped=[1, 2, 3])[0]["problem"] == "all boxes dropped"
@@ -83,7 +85,7 @@ def test_every_download_leaves_the_dropped_boxes_out():
     payload = json.loads(to_json_bytes(result.as_json("cnn_gru", dropped=[2])))
     assert [f["face"] for f in payload["faces"]] == [1, 3] and payload["dropped"] == [2]
     assert {f["faces"] for f in payload["faces"]} == {2}
-    assert {f["faces"] for f in result.kept([2])} == {2}
+    assert [f.number for f in result.kept([2])] == [1, 3]
     table = pd.read_csv(io.BytesIO(rows_to_csv(result.rows([2]), ALL_PHOTO_COLUMNS)))
     assert list(table["face"]) == [1, 3] and set(table["faces"]) == {2}
     whole = json.loads(to_json_bytes(result.as_json("cnn_gru")))
