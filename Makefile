@@ -38,16 +38,16 @@ install-dev: $(VENV)/.installed-dev
 # MALLOC_ARENA_MAX=2: every live stream runs threads that allocate frames; with glibc's default
 # each gets a malloc arena of its own. Measured with python -m bench.live_capacity --steps 6 8 10
 # --detector haar --fps 15 (2 cores, 2026-12-05): 8 streams held 531 MB instead of 733.
-# app_lib.serve: `streamlit run` without Streamlit's lookup of the machine's public address (an
+# app_lib.server.serve: `streamlit run` without Streamlit's lookup of the machine's public address (an
 # outbound request on a wildcard ADDRESS); nothing leaves the machine.
 run: install
-	@if [ -n "$(FER_TLS_CERT)$(FER_TLS_KEY)" ]; then $(BIN)/python -m app_lib.certificate --check-env || exit 2; fi
-	MALLOC_ARENA_MAX=2 $(BIN)/python -m app_lib.serve run app.py --server.address $(ADDRESS) --server.port $(PORT) $(TLS_ARGS)
+	@if [ -n "$(FER_TLS_CERT)$(FER_TLS_KEY)" ]; then $(BIN)/python -m app_lib.server.certificate --check-env || exit 2; fi
+	MALLOC_ARENA_MAX=2 $(BIN)/python -m app_lib.server.serve run app.py --server.address $(ADDRESS) --server.port $(PORT) $(TLS_ARGS)
 
 # A self-signed certificate for this machine's names and addresses (NAMES="fer.lab 10.0.0.5"
 # adds more): certs/fer.crt and certs/fer.key.
 cert: install
-	$(BIN)/python -m app_lib.certificate certs $(foreach name,$(NAMES),--name $(name))
+	$(BIN)/python -m app_lib.server.certificate certs $(foreach name,$(NAMES),--name $(name))
 
 # Chromium for the real-browser tests, and the servers they start as users would run them
 # (coturn's TURN relay, nginx in front of two app processes, PostgreSQL for the records

@@ -20,12 +20,12 @@ ROOT = Path(__file__).resolve().parent  # Streamlit puts this folder on the path
 
 import streamlit as st  # noqa: E402
 
-from app_lib.model_state import active_model  # noqa: E402
-from app_lib.navigation import HOME, PAGES  # noqa: E402
-from app_lib.server_log import quiet_gone_tab_errors  # noqa: E402
-from app_lib.sidebar import render_sidebar  # noqa: E402
-from app_lib.text import escape_markdown  # noqa: E402
-from app_lib.upload_budget import protect_uploads  # noqa: E402
+from app_lib.model.model_state import active_model  # noqa: E402
+from app_lib.model.sidebar import render_sidebar  # noqa: E402
+from app_lib.server.server_log import quiet_gone_tab_errors  # noqa: E402
+from app_lib.ui.navigation import HOME, PAGES  # noqa: E402
+from app_lib.ui.text import escape_markdown  # noqa: E402
+from app_lib.uploads.budget import protect_uploads  # noqa: E402
 from fer_core import FerError  # noqa: E402
 
 
@@ -44,8 +44,8 @@ def _favicon():
 
 
 st.set_page_config(page_title="Facial emotion recognition", page_icon=_favicon(), layout="wide")
-protect_uploads()  # upload budgets per tab and server-wide (app_lib/upload_budget.py)
-quiet_gone_tab_errors()  # a tab that closes mid-answer: one log line (app_lib/server_log.py)
+protect_uploads()  # upload budgets per tab and server-wide (app_lib/uploads/budget.py)
+quiet_gone_tab_errors()  # a tab that closes mid-answer: one log line (app_lib/server/server_log.py)
 
 pages = [
     st.Page(

@@ -1,7 +1,7 @@
 """Streamlit helpers shared by the app's pages (the pages stay thin; the vision and learning
 live in ``fer_core``, which never imports streamlit).
 
-``app_lib.live`` and ``app_lib.uploads`` do not import streamlit either, so their logic is
+``app_lib.live.processor`` and ``app_lib.uploads.analysis`` do not import streamlit either, so their logic is
 tested as plain functions.
 """
 
@@ -56,7 +56,7 @@ def _no_outbound_lookups() -> None:
     "External URL", and when a page from another site opens a connection, to compare origins.
     Nothing may leave the machine: the address is "not known", which prints no External URL
     and allows no more origins (localhost, the address served and the local network address
-    still are). ``python -m app_lib.serve`` (``make run``) installs this before Streamlit
+    still are). ``python -m app_lib.server.serve`` (``make run``) installs this before Streamlit
     starts; a plain ``streamlit run app.py`` gets it at the first page view."""
     try:
         from streamlit import net_util
@@ -79,9 +79,9 @@ def freeze_long_lived_objects() -> None:
 
 def _remove_stale_uploads() -> None:
     """At server start (app.py imports app_lib on the first script run), delete the upload
-    folders that servers no longer running left behind (see app_lib.session_files)."""
+    folders that servers no longer running left behind (see app_lib.uploads.session_files)."""
     try:
-        from app_lib.session_files import remove_stale_folders
+        from app_lib.uploads.session_files import remove_stale_folders
 
         remove_stale_folders()
     except Exception:  # noqa: BLE001 - never keep the app from starting over old temp files

@@ -5,16 +5,21 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from app_lib.charts import class_counts_figure, confusion_figure
-from app_lib.data_source import data_path, roots_for, set_data_path
-from app_lib.session_files import check_upload_size, discard_upload, max_dataset_mb, store_upload
-from app_lib.text import escape_markdown, shorten, show_error
-from app_lib.upload_budget import (
+from app_lib.training.data_source import data_path, roots_for, set_data_path
+from app_lib.ui.charts import class_counts_figure, confusion_figure
+from app_lib.ui.text import escape_markdown, shorten, show_error
+from app_lib.uploads.budget import (
     UploadRule,
     expect_uploads,
     forget_replaced_uploaders,
     release_uploads,
     uploader_key,
+)
+from app_lib.uploads.session_files import (
+    check_upload_size,
+    discard_upload,
+    max_dataset_mb,
+    store_upload,
 )
 from fer_core import EMOTIONS, FerError, load_fer2013
 from fer_core.data.explore import class_counts, find_flaws, mean_faces
@@ -489,7 +494,7 @@ FERPLUS_INPUT_KEY = "ferplus_path_input"
 def _crowd_path() -> str:
     """The FER+ file this tab reads: the one typed here (inside the allowed folders, as the
     dataset path), else $FERPLUS_PATH."""
-    from app_lib.data_source import allowed_roots
+    from app_lib.training.data_source import allowed_roots
     from fer_core.data.paths import resolve_user_path
 
     typed = (st.session_state.get(FERPLUS_INPUT_KEY) or "").strip()

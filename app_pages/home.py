@@ -2,12 +2,12 @@
 
 import streamlit as st
 
-from app_lib.card import LABEL_NAMES, headline, headline_sentences
-from app_lib.detector import current_detector, label, short_label
-from app_lib.formatting import percent
-from app_lib.model_state import active_model
-from app_lib.navigation import HOME, PAGES
-from app_lib.text import escape_markdown, user_errors
+from app_lib.model.card_view import LABEL_NAMES, headline, headline_sentences
+from app_lib.model.model_state import active_model
+from app_lib.ui.detector import current_detector, label, short_label
+from app_lib.ui.formatting import percent
+from app_lib.ui.navigation import HOME, PAGES
+from app_lib.ui.text import escape_markdown, user_errors
 
 st.title("Facial emotion recognition")
 st.markdown(

@@ -7,10 +7,13 @@ from datetime import datetime
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from app_lib.charts import probability_bars, timeline_figure
-from app_lib.detector import detector_choice, fallback_note, missing_for, offer_fallback
-from app_lib.detector import label as detector_label
-from app_lib.live import (
+from app_lib.live.limit import (
+    LIVE_STREAMS,
+    lost_place_message,
+    max_live_streams,
+    refusal_message,
+)
+from app_lib.live.processor import (
     ICE_PATIENCE_SECONDS,
     ICE_SERVERS_ENV,
     MAX_BAR_FACES,
@@ -24,25 +27,29 @@ from app_lib.live import (
     server_rtc,
     showing_note,
 )
-from app_lib.live_limit import (
-    LIVE_STREAMS,
-    lost_place_message,
-    max_live_streams,
-    refusal_message,
-)
-from app_lib.live_record import (
+from app_lib.live.recording import (
     HISTORY_SECONDS,
     MAX_RECORDED_FRAMES,
     CaptureGuard,
     capture_face,
     start_recording,
 )
-from app_lib.live_relay import install as install_newest_frame_relay
-from app_lib.model_state import require_active_model
-from app_lib.records import NOBODY, model_name, person_label, pick_person, records, viewer
-from app_lib.secure_context import insecure_camera_message, page_security
-from app_lib.settings import keep, kept
-from app_lib.text import escape_markdown, user_errors
+from app_lib.live.relay import install as install_newest_frame_relay
+from app_lib.model.model_state import require_active_model
+from app_lib.records.shared_store import (
+    NOBODY,
+    model_name,
+    person_label,
+    pick_person,
+    records,
+    viewer,
+)
+from app_lib.server.secure_context import insecure_camera_message, page_security
+from app_lib.ui.charts import probability_bars, timeline_figure
+from app_lib.ui.detector import detector_choice, fallback_note, missing_for, offer_fallback
+from app_lib.ui.detector import label as detector_label
+from app_lib.ui.settings import keep, kept
+from app_lib.ui.text import escape_markdown, user_errors
 from fer_core import EMOTIONS, FerError
 from fer_core.data.image import encode_png
 from fer_core.recognition.uncertainty import threshold_of
@@ -155,7 +162,7 @@ with video_column:
     if previous is not None and hasattr(previous, "_last_rendered_run_count"):
         previous._last_rendered_run_count = None
     # Every stream's frames through a relay that keeps the newest, not a queue: a server past
-    # its capacity drops frames instead of falling seconds behind (app_lib/live_relay.py).
+    # its capacity drops frames instead of falling seconds behind (app_lib/live/relay.py).
     install_newest_frame_relay()
     context = webrtc_streamer(
         key=WEBRTC_KEY,

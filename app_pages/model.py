@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from app_lib.card import (
+from app_lib.model.card_view import (
     LABEL_NAMES,
     headline,
     headline_sentences,
@@ -12,12 +12,12 @@ from app_lib.card import (
     training_rows,
     weak_classes,
 )
-from app_lib.charts import confusion_figure, per_class_figure, reliability_figure
-from app_lib.detector import DETECTOR_KEY, label
-from app_lib.formatting import percent
-from app_lib.held_out import render_held_out, render_whole_path
-from app_lib.model_state import require_active_model
-from app_lib.shipped_choice import render_shipped_choice
+from app_lib.model.held_out import render_held_out, render_whole_path
+from app_lib.model.model_state import require_active_model
+from app_lib.model.shipped import render_shipped_choice
+from app_lib.ui.charts import confusion_figure, per_class_figure, reliability_figure
+from app_lib.ui.detector import DETECTOR_KEY, label
+from app_lib.ui.formatting import percent
 from fer_core import EMOTIONS
 from fer_core.faces import DEFAULT_DETECTOR
 

@@ -3,10 +3,10 @@ sessions, two sessions side by side, exports, and deleting everything about some
 
 import streamlit as st
 
-from app_lib.charts import daily_figure, share_bars
-from app_lib.formatting import table_height
-from app_lib.records import person_label, pick_person, records, viewer, who_sees_what
-from app_lib.text import escape_markdown, user_errors
+from app_lib.records.shared_store import person_label, pick_person, records, viewer, who_sees_what
+from app_lib.ui.charts import daily_figure, share_bars
+from app_lib.ui.formatting import table_height
+from app_lib.ui.text import escape_markdown, user_errors
 from fer_core.labels import EMOTIONS
 from fer_core.records import RETENTION_ENV, retention_days
 from fer_core.records.history import (

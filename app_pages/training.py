@@ -6,13 +6,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_lib.access import is_admin, why_not_admin
-from app_lib.charts import history_figure
-from app_lib.data_source import data_path
-from app_lib.formatting import duration, percent, table_height
-from app_lib.model_state import active_model, choose_for_session, runs_dir
-from app_lib.run_watch import ACTIVE_PHASES, busy_runs
-from app_lib.text import escape_markdown, show_error, user_errors
+from app_lib.model.model_state import active_model, choose_for_session, runs_dir
+from app_lib.server.access import is_admin, why_not_admin
+from app_lib.training.data_source import data_path
+from app_lib.training.run_watch import ACTIVE_PHASES, busy_runs
+from app_lib.ui.charts import history_figure
+from app_lib.ui.formatting import duration, percent, table_height
+from app_lib.ui.text import escape_markdown, show_error, user_errors
 from fer_core import FerError, available_architectures
 from fer_core.data.paths import default_ferplus_path
 from fer_core.labels import LABEL_SOURCES

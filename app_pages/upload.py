@@ -7,35 +7,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_lib.charts import probability_bars, timeline_figure
-from app_lib.detector import detector_choice, no_face_advice, offer_fallback
-from app_lib.formatting import duration, percent, table_height
-from app_lib.model_state import require_active_model
-from app_lib.records import save_to_history
-from app_lib.session_files import (
-    StoredUpload,
-    UploadError,
-    check_upload_size,
-    discard_upload,
-    max_photo_mb,
-    max_video_mb,
-    max_video_seconds,
-    session_folder,
-    session_id,
-    store_upload,
-)
-from app_lib.text import escape_markdown, shorten, show_error, user_errors
-from app_lib.upload_budget import (
-    UploadRule,
-    expect_uploads,
-    forget_replaced_uploaders,
-    release_uploads,
-    session_upload_files,
-    session_upload_mb,
-    take_refusals,
-    uploader_key,
-)
-from app_lib.uploads import (
+from app_lib.model.model_state import require_active_model
+from app_lib.records.shared_store import save_to_history
+from app_lib.ui.charts import probability_bars, timeline_figure
+from app_lib.ui.detector import detector_choice, no_face_advice, offer_fallback
+from app_lib.ui.formatting import duration, percent, table_height
+from app_lib.ui.text import escape_markdown, shorten, show_error, user_errors
+from app_lib.uploads.analysis import (
     ALL_PHOTO_COLUMNS,
     IMAGE_TYPES,
     PREVIEW_WIDTH,
@@ -52,6 +30,28 @@ from app_lib.uploads import (
     rows_to_csv,
     to_json_bytes,
     video_recognizer,
+)
+from app_lib.uploads.budget import (
+    UploadRule,
+    expect_uploads,
+    forget_replaced_uploaders,
+    release_uploads,
+    session_upload_files,
+    session_upload_mb,
+    take_refusals,
+    uploader_key,
+)
+from app_lib.uploads.session_files import (
+    StoredUpload,
+    UploadError,
+    check_upload_size,
+    discard_upload,
+    max_photo_mb,
+    max_video_mb,
+    max_video_seconds,
+    session_folder,
+    session_id,
+    store_upload,
 )
 from fer_core import EMOTIONS, FerError
 from fer_core.data.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, format_names
@@ -128,7 +128,7 @@ def take_in(files) -> None:
         st.session_state[GENERATION_KEY] = generation + 1
 
 
-# What went wrong with uploads: files refused when they arrived (app_lib.upload_budget) and at
+# What went wrong with uploads: files refused when they arrived (app_lib.uploads.budget) and at
 # intake. Kept until dismissed: the browser sends each file as it completes, so one drop of
 # several files reruns the page several times, and a run may be cut short by the next file.
 problems = st.session_state.setdefault(INTAKE_PROBLEMS_KEY, [])

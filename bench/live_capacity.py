@@ -3,8 +3,8 @@
 Headless WebRTC clients (aiortc, no browser) stream a smiling face to a server that runs the
 app's own live processing, exactly as the Live page wires it: streamlit-webrtc's
 ``AsyncVideoProcessTrack`` (which hands the callback only the newest frame and drops the
-rest) around ``app_lib.live.LiveProcessor``, one per stream, over one shared model, connected
-through the app's relay (``app_lib.live_relay.NewestFrameRelay``; ``--relay buffered``:
+rest) around ``app_lib.live.processor.LiveProcessor``, one per stream, over one shared model, connected
+through the app's relay (``app_lib.live.relay.NewestFrameRelay``; ``--relay buffered``:
 streamlit-webrtc's own, to compare). 1, 2, 4, 6, 8, 10, 12 streams at once, at 15 and at 25
 frames/s, with Haar and with BlazeFace. Per step:
 
@@ -144,8 +144,8 @@ def server_main(address, authkey: bytes, detector: str, ready, relay_kind: str =
     from streamlit_webrtc.models import CallbackAttachableProcessor
     from streamlit_webrtc.process import AsyncVideoProcessTrack
 
-    from app_lib.live import LiveProcessor
-    from app_lib.live_relay import NewestFrameRelay
+    from app_lib.live.processor import LiveProcessor
+    from app_lib.live.relay import NewestFrameRelay
     from fer_core import load_model
 
     model = load_model()

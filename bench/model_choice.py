@@ -26,7 +26,7 @@ KEYS = ("faces", "found", "accuracy_found", "crop_accuracy_found", "framing_cost
 
 
 def main() -> int:
-    from fer_core.cli.whole_path import split_with_labels
+    from fer_core.cli.pipeline_command import split_with_labels
     from fer_core.data.fer2013 import load_fer2013
     from fer_core.evaluation.whole_path import SceneOptions, evaluate_pipeline
     from fer_core.models.card import read_card

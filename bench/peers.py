@@ -184,7 +184,7 @@ def bench_video(path: Path) -> dict:
     for size in ((640, 360), (320, 180)):
         scaled = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
         for detector in DETECTORS:
-            # as the Live page runs it (app_lib.live.LIVE_DETECT_EVERY)
+            # as the Live page runs it (app_lib.live.processor.LIVE_DETECT_EVERY)
             recognizer = Recognizer(preset="live", detector=detector, detect_every=3)
             detected = present = 0
             ids = Counter()

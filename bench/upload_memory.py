@@ -178,7 +178,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not Path("/usr/bin/chromium").exists():
         raise SystemExit("needs Chromium (/usr/bin/chromium): apt-get install chromium")
-    from app_lib.upload_budget import (
+    from app_lib.uploads.budget import (
         DEFAULT_BUDGET_MB,
         DEFAULT_SESSION_FILES,
         DEFAULT_SESSION_MB,

@@ -55,7 +55,7 @@ def test_one_command_serves_https_wherever_it_is_given():
     """Issue 33 item 11: the plain-HTTP Live page's command left out FER_ADMIN_PASSWORD,
     which the README's includes. Every place that gives the command to serve over HTTPS with
     the certificate ``make cert`` makes gives the same one (``https_command``)."""
-    from app_lib.secure_context import PageSecurity, https_command, insecure_camera_message
+    from app_lib.server.secure_context import PageSecurity, https_command, insecure_camera_message
 
     command = https_command()
     pages = [ROOT / "README.md", ROOT / "docs" / "sharing.md"]

@@ -283,3 +283,43 @@ def test_no_detector_name_is_spelled_outside_the_registry():
         if isinstance(node, ast.Constant) and node.value in DETECTORS
     ]
     assert not spelled, spelled
+
+
+# app_lib's rooms, lowest first, as fer_core's: a module imports from its own room and the
+# rooms before it (and the package itself, whose __init__ holds the process-wide set-up).
+APP_ROOMS = ["ui", "server", "uploads", "model", "records", "live", "training"]
+
+
+def test_app_lib_is_rooms_and_every_import_runs_down():
+    package = ROOT / "app_lib"
+    modules = {_module_name(path): path for path in package.rglob("*.py")}
+    loose = sorted(
+        name for name in modules if name.count(".") == 1 and name.split(".")[1] not in APP_ROOMS
+    )
+    assert not loose, f"modules outside a room: {loose}"
+    assert {name.split(".")[1] for name in modules if name != "app_lib"} == set(APP_ROOMS)
+    rank = {room: index for index, room in enumerate(APP_ROOMS)}
+    upward = [
+        f"{name} -> {target}"
+        for name, path in modules.items()
+        if name != "app_lib"
+        for target in _imports(path, modules)
+        if target != "app_lib" and rank[target.split(".")[1]] > rank[name.split(".")[1]]
+    ]
+    assert not upward, upward
+
+
+def test_no_two_modules_share_a_file_name():
+    """Issue 35: card.py, live.py, predict.py, records.py and whole_path.py each named two
+    modules; a name now says one thing (package markers and pytest's conftest aside)."""
+    from collections import Counter
+
+    shared = {"__init__.py", "__main__.py", "conftest.py"}
+    names = Counter(
+        path.name
+        for folder in ("fer_core", "app_lib", "app_pages", "bench", "tests")
+        for path in (ROOT / folder).rglob("*.py")
+        if path.name not in shared and "versions" not in path.parts
+    )
+    names["app.py"] += 1
+    assert not [name for name, count in names.items() if count > 1], names.most_common(5)

@@ -9,9 +9,9 @@ import sys
 
 from fer_core.cli.console import progress_printer
 from fer_core.cli.evaluate import add_evaluate_parser
-from fer_core.cli.predict import add_predict_parser
-from fer_core.cli.records import add_records_parsers
-from fer_core.cli.whole_path import add_pipeline_parser
+from fer_core.cli.pipeline_command import add_pipeline_parser
+from fer_core.cli.predict_command import add_predict_parser
+from fer_core.cli.records_command import add_records_parsers
 from fer_core.data.fer2013 import load_fer2013
 from fer_core.data.paths import default_data_path
 from fer_core.errors import FerError

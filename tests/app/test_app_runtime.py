@@ -186,7 +186,7 @@ def test_the_app_makes_no_outbound_connection_on_a_network_address(tmp_path):
     """Issue 33 item 10: with ADDRESS=0.0.0.0 Streamlit logged "Did not auto detect external
     IP": it had tried to reach checkip.amazonaws.com, at start and when another site's page
     connects, while the README says nothing leaves the machine. Served as ``make run`` serves
-    it (``python -m app_lib.serve``) in a namespace with no route, it tries no such thing;
+    it (``python -m app_lib.server.serve``) in a namespace with no route, it tries no such thing;
     plain ``streamlit run`` in the same place does (so this test can see the attempt)."""
     import os
 
@@ -196,8 +196,10 @@ def test_the_app_makes_no_outbound_connection_on_a_network_address(tmp_path):
         pytest.skip("network namespaces need root (CI runs as root)")
     plain = _served_on_a_wildcard_address_without_a_route(["-m", "streamlit"], tmp_path)
     assert "Did not auto detect external IP" in plain, plain[-2000:]
-    ours = _served_on_a_wildcard_address_without_a_route(["-m", "app_lib.serve"], tmp_path)
+    ours = _served_on_a_wildcard_address_without_a_route(["-m", "app_lib.server.serve"], tmp_path)
     assert "Local URL" in ours and "Did not auto detect external IP" not in ours, ours[-2000:]
     assert "External URL" not in ours and "Traceback" not in ours, ours[-2000:]
     makefile = (ROOT / "Makefile").read_text()
-    assert "$(BIN)/python -m app_lib.serve run app.py --server.address $(ADDRESS)" in makefile
+    assert (
+        "$(BIN)/python -m app_lib.server.serve run app.py --server.address $(ADDRESS)" in makefile
+    )

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from app_lib.card import training_rows
+from app_lib.model.card_view import training_rows
 from fer_core.models.card import read_card
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +97,7 @@ def test_the_shipped_card_reads_without_gaps():
 
 
 def test_limits_text_is_computed_from_the_cards_confusion_matrix():
-    from app_lib.card import own_labels_report, top_confusions, weak_classes
+    from app_lib.model.card_view import own_labels_report, top_confusions, weak_classes
 
     card = read_card(ROOT / "models" / "cnn_gru.keras")
     # The default learned FER+'s votes: its weak classes are read against the crowd.
@@ -133,7 +133,7 @@ def test_limits_text_is_computed_from_the_cards_confusion_matrix():
 
 
 def test_the_home_sentences_say_how_the_model_does_on_faces_made_on_purpose():
-    from app_lib.card import headline, headline_sentences
+    from app_lib.model.card_view import headline, headline_sentences
 
     card = read_card(ROOT / "models" / "cnn_gru.keras")
     numbers = headline(card, "haar")

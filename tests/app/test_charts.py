@@ -1,9 +1,9 @@
-"""app_lib.charts.probability_bars: any number of faces, labels that stay in their panel."""
+"""app_lib.ui.charts.probability_bars: any number of faces, labels that stay in their panel."""
 
 import numpy as np
 import pytest
 
-from app_lib.charts import probability_bars
+from app_lib.ui.charts import probability_bars
 
 
 @pytest.mark.parametrize("faces", [1, 2, 4, 5, 24, 25, 30, 101])
@@ -29,7 +29,7 @@ def test_the_timeline_draws_the_faces_it_is_given_in_that_order():
     keeps that order instead of picking the faces seen longest."""
     import pandas as pd
 
-    from app_lib.charts import timeline_figure
+    from app_lib.ui.charts import timeline_figure
     from fer_core import EMOTIONS
 
     seen = {1: 50, 2: 40, 7: 3, 9: 2}  # frames per face

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from app_lib.live_limit import (
+from app_lib.live.limit import (
     CAPACITY_RESULTS,
     LiveStreams,
     default_max_live_streams,

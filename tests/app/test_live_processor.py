@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from app_lib.live import (
+from app_lib.live.processor import (
     ICE_SERVERS_ENV,
     LAG_LIMIT_S,
     FrameLag,
@@ -185,7 +185,7 @@ def test_the_full_rtc_configuration_and_turn_secrets():
     import hmac
     import json
 
-    from app_lib.live import TURN_CREDENTIAL_SECONDS, frontend_rtc, server_rtc
+    from app_lib.live.processor import TURN_CREDENTIAL_SECONDS, frontend_rtc, server_rtc
 
     config = rtc_configuration(
         {
@@ -218,7 +218,7 @@ def test_the_full_rtc_configuration_and_turn_secrets():
 
 
 def test_the_no_connection_message_points_at_a_relay():
-    from app_lib.live import no_connection_message
+    from app_lib.live.processor import no_connection_message
 
     direct = no_connection_message(12.4, {"iceServers": []})
     assert "No video after 12 s" in direct and "FER_ICE_SERVERS" in direct
@@ -272,7 +272,7 @@ def test_the_heading_says_uncertain_where_the_overlay_does(processor_factory, mo
 def test_the_heading_names_the_most_confident_face_and_the_bars_say_what_they_leave_out():
     """Issue item 4: the heading followed the largest face, not the most confident one its
     docstring names; the bars showed 4 of 6 faces without saying so."""
-    from app_lib.live import LiveSnapshot, bar_faces
+    from app_lib.live.processor import LiveSnapshot, bar_faces
     from fer_core.recognition.results import FaceResult, ImageResult
 
     def face(face_id, size, confidence):

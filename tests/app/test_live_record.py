@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import pytest
 
-from app_lib.live import LiveProcessor, LiveSnapshot, faces_too_small
-from app_lib.live_record import (
+from app_lib.live.processor import LiveProcessor, LiveSnapshot, faces_too_small
+from app_lib.live.recording import (
     LIVE_COLUMNS,
     CaptureGuard,
     LiveRecorder,
@@ -188,7 +188,7 @@ def test_smallest_face_setting_and_the_too_small_message(processor):
 def test_the_last_minute_shows_the_faces_on_screen_and_says_how_many_it_leaves_out():
     """Issue item 5: the chart showed the first four face ids ever seen, not the faces on
     screen, and did not say that it showed 4 of 12."""
-    from app_lib.live import showing_note
+    from app_lib.live.processor import showing_note
 
     clock = Clock()
     recorder = LiveRecorder(clock=clock, max_history_frames=10_000)

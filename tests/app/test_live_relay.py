@@ -11,8 +11,8 @@ import av
 from aiortc import MediaStreamTrack
 from aiortc.contrib.media import MediaRelay
 
-from app_lib import live_relay
-from app_lib.live_relay import ArrivalStamped, NewestFrameRelay, NewFramesOnly
+from app_lib.live import relay as live_relay
+from app_lib.live.relay import ArrivalStamped, NewestFrameRelay, NewFramesOnly
 
 
 def frame(number: int) -> av.VideoFrame:

@@ -19,8 +19,8 @@ import skimage.data
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from app_lib.formatting import duration
-from app_lib.navigation import PAGES
+from app_lib.ui.formatting import duration
+from app_lib.ui.navigation import PAGES
 from fer_core.data.media import FORMAT_NAMES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +65,7 @@ def app_env(tmp_path, monkeypatch):
     monkeypatch.delenv("FER_DB_URL", raising=False)  # the records database: runs/records.sqlite
     monkeypatch.delenv("FER_RETENTION_DAYS", raising=False)
     # The server's live streams, as a fresh server has them (a test's stand-in streams end here).
-    from app_lib import live_limit
+    from app_lib.live import limit as live_limit
 
     monkeypatch.setattr(live_limit, "LIVE_STREAMS", live_limit.LiveStreams())
     from fer_core.records import forget_open_records
@@ -206,7 +206,7 @@ def test_live_page_runs_with_the_camera_off(app_env, monkeypatch):
 
     import streamlit_webrtc
 
-    from app_lib.live import LiveProcessor
+    from app_lib.live.processor import LiveProcessor
 
     asked = {}
 
@@ -233,7 +233,7 @@ def test_live_page_names_https_as_the_fix_on_a_plain_http_network_page(app_env, 
     and what to do instead of offering START (the browser test sees the same in Chromium)."""
     import streamlit_webrtc
 
-    from app_lib import secure_context
+    from app_lib.server import secure_context
 
     def never(**kwargs):
         raise AssertionError("the camera component must not be offered on an insecure page")
@@ -263,7 +263,7 @@ def test_live_page_says_when_the_stream_never_connects(app_env, monkeypatch):
 
     import streamlit_webrtc
 
-    from app_lib.live import ICE_PATIENCE_SECONDS
+    from app_lib.live.processor import ICE_PATIENCE_SECONDS
 
     monkeypatch.setattr(
         streamlit_webrtc,
@@ -288,7 +288,7 @@ def test_the_live_page_turns_away_the_stream_beyond_the_limit(app_env, monkeypat
     page asks the component to stop (desired_playing_state False) and says why."""
     import streamlit_webrtc
 
-    from app_lib import live_limit
+    from app_lib.live import limit as live_limit
 
     monkeypatch.setenv("FER_MAX_LIVE_STREAMS", "1")
     streams = live_limit.LIVE_STREAMS  # this test's server (app_env)
@@ -314,7 +314,7 @@ def test_the_live_page_turns_away_the_stream_beyond_the_limit(app_env, monkeypat
 def test_admin_sign_in_is_not_offered_over_plain_http_on_a_network(app_env, monkeypatch):
     """Issue 25: the password would cross the network in clear text, so there is no field to
     type it into; over HTTPS (here: behind a TLS proxy) the sign-in is offered."""
-    from app_lib import secure_context
+    from app_lib.server import secure_context
 
     monkeypatch.setenv("FER_ADMIN_PASSWORD", "s3cret-pass")
     monkeypatch.setattr(
@@ -459,7 +459,7 @@ def test_photo_without_a_face_offers_blazeface_in_one_click(app_env):
 
 
 def test_live_offer_waits_until_haar_has_missed_for_a_few_seconds():
-    from app_lib.detector import MISS_SECONDS, missing_for
+    from app_lib.ui.detector import MISS_SECONDS, missing_for
 
     clock: dict = {}
     assert missing_for(clock, False, "haar", 100.0) == 0.0  # the clock starts
@@ -668,7 +668,7 @@ def test_the_run_selector_follows_a_run_that_ends_while_another_is_shown(app_env
     the picker and the panel are polled together while a run is busy."""
     import streamlit as st
 
-    from app_lib.run_watch import busy_runs, changed_runs
+    from app_lib.training.run_watch import busy_runs, changed_runs
     from fer_core.service.status import evaluation_status, run_status
     from fer_core.training.runs import TRAIN_JOB
     from tests.processes import stand_in
@@ -997,7 +997,7 @@ def test_a_model_chosen_for_one_session_is_not_seen_by_another(app_env):
 def test_upload_a_photo_of_30_faces_drop_boxes_and_explain(app_env):
     """Bug 1: 25 or more faces crashed the page (Plotly's vertical_spacing); the other photos,
     the summary and the downloads then never rendered."""
-    from tests.media import crowd
+    from tests.synthetic_media import crowd
 
     at = run_page("app_pages/upload.py")
     at.file_uploader[0].set_value(
@@ -1068,8 +1068,8 @@ def downloaded(managers, at: AppTest, key: str) -> bytes:
 def test_dropped_boxes_leave_every_download(app_env, media_files):
     """Issue item 3: "All results JSON" still held the dropped boxes and the photo's JSON
     said ``faces: 3`` after a drop, although the page says they leave every download."""
-    from app_lib.uploads import analyze_photo, annotated_png, photo_recognizer
-    from tests.media import crowd
+    from app_lib.uploads.analysis import analyze_photo, annotated_png, photo_recognizer
+    from tests.synthetic_media import crowd
 
     three = png_bytes(crowd(1, 3))
     at = run_page("app_pages/upload.py")
@@ -1101,7 +1101,7 @@ def test_dropped_boxes_leave_every_download(app_env, media_files):
 
 
 def test_upload_labels_an_unsure_face_uncertain(app_env):
-    from tests.media import unsure_face
+    from tests.synthetic_media import unsure_face
 
     at = run_page("app_pages/upload.py")
     at.file_uploader[0].set_value([("unsure.png", png_bytes(unsure_face()), "image/png")])
@@ -1173,7 +1173,7 @@ def test_photo_results_survive_going_to_another_page_and_back(app_env):
 def test_uploads_are_added_kept_on_disk_and_removed_one_by_one(app_env):
     """Issue 24: each upload is stored on disk and the uploader emptied (Streamlit's copy in
     memory is released); more uploads add to the tab's files; Remove deletes one file."""
-    from app_lib.session_files import upload_root
+    from app_lib.uploads.session_files import upload_root
 
     at = run_page("app_pages/upload.py")
     at.file_uploader[0].set_value(

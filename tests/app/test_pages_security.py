@@ -23,7 +23,7 @@ APPTEST_SESSION_ID = "test session id"  # streamlit.testing's LocalScriptRunner 
 
 @pytest.fixture
 def secure_env(tmp_path, monkeypatch):
-    from app_lib import session_files
+    from app_lib.uploads import session_files
 
     runs = tmp_path / "runs"
     runs.mkdir()
@@ -189,7 +189,7 @@ def plain(markdown: str) -> str:
 
 
 def escape(text: str) -> str:
-    from app_lib.text import escape_markdown
+    from app_lib.ui.text import escape_markdown
 
     return escape_markdown(text)
 
@@ -235,7 +235,7 @@ def test_upload_folder_is_private_to_the_session_and_removed_when_it_ends(secure
 
 
 def test_stale_upload_folders_are_removed_at_start(tmp_path):
-    from app_lib.session_files import _process_tag, remove_stale_folders
+    from app_lib.uploads.session_files import _process_tag, remove_stale_folders
 
     dead = tmp_path / "999999999-1" / "abc"
     dead.mkdir(parents=True)
@@ -266,7 +266,7 @@ def test_two_simultaneous_uploads_of_one_video_both_succeed(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
     from threading import Barrier
 
-    from app_lib.session_files import save_upload
+    from app_lib.uploads.session_files import save_upload
 
     data = os.urandom(3 * 2**20)
     barrier = Barrier(2)
@@ -288,8 +288,8 @@ def test_two_simultaneous_analyses_of_one_video(tmp_path):
     from concurrent.futures import ThreadPoolExecutor
     from threading import Barrier
 
-    from app_lib.session_files import save_upload
-    from app_lib.uploads import analyze_video_file, video_recognizer
+    from app_lib.uploads.analysis import analyze_video_file, video_recognizer
+    from app_lib.uploads.session_files import save_upload
 
     clip = make_clip(tmp_path / "clip", frames=6)
     folder = tmp_path / "session"
@@ -370,7 +370,7 @@ def test_names_and_messages_are_text_not_markdown(secure_env):
 
 
 def test_video_and_dataset_size_caps_say_what_to_do(monkeypatch):
-    from app_lib.session_files import UploadError, check_upload_size, max_video_mb
+    from app_lib.uploads.session_files import UploadError, check_upload_size, max_video_mb
 
     monkeypatch.setenv("FER_MAX_VIDEO_MB", "1")
     big = FakeUpload(b"\0" * (2 * 2**20), "clip.mp4")
@@ -413,7 +413,7 @@ ADMIN_PASSWORD = "s3cret-for-tests"
 
 
 class FakeClock:
-    """``app_lib.access._clock`` in the tests: time moves only when a test says so."""
+    """``app_lib.server.access._clock`` in the tests: time moves only when a test says so."""
 
     def __init__(self, now: float = 1000.0):
         self.now = now
@@ -433,7 +433,7 @@ def sign_in_env(secure_env, monkeypatch):
     import hmac
     import logging
 
-    from app_lib import access
+    from app_lib.server import access
 
     clock = FakeClock()
     monkeypatch.setattr(access, "_clock", clock)
@@ -608,7 +608,7 @@ def test_sign_in_limiter_counts_per_address_decays_and_is_bounded(monkeypatch):
     remembered (the longest quiet forgotten first)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from app_lib import access
+    from app_lib.server import access
 
     clock = FakeClock(0.0)
     monkeypatch.setattr(access, "_clock", clock)
@@ -643,7 +643,7 @@ def test_client_address_is_the_peer_or_what_a_local_proxy_saw():
     the address nginx saw (entries before it are the client's own claim); from any other
     peer the header is ignored (anyone could send it); a header that is not an address is
     ignored."""
-    from app_lib.access import client_address_of
+    from app_lib.server.access import client_address_of
 
     assert client_address_of(None, {}) == "localhost"
     assert client_address_of("127.0.0.2", {}) == "127.0.0.2"
@@ -663,7 +663,7 @@ def test_bare_addresses_in_escaped_text_are_never_links():
     """Issue 34 item 4: bare URLs in escaped text (notes, file names) still became links:
     GFM finds them after the escapes are undone. A word joiner inside "://", after "www" and
     after "@" breaks each pattern; the text reads the same."""
-    from app_lib.text import WORD_JOINER, escape_markdown
+    from app_lib.ui.text import WORD_JOINER, escape_markdown
 
     shown = escape_markdown("see http://a.invalid/x, HTTPS://b.invalid, www.c.invalid, d@e.invalid")
     assert "://" not in shown.replace("\\", "") and "www." not in shown.lower()

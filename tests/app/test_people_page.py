@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from app_lib.text import escape_markdown
+from app_lib.ui.text import escape_markdown
 from fer_core.records import Records, Viewer
 from fer_core.records.database import utc_now
 from tests.app.test_pages import app_env, assert_clean, listening_on, run_page, texts  # noqa: F401
@@ -136,7 +136,7 @@ def test_save_to_history_pressed_again_before_the_page_answers_saves_once():
     import threading
     import time
 
-    from app_lib.records import save_once
+    from app_lib.records.shared_store import save_once
     from tests.app.test_live_record import PRESSES, at_once
 
     saved, calls = {}, []

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from app_lib.certificate import check_pair, make_certificate, split_names
-from app_lib.secure_context import (
+from app_lib.server.certificate import check_pair, make_certificate, split_names
+from app_lib.server.secure_context import (
     PageSecurity,
     host_name,
     insecure_camera_message,
@@ -127,7 +127,7 @@ def test_names_given_for_the_certificate_are_checked():
 def test_the_certificate_command(tmp_path):
     env = dict(os.environ)  # python -m runs it from the project folder (cwd)
     made = subprocess.run(
-        [sys.executable, "-m", "app_lib.certificate", str(tmp_path), "--name", "fer.test"],
+        [sys.executable, "-m", "app_lib.server.certificate", str(tmp_path), "--name", "fer.test"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -137,7 +137,7 @@ def test_the_certificate_command(tmp_path):
     assert made.returncode == 0, made.stderr
     assert "fer.test" in made.stdout and "FER_TLS_CERT=" in made.stdout
     check = subprocess.run(
-        [sys.executable, "-m", "app_lib.certificate", "--check-env"],
+        [sys.executable, "-m", "app_lib.server.certificate", "--check-env"],
         capture_output=True,
         text=True,
         cwd=ROOT,

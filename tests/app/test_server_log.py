@@ -1,4 +1,4 @@
-"""The server log when a tab goes away mid-answer (app_lib/server_log.py): Streamlit's own
+"""The server log when a tab goes away mid-answer (app_lib/server/server_log.py): Streamlit's own
 websocket endpoint, on Starlette's own WebSocket, is driven into its double close the way a
 closing tab does it; the filter turns that one error into a line and leaves every other
 traceback alone."""
@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from app_lib.server_log import (
+from app_lib.server.server_log import (
     ABANDONED_UPLOAD_NOTE,
     GONE_TAB_NOTE,
     GoneTabFilter,
@@ -113,7 +113,7 @@ def test_streamlit_closes_twice_when_the_tab_goes_away_and_the_log_says_one_line
     exc = asyncio.run(_tab_that_goes_away(runtime))
     # Streamlit still ends the session (its finally), then the double close escapes.
     assert runtime.disconnected == ["session-1"]
-    assert exc is not None, "Streamlit no longer fails here: app_lib/server_log.py can go"
+    assert exc is not None, "Streamlit no longer fails here: app_lib/server/server_log.py can go"
     assert is_gone_tab_error(exc), repr(exc)
 
     plain = _log_through_filter(exc, filtered=False)

@@ -8,8 +8,8 @@ from starlette.exceptions import HTTPException
 from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
 from streamlit.runtime.uploaded_file_manager import UploadedFileRec
 
-from app_lib import upload_budget
-from app_lib.upload_budget import (
+from app_lib.uploads import budget as upload_budget
+from app_lib.uploads.budget import (
     forget_stored,
     install_guard,
     note_stored,
@@ -73,7 +73,7 @@ def test_a_file_the_page_does_not_take_is_refused_as_it_arrives(manager):
     over its type's cap, or of another type, is refused at arrival (HTTP 413, the reason
     for the page), and its bytes are never kept. (Before, a 190 MB file named .jpg on the
     Photos page was kept, then refused by the page, and stayed in memory.)"""
-    from app_lib.upload_budget import UploadRule, expect
+    from app_lib.uploads.budget import UploadRule, expect
 
     photo = UploadRule(1, "photo", "FER_MAX_PHOTO_MB")
     expect("a", {".JPG": photo, ".png": photo, ".mp4": UploadRule(4, "video")})

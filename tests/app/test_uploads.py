@@ -1,4 +1,4 @@
-"""app_lib.uploads: the photo analysis behind the upload page, as plain functions."""
+"""app_lib.uploads.analysis: the photo analysis behind the upload page, as plain functions."""
 
 import io
 import json
@@ -8,7 +8,7 @@ import pandas as pd
 import skimage.data
 from PIL import Image
 
-from app_lib.uploads import (
+from app_lib.uploads.analysis import (
     ALL_PHOTO_COLUMNS,
     IMAGE_TYPES,
     RESULT_COLUMNS,
@@ -66,7 +66,7 @@ def test_bad_files_give_messages_not_exceptions():
 
 
 def test_dropped_boxes_leave_rows_and_counts():
-    from tests.media import crowd
+    from tests.synthetic_media import crowd
 
     result = analyze_photo(png_bytes(crowd(1, 3)), "three.png", photo_recognizer(None))
     assert [f.number for f in result.faces] == [1, 2, 3]
@@ -78,7 +78,7 @@ def test_dropped_boxes_leave_rows_and_counts():
 def test_every_download_leaves_the_dropped_boxes_out():
     """Issue item 3: the JSON downloads kept a dropped box ("All results JSON") or its count
     (``faces: 3`` after a drop); every download now counts and lists only the kept faces."""
-    from tests.media import crowd
+    from tests.synthetic_media import crowd
 
     data = png_bytes(crowd(1, 3))
     result = analyze_photo(data, "three.png", photo_recognizer(None))

@@ -341,7 +341,7 @@ def serve_app(
 def documented_certificate(folder: Path) -> tuple[Path, Path]:
     """The certificate as docs/sharing.md makes it (``make cert NAMES=fer.test``)."""
     made = subprocess.run(
-        [sys.executable, "-m", "app_lib.certificate", str(folder), "--name", "fer.test"],
+        [sys.executable, "-m", "app_lib.server.certificate", str(folder), "--name", "fer.test"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -43,7 +43,7 @@ TITLES = {
     "model": "Model card",
     "people": "People & history",
 }
-# app_lib.navigation's titles
+# app_lib.ui.navigation's titles
 NAV_LABELS = {
     "home": "Home",
     "live": "Live webcam",
@@ -506,7 +506,7 @@ def tick(page, label: re.Pattern, timeout_s: float = 60.0) -> None:
 
 def as_shown(text: str) -> re.Pattern:
     """``text`` as the app shows user-given text: with invisible word joiners (U+2060) that
-    keep bare addresses from becoming links (app_lib.text.escape_markdown)."""
+    keep bare addresses from becoming links (app_lib.ui.text.escape_markdown)."""
     # escaped for Python and for Playwright's selector (which takes no escaped space)
     escaped = [re.sub(r"([.^$*+?()\[\]{}|\\/])", r"\\\1", ch) for ch in text]
     return re.compile(r"\u2060?".join(escaped))

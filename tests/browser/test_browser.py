@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app_lib.server_log import GONE_TAB_NOTE
+from app_lib.server.server_log import GONE_TAB_NOTE
 from tests.browser.appserver import assert_no_traceback, write_y4m
 
 pytestmark = pytest.mark.timeout(600)
@@ -90,7 +90,7 @@ def test_concurrent_sessions_share_one_model_and_survive_camera_trouble(e2e):
     log = e2e.server_log()
     # One model in memory for every session (st.cache_resource), loaded once.
     assert log.count("Loaded the emotion model") == 1, log[-3000:]
-    # Tabs closed while the server answered them: one line each (app_lib/server_log.py).
+    # Tabs closed while the server answered them: one line each (app_lib/server/server_log.py).
     print("tabs gone mid-answer, as the log says:", log.count(GONE_TAB_NOTE))
     assert_no_traceback(e2e.test_log())
 

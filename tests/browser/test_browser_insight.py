@@ -15,7 +15,7 @@ from PIL import Image
 from fer_core import EMOTIONS
 from tests.browser.appserver import assert_no_traceback, webcam_frame, write_y4m
 from tests.browser.test_browser import _explain
-from tests.media import crowd, unsure_face
+from tests.synthetic_media import crowd, unsure_face
 
 pytestmark = pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app_lib.detector import MISS_SECONDS, label
+from app_lib.ui.detector import MISS_SECONDS, label
 from tests.browser.appserver import assert_no_traceback, write_y4m
 from tests.browser.test_browser import _explain
 

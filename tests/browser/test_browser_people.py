@@ -6,7 +6,7 @@ once stores one face."""
 
 import pytest
 
-from app_lib.formatting import table_height
+from app_lib.ui.formatting import table_height
 from fer_core.records import ADMIN_CLI, Records, database_url
 from tests.browser.test_browser import _explain
 
@@ -69,5 +69,5 @@ def test_a_live_session_for_a_person_is_kept_exported_and_deleted(e2e):
 
 def _shown(text: str) -> str:
     """Text as a reader sees it: without the invisible word joiners that keep bare addresses
-    from becoming links (app_lib.text.escape_markdown)."""
+    from becoming links (app_lib.ui.text.escape_markdown)."""
     return text.replace("\u2060", "")

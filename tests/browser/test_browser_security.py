@@ -30,7 +30,7 @@ def test_session_uploads_are_removed_when_the_tab_closes(e2e):
     )
     assert "#1 happy" in result["labels"]
     # The name is shown as written, as text: no image element, no request for it.
-    # (an invisible word joiner keeps its "://" from becoming a link: app_lib.text)
+    # (an invisible word joiner keeps its "://" from becoming a link: app_lib.ui.text)
     assert result["subheader"].strip().replace("\u2060", "") == MARKDOWN_IMAGE_NAME
     assert result["remote_images"] == 0 and result["remote_requests"] == []
     # While the tab was open its CSV was in its own folder; once the tab closed, gone.

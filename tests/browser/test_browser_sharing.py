@@ -4,7 +4,7 @@
   ``--host-resolver-rules``) the browser has no camera API: the Live page names HTTPS as the
   fix instead of offering START.
 - At ``https://fer.test:PORT``, served with a certificate made by the documented command
-  (``python -m app_lib.certificate DIR``, what ``make cert`` runs), a visitor clicks through
+  (``python -m app_lib.server.certificate DIR``, what ``make cert`` runs), a visitor clicks through
   Chromium's warning (Advanced, Proceed), and a fake webcam of a smiling face shows "happy".
 - When no network path exists (the browser must relay, and the relay is not there), START
   says "Connecting…", then that the browser could not connect, and names the fix.
@@ -104,7 +104,7 @@ def test_https_with_the_documented_certificate_gives_the_camera(https_app, e2e):
 
 
 def test_a_stream_that_cannot_connect_says_so(tmp_path, e2e):
-    from app_lib.live import ICE_PATIENCE_SECONDS
+    from app_lib.live.processor import ICE_PATIENCE_SECONDS
 
     dead = {
         "iceServers": [{"urls": [f"turn:127.0.0.1:{_free_port()}"], "secret": "nobody-listens"}],
@@ -148,7 +148,7 @@ def test_a_paused_stream_that_lost_its_place_is_not_analysed(tmp_path, e2e):
     (and says why) while the second streams, and is analysed again once the second stops.
     Before, the resumed stream was analysed beside the second: two streams at a limit of
     one."""
-    from app_lib.live_limit import HOLD_S
+    from app_lib.live.limit import HOLD_S
 
     with serve_app(tmp_path / "streamlit.log", env={"FER_MAX_LIVE_STREAMS": "1"}) as app:
         result = app.run(

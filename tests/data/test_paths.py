@@ -234,7 +234,7 @@ def test_messages_name_files_as_a_visitor_knows_them_never_by_server_path(
 
     uploads = tmp_path / "uploads"
     monkeypatch.setenv("FER_UPLOAD_DIR", str(uploads))
-    import app_lib.data_source  # noqa: F401 - registers the upload folder as "your uploads"
+    import app_lib.training.data_source  # noqa: F401 - registers the upload folder as "your uploads"
 
     session = uploads / "123-456" / "0123abcd"
     session.mkdir(parents=True)
@@ -252,7 +252,7 @@ def test_messages_name_files_as_a_visitor_knows_them_never_by_server_path(
     with pytest.raises(DataPathError) as info:
         require_regular_file(folder)
     assert str(info.value).startswith("fer2013.csv in your uploads is a folder")
-    assert app_lib.data_source.shown(session / "x.csv") == "x.csv in your uploads"
+    assert app_lib.training.data_source.shown(session / "x.csv") == "x.csv in your uploads"
 
     # Elsewhere: the name alone; a path typed as a relative one (the command line): as typed.
     assert shown_path("/srv/secret/place/fer2013.csv") == "fer2013.csv"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fer_core import ConfigError, Recognizer
-from fer_core.cli.whole_path import add_pipeline_parser
+from fer_core.cli.pipeline_command import add_pipeline_parser
 from fer_core.evaluation.whole_path import (
     SceneOptions,
     evaluate_pipeline,
@@ -131,7 +131,7 @@ def test_framing_sweep_scores_every_framing_and_the_oracle(astronaut_faces):
 
 
 def test_sweep_refuses_private_test():
-    from fer_core.cli.whole_path import _cmd_sweep
+    from fer_core.cli.pipeline_command import _cmd_sweep
 
     parser = argparse.ArgumentParser()
     add_pipeline_parser(parser.add_subparsers(dest="command"))

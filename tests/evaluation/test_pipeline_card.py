@@ -2,7 +2,7 @@
 
 import json
 
-from app_lib.pipeline_card import load_pipeline_results, pipeline_figure, pipeline_rows
+from app_lib.model.pipeline import load_pipeline_results, pipeline_figure, pipeline_rows
 
 ROW = {
     "detector": "blazeface",

@@ -58,7 +58,7 @@ def test_the_recognizer_takes_only_its_detectors_own_settings():
 
 
 def test_the_live_page_offers_the_fallback_only_after_a_few_seconds_without_a_face():
-    from app_lib.detector import MISS_SECONDS, fallback_note, label, short_label
+    from app_lib.ui.detector import MISS_SECONDS, fallback_note, label, short_label
 
     for name in DETECTORS:
         info = detector_info(name)

@@ -7,7 +7,7 @@ from fer_core.recognition.results import FACE_COLUMNS, PHOTO_COLUMNS, VIDEO_COLU
 
 
 def test_photo_page_cli_and_video_rows_share_the_face_columns(astronaut, tmp_path):
-    from app_lib.uploads import analyze_photo
+    from app_lib.uploads.analysis import analyze_photo
     from fer_core.data.image import encode_png
     from fer_core.recognition.predict import FacePredictor
 

@@ -10,7 +10,7 @@ from fer_core import EMOTIONS, Recognizer
 from fer_core.recognition.drawing import UNCERTAIN_COLOUR, draw_results
 from fer_core.recognition.results import FACE_COLUMNS, FaceResult, face_rows
 from fer_core.recognition.uncertainty import caption, short_label, threshold_of
-from tests.media import ASTRONAUT_FACE, unsure_face
+from tests.synthetic_media import ASTRONAUT_FACE, unsure_face
 
 
 def probs(**values):

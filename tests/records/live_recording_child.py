@@ -10,7 +10,7 @@ import av
 import cv2
 import skimage.data
 
-from app_lib.live import LiveProcessor
+from app_lib.live.processor import LiveProcessor
 from fer_core.records import Records, Viewer
 from fer_core.records.writer import SessionWriter
 

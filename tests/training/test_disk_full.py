@@ -338,8 +338,8 @@ class FakeUpload(io.BytesIO):
 
 
 def test_saving_an_upload_on_a_full_disk_says_so(tmp_path, monkeypatch):
-    from app_lib import session_files
-    from app_lib.session_files import UploadError, save_upload
+    from app_lib.uploads import session_files
+    from app_lib.uploads.session_files import UploadError, save_upload
 
     def full(*args, **kwargs):
         raise enospc(tmp_path / ".incoming.x.tmp.csv")
@@ -360,7 +360,7 @@ def test_saving_an_upload_on_a_full_disk_says_so(tmp_path, monkeypatch):
 
 
 def test_a_real_full_upload_folder_leaves_nothing_behind(tmp_path):
-    from app_lib.session_files import UploadError, save_upload
+    from app_lib.uploads.session_files import UploadError, save_upload
 
     with small_tmpfs(tmp_path / "uploads", "1m") as folder:
         with pytest.raises(UploadError, match="disk is full"):
@@ -371,7 +371,7 @@ def test_a_real_full_upload_folder_leaves_nothing_behind(tmp_path):
 
 
 def test_dataset_page_upload_on_a_full_disk_shows_a_message(tmp_path, monkeypatch):
-    from app_lib import session_files
+    from app_lib.uploads import session_files
     from tests.app.test_pages import assert_clean, texts, write_fer_csv
     from tests.app.test_pages_security import end_apptest_session, page
 

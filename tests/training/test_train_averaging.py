@@ -227,7 +227,7 @@ def test_average_command_writes_a_soup_run_and_its_card_lists_both_parents(tmp_p
     """Two fine-tunes of one base run, averaged by `fer average`: the run folder's model is
     the mean of their weights (BatchNorm statistics recomputed), it cannot be resumed, and
     its card lists both parents with their lineage, counting the shared base run once."""
-    from app_lib.card import training_rows
+    from app_lib.model.card_view import training_rows
     from fer_core.cli.main import main
     from fer_core.evaluation.reports import evaluate_images
     from fer_core.models.card_writer import write_model_card

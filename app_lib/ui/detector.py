@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_lib.settings import KEPT_PREFIX, keep, kept
+from app_lib.ui.settings import KEPT_PREFIX, keep, kept
 from fer_core.faces import DEFAULT_DETECTOR, DETECTORS, REGISTRY, detector_info
 
 DETECTOR_KEY = "face_detector"

@@ -12,7 +12,7 @@ buffered`` measures it; docs/sharing.md shows it beside this relay).
 and a consumer that was busy gets that one and skips the rest. Two wrappers ride along:
 
 - ``ArrivalStamped`` stamps each received frame with when it came off the network, so that
-  ``app_lib.live.FrameLag`` can tell a frame that waited (the server's network loop fell
+  ``app_lib.live.processor.FrameLag`` can tell a frame that waited (the server's network loop fell
   behind) and ``LiveProcessor`` can skip analysing it;
 - ``NewFramesOnly`` passes processed video on only when it is new: streamlit-webrtc's
   processing track hands out its latest annotated frame again for every frame that was not
@@ -70,7 +70,7 @@ class NewFramesOnly(_Wrapper):
 class ArrivalStamped(_Wrapper):
     """``source``'s video frames, each stamped with when it arrived here
     (``frame.opaque``: ``time.monotonic()``), before any queue of the app's. A frame's
-    lag (``app_lib.live.FrameLag``) is counted up to that moment, so the wait for the
+    lag (``app_lib.live.processor.FrameLag``) is counted up to that moment, so the wait for the
     analysis thread, which drops all but the newest frame anyway, is not counted as being
     behind."""
 

@@ -1,9 +1,9 @@
 """A self-signed certificate for serving the app over HTTPS on a LAN, and a check of a
 certificate and key before the server starts.
 
-    .venv/bin/python -m app_lib.certificate certs            # certs/fer.crt, certs/fer.key
-    .venv/bin/python -m app_lib.certificate certs --name fer.lab --name 192.168.1.20
-    .venv/bin/python -m app_lib.certificate --check certs/fer.crt certs/fer.key
+    .venv/bin/python -m app_lib.server.certificate certs            # certs/fer.crt, certs/fer.key
+    .venv/bin/python -m app_lib.server.certificate certs --name fer.lab --name 192.168.1.20
+    .venv/bin/python -m app_lib.server.certificate --check certs/fer.crt certs/fer.key
     make cert                                                 # the first, from the Makefile
 
 The certificate names this machine as visitors reach it: its host name (short and fully
@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app_lib.secure_context import TLS_CERT_ENV, TLS_KEY_ENV, https_command, tls_files
+from app_lib.server.secure_context import TLS_CERT_ENV, TLS_KEY_ENV, https_command, tls_files
 from fer_core.errors import ConfigError
 
 CERT_NAME = "fer.crt"
@@ -211,7 +211,7 @@ def check_pair(cert_path: str | os.PathLike, key_path: str | os.PathLike) -> str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m app_lib.certificate",
+        prog="python -m app_lib.server.certificate",
         description="Make a self-signed certificate for serving the app over HTTPS on a LAN "
         "(fer.crt and fer.key in FOLDER), or check a certificate and key.",
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from app_lib.session_files import session_folder, upload_root
+from app_lib.uploads.session_files import session_folder, upload_root
 from fer_core.data.paths import (
     add_places,
     allowed_data_roots,
@@ -49,7 +49,7 @@ def allowed_roots() -> list[Path]:
     """Where this session may read data: the configured data folders and its uploads; on a
     server only this machine can reach (127.0.0.1, no password: its one user is the
     administrator, who can read any file anyway), the whole disk."""
-    from app_lib.access import admin_mode
+    from app_lib.server.access import admin_mode
 
     if admin_mode() == "local":
         return [Path(Path.cwd().anchor)]
@@ -68,7 +68,7 @@ REMEMBERED_FILE = "dataset.json"  # in the runs folder: the path an administrato
 
 
 def _remembered_file() -> Path:
-    from app_lib.model_state import runs_dir
+    from app_lib.model.model_state import runs_dir
 
     return runs_dir() / REMEMBERED_FILE
 
@@ -92,7 +92,7 @@ def _remember(resolved: str) -> None:
     """Bug 9: in a new tab the Training page's buttons stayed disabled until the path was typed
     again. An administrator's choice is kept for new tabs; a visitor's stays in their tab, and
     a session's own upload (deleted with the session) is never kept."""
-    from app_lib.access import is_admin
+    from app_lib.server.access import is_admin
     from fer_core.storage import write_json
 
     if is_admin() and is_within(Path(resolved), allowed_data_roots()):

@@ -14,7 +14,7 @@ returns ``[self.recv(frames[-1])]``); the browser keeps getting the last process
 in the meantime. The latency shown is therefore the time of one frame, never a growing queue.
 
 Two more queues could grow on a server past its capacity, and neither may (issue 25):
-streamlit-webrtc's relay queued every frame in front of the encoder (``app_lib.live_relay``
+streamlit-webrtc's relay queued every frame in front of the encoder (``app_lib.live.relay``
 keeps only the newest), and the server's network loop, which shares the CPU with every
 stream's analysis, fell behind reading its sockets, so the kernel held seconds of video.
 ``FrameLag`` notices that from the frames themselves (each arrives later after its own
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app_lib.live_record import LiveRecorder
+from app_lib.live.recording import LiveRecorder
 from fer_core import EMOTIONS, Recognizer
 from fer_core.errors import ConfigError
 from fer_core.faces import DEFAULT_DETECTOR, to_grey
@@ -269,7 +269,7 @@ LAG_BASELINE_S = 30.0  # the usual delay: the least of this many seconds (clocks
 
 class FrameLag:
     """How much later than usual frames arrive: the time a frame arrived (``frame.opaque``,
-    stamped by ``app_lib.live_relay.ArrivalStamped`` as it came off the network) minus the
+    stamped by ``app_lib.live.relay.ArrivalStamped`` as it came off the network) minus the
     frame's own timestamp (the sender's clock), above the least of that over the last
     ``LAG_BASELINE_S`` seconds. The offset between the two clocks and the network's fixed
     delay cancel out; what is left is time spent in queues, which on a busy server is the
@@ -339,7 +339,7 @@ class LiveProcessor:
         self._last_analysed = 0.0  # self.clock() at the latest analysis
         self.clock = time.monotonic  # the clock ArrivalStamped stamps frames with
         # Asked before each frame is analysed: may this stream be analysed now (the server's
-        # limit, app_lib.live_limit)? None: always.
+        # limit, app_lib.live.limit)? None: always.
         self.admission: Callable[[], bool] | None = None
         self.held_back = 0  # frames not analysed because the stream had no place
         self.held_back_at: float | None = None  # time.time() of the latest such frame

@@ -158,7 +158,7 @@ class SessionFolder:
 def _remove_session_folder(folder: SessionFolder) -> None:
     shutil.rmtree(folder.path, ignore_errors=True)
     if folder.session_id:
-        from app_lib.upload_budget import forget_stored
+        from app_lib.uploads.budget import forget_stored
 
         forget_stored(folder.session_id)
 
@@ -254,7 +254,7 @@ class StoredUpload:
 def store_upload(uploaded, folder: Path | None = None) -> StoredUpload:
     """Store an uploaded file in the session's folder (in chunks, hashed as it is written;
     the same content once) and count it against the session's upload budget."""
-    from app_lib.upload_budget import note_stored
+    from app_lib.uploads.budget import note_stored
 
     target, digest = _store(uploaded, folder)
     stored = StoredUpload(
@@ -266,7 +266,7 @@ def store_upload(uploaded, folder: Path | None = None) -> StoredUpload:
 
 def discard_upload(stored: StoredUpload) -> None:
     """Delete a stored upload (the visitor removed it) and stop counting it."""
-    from app_lib.upload_budget import forget_stored
+    from app_lib.uploads.budget import forget_stored
 
     stored.path.unlink(missing_ok=True)
     forget_stored(session_id(), stored.key)

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from app_lib.formatting import duration
+from app_lib.ui.formatting import duration
 from fer_core import EMOTIONS, FerError
 from fer_core.data.image import encode_png
 from fer_core.recognition.results import (
@@ -210,7 +210,7 @@ class LiveRecorder:
     def history(self, max_faces: int = 4, step_s: float = HISTORY_STEP_S):
         """The last minute as a DataFrame (``face_id``, ``time_s`` in seconds before now,
         one column per emotion, averaged over ``step_s``, which keeps the chart light) for
-        ``app_lib.charts.timeline_figure``, or None when no face was seen.
+        ``app_lib.ui.charts.timeline_figure``, or None when no face was seen.
 
         It holds the ``max_faces`` faces seen most recently, in that order (those on screen
         now first, by id): the chart follows the people in front of the camera, not the

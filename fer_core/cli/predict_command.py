@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from fer_core.cli.records import open_database, person_of, save_prediction
+from fer_core.cli.records_command import open_database, person_of, save_prediction
 from fer_core.errors import FerError
 from fer_core.faces import DEFAULT_DETECTOR, DETECTORS, detector_info
 from fer_core.recognition.predict import run_predict

@@ -1,4 +1,4 @@
-"""How numbers read on the pages (user-given text: ``app_lib.text``)."""
+"""How numbers read on the pages (user-given text: ``app_lib.ui.text``)."""
 
 from __future__ import annotations
 

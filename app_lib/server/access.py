@@ -7,7 +7,7 @@ model):
 - ``FER_ADMIN_PASSWORD`` set: whoever signs in with it in the sidebar (compared in constant
   time), for that browser session only. The sign-in is offered only where the password
   cannot cross a network in clear text: over HTTPS, or on the server's own machine
-  (``app_lib.secure_context``; ``FER_ALLOW_HTTP_ADMIN=1`` allows plain HTTP on a network the
+  (``app_lib.server.secure_context``; ``FER_ALLOW_HTTP_ADMIN=1`` allows plain HTTP on a network the
   administrator trusts end to end);
 - no password, and the server listens on loopback only (``make run``'s default): every
   visitor, since only this machine's own users can reach it;
@@ -47,7 +47,7 @@ from collections import OrderedDict, deque
 import streamlit as st
 from streamlit.logger import get_logger
 
-from app_lib import secure_context
+from app_lib.server import secure_context
 
 ADMIN_PASSWORD_ENV = secure_context.ADMIN_PASSWORD_ENV
 _SIGNED_IN = "fer_admin_signed_in"

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_lib.access import render_admin_panel
-from app_lib.card import headline
-from app_lib.formatting import percent
-from app_lib.model_state import ActiveModel
-from app_lib.text import escape_markdown
+from app_lib.model.card_view import headline
+from app_lib.model.model_state import ActiveModel
+from app_lib.server.access import render_admin_panel
+from app_lib.ui.formatting import percent
+from app_lib.ui.text import escape_markdown
 
 SOURCES = {
     "shipped": "shipped default",

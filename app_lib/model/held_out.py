@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app_lib.card import LABEL_NAMES
-from app_lib.detector import short_label
+from app_lib.model.card_view import LABEL_NAMES
+from app_lib.ui.detector import short_label
 from fer_core.models.card import ModelCard, balanced_of
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WILD_RESULTS = ROOT / "bench" / "wild.json"
 
 
@@ -180,7 +180,7 @@ def render_posed(card: ModelCard) -> None:
 def render_whole_path(card: ModelCard) -> None:
     import streamlit as st
 
-    from app_lib.pipeline_card import render_pipeline_figures
+    from app_lib.model.pipeline import render_pipeline_figures
 
     sections = card.whole_path
     if not sections:

@@ -25,7 +25,7 @@ from fer_core.errors import ConfigError
 
 TLS_CERT_ENV = "FER_TLS_CERT"
 TLS_KEY_ENV = "FER_TLS_KEY"
-ADMIN_PASSWORD_ENV = "FER_ADMIN_PASSWORD"  # the administrator's password (app_lib.access)
+ADMIN_PASSWORD_ENV = "FER_ADMIN_PASSWORD"  # the administrator's password (app_lib.server.access)
 # An administrator who really means to sign in over plain HTTP on a network (a lab network
 # they trust end to end) can allow it; the password then crosses that network in clear text.
 ALLOW_HTTP_ADMIN_ENV = "FER_ALLOW_HTTP_ADMIN"

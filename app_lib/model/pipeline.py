@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app_lib.detector import short_label
+from app_lib.ui.detector import short_label
 from fer_core.faces import DETECTORS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_RESULTS = ROOT / "bench" / "pipeline.json"
 COMMAND = (
     "python -m fer_core evaluate-pipeline --split PrivateTest "

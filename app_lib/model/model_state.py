@@ -123,7 +123,7 @@ def active_model() -> ActiveModel:
 def require_active_model() -> ActiveModel:
     """``active_model()`` for a page that cannot work without one: on failure the page shows
     the error and stops."""
-    from app_lib.text import show_error
+    from app_lib.ui.text import show_error
 
     try:
         return active_model()

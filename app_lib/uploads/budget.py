@@ -19,7 +19,7 @@ one tab took the server from 722 MB to 4,573 MB, three tabs to 10,483 MB. Here:
   holds at most the budget, plus the uploads in flight (each at most ``server.maxUploadSize``,
   spooled to disk by the web server until it is complete).
 - **Once accepted** the page stores each file on disk in chunks, hashing as it writes
-  (``app_lib.session_files.store_upload``), and takes it out of Streamlit's memory
+  (``app_lib.uploads.session_files.store_upload``), and takes it out of Streamlit's memory
   (``release``): a session's uploads live in its folder, not in memory. The uploader is then
   replaced by an empty one, and the old one's value (which holds the file's bytes) is
   dropped (``forget_uploader``), for files the page took in and files it refused alike.
@@ -163,7 +163,9 @@ def _rule_refusal(session_id: str, name: str, size: int) -> str | None:
         return f"{name} ({size / MB:,.1f} MB) was not accepted: this page takes {kinds} files."
     if size > rule.max_mb * MB:
         how = f" ({rule.setting})" if rule.setting else ""
-        from app_lib.session_files import smaller_file_advice  # (it brings streamlit, fer_core)
+        from app_lib.uploads.session_files import (
+            smaller_file_advice,  # (it brings streamlit, fer_core)
+        )
 
         return (
             f"{name} ({size / MB:,.1f} MB) was not accepted: the limit for {rule.what}s is "

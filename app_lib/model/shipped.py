@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app_lib.card import LABEL_NAMES, headline
+from app_lib.model.card_view import LABEL_NAMES, headline
 from fer_core.models.card import read_card
 from fer_core.models.inference import SHIPPED_MODELS
 
@@ -43,8 +43,8 @@ def shipped_rows() -> list[dict]:
 def render_shipped_choice(active) -> None:
     import streamlit as st
 
-    from app_lib.access import is_admin
-    from app_lib.model_state import choose_for_session, runs_dir
+    from app_lib.model.model_state import choose_for_session, runs_dir
+    from app_lib.server.access import is_admin
     from fer_core.service.active import set_active_model
 
     st.subheader("The shipped models")

@@ -31,7 +31,7 @@ from fer_core.errors import ConfigError
 from fer_core.faces import DEFAULT_DETECTOR
 
 MAX_LIVE_STREAMS_ENV = "FER_MAX_LIVE_STREAMS"
-CAPACITY_RESULTS = Path(__file__).resolve().parent.parent / "bench" / "live_capacity.json"
+CAPACITY_RESULTS = Path(__file__).resolve().parents[2] / "bench" / "live_capacity.json"
 DEFAULT_DETECTOR_FPS = (DEFAULT_DETECTOR, 15)  # what the default limit is measured for
 HOLD_S = 10.0  # a stream that sent no frame for this long has given its place up
 RESERVE_S = 15.0  # an admitted stream with no frame yet (still connecting) keeps its place

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from app_lib.access import is_admin
-from app_lib.text import escape_markdown
+from app_lib.server.access import is_admin
+from app_lib.ui.text import escape_markdown
 from fer_core.errors import FerError
 from fer_core.records import Person, Records, Viewer, database_url, open_records
 
@@ -27,7 +27,7 @@ _LOCK_CREATION = threading.Lock()
 
 def records() -> Records | None:
     """The shared store, or None after showing why it cannot be opened."""
-    from app_lib.model_state import runs_dir
+    from app_lib.model.model_state import runs_dir
 
     try:
         return open_records(database_url(runs=runs_dir()))

@@ -1,4 +1,4 @@
-"""``python -m app_lib.serve run app.py [options]``: ``streamlit run``, as ``make run`` starts
+"""``python -m app_lib.server.serve run app.py [options]``: ``streamlit run``, as ``make run`` starts
 it, without the one outbound connection Streamlit makes by itself.
 
 Served on a wildcard address (``ADDRESS=0.0.0.0``), Streamlit asks a web service
