@@ -3,6 +3,7 @@ sessions, two sessions side by side, exports, and deleting everything about some
 
 import streamlit as st
 
+from app_lib.records.people_view import render_saved_sessions, session_label, when
 from app_lib.records.shared_store import person_label, pick_person, records, viewer, who_sees_what
 from app_lib.ui.charts import daily_figure, share_bars
 from app_lib.ui.formatting import table_height
@@ -14,12 +15,10 @@ from fer_core.records.history import (
     emotion_shares,
     person_csv_bytes,
     person_json_bytes,
-    session_csv_bytes,
     session_shares,
     uncertain_share,
 )
 
-THUMBNAILS_SHOWN = 12  # face thumbnails shown for a session that kept them
 DONE_KEY = "people_done"  # a message to show after the rerun that follows a change
 
 st.title("People & history")
@@ -50,18 +49,6 @@ if done:
     st.success(escape_markdown(done), icon=":material/check_circle:")
 
 people_tab, sessions_tab = st.tabs(["People", "Saved sessions"])
-
-
-def _when(value) -> str:
-    """A time, in the server's local time zone."""
-    if hasattr(value, "to_pydatetime"):  # a pandas Timestamp
-        value = value.to_pydatetime()
-    return value.astimezone().strftime("%Y-%m-%d %H:%M")
-
-
-def _session_label(session) -> str:
-    name = f" · {session.name}" if session.name else ""
-    return f"#{session.id} · {_when(session.started_at)} · {session.source}{name} · {session.rows:,} rows"
 
 
 def _finish(message: str) -> None:
@@ -126,7 +113,7 @@ with people_tab:
             st.markdown("##### Sessions")
             table = session_shares(rows)
             st.dataframe(
-                table.assign(session_started=table["session_started"].map(_when)),
+                table.assign(session_started=table["session_started"].map(when)),
                 hide_index=True,
                 height=table_height(len(table)),
                 column_config={
@@ -152,14 +139,14 @@ with people_tab:
                         ids,
                         index=1,
                         key="people-compare-a",
-                        format_func=lambda i: _session_label(by_id[i]),
+                        format_func=lambda i: session_label(by_id[i]),
                     ),
                     pick[1].selectbox(
                         "Session",
                         ids,
                         index=0,
                         key="people-compare-b",
-                        format_func=lambda i: _session_label(by_id[i]),
+                        format_func=lambda i: session_label(by_id[i]),
                     ),
                 ]
                 for side, (column, number) in enumerate(zip(st.columns(2), chosen)):
@@ -168,7 +155,7 @@ with people_tab:
                     column.plotly_chart(
                         share_bars(
                             emotion_shares(part),
-                            title=f"#{number} · {_when(by_id[number].started_at)}",
+                            title=f"#{number} · {when(by_id[number].started_at)}",
                         ),
                         key=f"people-compare-chart-{side}",
                         config={"displayModeBar": False},
@@ -238,104 +225,4 @@ with people_tab:
                     _finish(f"Deleted {person_label(person)}: {deleted.describe()}.")
 
 with sessions_tab:
-    sessions = store.sessions(me)
-    if not sessions:
-        st.info(
-            "No saved session. Sessions are saved from the Live page (Save to history, then "
-            "Record) and the Photos & videos page.",
-            icon=":material/history:",
-        )
-    else:
-        st.dataframe(
-            [
-                {
-                    "#": s.id,
-                    "started": _when(s.started_at),
-                    "source": s.source,
-                    "name": s.name,
-                    "person": s.person_name or "",
-                    "status": s.status,
-                    "rows": s.rows,
-                    "faces": s.faces,
-                    "detector": s.detector,
-                    "model": s.model,
-                }
-                for s in sessions
-            ],
-            hide_index=True,
-            height=table_height(len(sessions)),
-        )
-        by_id = {s.id: s for s in sessions}
-        number = st.selectbox(
-            "Session",
-            list(by_id),
-            key="sessions-pick",
-            format_func=lambda i: _session_label(by_id[i]),
-        )
-        session = by_id[number]
-        if session.status == "interrupted":
-            st.caption(
-                "Interrupted: the recording stopped without being finished (the tab closed or "
-                "the server stopped). Everything it wrote until then is kept."
-            )
-        if session.thumbnails:
-            shown = store.session_thumbnails(session.id, me, limit=THUMBNAILS_SHOWN)
-            if shown:
-                st.caption(
-                    f"The first {len(shown)} faces kept with this session (48x48, as the model "
-                    "saw them):"
-                )
-                st.image(
-                    [png for _, _, png in shown],
-                    caption=[f"face #{face} · frame {frame}" for face, frame, _ in shown],
-                    width=72,
-                )
-        people = store.people(me)
-        names = {p.id: person_label(p) for p in people}
-        left, right = st.columns(2)
-        with left.form("sessions-person"):
-            about = st.selectbox(
-                "About",
-                [None, *names],
-                index=(
-                    [None, *names].index(session.person_id) if session.person_id in names else 0
-                ),
-                format_func=lambda i: "nobody" if i is None else names[i],
-            )
-            if st.form_submit_button("Save"):
-                with user_errors():
-                    store.set_session_person(session.id, about, me)
-                    _finish(f"Session #{session.id} is about {names.get(about, 'nobody')}.")
-        session_rows = store.session_rows(session.id, me)
-        face_ids = sorted(int(f) for f in session_rows["face_id"].dropna().unique())
-        with right.form("sessions-face"):
-            face = st.selectbox(
-                "Face", face_ids, format_func=lambda f: f"face #{f}", disabled=not face_ids
-            )
-            whom = st.selectbox(
-                "is",
-                [None, *names],
-                format_func=lambda i: "the session's person" if i is None else names[i],
-            )
-            if st.form_submit_button("Assign", disabled=not face_ids):
-                with user_errors():
-                    count = store.assign_face(session.id, face, whom, me)
-                    _finish(
-                        f"Face #{face} of session #{session.id} ({count:,} rows): {names.get(whom, 'the session' + chr(39) + 's person')}."
-                    )
-        actions = st.columns(2)
-        actions[0].download_button(
-            "Session CSV",
-            lambda: session_csv_bytes(store, session.id, me),
-            f"session-{session.id}.csv",
-            mime="text/csv",
-            on_click="ignore",
-            key="sessions-csv",
-            icon=":material/download:",
-        )
-        if actions[1].button(
-            "Delete this session", key="sessions-delete", icon=":material/delete:"
-        ):
-            with user_errors():
-                deleted = store.delete_session(session.id, me)
-                _finish(f"Deleted session #{session.id}: {deleted.describe()}.")
+    render_saved_sessions(store, me, _finish)
