@@ -92,22 +92,11 @@ class ImageResult:
             if face.number is None:
                 face.number = number
 
-    @property
-    def numbers(self) -> list[int]:
-        return [int(face.number or 0) for face in self.faces]
-
     def kept(self, dropped: Iterable[int] = ()) -> ImageResult:
         """The same image without the faces whose numbers are in ``dropped`` (boxes the user
         marked as not a face); the faces kept keep their numbers."""
         gone = set(dropped)
         return replace(self, faces=[face for face in self.faces if face.number not in gone])
-
-    def shown_labels(self) -> list[str]:
-        return [face.shown_label(self.uncertain_below) for face in self.faces]
-
-    @property
-    def any_uncertain(self) -> bool:
-        return any(face.uncertain(self.uncertain_below) for face in self.faces)
 
 
 FACE_COLUMNS = [
